@@ -1,0 +1,148 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/urfave/cli/v2"
+
+	"github.com/raftcache/raftcache/client"
+	"github.com/raftcache/raftcache/node"
+	"github.com/raftcache/raftcache/transport"
+)
+
+func nodeCommand() *cli.Command {
+	env := func(name string) []string { return []string{"RAFTCACHE_" + name} }
+	return &cli.Command{
+		Name:  "node",
+		Usage: "run a cluster member",
+		Description: `With no flags, runs a single node on 127.0.0.1:7070 (Raft 127.0.0.1:7071)
+with data in ./data, bootstrapping a one-node cluster.
+
+A node given --join asks the listed members to add it, retrying until one
+does; a node given neither --join nor --bootstrap bootstraps when its data
+directory is empty. A node restarted on its data directory rejoins with the
+same flags.
+
+   raftcache node --id n1 --http-addr 127.0.0.1:8001 --raft-addr 127.0.0.1:9001 --data-dir data/n1 --bootstrap
+   raftcache node --id n2 --http-addr 127.0.0.1:8002 --raft-addr 127.0.0.1:9002 --data-dir data/n2 --join http://127.0.0.1:8001`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "id", EnvVars: env("ID"), Usage: "unique member id (default: the Raft address)"},
+			&cli.StringFlag{Name: "http-addr", EnvVars: env("HTTP_ADDR"), Value: "127.0.0.1:7070", Usage: "client API address (host:port)"},
+			&cli.StringFlag{Name: "raft-addr", EnvVars: env("RAFT_ADDR"), Value: "127.0.0.1:7071", Usage: "Raft transport address (host:port); keep it on a private interface"},
+			&cli.StringFlag{Name: "data-dir", EnvVars: env("DATA_DIR"), Value: "data", Usage: "directory for the Raft log, stable store and snapshots"},
+			&cli.BoolFlag{Name: "bootstrap", EnvVars: env("BOOTSTRAP"), Usage: "form a new cluster if the data directory holds none"},
+			&cli.StringSliceFlag{Name: "join", EnvVars: env("JOIN"), Usage: "URLs of members to join through (comma-separated)"},
+			&cli.Int64Flag{Name: "max-value-size", EnvVars: env("MAX_VALUE_SIZE"), Value: transport.DefaultMaxValueSize, Usage: "largest value accepted, in bytes"},
+			&cli.StringFlag{Name: "log-level", EnvVars: env("LOG_LEVEL"), Value: "info", Usage: "trace, debug, info, warn or error"},
+			&cli.DurationFlag{Name: "raft-heartbeat-timeout", EnvVars: env("RAFT_HEARTBEAT_TIMEOUT"), Value: time.Second, Usage: "follower waits this long without a leader before an election"},
+			&cli.DurationFlag{Name: "raft-election-timeout", EnvVars: env("RAFT_ELECTION_TIMEOUT"), Value: time.Second, Usage: "candidate waits this long for votes"},
+			&cli.Uint64Flag{Name: "snapshot-threshold", EnvVars: env("SNAPSHOT_THRESHOLD"), Value: 8192, Usage: "log entries between snapshots"},
+			&cli.DurationFlag{Name: "snapshot-interval", EnvVars: env("SNAPSHOT_INTERVAL"), Value: 30 * time.Second, Usage: "how often to check the snapshot threshold"},
+			&cli.Uint64Flag{Name: "trailing-logs", EnvVars: env("TRAILING_LOGS"), Value: 10240, Usage: "log entries kept after a snapshot"},
+		},
+		Action: runNode,
+	}
+}
+
+func runNode(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return usagef("node takes no arguments, got %q", c.Args().Slice())
+	}
+	logger := hclog.New(&hclog.LoggerOptions{
+		Name:   "raftcache",
+		Level:  hclog.LevelFromString(c.String("log-level")),
+		Output: c.App.ErrWriter,
+	})
+	join := c.StringSlice("join")
+	id := c.String("id")
+	if id == "" {
+		id = c.String("raft-addr")
+	}
+
+	ln, err := net.Listen("tcp", c.String("http-addr"))
+	if err != nil {
+		return fmt.Errorf("listen on --http-addr: %w", err)
+	}
+	n, err := node.New(node.Config{
+		ID:                id,
+		RaftAddr:          c.String("raft-addr"),
+		HTTPAddr:          ln.Addr().String(),
+		DataDir:           c.String("data-dir"),
+		Bootstrap:         c.Bool("bootstrap") || len(join) == 0,
+		Logger:            logger,
+		HeartbeatTimeout:  c.Duration("raft-heartbeat-timeout"),
+		ElectionTimeout:   c.Duration("raft-election-timeout"),
+		SnapshotThreshold: c.Uint64("snapshot-threshold"),
+		SnapshotInterval:  c.Duration("snapshot-interval"),
+		TrailingLogs:      c.Uint64("trailing-logs"),
+	})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	api := transport.New(n, transport.Config{MaxValueSize: c.Int64("max-value-size"), Logger: logger.Named("http")})
+	srv := transport.NewHTTPServer(api)
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	logger.Info("serving", "id", id, "http_addr", n.HTTPAddr(), "raft_addr", n.RaftAddr(), "data_dir", c.String("data-dir"))
+
+	ctx, cancel := context.WithCancel(c.Context)
+	defer cancel()
+	if len(join) > 0 {
+		go joinCluster(ctx, logger, join, client.Member{ID: id, RaftAddr: n.RaftAddr(), HTTPAddr: n.HTTPAddr()})
+	}
+
+	select {
+	case <-c.Context.Done():
+		logger.Info("shutting down")
+		err = nil
+	case err = <-serveErr:
+		logger.Error("HTTP server failed", "error", err)
+	}
+	cancel()
+	shutCtx, done := context.WithTimeout(context.Background(), 5*time.Second)
+	defer done()
+	if serr := srv.Shutdown(shutCtx); serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+		logger.Warn("HTTP shutdown", "error", serr)
+	}
+	if cerr := n.Close(); cerr != nil {
+		logger.Warn("raft shutdown", "error", cerr)
+	}
+	return err
+}
+
+// joinCluster asks the members at urls to add this node, retrying with
+// jittered backoff until one accepts or ctx ends. Asking again when
+// already a member is harmless, so a restarted node simply does it again.
+func joinCluster(ctx context.Context, logger hclog.Logger, urls []string, self client.Member) {
+	cl, err := client.New(client.Config{Endpoints: urls, Timeout: 10 * time.Second})
+	if err != nil {
+		logger.Error("join", "error", err)
+		return
+	}
+	backoff := 200 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := cl.AddMember(ctx, self)
+		if err == nil {
+			logger.Info("joined the cluster", "via", urls)
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		logger.Warn("join failed, retrying", "attempt", attempt, "error", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff + rand.N(backoff/2)):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}

@@ -1,0 +1,227 @@
+// Package fsm is raftcache's replicated state machine: the cache itself.
+//
+// Every node applies the same Raft log to its own FSM and must end in the
+// same state, so Apply is deterministic: it never reads a clock (time comes
+// from the leader inside each command), draws no random numbers and lets no
+// map iteration order decide anything. Reads take no lock: the state is an
+// immutable copy-on-write B-tree, and each applied batch publishes a new
+// root with one atomic store. Snapshots therefore cost O(1) to take and
+// stream a consistent view while writes continue.
+//
+// The package imports nothing else of raftcache and knows nothing about
+// HTTP; node proposes commands and transport maps the errors below.
+package fsm
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/google/btree"
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+)
+
+// Errors returned by this package. Callers test them with errors.Is.
+var (
+	// ErrNotFound: the key does not exist or has expired.
+	ErrNotFound = errors.New("key not found")
+	// ErrBadCommand: bytes that are not a command this version understands.
+	ErrBadCommand = errors.New("malformed command")
+	// ErrBadSnapshot: a snapshot stream that cannot be restored.
+	ErrBadSnapshot = errors.New("malformed snapshot")
+)
+
+// EntryOverhead approximates the memory one cached key costs beyond its key
+// and value bytes (item struct, B-tree slot, slice and string headers). It
+// is part of the replicated byte count, so it must never change meaning
+// between versions without a new command format.
+const EntryOverhead = 64
+
+// item is one cached key. Items are immutable once published: a write
+// replaces the item, so a reader holding an old root sees old items intact.
+type item struct {
+	key      string
+	value    []byte
+	version  uint64
+	expireAt int64 // Unix ns, 0 = never
+}
+
+func (it *item) size() int64 { return int64(len(it.key) + len(it.value) + EntryOverhead) }
+
+func (it *item) expired(now int64) bool { return it.expireAt != 0 && now >= it.expireAt }
+
+func itemLess(a, b *item) bool { return a.key < b.key }
+
+// Entry is what a read returns. Value aliases the cache's copy: read only.
+type Entry struct {
+	Value    []byte
+	Version  uint64 // Raft index of the write that produced this value
+	ExpireAt int64  // Unix ns, 0 = never
+}
+
+// Result is what applying one command returns to the proposer.
+type Result struct {
+	Index   uint64 // Raft index of the entry
+	Version uint64 // OpSet: the key's new version
+	Deleted bool   // OpDelete: whether a live key was removed
+}
+
+// state is one immutable published view of the cache.
+type state struct {
+	tree  *btree.BTreeG[*item]
+	bytes int64 // sum of item sizes, expired items included until removed
+}
+
+// FSM is the cache. Reads are safe from any goroutine; Apply, ApplyBatch,
+// Snapshot and Restore are called by Raft from its single FSM goroutine.
+type FSM struct {
+	logger hclog.Logger
+
+	root  atomic.Pointer[state]
+	clock atomic.Int64  // the largest leader time seen in the log, Unix ns
+	index atomic.Uint64 // last Raft index this FSM has processed
+
+	mu      sync.Mutex
+	members map[string]string // member id -> HTTP address
+	changed chan struct{}     // closed after every applied batch
+
+	hits, misses atomic.Uint64 // local read statistics, not replicated
+}
+
+// New returns an empty cache. A nil logger discards logs.
+func New(logger hclog.Logger) *FSM {
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	f := &FSM{
+		logger:  logger,
+		members: map[string]string{},
+		changed: make(chan struct{}),
+	}
+	f.root.Store(&state{tree: newTree()})
+	return f
+}
+
+func newTree() *btree.BTreeG[*item] { return btree.NewG(32, itemLess) }
+
+// Apply implements raft.FSM.
+func (f *FSM) Apply(l *raft.Log) interface{} {
+	return f.ApplyBatch([]*raft.Log{l})[0]
+}
+
+// ApplyBatch implements raft.BatchingFSM: a whole commit batch is applied to
+// one private clone of the tree and published at once, so readers see the
+// batch appear atomically and pay no lock.
+func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
+	cur := f.root.Load()
+	next := &state{tree: cur.tree.Clone(), bytes: cur.bytes}
+	out := make([]interface{}, len(logs))
+	var last uint64
+	for i, l := range logs {
+		last = l.Index
+		if l.Type != raft.LogCommand {
+			continue // configuration entries carry no cache state
+		}
+		cmd, err := Decode(l.Data)
+		if err != nil {
+			// A replica that cannot read the log must stop rather than
+			// diverge from the others (Consul does the same).
+			panic(fmt.Sprintf("fsm: cannot apply entry %d: %v", l.Index, err))
+		}
+		out[i] = f.apply(next, l.Index, &cmd)
+	}
+	f.root.Store(next)
+	f.index.Store(last)
+	f.notify()
+	return out
+}
+
+func (f *FSM) apply(s *state, index uint64, c *Command) *Result {
+	if c.Now > f.clock.Load() {
+		f.clock.Store(c.Now)
+	}
+	res := &Result{Index: index}
+	switch c.Op {
+	case OpSet:
+		it := &item{key: string(c.Key), value: c.Value, version: index, expireAt: c.ExpireAt}
+		if old, ok := s.tree.ReplaceOrInsert(it); ok {
+			s.bytes -= old.size()
+		}
+		s.bytes += it.size()
+		res.Version = index
+	case OpDelete:
+		if old, ok := s.tree.Delete(&item{key: string(c.Key)}); ok {
+			s.bytes -= old.size()
+			res.Deleted = !old.expired(c.Now)
+		}
+	case OpSetMember:
+		f.mu.Lock()
+		f.members[c.MemberID] = c.HTTPAddr
+		f.mu.Unlock()
+	case OpRemoveMember:
+		f.mu.Lock()
+		delete(f.members, c.MemberID)
+		f.mu.Unlock()
+	}
+	return res
+}
+
+// notify wakes everyone waiting for the applied index to move.
+func (f *FSM) notify() {
+	f.mu.Lock()
+	close(f.changed)
+	f.changed = make(chan struct{})
+	f.mu.Unlock()
+}
+
+// Changed returns a channel that is closed the next time the FSM applies a
+// batch or restores a snapshot; waiters re-check AppliedIndex then.
+func (f *FSM) Changed() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.changed
+}
+
+// AppliedIndex is the last Raft index this FSM has processed. It can lag
+// raft.AppliedIndex, which advances when entries are handed to the FSM
+// goroutine rather than when they are applied.
+func (f *FSM) AppliedIndex() uint64 { return f.index.Load() }
+
+// Clock is the largest leader timestamp this FSM has applied.
+func (f *FSM) Clock() int64 { return f.clock.Load() }
+
+// Get returns the live entry for key. now is the caller's wall clock; the
+// FSM uses the later of it and the leader time it has seen, so a node whose
+// clock runs slow still never serves a key its leader already expired.
+func (f *FSM) Get(key []byte, now int64) (Entry, error) {
+	if c := f.clock.Load(); c > now {
+		now = c
+	}
+	it, ok := f.root.Load().tree.Get(&item{key: string(key)})
+	if !ok || it.expired(now) {
+		f.misses.Add(1)
+		return Entry{}, ErrNotFound
+	}
+	f.hits.Add(1)
+	return Entry{Value: it.value, Version: it.version, ExpireAt: it.expireAt}, nil
+}
+
+// Members returns a copy of the member id -> HTTP address table.
+func (f *FSM) Members() map[string]string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	m := make(map[string]string, len(f.members))
+	for k, v := range f.members {
+		m[k] = v
+	}
+	return m
+}
+
+// MemberAddr returns the HTTP address a member registered, or "".
+func (f *FSM) MemberAddr(id string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.members[id]
+}

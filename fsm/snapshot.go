@@ -1,0 +1,237 @@
+package fsm
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"sort"
+
+	"github.com/google/btree"
+	"github.com/hashicorp/raft"
+)
+
+// snapshotMagic opens every snapshot stream; the last byte is the format
+// version, so a later format can be told apart and still restored.
+var snapshotMagic = [4]byte{'R', 'C', 'S', 1}
+
+// snapshot is a point-in-time view. Because published trees are never
+// modified, holding the root is enough: no copy is made when Raft asks for
+// a snapshot, and writes go on while Persist streams it.
+type snapshot struct {
+	root    *state
+	index   uint64
+	clock   int64
+	members map[string]string
+}
+
+// Snapshot implements raft.FSM. It is called on the FSM goroutine, so the
+// root, index and clock it reads belong to the same applied batch.
+func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	return &snapshot{
+		root:    f.root.Load(),
+		index:   f.index.Load(),
+		clock:   f.clock.Load(),
+		members: f.Members(),
+	}, nil
+}
+
+// Persist writes the stream:
+//
+//	magic(4) index(uvarint) clock(varint) nmembers(uvarint) {id addr}
+//	nitems(uvarint) {key value version(uvarint) expireAt(varint)}
+//
+// with byte strings as uvarint length + bytes, items in key order.
+func (s *snapshot) Persist(sink raft.SnapshotSink) error {
+	if err := s.write(sink); err != nil {
+		_ = sink.Cancel()
+		return err
+	}
+	return sink.Close()
+}
+
+func (s *snapshot) write(w io.Writer) error {
+	bw := bufio.NewWriterSize(w, 256<<10)
+	var buf []byte
+	buf = append(buf, snapshotMagic[:]...)
+	buf = binary.AppendUvarint(buf, s.index)
+	buf = binary.AppendVarint(buf, s.clock)
+	ids := sortedKeys(s.members)
+	buf = binary.AppendUvarint(buf, uint64(len(ids)))
+	for _, id := range ids {
+		buf = appendBytes(buf, []byte(id))
+		buf = appendBytes(buf, []byte(s.members[id]))
+	}
+	buf = binary.AppendUvarint(buf, uint64(s.root.tree.Len()))
+	var err error
+	s.root.tree.Ascend(func(it *item) bool {
+		buf = appendBytes(buf, []byte(it.key))
+		buf = appendBytes(buf, it.value)
+		buf = binary.AppendUvarint(buf, it.version)
+		buf = binary.AppendVarint(buf, it.expireAt)
+		if len(buf) >= 64<<10 {
+			_, err = bw.Write(buf)
+			buf = buf[:0]
+		}
+		return err == nil
+	})
+	if err != nil {
+		return err
+	}
+	if _, err := bw.Write(buf); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+// Release implements raft.FSMSnapshot; there is nothing to free.
+func (s *snapshot) Release() {}
+
+// Restore implements raft.FSM. The new state is built aside and then
+// replaces the old one in a single atomic publish, so a concurrent reader
+// sees either the whole old cache or the whole new one.
+func (f *FSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	snap, err := readSnapshot(bufio.NewReaderSize(rc, 256<<10))
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	f.members = snap.members
+	f.mu.Unlock()
+	f.clock.Store(snap.clock)
+	f.root.Store(snap.root)
+	f.index.Store(snap.index)
+	f.notify()
+	return nil
+}
+
+func readSnapshot(r *bufio.Reader) (*snapshot, error) {
+	fail := func(what string, err error) (*snapshot, error) {
+		return nil, fmt.Errorf("%w: %s: %v", ErrBadSnapshot, what, err)
+	}
+	var magic [4]byte
+	if _, err := io.ReadFull(r, magic[:]); err != nil {
+		return fail("header", err)
+	}
+	if magic != snapshotMagic {
+		return fail("header", fmt.Errorf("unknown magic %q", magic[:]))
+	}
+	s := &snapshot{members: map[string]string{}}
+	var err error
+	if s.index, err = binary.ReadUvarint(r); err != nil {
+		return fail("index", err)
+	}
+	if s.clock, err = binary.ReadVarint(r); err != nil {
+		return fail("clock", err)
+	}
+	n, err := binary.ReadUvarint(r)
+	if err != nil {
+		return fail("member count", err)
+	}
+	for i := uint64(0); i < n; i++ {
+		id, err1 := readBytes(r)
+		addr, err2 := readBytes(r)
+		if err1 != nil || err2 != nil {
+			return fail("member", fmt.Errorf("%v %v", err1, err2))
+		}
+		s.members[string(id)] = string(addr)
+	}
+	if n, err = binary.ReadUvarint(r); err != nil {
+		return fail("item count", err)
+	}
+	tree := newTree()
+	var bytes int64
+	for i := uint64(0); i < n; i++ {
+		key, err := readBytes(r)
+		if err != nil {
+			return fail("key", err)
+		}
+		val, err := readBytes(r)
+		if err != nil {
+			return fail("value", err)
+		}
+		it := &item{key: string(key), value: val}
+		if it.version, err = binary.ReadUvarint(r); err != nil {
+			return fail("version", err)
+		}
+		if it.expireAt, err = binary.ReadVarint(r); err != nil {
+			return fail("expiry", err)
+		}
+		tree.ReplaceOrInsert(it)
+		bytes += it.size()
+	}
+	s.root = &state{tree: tree, bytes: bytes}
+	return s, nil
+}
+
+// maxSnapshotString bounds one length prefix, so a corrupt stream cannot
+// make Restore allocate without limit.
+const maxSnapshotString = 1 << 30
+
+func readBytes(r *bufio.Reader) ([]byte, error) {
+	n, err := binary.ReadUvarint(r)
+	if err != nil {
+		return nil, err
+	}
+	if n > maxSnapshotString {
+		return nil, fmt.Errorf("length %d too large", n)
+	}
+	b := make([]byte, n)
+	_, err = io.ReadFull(r, b)
+	return b, err
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// Stats describes the local copy of the cache. Keys and Bytes are
+// replicated state (equal on nodes at the same index); Hits and Misses
+// count this node's reads only.
+type Stats struct {
+	Keys         int
+	Bytes        int64
+	Hits         uint64
+	Misses       uint64
+	AppliedIndex uint64
+	Digest       string
+}
+
+// Stats returns the current statistics, including Digest.
+func (f *FSM) Stats() Stats {
+	// Read index before root: the root is at least as new as the index.
+	idx := f.index.Load()
+	s := f.root.Load()
+	return Stats{
+		Keys:         s.tree.Len(),
+		Bytes:        s.bytes,
+		Hits:         f.hits.Load(),
+		Misses:       f.misses.Load(),
+		AppliedIndex: idx,
+		Digest:       digest(s.tree),
+	}
+}
+
+// digest hashes every item in key order (the tree's order, so no sort is
+// needed): two nodes that applied the same log report the same digest.
+func digest(t *btree.BTreeG[*item]) string {
+	h := sha256.New()
+	var buf []byte
+	t.Ascend(func(it *item) bool {
+		buf = appendBytes(buf[:0], []byte(it.key))
+		buf = appendBytes(buf, it.value)
+		buf = binary.AppendUvarint(buf, it.version)
+		buf = binary.AppendVarint(buf, it.expireAt)
+		h.Write(buf)
+		return true
+	})
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}

@@ -1,0 +1,216 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/raftcache/raftcache/fsm"
+)
+
+// Member is one cluster member as every node sees it: Raft's configuration
+// joined with the HTTP address the member registered through the log.
+type Member struct {
+	ID       string
+	RaftAddr string
+	HTTPAddr string // "" until the member's registration has been applied
+	Voter    bool
+}
+
+// Status is this node's view of the cluster.
+type Status struct {
+	State        string // Leader, Follower, Candidate, Shutdown
+	Term         uint64
+	CommitIndex  uint64
+	AppliedIndex uint64        // applied to this node's cache
+	LastContact  time.Duration // since the leader was last heard from; 0 on the leader
+	Leader       Member        // zero if no leader is known
+	HasLeader    bool
+}
+
+// watchLeadership tracks leadership changes. On becoming leader it waits
+// for a barrier (an entry of the new term) to be applied before marking
+// the node ready to serve strong reads: until then its state may miss
+// entries the previous leader committed (RedisRaft's stale reads after an
+// election). It also (re)registers this node's HTTP address so that every
+// member can name the leader's API.
+func (n *Node) watchLeadership() {
+	defer n.wg.Done()
+	for {
+		select {
+		case <-n.closing:
+			return
+		case isLeader := <-n.notify:
+			if isLeader {
+				n.logger.Info("became leader", "term", n.raft.CurrentTerm())
+				n.wg.Add(1)
+				go n.establishLeadership()
+			} else {
+				n.logger.Info("lost leadership")
+			}
+		}
+	}
+}
+
+func (n *Node) establishLeadership() {
+	defer n.wg.Done()
+	for n.IsLeader() {
+		term := n.raft.CurrentTerm()
+		err := n.raft.Barrier(n.cfg.ApplyTimeout).Error()
+		if err == nil && n.raft.CurrentTerm() == term {
+			// One leader per term: the barrier committed in term by us.
+			n.readyTerm.Store(term)
+			break
+		}
+		n.logger.Warn("leader barrier failed", "error", err)
+		select {
+		case <-n.closing:
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	if !n.IsLeader() || n.fsm.MemberAddr(n.cfg.ID) == n.cfg.HTTPAddr {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
+	defer cancel()
+	_, err := n.propose(ctx, &fsm.Command{Op: fsm.OpSetMember, MemberID: n.cfg.ID, HTTPAddr: n.cfg.HTTPAddr})
+	if err != nil {
+		n.logger.Warn("registering own HTTP address failed", "error", err)
+	}
+}
+
+// IsLeader reports whether this node is the leader.
+func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
+
+// Leader returns the current leader as this node knows it.
+func (n *Node) Leader() (Member, bool) {
+	addr, id := n.raft.LeaderWithID()
+	if id == "" {
+		return Member{}, false
+	}
+	return Member{ID: string(id), RaftAddr: string(addr), HTTPAddr: n.fsm.MemberAddr(string(id)), Voter: true}, true
+}
+
+// Members lists the members in Raft's latest configuration.
+func (n *Node) Members() ([]Member, error) {
+	f := n.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	http := n.fsm.Members()
+	var out []Member
+	for _, s := range f.Configuration().Servers {
+		out = append(out, Member{
+			ID:       string(s.ID),
+			RaftAddr: string(s.Address),
+			HTTPAddr: http[string(s.ID)],
+			Voter:    s.Suffrage == raft.Voter,
+		})
+	}
+	return out, nil
+}
+
+// Status reports this node's Raft state and indices.
+func (n *Node) Status() Status {
+	s := Status{
+		State:        n.raft.State().String(),
+		Term:         n.raft.CurrentTerm(),
+		CommitIndex:  n.raft.CommitIndex(),
+		AppliedIndex: n.fsm.AppliedIndex(),
+	}
+	s.Leader, s.HasLeader = n.Leader()
+	if n.raft.State() != raft.Leader {
+		s.LastContact = n.lastContact()
+	}
+	return s
+}
+
+// lastContact is the time since this follower last heard from a leader;
+// very large if it never has.
+func (n *Node) lastContact() time.Duration {
+	t := n.raft.LastContact()
+	if t.IsZero() {
+		return time.Duration(1<<63 - 1)
+	}
+	return time.Since(t)
+}
+
+// Ready reports whether the node can serve: a leader is known and the
+// local cache has applied everything this node knows to be committed.
+func (n *Node) Ready() bool {
+	if _, ok := n.Leader(); !ok {
+		return false
+	}
+	return n.applied(n.raft.CommitIndex())
+}
+
+// AddMember adds (or re-adds) a voting member and replicates its HTTP
+// address. Adding a member that is already present with the same Raft
+// address only refreshes its HTTP address, so a restarted node may ask to
+// join again harmlessly.
+func (n *Node) AddMember(ctx context.Context, m Member) error {
+	if !n.IsLeader() {
+		return ErrNotLeader
+	}
+	f := n.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return n.classify(err, false)
+	}
+	present := false
+	for _, s := range f.Configuration().Servers {
+		sameID, sameAddr := string(s.ID) == m.ID, string(s.Address) == m.RaftAddr
+		if sameID && sameAddr {
+			present = true
+			continue
+		}
+		if sameID || sameAddr {
+			// The id moved to a new address, or the address is reused by a
+			// new id: drop the stale entry first (as hraftd does).
+			if err := n.raft.RemoveServer(s.ID, 0, n.timeout(ctx)).Error(); err != nil {
+				return n.classify(err, true)
+			}
+		}
+	}
+	if !present {
+		n.logger.Info("adding member", "id", m.ID, "raft_addr", m.RaftAddr, "http_addr", m.HTTPAddr)
+		err := n.raft.AddVoter(raft.ServerID(m.ID), raft.ServerAddress(m.RaftAddr), 0, n.timeout(ctx)).Error()
+		if err != nil {
+			return n.classify(err, true)
+		}
+	}
+	if n.fsm.MemberAddr(m.ID) == m.HTTPAddr {
+		return nil
+	}
+	_, err := n.propose(ctx, &fsm.Command{Op: fsm.OpSetMember, MemberID: m.ID, HTTPAddr: m.HTTPAddr})
+	return err
+}
+
+// RemoveMember removes a member from the cluster and forgets its address.
+func (n *Node) RemoveMember(ctx context.Context, id string) error {
+	if !n.IsLeader() {
+		return ErrNotLeader
+	}
+	members, err := n.Members()
+	if err != nil {
+		return err
+	}
+	found := false
+	for _, m := range members {
+		found = found || m.ID == id
+	}
+	if !found {
+		return fmt.Errorf("%w: %q", ErrUnknownMember, id)
+	}
+	n.logger.Info("removing member", "id", id)
+	if err := n.raft.RemoveServer(raft.ServerID(id), 0, n.timeout(ctx)).Error(); err != nil {
+		return n.classify(err, true)
+	}
+	if id == n.cfg.ID {
+		return nil // a leader that removed itself steps down; the next leader keeps the stale address harmlessly
+	}
+	_, err = n.propose(ctx, &fsm.Command{Op: fsm.OpRemoveMember, MemberID: id})
+	return err
+}

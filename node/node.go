@@ -1,0 +1,261 @@
+// Package node is one raftcache cluster member: it owns the Raft instance,
+// its bolt log and stable store, the file snapshot store and the cache FSM,
+// and offers the operations the fronts (HTTP, and later others) need:
+// replicated writes, reads at a chosen consistency, and membership.
+//
+// node knows nothing about HTTP. It reports failures as the sentinel errors
+// below, and the fronts map them to their protocol.
+package node
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"github.com/raftcache/raftcache/fsm"
+)
+
+// Errors returned by Node. Each says whether the request took effect, which
+// is what a caller needs to decide about retrying.
+var (
+	// ErrNotLeader: this node is not the leader; nothing was done. Send the
+	// request to Leader() instead.
+	ErrNotLeader = errors.New("not the leader")
+	// ErrNoLeader: the cluster has no leader able to serve right now (an
+	// election is running, or a new leader has not yet committed an entry
+	// of its term); nothing was done. Retry shortly.
+	ErrNoLeader = errors.New("no leader available")
+	// ErrUnknownOutcome: the write was proposed but its fate is unknown
+	// (leadership lost or deadline passed while it was in flight). It may
+	// still commit. Do not blindly retry a non-idempotent write.
+	ErrUnknownOutcome = errors.New("write outcome unknown")
+	// ErrUnavailable: the request was not applied because Raft could not
+	// take it in time or is shutting down. Safe to retry.
+	ErrUnavailable = errors.New("temporarily unavailable")
+	// ErrIndexTimeout: a read waiting for the local state to reach an
+	// index gave up at its deadline.
+	ErrIndexTimeout = errors.New("timed out waiting for index")
+	// ErrTooStale: this follower has not heard from a leader within the
+	// caller's max staleness.
+	ErrTooStale = errors.New("follower too stale")
+	// ErrUnknownMember: no member has that id.
+	ErrUnknownMember = errors.New("unknown member")
+	// ErrClosed: the node has been closed.
+	ErrClosed = errors.New("node closed")
+)
+
+// Config describes one node. Zero durations and counts take the defaults
+// noted on each field.
+type Config struct {
+	ID        string // unique, stable member id
+	RaftAddr  string // bind and advertise address of the Raft transport
+	HTTPAddr  string // this node's client API address, replicated to all members
+	DataDir   string // raft.db and snapshots/ live here
+	Bootstrap bool   // form a one-node cluster if DataDir holds no Raft state
+
+	Logger hclog.Logger     // nil discards
+	Clock  func() time.Time // nil = time.Now; the leader stamps commands with it
+
+	HeartbeatTimeout  time.Duration // default 1s (hashicorp/raft's)
+	ElectionTimeout   time.Duration // default 1s
+	SnapshotThreshold uint64        // entries between snapshots; default 8192
+	SnapshotInterval  time.Duration // how often to check the threshold; default 30s
+	TrailingLogs      uint64        // entries kept after a snapshot; default 10240
+	ApplyTimeout      time.Duration // bound on one write when ctx has none; default 10s
+}
+
+func (c *Config) setDefaults() {
+	if c.Logger == nil {
+		c.Logger = hclog.NewNullLogger()
+	}
+	if c.Clock == nil {
+		c.Clock = time.Now
+	}
+	if c.ApplyTimeout == 0 {
+		c.ApplyTimeout = 10 * time.Second
+	}
+}
+
+func (c *Config) raftConfig() *raft.Config {
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(c.ID)
+	rc.Logger = c.Logger.Named("raft")
+	if c.HeartbeatTimeout > 0 {
+		rc.HeartbeatTimeout = c.HeartbeatTimeout
+		rc.LeaderLeaseTimeout = c.HeartbeatTimeout / 2
+	}
+	if c.ElectionTimeout > 0 {
+		rc.ElectionTimeout = c.ElectionTimeout
+	}
+	if c.SnapshotThreshold > 0 {
+		rc.SnapshotThreshold = c.SnapshotThreshold
+	}
+	if c.SnapshotInterval > 0 {
+		rc.SnapshotInterval = c.SnapshotInterval
+	}
+	if c.TrailingLogs > 0 {
+		rc.TrailingLogs = c.TrailingLogs
+	}
+	return rc
+}
+
+// Node is a running cluster member. Its methods are safe for concurrent use.
+type Node struct {
+	cfg    Config
+	logger hclog.Logger
+
+	fsm       *fsm.FSM
+	raft      *raft.Raft
+	store     *raftboltdb.BoltStore
+	logs      raft.LogStore // store behind a cache, used for index gap checks
+	transport *raft.NetworkTransport
+
+	reads  *readIndex
+	notify <-chan bool // Raft's leadership change notifications
+
+	// readyTerm is the term in which this node, as leader, has applied an
+	// entry of its own (a barrier). Strong reads are served only while the
+	// current term equals it.
+	readyTerm atomic.Uint64
+
+	closeOnce sync.Once
+	closing   chan struct{}
+	wg        sync.WaitGroup
+}
+
+// New opens (or creates) the node's data directory and starts Raft. It
+// returns once Raft runs; the node may not know a leader yet.
+func New(cfg Config) (*Node, error) {
+	cfg.setDefaults()
+	if cfg.ID == "" || cfg.RaftAddr == "" || cfg.DataDir == "" {
+		return nil, fmt.Errorf("node: ID, RaftAddr and DataDir are required")
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("node: data dir: %w", err)
+	}
+	n := &Node{
+		cfg:     cfg,
+		logger:  cfg.Logger,
+		fsm:     fsm.New(cfg.Logger.Named("fsm")),
+		closing: make(chan struct{}),
+	}
+	if err := n.open(); err != nil {
+		n.closeStores()
+		return nil, err
+	}
+	n.reads = newReadIndex(n)
+	n.wg.Add(2)
+	go n.watchLeadership()
+	go n.reads.run()
+	return n, nil
+}
+
+func (n *Node) open() error {
+	var err error
+	// fsync stays on: NoSync would let Raft forget acknowledged entries.
+	n.store, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(n.cfg.DataDir, "raft.db")})
+	if err != nil {
+		return fmt.Errorf("node: open bolt store: %w", err)
+	}
+	n.logs, err = raft.NewLogCache(1024, n.store)
+	if err != nil {
+		return err
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(n.cfg.DataDir, 2, n.logger.Named("snapshots"))
+	if err != nil {
+		return fmt.Errorf("node: snapshot store: %w", err)
+	}
+	addr, err := net.ResolveTCPAddr("tcp", n.cfg.RaftAddr)
+	if err != nil {
+		return fmt.Errorf("node: raft address: %w", err)
+	}
+	var advertise net.Addr
+	if addr.Port != 0 {
+		advertise = addr
+	}
+	n.transport, err = raft.NewTCPTransportWithLogger(n.cfg.RaftAddr, advertise, 5, 10*time.Second, n.logger.Named("transport"))
+	if err != nil {
+		return fmt.Errorf("node: raft transport: %w", err)
+	}
+	n.cfg.RaftAddr = string(n.transport.LocalAddr())
+
+	rc := n.cfg.raftConfig()
+	notify := make(chan bool, 16)
+	rc.NotifyCh = notify
+	n.notify = notify
+
+	existing, err := raft.HasExistingState(n.logs, n.store, snaps)
+	if err != nil {
+		return fmt.Errorf("node: inspect state: %w", err)
+	}
+	n.raft, err = raft.NewRaft(rc, n.fsm, n.logs, n.store, snaps, n.transport)
+	if err != nil {
+		return fmt.Errorf("node: start raft: %w", err)
+	}
+	if n.cfg.Bootstrap && !existing {
+		n.logger.Info("bootstrapping a new cluster", "id", n.cfg.ID, "raft_addr", n.cfg.RaftAddr)
+		err := n.raft.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{
+			Suffrage: raft.Voter, ID: raft.ServerID(n.cfg.ID), Address: raft.ServerAddress(n.cfg.RaftAddr),
+		}}}).Error()
+		if err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+			return fmt.Errorf("node: bootstrap: %w", err)
+		}
+	}
+	return nil
+}
+
+// Close stops Raft and releases the stores. A leader does not hand over
+// leadership here; the caller may call TransferLeadership first.
+func (n *Node) Close() error {
+	var err error
+	n.closeOnce.Do(func() {
+		close(n.closing)
+		if n.raft != nil {
+			err = n.raft.Shutdown().Error()
+		}
+		n.wg.Wait()
+		n.closeStores()
+	})
+	return err
+}
+
+func (n *Node) closeStores() {
+	if n.transport != nil {
+		n.transport.Close()
+	}
+	if n.store != nil {
+		n.store.Close()
+	}
+}
+
+// ID returns the member id.
+func (n *Node) ID() string { return n.cfg.ID }
+
+// RaftAddr returns the address the Raft transport listens on.
+func (n *Node) RaftAddr() string { return n.cfg.RaftAddr }
+
+// HTTPAddr returns the client API address this node advertises.
+func (n *Node) HTTPAddr() string { return n.cfg.HTTPAddr }
+
+// FSM exposes the local cache for stale reads and statistics.
+func (n *Node) FSM() *fsm.FSM { return n.fsm }
+
+// now is the leader's clock for stamping commands. It never goes below the
+// latest leader time already in the log, so a leader whose clock is behind
+// its predecessor's cannot move replicated time backwards.
+func (n *Node) now() int64 {
+	t := n.cfg.Clock().UnixNano()
+	if c := n.fsm.Clock(); c > t {
+		return c
+	}
+	return t
+}

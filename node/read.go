@@ -1,0 +1,235 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/raftcache/raftcache/fsm"
+)
+
+// Consistency selects how a read is served.
+type Consistency uint8
+
+const (
+	// Strong reads are linearizable: served by the leader after it has
+	// confirmed its leadership with a quorum and applied everything that
+	// was committed when the read arrived.
+	Strong Consistency = iota
+	// Stale reads are served from this node's local state, however far
+	// behind; MinIndex and MaxStale bound how far.
+	Stale
+)
+
+// ReadOptions tune one read.
+type ReadOptions struct {
+	Consistency Consistency
+	// MinIndex (stale reads): wait until the local state has applied this
+	// index, so a caller that wrote at index I reads its own write here.
+	MinIndex uint64
+	// MaxStale (stale reads): fail with ErrTooStale if this follower has
+	// not heard from a leader for longer.
+	MaxStale time.Duration
+}
+
+// ReadResult is an entry plus where it was read.
+type ReadResult struct {
+	fsm.Entry
+	Index       uint64        // the applied index of the state that was read
+	LastContact time.Duration // 0 on the leader
+}
+
+// Get reads one key. A miss returns fsm.ErrNotFound with Index set.
+func (n *Node) Get(ctx context.Context, key []byte, opt ReadOptions) (ReadResult, error) {
+	var res ReadResult
+	if err := n.prepareRead(ctx, opt, &res); err != nil {
+		return res, err
+	}
+	res.Index = n.fsm.AppliedIndex()
+	e, err := n.fsm.Get(key, n.cfg.Clock().UnixNano())
+	res.Entry = e
+	return res, err
+}
+
+// prepareRead blocks until the local state may answer a read at the
+// requested consistency, and fills in LastContact.
+func (n *Node) prepareRead(ctx context.Context, opt ReadOptions, res *ReadResult) error {
+	if opt.Consistency == Strong {
+		return n.reads.wait(ctx)
+	}
+	if !n.IsLeader() {
+		res.LastContact = n.lastContact()
+		if opt.MaxStale > 0 && res.LastContact > opt.MaxStale {
+			return ErrTooStale
+		}
+	}
+	if opt.MinIndex > 0 {
+		return n.waitApplied(ctx, opt.MinIndex)
+	}
+	return nil
+}
+
+// applied reports whether the cache reflects every entry up to idx.
+//
+// raft.AppliedIndex runs ahead of the FSM (it moves when entries are handed
+// to the FSM goroutine), and barrier and no-op entries never reach the FSM,
+// so neither index alone answers. When Raft has dispatched idx but the FSM
+// has not reached it, the entries in between are looked up: if none of
+// them would reach the FSM, the cache is already complete up to idx.
+func (n *Node) applied(idx uint64) bool {
+	f := n.fsm.AppliedIndex()
+	if f >= idx {
+		return true
+	}
+	if n.raft.AppliedIndex() < idx || idx-f > 64 {
+		return false
+	}
+	for i := idx; i > f; i-- {
+		var l raft.Log
+		if err := n.logs.GetLog(i, &l); err != nil {
+			continue // compacted into a snapshot, so already processed
+		}
+		if l.Type == raft.LogCommand || l.Type == raft.LogConfiguration {
+			return false
+		}
+	}
+	return true
+}
+
+// waitApplied blocks until applied(idx) or ctx ends.
+func (n *Node) waitApplied(ctx context.Context, idx uint64) error {
+	var tick *time.Timer
+	for {
+		changed := n.fsm.Changed()
+		if n.applied(idx) {
+			return nil
+		}
+		// The FSM signals its own progress; the tick catches entries that
+		// never reach it (barriers, no-ops).
+		if tick == nil {
+			tick = time.NewTimer(2 * time.Millisecond)
+			defer tick.Stop()
+		} else {
+			tick.Reset(2 * time.Millisecond)
+		}
+		select {
+		case <-changed:
+		case <-tick.C:
+		case <-ctx.Done():
+			return fmt.Errorf("%w %d (applied %d)", ErrIndexTimeout, idx, n.fsm.AppliedIndex())
+		case <-n.closing:
+			return ErrClosed
+		}
+	}
+}
+
+// readIndex serves strong reads with shared leadership rounds, like etcd's
+// ReadIndex batching: every read that arrives while a round is running
+// waits for the next round, and one round (one VerifyLeader, one heartbeat
+// to a quorum) confirms them all.
+type readIndex struct {
+	n      *Node
+	reqs   chan chan readIndexResult
+	rounds atomic.Uint64
+	reads  atomic.Uint64
+}
+
+type readIndexResult struct {
+	index uint64
+	err   error
+}
+
+func newReadIndex(n *Node) *readIndex {
+	return &readIndex{n: n, reqs: make(chan chan readIndexResult, 4096)}
+}
+
+// wait returns once a strong read may be served from the local state.
+func (r *readIndex) wait(ctx context.Context) error {
+	if !r.n.IsLeader() {
+		return ErrNotLeader
+	}
+	c := make(chan readIndexResult, 1)
+	select {
+	case r.reqs <- c:
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %v", ErrUnavailable, ctx.Err())
+	case <-r.n.closing:
+		return ErrClosed
+	}
+	var res readIndexResult
+	select {
+	case res = <-c:
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %v", ErrUnavailable, ctx.Err())
+	case <-r.n.closing:
+		return ErrClosed
+	}
+	if res.err != nil {
+		return res.err
+	}
+	return r.n.waitApplied(ctx, res.index)
+}
+
+func (r *readIndex) run() {
+	defer r.n.wg.Done()
+	var batch []chan readIndexResult
+	for {
+		batch = batch[:0]
+		select {
+		case <-r.n.closing:
+			return
+		case c := <-r.reqs:
+			batch = append(batch, c)
+		}
+	drain:
+		for {
+			select {
+			case c := <-r.reqs:
+				batch = append(batch, c)
+			default:
+				break drain
+			}
+		}
+		idx, err := r.confirm()
+		for _, c := range batch {
+			c <- readIndexResult{idx, err}
+		}
+		r.rounds.Add(1)
+		r.reads.Add(uint64(len(batch)))
+	}
+}
+
+// confirm is one leadership round. The commit index is taken before the
+// quorum check, so it covers every write acknowledged before the reads in
+// this round arrived; the term check proves no other leader came between.
+func (r *readIndex) confirm() (uint64, error) {
+	n := r.n
+	term := n.raft.CurrentTerm()
+	if n.readyTerm.Load() != term || !n.IsLeader() {
+		if n.IsLeader() {
+			return 0, fmt.Errorf("%w: leader of term %d has not applied an entry of its term yet", ErrNoLeader, term)
+		}
+		return 0, ErrNotLeader
+	}
+	idx := n.raft.CommitIndex()
+	if err := n.raft.VerifyLeader().Error(); err != nil {
+		return 0, fmt.Errorf("%w: %v", ErrNotLeader, err)
+	}
+	if n.raft.CurrentTerm() != term {
+		return 0, fmt.Errorf("%w: term changed during read", ErrNotLeader)
+	}
+	return idx, nil
+}
+
+// ReadStats counts strong-read leadership rounds and the reads they served.
+type ReadStats struct {
+	Rounds, Reads uint64
+}
+
+// ReadStats returns the strong-read counters since start.
+func (n *Node) ReadStats() ReadStats {
+	return ReadStats{Rounds: n.reads.rounds.Load(), Reads: n.reads.reads.Load()}
+}

@@ -1,0 +1,77 @@
+package transport
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/raftcache/raftcache/fsm"
+	"github.com/raftcache/raftcache/node"
+)
+
+// errorStatus is the one table that turns errors into HTTP answers. The
+// code is stable and machine-readable; clients switch on it (or on the
+// status), never on the message. 503 always means "not applied, safe to
+// retry"; 504 with unknown_outcome means a write may or may not have
+// happened.
+var errorStatus = []struct {
+	err    error
+	status int
+	code   string
+}{
+	{fsm.ErrNotFound, http.StatusNotFound, "not_found"},
+	{node.ErrUnknownMember, http.StatusNotFound, "unknown_member"},
+	{node.ErrNoLeader, http.StatusServiceUnavailable, "no_leader"},
+	{node.ErrNotLeader, http.StatusServiceUnavailable, "no_leader"},
+	{node.ErrUnavailable, http.StatusServiceUnavailable, "unavailable"},
+	{node.ErrTooStale, http.StatusServiceUnavailable, "too_stale"},
+	{node.ErrClosed, http.StatusServiceUnavailable, "shutting_down"},
+	{node.ErrUnknownOutcome, http.StatusGatewayTimeout, "unknown_outcome"},
+	{node.ErrIndexTimeout, http.StatusGatewayTimeout, "index_timeout"},
+}
+
+// requestError is a problem with the request itself, found by transport
+// before anything reaches the node.
+type requestError struct {
+	status int
+	code   string
+	msg    string
+}
+
+func (e *requestError) Error() string { return e.msg }
+
+func badRequest(code, msg string) error {
+	return &requestError{status: http.StatusBadRequest, code: code, msg: msg}
+}
+
+// errorBody is the JSON of every error response.
+type errorBody struct {
+	Error string `json:"error"`
+	Code  string `json:"code"`
+}
+
+// writeError answers with the status and code the table gives err.
+func writeError(w http.ResponseWriter, err error) {
+	status, code := http.StatusInternalServerError, "internal"
+	var re *requestError
+	if errors.As(err, &re) {
+		status, code = re.status, re.code
+	} else {
+		for _, e := range errorStatus {
+			if errors.Is(err, e.err) {
+				status, code = e.status, e.code
+				break
+			}
+		}
+	}
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	writeJSON(w, status, errorBody{Error: err.Error(), Code: code})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,101 @@
+// Package transport is raftcache's HTTP API (v1): routing, request parsing
+// and validation, leader redirects, and the table that maps errors to
+// status codes. It holds no state of its own; every operation is a call on
+// a node.Node. The API is documented in docs/api.md.
+package transport
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/raftcache/raftcache/node"
+)
+
+// Limits and defaults of the API.
+const (
+	MaxKeySize          = 1024    // bytes, after percent-decoding
+	DefaultMaxValueSize = 4 << 20 // bytes
+	maxJSONBody         = 64 << 10
+	defaultMinIndexWait = time.Second
+	defaultWriteTimeout = 10 * time.Second
+)
+
+// Config configures the HTTP front.
+type Config struct {
+	MaxValueSize int64        // default DefaultMaxValueSize
+	Logger       hclog.Logger // nil discards
+}
+
+// Server serves the HTTP API of one node.
+type Server struct {
+	node   *node.Node
+	cfg    Config
+	logger hclog.Logger
+	router *mux.Router
+}
+
+// New builds the API handler for n.
+func New(n *node.Node, cfg Config) *Server {
+	if cfg.MaxValueSize <= 0 {
+		cfg.MaxValueSize = DefaultMaxValueSize
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	s := &Server{node: n, cfg: cfg, logger: cfg.Logger}
+	s.router = s.routes()
+	return s
+}
+
+func (s *Server) routes() *mux.Router {
+	r := mux.NewRouter()
+	// Keys are matched on the escaped path and never cleaned: /v1/kv/a/../b
+	// is the key "a/../b", not a 301 to another key, and %2F stays a byte
+	// of the key.
+	r.SkipClean(true)
+	r.UseEncodedPath()
+	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, &requestError{http.StatusNotFound, "no_route", "no such endpoint: " + r.URL.Path})
+	})
+	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, &requestError{http.StatusMethodNotAllowed, "method_not_allowed", r.Method + " is not allowed on " + r.URL.Path})
+	})
+
+	r.HandleFunc("/v1/kv/{key:.+}", s.handleGet).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/v1/kv/{key:.+}", s.handlePut).Methods(http.MethodPut)
+	r.HandleFunc("/v1/kv/{key:.+}", s.handleDelete).Methods(http.MethodDelete)
+	r.HandleFunc("/v1/kv/", s.handleEmptyKey)
+	r.HandleFunc("/v1/kv", s.handleEmptyKey)
+
+	r.HandleFunc("/v1/cluster", s.handleCluster).Methods(http.MethodGet)
+	r.HandleFunc("/v1/cluster/members", s.handleAddMember).Methods(http.MethodPost)
+	r.HandleFunc("/v1/cluster/members/{id}", s.handleRemoveMember).Methods(http.MethodDelete)
+	r.HandleFunc("/v1/stats", s.handleStats).Methods(http.MethodGet)
+
+	r.HandleFunc("/livez", s.handleLivez).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/readyz", s.handleReadyz).Methods(http.MethodGet, http.MethodHead)
+	return r
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("X-Served-By", s.node.ID())
+	s.router.ServeHTTP(w, r)
+}
+
+// NewHTTPServer wraps h in an http.Server with the timeouts and header
+// limit a network-facing server needs, so a slow or hostile client cannot
+// hold connections or memory indefinitely.
+func NewHTTPServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+}
