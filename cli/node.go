@@ -36,6 +36,7 @@ same flags.
 			&cli.StringFlag{Name: "id", EnvVars: env("ID"), Usage: "unique member id (default: the Raft address)"},
 			&cli.StringFlag{Name: "http-addr", EnvVars: env("HTTP_ADDR"), Value: "127.0.0.1:7070", Usage: "client API address (host:port)"},
 			&cli.StringFlag{Name: "raft-addr", EnvVars: env("RAFT_ADDR"), Value: "127.0.0.1:7071", Usage: "Raft transport address (host:port); keep it on a private interface"},
+			&cli.StringFlag{Name: "raft-advertise", EnvVars: env("RAFT_ADVERTISE"), Usage: "Raft address other members dial, if not --raft-addr (e.g. when binding 0.0.0.0)"},
 			&cli.StringFlag{Name: "data-dir", EnvVars: env("DATA_DIR"), Value: "data", Usage: "directory for the Raft log, stable store and snapshots"},
 			&cli.BoolFlag{Name: "bootstrap", EnvVars: env("BOOTSTRAP"), Usage: "form a new cluster if the data directory holds none"},
 			&cli.StringSliceFlag{Name: "join", EnvVars: env("JOIN"), Usage: "URLs of members to join through (comma-separated)"},
@@ -73,6 +74,7 @@ func runNode(c *cli.Context) error {
 	n, err := node.New(node.Config{
 		ID:                id,
 		RaftAddr:          c.String("raft-addr"),
+		RaftAdvertise:     c.String("raft-advertise"),
 		HTTPAddr:          ln.Addr().String(),
 		DataDir:           c.String("data-dir"),
 		Bootstrap:         c.Bool("bootstrap") || len(join) == 0,

@@ -10,7 +10,6 @@ package node
 import (
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -56,11 +55,14 @@ var (
 // Config describes one node. Zero durations and counts take the defaults
 // noted on each field.
 type Config struct {
-	ID        string // unique, stable member id
-	RaftAddr  string // bind and advertise address of the Raft transport
-	HTTPAddr  string // this node's client API address, replicated to all members
-	DataDir   string // raft.db and snapshots/ live here
-	Bootstrap bool   // form a one-node cluster if DataDir holds no Raft state
+	ID       string // unique, stable member id
+	RaftAddr string // bind address of the Raft transport
+	// RaftAdvertise is the address other members dial; default RaftAddr.
+	// Set it when binding 0.0.0.0 or when a proxy stands in front.
+	RaftAdvertise string
+	HTTPAddr      string // this node's client API address, replicated to all members
+	DataDir       string // raft.db and snapshots/ live here
+	Bootstrap     bool   // form a one-node cluster if DataDir holds no Raft state
 
 	Logger hclog.Logger     // nil discards
 	Clock  func() time.Time // nil = time.Now; the leader stamps commands with it
@@ -174,18 +176,16 @@ func (n *Node) open() error {
 	if err != nil {
 		return fmt.Errorf("node: snapshot store: %w", err)
 	}
-	addr, err := net.ResolveTCPAddr("tcp", n.cfg.RaftAddr)
+	stream, err := newTCPStream(n.cfg.RaftAddr, n.cfg.RaftAdvertise)
 	if err != nil {
-		return fmt.Errorf("node: raft address: %w", err)
+		return fmt.Errorf("node: %w", err)
 	}
-	var advertise net.Addr
-	if addr.Port != 0 {
-		advertise = addr
-	}
-	n.transport, err = raft.NewTCPTransportWithLogger(n.cfg.RaftAddr, advertise, 5, 10*time.Second, n.logger.Named("transport"))
-	if err != nil {
-		return fmt.Errorf("node: raft transport: %w", err)
-	}
+	n.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  stream,
+		MaxPool: 5,
+		Timeout: 10 * time.Second,
+		Logger:  n.logger.Named("transport"),
+	})
 	n.cfg.RaftAddr = string(n.transport.LocalAddr())
 
 	rc := n.cfg.raftConfig()
@@ -240,7 +240,7 @@ func (n *Node) closeStores() {
 // ID returns the member id.
 func (n *Node) ID() string { return n.cfg.ID }
 
-// RaftAddr returns the address the Raft transport listens on.
+// RaftAddr returns the Raft address other members dial.
 func (n *Node) RaftAddr() string { return n.cfg.RaftAddr }
 
 // HTTPAddr returns the client API address this node advertises.
