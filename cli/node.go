@@ -41,6 +41,7 @@ same flags.
 			&cli.BoolFlag{Name: "bootstrap", EnvVars: env("BOOTSTRAP"), Usage: "form a new cluster if the data directory holds none"},
 			&cli.StringSliceFlag{Name: "join", EnvVars: env("JOIN"), Usage: "URLs of members to join through (comma-separated)"},
 			&cli.Int64Flag{Name: "max-value-size", EnvVars: env("MAX_VALUE_SIZE"), Value: transport.DefaultMaxValueSize, Usage: "largest value accepted, in bytes"},
+			&cli.StringFlag{Name: "max-memory", EnvVars: env("MAX_MEMORY"), Value: "0", Usage: "bound on cached keys, values and overhead, e.g. 256MB; least recently used keys are evicted above it (0: no bound)"},
 			&cli.StringFlag{Name: "log-level", EnvVars: env("LOG_LEVEL"), Value: "info", Usage: "trace, debug, info, warn or error"},
 			&cli.DurationFlag{Name: "raft-heartbeat-timeout", EnvVars: env("RAFT_HEARTBEAT_TIMEOUT"), Value: time.Second, Usage: "follower waits this long without a leader before an election"},
 			&cli.DurationFlag{Name: "raft-election-timeout", EnvVars: env("RAFT_ELECTION_TIMEOUT"), Value: time.Second, Usage: "candidate waits this long for votes"},
@@ -67,6 +68,10 @@ func runNode(c *cli.Context) error {
 		id = c.String("raft-addr")
 	}
 
+	maxMemory, err := parseSize(c.String("max-memory"))
+	if err != nil {
+		return usagef("--max-memory: %v", err)
+	}
 	ln, err := net.Listen("tcp", c.String("http-addr"))
 	if err != nil {
 		return fmt.Errorf("listen on --http-addr: %w", err)
@@ -84,6 +89,7 @@ func runNode(c *cli.Context) error {
 		SnapshotThreshold: c.Uint64("snapshot-threshold"),
 		SnapshotInterval:  c.Duration("snapshot-interval"),
 		TrailingLogs:      c.Uint64("trailing-logs"),
+		MaxMemory:         maxMemory,
 	})
 	if err != nil {
 		ln.Close()

@@ -6,35 +6,61 @@ import (
 )
 
 // Op names a command type. The set of ops only grows: a value, once
-// released, keeps its meaning forever, because old log entries and snapshots
-// are replayed by newer binaries.
+// released, keeps its meaning and its encoding forever, because old log
+// entries and snapshots are replayed by newer binaries.
 type Op uint8
 
 // The command types. Append new ones at the end; never renumber.
 const (
-	OpSet          Op = 1 // write a key (value, optional absolute expiry)
-	OpDelete       Op = 2 // remove a key
-	OpSetMember    Op = 3 // record a member's HTTP address
-	OpRemoveMember Op = 4 // forget a member's HTTP address
+	OpSet          Op = 1  // write a key (value, optional absolute expiry, condition)
+	OpDelete       Op = 2  // remove a key (optional condition)
+	OpSetMember    Op = 3  // record a member's HTTP address
+	OpRemoveMember Op = 4  // forget a member's HTTP address
+	OpIncr         Op = 5  // add to a decimal counter, creating it with an expiry
+	OpTouch        Op = 6  // set or clear the expiry of an existing key
+	OpExpire       Op = 7  // remove listed keys whose expiry has passed (leader's reaper)
+	OpEvict        Op = 8  // remove listed keys at listed versions (leader's eviction)
+	OpDeletePrefix Op = 9  // remove every key with a prefix
+	OpBatch        Op = 10 // several commands in one entry, atomic or not
 )
 
+var opNames = map[Op]string{
+	OpSet: "set", OpDelete: "delete", OpSetMember: "set-member", OpRemoveMember: "remove-member",
+	OpIncr: "incr", OpTouch: "touch", OpExpire: "expire", OpEvict: "evict",
+	OpDeletePrefix: "delete-prefix", OpBatch: "batch",
+}
+
 func (o Op) String() string {
-	switch o {
-	case OpSet:
-		return "set"
-	case OpDelete:
-		return "delete"
-	case OpSetMember:
-		return "set-member"
-	case OpRemoveMember:
-		return "remove-member"
+	if s, ok := opNames[o]; ok {
+		return s
 	}
 	return fmt.Sprintf("op(%d)", uint8(o))
 }
 
+// Cond is a precondition on a key's current state, checked at apply time.
+type Cond uint8
+
+// Conditions. An expired key counts as absent.
+const (
+	CondNone    Cond = 0
+	CondVersion Cond = 1 // the key exists with version Version
+	CondAbsent  Cond = 2 // the key does not exist
+	CondExists  Cond = 3 // the key exists
+)
+
+// Flags modify OpSet.
+const (
+	FlagKeepTTL    uint8 = 1 << 0 // keep the existing expiry instead of clearing it
+	FlagReturnPrev uint8 = 1 << 1 // return the previous value in the Result
+)
+
 // formatV1 is the first byte of every encoded command. A later format
 // would get a new byte, and Decode keeps reading this one.
 const formatV1 byte = 1
+
+// MaxBatch bounds the commands in one OpBatch and the keys in one
+// OpExpire or OpEvict, so one entry stays a reasonable size.
+const MaxBatch = 4096
 
 // Command is one replicated operation. Now is the proposing leader's wall
 // clock (Unix nanoseconds): the state machine never reads a clock of its
@@ -42,9 +68,19 @@ const formatV1 byte = 1
 type Command struct {
 	Op       Op
 	Now      int64  // leader wall clock when proposed, Unix ns
-	Key      []byte // OpSet, OpDelete
+	Key      []byte // OpSet, OpDelete, OpIncr, OpTouch; the prefix of OpDeletePrefix
 	Value    []byte // OpSet
-	ExpireAt int64  // OpSet: absolute expiry, Unix ns; 0 = never
+	ExpireAt int64  // OpSet, OpIncr (on create), OpTouch: absolute Unix ns; 0 = never
+	Cond     Cond   // OpSet, OpDelete
+	Version  uint64 // with CondVersion
+	Flags    uint8  // OpSet
+	By       int64  // OpIncr
+
+	Keys     [][]byte // OpExpire, OpEvict
+	Versions []uint64 // OpEvict: the version of each key when chosen
+
+	Atomic bool       // OpBatch: all conditions must hold, or nothing is applied
+	Cmds   []*Command // OpBatch; sub-commands carry no Now of their own
 
 	MemberID string // OpSetMember, OpRemoveMember
 	HTTPAddr string // OpSetMember
@@ -54,58 +90,85 @@ type Command struct {
 //
 //	format(1) op(1) now(varint) fields...
 //
-// where byte strings are a uvarint length followed by the bytes, and
-// integers are varints. It is compact (a small set is a few bytes plus the
-// key and value) and needs no reflection.
+// where byte strings are a uvarint length followed by the bytes, integers
+// are varints, and a sub-command of a batch is a length-prefixed encoding
+// without format byte or Now. It needs no reflection and is compact: a
+// small set is a few bytes plus the key and value.
 func (c *Command) Encode(dst []byte) []byte {
-	dst = append(dst, formatV1, byte(c.Op))
-	dst = binary.AppendVarint(dst, c.Now)
+	dst = append(dst, formatV1)
+	dst = binary.AppendVarint(append(dst, byte(c.Op)), c.Now)
+	return c.encodeBody(dst)
+}
+
+func (c *Command) encodeBody(dst []byte) []byte {
 	switch c.Op {
 	case OpSet:
 		dst = appendBytes(dst, c.Key)
 		dst = appendBytes(dst, c.Value)
 		dst = binary.AppendVarint(dst, c.ExpireAt)
+		dst = c.appendCond(dst)
+		dst = append(dst, c.Flags)
 	case OpDelete:
 		dst = appendBytes(dst, c.Key)
+		dst = c.appendCond(dst)
 	case OpSetMember:
 		dst = appendBytes(dst, []byte(c.MemberID))
 		dst = appendBytes(dst, []byte(c.HTTPAddr))
 	case OpRemoveMember:
 		dst = appendBytes(dst, []byte(c.MemberID))
+	case OpIncr:
+		dst = appendBytes(dst, c.Key)
+		dst = binary.AppendVarint(dst, c.By)
+		dst = binary.AppendVarint(dst, c.ExpireAt)
+	case OpTouch:
+		dst = appendBytes(dst, c.Key)
+		dst = binary.AppendVarint(dst, c.ExpireAt)
+	case OpExpire:
+		dst = binary.AppendUvarint(dst, uint64(len(c.Keys)))
+		for _, k := range c.Keys {
+			dst = appendBytes(dst, k)
+		}
+	case OpEvict:
+		dst = binary.AppendUvarint(dst, uint64(len(c.Keys)))
+		for i, k := range c.Keys {
+			dst = appendBytes(dst, k)
+			dst = binary.AppendUvarint(dst, c.Versions[i])
+		}
+	case OpDeletePrefix:
+		dst = appendBytes(dst, c.Key)
+	case OpBatch:
+		atomic := byte(0)
+		if c.Atomic {
+			atomic = 1
+		}
+		dst = binary.AppendUvarint(append(dst, atomic), uint64(len(c.Cmds)))
+		for _, sub := range c.Cmds {
+			dst = append(dst, byte(sub.Op))
+			dst = sub.encodeBody(dst)
+		}
 	}
 	return dst
 }
 
-// Decode parses one command. The returned Key and Value alias b: the caller
+func (c *Command) appendCond(dst []byte) []byte {
+	dst = append(dst, byte(c.Cond))
+	if c.Cond == CondVersion {
+		dst = binary.AppendUvarint(dst, c.Version)
+	}
+	return dst
+}
+
+// Decode parses one command. The returned byte slices alias b: the caller
 // must not modify b afterwards (Raft log data is never modified).
 func Decode(b []byte) (Command, error) {
 	var c Command
 	d := decoder{b: b}
-	if f := d.byte(); f != formatV1 {
-		if d.err != nil {
-			return c, d.err
-		}
+	if f := d.byte(); d.err == nil && f != formatV1 {
 		return c, fmt.Errorf("%w: format %d", ErrBadCommand, f)
 	}
 	c.Op = Op(d.byte())
 	c.Now = d.varint()
-	switch c.Op {
-	case OpSet:
-		c.Key = d.bytes()
-		c.Value = d.bytes()
-		c.ExpireAt = d.varint()
-	case OpDelete:
-		c.Key = d.bytes()
-	case OpSetMember:
-		c.MemberID = string(d.bytes())
-		c.HTTPAddr = string(d.bytes())
-	case OpRemoveMember:
-		c.MemberID = string(d.bytes())
-	default:
-		if d.err == nil {
-			return c, fmt.Errorf("%w: unknown op %d", ErrBadCommand, uint8(c.Op))
-		}
-	}
+	d.body(&c, true)
 	if d.err != nil {
 		return c, d.err
 	}
@@ -113,6 +176,72 @@ func Decode(b []byte) (Command, error) {
 		return c, fmt.Errorf("%w: %d trailing bytes after %v", ErrBadCommand, len(d.b), c.Op)
 	}
 	return c, nil
+}
+
+// body decodes the fields of c.Op; top says whether batches may appear
+// (they do not nest).
+func (d *decoder) body(c *Command, top bool) {
+	switch c.Op {
+	case OpSet:
+		c.Key, c.Value, c.ExpireAt = d.bytes(), d.bytes(), d.varint()
+		d.cond(c)
+		c.Flags = d.byte()
+	case OpDelete:
+		c.Key = d.bytes()
+		d.cond(c)
+	case OpSetMember:
+		c.MemberID, c.HTTPAddr = string(d.bytes()), string(d.bytes())
+	case OpRemoveMember:
+		c.MemberID = string(d.bytes())
+	case OpIncr:
+		c.Key, c.By, c.ExpireAt = d.bytes(), d.varint(), d.varint()
+	case OpTouch:
+		c.Key, c.ExpireAt = d.bytes(), d.varint()
+	case OpExpire, OpEvict:
+		n := d.count()
+		for i := 0; i < n && d.err == nil; i++ {
+			c.Keys = append(c.Keys, d.bytes())
+			if c.Op == OpEvict {
+				c.Versions = append(c.Versions, d.uvarint())
+			}
+		}
+	case OpDeletePrefix:
+		c.Key = d.bytes()
+	case OpBatch:
+		if !top {
+			d.failf("nested batch")
+			return
+		}
+		c.Atomic = d.byte() == 1
+		n := d.count()
+		for i := 0; i < n && d.err == nil; i++ {
+			sub := &Command{Op: Op(d.byte()), Now: c.Now}
+			d.body(sub, false)
+			c.Cmds = append(c.Cmds, sub)
+		}
+	default:
+		d.failf("unknown op %d", uint8(c.Op))
+	}
+}
+
+func (d *decoder) cond(c *Command) {
+	c.Cond = Cond(d.byte())
+	switch c.Cond {
+	case CondNone, CondAbsent, CondExists:
+	case CondVersion:
+		c.Version = d.uvarint()
+	default:
+		d.failf("unknown condition %d", uint8(c.Cond))
+	}
+}
+
+func (d *decoder) count() int {
+	n := d.uvarint()
+	if n > MaxBatch {
+		d.failf("count %d over %d", n, MaxBatch)
+		return 0
+	}
+	return int(n)
 }
 
 func appendBytes(dst, b []byte) []byte {
@@ -127,16 +256,16 @@ type decoder struct {
 	err error
 }
 
-func (d *decoder) fail(what string) {
+func (d *decoder) failf(format string, a ...any) {
 	if d.err == nil {
-		d.err = fmt.Errorf("%w: truncated %s", ErrBadCommand, what)
+		d.err = fmt.Errorf("%w: %s", ErrBadCommand, fmt.Sprintf(format, a...))
 	}
 	d.b = nil
 }
 
 func (d *decoder) byte() byte {
 	if len(d.b) < 1 {
-		d.fail("byte")
+		d.failf("truncated")
 		return 0
 	}
 	v := d.b[0]
@@ -147,7 +276,7 @@ func (d *decoder) byte() byte {
 func (d *decoder) varint() int64 {
 	v, n := binary.Varint(d.b)
 	if n <= 0 {
-		d.fail("varint")
+		d.failf("truncated varint")
 		return 0
 	}
 	d.b = d.b[n:]
@@ -157,7 +286,7 @@ func (d *decoder) varint() int64 {
 func (d *decoder) uvarint() uint64 {
 	v, n := binary.Uvarint(d.b)
 	if n <= 0 {
-		d.fail("uvarint")
+		d.failf("truncated uvarint")
 		return 0
 	}
 	d.b = d.b[n:]
@@ -170,7 +299,7 @@ func (d *decoder) bytes() []byte {
 		return nil
 	}
 	if n > uint64(len(d.b)) {
-		d.fail("byte string")
+		d.failf("truncated byte string")
 		return nil
 	}
 	v := d.b[:n:n]

@@ -3,10 +3,11 @@
 // Every node applies the same Raft log to its own FSM and must end in the
 // same state, so Apply is deterministic: it never reads a clock (time comes
 // from the leader inside each command), draws no random numbers and lets no
-// map iteration order decide anything. Reads take no lock: the state is an
-// immutable copy-on-write B-tree, and each applied batch publishes a new
-// root with one atomic store. Snapshots therefore cost O(1) to take and
-// stream a consistent view while writes continue.
+// map iteration order decide anything. Reads take no lock: the state is a
+// pair of immutable copy-on-write B-trees (keys, and keys by expiry), and
+// each applied batch publishes a new root with one atomic store. Snapshots
+// therefore cost O(1) to take and stream a consistent view while writes
+// continue.
 //
 // The package imports nothing else of raftcache and knows nothing about
 // HTTP; node proposes commands and transport maps the errors below.
@@ -24,6 +25,8 @@ import (
 )
 
 // Errors returned by this package. Callers test them with errors.Is.
+// Those marked "result" come back in Result.Err: the command was applied
+// and deterministically changed nothing.
 var (
 	// ErrNotFound: the key does not exist or has expired.
 	ErrNotFound = errors.New("key not found")
@@ -31,21 +34,31 @@ var (
 	ErrBadCommand = errors.New("malformed command")
 	// ErrBadSnapshot: a snapshot stream that cannot be restored.
 	ErrBadSnapshot = errors.New("malformed snapshot")
+	// ErrConditionFailed (result): a CAS or existence condition did not
+	// hold; Result.Current has the key's current version (0 = absent).
+	ErrConditionFailed = errors.New("condition failed")
+	// ErrNotInteger (result): incr on a value that is not a decimal int64.
+	ErrNotInteger = errors.New("value is not a decimal integer")
+	// ErrOverflow (result): incr would overflow int64.
+	ErrOverflow = errors.New("increment would overflow")
 )
 
 // EntryOverhead approximates the memory one cached key costs beyond its key
-// and value bytes (item struct, B-tree slot, slice and string headers). It
-// is part of the replicated byte count, so it must never change meaning
+// and value bytes (item struct, B-tree slots, expiry index, headers). It is
+// part of the replicated byte count, so it must never change meaning
 // between versions without a new command format.
 const EntryOverhead = 64
 
-// item is one cached key. Items are immutable once published: a write
-// replaces the item, so a reader holding an old root sees old items intact.
+// item is one cached key. Items are immutable once published (a write
+// replaces the item, so a reader holding an old root sees old items
+// intact), except access: the last time the key was read or written, a
+// local hint for eviction that is not replicated state.
 type item struct {
 	key      string
 	value    []byte
 	version  uint64
 	expireAt int64 // Unix ns, 0 = never
+	access   atomic.Int64
 }
 
 func (it *item) size() int64 { return int64(len(it.key) + len(it.value) + EntryOverhead) }
@@ -54,24 +67,62 @@ func (it *item) expired(now int64) bool { return it.expireAt != 0 && now >= it.e
 
 func itemLess(a, b *item) bool { return a.key < b.key }
 
+// ttlKey orders the expiry index by time, then key.
+type ttlKey struct {
+	at  int64
+	key string
+}
+
+func ttlLess(a, b ttlKey) bool { return a.at < b.at || (a.at == b.at && a.key < b.key) }
+
 // Entry is what a read returns. Value aliases the cache's copy: read only.
 type Entry struct {
-	Value    []byte
-	Version  uint64 // Raft index of the write that produced this value
-	ExpireAt int64  // Unix ns, 0 = never
+	Value []byte
+	// Version is unique and increasing per key: the Raft index of the
+	// write, unless several writes shared one entry.
+	Version  uint64
+	ExpireAt int64 // Unix ns, 0 = never
 }
 
 // Result is what applying one command returns to the proposer.
 type Result struct {
-	Index   uint64 // Raft index of the entry
-	Version uint64 // OpSet: the key's new version
-	Deleted bool   // OpDelete: whether a live key was removed
+	Index     uint64   // Raft index of the entry
+	Version   uint64   // set, incr, touch: the key's version afterwards
+	Deleted   bool     // delete: a live key was removed; touch: the key existed
+	Value     int64    // incr: the new value
+	Count     int      // expire, evict, delete-prefix: keys removed
+	Prev      []byte   // set with FlagReturnPrev: the previous value
+	PrevFound bool     // set with FlagReturnPrev: there was a previous value
+	Current   uint64   // with ErrConditionFailed: the current version, 0 if absent
+	Err       error    // a result error (see the error block); nil on success
+	Results   []Result // batch: one per sub-command
+}
+
+// Counters are replicated totals: equal on every node at the same index.
+type Counters struct {
+	Sets, Deletes, Expirations, Evictions uint64
 }
 
 // state is one immutable published view of the cache.
 type state struct {
-	tree  *btree.BTreeG[*item]
-	bytes int64 // sum of item sizes, expired items included until removed
+	tree        *btree.BTreeG[*item]
+	ttl         *btree.BTreeG[ttlKey] // keys with an expiry, by expiry time
+	bytes       int64                 // sum of item sizes, expired items included until removed
+	lastVersion uint64                // the largest version handed out
+	counters    Counters
+	index       uint64 // the last Raft index applied to this view
+}
+
+func newState() *state {
+	return &state{tree: btree.NewG(32, itemLess), ttl: btree.NewG(32, ttlLess)}
+}
+
+// clone returns a private copy for the writer; the copy-on-write trees
+// make it O(1).
+func (s *state) clone() *state {
+	c := *s
+	c.tree, c.ttl = s.tree.Clone(), s.ttl.Clone()
+	return &c
 }
 
 // FSM is the cache. Reads are safe from any goroutine; Apply, ApplyBatch,
@@ -80,8 +131,7 @@ type FSM struct {
 	logger hclog.Logger
 
 	root  atomic.Pointer[state]
-	clock atomic.Int64  // the largest leader time seen in the log, Unix ns
-	index atomic.Uint64 // last Raft index this FSM has processed
+	clock atomic.Int64 // the largest leader time seen in the log, Unix ns
 
 	mu      sync.Mutex
 	members map[string]string // member id -> HTTP address
@@ -100,11 +150,9 @@ func New(logger hclog.Logger) *FSM {
 		members: map[string]string{},
 		changed: make(chan struct{}),
 	}
-	f.root.Store(&state{tree: newTree()})
+	f.root.Store(newState())
 	return f
 }
-
-func newTree() *btree.BTreeG[*item] { return btree.NewG(32, itemLess) }
 
 // Apply implements raft.FSM.
 func (f *FSM) Apply(l *raft.Log) interface{} {
@@ -112,11 +160,10 @@ func (f *FSM) Apply(l *raft.Log) interface{} {
 }
 
 // ApplyBatch implements raft.BatchingFSM: a whole commit batch is applied to
-// one private clone of the tree and published at once, so readers see the
+// one private clone of the state and published at once, so readers see the
 // batch appear atomically and pay no lock.
 func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
-	cur := f.root.Load()
-	next := &state{tree: cur.tree.Clone(), bytes: cur.bytes}
+	next := f.root.Load().clone()
 	out := make([]interface{}, len(logs))
 	var last uint64
 	for i, l := range logs {
@@ -130,42 +177,16 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 			// diverge from the others (Consul does the same).
 			panic(fmt.Sprintf("fsm: cannot apply entry %d: %v", l.Index, err))
 		}
-		out[i] = f.apply(next, l.Index, &cmd)
+		if cmd.Now > f.clock.Load() {
+			f.clock.Store(cmd.Now)
+		}
+		res := f.apply(next, l.Index, &cmd)
+		out[i] = &res
 	}
+	next.index = last
 	f.root.Store(next)
-	f.index.Store(last)
 	f.notify()
 	return out
-}
-
-func (f *FSM) apply(s *state, index uint64, c *Command) *Result {
-	if c.Now > f.clock.Load() {
-		f.clock.Store(c.Now)
-	}
-	res := &Result{Index: index}
-	switch c.Op {
-	case OpSet:
-		it := &item{key: string(c.Key), value: c.Value, version: index, expireAt: c.ExpireAt}
-		if old, ok := s.tree.ReplaceOrInsert(it); ok {
-			s.bytes -= old.size()
-		}
-		s.bytes += it.size()
-		res.Version = index
-	case OpDelete:
-		if old, ok := s.tree.Delete(&item{key: string(c.Key)}); ok {
-			s.bytes -= old.size()
-			res.Deleted = !old.expired(c.Now)
-		}
-	case OpSetMember:
-		f.mu.Lock()
-		f.members[c.MemberID] = c.HTTPAddr
-		f.mu.Unlock()
-	case OpRemoveMember:
-		f.mu.Lock()
-		delete(f.members, c.MemberID)
-		f.mu.Unlock()
-	}
-	return res
 }
 
 // notify wakes everyone waiting for the applied index to move.
@@ -187,7 +208,7 @@ func (f *FSM) Changed() <-chan struct{} {
 // AppliedIndex is the last Raft index this FSM has processed. It can lag
 // raft.AppliedIndex, which advances when entries are handed to the FSM
 // goroutine rather than when they are applied.
-func (f *FSM) AppliedIndex() uint64 { return f.index.Load() }
+func (f *FSM) AppliedIndex() uint64 { return f.root.Load().index }
 
 // Clock is the largest leader timestamp this FSM has applied.
 func (f *FSM) Clock() int64 { return f.clock.Load() }
@@ -205,6 +226,7 @@ func (f *FSM) Get(key []byte, now int64) (Entry, error) {
 		return Entry{}, ErrNotFound
 	}
 	f.hits.Add(1)
+	it.access.Store(now)
 	return Entry{Value: it.value, Version: it.version, ExpireAt: it.expireAt}, nil
 }
 

@@ -22,7 +22,6 @@ var snapshotMagic = [4]byte{'R', 'C', 'S', 1}
 // a snapshot, and writes go on while Persist streams it.
 type snapshot struct {
 	root    *state
-	index   uint64
 	clock   int64
 	members map[string]string
 }
@@ -32,7 +31,6 @@ type snapshot struct {
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	return &snapshot{
 		root:    f.root.Load(),
-		index:   f.index.Load(),
 		clock:   f.clock.Load(),
 		members: f.Members(),
 	}, nil
@@ -40,7 +38,8 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 
 // Persist writes the stream:
 //
-//	magic(4) index(uvarint) clock(varint) nmembers(uvarint) {id addr}
+//	magic(4) index(uvarint) clock(varint) lastVersion(uvarint)
+//	sets deletes expirations evictions(uvarint) nmembers(uvarint) {id addr}
 //	nitems(uvarint) {key value version(uvarint) expireAt(varint)}
 //
 // with byte strings as uvarint length + bytes, items in key order.
@@ -56,8 +55,12 @@ func (s *snapshot) write(w io.Writer) error {
 	bw := bufio.NewWriterSize(w, 256<<10)
 	var buf []byte
 	buf = append(buf, snapshotMagic[:]...)
-	buf = binary.AppendUvarint(buf, s.index)
+	buf = binary.AppendUvarint(buf, s.root.index)
 	buf = binary.AppendVarint(buf, s.clock)
+	buf = binary.AppendUvarint(buf, s.root.lastVersion)
+	for _, c := range s.root.counters.list() {
+		buf = binary.AppendUvarint(buf, *c)
+	}
 	ids := sortedKeys(s.members)
 	buf = binary.AppendUvarint(buf, uint64(len(ids)))
 	for _, id := range ids {
@@ -103,7 +106,6 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.mu.Unlock()
 	f.clock.Store(snap.clock)
 	f.root.Store(snap.root)
-	f.index.Store(snap.index)
 	f.notify()
 	return nil
 }
@@ -120,12 +122,22 @@ func readSnapshot(r *bufio.Reader) (*snapshot, error) {
 		return fail("header", fmt.Errorf("unknown magic %q", magic[:]))
 	}
 	s := &snapshot{members: map[string]string{}}
-	var err error
-	if s.index, err = binary.ReadUvarint(r); err != nil {
+	index, err := binary.ReadUvarint(r)
+	if err != nil {
 		return fail("index", err)
 	}
 	if s.clock, err = binary.ReadVarint(r); err != nil {
 		return fail("clock", err)
+	}
+	root := newState()
+	root.index = index
+	if root.lastVersion, err = binary.ReadUvarint(r); err != nil {
+		return fail("last version", err)
+	}
+	for _, c := range root.counters.list() {
+		if *c, err = binary.ReadUvarint(r); err != nil {
+			return fail("counters", err)
+		}
 	}
 	n, err := binary.ReadUvarint(r)
 	if err != nil {
@@ -142,8 +154,6 @@ func readSnapshot(r *bufio.Reader) (*snapshot, error) {
 	if n, err = binary.ReadUvarint(r); err != nil {
 		return fail("item count", err)
 	}
-	tree := newTree()
-	var bytes int64
 	for i := uint64(0); i < n; i++ {
 		key, err := readBytes(r)
 		if err != nil {
@@ -160,10 +170,15 @@ func readSnapshot(r *bufio.Reader) (*snapshot, error) {
 		if it.expireAt, err = binary.ReadVarint(r); err != nil {
 			return fail("expiry", err)
 		}
-		tree.ReplaceOrInsert(it)
-		bytes += it.size()
+		if _, dup := root.tree.ReplaceOrInsert(it); dup {
+			return fail("items", fmt.Errorf("duplicate key %q", it.key))
+		}
+		root.bytes += it.size()
+		if it.expireAt != 0 {
+			root.ttl.ReplaceOrInsert(ttlKey{it.expireAt, it.key})
+		}
 	}
-	s.root = &state{tree: tree, bytes: bytes}
+	s.root = root
 	return s, nil
 }
 
@@ -193,35 +208,43 @@ func sortedKeys(m map[string]string) []string {
 	return keys
 }
 
-// Stats describes the local copy of the cache. Keys and Bytes are
-// replicated state (equal on nodes at the same index); Hits and Misses
-// count this node's reads only.
+func (c *Counters) list() []*uint64 {
+	return []*uint64{&c.Sets, &c.Deletes, &c.Expirations, &c.Evictions}
+}
+
+// Stats describes the local copy of the cache. Keys, Bytes and Counters
+// are replicated state (equal on nodes at the same index); Hits and
+// Misses count this node's reads only.
 type Stats struct {
 	Keys         int
 	Bytes        int64
 	Hits         uint64
 	Misses       uint64
 	AppliedIndex uint64
-	Digest       string
+	Counters
 }
 
-// Stats returns the current statistics, including Digest.
+// Stats returns the current statistics. It is cheap: no scan.
 func (f *FSM) Stats() Stats {
-	// Read index before root: the root is at least as new as the index.
-	idx := f.index.Load()
 	s := f.root.Load()
 	return Stats{
 		Keys:         s.tree.Len(),
 		Bytes:        s.bytes,
 		Hits:         f.hits.Load(),
 		Misses:       f.misses.Load(),
-		AppliedIndex: idx,
-		Digest:       digest(s.tree),
+		AppliedIndex: s.index,
+		Counters:     s.counters,
 	}
 }
 
-// digest hashes every item in key order (the tree's order, so no sort is
-// needed): two nodes that applied the same log report the same digest.
+// Digest hashes every item in key order (the tree's order, so no sort is
+// needed) and returns it with the applied index it describes: two nodes
+// at the same index report the same digest. It scans the whole cache.
+func (f *FSM) Digest() (string, uint64) {
+	s := f.root.Load()
+	return digest(s.tree), s.index
+}
+
 func digest(t *btree.BTreeG[*item]) string {
 	h := sha256.New()
 	var buf []byte

@@ -50,6 +50,10 @@ var (
 	ErrUnknownMember = errors.New("unknown member")
 	// ErrClosed: the node has been closed.
 	ErrClosed = errors.New("node closed")
+	// ErrTooMany: a batch with more operations than one entry may hold.
+	ErrTooMany = errors.New("too many operations")
+	// ErrTooLarge: a value that can never fit under the memory limit.
+	ErrTooLarge = errors.New("value can never fit under max memory")
 )
 
 // Config describes one node. Zero durations and counts take the defaults
@@ -73,6 +77,10 @@ type Config struct {
 	SnapshotInterval  time.Duration // how often to check the threshold; default 30s
 	TrailingLogs      uint64        // entries kept after a snapshot; default 10240
 	ApplyTimeout      time.Duration // bound on one write when ctx has none; default 10s
+	// MaxMemory bounds the accounted bytes of keys, values and per-entry
+	// overhead; above it the leader evicts least recently used keys. 0 =
+	// unbounded.
+	MaxMemory int64
 }
 
 func (c *Config) setDefaults() {
@@ -155,9 +163,10 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.reads = newReadIndex(n)
-	n.wg.Add(2)
+	n.wg.Add(3)
 	go n.watchLeadership()
 	go n.reads.run()
+	go n.housekeeping()
 	return n, nil
 }
 
@@ -245,6 +254,9 @@ func (n *Node) RaftAddr() string { return n.cfg.RaftAddr }
 
 // HTTPAddr returns the client API address this node advertises.
 func (n *Node) HTTPAddr() string { return n.cfg.HTTPAddr }
+
+// MaxMemory is the configured memory bound, 0 if none.
+func (n *Node) MaxMemory() int64 { return n.cfg.MaxMemory }
 
 // FSM exposes the local cache for stale reads and statistics.
 func (n *Node) FSM() *fsm.FSM { return n.fsm }

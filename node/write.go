@@ -11,20 +11,70 @@ import (
 	"github.com/raftcache/raftcache/fsm"
 )
 
-// Set writes key = value. A ttl > 0 becomes an absolute expiry stamped
-// with this leader's clock before the command enters the log, so every
-// replica expires the key at the same instant of leader time.
-func (n *Node) Set(ctx context.Context, key, value []byte, ttl time.Duration) (*fsm.Result, error) {
-	cmd := &fsm.Command{Op: fsm.OpSet, Now: n.now(), Key: key, Value: value}
-	if ttl > 0 {
-		cmd.ExpireAt = cmd.Now + int64(ttl)
+// Op is one key operation as a front expresses it: like fsm.Command, but
+// with a relative TTL that the leader turns into an absolute expiry.
+type Op struct {
+	Kind    fsm.Op // fsm.OpSet, OpDelete, OpIncr or OpTouch
+	Key     []byte
+	Value   []byte        // OpSet
+	TTL     time.Duration // OpSet, OpIncr (on create), OpTouch (0 = no expiry)
+	Cond    fsm.Cond      // OpSet, OpDelete
+	Version uint64        // with fsm.CondVersion
+	Flags   uint8         // OpSet: fsm.FlagKeepTTL, fsm.FlagReturnPrev
+	By      int64         // OpIncr
+}
+
+func (o *Op) command(now int64) *fsm.Command {
+	c := &fsm.Command{Op: o.Kind, Now: now, Key: o.Key, Value: o.Value, Cond: o.Cond,
+		Version: o.Version, Flags: o.Flags, By: o.By}
+	if o.TTL > 0 {
+		c.ExpireAt = now + int64(o.TTL)
 	}
-	return n.propose(ctx, cmd)
+	return c
+}
+
+// Write applies one operation. A result error (condition failed, not an
+// integer, overflow, not found for touch) is returned both in the Result
+// and as the error, so errors.Is works and Result.Current is at hand.
+func (n *Node) Write(ctx context.Context, op Op) (*fsm.Result, error) {
+	res, err := n.propose(ctx, op.command(n.now()))
+	if err != nil {
+		return nil, err
+	}
+	return res, res.Err
+}
+
+// Set writes key = value with an optional TTL.
+func (n *Node) Set(ctx context.Context, key, value []byte, ttl time.Duration) (*fsm.Result, error) {
+	return n.Write(ctx, Op{Kind: fsm.OpSet, Key: key, Value: value, TTL: ttl})
 }
 
 // Delete removes key.
 func (n *Node) Delete(ctx context.Context, key []byte) (*fsm.Result, error) {
-	return n.propose(ctx, &fsm.Command{Op: fsm.OpDelete, Key: key})
+	return n.Write(ctx, Op{Kind: fsm.OpDelete, Key: key})
+}
+
+// WriteBatch applies ops in one Raft entry. Atomic: every condition must
+// hold or nothing is applied (the Result's Err says which failed).
+func (n *Node) WriteBatch(ctx context.Context, ops []Op, atomic bool) (*fsm.Result, error) {
+	if len(ops) > fsm.MaxBatch {
+		return nil, fmt.Errorf("%w: %d operations, at most %d", ErrTooMany, len(ops), fsm.MaxBatch)
+	}
+	now := n.now()
+	cmd := &fsm.Command{Op: fsm.OpBatch, Now: now, Atomic: atomic}
+	for i := range ops {
+		cmd.Cmds = append(cmd.Cmds, ops[i].command(now))
+	}
+	res, err := n.propose(ctx, cmd)
+	if err != nil {
+		return nil, err
+	}
+	return res, res.Err
+}
+
+// DeletePrefix removes every key starting with prefix in one entry.
+func (n *Node) DeletePrefix(ctx context.Context, prefix []byte) (*fsm.Result, error) {
+	return n.propose(ctx, &fsm.Command{Op: fsm.OpDeletePrefix, Key: prefix})
 }
 
 // propose stamps cmd with the leader's time (unless the caller already did,
@@ -64,12 +114,6 @@ func (n *Node) classify(err error, proposed bool) error {
 	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress):
 		return fmt.Errorf("%w: %v", ErrNotLeader, err)
 	case errors.Is(err, raft.ErrEnqueueTimeout):
-		return fmt.Errorf("%w: %v", ErrUnavailable, err)
-	case errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrRaftShutdown),
-		errors.Is(err, raft.ErrAbortedByRestore):
-		if proposed {
-			return fmt.Errorf("%w: %v", ErrUnknownOutcome, err)
-		}
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	if proposed {

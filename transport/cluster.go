@@ -3,9 +3,11 @@ package transport
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 
 	"github.com/gorilla/mux"
 
@@ -68,10 +70,8 @@ func (s *Server) handleAddMember(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var m memberJSON
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxJSONBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&m); err != nil {
-		writeError(w, badRequest("bad_json", "the body must be {\"id\",\"raft_addr\",\"http_addr\"}: "+err.Error()))
+	if err := s.decodeJSON(w, r, maxJSONBody, &m); err != nil {
+		writeError(w, err)
 		return
 	}
 	if err := validateMember(m); err != nil {
@@ -82,7 +82,7 @@ func (s *Server) handleAddMember(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	err := s.node.AddMember(ctx, node.Member{ID: m.ID, RaftAddr: m.RaftAddr, HTTPAddr: m.HTTPAddr, Voter: true})
 	if err != nil {
-		s.writeFailed(w, r, err)
+		s.writeFailed(w, r, err, nil)
 		return
 	}
 	m.Voter = true
@@ -111,7 +111,7 @@ func (s *Server) handleRemoveMember(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	id := mux.Vars(r)["id"]
 	if err := s.node.RemoveMember(ctx, id); err != nil {
-		s.writeFailed(w, r, err)
+		s.writeFailed(w, r, err, nil)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"removed": id})
@@ -121,22 +121,107 @@ type statsJSON struct {
 	NodeID           string `json:"node_id"`
 	Keys             int    `json:"keys"`
 	Bytes            int64  `json:"bytes"`
+	MaxMemory        int64  `json:"max_memory"`
 	Hits             uint64 `json:"hits"`
 	Misses           uint64 `json:"misses"`
+	Evictions        uint64 `json:"evictions"`
+	Expirations      uint64 `json:"expirations"`
+	Sets             uint64 `json:"sets"`
+	Deletes          uint64 `json:"deletes"`
 	AppliedIndex     uint64 `json:"applied_index"`
 	Digest           string `json:"digest"`
 	StrongReadRounds uint64 `json:"strong_read_rounds"`
 	StrongReads      uint64 `json:"strong_reads"`
 }
 
+type clusterStatsJSON struct {
+	Scope  string            `json:"scope"`
+	Hits   uint64            `json:"hits"`   // summed over the members that answered
+	Misses uint64            `json:"misses"` // summed over the members that answered
+	Nodes  []statsJSON       `json:"nodes"`
+	Errors map[string]string `json:"errors,omitempty"` // member id -> why it is missing
+}
+
+// handleStats reports this node's statistics, or with ?scope=cluster asks
+// every member and sums what is local to each (hits, misses); replicated
+// figures (keys, bytes, counters, digest) are per node, to compare.
 func (s *Server) handleStats(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Query().Get("scope") {
+	case "", "node":
+		writeJSON(w, http.StatusOK, s.localStats())
+	case "cluster":
+		writeJSON(w, http.StatusOK, s.clusterStats(r.Context()))
+	default:
+		writeError(w, badRequest("bad_scope", "scope must be node or cluster"))
+	}
+}
+
+func (s *Server) localStats() statsJSON {
 	st := s.node.FSM().Stats()
+	dg, idx := s.node.FSM().Digest()
 	rs := s.node.ReadStats()
-	writeJSON(w, http.StatusOK, statsJSON{
-		NodeID: s.node.ID(), Keys: st.Keys, Bytes: st.Bytes, Hits: st.Hits, Misses: st.Misses,
-		AppliedIndex: st.AppliedIndex, Digest: st.Digest,
+	return statsJSON{
+		NodeID: s.node.ID(), Keys: st.Keys, Bytes: st.Bytes, MaxMemory: s.node.MaxMemory(),
+		Hits: st.Hits, Misses: st.Misses, Evictions: st.Evictions, Expirations: st.Expirations,
+		Sets: st.Sets, Deletes: st.Deletes, AppliedIndex: idx, Digest: dg,
 		StrongReadRounds: rs.Rounds, StrongReads: rs.Reads,
-	})
+	}
+}
+
+func (s *Server) clusterStats(ctx context.Context) clusterStatsJSON {
+	out := clusterStatsJSON{Scope: "cluster", Errors: map[string]string{}}
+	members, err := s.node.Members()
+	if err != nil {
+		out.Errors[s.node.ID()] = err.Error()
+		return out
+	}
+	results := make([]statsJSON, len(members))
+	errs := make([]error, len(members))
+	var wg sync.WaitGroup
+	for i, m := range members {
+		if m.ID == s.node.ID() {
+			results[i] = s.localStats()
+			continue
+		}
+		wg.Add(1)
+		go func(i int, m node.Member) {
+			defer wg.Done()
+			errs[i] = s.fetchStats(ctx, m, &results[i])
+		}(i, m)
+	}
+	wg.Wait()
+	for i, m := range members {
+		if errs[i] != nil {
+			out.Errors[m.ID] = errs[i].Error()
+			continue
+		}
+		out.Hits += results[i].Hits
+		out.Misses += results[i].Misses
+		out.Nodes = append(out.Nodes, results[i])
+	}
+	if len(out.Errors) == 0 {
+		out.Errors = nil
+	}
+	return out
+}
+
+func (s *Server) fetchStats(ctx context.Context, m node.Member, out *statsJSON) error {
+	if m.HTTPAddr == "" {
+		return errors.New("no HTTP address registered")
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+m.HTTPAddr+"/v1/stats", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := s.peers.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return errors.New("status " + resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
 }
 
 func (s *Server) handleLivez(w http.ResponseWriter, r *http.Request) {

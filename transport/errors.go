@@ -28,6 +28,11 @@ var errorStatus = []struct {
 	{node.ErrClosed, http.StatusServiceUnavailable, "shutting_down"},
 	{node.ErrUnknownOutcome, http.StatusGatewayTimeout, "unknown_outcome"},
 	{node.ErrIndexTimeout, http.StatusGatewayTimeout, "index_timeout"},
+	{node.ErrTooMany, http.StatusBadRequest, "too_many"},
+	{node.ErrTooLarge, http.StatusRequestEntityTooLarge, "too_large_for_memory"},
+	{fsm.ErrConditionFailed, http.StatusPreconditionFailed, "cas_conflict"},
+	{fsm.ErrNotInteger, http.StatusConflict, "not_integer"},
+	{fsm.ErrOverflow, http.StatusConflict, "overflow"},
 }
 
 // requestError is a problem with the request itself, found by transport
@@ -44,14 +49,34 @@ func badRequest(code, msg string) error {
 	return &requestError{status: http.StatusBadRequest, code: code, msg: msg}
 }
 
-// errorBody is the JSON of every error response.
+// errorBody is the JSON of every error response. CurrentVersion comes with
+// cas_conflict (0: the key is absent); FailedOp with a failed batch.
 type errorBody struct {
-	Error string `json:"error"`
-	Code  string `json:"code"`
+	Error          string  `json:"error"`
+	Code           string  `json:"code"`
+	CurrentVersion *uint64 `json:"current_version,omitempty"`
+	FailedOp       *int    `json:"failed_op,omitempty"`
 }
 
 // writeError answers with the status and code the table gives err.
 func writeError(w http.ResponseWriter, err error) {
+	writeErrorBody(w, err, errorBody{})
+}
+
+// writeResultError answers a write whose command was applied but failed a
+// check: a CAS conflict carries the current version.
+func writeResultError(w http.ResponseWriter, err error, res *fsm.Result) {
+	var extra errorBody
+	if res != nil && errors.Is(err, fsm.ErrConditionFailed) {
+		extra.CurrentVersion = &res.Current
+		if res.Current != 0 {
+			w.Header().Set("ETag", etag(res.Current))
+		}
+	}
+	writeErrorBody(w, err, extra)
+}
+
+func writeErrorBody(w http.ResponseWriter, err error, body errorBody) {
 	status, code := http.StatusInternalServerError, "internal"
 	var re *requestError
 	if errors.As(err, &re) {
@@ -67,7 +92,8 @@ func writeError(w http.ResponseWriter, err error) {
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")
 	}
-	writeJSON(w, status, errorBody{Error: err.Error(), Code: code})
+	body.Error, body.Code = err.Error(), code
+	writeJSON(w, status, body)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -4,13 +4,16 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
 
+	"github.com/raftcache/raftcache/fsm"
 	"github.com/raftcache/raftcache/node"
 )
 
@@ -57,7 +60,7 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.Set("X-Raft-Index", strconv.FormatUint(res.Index, 10))
-	h.Set("ETag", `"`+strconv.FormatUint(res.Version, 10)+`"`)
+	h.Set("ETag", etag(res.Version))
 	h.Set("Content-Type", "application/octet-stream")
 	h.Set("Content-Length", strconv.Itoa(len(res.Value)))
 	if res.ExpireAt != 0 {
@@ -84,8 +87,13 @@ func (s *Server) handlePut(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	ttl, err := parseTTL(r.URL.Query().Get("ttl"))
-	if err != nil {
+	q := r.URL.Query()
+	op := node.Op{Kind: fsm.OpSet, Key: key}
+	if op.TTL, err = parseTTL(q.Get("ttl")); err != nil {
+		writeError(w, err)
+		return
+	}
+	if err := parseCond(r, &op); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -94,20 +102,13 @@ func (s *Server) handlePut(w http.ResponseWriter, r *http.Request) {
 		s.redirectOrFail(w, r)
 		return
 	}
-	value, err := s.readValue(w, r)
-	if err != nil {
+	if op.Value, err = s.readValue(w, r, len(key)); err != nil {
 		writeError(w, err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), defaultWriteTimeout)
-	defer cancel()
-	res, err := s.node.Set(ctx, key, value, ttl)
-	if err != nil {
-		s.writeFailed(w, r, err)
-		return
-	}
-	w.Header().Set("X-Raft-Index", strconv.FormatUint(res.Index, 10))
-	writeJSON(w, http.StatusOK, writeResponse{Version: res.Version, Index: res.Index})
+	s.write(w, r, op, func(res *fsm.Result) any {
+		return writeResponse{Version: res.Version, Index: res.Index}
+	})
 }
 
 func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request) {
@@ -116,31 +117,143 @@ func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	op := node.Op{Kind: fsm.OpDelete, Key: key}
+	if err := parseCond(r, &op); err != nil {
+		writeError(w, err)
+		return
+	}
+	s.write(w, r, op, func(res *fsm.Result) any {
+		return deleteResponse{Deleted: res.Deleted, Index: res.Index}
+	})
+}
+
+type incrResponse struct {
+	Value int64  `json:"value"`
+	Index uint64 `json:"index"`
+}
+
+// handleIncr adds ?by=N (default 1) to a decimal counter. ?ttl applies only
+// when this call creates the key, so a fixed-window rate limiter is one
+// call: INCR with the window as TTL, and compare the returned value.
+func (s *Server) handleIncr(w http.ResponseWriter, r *http.Request) {
+	key, err := keyFrom(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	q := r.URL.Query()
+	op := node.Op{Kind: fsm.OpIncr, Key: key, By: 1}
+	if v := q.Get("by"); v != "" {
+		if op.By, err = strconv.ParseInt(v, 10, 64); err != nil {
+			writeError(w, badRequest("bad_by", "by must be a 64-bit decimal integer: "+strconv.Quote(v)))
+			return
+		}
+	}
+	if op.TTL, err = parseTTL(q.Get("ttl")); err != nil {
+		writeError(w, err)
+		return
+	}
+	s.write(w, r, op, func(res *fsm.Result) any {
+		return incrResponse{Value: res.Value, Index: res.Index}
+	})
+}
+
+// handleSetTTL sets (PUT ?ttl=D) or clears (DELETE) the expiry of an
+// existing key without rewriting its value.
+func (s *Server) handleSetTTL(w http.ResponseWriter, r *http.Request) {
+	key, err := keyFrom(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	op := node.Op{Kind: fsm.OpTouch, Key: key}
+	if r.Method == http.MethodPut {
+		if op.TTL, err = parseTTL(r.URL.Query().Get("ttl")); err != nil {
+			writeError(w, err)
+			return
+		}
+		if op.TTL == 0 {
+			writeError(w, badRequest("bad_ttl", "PUT /v1/ttl/{key} needs ?ttl=; DELETE clears the expiry"))
+			return
+		}
+	}
+	s.write(w, r, op, func(res *fsm.Result) any {
+		return writeResponse{Version: res.Version, Index: res.Index}
+	})
+}
+
+// write proposes op and answers with body(res), or the mapped error.
+func (s *Server) write(w http.ResponseWriter, r *http.Request, op node.Op, body func(*fsm.Result) any) {
 	ctx, cancel := context.WithTimeout(r.Context(), defaultWriteTimeout)
 	defer cancel()
-	res, err := s.node.Delete(ctx, key)
+	res, err := s.node.Write(ctx, op)
 	if err != nil {
-		s.writeFailed(w, r, err)
+		s.writeFailed(w, r, err, res)
 		return
 	}
 	w.Header().Set("X-Raft-Index", strconv.FormatUint(res.Index, 10))
-	writeJSON(w, http.StatusOK, deleteResponse{Deleted: res.Deleted, Index: res.Index})
+	writeJSON(w, http.StatusOK, body(res))
 }
+
+// parseCond reads a write's precondition: ?cas=V (0: only if absent),
+// If-Match: "V" or If-None-Match: *.
+func parseCond(r *http.Request, op *node.Op) error {
+	conds := 0
+	if v := r.URL.Query().Get("cas"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return badRequest("bad_cas", "cas must be a version number (0: only if absent): "+strconv.Quote(v))
+		}
+		op.Cond, op.Version = fsm.CondVersion, n
+		if n == 0 {
+			op.Cond = fsm.CondAbsent
+		}
+		conds++
+	}
+	if v := r.Header.Get("If-Match"); v != "" {
+		if v == "*" {
+			op.Cond = fsm.CondExists
+		} else {
+			n, err := strconv.ParseUint(strings.Trim(strings.TrimPrefix(v, "W/"), `"`), 10, 64)
+			if err != nil {
+				return badRequest("bad_cas", "If-Match must be an ETag like \"12\" or *: "+strconv.Quote(v))
+			}
+			op.Cond, op.Version = fsm.CondVersion, n
+		}
+		conds++
+	}
+	if v := r.Header.Get("If-None-Match"); v != "" {
+		if v != "*" {
+			return badRequest("bad_cas", "If-None-Match supports only *")
+		}
+		op.Cond = fsm.CondAbsent
+		conds++
+	}
+	if conds > 1 {
+		return badRequest("bad_cas", "give at most one of cas, If-Match and If-None-Match")
+	}
+	return nil
+}
+
+func etag(version uint64) string { return `"` + strconv.FormatUint(version, 10) + `"` }
 
 // writeFailed answers a failed write: a node that is not (or no longer)
 // the leader redirects, since nothing was applied.
-func (s *Server) writeFailed(w http.ResponseWriter, r *http.Request, err error) {
+func (s *Server) writeFailed(w http.ResponseWriter, r *http.Request, err error, res *fsm.Result) {
 	if errors.Is(err, node.ErrNotLeader) {
 		s.redirectOrFail(w, r)
 		return
 	}
-	writeError(w, err)
+	writeResultError(w, err, res)
 }
 
 // readValue reads the request body, refusing more than MaxValueSize bytes
 // with 413 before reading them when Content-Length says so.
-func (s *Server) readValue(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+func (s *Server) readValue(w http.ResponseWriter, r *http.Request, keyLen int) ([]byte, error) {
 	max := s.cfg.MaxValueSize
+	if err := s.fits(keyLen, r.ContentLength); err != nil {
+		return nil, err
+	}
 	tooLarge := &requestError{http.StatusRequestEntityTooLarge, "value_too_large",
 		"the value is larger than the limit of " + strconv.FormatInt(max, 10) + " bytes"}
 	if r.ContentLength > max {
@@ -154,7 +267,17 @@ func (s *Server) readValue(w http.ResponseWriter, r *http.Request) ([]byte, erro
 		}
 		return nil, badRequest("bad_body", "reading the request body: "+err.Error())
 	}
-	return buf.Bytes(), nil
+	return buf.Bytes(), s.fits(keyLen, int64(buf.Len()))
+}
+
+// fits refuses an entry that could never fit under --max-memory: evicting
+// everything else would not make room for it.
+func (s *Server) fits(keyLen int, valueLen int64) error {
+	size := int64(keyLen) + valueLen + fsm.EntryOverhead
+	if mm := s.node.MaxMemory(); mm > 0 && size > mm {
+		return fmt.Errorf("%w: %d bytes with key and overhead, max memory %d", node.ErrTooLarge, size, mm)
+	}
+	return nil
 }
 
 func max64(a, b int64) int64 {

@@ -31,10 +31,12 @@ type Config struct {
 
 // Server serves the HTTP API of one node.
 type Server struct {
-	node   *node.Node
-	cfg    Config
-	logger hclog.Logger
-	router *mux.Router
+	node    *node.Node
+	cfg     Config
+	logger  hclog.Logger
+	router  *mux.Router
+	metrics *metrics
+	peers   *http.Client // for ?scope=cluster fan-out
 }
 
 // New builds the API handler for n.
@@ -45,7 +47,8 @@ func New(n *node.Node, cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
-	s := &Server{node: n, cfg: cfg, logger: cfg.Logger}
+	s := &Server{node: n, cfg: cfg, logger: cfg.Logger, peers: &http.Client{Timeout: 2 * time.Second}}
+	s.metrics = s.newMetrics()
 	s.router = s.routes()
 	return s
 }
@@ -67,6 +70,12 @@ func (s *Server) routes() *mux.Router {
 	r.HandleFunc("/v1/kv/{key:.+}", s.handleGet).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/v1/kv/{key:.+}", s.handlePut).Methods(http.MethodPut)
 	r.HandleFunc("/v1/kv/{key:.+}", s.handleDelete).Methods(http.MethodDelete)
+	r.HandleFunc("/v1/incr/{key:.+}", s.handleIncr).Methods(http.MethodPost)
+	r.HandleFunc("/v1/ttl/{key:.+}", s.handleSetTTL).Methods(http.MethodPut, http.MethodDelete)
+	r.HandleFunc("/v1/keys", s.handleKeys).Methods(http.MethodGet)
+	r.HandleFunc("/v1/keys", s.handleDeletePrefix).Methods(http.MethodDelete)
+	r.HandleFunc("/v1/batch", s.handleBatch).Methods(http.MethodPost)
+	r.HandleFunc("/v1/batch/get", s.handleBatchGet).Methods(http.MethodPost)
 	r.HandleFunc("/v1/kv/", s.handleEmptyKey)
 	r.HandleFunc("/v1/kv", s.handleEmptyKey)
 
@@ -74,6 +83,9 @@ func (s *Server) routes() *mux.Router {
 	r.HandleFunc("/v1/cluster/members", s.handleAddMember).Methods(http.MethodPost)
 	r.HandleFunc("/v1/cluster/members/{id}", s.handleRemoveMember).Methods(http.MethodDelete)
 	r.HandleFunc("/v1/stats", s.handleStats).Methods(http.MethodGet)
+
+	r.Handle("/metrics", s.metrics.handler()).Methods(http.MethodGet)
+	r.Use(s.metrics.instrument)
 
 	r.HandleFunc("/livez", s.handleLivez).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/readyz", s.handleReadyz).Methods(http.MethodGet, http.MethodHead)

@@ -1,0 +1,204 @@
+package fsm
+
+import (
+	"bytes"
+	"math"
+	"strconv"
+)
+
+// apply executes one decoded command against the writer's private state.
+// Everything it decides comes from s and c: c.Now is the leader's clock.
+func (f *FSM) apply(s *state, index uint64, c *Command) Result {
+	r := Result{Index: index}
+	switch c.Op {
+	case OpSetMember:
+		f.mu.Lock()
+		f.members[c.MemberID] = c.HTTPAddr
+		f.mu.Unlock()
+	case OpRemoveMember:
+		f.mu.Lock()
+		delete(f.members, c.MemberID)
+		f.mu.Unlock()
+	case OpBatch:
+		return s.applyBatch(index, c)
+	case OpExpire:
+		for _, k := range c.Keys {
+			if it, ok := s.get(k); ok && it.expireAt != 0 && it.expireAt <= c.Now {
+				s.remove(it)
+				r.Count++
+			}
+		}
+		s.counters.Expirations += uint64(r.Count)
+	case OpEvict:
+		for i, k := range c.Keys {
+			if it, ok := s.get(k); ok && it.version == c.Versions[i] {
+				s.remove(it)
+				r.Count++
+			}
+		}
+		s.counters.Evictions += uint64(r.Count)
+	case OpDeletePrefix:
+		var doomed []*item
+		s.tree.AscendGreaterOrEqual(&item{key: string(c.Key)}, func(it *item) bool {
+			if !bytes.HasPrefix([]byte(it.key), c.Key) {
+				return false
+			}
+			doomed = append(doomed, it)
+			return true
+		})
+		for _, it := range doomed {
+			if !it.expired(c.Now) {
+				r.Count++
+			}
+			s.remove(it)
+		}
+		s.counters.Deletes += uint64(r.Count)
+	default:
+		s.applyKey(&r, index, c)
+	}
+	return r
+}
+
+// applyBatch applies sub-commands in order. An atomic batch runs on a
+// throw-away clone first and is kept only if every condition held.
+func (s *state) applyBatch(index uint64, c *Command) Result {
+	r := Result{Index: index, Results: make([]Result, len(c.Cmds))}
+	target := s
+	if c.Atomic {
+		target = s.clone()
+	}
+	for i, sub := range c.Cmds {
+		sub.Now = c.Now
+		r.Results[i].Index = index
+		target.applyKey(&r.Results[i], index, sub)
+		if c.Atomic && r.Results[i].Err != nil {
+			r.Err = r.Results[i].Err
+			return r
+		}
+	}
+	if c.Atomic {
+		*s = *target
+	}
+	return r
+}
+
+// applyKey runs the single-key commands.
+func (s *state) applyKey(r *Result, index uint64, c *Command) {
+	cur, ok := s.get(c.Key)
+	live := ok && !cur.expired(c.Now)
+	if !condHolds(c, cur, live) {
+		r.Err = ErrConditionFailed
+		if live {
+			r.Current = cur.version
+		}
+		return
+	}
+	switch c.Op {
+	case OpSet:
+		it := &item{key: string(c.Key), value: c.Value, expireAt: c.ExpireAt}
+		if c.Flags&FlagKeepTTL != 0 && live {
+			it.expireAt = cur.expireAt
+		}
+		if c.Flags&FlagReturnPrev != 0 && live {
+			r.Prev, r.PrevFound = cur.value, true
+		}
+		r.Version = s.put(it, cur, index, c.Now)
+		s.counters.Sets++
+	case OpDelete:
+		if ok {
+			s.remove(cur)
+		}
+		r.Deleted = live
+		if live {
+			s.counters.Deletes++
+		}
+	case OpIncr:
+		var v int64
+		exp := c.ExpireAt // only the call that creates the counter sets its expiry
+		if live {
+			var err error
+			if v, err = parseCounter(cur.value); err != nil {
+				r.Err = err
+				return
+			}
+			exp = cur.expireAt
+		}
+		if (c.By > 0 && v > math.MaxInt64-c.By) || (c.By < 0 && v < math.MinInt64-c.By) {
+			r.Err = ErrOverflow
+			return
+		}
+		v += c.By
+		it := &item{key: string(c.Key), value: strconv.AppendInt(nil, v, 10), expireAt: exp}
+		r.Version, r.Value = s.put(it, cur, index, c.Now), v
+		s.counters.Sets++
+	case OpTouch:
+		if !live {
+			r.Err = ErrNotFound
+			return
+		}
+		it := &item{key: cur.key, value: cur.value, expireAt: c.ExpireAt}
+		r.Version, r.Deleted = s.put(it, cur, index, c.Now), true
+	}
+}
+
+func condHolds(c *Command, cur *item, live bool) bool {
+	switch c.Cond {
+	case CondVersion:
+		return live && cur.version == c.Version
+	case CondAbsent:
+		return !live
+	case CondExists:
+		return live
+	}
+	return true
+}
+
+// parseCounter accepts exactly what incr writes: an optional '-' and
+// decimal digits.
+func parseCounter(b []byte) (int64, error) {
+	if len(b) == 0 || len(b) > 20 || b[0] == '+' {
+		return 0, ErrNotInteger
+	}
+	v, err := strconv.ParseInt(string(b), 10, 64)
+	if err != nil {
+		return 0, ErrNotInteger
+	}
+	return v, nil
+}
+
+func (s *state) get(key []byte) (*item, bool) {
+	return s.tree.Get(&item{key: string(key)})
+}
+
+// put stores it in place of old (which may be nil), giving it the next
+// version: the entry's index, or one past the last version handed out when
+// an earlier write in the same entry already took it.
+func (s *state) put(it, old *item, index uint64, now int64) uint64 {
+	it.version = max(index, s.lastVersion+1)
+	s.lastVersion = it.version
+	it.access.Store(now)
+	if old != nil {
+		s.drop(old)
+	}
+	s.tree.ReplaceOrInsert(it)
+	s.bytes += it.size()
+	if it.expireAt != 0 {
+		s.ttl.ReplaceOrInsert(ttlKey{it.expireAt, it.key})
+	}
+	return it.version
+}
+
+// remove deletes it from the tree and the expiry index.
+func (s *state) remove(it *item) {
+	s.tree.Delete(it)
+	s.drop(it)
+}
+
+// drop forgets it's accounting and expiry entry (the tree slot is reused
+// or deleted by the caller).
+func (s *state) drop(it *item) {
+	s.bytes -= it.size()
+	if it.expireAt != 0 {
+		s.ttl.Delete(ttlKey{it.expireAt, it.key})
+	}
+}

@@ -1,0 +1,97 @@
+package transport
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics is one node's Prometheus registry. It is per Server, not the
+// global default registry, so several nodes can live in one test process.
+type metrics struct {
+	reg      *prometheus.Registry
+	duration *prometheus.HistogramVec
+}
+
+func (s *Server) newMetrics() *metrics {
+	m := &metrics{reg: prometheus.NewRegistry()}
+	m.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "raftcache_http_request_duration_seconds",
+		Help:    "HTTP request latency by route template, method and status code.",
+		Buckets: []float64{.0001, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+	}, []string{"route", "method", "code"})
+	n := s.node
+	counter := func(name, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f)
+	}
+	gauge := func(name, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
+	}
+	stateDesc := prometheus.NewDesc("raftcache_raft_state", "1 for this node's current Raft state, 0 for the others.", []string{"state"}, nil)
+	m.reg.MustRegister(
+		m.duration,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		counter("raftcache_cache_hits_total", "Reads that found a live key on this node.", func() float64 { return float64(n.FSM().Stats().Hits) }),
+		counter("raftcache_cache_misses_total", "Reads that found no live key on this node.", func() float64 { return float64(n.FSM().Stats().Misses) }),
+		counter("raftcache_cache_evictions_total", "Keys evicted under --max-memory (replicated count).", func() float64 { return float64(n.FSM().Stats().Evictions) }),
+		counter("raftcache_cache_expired_total", "Keys removed after their TTL (replicated count).", func() float64 { return float64(n.FSM().Stats().Expirations) }),
+		counter("raftcache_cache_sets_total", "Keys written (replicated count).", func() float64 { return float64(n.FSM().Stats().Sets) }),
+		counter("raftcache_cache_deletes_total", "Live keys deleted (replicated count).", func() float64 { return float64(n.FSM().Stats().Deletes) }),
+		gauge("raftcache_cache_keys", "Keys stored, expired ones included until removed.", func() float64 { return float64(n.FSM().Stats().Keys) }),
+		gauge("raftcache_cache_bytes", "Accounted bytes: keys, values and per-entry overhead.", func() float64 { return float64(n.FSM().Stats().Bytes) }),
+		gauge("raftcache_cache_max_memory_bytes", "The --max-memory bound, 0 if none.", func() float64 { return float64(n.MaxMemory()) }),
+		gauge("raftcache_raft_term", "Current Raft term.", func() float64 { return float64(n.Status().Term) }),
+		gauge("raftcache_raft_commit_index", "Raft commit index known to this node.", func() float64 { return float64(n.Status().CommitIndex) }),
+		gauge("raftcache_raft_applied_index", "Raft index applied to this node's cache.", func() float64 { return float64(n.Status().AppliedIndex) }),
+		counter("raftcache_strong_read_rounds_total", "Leadership confirmations (VerifyLeader rounds) for strong reads.", func() float64 { return float64(n.ReadStats().Rounds) }),
+		counter("raftcache_strong_reads_total", "Strong reads served through those rounds.", func() float64 { return float64(n.ReadStats().Reads) }),
+		prometheus.CollectorFunc(func(ch chan<- prometheus.Metric) {
+			cur := n.Status().State
+			for _, st := range []string{"Follower", "Candidate", "Leader", "Shutdown"} {
+				v := 0.0
+				if st == cur {
+					v = 1
+				}
+				ch <- prometheus.MustNewConstMetric(stateDesc, prometheus.GaugeValue, v, st)
+			}
+		}),
+	)
+	return m
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// instrument records each routed request's latency by route template.
+func (m *metrics) instrument(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(sw, r)
+		route := "unknown"
+		if cr := mux.CurrentRoute(r); cr != nil {
+			if t, err := cr.GetPathTemplate(); err == nil {
+				route = t
+			}
+		}
+		m.duration.WithLabelValues(route, r.Method, strconv.Itoa(sw.status)).Observe(time.Since(start).Seconds())
+	})
+}
+
+// statusWriter remembers the status code written.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
