@@ -58,6 +58,9 @@ const (
 // would get a new byte, and Decode keeps reading this one.
 const formatV1 byte = 1
 
+// MaxReqID bounds a request id.
+const MaxReqID = 64
+
 // MaxBatch bounds the commands in one OpBatch and the keys in one
 // OpExpire or OpEvict, so one entry stays a reasonable size.
 const MaxBatch = 4096
@@ -68,6 +71,7 @@ const MaxBatch = 4096
 type Command struct {
 	Op       Op
 	Now      int64  // leader wall clock when proposed, Unix ns
+	ReqID    []byte // client's request id: a retry with the same id is answered, not re-applied
 	Key      []byte // OpSet, OpDelete, OpIncr, OpTouch; the prefix of OpDeletePrefix
 	Value    []byte // OpSet
 	ExpireAt int64  // OpSet, OpIncr (on create), OpTouch: absolute Unix ns; 0 = never
@@ -88,7 +92,7 @@ type Command struct {
 
 // Encode appends the binary form of c to dst:
 //
-//	format(1) op(1) now(varint) fields...
+//	format(1) op(1) now(varint) reqid(bytes) fields...
 //
 // where byte strings are a uvarint length followed by the bytes, integers
 // are varints, and a sub-command of a batch is a length-prefixed encoding
@@ -97,6 +101,7 @@ type Command struct {
 func (c *Command) Encode(dst []byte) []byte {
 	dst = append(dst, formatV1)
 	dst = binary.AppendVarint(append(dst, byte(c.Op)), c.Now)
+	dst = appendBytes(dst, c.ReqID)
 	return c.encodeBody(dst)
 }
 
@@ -168,6 +173,9 @@ func Decode(b []byte) (Command, error) {
 	}
 	c.Op = Op(d.byte())
 	c.Now = d.varint()
+	if c.ReqID = d.bytes(); len(c.ReqID) == 0 {
+		c.ReqID = nil
+	}
 	d.body(&c, true)
 	if d.err != nil {
 		return c, d.err

@@ -96,6 +96,7 @@ type Result struct {
 	Current   uint64   // with ErrConditionFailed: the current version, 0 if absent
 	Err       error    // a result error (see the error block); nil on success
 	Results   []Result // batch: one per sub-command
+	Duplicate bool     // the request id was seen: this is the first attempt's result
 }
 
 // Counters are replicated totals: equal on every node at the same index.
@@ -110,18 +111,19 @@ type state struct {
 	bytes       int64                 // sum of item sizes, expired items included until removed
 	lastVersion uint64                // the largest version handed out
 	counters    Counters
-	index       uint64 // the last Raft index applied to this view
+	index       uint64     // the last Raft index applied to this view
+	dedup       dedupTable // recent request ids and their results
 }
 
 func newState() *state {
-	return &state{tree: btree.NewG(32, itemLess), ttl: btree.NewG(32, ttlLess)}
+	return &state{tree: btree.NewG(32, itemLess), ttl: btree.NewG(32, ttlLess), dedup: newDedup()}
 }
 
 // clone returns a private copy for the writer; the copy-on-write trees
 // make it O(1).
 func (s *state) clone() *state {
 	c := *s
-	c.tree, c.ttl = s.tree.Clone(), s.ttl.Clone()
+	c.tree, c.ttl, c.dedup = s.tree.Clone(), s.ttl.Clone(), s.dedup.clone()
 	return &c
 }
 
@@ -180,13 +182,31 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 		if cmd.Now > f.clock.Load() {
 			f.clock.Store(cmd.Now)
 		}
-		res := f.apply(next, l.Index, &cmd)
-		out[i] = &res
+		out[i] = f.applyOnce(next, l.Index, &cmd)
 	}
 	next.index = last
 	f.root.Store(next)
 	f.notify()
 	return out
+}
+
+// applyOnce applies cmd unless its request id was already applied, in
+// which case the first result is returned again.
+func (f *FSM) applyOnce(s *state, index uint64, cmd *Command) *Result {
+	if cmd.ReqID == nil {
+		res := f.apply(s, index, cmd)
+		return &res
+	}
+	if prev, ok := s.dedup.lookup(cmd.ReqID); ok {
+		dup := *prev
+		dup.Duplicate = true
+		return &dup
+	}
+	res := f.apply(s, index, cmd)
+	stored := res
+	stored.Prev, stored.PrevFound = nil, false
+	s.dedup.remember(cmd.ReqID, cmd.Now, &stored)
+	return &res
 }
 
 // notify wakes everyone waiting for the applied index to move.

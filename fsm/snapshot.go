@@ -41,6 +41,7 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 //	magic(4) index(uvarint) clock(varint) lastVersion(uvarint)
 //	sets deletes expirations evictions(uvarint) nmembers(uvarint) {id addr}
 //	nitems(uvarint) {key value version(uvarint) expireAt(varint)}
+//	ndedup(uvarint) {id at(varint) result}
 //
 // with byte strings as uvarint length + bytes, items in key order.
 func (s *snapshot) Persist(sink raft.SnapshotSink) error {
@@ -83,6 +84,13 @@ func (s *snapshot) write(w io.Writer) error {
 	if err != nil {
 		return err
 	}
+	buf = binary.AppendUvarint(buf, uint64(s.root.dedup.byID.Len()))
+	s.root.dedup.byID.Ascend(func(e dedupEntry) bool {
+		buf = appendBytes(buf, []byte(e.id))
+		buf = binary.AppendVarint(buf, e.at)
+		buf = appendResult(buf, e.res)
+		return true
+	})
 	if _, err := bw.Write(buf); err != nil {
 		return err
 	}
@@ -177,6 +185,26 @@ func readSnapshot(r *bufio.Reader) (*snapshot, error) {
 		if it.expireAt != 0 {
 			root.ttl.ReplaceOrInsert(ttlKey{it.expireAt, it.key})
 		}
+	}
+	if n, err = binary.ReadUvarint(r); err != nil {
+		return fail("request id count", err)
+	}
+	for i := uint64(0); i < n; i++ {
+		id, err := readBytes(r)
+		if err != nil {
+			return fail("request id", err)
+		}
+		at, err := binary.ReadVarint(r)
+		if err != nil {
+			return fail("request time", err)
+		}
+		res, err := readResult(r, 0)
+		if err != nil {
+			return fail("request result", err)
+		}
+		e := dedupEntry{id: string(id), at: at, res: res}
+		root.dedup.byID.ReplaceOrInsert(e)
+		root.dedup.byTime.ReplaceOrInsert(e)
 	}
 	s.root = root
 	return s, nil

@@ -22,11 +22,14 @@ type Op struct {
 	Version uint64        // with fsm.CondVersion
 	Flags   uint8         // OpSet: fsm.FlagKeepTTL, fsm.FlagReturnPrev
 	By      int64         // OpIncr
+	// ReqID, if set, makes a retry safe: the state machine answers a
+	// repeated id with the first result instead of applying it again.
+	ReqID []byte
 }
 
 func (o *Op) command(now int64) *fsm.Command {
 	c := &fsm.Command{Op: o.Kind, Now: now, Key: o.Key, Value: o.Value, Cond: o.Cond,
-		Version: o.Version, Flags: o.Flags, By: o.By}
+		Version: o.Version, Flags: o.Flags, By: o.By, ReqID: o.ReqID}
 	if o.TTL > 0 {
 		c.ExpireAt = now + int64(o.TTL)
 	}
@@ -55,15 +58,18 @@ func (n *Node) Delete(ctx context.Context, key []byte) (*fsm.Result, error) {
 }
 
 // WriteBatch applies ops in one Raft entry. Atomic: every condition must
-// hold or nothing is applied (the Result's Err says which failed).
-func (n *Node) WriteBatch(ctx context.Context, ops []Op, atomic bool) (*fsm.Result, error) {
+// hold or nothing is applied (the Result's Err says which failed). reqID
+// deduplicates retries of the whole batch, as Op.ReqID does.
+func (n *Node) WriteBatch(ctx context.Context, ops []Op, atomic bool, reqID []byte) (*fsm.Result, error) {
 	if len(ops) > fsm.MaxBatch {
 		return nil, fmt.Errorf("%w: %d operations, at most %d", ErrTooMany, len(ops), fsm.MaxBatch)
 	}
 	now := n.now()
-	cmd := &fsm.Command{Op: fsm.OpBatch, Now: now, Atomic: atomic}
+	cmd := &fsm.Command{Op: fsm.OpBatch, Now: now, Atomic: atomic, ReqID: reqID}
 	for i := range ops {
-		cmd.Cmds = append(cmd.Cmds, ops[i].command(now))
+		sub := ops[i].command(now)
+		sub.ReqID = nil
+		cmd.Cmds = append(cmd.Cmds, sub)
 	}
 	res, err := n.propose(ctx, cmd)
 	if err != nil {

@@ -71,9 +71,14 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	atomic := req.Atomic == nil || *req.Atomic
+	reqID, err := requestID(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), defaultWriteTimeout)
 	defer cancel()
-	res, err := s.node.WriteBatch(ctx, ops, atomic)
+	res, err := s.node.WriteBatch(ctx, ops, atomic, reqID)
 	if err != nil {
 		if res != nil {
 			for i := range res.Results {

@@ -184,9 +184,17 @@ func (s *Server) handleSetTTL(w http.ResponseWriter, r *http.Request) {
 
 // write proposes op and answers with body(res), or the mapped error.
 func (s *Server) write(w http.ResponseWriter, r *http.Request, op node.Op, body func(*fsm.Result) any) {
+	var err error
+	if op.ReqID, err = requestID(r); err != nil {
+		writeError(w, err)
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), defaultWriteTimeout)
 	defer cancel()
 	res, err := s.node.Write(ctx, op)
+	if res != nil && res.Duplicate {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
 	if err != nil {
 		s.writeFailed(w, r, err, res)
 		return
@@ -233,6 +241,19 @@ func parseCond(r *http.Request, op *node.Op) error {
 		return badRequest("bad_cas", "give at most one of cas, If-Match and If-None-Match")
 	}
 	return nil
+}
+
+// requestID reads the Idempotency-Key header: a retry that carries the
+// same key is answered with the first attempt's result, not applied again.
+func requestID(r *http.Request) ([]byte, error) {
+	v := r.Header.Get("Idempotency-Key")
+	if len(v) > fsm.MaxReqID {
+		return nil, badRequest("bad_idempotency_key", "Idempotency-Key is longer than "+strconv.Itoa(fsm.MaxReqID)+" bytes")
+	}
+	if v == "" {
+		return nil, nil
+	}
+	return []byte(v), nil
 }
 
 func etag(version uint64) string { return `"` + strconv.FormatUint(version, 10) + `"` }

@@ -1,0 +1,127 @@
+package fsm
+
+import (
+	"encoding/binary"
+	"errors"
+	"io"
+
+	"github.com/google/btree"
+)
+
+// Request deduplication. A client that retries a write whose outcome it
+// does not know (leader crash, timeout) sends the same request id; if the
+// first attempt was applied, the state machine answers with the stored
+// result instead of applying it again, so an increment is never counted
+// twice. Ids are remembered for DedupWindow of leader time, and at most
+// DedupMax of them (oldest forgotten first): both limits are decided from
+// the log alone, so every replica forgets the same ids at the same index.
+const (
+	DedupWindow = 5 * 60 * 1e9 // ns of leader time
+	DedupMax    = 200_000
+)
+
+type dedupEntry struct {
+	id  string
+	at  int64 // leader time of the original apply
+	res *Result
+}
+
+func dedupLess(a, b dedupEntry) bool { return a.id < b.id }
+
+func dedupTimeLess(a, b dedupEntry) bool { return a.at < b.at || (a.at == b.at && a.id < b.id) }
+
+type dedupTable struct {
+	byID   *btree.BTreeG[dedupEntry]
+	byTime *btree.BTreeG[dedupEntry]
+}
+
+func newDedup() dedupTable {
+	return dedupTable{byID: btree.NewG(32, dedupLess), byTime: btree.NewG(32, dedupTimeLess)}
+}
+
+func (d dedupTable) clone() dedupTable {
+	return dedupTable{byID: d.byID.Clone(), byTime: d.byTime.Clone()}
+}
+
+func (d dedupTable) lookup(id []byte) (*Result, bool) {
+	e, ok := d.byID.Get(dedupEntry{id: string(id)})
+	return e.res, ok
+}
+
+// remember stores res under id and forgets what fell out of the window.
+func (d dedupTable) remember(id []byte, at int64, res *Result) {
+	e := dedupEntry{id: string(id), at: at, res: res}
+	d.byID.ReplaceOrInsert(e)
+	d.byTime.ReplaceOrInsert(e)
+	for d.byTime.Len() > 0 {
+		old, _ := d.byTime.Min()
+		if old.at >= at-DedupWindow && d.byTime.Len() <= DedupMax {
+			return
+		}
+		d.byTime.DeleteMin()
+		d.byID.Delete(old)
+	}
+}
+
+// Result errors by code, for storing results in snapshots.
+var resultErrs = []error{nil, ErrConditionFailed, ErrNotInteger, ErrOverflow, ErrNotFound}
+
+func errCode(err error) uint64 {
+	for i, e := range resultErrs {
+		if e == err {
+			return uint64(i)
+		}
+	}
+	return 0
+}
+
+// appendResult encodes what a retry needs to be answered: not Prev, which
+// would keep old values alive (a deduplicated SET ... GET answers without it).
+func appendResult(dst []byte, r *Result) []byte {
+	dst = binary.AppendUvarint(dst, r.Index)
+	dst = binary.AppendUvarint(dst, r.Version)
+	dst = binary.AppendVarint(dst, r.Value)
+	dst = binary.AppendUvarint(dst, uint64(r.Count))
+	dst = binary.AppendUvarint(dst, r.Current)
+	deleted := uint64(0)
+	if r.Deleted {
+		deleted = 1
+	}
+	dst = binary.AppendUvarint(dst, deleted)
+	dst = binary.AppendUvarint(dst, errCode(r.Err))
+	dst = binary.AppendUvarint(dst, uint64(len(r.Results)))
+	for i := range r.Results {
+		dst = appendResult(dst, &r.Results[i])
+	}
+	return dst
+}
+
+func readResult(r io.ByteReader, depth int) (*Result, error) {
+	var vals [8]uint64
+	for i := range vals {
+		var err error
+		if i == 2 {
+			var v int64
+			v, err = binary.ReadVarint(r)
+			vals[i] = uint64(v)
+		} else {
+			vals[i], err = binary.ReadUvarint(r)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if vals[6] >= uint64(len(resultErrs)) || vals[7] > MaxBatch || (depth > 0 && vals[7] > 0) {
+		return nil, errors.New("bad stored result")
+	}
+	res := &Result{Index: vals[0], Version: vals[1], Value: int64(vals[2]), Count: int(vals[3]),
+		Current: vals[4], Deleted: vals[5] == 1, Err: resultErrs[vals[6]]}
+	for i := uint64(0); i < vals[7]; i++ {
+		sub, err := readResult(r, depth+1)
+		if err != nil {
+			return nil, err
+		}
+		res.Results = append(res.Results, *sub)
+	}
+	return res, nil
+}
