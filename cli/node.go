@@ -38,10 +38,12 @@ same flags.
 			&cli.StringFlag{Name: "raft-addr", EnvVars: env("RAFT_ADDR"), Value: "127.0.0.1:7071", Usage: "Raft transport address (host:port); keep it on a private interface"},
 			&cli.StringFlag{Name: "raft-advertise", EnvVars: env("RAFT_ADVERTISE"), Usage: "Raft address other members dial, if not --raft-addr (e.g. when binding 0.0.0.0)"},
 			&cli.StringFlag{Name: "data-dir", EnvVars: env("DATA_DIR"), Value: "data", Usage: "directory for the Raft log, stable store and snapshots"},
+			&cli.StringFlag{Name: "log-store", EnvVars: env("LOG_STORE"), Value: "bolt", Usage: "Raft log and stable store: bolt (raft-boltdb) or wal (raft-wal, one fsync per append)"},
 			&cli.BoolFlag{Name: "bootstrap", EnvVars: env("BOOTSTRAP"), Usage: "form a new cluster if the data directory holds none"},
 			&cli.StringSliceFlag{Name: "join", EnvVars: env("JOIN"), Usage: "URLs of members to join through (comma-separated)"},
 			&cli.Int64Flag{Name: "max-value-size", EnvVars: env("MAX_VALUE_SIZE"), Value: transport.DefaultMaxValueSize, Usage: "largest value accepted, in bytes"},
 			&cli.StringFlag{Name: "max-memory", EnvVars: env("MAX_MEMORY"), Value: "0", Usage: "bound on cached keys, values and overhead, e.g. 256MB; least recently used keys are evicted above it (0: no bound)"},
+			&cli.BoolFlag{Name: "pprof", EnvVars: env("PPROF"), Usage: "serve Go's profiler under /debug/pprof/ on the HTTP address"},
 			&cli.StringFlag{Name: "log-level", EnvVars: env("LOG_LEVEL"), Value: "info", Usage: "trace, debug, info, warn or error"},
 			&cli.DurationFlag{Name: "raft-heartbeat-timeout", EnvVars: env("RAFT_HEARTBEAT_TIMEOUT"), Value: time.Second, Usage: "follower waits this long without a leader before an election"},
 			&cli.DurationFlag{Name: "raft-election-timeout", EnvVars: env("RAFT_ELECTION_TIMEOUT"), Value: time.Second, Usage: "candidate waits this long for votes"},
@@ -82,6 +84,7 @@ func runNode(c *cli.Context) error {
 		RaftAdvertise:     c.String("raft-advertise"),
 		HTTPAddr:          ln.Addr().String(),
 		DataDir:           c.String("data-dir"),
+		LogStore:          c.String("log-store"),
 		Bootstrap:         c.Bool("bootstrap") || len(join) == 0,
 		Logger:            logger,
 		HeartbeatTimeout:  c.Duration("raft-heartbeat-timeout"),
@@ -95,7 +98,7 @@ func runNode(c *cli.Context) error {
 		ln.Close()
 		return err
 	}
-	api := transport.New(n, transport.Config{MaxValueSize: c.Int64("max-value-size"), Logger: logger.Named("http")})
+	api := transport.New(n, transport.Config{MaxValueSize: c.Int64("max-value-size"), Logger: logger.Named("http"), Pprof: c.Bool("pprof")})
 	srv := transport.NewHTTPServer(api)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
@@ -115,7 +118,11 @@ func runNode(c *cli.Context) error {
 		logger.Error("HTTP server failed", "error", err)
 	}
 	cancel()
-	shutCtx, done := context.WithTimeout(context.Background(), 5*time.Second)
+	// Graceful: hand leadership over first (requests still arriving are
+	// redirected to the new leader), let in-flight requests finish within
+	// a bound, then stop Raft.
+	n.HandOffLeadership(5 * time.Second)
+	shutCtx, done := context.WithTimeout(context.Background(), 10*time.Second)
 	defer done()
 	if serr := srv.Shutdown(shutCtx); serr != nil && !errors.Is(serr, http.ErrServerClosed) {
 		logger.Warn("HTTP shutdown", "error", serr)

@@ -147,10 +147,10 @@ func (n *Node) Ready() bool {
 	return n.applied(n.raft.CommitIndex())
 }
 
-// AddMember adds (or re-adds) a voting member and replicates its HTTP
-// address. Adding a member that is already present with the same Raft
-// address only refreshes its HTTP address, so a restarted node may ask to
-// join again harmlessly.
+// AddMember adds (or re-adds) a member, voting or not, and replicates its
+// HTTP address. Adding a member that is already present with the same Raft
+// address only refreshes its HTTP address (its vote is changed only by
+// SetVoter), so a restarted node may ask to join again harmlessly.
 func (n *Node) AddMember(ctx context.Context, m Member) error {
 	if !n.IsLeader() {
 		return ErrNotLeader
@@ -175,8 +175,12 @@ func (n *Node) AddMember(ctx context.Context, m Member) error {
 		}
 	}
 	if !present {
-		n.logger.Info("adding member", "id", m.ID, "raft_addr", m.RaftAddr, "http_addr", m.HTTPAddr)
-		err := n.raft.AddVoter(raft.ServerID(m.ID), raft.ServerAddress(m.RaftAddr), 0, n.timeout(ctx)).Error()
+		n.logger.Info("adding member", "id", m.ID, "raft_addr", m.RaftAddr, "http_addr", m.HTTPAddr, "voter", m.Voter)
+		add := n.raft.AddVoter
+		if !m.Voter {
+			add = n.raft.AddNonvoter
+		}
+		err := add(raft.ServerID(m.ID), raft.ServerAddress(m.RaftAddr), 0, n.timeout(ctx)).Error()
 		if err != nil {
 			return n.classify(err, true)
 		}

@@ -11,14 +11,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"github.com/raftcache/raftcache/fsm"
 )
@@ -65,7 +63,8 @@ type Config struct {
 	// Set it when binding 0.0.0.0 or when a proxy stands in front.
 	RaftAdvertise string
 	HTTPAddr      string // this node's client API address, replicated to all members
-	DataDir       string // raft.db and snapshots/ live here
+	DataDir       string // the log store (raft.db or wal/) and snapshots/ live here
+	LogStore      string // LogStoreBolt (default) or LogStoreWAL
 	Bootstrap     bool   // form a one-node cluster if DataDir holds no Raft state
 
 	Logger hclog.Logger     // nil discards
@@ -130,7 +129,7 @@ type Node struct {
 
 	fsm       *fsm.FSM
 	raft      *raft.Raft
-	store     *raftboltdb.BoltStore
+	store     raftStore
 	logs      raft.LogStore // store behind a cache, used for index gap checks
 	transport *raft.NetworkTransport
 
@@ -177,10 +176,8 @@ func New(cfg Config) (*Node, error) {
 
 func (n *Node) open() error {
 	var err error
-	// fsync stays on: NoSync would let Raft forget acknowledged entries.
-	n.store, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(n.cfg.DataDir, "raft.db")})
-	if err != nil {
-		return fmt.Errorf("node: open bolt store: %w", err)
+	if n.store, err = openStore(n.cfg.LogStore, n.cfg.DataDir); err != nil {
+		return fmt.Errorf("node: %w", err)
 	}
 	n.logs, err = raft.NewLogCache(1024, n.store)
 	if err != nil {

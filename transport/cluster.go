@@ -21,6 +21,14 @@ type memberJSON struct {
 	Voter    bool   `json:"voter"`
 }
 
+// addMemberJSON is POST /v1/cluster/members; voter defaults to true.
+type addMemberJSON struct {
+	ID       string `json:"id"`
+	HTTPAddr string `json:"http_addr"`
+	RaftAddr string `json:"raft_addr"`
+	Voter    *bool  `json:"voter"`
+}
+
 type leaderJSON struct {
 	ID       string `json:"id"`
 	HTTPAddr string `json:"http_addr"`
@@ -69,23 +77,23 @@ func (s *Server) handleAddMember(w http.ResponseWriter, r *http.Request) {
 		s.redirectOrFail(w, r)
 		return
 	}
-	var m memberJSON
-	if err := s.decodeJSON(w, r, maxJSONBody, &m); err != nil {
+	var req addMemberJSON
+	if err := s.decodeJSON(w, r, maxJSONBody, &req); err != nil {
 		writeError(w, err)
 		return
 	}
+	m := memberJSON{ID: req.ID, HTTPAddr: req.HTTPAddr, RaftAddr: req.RaftAddr, Voter: req.Voter == nil || *req.Voter}
 	if err := validateMember(m); err != nil {
 		writeError(w, err)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), defaultWriteTimeout)
 	defer cancel()
-	err := s.node.AddMember(ctx, node.Member{ID: m.ID, RaftAddr: m.RaftAddr, HTTPAddr: m.HTTPAddr, Voter: true})
+	err := s.node.AddMember(ctx, node.Member{ID: m.ID, RaftAddr: m.RaftAddr, HTTPAddr: m.HTTPAddr, Voter: m.Voter})
 	if err != nil {
 		s.writeFailed(w, r, err, nil)
 		return
 	}
-	m.Voter = true
 	writeJSON(w, http.StatusOK, m)
 }
 

@@ -6,6 +6,7 @@ package transport
 
 import (
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -27,6 +28,7 @@ const (
 type Config struct {
 	MaxValueSize int64        // default DefaultMaxValueSize
 	Logger       hclog.Logger // nil discards
+	Pprof        bool         // serve Go's profiler under /debug/pprof/
 }
 
 // Server serves the HTTP API of one node.
@@ -82,9 +84,19 @@ func (s *Server) routes() *mux.Router {
 	r.HandleFunc("/v1/cluster", s.handleCluster).Methods(http.MethodGet)
 	r.HandleFunc("/v1/cluster/members", s.handleAddMember).Methods(http.MethodPost)
 	r.HandleFunc("/v1/cluster/members/{id}", s.handleRemoveMember).Methods(http.MethodDelete)
+	r.HandleFunc("/v1/cluster/members/{id}/promote", s.handleVoter(true)).Methods(http.MethodPost)
+	r.HandleFunc("/v1/cluster/members/{id}/demote", s.handleVoter(false)).Methods(http.MethodPost)
+	r.HandleFunc("/v1/cluster/transfer-leadership", s.handleTransfer).Methods(http.MethodPost)
+	r.HandleFunc("/v1/snapshot", s.handleSnapshot).Methods(http.MethodGet)
+	r.HandleFunc("/v1/restore", s.handleRestore).Methods(http.MethodPost)
 	r.HandleFunc("/v1/stats", s.handleStats).Methods(http.MethodGet)
 
 	r.Handle("/metrics", s.metrics.handler()).Methods(http.MethodGet)
+	if s.cfg.Pprof {
+		r.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		r.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		r.PathPrefix("/debug/pprof/").HandlerFunc(pprof.Index)
+	}
 	r.Use(s.metrics.instrument)
 
 	r.HandleFunc("/livez", s.handleLivez).Methods(http.MethodGet, http.MethodHead)

@@ -1,0 +1,151 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/raftcache/raftcache/fsm"
+)
+
+// Backup writes a consistent copy of the cache to w: taken on the leader
+// after a strong-read barrier, so it holds every write acknowledged before
+// the call.
+func (n *Node) Backup(ctx context.Context, w io.Writer) error {
+	if err := n.reads.wait(ctx); err != nil {
+		return err
+	}
+	return n.fsm.WriteBackup(w)
+}
+
+// restoreChunk bounds one restore entry.
+const restoreChunk = 1 << 20
+
+// RestoreBackup replaces the cache's contents with a backup, through the
+// Raft log: one entry deletes every key, then batches of sets recreate the
+// backup's keys with their absolute expiry (keys already expired are
+// skipped). Every replica applies the same entries, so it is safe in a
+// running cluster, unlike raft.Restore, which lets the leader run ahead of
+// its followers. It is not atomic: readers may see the cache partly
+// restored while it runs. Versions are new.
+func (n *Node) RestoreBackup(ctx context.Context, r io.Reader) (keys int, index uint64, err error) {
+	if !n.IsLeader() {
+		return 0, 0, ErrNotLeader
+	}
+	var items []fsm.BackupItem
+	now := n.now()
+	err = fsm.ReadBackup(r, func(it fsm.BackupItem) error {
+		if it.ExpireAt == 0 || it.ExpireAt > now {
+			items = append(items, it)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	res, err := n.propose(ctx, &fsm.Command{Op: fsm.OpDeletePrefix})
+	if err != nil {
+		return 0, 0, err
+	}
+	index = res.Index
+	for len(items) > 0 {
+		cmd := &fsm.Command{Op: fsm.OpBatch}
+		size := 0
+		for len(items) > 0 && len(cmd.Cmds) < fsm.MaxBatch && (size == 0 || size+len(items[0].Value) < restoreChunk) {
+			it := items[0]
+			items = items[1:]
+			cmd.Cmds = append(cmd.Cmds, &fsm.Command{Op: fsm.OpSet, Key: it.Key, Value: it.Value, ExpireAt: it.ExpireAt})
+			size += len(it.Key) + len(it.Value)
+		}
+		if res, err = n.propose(ctx, cmd); err != nil {
+			return keys, index, err
+		}
+		keys += len(cmd.Cmds)
+		index = res.Index
+	}
+	return keys, index, nil
+}
+
+// TransferLeadership hands leadership to the member id, or to the most
+// up-to-date follower when id is empty, and waits for the transfer.
+func (n *Node) TransferLeadership(id string) error {
+	if !n.IsLeader() {
+		return ErrNotLeader
+	}
+	var f raft.Future
+	if id == "" {
+		f = n.raft.LeadershipTransfer()
+	} else {
+		members, err := n.Members()
+		if err != nil {
+			return err
+		}
+		for _, m := range members {
+			if m.ID == id {
+				f = n.raft.LeadershipTransferToServer(raft.ServerID(id), raft.ServerAddress(m.RaftAddr))
+			}
+		}
+		if f == nil {
+			return fmt.Errorf("%w: %q", ErrUnknownMember, id)
+		}
+	}
+	if err := f.Error(); err != nil {
+		return fmt.Errorf("%w: leadership transfer: %v", ErrUnavailable, err)
+	}
+	return nil
+}
+
+// SetVoter promotes a non-voting member to voter, or demotes a voter to
+// non-voter (it keeps replicating and serving stale reads).
+func (n *Node) SetVoter(ctx context.Context, id string, voter bool) error {
+	if !n.IsLeader() {
+		return ErrNotLeader
+	}
+	members, err := n.Members()
+	if err != nil {
+		return err
+	}
+	for _, m := range members {
+		if m.ID != id {
+			continue
+		}
+		var f raft.IndexFuture
+		if voter {
+			f = n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(m.RaftAddr), 0, n.timeout(ctx))
+		} else {
+			f = n.raft.DemoteVoter(raft.ServerID(id), 0, n.timeout(ctx))
+		}
+		if err := f.Error(); err != nil {
+			return n.classify(err, true)
+		}
+		return nil
+	}
+	return fmt.Errorf("%w: %q", ErrUnknownMember, id)
+}
+
+// HandOffLeadership is the first step of a graceful shutdown: a leader
+// hands leadership to a caught-up follower (bounded by timeout), so the
+// cluster does not wait an election timeout to notice it is gone. Requests
+// still arriving are redirected to the new leader.
+func (n *Node) HandOffLeadership(timeout time.Duration) {
+	if n.IsLeader() {
+		members, _ := n.Members()
+		if len(members) > 1 {
+			done := make(chan error, 1)
+			go func() { done <- n.TransferLeadership("") }()
+			select {
+			case err := <-done:
+				if err != nil {
+					n.logger.Warn("leadership transfer before shutdown failed", "error", err)
+				} else {
+					n.logger.Info("handed leadership over before shutdown")
+				}
+			case <-time.After(timeout):
+				n.logger.Warn("leadership transfer before shutdown timed out")
+			}
+		}
+	}
+}

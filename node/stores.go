@@ -1,0 +1,67 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	raftwal "github.com/hashicorp/raft-wal"
+)
+
+// Log store kinds for Config.LogStore.
+const (
+	// LogStoreBolt keeps the Raft log and stable store in one bolt file
+	// (raft.db). Each append costs about two fdatasyncs.
+	LogStoreBolt = "bolt"
+	// LogStoreWAL keeps them in hashicorp/raft-wal segment files (wal/):
+	// one fsync per append, as Consul uses.
+	LogStoreWAL = "wal"
+)
+
+// raftStore is what Raft needs from a log and stable store, and Close.
+type raftStore interface {
+	raft.LogStore
+	raft.StableStore
+	io.Closer
+}
+
+// openStore opens the configured log and stable store under dir. Both keep
+// fsync on: without it Raft could forget entries it acknowledged. A data
+// directory that already holds the other kind is refused rather than
+// silently started empty.
+func openStore(kind, dir string) (raftStore, error) {
+	boltPath, walDir := filepath.Join(dir, "raft.db"), filepath.Join(dir, "wal")
+	switch kind {
+	case "", LogStoreBolt:
+		if exists(walDir) {
+			return nil, fmt.Errorf("%s holds a wal log store; start with --log-store wal", dir)
+		}
+		s, err := raftboltdb.New(raftboltdb.Options{Path: boltPath})
+		if err != nil {
+			return nil, fmt.Errorf("open bolt store: %w", err)
+		}
+		return s, nil
+	case LogStoreWAL:
+		if exists(boltPath) {
+			return nil, fmt.Errorf("%s holds a bolt log store; start with --log-store bolt", dir)
+		}
+		if err := os.MkdirAll(walDir, 0o755); err != nil {
+			return nil, err
+		}
+		w, err := raftwal.Open(walDir)
+		if err != nil {
+			return nil, fmt.Errorf("open wal store: %w", err)
+		}
+		return w, nil
+	}
+	return nil, fmt.Errorf("unknown log store %q: use %s or %s", kind, LogStoreBolt, LogStoreWAL)
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return !errors.Is(err, os.ErrNotExist)
+}
