@@ -14,10 +14,12 @@ func (f *FSM) apply(s *state, index uint64, c *Command) Result {
 	case OpSetMember:
 		f.mu.Lock()
 		f.members[c.MemberID] = c.HTTPAddr
+		f.resp[c.MemberID] = c.RESPAddr
 		f.mu.Unlock()
 	case OpRemoveMember:
 		f.mu.Lock()
 		delete(f.members, c.MemberID)
+		delete(f.resp, c.MemberID)
 		f.mu.Unlock()
 	case OpBatch:
 		return s.applyBatch(index, c)

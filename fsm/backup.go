@@ -10,7 +10,7 @@ import (
 // records index 0: a backup has no place in the log of the cluster that
 // restores it, and an FSM must never claim an index it has not applied.
 func (f *FSM) WriteBackup(w io.Writer) error {
-	s := &snapshot{root: f.root.Load(), clock: f.clock.Load(), members: f.Members()}
+	s := &snapshot{root: f.root.Load(), clock: f.clock.Load(), members: f.Members(), resp: f.respMembers()}
 	backup := *s.root
 	backup.index = 0
 	s.root = &backup

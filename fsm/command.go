@@ -88,6 +88,7 @@ type Command struct {
 
 	MemberID string // OpSetMember, OpRemoveMember
 	HTTPAddr string // OpSetMember
+	RESPAddr string // OpSetMember: Redis-protocol address, "" if none
 }
 
 // Encode appends the binary form of c to dst:
@@ -119,6 +120,7 @@ func (c *Command) encodeBody(dst []byte) []byte {
 	case OpSetMember:
 		dst = appendBytes(dst, []byte(c.MemberID))
 		dst = appendBytes(dst, []byte(c.HTTPAddr))
+		dst = appendBytes(dst, []byte(c.RESPAddr))
 	case OpRemoveMember:
 		dst = appendBytes(dst, []byte(c.MemberID))
 	case OpIncr:
@@ -198,7 +200,7 @@ func (d *decoder) body(c *Command, top bool) {
 		c.Key = d.bytes()
 		d.cond(c)
 	case OpSetMember:
-		c.MemberID, c.HTTPAddr = string(d.bytes()), string(d.bytes())
+		c.MemberID, c.HTTPAddr, c.RESPAddr = string(d.bytes()), string(d.bytes()), string(d.bytes())
 	case OpRemoveMember:
 		c.MemberID = string(d.bytes())
 	case OpIncr:

@@ -137,6 +137,7 @@ type FSM struct {
 
 	mu      sync.Mutex
 	members map[string]string // member id -> HTTP address
+	resp    map[string]string // member id -> Redis-protocol address
 	changed chan struct{}     // closed after every applied batch
 
 	hits, misses atomic.Uint64 // local read statistics, not replicated
@@ -150,6 +151,7 @@ func New(logger hclog.Logger) *FSM {
 	f := &FSM{
 		logger:  logger,
 		members: map[string]string{},
+		resp:    map[string]string{},
 		changed: make(chan struct{}),
 	}
 	f.root.Store(newState())
@@ -261,9 +263,27 @@ func (f *FSM) Members() map[string]string {
 	return m
 }
 
+// MemberRESPAddr returns the Redis-protocol address a member registered,
+// or "".
+func (f *FSM) MemberRESPAddr(id string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.resp[id]
+}
+
 // MemberAddr returns the HTTP address a member registered, or "".
 func (f *FSM) MemberAddr(id string) string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.members[id]
+}
+
+func (f *FSM) respMembers() map[string]string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	m := make(map[string]string, len(f.resp))
+	for k, v := range f.resp {
+		m[k] = v
+	}
+	return m
 }

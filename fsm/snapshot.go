@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -24,6 +25,7 @@ type snapshot struct {
 	root    *state
 	clock   int64
 	members map[string]string
+	resp    map[string]string
 }
 
 // Snapshot implements raft.FSM. It is called on the FSM goroutine, so the
@@ -33,13 +35,14 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 		root:    f.root.Load(),
 		clock:   f.clock.Load(),
 		members: f.Members(),
+		resp:    f.respMembers(),
 	}, nil
 }
 
 // Persist writes the stream:
 //
 //	magic(4) index(uvarint) clock(varint) lastVersion(uvarint)
-//	sets deletes expirations evictions(uvarint) nmembers(uvarint) {id addr}
+//	sets deletes expirations evictions(uvarint) nmembers(uvarint) {id http resp}
 //	nitems(uvarint) {key value version(uvarint) expireAt(varint)}
 //	ndedup(uvarint) {id at(varint) result}
 //
@@ -67,6 +70,7 @@ func (s *snapshot) write(w io.Writer) error {
 	for _, id := range ids {
 		buf = appendBytes(buf, []byte(id))
 		buf = appendBytes(buf, []byte(s.members[id]))
+		buf = appendBytes(buf, []byte(s.resp[id]))
 	}
 	buf = binary.AppendUvarint(buf, uint64(s.root.tree.Len()))
 	var err error
@@ -110,7 +114,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		return err
 	}
 	f.mu.Lock()
-	f.members = snap.members
+	f.members, f.resp = snap.members, snap.resp
 	f.mu.Unlock()
 	f.clock.Store(snap.clock)
 	f.root.Store(snap.root)
@@ -129,7 +133,7 @@ func readSnapshot(r *bufio.Reader) (*snapshot, error) {
 	if magic != snapshotMagic {
 		return fail("header", fmt.Errorf("unknown magic %q", magic[:]))
 	}
-	s := &snapshot{members: map[string]string{}}
+	s := &snapshot{members: map[string]string{}, resp: map[string]string{}}
 	index, err := binary.ReadUvarint(r)
 	if err != nil {
 		return fail("index", err)
@@ -154,10 +158,14 @@ func readSnapshot(r *bufio.Reader) (*snapshot, error) {
 	for i := uint64(0); i < n; i++ {
 		id, err1 := readBytes(r)
 		addr, err2 := readBytes(r)
-		if err1 != nil || err2 != nil {
-			return fail("member", fmt.Errorf("%v %v", err1, err2))
+		resp, err3 := readBytes(r)
+		if err := errors.Join(err1, err2, err3); err != nil {
+			return fail("member", err)
 		}
 		s.members[string(id)] = string(addr)
+		if len(resp) > 0 {
+			s.resp[string(id)] = string(resp)
+		}
 	}
 	if n, err = binary.ReadUvarint(r); err != nil {
 		return fail("item count", err)

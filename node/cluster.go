@@ -16,6 +16,7 @@ type Member struct {
 	ID       string
 	RaftAddr string
 	HTTPAddr string // "" until the member's registration has been applied
+	RESPAddr string // Redis-protocol address, "" if none
 	Voter    bool
 }
 
@@ -71,12 +72,12 @@ func (n *Node) establishLeadership() {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	if !n.IsLeader() || n.fsm.MemberAddr(n.cfg.ID) == n.cfg.HTTPAddr {
+	if !n.IsLeader() || n.registered(Member{ID: n.cfg.ID, HTTPAddr: n.cfg.HTTPAddr, RESPAddr: n.cfg.RESPAddr}) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
 	defer cancel()
-	_, err := n.propose(ctx, &fsm.Command{Op: fsm.OpSetMember, MemberID: n.cfg.ID, HTTPAddr: n.cfg.HTTPAddr})
+	_, err := n.propose(ctx, &fsm.Command{Op: fsm.OpSetMember, MemberID: n.cfg.ID, HTTPAddr: n.cfg.HTTPAddr, RESPAddr: n.cfg.RESPAddr})
 	if err != nil {
 		n.logger.Warn("registering own HTTP address failed", "error", err)
 	}
@@ -91,7 +92,8 @@ func (n *Node) Leader() (Member, bool) {
 	if id == "" {
 		return Member{}, false
 	}
-	return Member{ID: string(id), RaftAddr: string(addr), HTTPAddr: n.fsm.MemberAddr(string(id)), Voter: true}, true
+	return Member{ID: string(id), RaftAddr: string(addr), HTTPAddr: n.fsm.MemberAddr(string(id)),
+		RESPAddr: n.fsm.MemberRESPAddr(string(id)), Voter: true}, true
 }
 
 // Members lists the members in Raft's latest configuration.
@@ -107,6 +109,7 @@ func (n *Node) Members() ([]Member, error) {
 			ID:       string(s.ID),
 			RaftAddr: string(s.Address),
 			HTTPAddr: http[string(s.ID)],
+			RESPAddr: n.fsm.MemberRESPAddr(string(s.ID)),
 			Voter:    s.Suffrage == raft.Voter,
 		})
 	}
@@ -185,11 +188,16 @@ func (n *Node) AddMember(ctx context.Context, m Member) error {
 			return n.classify(err, true)
 		}
 	}
-	if n.fsm.MemberAddr(m.ID) == m.HTTPAddr {
+	if n.registered(m) {
 		return nil
 	}
-	_, err := n.propose(ctx, &fsm.Command{Op: fsm.OpSetMember, MemberID: m.ID, HTTPAddr: m.HTTPAddr})
+	_, err := n.propose(ctx, &fsm.Command{Op: fsm.OpSetMember, MemberID: m.ID, HTTPAddr: m.HTTPAddr, RESPAddr: m.RESPAddr})
 	return err
+}
+
+// registered reports whether m's addresses are already in the log.
+func (n *Node) registered(m Member) bool {
+	return n.fsm.MemberAddr(m.ID) == m.HTTPAddr && n.fsm.MemberRESPAddr(m.ID) == m.RESPAddr
 }
 
 // RemoveMember removes a member from the cluster and forgets its address.

@@ -63,6 +63,7 @@ type Config struct {
 	// Set it when binding 0.0.0.0 or when a proxy stands in front.
 	RaftAdvertise string
 	HTTPAddr      string // this node's client API address, replicated to all members
+	RESPAddr      string // this node's Redis-protocol address, if it serves one; replicated
 	DataDir       string // the log store (raft.db or wal/) and snapshots/ live here
 	LogStore      string // LogStoreBolt (default) or LogStoreWAL
 	Bootstrap     bool   // form a one-node cluster if DataDir holds no Raft state
@@ -253,6 +254,9 @@ func (n *Node) ID() string { return n.cfg.ID }
 
 // RaftAddr returns the Raft address other members dial.
 func (n *Node) RaftAddr() string { return n.cfg.RaftAddr }
+
+// RESPAddr returns the Redis-protocol address this node advertises, or "".
+func (n *Node) RESPAddr() string { return n.cfg.RESPAddr }
 
 // HTTPAddr returns the client API address this node advertises.
 func (n *Node) HTTPAddr() string { return n.cfg.HTTPAddr }

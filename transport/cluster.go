@@ -18,6 +18,7 @@ type memberJSON struct {
 	ID       string `json:"id"`
 	HTTPAddr string `json:"http_addr"`
 	RaftAddr string `json:"raft_addr"`
+	RESPAddr string `json:"resp_addr,omitempty"`
 	Voter    bool   `json:"voter"`
 }
 
@@ -26,6 +27,7 @@ type addMemberJSON struct {
 	ID       string `json:"id"`
 	HTTPAddr string `json:"http_addr"`
 	RaftAddr string `json:"raft_addr"`
+	RESPAddr string `json:"resp_addr"`
 	Voter    *bool  `json:"voter"`
 }
 
@@ -66,7 +68,7 @@ func (s *Server) handleCluster(w http.ResponseWriter, r *http.Request) {
 		out.Leader = &leaderJSON{ID: st.Leader.ID, HTTPAddr: st.Leader.HTTPAddr, RaftAddr: st.Leader.RaftAddr}
 	}
 	for _, m := range members {
-		out.Members = append(out.Members, memberJSON{ID: m.ID, HTTPAddr: m.HTTPAddr, RaftAddr: m.RaftAddr, Voter: m.Voter})
+		out.Members = append(out.Members, memberJSON{ID: m.ID, HTTPAddr: m.HTTPAddr, RaftAddr: m.RaftAddr, RESPAddr: m.RESPAddr, Voter: m.Voter})
 	}
 	w.Header().Set("X-Raft-Index", strconv.FormatUint(st.AppliedIndex, 10))
 	writeJSON(w, http.StatusOK, out)
@@ -82,14 +84,14 @@ func (s *Server) handleAddMember(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	m := memberJSON{ID: req.ID, HTTPAddr: req.HTTPAddr, RaftAddr: req.RaftAddr, Voter: req.Voter == nil || *req.Voter}
+	m := memberJSON{ID: req.ID, HTTPAddr: req.HTTPAddr, RaftAddr: req.RaftAddr, RESPAddr: req.RESPAddr, Voter: req.Voter == nil || *req.Voter}
 	if err := validateMember(m); err != nil {
 		writeError(w, err)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), defaultWriteTimeout)
 	defer cancel()
-	err := s.node.AddMember(ctx, node.Member{ID: m.ID, RaftAddr: m.RaftAddr, HTTPAddr: m.HTTPAddr, Voter: m.Voter})
+	err := s.node.AddMember(ctx, node.Member{ID: m.ID, RaftAddr: m.RaftAddr, HTTPAddr: m.HTTPAddr, RESPAddr: m.RESPAddr, Voter: m.Voter})
 	if err != nil {
 		s.writeFailed(w, r, err, nil)
 		return
@@ -101,7 +103,11 @@ func validateMember(m memberJSON) error {
 	if m.ID == "" || len(m.ID) > 128 {
 		return badRequest("bad_member", "id must be 1 to 128 bytes")
 	}
-	for name, addr := range map[string]string{"raft_addr": m.RaftAddr, "http_addr": m.HTTPAddr} {
+	addrs := map[string]string{"raft_addr": m.RaftAddr, "http_addr": m.HTTPAddr}
+	if m.RESPAddr != "" {
+		addrs["resp_addr"] = m.RESPAddr
+	}
+	for name, addr := range addrs {
 		host, port, err := net.SplitHostPort(addr)
 		if p, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || p <= 0 || p > 65535 {
 			return badRequest("bad_member", name+" must be host:port with a port from 1 to 65535, not "+strconv.Quote(addr))
