@@ -62,7 +62,9 @@ func (f *FSM) apply(s *state, index uint64, c *Command) Result {
 }
 
 // applyBatch applies sub-commands in order. An atomic batch runs on a
-// throw-away clone first and is kept only if every condition held.
+// throw-away clone first and is kept only if every condition held. A
+// non-atomic batch is how the leader packs concurrent clients' writes into
+// one entry: each sub-command is independent, with its own request id.
 func (s *state) applyBatch(index uint64, c *Command) Result {
 	r := Result{Index: index, Results: make([]Result, len(c.Cmds))}
 	target := s
@@ -71,8 +73,11 @@ func (s *state) applyBatch(index uint64, c *Command) Result {
 	}
 	for i, sub := range c.Cmds {
 		sub.Now = c.Now
-		r.Results[i].Index = index
-		target.applyKey(&r.Results[i], index, sub)
+		r.Results[i] = target.once(sub.ReqID, c.Now, func() Result {
+			res := Result{Index: index}
+			target.applyKey(&res, index, sub)
+			return res
+		})
 		if c.Atomic && r.Results[i].Err != nil {
 			r.Err = r.Results[i].Err
 			return r

@@ -96,7 +96,7 @@ type Command struct {
 //	format(1) op(1) now(varint) reqid(bytes) fields...
 //
 // where byte strings are a uvarint length followed by the bytes, integers
-// are varints, and a sub-command of a batch is a length-prefixed encoding
+// are varints, and a sub-command of a batch is op(1) reqid(bytes) fields,
 // without format byte or Now. It needs no reflection and is compact: a
 // small set is a few bytes plus the key and value.
 func (c *Command) Encode(dst []byte) []byte {
@@ -150,7 +150,7 @@ func (c *Command) encodeBody(dst []byte) []byte {
 		}
 		dst = binary.AppendUvarint(append(dst, atomic), uint64(len(c.Cmds)))
 		for _, sub := range c.Cmds {
-			dst = append(dst, byte(sub.Op))
+			dst = appendBytes(append(dst, byte(sub.Op)), sub.ReqID)
 			dst = sub.encodeBody(dst)
 		}
 	}
@@ -226,6 +226,9 @@ func (d *decoder) body(c *Command, top bool) {
 		n := d.count()
 		for i := 0; i < n && d.err == nil; i++ {
 			sub := &Command{Op: Op(d.byte()), Now: c.Now}
+			if sub.ReqID = d.bytes(); len(sub.ReqID) == 0 {
+				sub.ReqID = nil
+			}
 			d.body(sub, false)
 			c.Cmds = append(c.Cmds, sub)
 		}

@@ -63,6 +63,24 @@ func (d dedupTable) remember(id []byte, at int64, res *Result) {
 	}
 }
 
+// once runs apply unless id (if any) was already applied, in which case it
+// returns the first result again, marked Duplicate.
+func (s *state) once(id []byte, now int64, apply func() Result) Result {
+	if id == nil {
+		return apply()
+	}
+	if prev, ok := s.dedup.lookup(id); ok {
+		dup := *prev
+		dup.Duplicate = true
+		return dup
+	}
+	res := apply()
+	stored := res
+	stored.Prev, stored.PrevFound = nil, false
+	s.dedup.remember(id, now, &stored)
+	return res
+}
+
 // Result errors by code, for storing results in snapshots.
 var resultErrs = []error{nil, ErrConditionFailed, ErrNotInteger, ErrOverflow, ErrNotFound}
 

@@ -195,19 +195,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 // applyOnce applies cmd unless its request id was already applied, in
 // which case the first result is returned again.
 func (f *FSM) applyOnce(s *state, index uint64, cmd *Command) *Result {
-	if cmd.ReqID == nil {
-		res := f.apply(s, index, cmd)
-		return &res
-	}
-	if prev, ok := s.dedup.lookup(cmd.ReqID); ok {
-		dup := *prev
-		dup.Duplicate = true
-		return &dup
-	}
-	res := f.apply(s, index, cmd)
-	stored := res
-	stored.Prev, stored.PrevFound = nil, false
-	s.dedup.remember(cmd.ReqID, cmd.Now, &stored)
+	res := s.once(cmd.ReqID, cmd.Now, func() Result { return f.apply(s, index, cmd) })
 	return &res
 }
 

@@ -82,7 +82,10 @@ func (n *Node) evict(cursor string) string {
 		for r := 0; r < evictRounds && freed < over; r++ {
 			var victims []fsm.Victim
 			victims, cursor = n.fsm.EvictionCandidates(cursor, evictScan, evictPick)
-			for _, v := range victims {
+			for _, v := range victims { // least recently used first
+				if freed >= over {
+					break // enough: evicting the rest of the pick would flush keys for nothing
+				}
 				if seen[string(v.Key)] {
 					continue
 				}

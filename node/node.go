@@ -134,8 +134,9 @@ type Node struct {
 	logs      raft.LogStore // store behind a cache, used for index gap checks
 	transport *raft.NetworkTransport
 
-	reads  *readIndex
-	notify <-chan bool // Raft's leadership change notifications
+	reads    *readIndex
+	proposer *proposer
+	notify   <-chan bool // Raft's leadership change notifications
 
 	// readyTerm is the term in which this node, as leader, has applied an
 	// entry of its own (a barrier). Strong reads are served only while the
@@ -168,7 +169,9 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.reads = newReadIndex(n)
-	n.wg.Add(3)
+	n.proposer = newProposer(n)
+	n.wg.Add(4)
+	go n.proposer.run()
 	go n.watchLeadership()
 	go n.reads.run()
 	go n.housekeeping()

@@ -93,6 +93,9 @@ func (n *Node) propose(ctx context.Context, cmd *fsm.Command) (*fsm.Result, erro
 	if cmd.Now == 0 {
 		cmd.Now = n.now()
 	}
+	if coalescable(cmd) {
+		return n.proposer.submit(ctx, cmd)
+	}
 	f := n.raft.Apply(cmd.Encode(nil), n.timeout(ctx))
 	done := make(chan error, 1)
 	go func() { done <- f.Error() }()
