@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v2/altsrc"
 
 	"github.com/raftcache/raftcache/client"
 	"github.com/raftcache/raftcache/node"
@@ -18,7 +19,7 @@ import (
 )
 
 func nodeCommand() *cli.Command {
-	env := func(name string) []string { return []string{"RAFTCACHE_" + name} }
+	flags := nodeFlags()
 	return &cli.Command{
 		Name:  "node",
 		Usage: "run a cluster member",
@@ -32,37 +33,82 @@ same flags.
 
    raftcache node --id n1 --http-addr 127.0.0.1:8001 --raft-addr 127.0.0.1:9001 --data-dir data/n1 --bootstrap
    raftcache node --id n2 --http-addr 127.0.0.1:8002 --raft-addr 127.0.0.1:9002 --data-dir data/n2 --join http://127.0.0.1:8001`,
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "id", EnvVars: env("ID"), Usage: "unique member id (default: the Raft address)"},
-			&cli.StringFlag{Name: "http-addr", EnvVars: env("HTTP_ADDR"), Value: "127.0.0.1:7070", Usage: "client API address (host:port)"},
-			&cli.StringFlag{Name: "raft-addr", EnvVars: env("RAFT_ADDR"), Value: "127.0.0.1:7071", Usage: "Raft transport address (host:port); keep it on a private interface"},
-			&cli.StringFlag{Name: "raft-advertise", EnvVars: env("RAFT_ADVERTISE"), Usage: "Raft address other members dial, if not --raft-addr (e.g. when binding 0.0.0.0)"},
-			&cli.StringFlag{Name: "data-dir", EnvVars: env("DATA_DIR"), Value: "data", Usage: "directory for the Raft log, stable store and snapshots"},
-			&cli.StringFlag{Name: "log-store", EnvVars: env("LOG_STORE"), Value: "bolt", Usage: "Raft log and stable store: bolt (raft-boltdb) or wal (raft-wal, one fsync per append)"},
-			&cli.BoolFlag{Name: "bootstrap", EnvVars: env("BOOTSTRAP"), Usage: "form a new cluster if the data directory holds none"},
-			&cli.StringSliceFlag{Name: "join", EnvVars: env("JOIN"), Usage: "URLs of members to join through (comma-separated)"},
-			&cli.Int64Flag{Name: "max-value-size", EnvVars: env("MAX_VALUE_SIZE"), Value: transport.DefaultMaxValueSize, Usage: "largest value accepted, in bytes"},
-			&cli.StringFlag{Name: "max-memory", EnvVars: env("MAX_MEMORY"), Value: "0", Usage: "bound on cached keys, values and overhead, e.g. 256MB; least recently used keys are evicted above it (0: no bound)"},
-			&cli.BoolFlag{Name: "pprof", EnvVars: env("PPROF"), Usage: "serve Go's profiler under /debug/pprof/ on the HTTP address"},
-			&cli.StringFlag{Name: "log-level", EnvVars: env("LOG_LEVEL"), Value: "info", Usage: "trace, debug, info, warn or error"},
-			&cli.DurationFlag{Name: "raft-heartbeat-timeout", EnvVars: env("RAFT_HEARTBEAT_TIMEOUT"), Value: time.Second, Usage: "follower waits this long without a leader before an election"},
-			&cli.DurationFlag{Name: "raft-election-timeout", EnvVars: env("RAFT_ELECTION_TIMEOUT"), Value: time.Second, Usage: "candidate waits this long for votes"},
-			&cli.Uint64Flag{Name: "snapshot-threshold", EnvVars: env("SNAPSHOT_THRESHOLD"), Value: 8192, Usage: "log entries between snapshots"},
-			&cli.DurationFlag{Name: "snapshot-interval", EnvVars: env("SNAPSHOT_INTERVAL"), Value: 30 * time.Second, Usage: "how often to check the snapshot threshold"},
-			&cli.Uint64Flag{Name: "trailing-logs", EnvVars: env("TRAILING_LOGS"), Value: 10240, Usage: "log entries kept after a snapshot"},
-		},
+		Flags: flags,
+		// The same flag values must be passed: altsrc sets them in place.
+		Before: altsrc.InitInputSourceWithContext(flags, altsrc.NewYamlSourceFromFlagFunc("config")),
 		Action: runNode,
 	}
+}
+
+// nodeFlags are the node's settings. Each can also come from an
+// environment variable (RAFTCACHE_<NAME>) or from the YAML file named by
+// --config (keys are the flag names); a flag on the command line wins over
+// the environment, which wins over the file.
+func nodeFlags() []cli.Flag {
+	env := func(name string) []string { return []string{"RAFTCACHE_" + name} }
+	flags := []cli.Flag{
+		&cli.StringFlag{Name: "config", EnvVars: env("CONFIG"), Usage: "YAML file of node settings, keyed by flag name (flags and env vars override it)"},
+		&cli.StringFlag{Name: "id", EnvVars: env("ID"), Usage: "unique member id (default: the Raft address)"},
+		&cli.StringFlag{Name: "http-addr", EnvVars: env("HTTP_ADDR"), Value: "127.0.0.1:7070", Usage: "client API address (host:port)"},
+		&cli.StringFlag{Name: "raft-addr", EnvVars: env("RAFT_ADDR"), Value: "127.0.0.1:7071", Usage: "Raft transport address (host:port); keep it on a private interface"},
+		&cli.StringFlag{Name: "raft-advertise", EnvVars: env("RAFT_ADVERTISE"), Usage: "Raft address other members dial, if not --raft-addr (e.g. when binding 0.0.0.0)"},
+		&cli.StringFlag{Name: "data-dir", EnvVars: env("DATA_DIR"), Value: "data", Usage: "directory for the Raft log, stable store and snapshots"},
+		&cli.StringFlag{Name: "log-store", EnvVars: env("LOG_STORE"), Value: "bolt", Usage: "Raft log and stable store: bolt (raft-boltdb) or wal (raft-wal, one fsync per append)"},
+		&cli.BoolFlag{Name: "bootstrap", EnvVars: env("BOOTSTRAP"), Usage: "form a new cluster if the data directory holds none"},
+		&cli.StringSliceFlag{Name: "join", EnvVars: env("JOIN"), Usage: "URLs of members to join through (comma-separated)"},
+		&cli.Int64Flag{Name: "max-value-size", EnvVars: env("MAX_VALUE_SIZE"), Value: transport.DefaultMaxValueSize, Usage: "largest value accepted, in bytes"},
+		&cli.StringFlag{Name: "max-memory", EnvVars: env("MAX_MEMORY"), Value: "0", Usage: "bound on cached keys, values and overhead, e.g. 256MB; least recently used keys are evicted above it (0: no bound)"},
+		&cli.BoolFlag{Name: "pprof", EnvVars: env("PPROF"), Usage: "serve Go's profiler under /debug/pprof/ on the HTTP address"},
+		&cli.StringFlag{Name: "log-level", EnvVars: env("LOG_LEVEL"), Value: "info", Usage: "trace, debug, info, warn or error"},
+		&cli.StringFlag{Name: "log-format", EnvVars: env("LOG_FORMAT"), Value: "text", Usage: "text or json"},
+		&cli.DurationFlag{Name: "raft-heartbeat-timeout", EnvVars: env("RAFT_HEARTBEAT_TIMEOUT"), Value: time.Second, Usage: "follower waits this long without a leader before an election"},
+		&cli.DurationFlag{Name: "raft-election-timeout", EnvVars: env("RAFT_ELECTION_TIMEOUT"), Value: time.Second, Usage: "candidate waits this long for votes"},
+		&cli.Uint64Flag{Name: "snapshot-threshold", EnvVars: env("SNAPSHOT_THRESHOLD"), Value: 8192, Usage: "log entries between snapshots"},
+		&cli.DurationFlag{Name: "snapshot-interval", EnvVars: env("SNAPSHOT_INTERVAL"), Value: 30 * time.Second, Usage: "how often to check the snapshot threshold"},
+		&cli.Uint64Flag{Name: "trailing-logs", EnvVars: env("TRAILING_LOGS"), Value: 10240, Usage: "log entries kept after a snapshot"},
+	}
+	for i, f := range flags[1:] {
+		flags[i+1] = fileSettable(f)
+	}
+	return flags
+}
+
+// fileSettable lets a flag take its value from the --config file.
+func fileSettable(f cli.Flag) cli.Flag {
+	switch f := f.(type) {
+	case *cli.StringFlag:
+		return altsrc.NewStringFlag(f)
+	case *cli.BoolFlag:
+		return altsrc.NewBoolFlag(f)
+	case *cli.StringSliceFlag:
+		return altsrc.NewStringSliceFlag(f)
+	case *cli.Int64Flag:
+		return altsrc.NewInt64Flag(f)
+	case *cli.Uint64Flag:
+		return altsrc.NewUint64Flag(f)
+	case *cli.DurationFlag:
+		return altsrc.NewDurationFlag(f)
+	}
+	return f
 }
 
 func runNode(c *cli.Context) error {
 	if c.NArg() > 0 {
 		return usagef("node takes no arguments, got %q", c.Args().Slice())
 	}
+	level := hclog.LevelFromString(c.String("log-level"))
+	if level == hclog.NoLevel {
+		return usagef("--log-level must be trace, debug, info, warn or error, not %q", c.String("log-level"))
+	}
+	format := c.String("log-format")
+	if format != "text" && format != "json" {
+		return usagef("--log-format must be text or json, not %q", format)
+	}
 	logger := hclog.New(&hclog.LoggerOptions{
-		Name:   "raftcache",
-		Level:  hclog.LevelFromString(c.String("log-level")),
-		Output: c.App.ErrWriter,
+		Name:       "raftcache",
+		Level:      level,
+		Output:     c.App.ErrWriter,
+		JSONFormat: format == "json",
 	})
 	join := c.StringSlice("join")
 	id := c.String("id")
