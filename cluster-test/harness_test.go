@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -235,15 +236,22 @@ func (c *Cluster) cleanup() {
 	}
 }
 
-// freeAddr returns ip:port with a port that was free a moment ago.
+// freeAddr returns ip:port with a port that was free a moment ago. Ports
+// come from below the kernel's ephemeral range (32768 and up here), so an
+// outgoing connection cannot take a stopped node's port before it restarts.
 func freeAddr(t testing.TB, ip string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", ip+":0")
-	if err != nil {
-		t.Fatalf("no free port on %s: %v", ip, err)
+	for i := 0; i < 1000; i++ {
+		port := 20000 + rand.IntN(12000)
+		ln, err := net.Listen("tcp", fmt.Sprintf("%s:%d", ip, port))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		return ln.Addr().String()
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatalf("no free port on %s", ip)
+	return ""
 }
 
 // Eventually polls f every 50ms until it returns nil or the deadline
@@ -504,19 +512,29 @@ func Do(ctx context.Context, hc *http.Client, method, url string, body []byte) (
 }
 
 // Put writes key=value through node n, following a redirect to the
-// leader, and fails the test unless the write is acknowledged.
+// leader, and fails the test unless the write is acknowledged. Writing a
+// fixed value is idempotent, so it retries on 503, 504 and connection
+// errors (a leader change on a busy machine) until the deadline.
 func (c *Cluster) Put(n *Node, key, value string) uint64 {
 	c.t.Helper()
-	r, err := Do(context.Background(), followClient, http.MethodPut, n.URL()+"/v1/kv/"+key, []byte(value))
-	if err != nil {
-		c.t.Fatalf("PUT %s via %s: %v", key, n.ID, err)
-	}
-	if r.Status != http.StatusOK {
-		c.t.Fatalf("PUT %s via %s: %d %s", key, n.ID, r.Status, r.Body)
-	}
-	var w struct{ Index uint64 }
-	if err := json.Unmarshal(r.Body, &w); err != nil {
-		c.t.Fatalf("PUT %s: %v in %s", key, err, r.Body)
-	}
-	return w.Index
+	var index uint64
+	Eventually(c.t, "PUT "+key+" via "+n.ID, func() error {
+		r, err := Do(context.Background(), followClient, http.MethodPut, n.URL()+"/v1/kv/"+key, []byte(value))
+		if err != nil {
+			return err
+		}
+		if r.Status == http.StatusServiceUnavailable || r.Status == http.StatusGatewayTimeout {
+			return fmt.Errorf("%d %s", r.Status, r.Body)
+		}
+		if r.Status != http.StatusOK {
+			c.t.Fatalf("PUT %s via %s: %d %s", key, n.ID, r.Status, r.Body)
+		}
+		var w struct{ Index uint64 }
+		if err := json.Unmarshal(r.Body, &w); err != nil {
+			c.t.Fatalf("PUT %s: %v in %s", key, err, r.Body)
+		}
+		index = w.Index
+		return nil
+	})
+	return index
 }
