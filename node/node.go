@@ -8,6 +8,7 @@
 package node
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"os"
@@ -66,7 +67,11 @@ type Config struct {
 	RESPAddr      string // this node's Redis-protocol address, if it serves one; replicated
 	DataDir       string // the log store (raft.db or wal/) and snapshots/ live here
 	LogStore      string // LogStoreBolt (default) or LogStoreWAL
-	Bootstrap     bool   // form a one-node cluster if DataDir holds no Raft state
+	// PeerTLS, if set, makes the Raft transport mutual TLS (see
+	// PeerTLSConfig); otherwise it is plaintext and unauthenticated, and
+	// the Raft address must stay on a private interface.
+	PeerTLS   *tls.Config
+	Bootstrap bool // form a one-node cluster if DataDir holds no Raft state
 
 	Logger hclog.Logger     // nil discards
 	Clock  func() time.Time // nil = time.Now; the leader stamps commands with it
@@ -191,7 +196,7 @@ func (n *Node) open() error {
 	if err != nil {
 		return fmt.Errorf("node: snapshot store: %w", err)
 	}
-	stream, err := newTCPStream(n.cfg.RaftAddr, n.cfg.RaftAdvertise)
+	stream, err := newTCPStream(n.cfg.RaftAddr, n.cfg.RaftAdvertise, n.cfg.PeerTLS)
 	if err != nil {
 		return fmt.Errorf("node: %w", err)
 	}

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -18,17 +19,23 @@ type tcpStream struct {
 	ln        net.Listener
 	advertise net.Addr
 	dialer    net.Dialer
+	tls       *tls.Config // nil: plaintext
 }
 
 // newTCPStream listens on bind. advertise is the address other members
 // dial; empty means the listener's own address, which must then be a
-// specific IP.
-func newTCPStream(bind, advertise string) (*tcpStream, error) {
+// specific IP. With peerTLS, both directions are mutual TLS: a peer must
+// present a certificate signed by the peer CA to send or receive a single
+// Raft message (append, vote, snapshot).
+func newTCPStream(bind, advertise string, peerTLS *tls.Config) (*tcpStream, error) {
 	ln, err := net.Listen("tcp", bind)
 	if err != nil {
 		return nil, fmt.Errorf("listen on raft address: %w", err)
 	}
-	s := &tcpStream{ln: ln, advertise: ln.Addr()}
+	s := &tcpStream{ln: ln, advertise: ln.Addr(), tls: peerTLS}
+	if peerTLS != nil {
+		s.ln = tls.NewListener(ln, peerTLS)
+	}
 	if advertise != "" {
 		if s.advertise, err = net.ResolveTCPAddr("tcp", advertise); err != nil {
 			ln.Close()
@@ -46,12 +53,21 @@ func newTCPStream(bind, advertise string) (*tcpStream, error) {
 	return s, nil
 }
 
+func (s *tcpStream) Close() error   { return s.ln.Close() }
+func (s *tcpStream) Addr() net.Addr { return s.advertise }
+
+// Accept returns the next connection. With TLS the handshake (and so the
+// certificate check) runs on the connection's first read, in Raft's
+// per-connection goroutine, so a slow or hostile peer cannot stall the
+// accept loop; a peer without a valid certificate fails that read and is
+// dropped before Raft decodes anything.
 func (s *tcpStream) Accept() (net.Conn, error) { return s.ln.Accept() }
-func (s *tcpStream) Close() error              { return s.ln.Close() }
-func (s *tcpStream) Addr() net.Addr            { return s.advertise }
 
 func (s *tcpStream) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
 	d := s.dialer
 	d.Timeout = timeout
+	if s.tls != nil {
+		return tls.DialWithDialer(&d, "tcp", string(addr), s.tls)
+	}
 	return d.Dial("tcp", string(addr))
 }

@@ -164,7 +164,7 @@ func (s *Server) handleStats(w http.ResponseWriter, r *http.Request) {
 	case "", "node":
 		writeJSON(w, http.StatusOK, s.localStats())
 	case "cluster":
-		writeJSON(w, http.StatusOK, s.clusterStats(r.Context()))
+		writeJSON(w, http.StatusOK, s.clusterStats(r.Context(), r.Header.Get("Authorization")))
 	default:
 		writeError(w, badRequest("bad_scope", "scope must be node or cluster"))
 	}
@@ -182,7 +182,9 @@ func (s *Server) localStats() statsJSON {
 	}
 }
 
-func (s *Server) clusterStats(ctx context.Context) clusterStatsJSON {
+// clusterStats asks every member, passing on the caller's own credentials
+// (never this node's): a member answers only what the caller may see.
+func (s *Server) clusterStats(ctx context.Context, authz string) clusterStatsJSON {
 	out := clusterStatsJSON{Scope: "cluster", Errors: map[string]string{}}
 	members, err := s.node.Members()
 	if err != nil {
@@ -200,7 +202,7 @@ func (s *Server) clusterStats(ctx context.Context) clusterStatsJSON {
 		wg.Add(1)
 		go func(i int, m node.Member) {
 			defer wg.Done()
-			errs[i] = s.fetchStats(ctx, m, &results[i])
+			errs[i] = s.fetchStats(ctx, m, authz, &results[i])
 		}(i, m)
 	}
 	wg.Wait()
@@ -219,13 +221,16 @@ func (s *Server) clusterStats(ctx context.Context) clusterStatsJSON {
 	return out
 }
 
-func (s *Server) fetchStats(ctx context.Context, m node.Member, out *statsJSON) error {
+func (s *Server) fetchStats(ctx context.Context, m node.Member, authz string, out *statsJSON) error {
 	if m.HTTPAddr == "" {
 		return errors.New("no HTTP address registered")
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+m.HTTPAddr+"/v1/stats", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.scheme()+"://"+m.HTTPAddr+"/v1/stats", nil)
 	if err != nil {
 		return err
+	}
+	if authz != "" {
+		req.Header.Set("Authorization", authz)
 	}
 	resp, err := s.peers.Do(req)
 	if err != nil {

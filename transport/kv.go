@@ -391,9 +391,16 @@ func (s *Server) redirect(w http.ResponseWriter, r *http.Request) bool {
 	if !ok || leader.HTTPAddr == "" || leader.ID == s.node.ID() {
 		return false
 	}
-	w.Header().Set("Location", "http://"+leader.HTTPAddr+r.URL.RequestURI())
+	w.Header().Set("Location", s.scheme()+"://"+leader.HTTPAddr+r.URL.RequestURI())
 	writeJSON(w, http.StatusTemporaryRedirect, errorBody{Error: "not the leader; leader is " + leader.ID, Code: "redirect"})
 	return true
+}
+
+func (s *Server) scheme() string {
+	if s.cfg.TLS {
+		return "https"
+	}
+	return "http"
 }
 
 func (s *Server) redirectOrFail(w http.ResponseWriter, r *http.Request) {

@@ -5,6 +5,7 @@
 package transport
 
 import (
+	"crypto/tls"
 	"net/http"
 	"net/http/pprof"
 	"time"
@@ -28,7 +29,16 @@ const (
 type Config struct {
 	MaxValueSize int64        // default DefaultMaxValueSize
 	Logger       hclog.Logger // nil discards
-	Pprof        bool         // serve Go's profiler under /debug/pprof/
+	Pprof        bool         // serve Go's profiler under /debug/pprof/ (admin role)
+	// Auth, if set, requires a bearer token with a sufficient role on
+	// every route but /livez and /readyz.
+	Auth *Auth
+	// TLS says the API is served over TLS, so redirects and peer calls
+	// use https; PeerClientTLS is the client side for those peer calls
+	// (the CA that signed the members' certificates, and a client
+	// certificate if members require one).
+	TLS           bool
+	PeerClientTLS *tls.Config
 }
 
 // Server serves the HTTP API of one node.
@@ -49,7 +59,10 @@ func New(n *node.Node, cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
-	s := &Server{node: n, cfg: cfg, logger: cfg.Logger, peers: &http.Client{Timeout: 2 * time.Second}}
+	s := &Server{node: n, cfg: cfg, logger: cfg.Logger, peers: &http.Client{
+		Timeout:   2 * time.Second,
+		Transport: &http.Transport{TLSClientConfig: cfg.PeerClientTLS, MaxIdleConnsPerHost: 4},
+	}}
 	s.metrics = s.newMetrics()
 	s.router = s.routes()
 	return s
@@ -69,33 +82,37 @@ func (s *Server) routes() *mux.Router {
 		writeError(w, &requestError{http.StatusMethodNotAllowed, "method_not_allowed", r.Method + " is not allowed on " + r.URL.Path})
 	})
 
-	r.HandleFunc("/v1/kv/{key:.+}", s.handleGet).Methods(http.MethodGet, http.MethodHead)
-	r.HandleFunc("/v1/kv/{key:.+}", s.handlePut).Methods(http.MethodPut)
-	r.HandleFunc("/v1/kv/{key:.+}", s.handleDelete).Methods(http.MethodDelete)
-	r.HandleFunc("/v1/incr/{key:.+}", s.handleIncr).Methods(http.MethodPost)
-	r.HandleFunc("/v1/ttl/{key:.+}", s.handleSetTTL).Methods(http.MethodPut, http.MethodDelete)
-	r.HandleFunc("/v1/keys", s.handleKeys).Methods(http.MethodGet)
-	r.HandleFunc("/v1/keys", s.handleDeletePrefix).Methods(http.MethodDelete)
-	r.HandleFunc("/v1/batch", s.handleBatch).Methods(http.MethodPost)
-	r.HandleFunc("/v1/batch/get", s.handleBatchGet).Methods(http.MethodPost)
+	read := func(h http.HandlerFunc) http.HandlerFunc { return s.require(RoleRead, h) }
+	write := func(h http.HandlerFunc) http.HandlerFunc { return s.require(RoleWrite, h) }
+	admin := func(h http.HandlerFunc) http.HandlerFunc { return s.require(RoleAdmin, h) }
+
+	r.HandleFunc("/v1/kv/{key:.+}", read(s.handleGet)).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/v1/kv/{key:.+}", write(s.handlePut)).Methods(http.MethodPut)
+	r.HandleFunc("/v1/kv/{key:.+}", write(s.handleDelete)).Methods(http.MethodDelete)
+	r.HandleFunc("/v1/incr/{key:.+}", write(s.handleIncr)).Methods(http.MethodPost)
+	r.HandleFunc("/v1/ttl/{key:.+}", write(s.handleSetTTL)).Methods(http.MethodPut, http.MethodDelete)
+	r.HandleFunc("/v1/keys", read(s.handleKeys)).Methods(http.MethodGet)
+	r.HandleFunc("/v1/keys", write(s.handleDeletePrefix)).Methods(http.MethodDelete)
+	r.HandleFunc("/v1/batch", write(s.handleBatch)).Methods(http.MethodPost)
+	r.HandleFunc("/v1/batch/get", read(s.handleBatchGet)).Methods(http.MethodPost)
 	r.HandleFunc("/v1/kv/", s.handleEmptyKey)
 	r.HandleFunc("/v1/kv", s.handleEmptyKey)
 
-	r.HandleFunc("/v1/cluster", s.handleCluster).Methods(http.MethodGet)
-	r.HandleFunc("/v1/cluster/members", s.handleAddMember).Methods(http.MethodPost)
-	r.HandleFunc("/v1/cluster/members/{id}", s.handleRemoveMember).Methods(http.MethodDelete)
-	r.HandleFunc("/v1/cluster/members/{id}/promote", s.handleVoter(true)).Methods(http.MethodPost)
-	r.HandleFunc("/v1/cluster/members/{id}/demote", s.handleVoter(false)).Methods(http.MethodPost)
-	r.HandleFunc("/v1/cluster/transfer-leadership", s.handleTransfer).Methods(http.MethodPost)
-	r.HandleFunc("/v1/snapshot", s.handleSnapshot).Methods(http.MethodGet)
-	r.HandleFunc("/v1/restore", s.handleRestore).Methods(http.MethodPost)
-	r.HandleFunc("/v1/stats", s.handleStats).Methods(http.MethodGet)
+	r.HandleFunc("/v1/cluster", read(s.handleCluster)).Methods(http.MethodGet)
+	r.HandleFunc("/v1/cluster/members", admin(s.handleAddMember)).Methods(http.MethodPost)
+	r.HandleFunc("/v1/cluster/members/{id}", admin(s.handleRemoveMember)).Methods(http.MethodDelete)
+	r.HandleFunc("/v1/cluster/members/{id}/promote", admin(s.handleVoter(true))).Methods(http.MethodPost)
+	r.HandleFunc("/v1/cluster/members/{id}/demote", admin(s.handleVoter(false))).Methods(http.MethodPost)
+	r.HandleFunc("/v1/cluster/transfer-leadership", admin(s.handleTransfer)).Methods(http.MethodPost)
+	r.HandleFunc("/v1/snapshot", admin(s.handleSnapshot)).Methods(http.MethodGet)
+	r.HandleFunc("/v1/restore", admin(s.handleRestore)).Methods(http.MethodPost)
+	r.HandleFunc("/v1/stats", read(s.handleStats)).Methods(http.MethodGet)
 
-	r.Handle("/metrics", s.metrics.handler()).Methods(http.MethodGet)
+	r.Handle("/metrics", read(s.metrics.handler().ServeHTTP)).Methods(http.MethodGet)
 	if s.cfg.Pprof {
-		r.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		r.HandleFunc("/debug/pprof/trace", pprof.Trace)
-		r.PathPrefix("/debug/pprof/").HandlerFunc(pprof.Index)
+		r.HandleFunc("/debug/pprof/profile", admin(pprof.Profile))
+		r.HandleFunc("/debug/pprof/trace", admin(pprof.Trace))
+		r.PathPrefix("/debug/pprof/").HandlerFunc(admin(pprof.Index))
 	}
 	r.Use(s.metrics.instrument)
 
