@@ -89,7 +89,7 @@ func writeErrorBody(w http.ResponseWriter, err error, body errorBody) {
 			}
 		}
 	}
-	if status == http.StatusServiceUnavailable {
+	if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
 		w.Header().Set("Retry-After", "1")
 	}
 	body.Error, body.Code = err.Error(), code

@@ -30,6 +30,7 @@ type Config struct {
 	MaxValueSize int64        // default DefaultMaxValueSize
 	Logger       hclog.Logger // nil discards
 	Pprof        bool         // serve Go's profiler under /debug/pprof/ (admin role)
+	MaxInflight  int          // requests handled at once; default DefaultMaxInflight
 	// Auth, if set, requires a bearer token with a sufficient role on
 	// every route but /livez and /readyz.
 	Auth *Auth
@@ -43,12 +44,14 @@ type Config struct {
 
 // Server serves the HTTP API of one node.
 type Server struct {
-	node    *node.Node
-	cfg     Config
-	logger  hclog.Logger
-	router  *mux.Router
-	metrics *metrics
-	peers   *http.Client // for ?scope=cluster fan-out
+	node     *node.Node
+	cfg      Config
+	logger   hclog.Logger
+	router   *mux.Router
+	handler  http.Handler // router behind the in-flight limit
+	inflight chan struct{}
+	metrics  *metrics
+	peers    *http.Client // for ?scope=cluster fan-out
 }
 
 // New builds the API handler for n.
@@ -63,8 +66,14 @@ func New(n *node.Node, cfg Config) *Server {
 		Timeout:   2 * time.Second,
 		Transport: &http.Transport{TLSClientConfig: cfg.PeerClientTLS, MaxIdleConnsPerHost: 4},
 	}}
+	if cfg.MaxInflight <= 0 {
+		cfg.MaxInflight = DefaultMaxInflight
+	}
+	s.cfg = cfg
+	s.inflight = make(chan struct{}, cfg.MaxInflight)
 	s.metrics = s.newMetrics()
 	s.router = s.routes()
+	s.handler = s.limit(s.router)
 	return s
 }
 
@@ -124,7 +133,7 @@ func (s *Server) routes() *mux.Router {
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Served-By", s.node.ID())
-	s.router.ServeHTTP(w, r)
+	s.handler.ServeHTTP(w, r)
 }
 
 // NewHTTPServer wraps h in an http.Server with the timeouts and header
