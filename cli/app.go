@@ -98,6 +98,7 @@ Use a cluster:   raftcache set greeting hello; raftcache get greeting; raftcache
 			setCommand(),
 			delCommand(),
 			statusCommand(),
+			benchCommand(),
 		},
 	}
 }
