@@ -217,7 +217,7 @@ func TestMembershipJoinRemoveRejoin(t *testing.T) {
 }
 
 func TestSnapshotInstallOnLaggingFollower(t *testing.T) {
-	c := NewCluster(t, Options{Args: []string{"--snapshot-threshold", "20", "--snapshot-interval", "200ms", "--trailing-logs", "10"}})
+	c := NewCluster(t, Options{Args: []string{"--snapshot-threshold", "20", "--snapshot-interval", "200ms", "--trailing-logs", "10", "--wal-segment-size", "2048"}})
 	l := c.WaitForLeader()
 	f := c.Followers(l)[0]
 	lv, err := l.View()

@@ -66,7 +66,9 @@ type Config struct {
 	HTTPAddr      string // this node's client API address, replicated to all members
 	RESPAddr      string // this node's Redis-protocol address, if it serves one; replicated
 	DataDir       string // the log store (raft.db or wal/) and snapshots/ live here
-	LogStore      string // LogStoreBolt (default) or LogStoreWAL
+	LogStore      string // LogStoreWAL (default) or LogStoreBolt
+	// WALSegmentSize is the WAL's segment file size in bytes; 0 = 64 MiB.
+	WALSegmentSize int
 	// PeerTLS, if set, makes the Raft transport mutual TLS (see
 	// PeerTLSConfig); otherwise it is plaintext and unauthenticated, and
 	// the Raft address must stay on a private interface.
@@ -111,8 +113,13 @@ func (c *Config) raftConfig() *raft.Config {
 	rc.MaxAppendEntries = 512
 	if c.HeartbeatTimeout > 0 {
 		rc.HeartbeatTimeout = c.HeartbeatTimeout
-		rc.LeaderLeaseTimeout = c.HeartbeatTimeout / 2
 	}
+	// The lease only decides when a leader that cannot reach a quorum steps
+	// down (reads never rely on it: they confirm leadership each round).
+	// Half the heartbeat timeout made leaders on a CPU-starved machine
+	// step down for nothing; a full heartbeat timeout, as etcd's election
+	// timeout, rides that out.
+	rc.LeaderLeaseTimeout = rc.HeartbeatTimeout
 	if c.ElectionTimeout > 0 {
 		rc.ElectionTimeout = c.ElectionTimeout
 	}
@@ -185,7 +192,7 @@ func New(cfg Config) (*Node, error) {
 
 func (n *Node) open() error {
 	var err error
-	if n.store, err = openStore(n.cfg.LogStore, n.cfg.DataDir); err != nil {
+	if n.store, err = openStore(n.cfg.LogStore, n.cfg.DataDir, n.cfg.WALSegmentSize); err != nil {
 		return fmt.Errorf("node: %w", err)
 	}
 	n.logs, err = raft.NewLogCache(1024, n.store)

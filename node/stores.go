@@ -15,10 +15,12 @@ import (
 // Log store kinds for Config.LogStore.
 const (
 	// LogStoreBolt keeps the Raft log and stable store in one bolt file
-	// (raft.db). Each append costs about two fdatasyncs.
+	// (raft.db). Each append costs about two fdatasyncs, in Raft's leader
+	// loop, so writes measured about 1.0-1.3x etcd here against 1.3-1.4x
+	// with the WAL.
 	LogStoreBolt = "bolt"
 	// LogStoreWAL keeps them in hashicorp/raft-wal segment files (wal/):
-	// one fsync per append, as Consul uses.
+	// one fsync per append, as Consul uses. The default.
 	LogStoreWAL = "wal"
 )
 
@@ -33,10 +35,15 @@ type raftStore interface {
 // fsync on: without it Raft could forget entries it acknowledged. A data
 // directory that already holds the other kind is refused rather than
 // silently started empty.
-func openStore(kind, dir string) (raftStore, error) {
+//
+// The WAL drops log entries a snapshot made unnecessary only a whole
+// segment at a time (segmentSize bytes, 0 = raft-wal's 64 MiB default), so a
+// follower that was down may still catch up from the log rather than by
+// installing a snapshot.
+func openStore(kind, dir string, segmentSize int) (raftStore, error) {
 	boltPath, walDir := filepath.Join(dir, "raft.db"), filepath.Join(dir, "wal")
 	switch kind {
-	case "", LogStoreBolt:
+	case LogStoreBolt:
 		if exists(walDir) {
 			return nil, fmt.Errorf("%s holds a wal log store; start with --log-store wal", dir)
 		}
@@ -45,14 +52,18 @@ func openStore(kind, dir string) (raftStore, error) {
 			return nil, fmt.Errorf("open bolt store: %w", err)
 		}
 		return s, nil
-	case LogStoreWAL:
+	case "", LogStoreWAL:
 		if exists(boltPath) {
 			return nil, fmt.Errorf("%s holds a bolt log store; start with --log-store bolt", dir)
 		}
 		if err := os.MkdirAll(walDir, 0o755); err != nil {
 			return nil, err
 		}
-		w, err := raftwal.Open(walDir)
+		open := func() (*raftwal.WAL, error) { return raftwal.Open(walDir) }
+		if segmentSize > 0 {
+			open = func() (*raftwal.WAL, error) { return raftwal.Open(walDir, raftwal.WithSegmentSize(segmentSize)) }
+		}
+		w, err := open()
 		if err != nil {
 			return nil, fmt.Errorf("open wal store: %w", err)
 		}
