@@ -34,10 +34,16 @@ type batchRequest struct {
 	Ops    []batchOp `json:"ops"`
 }
 
+// batchResult is one op's outcome. In a non-atomic batch an op can fail on
+// its own: then it has error and code (as an error response would), and
+// current_version for a failed condition, and no other fields.
 type batchResult struct {
-	Version uint64 `json:"version,omitempty"`
-	Deleted *bool  `json:"deleted,omitempty"`
-	Value   *int64 `json:"value,omitempty"`
+	Version        uint64  `json:"version,omitempty"`
+	Deleted        *bool   `json:"deleted,omitempty"`
+	Value          *int64  `json:"value,omitempty"`
+	Error          string  `json:"error,omitempty"`
+	Code           string  `json:"code,omitempty"`
+	CurrentVersion *uint64 `json:"current_version,omitempty"`
 }
 
 type batchResponse struct {
@@ -93,6 +99,14 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	}
 	out := batchResponse{Index: res.Index, Results: make([]batchResult, len(res.Results))}
 	for i, sub := range res.Results {
+		if sub.Err != nil {
+			_, out.Results[i].Code = errorCode(sub.Err)
+			out.Results[i].Error = sub.Err.Error()
+			if errors.Is(sub.Err, fsm.ErrConditionFailed) {
+				out.Results[i].CurrentVersion = &res.Results[i].Current
+			}
+			continue
+		}
 		switch ops[i].Kind {
 		case fsm.OpSet:
 			out.Results[i].Version = sub.Version

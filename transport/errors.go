@@ -76,19 +76,22 @@ func writeResultError(w http.ResponseWriter, err error, res *fsm.Result) {
 	writeErrorBody(w, err, extra)
 }
 
-func writeErrorBody(w http.ResponseWriter, err error, body errorBody) {
-	status, code := http.StatusInternalServerError, "internal"
+// errorCode looks err up in the table.
+func errorCode(err error) (status int, code string) {
 	var re *requestError
 	if errors.As(err, &re) {
-		status, code = re.status, re.code
-	} else {
-		for _, e := range errorStatus {
-			if errors.Is(err, e.err) {
-				status, code = e.status, e.code
-				break
-			}
+		return re.status, re.code
+	}
+	for _, e := range errorStatus {
+		if errors.Is(err, e.err) {
+			return e.status, e.code
 		}
 	}
+	return http.StatusInternalServerError, "internal"
+}
+
+func writeErrorBody(w http.ResponseWriter, err error, body errorBody) {
+	status, code := errorCode(err)
 	if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
 		w.Header().Set("Retry-After", "1")
 	}

@@ -85,9 +85,10 @@ func TestBadRequestsAreRejectedAndHarmless(t *testing.T) {
 		return string(b)
 	}
 	for _, body := range []string{"", "{", "[]", `"n9"`, `{"id":"n9","raft_addr":"127.0.0.1:1","http_addr":"127.0.0.1:2","voter":"yes"}`,
-		`{"id":"n9","raft_addr":"127.0.0.1:1","http_addr":"127.0.0.1:2","extra":1}`, `{"id":` + strings.Repeat(" ", 70<<10) + `"n9"}`} {
+		`{"id":"n9","raft_addr":"127.0.0.1:1","http_addr":"127.0.0.1:2","extra":1}`} {
 		cases = append(cases, badReq{http.MethodPost, members, body, 400, "bad_json"})
 	}
+	cases = append(cases, badReq{http.MethodPost, members, `{"id":` + strings.Repeat(" ", 70<<10) + `"n9"}`, 413, "body_too_large"})
 	for _, fv := range [][2]string{
 		{"id", ""}, {"id", strings.Repeat("i", 129)},
 		{"raft_addr", ""}, {"raft_addr", "nope"}, {"raft_addr", "127.0.0.1"}, {"raft_addr", "127.0.0.1:0"},
@@ -125,8 +126,8 @@ func TestBadRequestsAreRejectedAndHarmless(t *testing.T) {
 		}
 	}
 	wantError(t, "the ttl victim", do(t, http.MethodGet, kv+"ttl-victim", nil), 404, "not_found")
-	if after := stats(t, n); after.Keys != statsBefore.Keys || after.Digest != statsBefore.Digest {
-		t.Errorf("stats changed: %+v, was %+v", after, statsBefore)
+	if after := stats(t, n); *after.Keys != *statsBefore.Keys || after.Digest != statsBefore.Digest {
+		t.Errorf("stats changed: %d keys, digest %s; was %d, %s", *after.Keys, after.Digest, *statsBefore.Keys, statsBefore.Digest)
 	}
 	if ms, err := n.Members(); err != nil || len(ms) != 1 {
 		t.Errorf("members after bad requests: %+v %v", ms, err)

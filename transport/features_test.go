@@ -90,7 +90,13 @@ type featResp struct {
 	body   []byte
 }
 
-func (r *featResp) String() string { return fmt.Sprintf("%d %s", r.status, bytes.TrimSpace(r.body)) }
+func (r *featResp) String() string {
+	b := bytes.TrimSpace(r.body)
+	if len(b) > 400 {
+		return fmt.Sprintf("%d %s ... (%d bytes)", r.status, b[:400], len(b))
+	}
+	return fmt.Sprintf("%d %s", r.status, b)
+}
 
 var featClient = &http.Client{
 	Timeout:       20 * time.Second,
@@ -700,7 +706,7 @@ func TestFeatKeys(t *testing.T) {
 		{"limit=10001", "bad_limit"},
 		{"limit=ten", "bad_limit"},
 		{"encoding=hex", "bad_encoding"},
-		{"encoding=base64&cursor=%%%", "bad_cursor"},
+		{"encoding=base64&cursor=%21%21%21", "bad_cursor"},
 		{"consistency=eventual", "bad_consistency"},
 	} {
 		featCode(t, s.must(http.StatusBadRequest, http.MethodGet, "/v1/keys?"+c.query, nil, nil), c.code)
@@ -952,6 +958,7 @@ func TestFeatBatchGet(t *testing.T) {
 	b64 := base64.StdEncoding.EncodeToString
 	body := fmt.Sprintf(`{"keys":[%q,%q],"encoding":"base64"}`, b64([]byte{0xff, 0}), b64([]byte("a")))
 	resp = s.must(http.StatusOK, http.MethodPost, "/v1/batch/get?consistency=stale", []byte(body), nil)
+	out.Items = nil
 	featDecode(t, resp, &out)
 	if len(out.Items) != 2 {
 		t.Fatalf("base64 batch get: %s", resp)
@@ -1087,9 +1094,17 @@ func TestFeatMaxMemory(t *testing.T) {
 		}
 		return nil
 	})
-	// The most recent write survives.
+	// Eviction frees what it must, least recently used first, not the
+	// whole cache: three 1071-byte fills fit under 4096, and the most
+	// recent write survives.
+	if st := s.stats(); st.Keys < 3 || st.Bytes <= maxMem-1071 {
+		t.Fatalf("eviction went too far: %d keys, %d bytes left of %d, %d evictions; keys: %s",
+			st.Keys, st.Bytes, maxMem, st.Evictions, s.must(http.StatusOK, http.MethodGet, "/v1/keys", nil, nil))
+	}
 	if found, _, _ := s.get("fill/19"); !found {
-		t.Fatal("the most recently written key was evicted")
+		st := s.stats()
+		t.Fatalf("the most recently written key was evicted: %d keys, %d bytes left of %d, %d evictions; keys: %s",
+			st.Keys, st.Bytes, maxMem, st.Evictions, s.must(http.StatusOK, http.MethodGet, "/v1/keys", nil, nil))
 	}
 }
 
