@@ -102,7 +102,10 @@ func (s *state) applyKey(r *Result, index uint64, c *Command) {
 	}
 	switch c.Op {
 	case OpSet:
-		it := &item{key: string(c.Key), value: c.Value, expireAt: c.ExpireAt}
+		// Copy the value at its exact size: the command's bytes alias the
+		// whole log entry (on the leader, a grown buffer), which would keep
+		// more memory alive than the accounting says.
+		it := &item{key: string(c.Key), value: bytes.Clone(c.Value), expireAt: c.ExpireAt}
 		if c.Flags&FlagKeepTTL != 0 && live {
 			it.expireAt = cur.expireAt
 		}

@@ -96,8 +96,8 @@ type Command struct {
 //	format(1) op(1) now(varint) reqid(bytes) fields...
 //
 // where byte strings are a uvarint length followed by the bytes, integers
-// are varints, and a sub-command of a batch is op(1) reqid(bytes) fields,
-// without format byte or Now. It needs no reflection and is compact: a
+// are varints, and a sub-command of a batch (set, delete, incr or touch
+// only) is op(1) reqid(bytes) fields, without format byte or Now. It needs no reflection and is compact: a
 // small set is a few bytes plus the key and value.
 func (c *Command) Encode(dst []byte) []byte {
 	dst = append(dst, formatV1)
@@ -226,6 +226,12 @@ func (d *decoder) body(c *Command, top bool) {
 		n := d.count()
 		for i := 0; i < n && d.err == nil; i++ {
 			sub := &Command{Op: Op(d.byte()), Now: c.Now}
+			switch sub.Op {
+			case OpSet, OpDelete, OpIncr, OpTouch:
+			default:
+				d.failf("%v inside a batch", sub.Op)
+				return
+			}
 			if sub.ReqID = d.bytes(); len(sub.ReqID) == 0 {
 				sub.ReqID = nil
 			}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"math/rand"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -18,11 +19,13 @@ func commandCases() map[string]Command {
 		"set-empty":       {Op: OpSet, Now: 0},
 		"set-binary":      {Op: OpSet, Now: -1, Key: []byte{0, 0xff, '/', 0x80}, Value: bytes.Repeat([]byte{0}, 300), ExpireAt: math.MinInt64},
 		"set-cas":         {Op: OpSet, Now: t0, Key: []byte("k"), Value: []byte("v"), Cond: CondVersion, Version: math.MaxUint64, Flags: FlagKeepTTL | FlagReturnPrev},
+		"set-reqid":       {Op: OpSet, Now: t0, Key: []byte("k"), Value: []byte("v"), ReqID: []byte("client-1/42")},
+		"delete-reqid":    {Op: OpDelete, Now: t0, Key: []byte("k"), ReqID: []byte{0, 0xff}},
 		"set-absent":      {Op: OpSet, Now: t0, Key: []byte("k"), Cond: CondAbsent, Flags: 0xff},
 		"delete":          del("k", t0),
 		"delete-exists":   {Op: OpDelete, Now: math.MaxInt64, Key: []byte("k"), Cond: CondExists},
 		"delete-version":  {Op: OpDelete, Now: t0, Key: []byte("k"), Cond: CondVersion, Version: 7},
-		"set-member":      {Op: OpSetMember, Now: t0, MemberID: "node-1", HTTPAddr: "127.0.0.1:8080"},
+		"set-member":      {Op: OpSetMember, Now: t0, MemberID: "node-1", HTTPAddr: "127.0.0.1:8080", RESPAddr: "127.0.0.1:6379"},
 		"set-member-zero": {Op: OpSetMember},
 		"remove-member":   {Op: OpRemoveMember, Now: t0, MemberID: "node-1"},
 		"incr":            {Op: OpIncr, Now: t0, Key: []byte("ctr"), By: math.MinInt64, ExpireAt: t0 + 1},
@@ -41,31 +44,43 @@ func commandCases() map[string]Command {
 	}
 }
 
-// equalCommand compares commands field by field; nil and empty byte
-// strings are equal (the encoding does not tell them apart).
+// equalCommand compares every field of two commands, present and future,
+// treating nil and empty slices as equal (the encoding does not tell them
+// apart).
 func equalCommand(a, b *Command) bool {
-	if a.Op != b.Op || a.Now != b.Now || !bytes.Equal(a.Key, b.Key) || !bytes.Equal(a.Value, b.Value) ||
-		a.ExpireAt != b.ExpireAt || a.Cond != b.Cond || a.Version != b.Version || a.Flags != b.Flags ||
-		a.By != b.By || a.Atomic != b.Atomic || a.MemberID != b.MemberID || a.HTTPAddr != b.HTTPAddr ||
-		len(a.Keys) != len(b.Keys) || len(a.Versions) != len(b.Versions) || len(a.Cmds) != len(b.Cmds) {
-		return false
-	}
-	for i := range a.Keys {
-		if !bytes.Equal(a.Keys[i], b.Keys[i]) {
-			return false
+	return reflect.DeepEqual(normalized(a), normalized(b))
+}
+
+func normalized(c *Command) *Command {
+	n := *c
+	v := reflect.ValueOf(&n).Elem()
+	for i := 0; i < v.NumField(); i++ {
+		f := v.Field(i)
+		if f.Kind() != reflect.Slice {
+			continue
+		}
+		if f.Len() == 0 {
+			f.Set(reflect.Zero(f.Type()))
+			continue
+		}
+		switch s := f.Addr().Interface().(type) {
+		case *[][]byte:
+			out := make([][]byte, len(*s))
+			for j, b := range *s {
+				if len(b) > 0 {
+					out[j] = b
+				}
+			}
+			*s = out
+		case *[]*Command:
+			out := make([]*Command, len(*s))
+			for j, sub := range *s {
+				out[j] = normalized(sub)
+			}
+			*s = out
 		}
 	}
-	for i := range a.Versions {
-		if a.Versions[i] != b.Versions[i] {
-			return false
-		}
-	}
-	for i := range a.Cmds {
-		if !equalCommand(a.Cmds[i], b.Cmds[i]) {
-			return false
-		}
-	}
-	return true
+	return &n
 }
 
 func TestCommandRoundTrip(t *testing.T) {

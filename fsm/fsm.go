@@ -167,6 +167,9 @@ func (f *FSM) Apply(l *raft.Log) interface{} {
 // one private clone of the state and published at once, so readers see the
 // batch appear atomically and pay no lock.
 func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
+	if len(logs) == 0 {
+		return nil
+	}
 	next := f.root.Load().clone()
 	out := make([]interface{}, len(logs))
 	var last uint64

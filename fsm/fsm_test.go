@@ -193,9 +193,9 @@ func TestMembers(t *testing.T) {
 	f := New(nil)
 	var b logBuilder
 	for _, c := range []Command{
-		{Op: OpSetMember, Now: t0, MemberID: "a", HTTPAddr: "10.0.0.1:80"},
-		{Op: OpSetMember, Now: t0, MemberID: "b", HTTPAddr: "10.0.0.2:80"},
-		{Op: OpSetMember, Now: t0, MemberID: "a", HTTPAddr: "10.0.0.3:80"}, // moved
+		{Op: OpSetMember, Now: t0, MemberID: "a", HTTPAddr: "10.0.0.1:80", RESPAddr: "10.0.0.1:6379"},
+		{Op: OpSetMember, Now: t0, MemberID: "b", HTTPAddr: "10.0.0.2:80", RESPAddr: "10.0.0.2:6379"},
+		{Op: OpSetMember, Now: t0, MemberID: "a", HTTPAddr: "10.0.0.3:80"}, // moved, no RESP any more
 		{Op: OpRemoveMember, Now: t0, MemberID: "b"},
 		{Op: OpRemoveMember, Now: t0, MemberID: "nosuch"},
 		{Op: OpSetMember, Now: t0, MemberID: "c", HTTPAddr: "10.0.0.4:80"},
@@ -208,6 +208,13 @@ func TestMembers(t *testing.T) {
 	}
 	if f.MemberAddr("a") != "10.0.0.3:80" || f.MemberAddr("b") != "" || f.MemberAddr("zzz") != "" {
 		t.Fatalf("MemberAddr a=%q b=%q", f.MemberAddr("a"), f.MemberAddr("b"))
+	}
+	if f.MemberRESPAddr("a") != "" || f.MemberRESPAddr("b") != "" {
+		t.Fatalf("MemberRESPAddr a=%q b=%q, want both cleared", f.MemberRESPAddr("a"), f.MemberRESPAddr("b"))
+	}
+	applyOne(t, f, b.cmd(Command{Op: OpSetMember, Now: t0, MemberID: "c", HTTPAddr: "10.0.0.4:80", RESPAddr: "10.0.0.4:6379"}))
+	if f.MemberRESPAddr("c") != "10.0.0.4:6379" {
+		t.Fatalf("MemberRESPAddr c=%q", f.MemberRESPAddr("c"))
 	}
 	// Members returns a copy.
 	m["a"] = "evil"

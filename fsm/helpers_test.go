@@ -131,6 +131,7 @@ type view struct {
 	Counters     Counters
 	Clock        int64
 	Members      map[string]string
+	RESPMembers  map[string]string
 }
 
 func viewOf(f *FSM) view {
@@ -138,6 +139,17 @@ func viewOf(f *FSM) view {
 	d, di := f.Digest()
 	return view{
 		Digest: d, DigestIndex: di, Keys: st.Keys, Bytes: st.Bytes, AppliedIndex: st.AppliedIndex,
-		Counters: st.Counters, Clock: f.Clock(), Members: f.Members(),
+		Counters: st.Counters, Clock: f.Clock(), Members: f.Members(), RESPMembers: respAddrs(f),
 	}
+}
+
+// respAddrs lists the members' Redis-protocol addresses, "" ones left out.
+func respAddrs(f *FSM) map[string]string {
+	m := map[string]string{}
+	for id := range f.Members() {
+		if a := f.MemberRESPAddr(id); a != "" {
+			m[id] = a
+		}
+	}
+	return m
 }

@@ -391,9 +391,32 @@ func (s *Server) redirect(w http.ResponseWriter, r *http.Request) bool {
 	if !ok || leader.HTTPAddr == "" || leader.ID == s.node.ID() {
 		return false
 	}
-	w.Header().Set("Location", s.scheme()+"://"+leader.HTTPAddr+r.URL.RequestURI())
+	w.Header().Set("Location", s.scheme()+"://"+leader.HTTPAddr+keepDotSegments(r.URL.EscapedPath())+queryOf(r))
 	writeJSON(w, http.StatusTemporaryRedirect, errorBody{Error: "not the leader; leader is " + leader.ID, Code: "redirect"})
 	return true
+}
+
+// keepDotSegments escapes "." and ".." path segments, which are legal key
+// bytes here: a client following the redirect would otherwise resolve
+// them (RFC 3986) and write /v1/kv/a/../b to the key "b".
+func keepDotSegments(path string) string {
+	segs := strings.Split(path, "/")
+	for i, s := range segs {
+		switch s {
+		case ".":
+			segs[i] = "%2E"
+		case "..":
+			segs[i] = "%2E%2E"
+		}
+	}
+	return strings.Join(segs, "/")
+}
+
+func queryOf(r *http.Request) string {
+	if r.URL.RawQuery == "" {
+		return ""
+	}
+	return "?" + r.URL.RawQuery
 }
 
 func (s *Server) scheme() string {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -193,15 +192,8 @@ func TestFollowingRedirects(t *testing.T) {
 // TestRedirectKeepsDotSegmentKey: the key "a/../b" written through a
 // follower must land on the leader as "a/../b". A client resolving the
 // Location header removes dot segments (RFC 3986 5.2; Go's http.Client
-// and curl both do), so a Location that spells the key with literal
-// ".." sends the client to the key "b".
-//
-// Known bug (transport/kv.go, Server.redirect): Location is built from
-// r.URL.RequestURI() verbatim. Set RAFTCACHE_KNOWN_BUGS=1 to run.
+// and curl both do), so the Location must spell dot segments escaped.
 func TestRedirectKeepsDotSegmentKey(t *testing.T) {
-	if os.Getenv("RAFTCACHE_KNOWN_BUGS") == "" {
-		t.Skip("known bug: redirect Location with dot segments is resolved to another key; set RAFTCACHE_KNOWN_BUGS=1")
-	}
 	nodes := startCluster(t)
 	follows := &http.Client{Timeout: 30 * time.Second}
 	withStableLeader(t, nodes, func(leader, f *testNode) error {
