@@ -1,19 +1,10 @@
-// Package client is the Go client for a raftcache cluster.
-//
-// A Client is given one or more node addresses and hides which node leads:
-// it follows the cluster's 307 redirects itself (re-sending method, body
-// and headers), remembers the leader, and moves on to another endpoint when
-// a node refuses connections or answers 503. Errors are typed: test them
-// with errors.Is(err, client.ErrNotFound) and friends.
-//
-//	c, err := client.New(client.Config{Endpoints: []string{"http://127.0.0.1:8001"}})
-//	_, err = c.Set(ctx, "greeting", []byte("hello"), client.WithTTL(time.Minute))
-//	item, err := c.Get(ctx, "greeting")
 package client
 
 import (
 	"bytes"
 	"context"
+	crand "crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,88 +12,288 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
-// Config configures a Client. Only Endpoints is required.
+// Defaults of Config.
+const (
+	DefaultTimeout         = 10 * time.Second
+	DefaultAttemptTimeout  = 5 * time.Second
+	DefaultRefreshInterval = 30 * time.Second
+)
+
+// MaxRedirects bounds how many 307 redirects one attempt follows before it
+// counts as failed (and the call is retried after a backoff).
+const MaxRedirects = 3
+
+// KeyedRetryLimit bounds how long a write carrying an Idempotency-Key is
+// retried, measured from its first attempt: safely inside the server's
+// five-minute deduplication window, so a retry is never applied as a new
+// write because the server forgot the key.
+const KeyedRetryLimit = 4 * time.Minute
+
+const (
+	backoffBase = 25 * time.Millisecond
+	backoffMax  = time.Second
+	// failRefreshGap rate-limits membership refreshes caused by failures.
+	failRefreshGap = time.Second
+	// refreshTimeout bounds one GET /v1/cluster during a refresh.
+	refreshTimeout = 2 * time.Second
+	// incompleteRetry: how soon to refresh again after a view that lists
+	// a member without an HTTP address (not yet registered on that node).
+	incompleteRetry = time.Second
+	// expectContinueOver: bodies larger than this are sent with
+	// "Expect: 100-continue", so a follower's 307 comes before the body.
+	expectContinueOver = 64 << 10
+)
+
+// Config configures a Client. Only Endpoints is required; zero values take
+// the defaults noted on each field.
 type Config struct {
-	// Endpoints are base URLs of cluster members, e.g. http://127.0.0.1:8001.
-	// A host:port without scheme means http.
+	// Endpoints are base URLs of cluster members, e.g.
+	// http://127.0.0.1:8001 ("host:port" alone means http; a comma-separated
+	// string is split). One reachable member is enough: the client learns
+	// the others from GET /v1/cluster. The given endpoints are never
+	// forgotten, even if the cluster does not list them.
 	Endpoints []string
-	// Timeout bounds each call whose context has no deadline. Default 10s.
+	// Timeout bounds each call whose context has no deadline, retries
+	// included. Default 10s (DefaultTimeout).
 	Timeout time.Duration
+	// AttemptTimeout bounds one attempt (one request and the redirects it
+	// follows). A node that does not answer in time is treated like one
+	// that refused the connection: the call moves on to another member.
+	// Default 5s (DefaultAttemptTimeout).
+	AttemptTimeout time.Duration
+	// RefreshInterval is how old the learned membership may grow before a
+	// call starts a background refresh (the call itself does not wait).
+	// Failures trigger refreshes too. Default 30s; negative disables the
+	// periodic and the initial refresh (failures and unknown redirect
+	// targets still refresh).
+	RefreshInterval time.Duration
+	// Token, if set, is sent as "Authorization: Bearer <Token>" (for a
+	// cluster that requires tokens).
+	Token string
+	// Header is added to every request, on every redirect hop and retry
+	// (e.g. Authorization for a proxy in front of the cluster). It is only
+	// ever sent to known members.
+	Header http.Header
 	// HTTPClient sends the requests. Default: a client with keep-alive
-	// connections. Its redirect policy is replaced: the Client follows
-	// redirects itself.
+	// connections, a 2s dial timeout and Expect: 100-continue support. Its
+	// redirect policy is replaced: the Client follows redirects itself. Its
+	// Timeout, if any, still applies to each request.
 	HTTPClient *http.Client
 }
 
 // Client talks to a raftcache cluster. It is safe for concurrent use.
 type Client struct {
-	hc      *http.Client
-	timeout time.Duration
+	hc              *http.Client
+	ownTransport    bool
+	timeout         time.Duration
+	attemptTimeout  time.Duration
+	refreshInterval time.Duration
+	header          http.Header
+	scheme          string // for learned members
 
-	mu        sync.Mutex
-	endpoints []string // normalized base URLs
-	leader    string   // base URL of the last known leader, or ""
-	next      int      // round-robin position for endpoint failover
+	mu          sync.Mutex
+	members     []*member
+	byHost      map[string]*member
+	leader      *member // last known leader, or nil
+	next        int     // round-robin position
+	lastRefresh time.Time
+	refreshing  bool
+	closed      bool
+
+	bg     context.Context // canceled by Close
+	stopBg context.CancelFunc
+	wg     sync.WaitGroup
 }
 
-// maxHops bounds how many redirects one attempt follows.
-const maxHops = 5
+// member is one node the client may talk to.
+type member struct {
+	base      string // scheme://host:port
+	host      string // host:port, as Location and http_addr name it
+	id        string // "" until learned
+	given     bool   // from Config.Endpoints: never forgotten
+	fails     int    // consecutive transport failures
+	downUntil time.Time
+}
 
-// New returns a Client. It makes no request.
+// New returns a Client. It makes no request; the first call starts a
+// background membership refresh.
 func New(cfg Config) (*Client, error) {
-	if len(cfg.Endpoints) == 0 {
-		return nil, errors.New("client: at least one endpoint is required")
+	c := &Client{
+		timeout:         cfg.Timeout,
+		attemptTimeout:  cfg.AttemptTimeout,
+		refreshInterval: cfg.RefreshInterval,
+		header:          cfg.Header.Clone(),
+		byHost:          map[string]*member{},
 	}
-	c := &Client{timeout: cfg.Timeout}
+	if cfg.Token != "" {
+		if c.header == nil {
+			c.header = http.Header{}
+		}
+		c.header.Set("Authorization", "Bearer "+cfg.Token)
+	}
 	if c.timeout <= 0 {
-		c.timeout = 10 * time.Second
+		c.timeout = DefaultTimeout
+	}
+	if c.attemptTimeout <= 0 {
+		c.attemptTimeout = DefaultAttemptTimeout
+	}
+	if c.refreshInterval == 0 {
+		c.refreshInterval = DefaultRefreshInterval
 	}
 	for _, e := range cfg.Endpoints {
 		for _, part := range strings.Split(e, ",") {
-			if part = strings.TrimSpace(part); part != "" {
-				c.endpoints = append(c.endpoints, normalize(part))
+			if part = strings.TrimSpace(part); part == "" {
+				continue
+			}
+			u, err := parseEndpoint(part)
+			if err != nil {
+				return nil, err
+			}
+			if c.scheme == "" {
+				c.scheme = u.Scheme
+			}
+			if _, dup := c.byHost[u.Host]; !dup {
+				m := &member{base: u.Scheme + "://" + u.Host, host: u.Host, given: true}
+				c.members = append(c.members, m)
+				c.byHost[m.host] = m
 			}
 		}
 	}
-	if len(c.endpoints) == 0 {
+	if len(c.members) == 0 {
 		return nil, errors.New("client: at least one endpoint is required")
 	}
 	hc := cfg.HTTPClient
 	if hc == nil {
+		c.ownTransport = true
 		hc = &http.Client{Transport: &http.Transport{
-			Proxy:               nil,
-			DialContext:         (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			MaxIdleConnsPerHost: 64,
-			IdleConnTimeout:     90 * time.Second,
+			Proxy:                 nil,
+			DialContext:           (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConns:          256,
+			MaxIdleConnsPerHost:   64,
+			IdleConnTimeout:       90 * time.Second,
+			ExpectContinueTimeout: time.Second,
 		}}
 	}
 	copied := *hc
 	copied.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	c.hc = &copied
+	c.bg, c.stopBg = context.WithCancel(context.Background())
 	return c, nil
 }
 
-func normalize(e string) string {
+func parseEndpoint(e string) (*url.URL, error) {
 	if !strings.Contains(e, "://") {
 		e = "http://" + e
 	}
-	return strings.TrimRight(e, "/")
+	u, err := url.Parse(strings.TrimRight(e, "/"))
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return nil, fmt.Errorf("client: bad endpoint %q: want http://host:port", e)
+	}
+	if u.Path != "" {
+		return nil, fmt.Errorf("client: bad endpoint %q: a base URL has no path", e)
+	}
+	u.Host = strings.ToLower(u.Host)
+	return u, nil
 }
 
-// request is one logical API call, re-sendable to any node.
-type request struct {
+// Close stops background membership refreshes and, if the Client made its
+// own HTTP transport, closes its idle connections. Calls made after Close
+// still work but no longer refresh membership in the background.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	c.stopBg()
+	c.wg.Wait()
+	if c.ownTransport {
+		c.hc.CloseIdleConnections()
+	}
+	return nil
+}
+
+// Endpoints returns the base URLs of the members the client currently
+// knows: the configured endpoints and those learned from the cluster.
+func (c *Client) Endpoints() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]string, len(c.members))
+	for i, m := range c.members {
+		out[i] = m.base
+	}
+	return out
+}
+
+// Leader returns the base URL of the last known leader, or "".
+func (c *Client) Leader() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.leader == nil {
+		return ""
+	}
+	return c.leader.base
+}
+
+// route says where a call goes first.
+type route int
+
+const (
+	toLeader route = iota // writes and strong reads: the leader (followers redirect)
+	toAny                 // stale reads: round robin over the members
+	toInfo                // cluster view and stats: the leader if known, else any
+)
+
+// call is one logical API call, re-sendable to any node.
+type call struct {
 	method string
 	path   string // escaped path, e.g. /v1/kv/a%2Fb
 	query  url.Values
 	body   []byte
-	header http.Header
+	header http.Header // per call: Content-Type, Idempotency-Key
+	route  route
+	// write: a failure after the request may have reached the leader
+	// leaves the outcome unknown. Every write this package sends is safe to
+	// retry (idempotent, or carrying an Idempotency-Key).
+	write bool
+	keyed bool // carries an Idempotency-Key: retried at most KeyedRetryLimit
+}
+
+func (cl *call) setKey(explicit string) {
+	if cl.header == nil {
+		cl.header = http.Header{}
+	}
+	key := explicit
+	if key == "" {
+		key = newIdempotencyKey()
+	}
+	cl.header.Set("Idempotency-Key", key)
+	cl.keyed = true
+}
+
+func (cl *call) target(base string) string {
+	t := base + cl.path
+	if len(cl.query) > 0 {
+		t += "?" + cl.query.Encode()
+	}
+	return t
+}
+
+// newIdempotencyKey returns 128 random bits in hex (32 bytes; the server
+// accepts up to 64).
+func newIdempotencyKey() string {
+	var b [16]byte
+	if _, err := crand.Read(b[:]); err != nil {
+		panic("client: no randomness: " + err.Error())
+	}
+	return hex.EncodeToString(b[:])
 }
 
 // response is a finished call's status, headers and body.
@@ -110,126 +301,325 @@ type response struct {
 	status int
 	header http.Header
 	body   []byte
+	// ambiguous: an earlier attempt of this write may have been applied.
+	ambiguous bool
 }
 
-// do sends req to the leader if known, else to an endpoint, following
-// redirects and failing over until ctx ends. It returns the final
-// non-redirect, non-503 response.
-func (c *Client) do(ctx context.Context, req request) (*response, error) {
+func (r *response) index() uint64 { return headerUint(r.header, "X-Raft-Index") }
+
+// outcome classifies one attempt.
+type outcome int
+
+const (
+	answered  outcome = iota // a final HTTP answer (not a redirect)
+	notSent                  // failed before anything reached a node: safe
+	uncertain                // failed after the request may have been handled
+	fatal                    // stop retrying
+)
+
+// do sends cl until it gets an answer other than 503 and 504 or ctx ends,
+// following redirects, failing over between members and backing off
+// between attempts. It returns the final answer, whatever its status.
+func (c *Client) do(ctx context.Context, cl *call) (*response, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.timeout)
 		defer cancel()
 	}
-	var lastErr error
+	if cl.keyed {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, KeyedRetryLimit)
+		defer cancel()
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	c.maybeRefresh()
+	var (
+		lastErr   error
+		ambiguous bool
+		avoid     *member
+	)
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
-			backoff := time.Duration(10+rand.IntN(40)) * time.Millisecond << min(attempt-1, 4)
-			select {
-			case <-ctx.Done():
-				return nil, c.giveUp(ctx, lastErr)
-			case <-time.After(backoff):
+			if !sleep(ctx, backoff(attempt)) {
+				return nil, giveUp(ctx, cl, lastErr, ambiguous)
 			}
 		}
-		resp, err := c.attempt(ctx, req, c.pick(attempt))
-		if err == nil && resp.status != http.StatusServiceUnavailable {
-			return resp, nil
-		}
-		if err == nil {
-			lastErr = decodeError(resp)
-		} else {
-			lastErr = err
+		m := c.pick(cl.route, avoid)
+		res, served, out, err := c.attempt(ctx, cl, m)
+		avoid = nil
+		switch out {
+		case fatal:
+			if ambiguous && cl.write {
+				return nil, fmt.Errorf("%w: %w", ErrUnknownOutcome, err)
+			}
+			return nil, err
+		case notSent, uncertain:
+			if lastErr == nil || ctx.Err() == nil { // not just "the context ended"
+				lastErr = err
+			}
+			avoid = served
+			ambiguous = ambiguous || out == uncertain && cl.write
+			c.forgetLeader(served)
+			c.refreshSoon()
+		case answered:
+			switch res.status {
+			case http.StatusServiceUnavailable: // certainly not applied
+				lastErr, avoid = decodeError(res), served
+				if !errors.Is(lastErr, ErrOverloaded) { // a busy leader is still the leader
+					c.forgetLeader(served)
+					c.refreshSoon()
+				}
+			case http.StatusGatewayTimeout: // unknown_outcome, index_timeout
+				lastErr, avoid = decodeError(res), served
+				ambiguous = ambiguous || cl.write
+				c.forgetLeader(served)
+			default:
+				if cl.route == toLeader && leaderAnswer(res.status) {
+					c.setLeader(served)
+				}
+				res.ambiguous = ambiguous
+				return res, nil
+			}
 		}
 		if ctx.Err() != nil {
-			return nil, c.giveUp(ctx, lastErr)
+			return nil, giveUp(ctx, cl, lastErr, ambiguous)
 		}
 	}
 }
 
-func (c *Client) giveUp(ctx context.Context, last error) error {
-	if last == nil {
-		return ctx.Err()
+// leaderAnswer: an answer a write or strong read gets only from the leader
+// (followers redirect those; 400s come before the leadership check).
+func leaderAnswer(status int) bool {
+	switch status {
+	case http.StatusOK, http.StatusNotFound, http.StatusConflict, http.StatusPreconditionFailed:
+		return true
 	}
-	return fmt.Errorf("%w (%v)", last, ctx.Err())
+	return false
 }
 
-// pick chooses the base URL for an attempt: the known leader first, then
-// the endpoints in turn.
-func (c *Client) pick(attempt int) string {
+// giveUp is the error of a call whose context ended before an answer.
+func giveUp(ctx context.Context, cl *call, last error, ambiguous bool) error {
+	cause := ctx.Err()
+	if ambiguous && cl.write {
+		if last == nil {
+			return fmt.Errorf("%w: %w", ErrUnknownOutcome, cause)
+		}
+		return fmt.Errorf("%w: %w (last attempt: %v)", ErrUnknownOutcome, cause, last)
+	}
+	if last == nil {
+		return cause
+	}
+	return fmt.Errorf("%w (gave up: %w)", last, cause)
+}
+
+// backoff is the jittered exponential pause before attempt n (n >= 1):
+// between half and all of 25ms·2^(n-1), at most 1s.
+func backoff(n int) time.Duration {
+	d := backoffBase << min(n-1, 6)
+	if d > backoffMax {
+		d = backoffMax
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// pick chooses the member for an attempt: for leader-bound calls the known
+// leader, otherwise (or if it is unknown or down) the next member in round
+// robin that is not marked down and is not avoid.
+func (c *Client) pick(r route, avoid *member) *member {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if attempt == 0 && c.leader != "" {
+	now := time.Now()
+	if r != toAny && c.leader != nil && c.leader != avoid && !c.leader.down(now) {
 		return c.leader
 	}
-	c.leader = ""
-	c.next = (c.next + 1) % len(c.endpoints)
-	return c.endpoints[c.next]
+	n := len(c.members)
+	for i := 0; i < n; i++ {
+		c.next = (c.next + 1) % n
+		if m := c.members[c.next]; !m.down(now) && m != avoid {
+			return m
+		}
+	}
+	// Everything is down (or avoided): take whoever recovers first.
+	var best *member
+	for _, m := range c.members {
+		if best == nil || (best == avoid && m != avoid) || (m != avoid && m.downUntil.Before(best.downUntil)) {
+			best = m
+		}
+	}
+	return best
 }
 
-// attempt sends req to base and follows up to maxHops redirects.
-func (c *Client) attempt(ctx context.Context, req request, base string) (*response, error) {
-	target := base + req.path
-	if len(req.query) > 0 {
-		target += "?" + req.query.Encode()
-	}
-	for hop := 0; hop <= maxHops; hop++ {
-		hr, err := http.NewRequestWithContext(ctx, req.method, target, bytes.NewReader(req.body))
-		if err != nil {
-			return nil, err
-		}
-		for k, v := range req.header {
-			hr.Header[k] = v
-		}
-		res, err := c.hc.Do(hr)
-		if err != nil {
-			return nil, err
-		}
-		body, err := io.ReadAll(res.Body)
-		res.Body.Close()
-		if err != nil {
-			return nil, err
-		}
-		if res.StatusCode != http.StatusTemporaryRedirect && res.StatusCode != http.StatusPermanentRedirect {
-			if res.StatusCode != http.StatusServiceUnavailable && req.method != http.MethodGet {
-				c.remember(target)
-			}
-			return &response{status: res.StatusCode, header: res.Header, body: body}, nil
-		}
-		loc, err := res.Location()
-		if err != nil {
-			return nil, fmt.Errorf("client: redirect without a valid Location: %w", err)
-		}
-		target = loc.String()
-		c.remember(target)
-	}
-	return nil, fmt.Errorf("%w: more than %d redirects", ErrNoLeader, maxHops)
-}
+func (m *member) down(now time.Time) bool { return now.Before(m.downUntil) }
 
-// remember records the node at target as the leader.
-func (c *Client) remember(target string) {
-	u, err := url.Parse(target)
-	if err != nil {
-		return
-	}
+// markDown notes a transport failure: the member is skipped for a while
+// (250ms, doubling with each consecutive failure, at most 4s).
+func (c *Client) markDown(m *member) {
 	c.mu.Lock()
-	c.leader = u.Scheme + "://" + u.Host
+	defer c.mu.Unlock()
+	m.fails++
+	m.downUntil = time.Now().Add(min(250*time.Millisecond<<min(m.fails-1, 4), 4*time.Second))
+}
+
+func (c *Client) markUp(m *member) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m.fails, m.downUntil = 0, time.Time{}
+}
+
+func (c *Client) setLeader(m *member) {
+	c.mu.Lock()
+	c.leader = m
 	c.mu.Unlock()
 }
 
-func (c *Client) doJSON(ctx context.Context, req request, out any) (*response, error) {
-	resp, err := c.do(ctx, req)
+func (c *Client) forgetLeader(m *member) {
+	c.mu.Lock()
+	if c.leader == m {
+		c.leader = nil
+	}
+	c.mu.Unlock()
+}
+
+func (c *Client) memberAt(host string) *member {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.byHost[strings.ToLower(host)]
+}
+
+// attempt sends cl to m and follows up to MaxRedirects redirects, each only
+// to a known member. It returns the member that gave the last answer (or
+// failed).
+func (c *Client) attempt(ctx context.Context, cl *call, m *member) (*response, *member, outcome, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.attemptTimeout)
+	defer cancel()
+	for hop := 0; ; hop++ {
+		res, written, err := c.send(ctx, cl, cl.target(m.base))
+		if err != nil {
+			c.markDown(m)
+			if !written || dialFailed(err) {
+				return nil, m, notSent, err
+			}
+			return nil, m, uncertain, err
+		}
+		c.markUp(m)
+		if res.status != http.StatusTemporaryRedirect && res.status != http.StatusPermanentRedirect {
+			return res, m, answered, nil
+		}
+		// A 307 means the node did not handle the request: nothing applied.
+		if hop == MaxRedirects {
+			return nil, m, notSent, fmt.Errorf("%w: more than %d redirects", ErrNoLeader, MaxRedirects)
+		}
+		next, err := c.redirectTarget(ctx, cl, res)
+		if err != nil {
+			return nil, m, fatal, err
+		}
+		c.setLeader(next) // a redirect names the leader
+		m = next
+	}
+}
+
+// redirectTarget checks a redirect and returns the member it names. Only
+// known members are followed, so credentials in Config.Header never leave
+// the cluster; an unknown host gets one synchronous membership refresh.
+// The request is re-sent as it was (method, path, query, body, headers):
+// only the host changes, and a Location with another path is refused.
+func (c *Client) redirectTarget(ctx context.Context, cl *call, res *response) (*member, error) {
+	loc := res.header.Get("Location")
+	u, err := url.Parse(loc)
+	if err != nil || u.Host == "" {
+		return nil, &RedirectError{Location: loc, Reason: "no absolute Location"}
+	}
+	want, err := url.PathUnescape(cl.path)
+	if err != nil || u.Path != want {
+		return nil, &RedirectError{Location: loc, Reason: "the redirect changes the path"}
+	}
+	if m := c.memberAt(u.Host); m != nil {
+		return m, nil
+	}
+	c.refresh(ctx)
+	if m := c.memberAt(u.Host); m != nil {
+		return m, nil
+	}
+	return nil, &RedirectError{Location: loc, Reason: "the host is not a known cluster member"}
+}
+
+// dialFailed reports whether err happened while connecting, before any
+// byte of the request was sent.
+func dialFailed(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// send makes one HTTP exchange and reads the whole answer. written says
+// whether the whole request was sent at least once: until then no node can
+// have acted on it (a write's body is read in full before it is applied).
+func (c *Client) send(ctx context.Context, cl *call, target string) (res *response, written bool, err error) {
+	var body io.Reader
+	if cl.body != nil {
+		body = bytes.NewReader(cl.body)
+	}
+	var wrote atomic.Bool
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		WroteRequest: func(info httptrace.WroteRequestInfo) {
+			if info.Err == nil {
+				wrote.Store(true)
+			}
+		},
+	})
+	hr, err := http.NewRequestWithContext(ctx, cl.method, target, body)
+	if err != nil {
+		return nil, false, err
+	}
+	for k, v := range c.header {
+		hr.Header[k] = append([]string(nil), v...)
+	}
+	for k, v := range cl.header {
+		hr.Header[k] = append([]string(nil), v...)
+	}
+	if len(cl.body) > expectContinueOver {
+		hr.Header.Set("Expect", "100-continue")
+	}
+	hres, err := c.hc.Do(hr)
+	if err != nil {
+		return nil, wrote.Load(), err
+	}
+	defer hres.Body.Close()
+	b, err := io.ReadAll(hres.Body)
+	if err != nil {
+		return nil, true, err
+	}
+	return &response{status: hres.StatusCode, header: hres.Header, body: b}, true, nil
+}
+
+// doJSON sends cl and decodes a 2xx answer into out; other answers become
+// errors.
+func (c *Client) doJSON(ctx context.Context, cl *call, out any) (*response, error) {
+	res, err := c.do(ctx, cl)
 	if err != nil {
 		return nil, err
 	}
-	if resp.status/100 != 2 {
-		return resp, decodeError(resp)
+	if res.status/100 != 2 {
+		return res, decodeError(res)
 	}
 	if out != nil {
-		if err := json.Unmarshal(resp.body, out); err != nil {
-			return resp, fmt.Errorf("client: decoding %s response: %w", req.path, err)
+		if err := json.Unmarshal(res.body, out); err != nil {
+			return res, fmt.Errorf("client: decoding the %s answer: %w", cl.path, err)
 		}
 	}
-	return resp, nil
+	return res, nil
 }
 
 func headerUint(h http.Header, name string) uint64 {

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 )
@@ -31,48 +32,88 @@ type Cluster struct {
 	Members       []Member `json:"members"`
 }
 
-// Stats are one node's cache statistics.
-type Stats struct {
+// NodeStats are one node's cache statistics.
+type NodeStats struct {
 	NodeID           string `json:"node_id"`
 	Keys             int    `json:"keys"`
 	Bytes            int64  `json:"bytes"`
+	MaxMemory        int64  `json:"max_memory"`
 	Hits             uint64 `json:"hits"`
 	Misses           uint64 `json:"misses"`
+	Evictions        uint64 `json:"evictions"`
+	Expirations      uint64 `json:"expirations"`
+	Sets             uint64 `json:"sets"`
+	Deletes          uint64 `json:"deletes"`
 	AppliedIndex     uint64 `json:"applied_index"`
 	Digest           string `json:"digest"`
 	StrongReadRounds uint64 `json:"strong_read_rounds"`
 	StrongReads      uint64 `json:"strong_reads"`
 }
 
-// Cluster returns the view of whichever node answers.
+// Stats is the answer of Stats. For the node scope (default) the embedded
+// NodeStats are the answering node's. With WithClusterScope, Nodes holds
+// every member that answered, Errors says why others are missing, and the
+// embedded Hits and Misses are summed over Nodes (the other embedded
+// fields are zero: replicated figures are per node, to compare).
+type Stats struct {
+	NodeStats
+	Scope  string            `json:"scope"` // "node" or "cluster"
+	Nodes  []NodeStats       `json:"nodes,omitempty"`
+	Errors map[string]string `json:"errors,omitempty"` // member id -> error
+}
+
+// Cluster returns the cluster view of one member (the leader if known).
+// It also refreshes the client's membership.
 func (c *Client) Cluster(ctx context.Context) (*Cluster, error) {
 	var out Cluster
-	if _, err := c.doJSON(ctx, request{method: http.MethodGet, path: "/v1/cluster"}, &out); err != nil {
+	if _, err := c.doJSON(ctx, &call{method: http.MethodGet, path: "/v1/cluster", route: toInfo}, &out); err != nil {
 		return nil, err
+	}
+	if len(out.Members) > 0 {
+		c.applyView(&out, nil)
 	}
 	return &out, nil
 }
 
-// Stats returns the statistics of whichever node answers.
-func (c *Client) Stats(ctx context.Context) (*Stats, error) {
+// Stats returns the statistics of one member (the leader if known), or of
+// every member with WithClusterScope.
+func (c *Client) Stats(ctx context.Context, opts ...Option) (*Stats, error) {
+	o := collect(opts)
+	q := url.Values{}
+	if o.clusterScope {
+		q.Set("scope", "cluster")
+	}
 	var out Stats
-	if _, err := c.doJSON(ctx, request{method: http.MethodGet, path: "/v1/stats"}, &out); err != nil {
+	if _, err := c.doJSON(ctx, &call{method: http.MethodGet, path: "/v1/stats", query: q, route: toInfo}, &out); err != nil {
 		return nil, err
+	}
+	if out.Scope == "" {
+		out.Scope = "node"
 	}
 	return &out, nil
 }
 
-// AddMember asks the cluster to add a voting member. Adding a member that
-// is already present with the same addresses succeeds and changes nothing.
+// AddMember asks the cluster to add a voting member (ID, RaftAddr and
+// HTTPAddr are required). Adding a member that is already present with
+// the same addresses succeeds and changes nothing, so it is retried
+// freely.
 func (c *Client) AddMember(ctx context.Context, m Member) error {
-	body, _ := json.Marshal(map[string]string{"id": m.ID, "raft_addr": m.RaftAddr, "http_addr": m.HTTPAddr})
-	_, err := c.doJSON(ctx, request{method: http.MethodPost, path: "/v1/cluster/members", body: body,
+	body, err := json.Marshal(map[string]string{"id": m.ID, "raft_addr": m.RaftAddr, "http_addr": m.HTTPAddr})
+	if err != nil {
+		return err
+	}
+	_, err = c.doJSON(ctx, &call{method: http.MethodPost, path: "/v1/cluster/members", body: body, write: true,
 		header: http.Header{"Content-Type": {"application/json"}}}, nil)
 	return err
 }
 
-// RemoveMember removes a member by id.
+// RemoveMember removes a member by id. A missing id returns
+// ErrUnknownMember, except when a previous attempt of this call may have
+// removed it already.
 func (c *Client) RemoveMember(ctx context.Context, id string) error {
-	_, err := c.doJSON(ctx, request{method: http.MethodDelete, path: "/v1/cluster/members/" + url.PathEscape(id)}, nil)
+	res, err := c.doJSON(ctx, &call{method: http.MethodDelete, path: "/v1/cluster/members/" + url.PathEscape(id), write: true}, nil)
+	if err != nil && res != nil && res.ambiguous && errors.Is(err, ErrUnknownMember) {
+		return nil
+	}
 	return err
 }

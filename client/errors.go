@@ -7,22 +7,47 @@ import (
 	"net/http"
 )
 
-// Errors a call can return, to be tested with errors.Is. The server's
-// machine-readable code decides which one an *Error matches.
+// Errors a call can return, to be tested with errors.Is (they match
+// through any wrapping). The server's machine-readable code decides which
+// one an *Error matches.
 var (
 	// ErrNotFound: the key does not exist or has expired.
 	ErrNotFound = errors.New("raftcache: not found")
-	// ErrNoLeader: no leader could serve before the deadline; nothing was
-	// applied.
-	ErrNoLeader = errors.New("raftcache: no leader")
-	// ErrUnknownOutcome: a write may or may not have been applied.
-	ErrUnknownOutcome = errors.New("raftcache: write outcome unknown")
-	// ErrTooLarge: the value exceeds the server's limit.
+	// ErrCASConflict: a compare-and-set condition failed; nothing was
+	// written. errors.As to *CASConflictError gives the current version.
+	ErrCASConflict = errors.New("raftcache: version conflict")
+	// ErrNotInteger: Incr on a value that is not a decimal integer.
+	ErrNotInteger = errors.New("raftcache: value is not an integer")
+	// ErrOverflow: Incr would overflow int64.
+	ErrOverflow = errors.New("raftcache: counter overflow")
+	// ErrTooLarge: the value (or body) exceeds the server's limit, or can
+	// never fit under its memory bound.
 	ErrTooLarge = errors.New("raftcache: value too large")
+	// ErrNoLeader: the cluster had no leader able to serve (503) until the
+	// call gave up; nothing was applied.
+	ErrNoLeader = errors.New("raftcache: no leader")
+	// ErrOverloaded: the node refused the request because too many were in
+	// flight (503 overloaded) until the call gave up; nothing was applied.
+	ErrOverloaded = errors.New("raftcache: overloaded")
+	// ErrUnknownOutcome: a write may or may not have been applied. The
+	// client returns it only when the context ended while the outcome of
+	// some attempt was still unknown (a timeout, a reset connection, a 504
+	// unknown_outcome) and no later attempt got an answer.
+	ErrUnknownOutcome = errors.New("raftcache: write outcome unknown")
 	// ErrBadRequest: the server rejected the request as malformed.
 	ErrBadRequest = errors.New("raftcache: bad request")
+	// ErrUnauthorized: the server wants a (valid) bearer token (401); see
+	// Config.Token.
+	ErrUnauthorized = errors.New("raftcache: unauthorized")
+	// ErrForbidden: the token's role does not allow the call (403).
+	ErrForbidden = errors.New("raftcache: forbidden")
 	// ErrUnknownMember: no member has that id.
 	ErrUnknownMember = errors.New("raftcache: unknown member")
+	// ErrRedirectRefused: a node redirected to a host that is not a known
+	// cluster member (even after refreshing the membership), or to another
+	// path. The client does not follow such redirects, so credentials
+	// never leave the cluster; nothing was applied by that attempt.
+	ErrRedirectRefused = errors.New("raftcache: redirect refused")
 )
 
 // Error is an error answer from the server.
@@ -30,9 +55,15 @@ type Error struct {
 	Status  int    // HTTP status
 	Code    string // the server's error code, e.g. "not_found"
 	Message string
+	// FailedOp is the index of the operation that failed in a Batch, or
+	// -1.
+	FailedOp int
 }
 
 func (e *Error) Error() string {
+	if e.FailedOp >= 0 {
+		return fmt.Sprintf("raftcache: %s (%d %s, batch op %d)", e.Message, e.Status, e.Code, e.FailedOp)
+	}
 	return fmt.Sprintf("raftcache: %s (%d %s)", e.Message, e.Status, e.Code)
 }
 
@@ -41,27 +72,86 @@ func (e *Error) Is(target error) bool {
 	switch target {
 	case ErrNotFound:
 		return e.Code == "not_found"
-	case ErrNoLeader:
-		return e.Status == http.StatusServiceUnavailable
-	case ErrUnknownOutcome:
-		return e.Code == "unknown_outcome"
+	case ErrCASConflict:
+		return e.Code == "cas_conflict"
+	case ErrNotInteger:
+		return e.Code == "not_integer"
+	case ErrOverflow:
+		return e.Code == "overflow"
 	case ErrTooLarge:
 		return e.Status == http.StatusRequestEntityTooLarge
+	case ErrNoLeader:
+		return e.Status == http.StatusServiceUnavailable && e.Code != "overloaded"
+	case ErrOverloaded:
+		return e.Code == "overloaded"
+	case ErrUnknownOutcome:
+		return e.Code == "unknown_outcome"
 	case ErrBadRequest:
 		return e.Status == http.StatusBadRequest
 	case ErrUnknownMember:
 		return e.Code == "unknown_member"
+	case ErrUnauthorized:
+		return e.Status == http.StatusUnauthorized
+	case ErrForbidden:
+		return e.Status == http.StatusForbidden
 	}
 	return false
 }
 
+// CASConflictError is the error of a write whose version condition failed
+// (WithCAS): nothing was written. It matches ErrCASConflict, and unwraps to
+// the server's *Error.
+type CASConflictError struct {
+	// CurrentVersion is the key's version when the write was applied; 0
+	// means the key did not exist.
+	CurrentVersion uint64
+	Err            *Error
+}
+
+func (e *CASConflictError) Error() string {
+	return fmt.Sprintf("%v; current version %d", e.Err, e.CurrentVersion)
+}
+
+// Is reports whether target is ErrCASConflict.
+func (e *CASConflictError) Is(target error) bool { return target == ErrCASConflict }
+
+// Unwrap returns the server's *Error.
+func (e *CASConflictError) Unwrap() error { return e.Err }
+
+// RedirectError is a redirect the client refused to follow. It matches
+// ErrRedirectRefused.
+type RedirectError struct {
+	Location string
+	Reason   string
+}
+
+func (e *RedirectError) Error() string {
+	return fmt.Sprintf("%v: %s: %q", ErrRedirectRefused, e.Reason, e.Location)
+}
+
+// Is reports whether target is ErrRedirectRefused.
+func (e *RedirectError) Is(target error) bool { return target == ErrRedirectRefused }
+
 func decodeError(resp *response) error {
 	var body struct {
-		Error string `json:"error"`
-		Code  string `json:"code"`
+		Error          string  `json:"error"`
+		Code           string  `json:"code"`
+		CurrentVersion *uint64 `json:"current_version"`
+		FailedOp       *int    `json:"failed_op"`
 	}
 	if err := json.Unmarshal(resp.body, &body); err != nil || body.Code == "" {
-		body.Error, body.Code = http.StatusText(resp.status), "http_"+fmt.Sprint(resp.status)
+		body.Error, body.Code = http.StatusText(resp.status), fmt.Sprintf("http_%d", resp.status)
 	}
-	return &Error{Status: resp.status, Code: body.Code, Message: body.Error}
+	e := &Error{Status: resp.status, Code: body.Code, Message: body.Error, FailedOp: -1}
+	if body.FailedOp != nil {
+		e.FailedOp = *body.FailedOp
+	}
+	if body.Code == "cas_conflict" {
+		ce := &CASConflictError{Err: e}
+		if body.CurrentVersion != nil {
+			ce.CurrentVersion = *body.CurrentVersion
+		}
+		return ce
+	}
+	return e
 }

@@ -66,7 +66,7 @@ type Config struct {
 	HTTPAddr      string // this node's client API address, replicated to all members
 	RESPAddr      string // this node's Redis-protocol address, if it serves one; replicated
 	DataDir       string // the log store (raft.db or wal/) and snapshots/ live here
-	LogStore      string // LogStoreWAL (default) or LogStoreBolt
+	LogStore      string // LogStoreBolt (default) or LogStoreWAL
 	// WALSegmentSize is the WAL's segment file size in bytes; 0 = 64 MiB.
 	WALSegmentSize int
 	// PeerTLS, if set, makes the Raft transport mutual TLS (see
@@ -261,6 +261,11 @@ func (n *Node) Close() error {
 func (n *Node) closeStores() {
 	if n.transport != nil {
 		n.transport.Close()
+		// Raft handles heartbeats in the transport's connection goroutines,
+		// which Close does not wait for; one that passed Raft's shutdown
+		// check just before may still write the stable store. Give it a
+		// moment, or it panics on a closed store.
+		time.Sleep(50 * time.Millisecond)
 	}
 	if n.store != nil {
 		n.store.Close()

@@ -17,10 +17,13 @@ const (
 	// LogStoreBolt keeps the Raft log and stable store in one bolt file
 	// (raft.db). Each append costs about two fdatasyncs, in Raft's leader
 	// loop, so writes measured about 1.0-1.3x etcd here against 1.3-1.4x
-	// with the WAL.
+	// with the WAL. The default: see LogStoreWAL.
 	LogStoreBolt = "bolt"
 	// LogStoreWAL keeps them in hashicorp/raft-wal segment files (wal/):
-	// one fsync per append, as Consul uses. The default.
+	// one fsync per append, as Consul uses. Not the default: v0.4.0 (the
+	// only version the module proxy serves here) has hashicorp/raft-wal#31,
+	// a node whose log tail was truncated after a crash may fail to start
+	// again ("sealed segment has no index block"), seen in our kill tests.
 	LogStoreWAL = "wal"
 )
 
@@ -43,7 +46,7 @@ type raftStore interface {
 func openStore(kind, dir string, segmentSize int) (raftStore, error) {
 	boltPath, walDir := filepath.Join(dir, "raft.db"), filepath.Join(dir, "wal")
 	switch kind {
-	case LogStoreBolt:
+	case "", LogStoreBolt:
 		if exists(walDir) {
 			return nil, fmt.Errorf("%s holds a wal log store; start with --log-store wal", dir)
 		}
@@ -52,7 +55,7 @@ func openStore(kind, dir string, segmentSize int) (raftStore, error) {
 			return nil, fmt.Errorf("open bolt store: %w", err)
 		}
 		return s, nil
-	case "", LogStoreWAL:
+	case LogStoreWAL:
 		if exists(boltPath) {
 			return nil, fmt.Errorf("%s holds a bolt log store; start with --log-store bolt", dir)
 		}

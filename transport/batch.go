@@ -85,6 +85,9 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), defaultWriteTimeout)
 	defer cancel()
 	res, err := s.node.WriteBatch(ctx, ops, atomic, reqID)
+	if res != nil && res.Duplicate {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
 	if err != nil {
 		if res != nil {
 			for i := range res.Results {
