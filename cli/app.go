@@ -12,7 +12,9 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -36,28 +38,64 @@ func Main(args []string) int {
 }
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	app := newApp(stdin, stdout, stderr)
+	st := &runState{}
+	app := newApp(stdin, stdout, stderr, st)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := app.RunContext(ctx, args)
+	err := app.RunContext(ctx, reorderArgs(app, args))
 	if err == nil {
 		return ExitOK
+	}
+	code := exitCode(err)
+	if st.output == "" { // the global flags did not parse: look for -o json anyway
+		st.output = os.Getenv("RAFTCACHE_OUTPUT")
+		for i, a := range args {
+			switch {
+			case (a == "-o" || a == "--output" || a == "-output") && i+1 < len(args):
+				st.output = args[i+1]
+			case strings.HasPrefix(a, "--output=") || strings.HasPrefix(a, "-o="):
+				st.output = a[strings.IndexByte(a, '=')+1:]
+			}
+		}
+	}
+	if st.output == outputJSON {
+		// Machine-readable, on stderr: stdout holds results only.
+		writeJSONError(stderr, err, code)
+		return code
 	}
 	var ec cli.ExitCoder
 	if errors.As(err, &ec) {
 		if msg := err.Error(); msg != "" {
 			fmt.Fprintln(stderr, msg)
 		}
-		return ec.ExitCode()
+		return code
 	}
 	fmt.Fprintln(stderr, "Error:", err)
-	if errors.Is(err, client.ErrNotFound) {
+	return code
+}
+
+// exitCode maps an error to the process's exit status.
+func exitCode(err error) int {
+	var ec cli.ExitCoder
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.As(err, &ec):
+		return ec.ExitCode()
+	case errors.Is(err, client.ErrNotFound):
 		return ExitNotFound
-	}
-	if isUsageError(err) {
+	case isUsageError(err), errors.Is(err, client.ErrBadRequest):
+		// A request the server refuses as malformed (400) came from the
+		// command line's arguments.
 		return ExitUsage
 	}
 	return ExitError
+}
+
+// runState is what one run learns from the global flags before a command
+// runs, for reporting its error.
+type runState struct {
+	output string
 }
 
 // usageError marks errors in how the command was called.
@@ -70,40 +108,155 @@ func isUsageError(err error) bool {
 
 func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
 
-func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
-	return &cli.App{
+func newApp(stdin io.Reader, stdout, stderr io.Writer, st *runState) *cli.App {
+	app := &cli.App{
 		Name:  "raftcache",
 		Usage: "a strongly consistent, Raft-replicated cache cluster",
+		UsageText: `raftcache [global options] command [command options] [arguments...]
+
+Global options go anywhere: raftcache get greeting -o json works.
+Flags may follow arguments; after "--" everything is an argument.`,
 		Description: `Run a node:      raftcache node --id n1 --http-addr 127.0.0.1:8001 --raft-addr 127.0.0.1:9001 --data-dir data/n1 --bootstrap
-Use a cluster:   raftcache set greeting hello; raftcache get greeting; raftcache status`,
+Use a cluster:   raftcache set greeting hello; raftcache get greeting; raftcache status
+Machine output:  raftcache -o json status | jq .leader
+
+Exit codes: 0 ok, 1 error, 2 usage error (or a request the server refused
+as malformed), 3 key not found.
+Shell completion: source <(raftcache completion bash)`,
 		Reader:               stdin,
 		Writer:               stdout,
 		ErrWriter:            stderr,
 		EnableBashCompletion: true,
 		HideHelpCommand:      true,
+		// Errors are reported (and exit codes chosen) by run, never by
+		// os.Exit inside the library.
+		ExitErrHandler: func(*cli.Context, error) {},
 		Flags: []cli.Flag{
 			&cli.StringSliceFlag{
 				Name: "endpoints", Aliases: []string{"e"}, EnvVars: []string{"RAFTCACHE_ENDPOINTS"},
 				Value: cli.NewStringSlice(defaultEndpoints...),
-				Usage: "cluster member URLs (any member; redirects to the leader are followed)",
+				Usage: "cluster member URLs, comma-separated (any member; the others are learned, redirects to the leader are followed)",
 			},
-			&cli.DurationFlag{Name: "timeout", Value: 0, Usage: "bound on each command (default 10s)", EnvVars: []string{"RAFTCACHE_TIMEOUT"}},
+			&cli.StringFlag{
+				Name: "output", Aliases: []string{"o"}, EnvVars: []string{"RAFTCACHE_OUTPUT"}, Value: outputText,
+				Usage: "output format: text, json (one JSON document on stdout; errors as JSON on stderr) or table",
+			},
+			&cli.DurationFlag{Name: "timeout", Value: 0, EnvVars: []string{"RAFTCACHE_TIMEOUT"},
+				Usage: "bound on the whole command, retries included (default: 10s per call; 30m for snapshot save and restore)"},
+			&cli.StringFlag{Name: "token", EnvVars: []string{"RAFTCACHE_TOKEN"},
+				Usage: "bearer token for a cluster that requires one (prefer the env var: flags show in ps)"},
+		},
+		Before: func(c *cli.Context) error {
+			out := c.String("output")
+			switch out {
+			case outputText, outputJSON, outputTable:
+				st.output = out
+				return nil
+			}
+			return usagef("--output must be text, json or table, not %q", out)
 		},
 		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {
 			return usageError{err}
+		},
+		Action: func(c *cli.Context) error {
+			args := c.Args().Slice()
+			if len(args) > 0 && args[0] == "help" { // raftcache help [COMMAND]
+				if len(args) == 1 {
+					return cli.ShowAppHelp(c)
+				}
+				if c.App.Command(args[1]) == nil {
+					return usagef("no help for %q: not a command", args[1])
+				}
+				return cli.ShowCommandHelp(c, args[1])
+			}
+			if len(args) > 0 {
+				return usagef("unknown command %q (raftcache --help lists them)", args[0])
+			}
+			return cli.ShowAppHelp(c)
 		},
 		Commands: []*cli.Command{
 			nodeCommand(),
 			getCommand(),
 			setCommand(),
 			delCommand(),
+			incrCommand(),
+			keysCommand(),
+			delPrefixCommand(),
+			statsCommand(),
 			statusCommand(),
+			membersCommand(),
+			transferCommand(),
+			snapshotCommand(),
+			restoreCommand(),
 			benchCommand(),
+			completionCommand(),
 		},
+	}
+	for _, cmd := range app.Commands {
+		cmdDefaults(cmd)
+	}
+	return app
+}
+
+// cmdDefaults gives every command the same usage-error handling: an error
+// that run turns into exit code 2, without help text on stdout (which may
+// be a JSON consumer's).
+func cmdDefaults(cmd *cli.Command) {
+	cmd.OnUsageError = func(c *cli.Context, err error, isSubcommand bool) error { return usageError{err} }
+	cmd.HideHelpCommand = true
+	if len(cmd.Subcommands) > 0 && cmd.Action == nil {
+		cmd.Action = func(c *cli.Context) error {
+			if c.Args().Present() {
+				return usagef("unknown command %q for %s", c.Args().First(), c.Command.FullName())
+			}
+			var names []string
+			for _, sub := range c.Command.Subcommands {
+				names = append(names, sub.Name)
+			}
+			return usagef("%s needs a subcommand: %s (--help for more)", c.Command.FullName(), strings.Join(names, ", "))
+		}
+	}
+	for _, sub := range cmd.Subcommands {
+		cmdDefaults(sub)
 	}
 }
 
 // newClient builds a client from the global flags.
 func newClient(c *cli.Context) (*client.Client, error) {
-	return client.New(client.Config{Endpoints: c.StringSlice("endpoints"), Timeout: c.Duration("timeout")})
+	cl, err := client.New(client.Config{
+		Endpoints: c.StringSlice("endpoints"),
+		Timeout:   c.Duration("timeout"),
+		Token:     c.String("token"),
+	})
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return cl, nil
+}
+
+// withClient runs f with a client and closes it afterwards. With
+// --timeout, the whole command (every call f makes) is bounded by it;
+// without, each call gets the client's default bound.
+func withClient(c *cli.Context, f func(cl *client.Client) error) error {
+	cl, err := newClient(c)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	if d := c.Duration("timeout"); d > 0 {
+		ctx, cancel := context.WithTimeout(c.Context, d)
+		defer cancel()
+		c.Context = ctx
+	}
+	return f(cl)
+}
+
+// longContext bounds a command that moves a whole backup: --timeout if
+// given, else long (the client's default of 10s is for single calls).
+func longContext(c *cli.Context) (context.Context, context.CancelFunc) {
+	d := c.Duration("timeout")
+	if d <= 0 {
+		d = 30 * time.Minute
+	}
+	return context.WithTimeout(c.Context, d)
 }

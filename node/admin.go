@@ -84,9 +84,16 @@ func (n *Node) TransferLeadership(id string) error {
 			return err
 		}
 		for _, m := range members {
-			if m.ID == id {
-				f = n.raft.LeadershipTransferToServer(raft.ServerID(id), raft.ServerAddress(m.RaftAddr))
+			if m.ID != id {
+				continue
 			}
+			switch {
+			case id == n.cfg.ID:
+				return fmt.Errorf("%w: %q is already the leader", ErrInvalid, id)
+			case !m.Voter:
+				return fmt.Errorf("%w: %q is not a voter and cannot lead; promote it first", ErrInvalid, id)
+			}
+			f = n.raft.LeadershipTransferToServer(raft.ServerID(id), raft.ServerAddress(m.RaftAddr))
 		}
 		if f == nil {
 			return fmt.Errorf("%w: %q", ErrUnknownMember, id)

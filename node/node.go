@@ -49,6 +49,9 @@ var (
 	ErrUnknownMember = errors.New("unknown member")
 	// ErrClosed: the node has been closed.
 	ErrClosed = errors.New("node closed")
+	// ErrInvalid: a request that cannot make sense in the cluster's state
+	// (a leadership transfer to itself or to a non-voter).
+	ErrInvalid = errors.New("invalid request")
 	// ErrTooMany: a batch with more operations than one entry may hold.
 	ErrTooMany = errors.New("too many operations")
 	// ErrTooLarge: a value that can never fit under the memory limit.

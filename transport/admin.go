@@ -2,14 +2,19 @@ package transport
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"time"
 
 	"github.com/gorilla/mux"
 )
 
-// maxRestoreBody bounds a restore upload.
-const maxRestoreBody = 8 << 30
+// maxRestoreBody bounds a restore upload; adminStreamTimeout bounds a
+// backup download or a restore, beyond the server's usual timeouts.
+const (
+	maxRestoreBody     = 8 << 30
+	adminStreamTimeout = 30 * time.Minute
+)
 
 // handleSnapshot streams a consistent backup of the cache, taken on the
 // leader after a strong-read barrier (a follower redirects).
@@ -20,6 +25,8 @@ func (s *Server) handleSnapshot(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), defaultWriteTimeout)
 	defer cancel()
+	// A large backup may take longer than the server's write timeout.
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(adminStreamTimeout))
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Disposition", `attachment; filename="raftcache.snap"`)
 	// Errors before the first byte can still be reported as JSON.
@@ -31,7 +38,10 @@ func (s *Server) handleSnapshot(w http.ResponseWriter, r *http.Request) {
 			s.readFailed(w, r, err)
 			return
 		}
+		// Abort the connection: ending the response normally would hand
+		// the client a complete-looking, truncated backup.
 		s.logger.Warn("backup stream failed", "error", err)
+		panic(http.ErrAbortHandler)
 	}
 }
 
@@ -58,9 +68,16 @@ func (s *Server) handleRestore(w http.ResponseWriter, r *http.Request) {
 		s.redirectOrFail(w, r)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Minute)
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(adminStreamTimeout))
+	_ = rc.SetWriteDeadline(time.Now().Add(adminStreamTimeout))
+	ctx, cancel := context.WithTimeout(r.Context(), adminStreamTimeout)
 	defer cancel()
 	keys, idx, err := s.node.RestoreBackup(ctx, http.MaxBytesReader(w, r.Body, maxRestoreBody))
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		err = &requestError{http.StatusRequestEntityTooLarge, "body_too_large", "the backup is larger than the restore limit"}
+	}
 	if err != nil {
 		s.writeFailed(w, r, err, nil)
 		return

@@ -31,6 +31,8 @@ var errorStatus = []struct {
 	{node.ErrTooMany, http.StatusBadRequest, "too_many"},
 	{node.ErrTooLarge, http.StatusRequestEntityTooLarge, "too_large_for_memory"},
 	{fsm.ErrConditionFailed, http.StatusPreconditionFailed, "cas_conflict"},
+	{fsm.ErrBadSnapshot, http.StatusBadRequest, "bad_backup"},
+	{node.ErrInvalid, http.StatusBadRequest, "invalid"},
 	{fsm.ErrNotInteger, http.StatusConflict, "not_integer"},
 	{fsm.ErrOverflow, http.StatusConflict, "overflow"},
 }
