@@ -51,8 +51,18 @@ func coalescable(cmd *fsm.Command) bool {
 
 // submit queues cmd and waits for its result. After the queue accepted it,
 // the outcome of a cancelled wait is unknown: it may still be applied.
+//
+// Closing the node ends the wait too: once run has stopped nothing answers
+// a proposal queued after it drained the queue, and Raft never answers an
+// entry still in its apply buffer (BatchApplyCh) when it shuts down, so a
+// caller without a deadline would wait forever.
 func (p *proposer) submit(ctx context.Context, cmd *fsm.Command) (*fsm.Result, error) {
 	pr := &proposal{cmd: cmd, done: make(chan proposalResult, 1)}
+	select {
+	case <-p.n.closing:
+		return nil, ErrClosed
+	default:
+	}
 	select {
 	case p.queue <- pr:
 	case <-ctx.Done():
@@ -65,6 +75,14 @@ func (p *proposer) submit(ctx context.Context, cmd *fsm.Command) (*fsm.Result, e
 		return r.res, r.err
 	case <-ctx.Done():
 		return nil, fmt.Errorf("%w: %v", ErrUnknownOutcome, ctx.Err())
+	case <-p.n.closing:
+		select {
+		case r := <-pr.done:
+			return r.res, r.err
+		default:
+		}
+		// It may have been proposed: not ErrClosed, which says "not applied".
+		return nil, fmt.Errorf("%w: node closed while the write was in flight", ErrUnknownOutcome)
 	}
 }
 

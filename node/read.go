@@ -92,12 +92,19 @@ func (n *Node) prepareRead(ctx context.Context, opt ReadOptions, res *ReadResult
 // so neither index alone answers. When Raft has dispatched idx but the FSM
 // has not reached it, the entries in between are looked up: if none of
 // them would reach the FSM, the cache is already complete up to idx.
+//
+// The lookup runs from idx down and stops at the first entry that reaches
+// the FSM, so it costs one lookup when the FSM is simply behind, and as
+// many as there are no-op and barrier entries at the tail otherwise. It
+// must not give up on a long tail: every election adds two such entries,
+// and a cluster whose leadership moved often without a write in between
+// would otherwise refuse every strong read until the next write.
 func (n *Node) applied(idx uint64) bool {
 	f := n.fsm.AppliedIndex()
 	if f >= idx {
 		return true
 	}
-	if n.raft.AppliedIndex() < idx || idx-f > 64 {
+	if n.raft.AppliedIndex() < idx {
 		return false
 	}
 	for i := idx; i > f; i-- {

@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	raftwal "github.com/hashicorp/raft-wal"
+	"github.com/hashicorp/raft-wal/metadb"
 )
 
 // Log store kinds for Config.LogStore.
@@ -62,17 +63,38 @@ func openStore(kind, dir string, segmentSize int) (raftStore, error) {
 		if err := os.MkdirAll(walDir, 0o755); err != nil {
 			return nil, err
 		}
-		open := func() (*raftwal.WAL, error) { return raftwal.Open(walDir) }
+		meta := &metadb.BoltMetaDB{}
+		open := func() (*raftwal.WAL, error) { return raftwal.Open(walDir, raftwal.WithMetaStore(meta)) }
 		if segmentSize > 0 {
-			open = func() (*raftwal.WAL, error) { return raftwal.Open(walDir, raftwal.WithSegmentSize(segmentSize)) }
+			open = func() (*raftwal.WAL, error) {
+				return raftwal.Open(walDir, raftwal.WithMetaStore(meta), raftwal.WithSegmentSize(segmentSize))
+			}
 		}
 		w, err := open()
 		if err != nil {
+			meta.Close()
 			return nil, fmt.Errorf("open wal store: %w", err)
 		}
-		return w, nil
+		return &walStore{WAL: w, meta: meta}, nil
 	}
 	return nil, fmt.Errorf("unknown log store %q: use %s or %s", kind, LogStoreBolt, LogStoreWAL)
+}
+
+// walStore is the WAL plus its metadata database, which raft-wal v0.4.0's
+// Close leaves open (hashicorp/raft-wal#28 fixed that after the release):
+// its bolt file lock then outlived the node, and opening the same data
+// directory again in the same process blocked forever.
+type walStore struct {
+	*raftwal.WAL
+	meta *metadb.BoltMetaDB
+}
+
+func (s *walStore) Close() error {
+	err := s.WAL.Close()
+	if merr := s.meta.Close(); err == nil {
+		err = merr
+	}
+	return err
 }
 
 func exists(path string) bool {

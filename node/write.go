@@ -107,6 +107,10 @@ func (n *Node) propose(ctx context.Context, cmd *fsm.Command) (*fsm.Result, erro
 	case <-ctx.Done():
 		// Proposed already: it may commit after we stop waiting.
 		return nil, fmt.Errorf("%w: %v", ErrUnknownOutcome, ctx.Err())
+	case <-n.closing:
+		// Raft may never answer an entry left in its apply buffer at
+		// shutdown (see proposer.submit).
+		return nil, fmt.Errorf("%w: node closed while the write was in flight", ErrUnknownOutcome)
 	}
 	res, _ := f.Response().(*fsm.Result)
 	if res == nil {
