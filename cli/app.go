@@ -84,12 +84,20 @@ func exitCode(err error) int {
 		return ec.ExitCode()
 	case errors.Is(err, client.ErrNotFound):
 		return ExitNotFound
-	case isUsageError(err), errors.Is(err, client.ErrBadRequest):
+	case isUsageError(err), errors.Is(err, client.ErrBadRequest) && !refusedByState(err):
 		// A request the server refuses as malformed (400) came from the
 		// command line's arguments.
 		return ExitUsage
 	}
 	return ExitError
+}
+
+// refusedByState says whether a 400 is about the data or the cluster (a
+// corrupt backup file, a transfer the cluster cannot make) rather than
+// about how the command was called.
+func refusedByState(err error) bool {
+	var ce *client.Error
+	return errors.As(err, &ce) && (ce.Code == "bad_backup" || ce.Code == "invalid")
 }
 
 // runState is what one run learns from the global flags before a command
