@@ -28,6 +28,8 @@ func securityFlags() []cli.Flag {
 		&cli.StringFlag{Name: "peer-cert", EnvVars: env("PEER_CERT"), Usage: "PEM certificate for mutual TLS between members on the Raft port"},
 		&cli.StringFlag{Name: "peer-key", EnvVars: env("PEER_KEY"), Usage: "PEM key for --peer-cert"},
 		&cli.StringFlag{Name: "peer-ca", EnvVars: env("PEER_CA"), Usage: "CA (PEM) that signs every member's --peer-cert; peers without one cannot join, vote or append"},
+		&cli.StringFlag{Name: "join-token", EnvVars: env("JOIN_TOKEN"), Usage: "admin token to present when joining a cluster that has a token file"},
+		&cli.StringFlag{Name: "join-ca", EnvVars: env("JOIN_CA"), Usage: "CA (PEM) of the members' HTTPS certificates, for joining over https://"},
 		&cli.StringFlag{Name: "token-file", EnvVars: env("TOKEN_FILE"), Usage: "bearer tokens with roles, one `ROLE TOKEN [NAME]` per line; reloaded on SIGHUP"},
 	}
 }

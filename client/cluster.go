@@ -13,6 +13,7 @@ type Member struct {
 	ID       string `json:"id"`
 	HTTPAddr string `json:"http_addr"`
 	RaftAddr string `json:"raft_addr"`
+	RESPAddr string `json:"resp_addr,omitempty"` // Redis-protocol address, if the member serves one
 	Voter    bool   `json:"voter"`
 }
 
@@ -98,7 +99,11 @@ func (c *Client) Stats(ctx context.Context, opts ...Option) (*Stats, error) {
 // the same addresses succeeds and changes nothing, so it is retried
 // freely.
 func (c *Client) AddMember(ctx context.Context, m Member) error {
-	body, err := json.Marshal(map[string]string{"id": m.ID, "raft_addr": m.RaftAddr, "http_addr": m.HTTPAddr})
+	fields := map[string]string{"id": m.ID, "raft_addr": m.RaftAddr, "http_addr": m.HTTPAddr}
+	if m.RESPAddr != "" {
+		fields["resp_addr"] = m.RESPAddr
+	}
+	body, err := json.Marshal(fields)
 	if err != nil {
 		return err
 	}
