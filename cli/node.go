@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -50,10 +51,11 @@ func nodeFlags() []cli.Flag {
 		&cli.StringFlag{Name: "config", EnvVars: env("CONFIG"), Usage: "YAML file of node settings, keyed by flag name (flags and env vars override it)"},
 		&cli.StringFlag{Name: "id", EnvVars: env("ID"), Usage: "unique member id (default: the Raft address)"},
 		&cli.StringFlag{Name: "http-addr", EnvVars: env("HTTP_ADDR"), Value: "127.0.0.1:7070", Usage: "client API address (host:port)"},
+		&cli.StringFlag{Name: "resp-addr", EnvVars: env("RESP_ADDR"), Usage: "Redis-protocol address (host:port), e.g. 127.0.0.1:6379; empty: none"},
 		&cli.StringFlag{Name: "raft-addr", EnvVars: env("RAFT_ADDR"), Value: "127.0.0.1:7071", Usage: "Raft transport address (host:port); keep it on a private interface"},
 		&cli.StringFlag{Name: "raft-advertise", EnvVars: env("RAFT_ADVERTISE"), Usage: "Raft address other members dial, if not --raft-addr (e.g. when binding 0.0.0.0)"},
 		&cli.StringFlag{Name: "data-dir", EnvVars: env("DATA_DIR"), Value: "data", Usage: "directory for the Raft log, stable store and snapshots"},
-		&cli.StringFlag{Name: "log-store", EnvVars: env("LOG_STORE"), Value: "wal", Usage: "Raft log and stable store: wal (raft-wal, one fsync per append) or bolt (raft-boltdb, two)"},
+		&cli.StringFlag{Name: "log-store", EnvVars: env("LOG_STORE"), Value: "bolt", Usage: "Raft log and stable store: bolt (raft-boltdb) or wal (raft-wal: one fsync per append, faster, but see docs/benchmarks.md before using it)"},
 		&cli.Int64Flag{Name: "wal-segment-size", EnvVars: env("WAL_SEGMENT_SIZE"), Usage: "WAL segment file size in bytes (default 64 MiB); the log is truncated a segment at a time"},
 		&cli.BoolFlag{Name: "bootstrap", EnvVars: env("BOOTSTRAP"), Usage: "form a new cluster if the data directory holds none"},
 		&cli.StringSliceFlag{Name: "join", EnvVars: env("JOIN"), Usage: "URLs of members to join through (comma-separated)"},
@@ -68,6 +70,7 @@ func nodeFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "snapshot-interval", EnvVars: env("SNAPSHOT_INTERVAL"), Value: 30 * time.Second, Usage: "how often to check the snapshot threshold"},
 		&cli.Uint64Flag{Name: "trailing-logs", EnvVars: env("TRAILING_LOGS"), Value: 10240, Usage: "log entries kept after a snapshot"},
 	}
+	flags = append(flags, securityFlags()...)
 	for i, f := range flags[1:] {
 		flags[i+1] = fileSettable(f)
 	}
@@ -117,6 +120,14 @@ func runNode(c *cli.Context) error {
 		id = c.String("raft-addr")
 	}
 
+	sec, err := loadSecurity(c, logger)
+	if err != nil {
+		return err
+	}
+	if sec.auth != nil && c.String("resp-addr") != "" {
+		// The Redis front has no AUTH yet: it would bypass the tokens.
+		return usagef("--resp-addr cannot be combined with --token-file yet: the Redis port has no authentication")
+	}
 	maxMemory, err := parseSize(c.String("max-memory"))
 	if err != nil {
 		return usagef("--max-memory: %v", err)
@@ -125,11 +136,17 @@ func runNode(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen on --http-addr: %w", err)
 	}
+	respLn, err := listenRESP(c.String("resp-addr"))
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	n, err := node.New(node.Config{
 		ID:                id,
 		RaftAddr:          c.String("raft-addr"),
 		RaftAdvertise:     c.String("raft-advertise"),
 		HTTPAddr:          ln.Addr().String(),
+		RESPAddr:          listenerAddr(respLn),
 		DataDir:           c.String("data-dir"),
 		LogStore:          c.String("log-store"),
 		WALSegmentSize:    int(c.Int64("wal-segment-size")),
@@ -141,21 +158,35 @@ func runNode(c *cli.Context) error {
 		SnapshotInterval:  c.Duration("snapshot-interval"),
 		TrailingLogs:      c.Uint64("trailing-logs"),
 		MaxMemory:         maxMemory,
+		PeerTLS:           sec.peerTLS,
 	})
 	if err != nil {
 		ln.Close()
+		if respLn != nil {
+			respLn.Close()
+		}
 		return err
 	}
-	api := transport.New(n, transport.Config{MaxValueSize: c.Int64("max-value-size"), Logger: logger.Named("http"), Pprof: c.Bool("pprof")})
+	api := transport.New(n, transport.Config{
+		MaxValueSize: c.Int64("max-value-size"), Logger: logger.Named("http"), Pprof: c.Bool("pprof"),
+		Auth: sec.auth, TLS: sec.serverTLS != nil, PeerClientTLS: sec.peerHTTP,
+	})
 	srv := transport.NewHTTPServer(api)
-	serveErr := make(chan error, 1)
+	serveErr := make(chan error, 2)
+	if sec.serverTLS != nil {
+		ln = tls.NewListener(ln, sec.serverTLS)
+	}
 	go func() { serveErr <- srv.Serve(ln) }()
-	logger.Info("serving", "id", id, "http_addr", n.HTTPAddr(), "raft_addr", n.RaftAddr(), "data_dir", c.String("data-dir"))
+	stopRESP := serveRESP(n, respLn, c.Int64("max-value-size"), logger.Named("resp"), serveErr)
+	logger.Info("serving", "id", id, "http_addr", n.HTTPAddr(), "resp_addr", n.RESPAddr(), "raft_addr", n.RaftAddr(), "data_dir", c.String("data-dir"))
 
 	ctx, cancel := context.WithCancel(c.Context)
 	defer cancel()
 	if len(join) > 0 {
-		go joinCluster(ctx, logger, join, client.Member{ID: id, RaftAddr: n.RaftAddr(), HTTPAddr: n.HTTPAddr()})
+		go joinCluster(ctx, logger, join, joinClient(c), client.Member{ID: id, RaftAddr: n.RaftAddr(), HTTPAddr: n.HTTPAddr(), RESPAddr: n.RESPAddr()})
+	}
+	if sec.auth != nil {
+		sec.reloadTokensOnHUP(logger, ctx.Done())
 	}
 
 	select {
@@ -163,7 +194,7 @@ func runNode(c *cli.Context) error {
 		logger.Info("shutting down")
 		err = nil
 	case err = <-serveErr:
-		logger.Error("HTTP server failed", "error", err)
+		logger.Error("server failed", "error", err)
 	}
 	cancel()
 	// Graceful: hand leadership over first (requests still arriving are
@@ -175,6 +206,7 @@ func runNode(c *cli.Context) error {
 	if serr := srv.Shutdown(shutCtx); serr != nil && !errors.Is(serr, http.ErrServerClosed) {
 		logger.Warn("HTTP shutdown", "error", serr)
 	}
+	stopRESP(shutCtx)
 	if cerr := n.Close(); cerr != nil {
 		logger.Warn("raft shutdown", "error", cerr)
 	}
@@ -184,8 +216,9 @@ func runNode(c *cli.Context) error {
 // joinCluster asks the members at urls to add this node, retrying with
 // jittered backoff until one accepts or ctx ends. Asking again when
 // already a member is harmless, so a restarted node simply does it again.
-func joinCluster(ctx context.Context, logger hclog.Logger, urls []string, self client.Member) {
-	cl, err := client.New(client.Config{Endpoints: urls, Timeout: 10 * time.Second})
+func joinCluster(ctx context.Context, logger hclog.Logger, urls []string, cfg client.Config, self client.Member) {
+	cfg.Endpoints, cfg.Timeout = urls, 10*time.Second
+	cl, err := client.New(cfg)
 	if err != nil {
 		logger.Error("join", "error", err)
 		return
@@ -208,4 +241,16 @@ func joinCluster(ctx context.Context, logger hclog.Logger, urls []string, self c
 		}
 		backoff = min(2*backoff, 5*time.Second)
 	}
+}
+
+// joinClient is how a joining node talks to the members: an admin token
+// and the CA of their HTTPS certificates when the cluster needs them.
+func joinClient(c *cli.Context) client.Config {
+	cfg := client.Config{Token: c.String("join-token")}
+	if ca := c.String("join-ca"); ca != "" {
+		if pool, err := loadPool(ca); err == nil {
+			cfg.HTTPClient = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+		}
+	}
+	return cfg
 }

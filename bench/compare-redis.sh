@@ -1,0 +1,312 @@
+#!/usr/bin/env bash
+# compare-redis.sh: raftcache's Redis protocol front against redis-server,
+# on this machine, driven by the same tool (redis-benchmark) with the same
+# settings.
+#
+# It starts a fresh 3-node raftcache cluster (built from this work tree,
+# serving RESP with --resp-addr) and two redis-server instances:
+#
+#   redis          redis-server defaults, no RDB snapshots (--save "")
+#   redis-always   --appendonly yes --appendfsync always: every write is
+#                  fsynced before the reply, the durability raftcache gives
+#                  (raftcache also replicates to a quorum before replying)
+#
+# all on 127.0.0.1 with data in a temp dir, then runs
+#
+#   redis-benchmark -t set,get -c CLIENTS -n REQUESTS -d VALUE_SIZE
+#
+# once against each (raftcache: its leader's RESP port), prints a table of
+# requests/s and latency percentiles and the ratios raftcache/redis, and
+# replaces the "## Redis" section of docs/benchmarks.md (appending it at
+# the end if there is none). It exits non-zero if redis-benchmark saw an
+# error reply or raftcache changed leader during a run.
+#
+# Settings (environment):
+#   CLIENTS=50         concurrent connections (-c)
+#   REQUESTS=100000    requests per test (-n)
+#   VALUE_SIZE=100     value size in bytes (-d)
+#   WARMUP=5000        requests of an unmeasured run before each measured one (0: none)
+#   RC_ARGS=""         extra flags for every raftcache node, e.g. "--log-store wal"
+#   PORT_BASE=17300    ports PORT_BASE+1..3 raftcache HTTP, +11..13 Raft,
+#                      +21..23 RESP, +31 redis, +32 redis-always
+#   DOC=docs/benchmarks.md   where the results go ("" to skip)
+#   KEEP=0             1: keep the temp dir (logs, outputs) and print it
+#
+# It installs redis-server and redis-tools with apt-get if missing, and
+# stops everything it started (by PID) on exit.
+set -euo pipefail
+
+CLIENTS=${CLIENTS:-50}
+REQUESTS=${REQUESTS:-100000}
+VALUE_SIZE=${VALUE_SIZE:-100}
+WARMUP=${WARMUP:-5000}
+RC_ARGS=${RC_ARGS:-}
+PORT_BASE=${PORT_BASE:-17300}
+KEEP=${KEEP:-0}
+READY_TIMEOUT=60 # seconds
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+DOC=${DOC-$ROOT/docs/benchmarks.md}
+
+log() { printf '%s compare-redis: %s\n' "$(date +%T)" "$*" >&2; }
+die() {
+	log "error: $*"
+	exit 1
+}
+
+# --- tools ----------------------------------------------------------------
+
+need=()
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v redis-benchmark >/dev/null || need+=(redis-tools)
+command -v curl >/dev/null || need+=(curl)
+command -v jq >/dev/null || need+=(jq)
+if ((${#need[@]})); then
+	log "installing ${need[*]}"
+	apt-get update -qq >&2
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >&2
+fi
+command -v go >/dev/null || die "go is needed to build raftcache"
+
+# --- cleanup --------------------------------------------------------------
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/raftcache-compare-redis.XXXXXX")
+PIDS=()
+declare -A NAMES
+
+cleanup() {
+	local rc=$? pid deadline
+	trap - EXIT INT TERM
+	for pid in "${PIDS[@]}"; do
+		kill -TERM "$pid" 2>/dev/null || true
+	done
+	deadline=$((SECONDS + 15))
+	for pid in "${PIDS[@]}"; do
+		while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
+			sleep 0.1
+		done
+		if kill -0 "$pid" 2>/dev/null; then
+			log "${NAMES[$pid]} (pid $pid) did not stop within 15s of SIGTERM; killing it"
+			kill -KILL "$pid" 2>/dev/null || true
+		fi
+		wait "$pid" 2>/dev/null || true
+	done
+	if [[ $KEEP == 1 ]]; then
+		log "kept $TMP"
+	else
+		rm -rf "$TMP"
+	fi
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# --- ports ----------------------------------------------------------------
+
+rc_http() { echo $((PORT_BASE + $1)); }
+rc_raft() { echo $((PORT_BASE + 10 + $1)); }
+rc_resp() { echo $((PORT_BASE + 20 + $1)); }
+REDIS_PORT=$((PORT_BASE + 31))
+REDIS_ALWAYS_PORT=$((PORT_BASE + 32))
+
+for p in "$(rc_http 1)" "$(rc_http 2)" "$(rc_http 3)" "$(rc_raft 1)" "$(rc_raft 2)" "$(rc_raft 3)" \
+	"$(rc_resp 1)" "$(rc_resp 2)" "$(rc_resp 3)" "$REDIS_PORT" "$REDIS_ALWAYS_PORT"; do
+	if ss -Hltn "sport = :$p" | grep -q .; then
+		die "port $p is in use; set PORT_BASE to another range"
+	fi
+done
+
+# --- start ----------------------------------------------------------------
+
+log "building raftcache"
+(cd "$ROOT" && go build -o "$TMP/raftcache" .)
+LOG_STORE=$("$TMP/raftcache" node --help | sed -n 's/.*--log-store value.*(default: "\([a-z]*\)").*/\1/p')
+[[ $RC_ARGS =~ --log-store[=\ ]+([a-z]+) ]] && LOG_STORE=${BASH_REMATCH[1]}
+mkdir -p "$TMP/rc" "$TMP/redis" "$TMP/redis-always" "$TMP/out"
+
+log "starting raftcache: RESP on 127.0.0.1:$(rc_resp 1)-$(rc_resp 3)"
+for i in 1 2 3; do
+	args=(node --id "n$i" --http-addr "127.0.0.1:$(rc_http $i)" --raft-addr "127.0.0.1:$(rc_raft $i)"
+		--resp-addr "127.0.0.1:$(rc_resp $i)" --data-dir "$TMP/rc/n$i" --log-level warn)
+	# shellcheck disable=SC2206 # RC_ARGS is split into flags on purpose
+	args+=($RC_ARGS)
+	if ((i == 1)); then
+		args+=(--bootstrap)
+	else
+		args+=(--join "http://127.0.0.1:$(rc_http 1)")
+	fi
+	"$TMP/raftcache" "${args[@]}" >"$TMP/rc/n$i.log" 2>&1 </dev/null &
+	PIDS+=($!)
+	NAMES[$!]="raftcache n$i"
+	if ((i == 1)); then
+		sleep 0.5 # let n1 bootstrap before the others ask it to add them
+	fi
+done
+
+REDIS_VERSION=$(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p')
+log "starting redis-server $REDIS_VERSION on 127.0.0.1:$REDIS_PORT and :$REDIS_ALWAYS_PORT"
+redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no --dir "$TMP/redis" \
+	--daemonize no --logfile "$TMP/redis/redis.log" </dev/null &
+PIDS+=($!)
+NAMES[$!]="redis-server"
+redis-server --bind 127.0.0.1 --port "$REDIS_ALWAYS_PORT" --save "" --appendonly yes --appendfsync always \
+	--dir "$TMP/redis-always" --daemonize no --logfile "$TMP/redis-always/redis.log" </dev/null &
+PIDS+=($!)
+NAMES[$!]="redis-server (appendfsync always)"
+
+alive() {
+	local pid
+	for pid in "${PIDS[@]}"; do
+		kill -0 "$pid" 2>/dev/null || die "${NAMES[$pid]} (pid $pid) exited early; logs in $TMP (run with KEEP=1)"
+	done
+}
+
+# wait_until DESC CMD...: poll CMD every 0.2s for up to READY_TIMEOUT seconds.
+wait_until() {
+	local desc=$1 deadline=$((SECONDS + READY_TIMEOUT))
+	shift
+	until "$@"; do
+		alive
+		((SECONDS < deadline)) || die "timed out after ${READY_TIMEOUT}s waiting for $desc"
+		sleep 0.2
+	done
+}
+
+# rc_leader: sets RC_LEADER_RESP (the leader's RESP address) and RC_TERM,
+# once every node is ready and a write through the leader's RESP port
+# succeeds.
+rc_leader() {
+	local i view id
+	for i in 1 2 3; do
+		curl -fsS -m 2 -o /dev/null "http://127.0.0.1:$(rc_http $i)/readyz" 2>/dev/null || return 1
+	done
+	view=$(curl -fsS -m 2 "http://127.0.0.1:$(rc_http 1)/v1/cluster" 2>/dev/null) || return 1
+	id=$(jq -r '.leader.id // empty' <<<"$view")
+	[[ -n $id && $(jq '.members | length' <<<"$view") == 3 ]] || return 1
+	RC_LEADER_RESP=$(jq -r --arg id "$id" '.members[] | select(.id == $id) | .resp_addr // empty' <<<"$view")
+	RC_TERM=$(jq -r '.term' <<<"$view")
+	[[ -n $RC_LEADER_RESP ]] || return 1
+	[[ $(redis-cli -h "${RC_LEADER_RESP%:*}" -p "${RC_LEADER_RESP##*:}" SET compare-redis-probe 1 2>/dev/null) == OK ]]
+}
+redis_up() { [[ $(redis-cli -p "$1" PING 2>/dev/null) == PONG ]]; }
+
+wait_until "raftcache to be ready" rc_leader
+wait_until "redis-server" redis_up "$REDIS_PORT"
+wait_until "redis-server (appendfsync always)" redis_up "$REDIS_ALWAYS_PORT"
+log "raftcache leader RESP $RC_LEADER_RESP (term $RC_TERM)"
+
+# --- runs -----------------------------------------------------------------
+
+# bench NAME HOST PORT: one measured redis-benchmark run (after a warm-up);
+# sets RPS_SET RPS_GET P50_SET P50_GET P99_SET P99_GET.
+bench() {
+	local name=$1 host=$2 port=$3 csv="$TMP/out/$1.csv" errf="$TMP/out/$1.err"
+	alive
+	if ((WARMUP > 0)); then
+		redis-benchmark -h "$host" -p "$port" -t set,get -c "$CLIENTS" -n "$WARMUP" -d "$VALUE_SIZE" -q >/dev/null 2>&1 || true
+	fi
+	log "redis-benchmark against $name ($host:$port)"
+	redis-benchmark -h "$host" -p "$port" -t set,get -c "$CLIENTS" -n "$REQUESTS" -d "$VALUE_SIZE" --csv >"$csv" 2>"$errf" ||
+		die "redis-benchmark against $name failed: $(tail -3 "$errf")"
+	if grep -qi "error" "$errf" "$csv"; then
+		die "redis-benchmark against $name saw errors: $(grep -i error "$errf" "$csv" | head -3)"
+	fi
+	# "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
+	field() { awk -F'","' -v t="\"$1" -v c="$2" '$1 == t {gsub(/"/, "", $c); print $c}' "$csv"; }
+	RPS_SET=$(field SET 2) P50_SET=$(field SET 5) P99_SET=$(field SET 7)
+	RPS_GET=$(field GET 2) P50_GET=$(field GET 5) P99_GET=$(field GET 7)
+	[[ -n $RPS_SET && -n $RPS_GET ]] || die "no results from redis-benchmark against $name: $(cat "$csv")"
+}
+
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+declare -A R
+for target in raftcache redis redis-always; do
+	case $target in
+	raftcache) bench raftcache "${RC_LEADER_RESP%:*}" "${RC_LEADER_RESP##*:}" ;;
+	redis) bench redis 127.0.0.1 "$REDIS_PORT" ;;
+	redis-always) bench redis-always 127.0.0.1 "$REDIS_ALWAYS_PORT" ;;
+	esac
+	R[$target.set]=$RPS_SET R[$target.get]=$RPS_GET
+	R[$target.p50set]=$P50_SET R[$target.p50get]=$P50_GET R[$target.p99set]=$P99_SET R[$target.p99get]=$P99_GET
+done
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+term0=$RC_TERM
+rc_leader || die "raftcache has no ready leader after the runs"
+ELECTIONS=$((RC_TERM - term0))
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "-"}'; }
+
+TABLE=$(
+	printf '| target | SET req/s | SET p50 / p99 ms | GET req/s | GET p50 / p99 ms |\n'
+	printf '|---|---:|---:|---:|---:|\n'
+	for target in raftcache redis redis-always; do
+		printf '| %s | %.0f | %s / %s | %.0f | %s / %s |\n' "$target" "${R[$target.set]}" "${R[$target.p50set]}" "${R[$target.p99set]}" \
+			"${R[$target.get]}" "${R[$target.p50get]}" "${R[$target.p99get]}"
+	done
+)
+RATIOS=$(
+	printf '| ratio | SET | GET |\n|---|---:|---:|\n'
+	printf '| raftcache / redis | %s | %s |\n' "$(ratio "${R[raftcache.set]}" "${R[redis.set]}")" "$(ratio "${R[raftcache.get]}" "${R[redis.get]}")"
+	printf '| raftcache / redis-always | %s | %s |\n' "$(ratio "${R[raftcache.set]}" "${R[redis-always.set]}")" "$(ratio "${R[raftcache.get]}" "${R[redis-always.get]}")"
+)
+
+echo
+echo "$TABLE"
+echo
+echo "$RATIOS"
+echo
+echo "raftcache elections during the runs: $ELECTIONS; load average before $LOAD_BEFORE, after $LOAD_AFTER"
+((ELECTIONS == 0)) || die "raftcache changed leader during the runs; the figures are not comparable"
+
+# --- docs -----------------------------------------------------------------
+
+if [[ -n $DOC ]]; then
+	SECTION=$(
+		cat <<EOF
+## Redis
+
+\`bench/compare-redis.sh\` (redis-benchmark, the Redis protocol front): one
+run on $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, load average $LOAD_BEFORE
+before and $LOAD_AFTER after. Settings: \`redis-benchmark -t set,get -c $CLIENTS -n $REQUESTS -d $VALUE_SIZE\`
+(one key per test, no pipelining), after an unmeasured run of $WARMUP requests.
+
+- **raftcache**: a 3-node cluster on this machine (${LOG_STORE:-default} log store,
+  default timings${RC_ARGS:+, flags \`$RC_ARGS\`}), redis-benchmark against the leader's RESP port. A SET is
+  acknowledged once a quorum has it in its fsynced log and the leader has
+  applied it; a GET is a strong (linearizable) read.
+- **redis**: redis-server $REDIS_VERSION with its defaults, RDB snapshots off.
+- **redis-always**: the same with \`--appendonly yes --appendfsync always\`.
+
+$TABLE
+
+$RATIOS
+
+Reading the figures: all three raftcache nodes, redis-benchmark and
+redis-server share this machine's cores, and raftcache does the work of
+three processes per request (the leader, and each follower's log append;
+a strong GET costs a share of a quorum heartbeat round), where redis-server
+does one. A SET waits for the leader's log write and then a follower's
+(hashicorp/raft stores the leader's batch before replicating it); a GET
+waits for a leadership round. Measured with \`/proc/<pid>/stat\` during
+such runs, the cluster spends several times redis-server's CPU per
+request, which is what bounds its throughput here; on separate machines
+the nodes' work runs in parallel.
+
+EOF
+	)
+	if [[ -f $DOC ]]; then
+		# Replace an earlier "## Redis" section (up to the next "## " heading).
+		awk 'BEGIN {skip = 0} /^## Redis$/ {skip = 1; next} skip && /^## / {skip = 0} !skip {print}' "$DOC" >"$TMP/doc"
+		# Drop trailing blank lines, then append the section.
+		sed -e :a -e '/^\n*$/{$d;N;ba' -e '}' "$TMP/doc" >"$TMP/doc2"
+		{
+			cat "$TMP/doc2"
+			echo
+			echo "$SECTION"
+		} >"$DOC"
+	else
+		echo "$SECTION" >"$DOC"
+	fi
+	log "results written to $DOC"
+fi

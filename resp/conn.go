@@ -1,0 +1,687 @@
+package resp
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/raftcache/raftcache/node"
+)
+
+// redisVersion is the Redis version raftcache answers as (HELLO, INFO):
+// the command set and replies follow Redis 7.0.
+const redisVersion = "7.0.0"
+
+// initConnCommands adds the commands answered from connection state and
+// server information.
+func initConnCommands() {
+	for _, c := range []*command{
+		{name: "ping", arity: -1, flags: []string{"fast", "stale"}, conn: cmdPing, multi: multiPing},
+		{name: "echo", arity: 2, flags: []string{"fast", "stale"}, conn: cmdEcho, multi: multiEcho},
+		{name: "quit", arity: -1, flags: []string{"fast", "stale"}, conn: cmdQuit},
+		{name: "reset", arity: 1, flags: []string{"fast", "stale"}, conn: cmdReset},
+		{name: "hello", arity: -1, flags: []string{"fast", "stale"}, conn: cmdHello},
+		{name: "auth", arity: -2, flags: []string{"fast", "stale"}, conn: cmdAuth},
+		{name: "client", arity: -2, flags: []string{"stale"}, conn: cmdClient},
+		{name: "select", arity: 2, flags: []string{"fast", "stale"}, conn: cmdSelect},
+		{name: "readonly", arity: 1, flags: []string{"fast", "stale"}, conn: cmdReadonly(true)},
+		{name: "readwrite", arity: 1, flags: []string{"fast", "stale"}, conn: cmdReadonly(false)},
+		{name: "command", arity: -1, flags: []string{"stale"}, conn: cmdCommand},
+		{name: "info", arity: -1, flags: []string{"stale"}, conn: cmdInfo},
+		{name: "config", arity: -2, flags: []string{"stale"}, conn: cmdConfig},
+		{name: "time", arity: 1, flags: []string{"fast", "stale"}, conn: cmdTime},
+		{name: "multi", arity: 1, flags: []string{"fast"}, conn: cmdMulti},
+		{name: "exec", arity: 1, flags: []string{}, conn: cmdExec},
+		{name: "discard", arity: 1, flags: []string{"fast"}, conn: cmdDiscard},
+		{name: "watch", arity: -2, flags: []string{"fast"}, conn: cmdWatch},
+		{name: "unwatch", arity: 1, flags: []string{"fast"}, conn: cmdUnwatch},
+		{name: forwardedName, arity: 2, flags: []string{"fast"}, conn: cmdForwarded},
+	} {
+		c.kind = kindConn
+		commands[c.name] = c
+	}
+	for _, name := range []string{"eval", "evalsha", "eval_ro", "evalsha_ro", "script", "function", "fcall", "fcall_ro"} {
+		commands[name] = &command{name: name, arity: -1, kind: kindConn, flags: []string{"noscript"},
+			conn: func(s *Server, cl *client, args [][]byte) { cl.w.error(msgScripts) }}
+	}
+}
+
+var forwardedName = strings.ToLower(forwardedCmd)
+
+func cmdPing(s *Server, cl *client, args [][]byte) {
+	switch len(args) {
+	case 1:
+		cl.w.status("PONG")
+	case 2:
+		cl.w.bulk(args[1])
+	default:
+		cl.w.fail(wrongArgs("ping"))
+	}
+}
+
+func multiPing(s *Server, args [][]byte) (*plan, error) {
+	if len(args) > 2 {
+		return nil, wrongArgs("ping")
+	}
+	return &plan{reply: func(w *writer) {
+		if len(args) == 2 {
+			w.bulk(args[1])
+			return
+		}
+		w.status("PONG")
+	}}, nil
+}
+
+func cmdEcho(s *Server, cl *client, args [][]byte) { cl.w.bulk(args[1]) }
+
+func multiEcho(s *Server, args [][]byte) (*plan, error) {
+	return &plan{reply: func(w *writer) { w.bulk(args[1]) }}, nil
+}
+
+func cmdQuit(s *Server, cl *client, args [][]byte) {
+	cl.w.ok()
+	cl.quit = true
+}
+
+func cmdReset(s *Server, cl *client, args [][]byte) {
+	cl.tx, cl.readonly, cl.name, cl.w.proto = nil, false, "", 2
+	cl.w.status("RESET")
+}
+
+// cmdHello is HELLO [protover [AUTH user pass] [SETNAME name]]. raftcache
+// speaks RESP2 and RESP3; it has no users, so AUTH is accepted as the
+// Redis default user (no password) accepts it.
+func cmdHello(s *Server, cl *client, args [][]byte) {
+	proto := cl.w.proto
+	name, setName := "", false
+	if len(args) > 1 {
+		v, err := strconv.Atoi(string(args[1]))
+		if err != nil {
+			cl.w.error("ERR Protocol version is not an integer or out of range")
+			return
+		}
+		if v != 2 && v != 3 {
+			cl.w.error("NOPROTO unsupported protocol version")
+			return
+		}
+		proto = v
+		for i := 2; i < len(args); i++ {
+			switch opt := lower(args[i]); {
+			case opt == "auth" && i+2 < len(args):
+				i += 2
+			case opt == "setname" && i+1 < len(args):
+				name, setName = string(args[i+1]), true
+				if !validClientName(name) {
+					cl.w.error(msgClientName)
+					return
+				}
+				i++
+			default:
+				cl.w.error("ERR Syntax error in HELLO option '" + printable(args[i]) + "'")
+				return
+			}
+		}
+	}
+	cl.w.proto = proto
+	if setName {
+		cl.name = name
+	}
+	w := &cl.w
+	w.mapHeader(7)
+	w.bulkString("server")
+	w.bulkString("redis")
+	w.bulkString("version")
+	w.bulkString(redisVersion)
+	w.bulkString("proto")
+	w.int(int64(proto))
+	w.bulkString("id")
+	w.int(cl.id)
+	w.bulkString("mode")
+	w.bulkString("standalone")
+	w.bulkString("role")
+	w.bulkString(s.role())
+	w.bulkString("modules")
+	w.array(0)
+}
+
+func cmdAuth(s *Server, cl *client, args [][]byte) {
+	cl.w.error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
+}
+
+const msgClientName = "ERR Client names cannot contain spaces, newlines or special characters."
+
+func validClientName(name string) bool {
+	for i := 0; i < len(name); i++ {
+		if name[i] < '!' || name[i] > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+func cmdClient(s *Server, cl *client, args [][]byte) {
+	sub := lower(args[1])
+	w := &cl.w
+	switch {
+	case sub == "id" && len(args) == 2:
+		w.int(cl.id)
+	case sub == "setname" && len(args) == 3:
+		if !validClientName(string(args[2])) {
+			w.error(msgClientName)
+			return
+		}
+		cl.name = string(args[2])
+		w.ok()
+	case sub == "getname" && len(args) == 2:
+		w.value([]byte(cl.name), cl.name != "")
+	case sub == "setinfo" && len(args) == 4:
+		switch lower(args[2]) {
+		case "lib-name":
+			cl.libName = string(args[3])
+		case "lib-ver":
+			cl.libVer = string(args[3])
+		default:
+			w.error("ERR Unrecognized option '" + printable(args[2]) + "'")
+			return
+		}
+		w.ok()
+	case sub == "info" && len(args) == 2:
+		w.bulkString(s.clientLine(cl, cl))
+	case sub == "list" && len(args) == 2:
+		s.mu.Lock()
+		all := make([]*client, 0, len(s.clients))
+		for c := range s.clients {
+			all = append(all, c)
+		}
+		s.mu.Unlock()
+		sort.Slice(all, func(i, j int) bool { return all[i].id < all[j].id })
+		var b strings.Builder
+		for _, c := range all {
+			b.WriteString(s.clientLine(c, cl))
+		}
+		w.bulkString(b.String())
+	case (sub == "no-evict" || sub == "no-touch") && len(args) == 3:
+		w.ok()
+	case sub == "tracking":
+		w.error("ERR client-side caching (CLIENT TRACKING) is not supported by raftcache")
+	case sub == "id" || sub == "setname" || sub == "getname" || sub == "setinfo" || sub == "info" || sub == "list":
+		w.fail(wrongArgs("client|" + sub))
+	default:
+		w.error("ERR unknown subcommand '" + printable(args[1]) + "'. Try CLIENT HELP.")
+	}
+}
+
+// clientLine is one line of CLIENT INFO / CLIENT LIST. Other connections'
+// fields are read without their lock: they are informational.
+func (s *Server) clientLine(c, self *client) string {
+	if c != self {
+		return fmt.Sprintf("id=%d addr=%s name= age=%d db=0 resp=? cmd=?\n", c.id, c.addr, int(time.Since(c.created).Seconds()))
+	}
+	multi := -1
+	if c.tx != nil {
+		multi = len(c.tx.items)
+	}
+	ro := 0
+	if c.readonly {
+		ro = 1
+	}
+	return fmt.Sprintf("id=%d addr=%s name=%s age=%d db=0 multi=%d cmd=%s lib-name=%s lib-ver=%s resp=%d readonly=%d\n",
+		c.id, c.addr, c.name, int(time.Since(c.created).Seconds()), multi, c.lastCmd, c.libName, c.libVer, c.w.proto, ro)
+}
+
+func cmdSelect(s *Server, cl *client, args [][]byte) {
+	n, err := parseInt(args[1])
+	switch {
+	case err != nil:
+		cl.w.fail(err)
+	case n != 0:
+		cl.w.error("ERR DB index is out of range (raftcache has one database, 0)")
+	default:
+		cl.w.ok()
+	}
+}
+
+func cmdReadonly(on bool) func(*Server, *client, [][]byte) {
+	return func(s *Server, cl *client, args [][]byte) {
+		cl.readonly = on
+		cl.w.ok()
+	}
+}
+
+func cmdForwarded(s *Server, cl *client, args [][]byte) {
+	cl.forwarded = true
+	cl.w.ok()
+}
+
+func cmdTime(s *Server, cl *client, args [][]byte) {
+	now := time.Now()
+	cl.w.array(2)
+	cl.w.bulkString(strconv.FormatInt(now.Unix(), 10))
+	cl.w.bulkString(strconv.Itoa(now.Nanosecond() / 1000))
+}
+
+// --- COMMAND ---------------------------------------------------------------
+
+func cmdCommand(s *Server, cl *client, args [][]byte) {
+	w := &cl.w
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		if n != forwardedName {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	if len(args) == 1 {
+		w.array(len(names))
+		for _, n := range names {
+			commandInfo(w, commands[n])
+		}
+		return
+	}
+	switch sub := lower(args[1]); sub {
+	case "count":
+		w.int(int64(len(names)))
+	case "list":
+		w.array(len(names))
+		for _, n := range names {
+			w.bulkString(n)
+		}
+	case "info":
+		w.array(len(args) - 2)
+		for _, a := range args[2:] {
+			if c, ok := commands[lower(a)]; ok && c.name != forwardedName {
+				commandInfo(w, c)
+			} else {
+				w.null()
+			}
+		}
+	case "docs":
+		w.mapHeader(0)
+	default:
+		w.error("ERR unknown subcommand '" + printable(args[1]) + "'. Try COMMAND HELP.")
+	}
+}
+
+// commandInfo is one COMMAND entry in Redis 7's shape.
+func commandInfo(w *writer, c *command) {
+	w.array(10)
+	w.bulkString(c.name)
+	w.int(int64(c.arity))
+	w.array(len(c.flags))
+	for _, f := range c.flags {
+		w.status(f)
+	}
+	w.int(int64(c.keys[0]))
+	w.int(int64(c.keys[1]))
+	w.int(int64(c.keys[2]))
+	for range 4 { // ACL categories, tips, key specs, subcommands
+		w.array(0)
+	}
+}
+
+// --- CONFIG ----------------------------------------------------------------
+
+func cmdConfig(s *Server, cl *client, args [][]byte) {
+	w := &cl.w
+	if lower(args[1]) != "get" {
+		w.error("ERR CONFIG " + strings.ToUpper(printable(args[1])) + " is not supported by raftcache: its settings are raftcache node flags")
+		return
+	}
+	if len(args) < 3 {
+		w.fail(wrongArgs("config|get"))
+		return
+	}
+	policy := "noeviction"
+	if s.node.MaxMemory() > 0 {
+		policy = "allkeys-lru"
+	}
+	params := [][2]string{
+		{"appendfsync", "always"}, // every write is in a quorum's fsynced Raft log before the reply
+		{"appendonly", "yes"},
+		{"databases", "1"},
+		{"maxmemory", strconv.FormatInt(s.node.MaxMemory(), 10)},
+		{"maxmemory-policy", policy},
+		{"proto-max-bulk-len", strconv.FormatInt(s.cfg.MaxValueSize, 10)},
+		{"save", ""},
+	}
+	var out [][2]string
+	for _, p := range params {
+		for _, pat := range args[2:] {
+			if globMatch([]byte(strings.ToLower(string(pat))), []byte(p[0])) {
+				out = append(out, p)
+				break
+			}
+		}
+	}
+	w.mapHeader(len(out))
+	for _, p := range out {
+		w.bulkString(p[0])
+		w.bulkString(p[1])
+	}
+}
+
+// --- INFO ------------------------------------------------------------------
+
+func (s *Server) role() string {
+	if s.node.IsLeader() {
+		return "master"
+	}
+	return "replica"
+}
+
+func cmdInfo(s *Server, cl *client, args [][]byte) {
+	want := map[string]bool{}
+	for _, a := range args[1:] {
+		want[lower(a)] = true
+	}
+	all := len(want) == 0 || want["all"] || want["everything"] || want["default"]
+	var b strings.Builder
+	section := func(name string, lines func(add func(k string, v any))) {
+		if !all && !want[strings.ToLower(name)] {
+			return
+		}
+		if b.Len() > 0 {
+			b.WriteString("\r\n")
+		}
+		b.WriteString("# " + name + "\r\n")
+		lines(func(k string, v any) { fmt.Fprintf(&b, "%s:%v\r\n", k, v) })
+	}
+	st := s.node.FSM().Stats()
+	status := s.node.Status()
+	section("Server", func(add func(string, any)) {
+		add("redis_version", redisVersion)
+		add("raftcache_version", s.cfg.Version)
+		add("redis_mode", "standalone")
+		add("os", runtime.GOOS)
+		add("arch_bits", strconv.IntSize)
+		add("process_id", os.Getpid())
+		add("run_id", s.node.ID())
+		add("tcp_port", s.port())
+		up := time.Since(s.started)
+		add("uptime_in_seconds", int64(up.Seconds()))
+		add("uptime_in_days", int64(up.Hours()/24))
+	})
+	section("Clients", func(add func(string, any)) {
+		s.mu.Lock()
+		n := len(s.clients)
+		s.mu.Unlock()
+		add("connected_clients", n)
+	})
+	section("Memory", func(add func(string, any)) {
+		add("used_memory", st.Bytes)
+		add("used_memory_human", humanBytes(st.Bytes))
+		add("maxmemory", s.node.MaxMemory())
+		add("maxmemory_human", humanBytes(s.node.MaxMemory()))
+		policy := "noeviction"
+		if s.node.MaxMemory() > 0 {
+			policy = "allkeys-lru"
+		}
+		add("maxmemory_policy", policy)
+	})
+	section("Stats", func(add func(string, any)) {
+		add("total_connections_received", s.connsTotal.Load())
+		add("total_commands_processed", s.cmdsTotal.Load())
+		add("expired_keys", st.Expirations)
+		add("evicted_keys", st.Evictions)
+		add("keyspace_hits", st.Hits)
+		add("keyspace_misses", st.Misses)
+		rs := s.node.ReadStats()
+		add("strong_read_rounds", rs.Rounds)
+		add("strong_reads", rs.Reads)
+	})
+	section("Replication", func(add func(string, any)) {
+		members, _ := s.node.Members()
+		if s.node.IsLeader() {
+			add("role", "master")
+			var replicas []string
+			for _, m := range members {
+				if m.ID == s.node.ID() {
+					continue
+				}
+				host, port := "", "0"
+				if h, p, err := net.SplitHostPort(m.RESPAddr); err == nil {
+					host, port = h, p
+				} else if h, _, err := net.SplitHostPort(m.RaftAddr); err == nil {
+					host = h
+				}
+				replicas = append(replicas, fmt.Sprintf("ip=%s,port=%s,state=online,offset=%d,lag=0,id=%s", host, port, status.CommitIndex, m.ID))
+			}
+			add("connected_slaves", len(replicas))
+			for i, r := range replicas {
+				add("slave"+strconv.Itoa(i), r)
+			}
+		} else {
+			add("role", "slave")
+			host, port, link := "", "0", "down"
+			if status.HasLeader {
+				link = "up"
+				if h, p, err := net.SplitHostPort(status.Leader.RESPAddr); err == nil {
+					host, port = h, p
+				}
+			}
+			add("master_host", host)
+			add("master_port", port)
+			add("master_link_status", link)
+			add("master_last_io_seconds_ago", int64(status.LastContact.Seconds()))
+			add("master_sync_in_progress", 0)
+			add("slave_repl_offset", status.AppliedIndex)
+			add("slave_read_only", 1)
+			add("connected_slaves", 0)
+		}
+		add("master_repl_offset", status.AppliedIndex)
+	})
+	section("Raft", func(add func(string, any)) {
+		add("raft_node_id", s.node.ID())
+		add("raft_state", status.State)
+		add("raft_term", status.Term)
+		add("raft_commit_index", status.CommitIndex)
+		add("raft_applied_index", status.AppliedIndex)
+		add("raft_leader_id", status.Leader.ID)
+		members, _ := s.node.Members()
+		add("raft_members", len(members))
+	})
+	section("Keyspace", func(add func(string, any)) {
+		if st.Keys > 0 {
+			add("db0", "keys="+strconv.Itoa(st.Keys)+",expires=0,avg_ttl=0")
+		}
+	})
+	cl.w.bulkString(b.String())
+}
+
+func (s *Server) port() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return "0"
+	}
+	_, p, _ := net.SplitHostPort(s.ln.Addr().String())
+	return p
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return strconv.FormatFloat(float64(n)/(1<<30), 'f', 2, 64) + "G"
+	case n >= 1<<20:
+		return strconv.FormatFloat(float64(n)/(1<<20), 'f', 2, 64) + "M"
+	case n >= 1<<10:
+		return strconv.FormatFloat(float64(n)/(1<<10), 'f', 2, 64) + "K"
+	}
+	return strconv.FormatInt(n, 10) + "B"
+}
+
+// --- transactions ----------------------------------------------------------
+
+func cmdMulti(s *Server, cl *client, args [][]byte) {
+	if cl.tx != nil {
+		cl.w.error("ERR MULTI calls can not be nested")
+		return
+	}
+	cl.tx = &txState{}
+	cl.w.ok()
+}
+
+func cmdDiscard(s *Server, cl *client, args [][]byte) {
+	if cl.tx == nil {
+		cl.w.error("ERR DISCARD without MULTI")
+		return
+	}
+	cl.tx = nil
+	cl.w.ok()
+}
+
+func cmdWatch(s *Server, cl *client, args [][]byte) {
+	if cl.tx != nil {
+		cl.w.error("ERR WATCH inside MULTI is not allowed")
+		return
+	}
+	cl.w.error("ERR WATCH is not supported by raftcache: use SET with NX/XX, MSETNX, or the HTTP API's compare-and-set")
+}
+
+func cmdUnwatch(s *Server, cl *client, args [][]byte) { cl.w.ok() }
+
+func cmdExec(s *Server, cl *client, args [][]byte) {
+	tx := cl.tx
+	if tx == nil {
+		cl.w.error("ERR EXEC without MULTI")
+		return
+	}
+	cl.tx = nil
+	if tx.dirty {
+		cl.w.error("EXECABORT Transaction discarded because of previous errors.")
+		return
+	}
+	s.execTx(cl, tx.items, 0)
+}
+
+// execTx runs a transaction. Every queued write is applied in one Raft
+// entry, in order, with no other client's command between them (a
+// non-atomic batch: as in Redis, a command that fails, such as INCR on a
+// non-number or SET NX on an existing key, does not stop the others).
+// Reads are answered from the state just before that entry: they do not
+// see the transaction's own writes.
+func (s *Server) execTx(cl *client, items []*item, depth int) {
+	if len(items) == 0 {
+		cl.w.array(0)
+		return
+	}
+	if !cl.forwarded && !s.node.IsLeader() {
+		s.relayTx(cl, items, depth)
+		return
+	}
+	ctx, cancel := s.context()
+	defer cancel()
+	replies := make([]writer, len(items))
+	reads := false
+	for i, it := range items {
+		replies[i].proto = cl.w.proto
+		reads = reads || it.plan.read != nil
+	}
+	if reads {
+		if err := s.prepareRead(ctx, cl); err != nil {
+			s.txFailed(cl, items, depth, err)
+			return
+		}
+		now := s.readNow()
+		for i, it := range items {
+			if it.plan.read != nil {
+				it.plan.read(s, &replies[i], now)
+			}
+		}
+	}
+	var ops []fsmOps
+	all := opsOf(items, s.node.Now(), &ops)
+	results, err := s.write(ctx, all, false)
+	if err != nil {
+		s.txFailed(cl, items, depth, err)
+		return
+	}
+	for _, o := range ops {
+		it := items[o.item]
+		it.plan.done(&replies[o.item], results[o.from:o.to])
+	}
+	for i, it := range items {
+		if it.plan.reply != nil {
+			it.plan.reply(&replies[i])
+		}
+	}
+	cl.w.array(len(items))
+	for i := range replies {
+		cl.w.raw(replies[i].b)
+	}
+}
+
+// fsmOps locates one queued command's ops among a transaction's.
+type fsmOps struct{ item, from, to int }
+
+func opsOf(items []*item, now int64, where *[]fsmOps) []node.Op {
+	var all []node.Op
+	for i, it := range items {
+		if !it.plan.simple() {
+			continue
+		}
+		from := len(all)
+		all = append(all, it.plan.finalOps(now)...)
+		*where = append(*where, fsmOps{i, from, len(all)})
+	}
+	return all
+}
+
+func (s *Server) txFailed(cl *client, items []*item, depth int, err error) {
+	if canRelay(cl, err, depth) {
+		s.relayTx(cl, items, depth+1)
+		return
+	}
+	cl.w.fail(err)
+}
+
+// relayTx sends MULTI, the queued commands and EXEC to the leader on one
+// connection, and answers with the leader's EXEC reply. Like relayItems,
+// it tries again while that is safe: nothing sent, or no writes queued.
+func (s *Server) relayTx(cl *client, items []*item, depth int) {
+	ctx, cancel := s.context()
+	defer cancel()
+	raws := [][]byte{command1("MULTI")}
+	writes := false
+	for _, it := range items {
+		raws = append(raws, it.raw)
+		writes = writes || it.plan.simple()
+	}
+	raws = append(raws, command1("EXEC"))
+	retryUntil := time.Now().Add(s.cfg.LeaderWait)
+	for {
+		addr, self, err := s.leaderAddr(ctx)
+		if err == nil && self {
+			if depth < 2 {
+				s.execTx(cl, items, depth+1)
+				return
+			}
+			err = replyError(msgNoLeader)
+		}
+		if err != nil {
+			cl.w.fail(err)
+			return
+		}
+		var last []byte
+		n, err := s.fwd.relay(addr, raws, func(reply []byte) { last = append(last[:0], reply...) })
+		if n == len(raws) {
+			cl.appendRelayed(last)
+			return
+		}
+		if (errors.Is(err, errNotSent) || !writes) && time.Now().Before(retryUntil) && sleepCtx(ctx, 50*time.Millisecond) {
+			continue
+		}
+		cl.w.fail(relayError(err, writes))
+		return
+	}
+}
+
+func command1(name string) []byte {
+	return []byte("*1\r\n$" + strconv.Itoa(len(name)) + "\r\n" + name + "\r\n")
+}

@@ -1,0 +1,72 @@
+package resp
+
+import (
+	"errors"
+
+	"github.com/raftcache/raftcache/fsm"
+	"github.com/raftcache/raftcache/node"
+)
+
+// Error replies. The first word is the code clients switch on, as with
+// Redis: TRYAGAIN means "certainly not applied, retry" (go-redis retries it
+// by itself), UNKNOWN means a write may or may not have been applied, and
+// OOM is a value that can never fit under --max-memory.
+const (
+	msgNotInteger = "ERR value is not an integer or out of range"
+	msgOverflow   = "ERR increment or decrement would overflow"
+	msgSyntax     = "ERR syntax error"
+	msgNoLeader   = "TRYAGAIN no leader available, retry shortly"
+	msgUnknown    = "UNKNOWN write outcome unknown: it may or may not have been applied; read before retrying a non-idempotent write"
+	msgScripts    = "ERR scripts are not supported by raftcache: EVAL, EVALSHA, SCRIPT and FUNCTION are refused (every write is one replicated operation; use MULTI/EXEC for several)"
+)
+
+// errorReplies is the one table that turns node and fsm errors into RESP
+// error replies, the counterpart of transport's errorStatus.
+var errorReplies = []struct {
+	err    error
+	prefix string // code, or the whole message when full is set
+	full   bool
+}{
+	{fsm.ErrNotInteger, msgNotInteger, true},
+	{fsm.ErrOverflow, msgOverflow, true},
+	{node.ErrNotLeader, "TRYAGAIN", false},
+	{node.ErrNoLeader, "TRYAGAIN", false},
+	{node.ErrUnavailable, "TRYAGAIN", false},
+	{node.ErrTooStale, "TRYAGAIN", false},
+	{node.ErrClosed, "TRYAGAIN", false},
+	{node.ErrIndexTimeout, "TRYAGAIN", false},
+	{node.ErrUnknownOutcome, "UNKNOWN", false},
+	{node.ErrTooMany, "ERR", false},
+	{node.ErrTooLarge, "OOM", false},
+}
+
+// replyError is a problem found by the front itself; its text is the
+// whole error reply.
+type replyError string
+
+func (e replyError) Error() string { return string(e) }
+
+// errorReply is the RESP error text for err.
+func errorReply(err error) string {
+	var re replyError
+	if errors.As(err, &re) {
+		return string(re)
+	}
+	for _, e := range errorReplies {
+		if errors.Is(err, e.err) {
+			if e.full {
+				return e.prefix
+			}
+			return e.prefix + " " + err.Error()
+		}
+	}
+	return "ERR " + err.Error()
+}
+
+func wrongArgs(name string) replyError {
+	return replyError("ERR wrong number of arguments for '" + name + "' command")
+}
+
+func invalidExpire(name string) replyError {
+	return replyError("ERR invalid expire time in '" + name + "' command")
+}

@@ -1,0 +1,687 @@
+// Package resp is raftcache's Redis protocol front: Redis clients
+// (redis-py, go-redis, redis-cli, redis-benchmark) use the cache
+// unchanged. The protocol is parsed and written by tidwall/redcon; every
+// command is a call on a node.Node, as in the HTTP front (transport), and
+// node and fsm errors are mapped to RESP errors by one table (errors.go).
+//
+// Every write goes through Raft. A follower relays writes, and reads
+// unless the connection sent READONLY, to the leader itself over pooled
+// connections (forward.go), so a client that knows one address reaches
+// the whole cluster. Pipelined commands are answered together: a run of
+// consecutive writes becomes one Raft entry, and a run of reads shares one
+// leadership confirmation. The supported commands and their semantics are
+// in docs/api.md ("Redis protocol").
+package resp
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/tidwall/redcon"
+
+	"github.com/raftcache/raftcache/fsm"
+	"github.com/raftcache/raftcache/node"
+)
+
+// Limits and defaults.
+const (
+	MaxKeySize          = 1024    // bytes, as in the HTTP API
+	DefaultMaxValueSize = 4 << 20 // bytes
+	maxRunOps           = 1024    // writes of one pipeline packed into one entry
+	maxRunBytes         = 1 << 20 // bytes of keys and values packed into one entry
+)
+
+// Config configures the Redis front.
+type Config struct {
+	MaxValueSize int64        // largest value accepted; default DefaultMaxValueSize
+	Logger       hclog.Logger // nil discards
+	// Timeout bounds how long one command (or one pipelined run of
+	// commands) waits for Raft; default 10s.
+	Timeout time.Duration
+	// LeaderWait is how long a command waits for a leader to be known (an
+	// election, a new leader's first entry) before answering TRYAGAIN;
+	// default 2s.
+	LeaderWait time.Duration
+	// ForwardIdle is the number of idle connections a follower keeps to
+	// the leader for relaying; default 64.
+	ForwardIdle int
+	// Version is reported by INFO and HELLO as raftcache_version.
+	Version string
+}
+
+// Server serves the Redis protocol for one node.
+type Server struct {
+	node    *node.Node
+	cfg     Config
+	logger  hclog.Logger
+	fwd     *forwarder
+	cursors *cursorTable
+	started time.Time
+
+	ln     *drainListener
+	served chan struct{}
+
+	draining atomic.Bool
+	busy     atomic.Int64 // handlers running
+	nextID   atomic.Int64
+
+	connsTotal atomic.Uint64
+	cmdsTotal  atomic.Uint64
+
+	mu      sync.Mutex
+	clients map[*client]struct{}
+}
+
+// client is one connection's state.
+type client struct {
+	id        int64
+	addr      string
+	created   time.Time
+	name      string
+	libName   string
+	libVer    string
+	readonly  bool // READONLY: reads are served from this node's state, however stale
+	forwarded bool // a relay connection from another member: never forward again
+	quit      bool
+	tx        *txState // inside MULTI
+	w         writer
+	lastCmd   string
+}
+
+type txState struct {
+	items []*item
+	dirty bool // a command failed to queue: EXEC answers EXECABORT
+}
+
+// New builds the Redis front for n. Serve starts it.
+func New(n *node.Node, cfg Config) *Server {
+	if cfg.MaxValueSize <= 0 {
+		cfg.MaxValueSize = DefaultMaxValueSize
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	if cfg.LeaderWait <= 0 {
+		cfg.LeaderWait = 2 * time.Second
+	}
+	if cfg.ForwardIdle <= 0 {
+		cfg.ForwardIdle = 64
+	}
+	return &Server{
+		node:    n,
+		cfg:     cfg,
+		logger:  cfg.Logger,
+		fwd:     newForwarder(n.ID(), cfg.Timeout+5*time.Second, cfg.ForwardIdle),
+		cursors: newCursorTable(),
+		started: time.Now(),
+		served:  make(chan struct{}),
+		clients: map[*client]struct{}{},
+	}
+}
+
+// Serve accepts connections on ln until Shutdown or Close. It returns nil
+// after a shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.draining.Load() { // Shutdown came first
+		s.mu.Unlock()
+		ln.Close()
+		close(s.served)
+		return nil
+	}
+	s.ln = newDrainListener(ln)
+	rs := redcon.NewServer(ln.Addr().String(), s.handle, s.accept, s.closed)
+	s.mu.Unlock()
+	defer close(s.served)
+	return rs.Serve(s.ln)
+}
+
+// Shutdown stops accepting connections, lets the commands being served
+// finish (until ctx ends), then closes every connection. Clients see their
+// connection closed between replies and reconnect elsewhere.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.draining.Store(true)
+	ln := s.ln
+	s.mu.Unlock()
+	if ln == nil {
+		return nil
+	}
+	ln.stop()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	var err error
+wait:
+	for s.busy.Load() > 0 {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			err = ctx.Err()
+			break wait
+		}
+	}
+	ln.release()
+	select {
+	case <-s.served:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	s.fwd.close()
+	return err
+}
+
+// Close closes the listener and every connection at once.
+func (s *Server) Close() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_ = s.Shutdown(ctx)
+	return nil
+}
+
+func (s *Server) accept(conn redcon.Conn) bool {
+	if s.draining.Load() {
+		return false
+	}
+	cl := &client{id: s.nextID.Add(1), addr: conn.RemoteAddr(), created: time.Now(), w: writer{proto: 2}}
+	conn.SetContext(cl)
+	s.connsTotal.Add(1)
+	s.mu.Lock()
+	s.clients[cl] = struct{}{}
+	s.mu.Unlock()
+	return true
+}
+
+func (s *Server) closed(conn redcon.Conn, err error) {
+	if cl, ok := conn.Context().(*client); ok {
+		s.mu.Lock()
+		delete(s.clients, cl)
+		s.mu.Unlock()
+	}
+}
+
+// handle is called by redcon with the first command of what one read
+// delivered; the rest of that pipeline is taken at once, so the commands
+// are answered together and redcon flushes one write.
+func (s *Server) handle(conn redcon.Conn, cmd redcon.Command) {
+	s.busy.Add(1)
+	defer s.busy.Add(-1)
+	if s.draining.Load() {
+		conn.Close()
+		return
+	}
+	cl := conn.Context().(*client)
+	cmds := append([]redcon.Command{cmd}, conn.ReadPipeline()...)
+	s.process(cl, cmds)
+	conn.WriteRaw(cl.w.b)
+	if cap(cl.w.b) > 1<<20 {
+		cl.w.b = nil
+	} else {
+		cl.w.b = cl.w.b[:0]
+	}
+	if cl.quit {
+		conn.Close()
+	}
+}
+
+// item is one parsed command.
+type item struct {
+	raw  []byte
+	name string
+	cmd  *command
+	args [][]byte
+	plan *plan
+}
+
+// process answers a pipeline in order. Consecutive commands of one kind
+// are gathered into a run: writes into one Raft entry, reads under one
+// read preparation, relayed commands into one round trip to the leader.
+func (s *Server) process(cl *client, cmds []redcon.Command) {
+	r := runner{s: s, cl: cl}
+	for _, c := range cmds {
+		if cl.quit {
+			break
+		}
+		s.cmdsTotal.Add(1)
+		it := &item{raw: c.Raw, args: c.Args, name: strings.ToLower(string(c.Args[0]))}
+		it.cmd = commands[it.name]
+		cl.lastCmd = it.name
+		if cl.tx != nil && !txControl[it.name] {
+			r.flush()
+			s.queue(cl, it)
+			continue
+		}
+		if it.cmd == nil {
+			r.flush()
+			cl.w.error(unknownCommand(it.args))
+			continue
+		}
+		if !it.cmd.arityOK(len(it.args)) {
+			r.flush()
+			cl.w.fail(wrongArgs(it.name))
+			continue
+		}
+		if it.cmd.kind == kindConn {
+			r.flush()
+			it.cmd.conn(s, cl, it.args)
+			continue
+		}
+		p, err := it.cmd.plan(s, it.args)
+		if err != nil {
+			r.flush()
+			cl.w.fail(err)
+			continue
+		}
+		it.plan = p
+		r.add(it)
+	}
+	r.flush()
+}
+
+// queue adds a command to the open transaction.
+func (s *Server) queue(cl *client, it *item) {
+	tx := cl.tx
+	fail := func(msg string) {
+		tx.dirty = true
+		cl.w.error(msg)
+	}
+	switch {
+	case it.cmd == nil:
+		fail(unknownCommand(it.args))
+		return
+	case !it.cmd.arityOK(len(it.args)):
+		fail(string(wrongArgs(it.name)))
+		return
+	case it.cmd.multi == nil && it.cmd.plan == nil:
+		fail("ERR " + strings.ToUpper(it.name) + " is not allowed inside MULTI")
+		return
+	}
+	var p *plan
+	var err error
+	if it.cmd.multi != nil {
+		p, err = it.cmd.multi(s, it.args)
+	} else {
+		p, err = it.cmd.plan(s, it.args)
+	}
+	if err != nil {
+		fail(errorReply(err))
+		return
+	}
+	if !p.queueable() {
+		fail("ERR " + strings.ToUpper(it.name) + " with these arguments is not supported inside MULTI by raftcache: " +
+			"each queued command must be a single replicated operation (see docs/api.md)")
+		return
+	}
+	it.plan = p
+	tx.items = append(tx.items, it)
+	cl.w.status("QUEUED")
+}
+
+// runner gathers a run of commands that are executed together.
+type runner struct {
+	s     *Server
+	cl    *client
+	kind  runKind
+	items []*item
+	ops   int
+	size  int
+	depth int // > 0 when re-running relayed commands locally
+}
+
+type runKind uint8
+
+const (
+	runNone   runKind = iota
+	runWrite          // simple writes: one Raft entry
+	runRead           // reads: one read preparation
+	runRemote         // relayed to the leader in one round trip
+)
+
+func (r *runner) add(it *item) {
+	s, cl, p := r.s, r.cl, it.plan
+	leader := s.node.IsLeader()
+	var kind runKind
+	switch {
+	case r.depth == 0 && !cl.forwarded && !leader && (it.cmd.kind == kindWrite || !cl.readonly):
+		kind = runRemote
+	case p.read != nil:
+		kind = runRead
+	case p.simple():
+		kind = runWrite
+	default:
+		r.flush()
+		s.runSingle(cl, it, r.depth)
+		return
+	}
+	size := 0
+	for _, op := range p.ops {
+		size += len(op.Key) + len(op.Value)
+	}
+	if r.kind != kind || (kind == runWrite && r.ops > 0 && (r.ops+len(p.ops) > maxRunOps || r.size+size > maxRunBytes)) {
+		r.flush()
+	}
+	r.kind = kind
+	r.items = append(r.items, it)
+	r.ops += len(p.ops)
+	r.size += size
+}
+
+func (r *runner) flush() {
+	if len(r.items) > 0 {
+		switch r.kind {
+		case runWrite:
+			r.s.runWrites(r.cl, r.items, r.depth)
+		case runRead:
+			r.s.runReads(r.cl, r.items, r.depth)
+		case runRemote:
+			r.s.relayItems(r.cl, r.items, r.depth)
+		}
+	}
+	r.kind, r.items, r.ops, r.size = runNone, nil, 0, 0
+}
+
+// runLocal runs relayed items on this node, which has meanwhile become
+// the leader.
+func (s *Server) runLocal(cl *client, items []*item, depth int) {
+	r := runner{s: s, cl: cl, depth: depth}
+	for _, it := range items {
+		r.add(it)
+	}
+	r.flush()
+}
+
+// canRelay says whether a command that failed with ErrNotLeader (nothing
+// applied) may be sent on to the leader.
+func canRelay(cl *client, err error, depth int) bool {
+	return errors.Is(err, node.ErrNotLeader) && !cl.forwarded && depth < 2
+}
+
+func (s *Server) context() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), s.cfg.Timeout)
+}
+
+// runWrites applies the simple writes of a run: one op alone goes through
+// the node's group commit (shared with other clients' writes), several
+// become one non-atomic batch entry, applied in order with no other
+// command between them.
+func (s *Server) runWrites(cl *client, items []*item, depth int) {
+	ctx, cancel := s.context()
+	defer cancel()
+	var ops []node.Op
+	for _, it := range items {
+		ops = append(ops, it.plan.finalOps(s.node.Now())...)
+	}
+	results, err := s.write(ctx, ops, false)
+	if err != nil {
+		if canRelay(cl, err, depth) {
+			s.relayItems(cl, items, depth+1)
+			return
+		}
+		for range items {
+			cl.w.fail(err)
+		}
+		return
+	}
+	for _, it := range items {
+		n := len(it.plan.ops)
+		it.plan.done(&cl.w, results[:n])
+		results = results[n:]
+	}
+}
+
+// write proposes ops and returns one result per op (each may carry a
+// result error: a failed condition, not an integer), or a node error.
+func (s *Server) write(ctx context.Context, ops []node.Op, atomic bool) ([]fsm.Result, error) {
+	switch len(ops) {
+	case 0:
+		return nil, nil
+	case 1:
+		res, err := s.node.Write(ctx, ops[0])
+		if res == nil {
+			return nil, err
+		}
+		return []fsm.Result{*res}, nil
+	}
+	res, err := s.node.WriteBatch(ctx, ops, atomic, nil)
+	if res == nil {
+		return nil, err
+	}
+	out := res.Results
+	for len(out) < len(ops) { // an atomic batch stops at the first failure
+		out = append(out, fsm.Result{Err: res.Err})
+	}
+	return out, nil
+}
+
+// runReads answers a run of reads from one state: after one shared
+// leadership round on the leader (strong), or at once (READONLY).
+func (s *Server) runReads(cl *client, items []*item, depth int) {
+	ctx, cancel := s.context()
+	defer cancel()
+	if err := s.prepareRead(ctx, cl); err != nil {
+		if canRelay(cl, err, depth) && !cl.readonly {
+			s.relayItems(cl, items, depth+1)
+			return
+		}
+		for range items {
+			cl.w.fail(err)
+		}
+		return
+	}
+	now := s.readNow()
+	for _, it := range items {
+		it.plan.read(s, &cl.w, now)
+	}
+}
+
+// prepareRead waits until the local state may answer the client's reads,
+// riding out the moment after an election when the new leader has not yet
+// applied an entry of its term.
+func (s *Server) prepareRead(ctx context.Context, cl *client) error {
+	opt := node.ReadOptions{Consistency: node.Strong}
+	if cl.readonly {
+		opt.Consistency = node.Stale
+	}
+	deadline := time.Now().Add(s.cfg.LeaderWait)
+	for {
+		_, err := s.node.PrepareRead(ctx, opt)
+		if err == nil || !errors.Is(err, node.ErrNoLeader) || time.Now().After(deadline) {
+			return err
+		}
+		if !sleepCtx(ctx, 10*time.Millisecond) {
+			return err
+		}
+	}
+}
+
+// readNow is the time reads are answered at: the node's clock, or the
+// latest leader time applied if that is later (as fsm.Get does).
+func (s *Server) readNow() int64 {
+	now := s.node.Now()
+	if c := s.node.FSM().Clock(); c > now {
+		now = c
+	}
+	return now
+}
+
+// runSingle runs a command that needs an entry of its own (an atomic
+// batch) or a read-modify-write loop.
+func (s *Server) runSingle(cl *client, it *item, depth int) {
+	ctx, cancel := s.context()
+	defer cancel()
+	p := it.plan
+	var reply func(*writer)
+	var err error
+	if p.custom != nil {
+		reply, err = p.custom(ctx, s)
+	} else {
+		var results []fsm.Result
+		if results, err = s.write(ctx, p.finalOps(s.node.Now()), p.atomic); err == nil {
+			reply = func(w *writer) { p.done(w, results) }
+		}
+	}
+	if err != nil {
+		if canRelay(cl, err, depth) {
+			s.relayItems(cl, []*item{it}, depth+1)
+			return
+		}
+		cl.w.fail(err)
+		return
+	}
+	reply(&cl.w)
+}
+
+// leaderAddr returns the leader's Redis-protocol address, waiting up to
+// LeaderWait for one to be known; self is true when this node leads.
+func (s *Server) leaderAddr(ctx context.Context) (addr string, self bool, err error) {
+	deadline := time.Now().Add(s.cfg.LeaderWait)
+	for {
+		if s.node.IsLeader() {
+			return "", true, nil
+		}
+		m, ok := s.node.Leader()
+		if ok && m.ID != s.node.ID() && m.RESPAddr != "" {
+			return m.RESPAddr, false, nil
+		}
+		if time.Now().After(deadline) {
+			if ok && m.RESPAddr == "" && m.ID != s.node.ID() {
+				return "", false, replyError("TRYAGAIN the leader " + m.ID + " has no Redis-protocol address registered yet (does it run with --resp-addr?)")
+			}
+			return "", false, replyError(msgNoLeader)
+		}
+		if !sleepCtx(ctx, 10*time.Millisecond) {
+			return "", false, replyError(msgNoLeader)
+		}
+	}
+}
+
+// relayItems sends a run of commands to the leader and copies its
+// replies, or runs them here if this node has become the leader. When the
+// leader cannot be reached and what is left unanswered is safe to send
+// again (nothing was sent, or only reads are left), it tries again, with
+// the leader as this node then knows it, for up to LeaderWait: a client
+// of a follower rides out the leader's crash and the election.
+func (s *Server) relayItems(cl *client, items []*item, depth int) {
+	ctx, cancel := s.context()
+	defer cancel()
+	retryUntil := time.Now().Add(s.cfg.LeaderWait)
+	for {
+		addr, self, err := s.leaderAddr(ctx)
+		if err == nil && self {
+			if depth < 2 {
+				s.runLocal(cl, items, depth+1)
+				return
+			}
+			err = replyError(msgNoLeader)
+		}
+		if err != nil {
+			for range items {
+				cl.w.fail(err)
+			}
+			return
+		}
+		raws := make([][]byte, len(items))
+		for i, it := range items {
+			raws[i] = it.raw
+		}
+		n, err := s.fwd.relay(addr, raws, cl.appendRelayed)
+		items = items[n:]
+		if len(items) == 0 {
+			return
+		}
+		s.logger.Debug("relay to the leader failed", "leader", addr, "error", err)
+		if (errors.Is(err, errNotSent) || !anyWrite(items)) && time.Now().Before(retryUntil) && sleepCtx(ctx, 50*time.Millisecond) {
+			continue
+		}
+		for _, it := range items {
+			cl.w.fail(relayError(err, it.cmd.kind == kindWrite))
+		}
+		return
+	}
+}
+
+func anyWrite(items []*item) bool {
+	for _, it := range items {
+		if it.cmd.kind == kindWrite {
+			return true
+		}
+	}
+	return false
+}
+
+// relayError is the answer for a relayed command that got no reply.
+func relayError(err error, write bool) error {
+	if errors.Is(err, errNotSent) || !write {
+		return replyError("TRYAGAIN cannot reach the leader: " + err.Error())
+	}
+	return replyError(msgUnknown + " (connection to the leader lost: " + err.Error() + ")")
+}
+
+func (cl *client) appendRelayed(reply []byte) {
+	if cl.w.proto == 3 {
+		cl.w.b = appendRESP3(cl.w.b, reply)
+		return
+	}
+	cl.w.b = append(cl.w.b, reply...)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// drainListener lets Shutdown stop accepting (the port is closed at once)
+// while redcon keeps its connections open until release: redcon closes
+// every connection as soon as its Accept fails.
+type drainListener struct {
+	net.Listener
+	stopOnce, releaseOnce sync.Once
+	stopped               chan struct{}
+	released              chan struct{}
+}
+
+func newDrainListener(ln net.Listener) *drainListener {
+	return &drainListener{Listener: ln, stopped: make(chan struct{}), released: make(chan struct{})}
+}
+
+func (l *drainListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		select {
+		case <-l.stopped:
+			<-l.released
+			return nil, net.ErrClosed
+		default:
+		}
+	}
+	return c, err
+}
+
+func (l *drainListener) stop() {
+	l.stopOnce.Do(func() { close(l.stopped); l.Listener.Close() })
+}
+
+func (l *drainListener) release() {
+	l.stop()
+	l.releaseOnce.Do(func() { close(l.released) })
+}
+
+// Close is called by redcon when it stops.
+func (l *drainListener) Close() error {
+	l.release()
+	return nil
+}

@@ -1,0 +1,62 @@
+package resp
+
+import (
+	"strconv"
+
+	"github.com/tidwall/redcon"
+)
+
+// writer collects the replies of one pipeline in the connection's
+// protocol (RESP2, or RESP3 after HELLO 3). redcon writes RESP2; the few
+// RESP3 types raftcache answers with (null, map) are written raw.
+type writer struct {
+	b     []byte
+	proto int
+}
+
+func (w *writer) ok()                 { w.b = redcon.AppendOK(w.b) }
+func (w *writer) status(s string)     { w.b = redcon.AppendString(w.b, s) }
+func (w *writer) error(msg string)    { w.b = redcon.AppendError(w.b, msg) }
+func (w *writer) fail(err error)      { w.error(errorReply(err)) }
+func (w *writer) int(n int64)         { w.b = redcon.AppendInt(w.b, n) }
+func (w *writer) bulk(b []byte)       { w.b = redcon.AppendBulk(w.b, b) }
+func (w *writer) bulkString(s string) { w.b = redcon.AppendBulkString(w.b, s) }
+func (w *writer) array(n int)         { w.b = redcon.AppendArray(w.b, n) }
+func (w *writer) raw(b []byte)        { w.b = append(w.b, b...) }
+
+func (w *writer) bool(v bool) {
+	if v {
+		w.int(1)
+	} else {
+		w.int(0)
+	}
+}
+
+// null is a missing value: $-1 in RESP2, _ in RESP3.
+func (w *writer) null() {
+	if w.proto == 3 {
+		w.b = append(w.b, '_', '\r', '\n')
+		return
+	}
+	w.b = redcon.AppendNull(w.b)
+}
+
+// mapHeader starts a map of n pairs: a flat array of 2n in RESP2.
+func (w *writer) mapHeader(n int) {
+	if w.proto == 3 {
+		w.b = append(w.b, '%')
+		w.b = strconv.AppendInt(w.b, int64(n), 10)
+		w.b = append(w.b, '\r', '\n')
+		return
+	}
+	w.array(2 * n)
+}
+
+// value writes a bulk value, or null when found is false.
+func (w *writer) value(v []byte, found bool) {
+	if !found {
+		w.null()
+		return
+	}
+	w.bulk(v)
+}
