@@ -58,6 +58,7 @@ func nodeFlags() []cli.Flag {
 		&cli.StringFlag{Name: "log-store", EnvVars: env("LOG_STORE"), Value: "bolt", Usage: "Raft log and stable store: bolt (raft-boltdb) or wal (raft-wal: one fsync per append, faster, but see docs/benchmarks.md before using it)"},
 		&cli.Int64Flag{Name: "wal-segment-size", EnvVars: env("WAL_SEGMENT_SIZE"), Usage: "WAL segment file size in bytes (default 64 MiB); the log is truncated a segment at a time"},
 		&cli.BoolFlag{Name: "bootstrap", EnvVars: env("BOOTSTRAP"), Usage: "form a new cluster if the data directory holds none"},
+		&cli.BoolFlag{Name: "non-voter", EnvVars: env("NON_VOTER"), Usage: "join as a non-voting member (replicates and serves stale reads; does not vote)"},
 		&cli.StringSliceFlag{Name: "join", EnvVars: env("JOIN"), Usage: "URLs of members to join through (comma-separated)"},
 		&cli.Int64Flag{Name: "max-value-size", EnvVars: env("MAX_VALUE_SIZE"), Value: transport.DefaultMaxValueSize, Usage: "largest value accepted, in bytes"},
 		&cli.StringFlag{Name: "max-memory", EnvVars: env("MAX_MEMORY"), Value: "0", Usage: "bound on cached keys, values and overhead, e.g. 256MB; least recently used keys are evicted above it (0: no bound)"},
@@ -183,7 +184,8 @@ func runNode(c *cli.Context) error {
 	ctx, cancel := context.WithCancel(c.Context)
 	defer cancel()
 	if len(join) > 0 {
-		go joinCluster(ctx, logger, join, joinClient(c), client.Member{ID: id, RaftAddr: n.RaftAddr(), HTTPAddr: n.HTTPAddr(), RESPAddr: n.RESPAddr()})
+		self := client.Member{ID: id, RaftAddr: n.RaftAddr(), HTTPAddr: n.HTTPAddr(), RESPAddr: n.RESPAddr()}
+		go joinCluster(ctx, logger, join, joinClient(c), self, c.Bool("non-voter"), n.Ready)
 	}
 	if sec.auth != nil {
 		sec.reloadTokensOnHUP(logger, ctx.Done())
@@ -213,30 +215,74 @@ func runNode(c *cli.Context) error {
 	return err
 }
 
-// joinCluster asks the members at urls to add this node, retrying with
-// jittered backoff until one accepts or ctx ends. Asking again when
-// already a member is harmless, so a restarted node simply does it again.
-func joinCluster(ctx context.Context, logger hclog.Logger, urls []string, cfg client.Config, self client.Member) {
+// joinCluster makes this node a member through the members at urls,
+// retrying each step with jittered backoff until it succeeds or ctx ends.
+//
+// A node that is already a member (a restart) only refreshes its addresses,
+// keeping whatever vote it has. A new node joins as a non-voter, waits
+// until it has caught up with the log, and only then asks to be promoted
+// (the learner-first pattern of etcd and Consul): a node that cannot
+// replicate (unreachable, or refused by peer TLS) never becomes a voter, so
+// it never weakens the quorum. With nonVoter it stays a non-voter.
+func joinCluster(ctx context.Context, logger hclog.Logger, urls []string, cfg client.Config, self client.Member, nonVoter bool, caughtUp func() bool) {
 	cfg.Endpoints, cfg.Timeout = urls, 10*time.Second
 	cl, err := client.New(cfg)
 	if err != nil {
 		logger.Error("join", "error", err)
 		return
 	}
+	defer cl.Close()
+	var member bool
+	if !retry(ctx, logger, "join", func() error {
+		view, err := cl.Cluster(ctx)
+		if err != nil {
+			return err
+		}
+		for _, m := range view.Members {
+			member = member || m.ID == self.ID
+		}
+		if member {
+			return cl.AddMember(ctx, self) // refreshes addresses; the vote is unchanged
+		}
+		return cl.AddNonVoter(ctx, self)
+	}) {
+		return
+	}
+	if member || nonVoter {
+		logger.Info("joined the cluster", "via", urls, "voter", !nonVoter)
+		return
+	}
+	logger.Info("joined as a non-voter; catching up before asking for a vote")
+	if !retry(ctx, logger, "catch up", func() error {
+		if !caughtUp() {
+			return errors.New("not caught up with the leader yet")
+		}
+		return nil
+	}) {
+		return
+	}
+	if retry(ctx, logger, "promotion", func() error { _, err := cl.Promote(ctx, self.ID); return err }) {
+		logger.Info("joined the cluster as a voter", "via", urls)
+	}
+}
+
+// retry runs f until it succeeds (true) or ctx ends (false).
+func retry(ctx context.Context, logger hclog.Logger, what string, f func() error) bool {
 	backoff := 200 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		err := cl.AddMember(ctx, self)
+		err := f()
 		if err == nil {
-			logger.Info("joined the cluster", "via", urls)
-			return
+			return true
 		}
 		if ctx.Err() != nil {
-			return
+			return false
 		}
-		logger.Warn("join failed, retrying", "attempt", attempt, "error", err)
+		if attempt%5 == 1 {
+			logger.Warn(what+" failed, retrying", "attempt", attempt, "error", err)
+		}
 		select {
 		case <-ctx.Done():
-			return
+			return false
 		case <-time.After(backoff + rand.N(backoff/2)):
 		}
 		backoff = min(2*backoff, 5*time.Second)

@@ -26,7 +26,11 @@ import (
 // Like AddMember it is idempotent; a member already present with the same
 // addresses is left as it is (a voter stays a voter: use Demote).
 func (c *Client) AddNonVoter(ctx context.Context, m Member) error {
-	body, err := json.Marshal(map[string]any{"id": m.ID, "raft_addr": m.RaftAddr, "http_addr": m.HTTPAddr, "voter": false})
+	fields := map[string]any{"id": m.ID, "raft_addr": m.RaftAddr, "http_addr": m.HTTPAddr, "voter": false}
+	if m.RESPAddr != "" {
+		fields["resp_addr"] = m.RESPAddr
+	}
+	body, err := json.Marshal(fields)
 	if err != nil {
 		return err
 	}
