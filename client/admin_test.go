@@ -253,13 +253,16 @@ func TestTransferPromoteDemoteMemberStatus(t *testing.T) {
 		t.Fatalf("Promote of an unknown member: %v", err)
 	}
 
-	// MemberStatus asks each member directly.
-	waitFor(t, "n4 to be ready", func() bool { return n4.n.Ready() })
+	// MemberStatus asks each member directly. Membership changes just
+	// moved the commit index, so a member may be a moment behind: wait for
+	// each to be ready, then check what MemberStatus reports.
 	for _, tn := range tc.nodes {
+		waitFor(t, tn.id+" to be ready", func() bool { return tn.n.Ready() })
 		st := c.MemberStatus(ctx, tn.addr)
-		if st.Err != nil || !st.Ready || st.View == nil || st.View.NodeID != tn.id {
+		if st.Err != nil || st.View == nil || st.View.NodeID != tn.id {
 			t.Fatalf("MemberStatus(%s) = %+v", tn.id, st)
 		}
+		waitFor(t, tn.id+" to report ready", func() bool { return c.MemberStatus(ctx, tn.addr).Ready })
 	}
 	if st := c.MemberStatus(ctx, "127.0.0.1:1"); st.Err == nil {
 		t.Fatal("MemberStatus of an address that is no member's answered")
