@@ -327,8 +327,8 @@ func (c *Cluster) WaitReady(n *Node) {
 	})
 }
 
-// WaitMembers waits until the leader lists want members, each with an
-// HTTP address.
+// WaitMembers waits until the leader lists want members, each a voter
+// with an HTTP address.
 func (c *Cluster) WaitMembers(want int) {
 	c.t.Helper()
 	Eventually(c.t, fmt.Sprintf("%d members", want), func() error {
@@ -346,6 +346,10 @@ func (c *Cluster) WaitMembers(want int) {
 		for _, m := range v.Members {
 			if m.HTTPAddr == "" {
 				return fmt.Errorf("member %s has no HTTP address yet", m.ID)
+			}
+			if !m.Voter {
+				// A joining node is a non-voter until it has caught up.
+				return fmt.Errorf("member %s is not a voter yet", m.ID)
 			}
 		}
 		return nil

@@ -684,12 +684,21 @@ func linMinorityLeader(t *testing.T, silent bool) {
 
 	// No acknowledged write is lost: every PUT the old leader acknowledged
 	// is readable after the heal.
+	// A leader just elected answers 503 until it has applied an entry of
+	// its term: retry those (and connection errors), judge anything else.
 	nl := c.WaitForLeader()
 	for k, v := range acked {
-		r := linDo(w.hc, http.MethodGet, nl.URL()+"/v1/kv/"+k, nil)
-		if r.err != nil || r.status != 200 || string(r.body) != v {
-			t.Errorf("write %s=%s acknowledged by the cut-off leader is lost: %s %q", k, v, r.describe(), r.body)
-		}
+		Eventually(t, "reading "+k+" from the new leader", func() error {
+			r := linDo(w.hc, http.MethodGet, nl.URL()+"/v1/kv/"+k, nil)
+			if r.err != nil || r.status == http.StatusServiceUnavailable || r.status == http.StatusTemporaryRedirect {
+				nl = c.WaitForLeader()
+				return fmt.Errorf("%s", r.describe())
+			}
+			if r.status != 200 || string(r.body) != v {
+				t.Errorf("write %s=%s acknowledged by the cut-off leader is lost: %s %q", k, v, r.describe(), r.body)
+			}
+			return nil
+		})
 	}
 	w.FinalReads([]string{key})
 	c.WaitConverged()
