@@ -26,17 +26,7 @@ import (
 // Like AddMember it is idempotent; a member already present with the same
 // addresses is left as it is (a voter stays a voter: use Demote).
 func (c *Client) AddNonVoter(ctx context.Context, m Member) error {
-	fields := map[string]any{"id": m.ID, "raft_addr": m.RaftAddr, "http_addr": m.HTTPAddr, "voter": false}
-	if m.RESPAddr != "" {
-		fields["resp_addr"] = m.RESPAddr
-	}
-	body, err := json.Marshal(fields)
-	if err != nil {
-		return err
-	}
-	_, err = c.doJSON(ctx, &call{method: http.MethodPost, path: "/v1/cluster/members", body: body, write: true,
-		header: http.Header{"Content-Type": {"application/json"}}}, nil)
-	return err
+	return c.addMember(ctx, m, false)
 }
 
 // Promote makes the member id a voter (a no-op if it is one) and returns

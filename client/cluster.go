@@ -99,7 +99,11 @@ func (c *Client) Stats(ctx context.Context, opts ...Option) (*Stats, error) {
 // the same addresses succeeds and changes nothing, so it is retried
 // freely.
 func (c *Client) AddMember(ctx context.Context, m Member) error {
-	fields := map[string]string{"id": m.ID, "raft_addr": m.RaftAddr, "http_addr": m.HTTPAddr}
+	return c.addMember(ctx, m, true)
+}
+
+func (c *Client) addMember(ctx context.Context, m Member, voter bool) error {
+	fields := map[string]any{"id": m.ID, "raft_addr": m.RaftAddr, "http_addr": m.HTTPAddr, "voter": voter}
 	if m.RESPAddr != "" {
 		fields["resp_addr"] = m.RESPAddr
 	}
