@@ -68,6 +68,10 @@ func fuzzServer(f *testing.F) http.Handler {
 		if err != nil {
 			f.Fatal(err)
 		}
+		f.Cleanup(func() {
+			n.Close()
+			os.RemoveAll(dir)
+		})
 		for end := time.Now().Add(10 * time.Second); !n.Ready() && time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
 		}
 		fuzzHandler = New(n, Config{MaxValueSize: 1 << 16})
