@@ -14,6 +14,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/raftcache/raftcache/internal/testlog"
+
 	"github.com/raftcache/raftcache/client"
 	"github.com/raftcache/raftcache/fsm"
 	"github.com/raftcache/raftcache/node"
@@ -39,27 +41,9 @@ type tnode struct {
 	srv  *httptest.Server
 }
 
-// logWriter sends log lines to t.Log until the test ends.
-type logWriter struct {
-	mu   sync.Mutex
-	t    testing.TB
-	done bool
-}
-
-func (w *logWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
 func startTNode(t *testing.T, id string, bootstrap bool) *tnode {
 	t.Helper()
-	w := &logWriter{t: t}
-	t.Cleanup(func() { w.mu.Lock(); w.done = true; w.mu.Unlock() })
-	logger := hclog.New(&hclog.LoggerOptions{Name: id, Output: w, Level: hclog.Warn})
+	logger := testlog.New(t, id, hclog.Warn)
 	tn := &tnode{id: id}
 	tn.srv = httptest.NewUnstartedServer(nil)
 	tn.addr = tn.srv.Listener.Addr().String()

@@ -8,13 +8,14 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/raftcache/raftcache/internal/testlog"
 
 	"github.com/raftcache/raftcache/client"
 	"github.com/raftcache/raftcache/fsm"
@@ -129,27 +130,8 @@ func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return w.ResponseWriter.(http.Hijacker).Hijack()
 }
 
-// logWriter sends log lines to t.Log until the test ends; lines from
-// goroutines that outlive it are dropped rather than panicking.
-type logWriter struct {
-	mu   sync.Mutex
-	t    testing.TB
-	done bool
-}
-
-func (w *logWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
 func testLogger(t testing.TB, name string) hclog.Logger {
-	w := &logWriter{t: t}
-	t.Cleanup(func() { w.mu.Lock(); w.done = true; w.mu.Unlock() }) // after the node's cleanup
-	return hclog.New(&hclog.LoggerOptions{Name: name, Output: w, Level: hclog.Warn})
+	return testlog.New(t, name, hclog.Warn)
 }
 
 // startTNode starts one node; its advertised HTTP address is its own test

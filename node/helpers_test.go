@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/raftcache/raftcache/internal/testlog"
 
 	"github.com/raftcache/raftcache/fsm"
 )
@@ -23,28 +23,8 @@ const (
 	waitDeadline = 20 * time.Second
 )
 
-// logWriter sends log lines to t.Log until the test ends; lines from
-// goroutines that outlive it are dropped instead of panicking.
-type logWriter struct {
-	mu   sync.Mutex
-	t    testing.TB
-	done bool
-}
-
-func (w *logWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
 func testLogger(t testing.TB, name string) hclog.Logger {
-	w := &logWriter{t: t}
-	// Registered before the node's Close, so it runs after it.
-	t.Cleanup(func() { w.mu.Lock(); w.done = true; w.mu.Unlock() })
-	return hclog.New(&hclog.LoggerOptions{Name: name, Output: w, Level: hclog.Info})
+	return testlog.New(t, name, hclog.Info)
 }
 
 // httpAddr is the HTTP address a test node advertises. It is only ever

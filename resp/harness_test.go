@@ -8,11 +8,12 @@ import (
 	"io"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/raftcache/raftcache/internal/testlog"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/raftcache/raftcache/fsm"
@@ -30,25 +31,8 @@ type testNode struct {
 	addr string // RESP address
 }
 
-type logWriter struct {
-	mu   sync.Mutex
-	t    testing.TB
-	done bool
-}
-
-func (w *logWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
 func testLogger(t testing.TB, name string) hclog.Logger {
-	w := &logWriter{t: t}
-	t.Cleanup(func() { w.mu.Lock(); w.done = true; w.mu.Unlock() })
-	return hclog.New(&hclog.LoggerOptions{Name: name, Output: w, Level: hclog.Warn})
+	return testlog.New(t, name, hclog.Warn)
 }
 
 func startNode(t *testing.T, id string, bootstrap bool, cfg resp.Config) *testNode {

@@ -10,12 +10,12 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/raftcache/raftcache/internal/testlog"
 
 	"github.com/raftcache/raftcache/fsm"
 	"github.com/raftcache/raftcache/node"
@@ -36,27 +36,8 @@ type testNode struct {
 	url  string
 }
 
-// logWriter sends log lines to t.Log until the test ends; lines written
-// by goroutines that outlive it are dropped rather than panicking.
-type logWriter struct {
-	mu   sync.Mutex
-	t    testing.TB
-	done bool
-}
-
-func (w *logWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
 func testLogger(t testing.TB, name string) hclog.Logger {
-	w := &logWriter{t: t}
-	t.Cleanup(func() { w.mu.Lock(); w.done = true; w.mu.Unlock() }) // runs after the node's cleanup
-	return hclog.New(&hclog.LoggerOptions{Name: name, Output: w, Level: hclog.Info})
+	return testlog.New(t, name, hclog.Info)
 }
 
 // startNode starts a node whose advertised HTTP address is its own test
