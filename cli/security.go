@@ -13,8 +13,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/urfave/cli/v2"
 
+	"github.com/raftcache/raftcache/auth"
 	"github.com/raftcache/raftcache/node"
-	"github.com/raftcache/raftcache/transport"
 )
 
 // securityFlags are the node's TLS and token settings (docs/security.md).
@@ -39,7 +39,7 @@ type security struct {
 	serverTLS *tls.Config // HTTP API; nil = plaintext
 	peerTLS   *tls.Config // Raft transport; nil = plaintext
 	peerHTTP  *tls.Config // client side of node-to-node HTTP calls
-	auth      *transport.Auth
+	auth      *auth.Tokens
 }
 
 func loadSecurity(c *cli.Context, logger hclog.Logger) (*security, error) {
@@ -89,7 +89,7 @@ func loadSecurity(c *cli.Context, logger hclog.Logger) (*security, error) {
 		}
 	}
 	if tf := c.String("token-file"); tf != "" {
-		if s.auth, err = transport.LoadAuth(tf); err != nil {
+		if s.auth, err = auth.Load(tf); err != nil {
 			return nil, err
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/raftcache/raftcache/auth"
 	"github.com/raftcache/raftcache/transport"
 )
 
@@ -26,18 +27,18 @@ func writeTokens(t *testing.T, path string, lines ...string) {
 }
 
 // authLeader starts a single-node cluster whose API requires tokens.
-func authLeader(t *testing.T) (url string, auth *transport.Auth, tokenFile string) {
+func authLeader(t *testing.T) (url string, tokens *auth.Tokens, tokenFile string) {
 	t.Helper()
 	n := startLeader(t)
 	tokenFile = filepath.Join(t.TempDir(), "tokens")
 	writeTokens(t, tokenFile, "# role token name", "read "+readToken+" dashboards", "write "+writeToken+" app", "admin "+adminToken)
-	auth, err := transport.LoadAuth(tokenFile)
+	tokens, err := auth.Load(tokenFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(transport.New(n.Node, transport.Config{MaxValueSize: maxValue, Auth: auth}))
+	srv := httptest.NewServer(transport.New(n.Node, transport.Config{MaxValueSize: maxValue, Auth: tokens}))
 	t.Cleanup(srv.Close)
-	return srv.URL, auth, tokenFile
+	return srv.URL, tokens, tokenFile
 }
 
 func authDo(t *testing.T, method, url, token string, body string) (int, string) {
@@ -97,19 +98,19 @@ func TestAuthRoles(t *testing.T) {
 // A reload takes a removed token away at once; a broken file keeps the old
 // tokens in force.
 func TestAuthReload(t *testing.T) {
-	url, auth, file := authLeader(t)
+	url, tokens, file := authLeader(t)
 	if status, _ := authDo(t, "PUT", url+"/v1/kv/r", writeToken, "v"); status != 200 {
 		t.Fatalf("write token before reload: %d", status)
 	}
 	writeTokens(t, file, "read "+readToken)
-	if err := auth.Reload(); err != nil {
+	if err := tokens.Reload(); err != nil {
 		t.Fatal(err)
 	}
 	if status, code := authDo(t, "PUT", url+"/v1/kv/r", writeToken, "v"); status != 401 || code != "unauthorized" {
 		t.Fatalf("removed write token after reload: %d %s", status, code)
 	}
 	writeTokens(t, file, "superuser "+adminToken)
-	if err := auth.Reload(); err == nil {
+	if err := tokens.Reload(); err == nil {
 		t.Fatal("a token file with an unknown role was accepted")
 	}
 	if status, _ := authDo(t, "GET", url+"/v1/kv/r", readToken, ""); status != 200 {
@@ -128,11 +129,11 @@ func TestLoadAuthRejectsBadFiles(t *testing.T) {
 		if err := os.WriteFile(p, []byte(content+"\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := transport.LoadAuth(p); err == nil {
+		if _, err := auth.Load(p); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}
-	if _, err := transport.LoadAuth(filepath.Join(dir, "missing")); err == nil {
+	if _, err := auth.Load(filepath.Join(dir, "missing")); err == nil {
 		t.Error("a missing token file was accepted")
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/raftcache/raftcache/auth"
 	"github.com/raftcache/raftcache/node"
 )
 
@@ -33,7 +34,7 @@ type Config struct {
 	MaxInflight  int          // requests handled at once; default DefaultMaxInflight
 	// Auth, if set, requires a bearer token with a sufficient role on
 	// every route but /livez and /readyz.
-	Auth *Auth
+	Auth *auth.Tokens
 	// TLS says the API is served over TLS, so redirects and peer calls
 	// use https; PeerClientTLS is the client side for those peer calls
 	// (the CA that signed the members' certificates, and a client
@@ -91,9 +92,9 @@ func (s *Server) routes() *mux.Router {
 		writeError(w, &requestError{http.StatusMethodNotAllowed, "method_not_allowed", r.Method + " is not allowed on " + r.URL.Path})
 	})
 
-	read := func(h http.HandlerFunc) http.HandlerFunc { return s.require(RoleRead, h) }
-	write := func(h http.HandlerFunc) http.HandlerFunc { return s.require(RoleWrite, h) }
-	admin := func(h http.HandlerFunc) http.HandlerFunc { return s.require(RoleAdmin, h) }
+	read := func(h http.HandlerFunc) http.HandlerFunc { return s.require(auth.RoleRead, h) }
+	write := func(h http.HandlerFunc) http.HandlerFunc { return s.require(auth.RoleWrite, h) }
+	admin := func(h http.HandlerFunc) http.HandlerFunc { return s.require(auth.RoleAdmin, h) }
 
 	r.HandleFunc("/v1/kv/{key:.+}", read(s.handleGet)).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/v1/kv/{key:.+}", write(s.handlePut)).Methods(http.MethodPut)
