@@ -59,6 +59,7 @@ type Principal struct {
 type Tokens struct {
 	path   string
 	tokens atomic.Pointer[[]token]
+	gen    atomic.Uint64
 }
 
 type token struct {
@@ -105,8 +106,15 @@ func (t *Tokens) Reload() error {
 		return fmt.Errorf("token file: %w", err)
 	}
 	t.tokens.Store(&toks)
+	t.gen.Add(1)
 	return nil
 }
+
+// Generation changes with every successful Reload. A front that keeps a
+// caller authenticated across requests (a Redis connection after AUTH)
+// looks its token up again when the generation has moved, so a token
+// removed from the file stops working at once there too.
+func (t *Tokens) Generation() uint64 { return t.gen.Load() }
 
 // Lookup finds who a presented token belongs to. It compares against
 // every token, in constant time each, so timing says nothing about which

@@ -72,6 +72,7 @@ func nodeFlags() []cli.Flag {
 		&cli.Uint64Flag{Name: "trailing-logs", EnvVars: env("TRAILING_LOGS"), Value: 10240, Usage: "log entries kept after a snapshot"},
 	}
 	flags = append(flags, securityFlags()...)
+	flags = append(flags, respFlags()...)
 	for i, f := range flags[1:] {
 		flags[i+1] = fileSettable(f)
 	}
@@ -125,10 +126,6 @@ func runNode(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if sec.auth != nil && c.String("resp-addr") != "" {
-		// The Redis front has no AUTH yet: it would bypass the tokens.
-		return usagef("--resp-addr cannot be combined with --token-file yet: the Redis port has no authentication")
-	}
 	maxMemory, err := parseSize(c.String("max-memory"))
 	if err != nil {
 		return usagef("--max-memory: %v", err)
@@ -178,7 +175,7 @@ func runNode(c *cli.Context) error {
 		ln = tls.NewListener(ln, sec.serverTLS)
 	}
 	go func() { serveErr <- srv.Serve(ln) }()
-	stopRESP := serveRESP(n, respLn, c.Int64("max-value-size"), logger.Named("resp"), serveErr)
+	stopRESP := serveRESP(n, respLn, respConfig(c, sec, logger.Named("resp")), serveErr)
 	logger.Info("serving", "id", id, "http_addr", n.HTTPAddr(), "resp_addr", n.RESPAddr(), "raft_addr", n.RaftAddr(), "data_dir", c.String("data-dir"))
 
 	ctx, cancel := context.WithCancel(c.Context)

@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/urfave/cli/v2"
 
 	"github.com/raftcache/raftcache/node"
 	"github.com/raftcache/raftcache/resp"
@@ -37,18 +38,38 @@ func listenerAddr(ln net.Listener) string {
 	return ln.Addr().String()
 }
 
-// serveRESP serves the Redis protocol on ln (nothing if ln is nil) and
-// returns the graceful stop: stop accepting, let commands in flight
-// finish until ctx ends, close the connections.
-func serveRESP(n *node.Node, ln net.Listener, maxValueSize int64, logger hclog.Logger, serveErr chan<- error) func(context.Context) {
-	if ln == nil {
-		return func(context.Context) {}
+// respFlags are the Redis front's own settings; --resp-addr is with the
+// addresses, and TLS and tokens are shared with the HTTP API.
+func respFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.IntFlag{Name: "resp-max-clients", EnvVars: []string{"RAFTCACHE_RESP_MAX_CLIENTS"}, Value: 10000,
+			Usage: "open Redis-protocol connections at most; more are refused with `max number of clients reached`"},
 	}
+}
+
+// respConfig is the Redis front's configuration: the same value limit,
+// tokens and TLS certificate as the HTTP API (with --tls-client-ca, Redis
+// clients need a client certificate too), and for relaying to the leader
+// the client side used between members.
+func respConfig(c *cli.Context, sec *security, logger hclog.Logger) resp.Config {
 	version := ""
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		version = bi.Main.Version
 	}
-	srv := resp.New(n, resp.Config{MaxValueSize: maxValueSize, Logger: logger, Version: version})
+	return resp.Config{MaxValueSize: c.Int64("max-value-size"), Logger: logger, Version: version,
+		Auth: sec.auth, TLS: sec.serverTLS, ForwardTLS: sec.peerHTTP,
+		Limits: resp.Limits{MaxClients: c.Int("resp-max-clients")}}
+}
+
+// serveRESP serves the Redis protocol on ln (nothing if ln is nil) and
+// returns the graceful stop: stop accepting, let commands in flight
+// finish until ctx ends, close the connections.
+func serveRESP(n *node.Node, ln net.Listener, cfg resp.Config, serveErr chan<- error) func(context.Context) {
+	if ln == nil {
+		return func(context.Context) {}
+	}
+	logger := cfg.Logger
+	srv := resp.New(n, cfg)
 	go func() {
 		if err := srv.Serve(ln); err != nil {
 			serveErr <- fmt.Errorf("Redis-protocol server: %w", err)

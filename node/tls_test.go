@@ -1,106 +1,27 @@
 package node
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/raftcache/raftcache/internal/testcerts"
 )
-
-// testCA is a throw-away certificate authority.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
-}
-
-var serial atomic.Int64
-
-func nextSerial() *big.Int { return big.NewInt(serial.Add(1)) }
-
-func newCA(t testing.TB, name string) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          nextSerial(),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Minute),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-// leaf issues a peer certificate for 127.0.0.1 and returns it and its key
-// as PEM.
-func (ca *testCA) leaf(t testing.TB, name string) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: nextSerial(),
-		Subject:      pkix.Name{CommonName: name},
-		NotBefore:    time.Now().Add(-time.Minute),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
-}
 
 // peerTLS writes a leaf of ca for name, its key and ca's certificate to
 // files and loads them with PeerTLSConfig, as the CLI does.
-func peerTLS(t testing.TB, ca *testCA, name string) *tls.Config {
+func peerTLS(t testing.TB, ca *testcerts.CA, name string) *tls.Config {
 	t.Helper()
-	dir := t.TempDir()
-	certPEM, keyPEM := ca.leaf(t, name)
-	files := map[string][]byte{"peer.crt": certPEM, "peer.key": keyPEM, "ca.crt": ca.pem}
-	for f, b := range files {
-		if err := os.WriteFile(filepath.Join(dir, f), b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cfg, err := PeerTLSConfig(filepath.Join(dir, "peer.crt"), filepath.Join(dir, "peer.key"), filepath.Join(dir, "ca.crt"))
+	cert, key, caFile := ca.WriteFiles(t, t.TempDir(), name)
+	cfg, err := PeerTLSConfig(cert, key, caFile)
 	if err != nil {
 		t.Fatalf("PeerTLSConfig: %v", err)
 	}
@@ -108,9 +29,9 @@ func peerTLS(t testing.TB, ca *testCA, name string) *tls.Config {
 }
 
 func TestPeerTLSConfigErrors(t *testing.T) {
-	ca := newCA(t, "ca")
+	ca := testcerts.NewCA(t, "ca")
 	dir := t.TempDir()
-	certPEM, keyPEM := ca.leaf(t, "n1")
+	certPEM, keyPEM := ca.Leaf(t, "n1")
 	write := func(name string, b []byte) string {
 		p := filepath.Join(dir, name)
 		if err := os.WriteFile(p, b, 0o600); err != nil {
@@ -118,11 +39,11 @@ func TestPeerTLSConfigErrors(t *testing.T) {
 		}
 		return p
 	}
-	crt, key, caFile := write("n1.crt", certPEM), write("n1.key", keyPEM), write("ca.crt", ca.pem)
+	crt, key, caFile := write("n1.crt", certPEM), write("n1.key", keyPEM), write("ca.crt", ca.PEM)
 	notPEM := write("junk", []byte("not a certificate"))
 	for name, args := range map[string][3]string{
 		"missing cert":  {filepath.Join(dir, "nope"), key, caFile},
-		"key mismatch":  {crt, write("other.key", func() []byte { _, k := ca.leaf(t, "x"); return k }()), caFile},
+		"key mismatch":  {crt, write("other.key", func() []byte { _, k := ca.Leaf(t, "x"); return k }()), caFile},
 		"missing CA":    {crt, key, filepath.Join(dir, "nope")},
 		"CA not a cert": {crt, key, notPEM},
 	} {
@@ -139,7 +60,7 @@ func TestPeerTLSConfigErrors(t *testing.T) {
 // cluster and replicate; a node whose certificate comes from another CA is
 // let into the configuration but never receives an entry.
 func TestPeerTLSCluster(t *testing.T) {
-	good, rogue := newCA(t, "peer CA"), newCA(t, "rogue CA")
+	good, rogue := testcerts.NewCA(t, "peer CA"), testcerts.NewCA(t, "rogue CA")
 	nodes := newCluster(t, 3, func(c *Config) { c.PeerTLS = peerTLS(t, good, c.ID) })
 	leader := waitForLeader(t, nodes...)
 	mustSet(t, leader, "secret", "s3cr3t")
@@ -196,7 +117,7 @@ func TestPeerTLSCluster(t *testing.T) {
 // peer with a certificate from the CA gets a byte through, in either
 // direction.
 func TestStreamAuthenticatesBothWays(t *testing.T) {
-	good, rogue := newCA(t, "peer CA"), newCA(t, "rogue CA")
+	good, rogue := testcerts.NewCA(t, "peer CA"), testcerts.NewCA(t, "rogue CA")
 	srv, err := newTCPStream("127.0.0.1:0", "", peerTLS(t, good, "server"))
 	if err != nil {
 		t.Fatal(err)

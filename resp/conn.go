@@ -91,13 +91,22 @@ func cmdQuit(s *Server, cl *client, args [][]byte) {
 
 func cmdReset(s *Server, cl *client, args [][]byte) {
 	cl.tx, cl.readonly, cl.name, cl.w.proto = nil, false, "", 2
+	s.logout(cl)
 	cl.w.status("RESET")
 }
 
 // cmdHello is HELLO [protover [AUTH user pass] [SETNAME name]]. raftcache
-// speaks RESP2 and RESP3; it has no users, so AUTH is accepted as the
-// Redis default user (no password) accepts it.
+// speaks RESP2 and RESP3. Without a token file AUTH is accepted as the
+// Redis default user (no password) accepts it; with one it must carry a
+// token (auth.go).
 func cmdHello(s *Server, cl *client, args [][]byte) {
+	if len(args) > 1 && !helloAuth(s, cl, args) {
+		return
+	}
+	if len(args) == 1 && s.cfg.Auth != nil && !cl.authed {
+		cl.w.error(msgNoAuth)
+		return
+	}
 	proto := cl.w.proto
 	name, setName := "", false
 	if len(args) > 1 {
@@ -148,10 +157,6 @@ func cmdHello(s *Server, cl *client, args [][]byte) {
 	w.bulkString(s.role())
 	w.bulkString("modules")
 	w.array(0)
-}
-
-func cmdAuth(s *Server, cl *client, args [][]byte) {
-	cl.w.error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
 }
 
 const msgClientName = "ERR Client names cannot contain spaces, newlines or special characters."
@@ -412,6 +417,7 @@ func cmdInfo(s *Server, cl *client, args [][]byte) {
 		n := len(s.clients)
 		s.mu.Unlock()
 		add("connected_clients", n)
+		add("maxclients", s.cfg.Limits.MaxClients)
 	})
 	section("Memory", func(add func(string, any)) {
 		add("used_memory", st.Bytes)
@@ -427,6 +433,8 @@ func cmdInfo(s *Server, cl *client, args [][]byte) {
 	section("Stats", func(add func(string, any)) {
 		add("total_connections_received", s.connsTotal.Load())
 		add("total_commands_processed", s.cmdsTotal.Load())
+		add("rejected_connections", s.rejected.Load())
+		add("total_auth_failures", s.authFailures.Load())
 		add("expired_keys", st.Expirations)
 		add("evicted_keys", st.Evictions)
 		add("keyspace_hits", st.Hits)
@@ -669,7 +677,7 @@ func (s *Server) relayTx(cl *client, items []*item, depth int) {
 			return
 		}
 		var last []byte
-		n, err := s.fwd.relay(addr, raws, func(reply []byte) { last = append(last[:0], reply...) })
+		n, err := s.fwd.relay(addr, cl.token, raws, func(reply []byte) { last = append(last[:0], reply...) })
 		if n == len(raws) {
 			cl.appendRelayed(last)
 			return

@@ -2,6 +2,7 @@ package resp
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -21,6 +22,12 @@ import (
 // tells the leader never to forward its commands again: a node that is
 // no longer the leader answers TRYAGAIN instead, so two nodes that
 // disagree about who leads cannot bounce a command between them.
+//
+// With a token file, a relay connection first authenticates with the
+// token of the client it relays for (connections are pooled per token), so
+// the leader applies the caller's role, never the follower's: a follower
+// holds no credentials of its own. With TLS on the Redis port, relay
+// connections use TLS too (Config.ForwardTLS).
 
 // forwardedCmd marks a connection as a relay from another member.
 const forwardedCmd = "RAFTCACHE.FORWARDED"
@@ -34,48 +41,57 @@ type forwarder struct {
 	timeout     time.Duration
 	maxIdle     int
 	dialTimeout time.Duration
+	tls         *tls.Config // nil: plaintext
 
 	mu     sync.Mutex
-	idle   map[string][]*fconn // by leader address
+	idle   map[poolKey][]*fconn
 	closed bool
+}
+
+// poolKey identifies interchangeable relay connections: same leader, same
+// caller identity.
+type poolKey struct {
+	addr  string
+	token string // "" without a token file
 }
 
 type fconn struct {
 	nc         net.Conn
-	addr       string
+	key        poolKey
 	buf        []byte // read buffer: buf[start:end] holds unread bytes
 	start, end int
 }
 
-func newForwarder(self string, timeout time.Duration, maxIdle int) *forwarder {
+func newForwarder(self string, timeout time.Duration, maxIdle int, tlsConf *tls.Config) *forwarder {
 	return &forwarder{self: self, timeout: timeout, maxIdle: maxIdle, dialTimeout: 2 * time.Second,
-		idle: map[string][]*fconn{}}
+		tls: tlsConf, idle: map[poolKey][]*fconn{}}
 }
 
-// get returns a live connection to addr: an idle one that the peer has
+// get returns a live connection for key: an idle one that the peer has
 // not closed, or a new one. Idle connections to other addresses (an
 // earlier leader) are closed.
-func (f *forwarder) get(addr string) (*fconn, error) {
+func (f *forwarder) get(key poolKey) (*fconn, error) {
 	f.mu.Lock()
 	if f.closed {
 		f.mu.Unlock()
 		return nil, errors.New("shutting down")
 	}
-	for a, conns := range f.idle {
-		if a != addr {
+	for k, conns := range f.idle {
+		if k.addr != key.addr {
 			for _, c := range conns {
 				c.nc.Close()
 			}
-			delete(f.idle, a)
+			delete(f.idle, k)
 		}
 	}
 	for {
-		conns := f.idle[addr]
+		conns := f.idle[key]
 		if len(conns) == 0 {
+			delete(f.idle, key)
 			break
 		}
 		c := conns[len(conns)-1]
-		f.idle[addr] = conns[:len(conns)-1]
+		f.idle[key] = conns[:len(conns)-1]
 		if c.alive() {
 			f.mu.Unlock()
 			return c, nil
@@ -83,26 +99,42 @@ func (f *forwarder) get(addr string) (*fconn, error) {
 		c.nc.Close()
 	}
 	f.mu.Unlock()
-	return f.dial(addr)
+	return f.dial(key)
 }
 
-func (f *forwarder) dial(addr string) (*fconn, error) {
-	nc, err := net.DialTimeout("tcp", addr, f.dialTimeout)
+func (f *forwarder) dial(key poolKey) (*fconn, error) {
+	d := &net.Dialer{Timeout: f.dialTimeout}
+	var nc net.Conn
+	var err error
+	if f.tls != nil {
+		nc, err = (&tls.Dialer{NetDialer: d, Config: f.tls}).Dial("tcp", key.addr)
+	} else {
+		nc, err = d.Dial("tcp", key.addr)
+	}
 	if err != nil {
 		return nil, err
 	}
-	c := &fconn{nc: nc, addr: addr, buf: make([]byte, 16<<10)}
+	c := &fconn{nc: nc, key: key, buf: make([]byte, 16<<10)}
 	_ = nc.SetDeadline(time.Now().Add(f.timeout))
-	hello := redcon.AppendBulkString(redcon.AppendArray(nil, 2), forwardedCmd)
+	var hello []byte
+	replies := 1
+	if key.token != "" {
+		replies = 2
+		hello = redcon.AppendBulkString(redcon.AppendArray(hello, 2), "AUTH")
+		hello = redcon.AppendBulkString(hello, key.token)
+	}
+	hello = redcon.AppendBulkString(redcon.AppendArray(hello, 2), forwardedCmd)
 	hello = redcon.AppendBulkString(hello, f.self)
 	if _, err := nc.Write(hello); err != nil {
 		nc.Close()
 		return nil, err
 	}
-	reply, err := c.readReply()
-	if err != nil || string(reply) != "+OK\r\n" {
-		nc.Close()
-		return nil, fmt.Errorf("%s did not accept a relay connection: %q %v", addr, reply, err)
+	for range replies {
+		reply, err := c.readReply()
+		if err != nil || string(reply) != "+OK\r\n" {
+			nc.Close()
+			return nil, fmt.Errorf("%s did not accept a relay connection: %q %v", key.addr, reply, err)
+		}
 	}
 	return c, nil
 }
@@ -110,17 +142,24 @@ func (f *forwarder) dial(addr string) (*fconn, error) {
 // alive reports whether an idle connection can be reused: nothing left
 // unread, and the peer has not closed it.
 func (c *fconn) alive() bool {
-	return c.start == c.end && connAlive(c.nc)
+	nc := c.nc
+	if tc, ok := nc.(*tls.Conn); ok {
+		// Peek under TLS: an idle relay connection has no record pending
+		// (session tickets were read with the first reply); a close_notify
+		// or a closed socket shows as bytes or end-of-file.
+		nc = tc.NetConn()
+	}
+	return c.start == c.end && connAlive(nc)
 }
 
 func (f *forwarder) put(c *fconn) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.closed || len(f.idle[c.addr]) >= f.maxIdle {
+	if f.closed || len(f.idle[c.key]) >= f.maxIdle {
 		c.nc.Close()
 		return
 	}
-	f.idle[c.addr] = append(f.idle[c.addr], c)
+	f.idle[c.key] = append(f.idle[c.key], c)
 }
 
 func (f *forwarder) close() {
@@ -135,13 +174,14 @@ func (f *forwarder) close() {
 	}
 }
 
-// relay sends the raw commands to addr on one connection and passes each
+// relay sends the raw commands to addr, authenticated with token when it
+// is not empty, on one connection and passes each
 // reply, in order, to out. It returns how many replies were passed on;
 // fewer than len(cmds) means the connection failed after the commands
 // were (perhaps) received: their outcome is unknown. errNotSent means
 // nothing was written.
-func (f *forwarder) relay(addr string, cmds [][]byte, out func(reply []byte)) (int, error) {
-	c, err := f.get(addr)
+func (f *forwarder) relay(addr, token string, cmds [][]byte, out func(reply []byte)) (int, error) {
+	c, err := f.get(poolKey{addr, token})
 	if err != nil {
 		return 0, fmt.Errorf("%w: %v", errNotSent, err)
 	}

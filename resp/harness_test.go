@@ -23,6 +23,11 @@ import (
 
 const deadline = 20 * time.Second // generous bound for any wait on Raft
 
+// raftTimeout is the heartbeat and election timeout of test nodes: short
+// for quick tests, long enough that a busy 2-core machine (other test
+// binaries, other work) does not cause spurious elections mid-test.
+const raftTimeout = 300 * time.Millisecond
+
 // testNode is a real node (Raft on loopback, bolt files in t.TempDir())
 // serving the Redis protocol.
 type testNode struct {
@@ -50,8 +55,8 @@ func startNode(t *testing.T, id string, bootstrap bool, cfg resp.Config) *testNo
 		DataDir:          t.TempDir(),
 		Bootstrap:        bootstrap,
 		Logger:           logger,
-		HeartbeatTimeout: 100 * time.Millisecond,
-		ElectionTimeout:  100 * time.Millisecond,
+		HeartbeatTimeout: raftTimeout,
+		ElectionTimeout:  raftTimeout,
 	})
 	if err != nil {
 		ln.Close()
@@ -115,10 +120,16 @@ type cluster struct {
 
 func startCluster(t *testing.T, cfg resp.Config) *cluster {
 	t.Helper()
-	c := &cluster{nodes: []*testNode{startNode(t, "n1", true, cfg)}}
+	return startClusterWith(t, func(string) resp.Config { return cfg })
+}
+
+// startClusterWith is startCluster with a configuration per node id.
+func startClusterWith(t *testing.T, cfg func(id string) resp.Config) *cluster {
+	t.Helper()
+	c := &cluster{nodes: []*testNode{startNode(t, "n1", true, cfg("n1"))}}
 	waitFor(t, "n1 to lead", func() bool { return serves(c.nodes[0]) })
 	for _, id := range []string{"n2", "n3"} {
-		n := startNode(t, id, false, cfg)
+		n := startNode(t, id, false, cfg(id))
 		ctx, cancel := context.WithTimeout(context.Background(), deadline)
 		err := c.nodes[0].AddMember(ctx, node.Member{ID: id, RaftAddr: n.RaftAddr(), HTTPAddr: n.HTTPAddr(), RESPAddr: n.addr, Voter: true})
 		cancel()

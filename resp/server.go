@@ -15,6 +15,7 @@ package resp
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"strings"
@@ -25,6 +26,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/tidwall/redcon"
 
+	"github.com/raftcache/raftcache/auth"
 	"github.com/raftcache/raftcache/fsm"
 	"github.com/raftcache/raftcache/node"
 )
@@ -53,6 +55,20 @@ type Config struct {
 	ForwardIdle int
 	// Version is reported by INFO and HELLO as raftcache_version.
 	Version string
+
+	// Auth, if set, requires AUTH (or HELLO ... AUTH) with a token of the
+	// token file before any other command, and a role per command: read
+	// for reads, write for writes (docs/security.md).
+	Auth *auth.Tokens
+	// TLS, if set, makes the port TLS-only (with client certificates if
+	// it requires them).
+	TLS *tls.Config
+	// ForwardTLS is the client side of relay connections to the leader's
+	// Redis port; set it when the members serve TLS.
+	ForwardTLS *tls.Config
+	// Limits against hostile or broken clients; zero values take the
+	// defaults in limits.go.
+	Limits Limits
 }
 
 // Server serves the Redis protocol for one node.
@@ -71,8 +87,10 @@ type Server struct {
 	busy     atomic.Int64 // handlers running
 	nextID   atomic.Int64
 
-	connsTotal atomic.Uint64
-	cmdsTotal  atomic.Uint64
+	connsTotal   atomic.Uint64
+	rejected     atomic.Uint64 // connections refused at MaxClients
+	authFailures atomic.Uint64
+	cmdsTotal    atomic.Uint64
 
 	mu      sync.Mutex
 	clients map[*client]struct{}
@@ -88,6 +106,11 @@ type client struct {
 	libVer    string
 	readonly  bool // READONLY: reads are served from this node's state, however stale
 	forwarded bool // a relay connection from another member: never forward again
+	authed    bool // AUTH succeeded (or no token file)
+	principal auth.Principal
+	token     string // the token it authenticated with, passed on when relaying
+	gen       uint64 // token file generation principal was looked up in
+	limits    *limitConn
 	quit      bool
 	tx        *txState // inside MULTI
 	w         writer
@@ -116,11 +139,12 @@ func New(n *node.Node, cfg Config) *Server {
 	if cfg.ForwardIdle <= 0 {
 		cfg.ForwardIdle = 64
 	}
+	cfg.Limits.setDefaults(cfg.MaxValueSize)
 	return &Server{
 		node:    n,
 		cfg:     cfg,
 		logger:  cfg.Logger,
-		fwd:     newForwarder(n.ID(), cfg.Timeout+5*time.Second, cfg.ForwardIdle),
+		fwd:     newForwarder(n.ID(), cfg.Timeout+5*time.Second, cfg.ForwardIdle, cfg.ForwardTLS),
 		cursors: newCursorTable(),
 		started: time.Now(),
 		served:  make(chan struct{}),
@@ -138,7 +162,10 @@ func (s *Server) Serve(ln net.Listener) error {
 		close(s.served)
 		return nil
 	}
-	s.ln = newDrainListener(ln)
+	needAuth := s.cfg.Auth != nil
+	s.ln = newDrainListener(ln, func(c net.Conn) net.Conn {
+		return newLimitConn(c, s.cfg.TLS, &s.cfg.Limits, needAuth)
+	})
 	rs := redcon.NewServer(ln.Addr().String(), s.handle, s.accept, s.closed)
 	s.mu.Unlock()
 	defer close(s.served)
@@ -191,7 +218,20 @@ func (s *Server) accept(conn redcon.Conn) bool {
 	if s.draining.Load() {
 		return false
 	}
-	cl := &client{id: s.nextID.Add(1), addr: conn.RemoteAddr(), created: time.Now(), w: writer{proto: 2}}
+	lc, _ := conn.NetConn().(*limitConn)
+	s.mu.Lock()
+	full := len(s.clients) >= s.cfg.Limits.MaxClients
+	s.mu.Unlock()
+	if full {
+		s.rejected.Add(1)
+		if lc != nil && s.cfg.TLS == nil { // under TLS a reply would need a handshake here
+			_ = lc.raw.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+			_, _ = lc.raw.Write([]byte("-ERR max number of clients reached\r\n"))
+		}
+		return false
+	}
+	cl := &client{id: s.nextID.Add(1), addr: conn.RemoteAddr(), created: time.Now(), w: writer{proto: 2},
+		authed: s.cfg.Auth == nil, limits: lc}
 	conn.SetContext(cl)
 	s.connsTotal.Add(1)
 	s.mu.Lock()
@@ -254,6 +294,14 @@ func (s *Server) process(cl *client, cmds []redcon.Command) {
 		it := &item{raw: c.Raw, args: c.Args, name: strings.ToLower(string(c.Args[0]))}
 		it.cmd = commands[it.name]
 		cl.lastCmd = it.name
+		if msg := s.authorize(cl, it.name, it.cmd); msg != "" {
+			r.flush()
+			if cl.tx != nil && !txControl[it.name] {
+				cl.tx.dirty = true
+			}
+			cl.w.error(msg)
+			continue
+		}
 		if cl.tx != nil && !txControl[it.name] {
 			r.flush()
 			s.queue(cl, it)
@@ -592,7 +640,7 @@ func (s *Server) relayItems(cl *client, items []*item, depth int) {
 		for i, it := range items {
 			raws[i] = it.raw
 		}
-		n, err := s.fwd.relay(addr, raws, cl.appendRelayed)
+		n, err := s.fwd.relay(addr, cl.token, raws, cl.appendRelayed)
 		items = items[n:]
 		if len(items) == 0 {
 			return
@@ -649,13 +697,14 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 // every connection as soon as its Accept fails.
 type drainListener struct {
 	net.Listener
+	wrap                  func(net.Conn) net.Conn
 	stopOnce, releaseOnce sync.Once
 	stopped               chan struct{}
 	released              chan struct{}
 }
 
-func newDrainListener(ln net.Listener) *drainListener {
-	return &drainListener{Listener: ln, stopped: make(chan struct{}), released: make(chan struct{})}
+func newDrainListener(ln net.Listener, wrap func(net.Conn) net.Conn) *drainListener {
+	return &drainListener{Listener: ln, wrap: wrap, stopped: make(chan struct{}), released: make(chan struct{})}
 }
 
 func (l *drainListener) Accept() (net.Conn, error) {
@@ -667,8 +716,9 @@ func (l *drainListener) Accept() (net.Conn, error) {
 			return nil, net.ErrClosed
 		default:
 		}
+		return c, err
 	}
-	return c, err
+	return l.wrap(c), nil
 }
 
 func (l *drainListener) stop() {

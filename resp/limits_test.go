@@ -1,0 +1,90 @@
+package resp_test
+
+import (
+	"io"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/raftcache/raftcache/resp"
+)
+
+// expectClosed checks that the server closed the connection.
+func (c *rawConn) expectClosed() {
+	c.t.Helper()
+	if b, err := c.rd.ReadByte(); err == nil {
+		c.t.Fatalf("the connection is still open (read %q)", b)
+	}
+}
+
+func TestLimitsCutHostileCommands(t *testing.T) {
+	n := startNode(t, "n1", true, resp.Config{MaxValueSize: 1 << 10,
+		Limits: resp.Limits{MaxClients: 3, MaxArgs: 100, MaxCommandBytes: 64 << 10, MaxInline: 1 << 10}})
+	waitFor(t, "n1 to lead", func() bool { return serves(n) })
+	for _, tc := range []struct{ name, send, reply string }{
+		{"a bulk announced at 4 GB", "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$4000000000\r\nxxxx", "-ERR Protocol error: invalid bulk length\r\n"},
+		{"a million arguments", "*1000000\r\n$3\r\nDEL\r\n", "-ERR Protocol error: invalid multibulk length\r\n"},
+		{"an endless inline line", strings.Repeat("GET ", 300), "-ERR Protocol error: too big inline request\r\n"},
+		{"a command over 64 KiB", "*100\r\n$4\r\nMSET\r\n" + strings.Repeat("$1024\r\n"+strings.Repeat("v", 1024)+"\r\n", 70), "-ERR Protocol error: command too big\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := dialRaw(t, n.addr)
+			r.send(cmd("SET", "before", "1"))
+			r.expect("+OK\r\n")
+			r.send(tc.send)
+			r.expect(tc.reply)
+			r.expectClosed()
+		})
+	}
+	// A value over the value limit but under the bulk limit gets the
+	// polite error and the connection stays.
+	r := dialRaw(t, n.addr)
+	r.send(cmd("SET", "k", strings.Repeat("v", 2<<10)) + cmd("GET", "before"))
+	r.expect("-ERR value is larger than the limit of 1024 bytes\r\n$1\r\n1\r\n")
+
+	// MaxClients: r and two more fill the node; the next is refused.
+	waitFor(t, "the cut connections to be gone", func() bool {
+		r.send(cmd("INFO", "clients"))
+		size, err := strconv.Atoi(strings.TrimSpace(r.expectPrefix("$")[1:]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := make([]byte, size+2)
+		if _, err := io.ReadFull(r.rd, body); err != nil {
+			t.Fatal(err)
+		}
+		return strings.Contains(string(body), "connected_clients:1\r\n")
+	})
+	a, b := dialRaw(t, n.addr), dialRaw(t, n.addr)
+	a.send(cmd("PING"))
+	a.expect("+PONG\r\n")
+	b.send(cmd("PING"))
+	b.expect("+PONG\r\n")
+	extra := dialRaw(t, n.addr)
+	extra.expect("-ERR max number of clients reached\r\n")
+	extra.expectClosed()
+	a.nc.Close()
+	waitFor(t, "a slot to free up", func() bool {
+		c := dialRaw(t, n.addr)
+		defer c.nc.Close()
+		c.send(cmd("PING"))
+		line, _ := c.rd.ReadString('\n')
+		return line == "+PONG\r\n"
+	})
+}
+
+func TestPreAuthLimits(t *testing.T) {
+	toks, _ := tokenFile(t, "write "+writeTok)
+	n := startNode(t, "n1", true, resp.Config{Auth: toks})
+	waitFor(t, "n1 to lead", func() bool { return serves(n) })
+	r := dialRaw(t, n.addr)
+	r.send(cmd("SET", "k", strings.Repeat("v", 100<<10)))
+	r.expect("-ERR Protocol error: invalid bulk length\r\n")
+	r.expectClosed()
+
+	r = dialRaw(t, n.addr)
+	r.send(cmd("AUTH", writeTok))
+	r.expect("+OK\r\n")
+	r.send(cmd("SET", "k", strings.Repeat("v", 100<<10)))
+	r.expect("+OK\r\n")
+}
