@@ -72,6 +72,7 @@ func nodeFlags() []cli.Flag {
 		&cli.Uint64Flag{Name: "trailing-logs", EnvVars: env("TRAILING_LOGS"), Value: 10240, Usage: "log entries kept after a snapshot"},
 	}
 	flags = append(flags, securityFlags()...)
+	flags = append(flags, limitFlags()...)
 	for i, f := range flags[1:] {
 		flags[i+1] = fileSettable(f)
 	}
@@ -133,6 +134,10 @@ func runNode(c *cli.Context) error {
 	if err != nil {
 		return usagef("--max-memory: %v", err)
 	}
+	limits, maxInflight, err := serverLimits(c, logger)
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", c.String("http-addr"))
 	if err != nil {
 		return fmt.Errorf("listen on --http-addr: %w", err)
@@ -170,9 +175,10 @@ func runNode(c *cli.Context) error {
 	}
 	api := transport.New(n, transport.Config{
 		MaxValueSize: c.Int64("max-value-size"), Logger: logger.Named("http"), Pprof: c.Bool("pprof"),
-		Auth: sec.auth, TLS: sec.serverTLS != nil, PeerClientTLS: sec.peerHTTP,
+		Auth: sec.auth, TLS: sec.serverTLS != nil, PeerClientTLS: sec.peerHTTP, MaxInflight: maxInflight,
 	})
-	srv := transport.NewHTTPServer(api)
+	srv := transport.NewHTTPServer(api, limits)
+	ln = srv.Listener(ln) // the connection cap counts TLS handshakes too
 	serveErr := make(chan error, 2)
 	if sec.serverTLS != nil {
 		ln = tls.NewListener(ln, sec.serverTLS)
