@@ -73,6 +73,7 @@ func nodeFlags() []cli.Flag {
 	}
 	flags = append(flags, securityFlags()...)
 	flags = append(flags, respFlags()...)
+	flags = append(flags, limitFlags()...)
 	for i, f := range flags[1:] {
 		flags[i+1] = fileSettable(f)
 	}
@@ -130,6 +131,10 @@ func runNode(c *cli.Context) error {
 	if err != nil {
 		return usagef("--max-memory: %v", err)
 	}
+	limits, maxInflight, err := serverLimits(c, logger)
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", c.String("http-addr"))
 	if err != nil {
 		return fmt.Errorf("listen on --http-addr: %w", err)
@@ -167,9 +172,10 @@ func runNode(c *cli.Context) error {
 	}
 	api := transport.New(n, transport.Config{
 		MaxValueSize: c.Int64("max-value-size"), Logger: logger.Named("http"), Pprof: c.Bool("pprof"),
-		Auth: sec.auth, TLS: sec.serverTLS != nil, PeerClientTLS: sec.peerHTTP,
+		Auth: sec.auth, TLS: sec.serverTLS != nil, PeerClientTLS: sec.peerHTTP, MaxInflight: maxInflight,
 	})
-	srv := transport.NewHTTPServer(api)
+	srv := transport.NewHTTPServer(api, limits)
+	ln = srv.Listener(ln) // the connection cap counts TLS handshakes too
 	serveErr := make(chan error, 2)
 	if sec.serverTLS != nil {
 		ln = tls.NewListener(ln, sec.serverTLS)

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"math"
 	"strconv"
+
+	"github.com/google/btree"
 )
 
 // apply executes one decoded command against the writer's private state.
@@ -40,9 +42,34 @@ func (f *FSM) apply(s *state, index uint64, c *Command) Result {
 		}
 		s.counters.Evictions += uint64(r.Count)
 	case OpDeletePrefix:
+		if len(c.Key) == 0 {
+			r.Count = s.clear(c.Now)
+			s.counters.Deletes += uint64(r.Count)
+			break
+		}
 		var doomed []*item
 		s.tree.AscendGreaterOrEqual(&item{key: string(c.Key)}, func(it *item) bool {
 			if !bytes.HasPrefix([]byte(it.key), c.Key) {
+				return false
+			}
+			doomed = append(doomed, it)
+			return true
+		})
+		for _, it := range doomed {
+			if !it.expired(c.Now) {
+				r.Count++
+			}
+			s.remove(it)
+		}
+		s.counters.Deletes += uint64(r.Count)
+	case OpDeletePrefixChunk:
+		doomed := make([]*item, 0, min(c.Limit, 256))
+		s.tree.AscendGreaterOrEqual(&item{key: string(c.Key)}, func(it *item) bool {
+			if !bytes.HasPrefix([]byte(it.key), c.Key) {
+				return false
+			}
+			if len(doomed) == c.Limit {
+				r.More = true
 				return false
 			}
 			doomed = append(doomed, it)
@@ -202,6 +229,25 @@ func (s *state) put(it, old *item, index uint64, now int64) uint64 {
 func (s *state) remove(it *item) {
 	s.tree.Delete(it)
 	s.drop(it)
+}
+
+// clear removes every key at once, as deleting them one by one would, and
+// returns how many were live at now. It costs the expired keys not yet
+// reaped, not the whole cache, so flushing a big cache does not stall
+// the log.
+func (s *state) clear(now int64) int {
+	expired := 0
+	s.ttl.Ascend(func(t ttlKey) bool {
+		if t.at > now {
+			return false
+		}
+		expired++
+		return true
+	})
+	live := s.tree.Len() - expired
+	s.tree, s.ttl = btree.NewG(32, itemLess), btree.NewG(32, ttlLess)
+	s.bytes = 0
+	return live
 }
 
 // drop forgets it's accounting and expiry entry (the tree slot is reused

@@ -22,12 +22,16 @@ const (
 	OpEvict        Op = 8  // remove listed keys at listed versions (leader's eviction)
 	OpDeletePrefix Op = 9  // remove every key with a prefix
 	OpBatch        Op = 10 // several commands in one entry, atomic or not
+	// OpDeletePrefixChunk removes at most Limit keys with a prefix, in
+	// key order, so that one entry's apply time is bounded however many
+	// keys share the prefix; the proposer repeats it while Result.More.
+	OpDeletePrefixChunk Op = 11
 )
 
 var opNames = map[Op]string{
 	OpSet: "set", OpDelete: "delete", OpSetMember: "set-member", OpRemoveMember: "remove-member",
 	OpIncr: "incr", OpTouch: "touch", OpExpire: "expire", OpEvict: "evict",
-	OpDeletePrefix: "delete-prefix", OpBatch: "batch",
+	OpDeletePrefix: "delete-prefix", OpBatch: "batch", OpDeletePrefixChunk: "delete-prefix-chunk",
 }
 
 func (o Op) String() string {
@@ -61,8 +65,9 @@ const formatV1 byte = 1
 // MaxReqID bounds a request id.
 const MaxReqID = 64
 
-// MaxBatch bounds the commands in one OpBatch and the keys in one
-// OpExpire or OpEvict, so one entry stays a reasonable size.
+// MaxBatch bounds the commands in one OpBatch, the keys in one OpExpire or
+// OpEvict, and the Limit of one OpDeletePrefixChunk, so one entry stays a
+// reasonable size and takes a bounded time to apply.
 const MaxBatch = 4096
 
 // Command is one replicated operation. Now is the proposing leader's wall
@@ -72,7 +77,8 @@ type Command struct {
 	Op       Op
 	Now      int64  // leader wall clock when proposed, Unix ns
 	ReqID    []byte // client's request id: a retry with the same id is answered, not re-applied
-	Key      []byte // OpSet, OpDelete, OpIncr, OpTouch; the prefix of OpDeletePrefix
+	Key      []byte // OpSet, OpDelete, OpIncr, OpTouch; the prefix of OpDeletePrefix(Chunk)
+	Limit    int    // OpDeletePrefixChunk: at most this many keys (1 to MaxBatch)
 	Value    []byte // OpSet
 	ExpireAt int64  // OpSet, OpIncr (on create), OpTouch: absolute Unix ns; 0 = never
 	Cond     Cond   // OpSet, OpDelete
@@ -143,6 +149,9 @@ func (c *Command) encodeBody(dst []byte) []byte {
 		}
 	case OpDeletePrefix:
 		dst = appendBytes(dst, c.Key)
+	case OpDeletePrefixChunk:
+		dst = appendBytes(dst, c.Key)
+		dst = binary.AppendUvarint(dst, uint64(c.Limit))
 	case OpBatch:
 		atomic := byte(0)
 		if c.Atomic {
@@ -217,6 +226,11 @@ func (d *decoder) body(c *Command, top bool) {
 		}
 	case OpDeletePrefix:
 		c.Key = d.bytes()
+	case OpDeletePrefixChunk:
+		c.Key = d.bytes()
+		if c.Limit = d.count(); c.Limit < 1 && d.err == nil {
+			d.failf("delete-prefix-chunk limit 0")
+		}
 	case OpBatch:
 		if !top {
 			d.failf("nested batch")

@@ -34,6 +34,8 @@ func commandCases() map[string]Command {
 		"expire-none":     {Op: OpExpire, Now: t0},
 		"evict":           {Op: OpEvict, Now: t0, Keys: [][]byte{[]byte("a"), []byte("b")}, Versions: []uint64{1, math.MaxUint64}},
 		"delete-prefix":   {Op: OpDeletePrefix, Now: t0, Key: []byte("user/")},
+		"delete-chunk":    {Op: OpDeletePrefixChunk, Now: t0, Key: []byte("user/"), Limit: MaxBatch},
+		"delete-chunk-1":  {Op: OpDeletePrefixChunk, Now: t0, Key: []byte{0xff}, Limit: 1},
 		"batch": {Op: OpBatch, Now: t0, Atomic: true, Cmds: []*Command{
 			{Op: OpSet, Now: t0, Key: []byte("a"), Value: []byte("1"), Cond: CondAbsent},
 			{Op: OpDelete, Now: t0, Key: []byte("b"), Cond: CondVersion, Version: 3},
@@ -181,6 +183,8 @@ func TestDecodeRejectsBadFields(t *testing.T) {
 
 	tooMany := Command{Op: OpExpire, Now: t0, Keys: make([][]byte, MaxBatch+1)}
 	wantBad(t, "expire over MaxBatch", tooMany.Encode(nil))
+	wantBad(t, "delete-prefix-chunk limit 0", (&Command{Op: OpDeletePrefixChunk, Key: []byte("p")}).Encode(nil))
+	wantBad(t, "delete-prefix-chunk over MaxBatch", (&Command{Op: OpDeletePrefixChunk, Key: []byte("p"), Limit: MaxBatch + 1}).Encode(nil))
 	ok := Command{Op: OpExpire, Now: t0, Keys: make([][]byte, MaxBatch)}
 	if _, err := Decode(ok.Encode(nil)); err != nil {
 		t.Errorf("expire with MaxBatch keys: %v", err)

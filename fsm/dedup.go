@@ -101,9 +101,12 @@ func appendResult(dst []byte, r *Result) []byte {
 	dst = binary.AppendVarint(dst, r.Value)
 	dst = binary.AppendUvarint(dst, uint64(r.Count))
 	dst = binary.AppendUvarint(dst, r.Current)
-	deleted := uint64(0)
+	deleted := uint64(0) // bit 0: Deleted; bit 1: More
 	if r.Deleted {
 		deleted = 1
+	}
+	if r.More {
+		deleted |= 2
 	}
 	dst = binary.AppendUvarint(dst, deleted)
 	dst = binary.AppendUvarint(dst, errCode(r.Err))
@@ -133,7 +136,7 @@ func readResult(r io.ByteReader, depth int) (*Result, error) {
 		return nil, errors.New("bad stored result")
 	}
 	res := &Result{Index: vals[0], Version: vals[1], Value: int64(vals[2]), Count: int(vals[3]),
-		Current: vals[4], Deleted: vals[5] == 1, Err: resultErrs[vals[6]]}
+		Current: vals[4], Deleted: vals[5]&1 == 1, More: vals[5]&2 != 0, Err: resultErrs[vals[6]]}
 	for i := uint64(0); i < vals[7]; i++ {
 		sub, err := readResult(r, depth+1)
 		if err != nil {

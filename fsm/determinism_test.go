@@ -110,6 +110,11 @@ func randomLog(seed int64, n int) []*raft.Log {
 			}
 		case r < 17:
 			c = &Command{Op: OpDeletePrefix, Key: []byte(prefixes[rng.Intn(3)] + fmt.Sprint(rng.Intn(2)))}
+			if rng.Intn(10) == 0 {
+				c.Key = nil // flush
+			} else if rng.Intn(2) == 0 {
+				c.Op, c.Limit = OpDeletePrefixChunk, 1+rng.Intn(3)
+			}
 		case r < 25:
 			c = &Command{Op: OpBatch, Atomic: rng.Intn(2) == 0}
 			for i := rng.Intn(6); i >= 0; i-- {

@@ -90,7 +90,8 @@ type Result struct {
 	Version   uint64   // set, incr, touch: the key's version afterwards
 	Deleted   bool     // delete: a live key was removed; touch: the key existed
 	Value     int64    // incr: the new value
-	Count     int      // expire, evict, delete-prefix: keys removed
+	Count     int      // expire, evict, delete-prefix(-chunk): live keys removed
+	More      bool     // delete-prefix-chunk: keys with the prefix remain
 	Prev      []byte   // set with FlagReturnPrev: the previous value
 	PrevFound bool     // set with FlagReturnPrev: there was a previous value
 	Current   uint64   // with ErrConditionFailed: the current version, 0 if absent

@@ -202,3 +202,70 @@ func TestIncrTouchDeletePrefix(t *testing.T) {
 		t.Errorf("keys under p after delete-prefix: %q", keys)
 	}
 }
+
+// A prefix delete in chunks removes at most Limit keys per entry, in key
+// order, counts only live ones, and says whether keys remain.
+func TestDeletePrefixChunk(t *testing.T) {
+	f := New(nil)
+	var b logBuilder
+	for _, k := range []string{"p/1", "p/2", "p/3", "p/4", "p/5", "p", "q/1"} {
+		applyOne(t, f, b.cmd(set(k, "v", t0, 0)))
+	}
+	applyOne(t, f, b.cmd(set("p/0", "v", t0, t0))) // expired: removed, not counted, but it takes a slot
+	chunk := Command{Op: OpDeletePrefixChunk, Now: t0, Key: []byte("p/"), Limit: 2}
+	for i, want := range []struct {
+		count int
+		more  bool
+		left  int
+	}{{1, true, 4}, {2, true, 2}, {2, false, 0}, {0, false, 0}} {
+		r := applyOne(t, f, b.cmd(chunk))
+		if r.Count != want.count || r.More != want.more {
+			t.Fatalf("chunk %d: Count %d More %v, want %d %v", i, r.Count, r.More, want.count, want.more)
+		}
+		if keys, _ := f.Keys([]byte("p/"), nil, 10, t0); len(keys) != want.left {
+			t.Fatalf("chunk %d: %d keys left under p/, want %d", i, len(keys), want.left)
+		}
+	}
+	mustGet(t, f, "p", t0, "v")
+	mustGet(t, f, "q/1", t0, "v")
+	if st := f.Stats(); st.Deletes != 5 || st.Keys != 2 {
+		t.Errorf("stats after the chunks: %+v", st)
+	}
+}
+
+// Deleting the empty prefix (a flush) clears everything in one step and
+// counts the live keys, the same as removing them one by one would.
+func TestFlushClearsEverything(t *testing.T) {
+	f, g := New(nil), New(nil)
+	var bf, bg logBuilder
+	for _, k := range []string{"a", "b/1", "c"} {
+		applyOne(t, f, bf.cmd(set(k, "v", t0, t0+1e9)))
+		applyOne(t, g, bg.cmd(set(k, "v", t0, t0+1e9)))
+	}
+	for _, fx := range []*FSM{f, g} {
+		var b *logBuilder
+		if fx == f {
+			b = &bf
+		} else {
+			b = &bg
+		}
+		applyOne(t, fx, b.cmd(set("dead", "v", t0, t0+10)))
+		applyOne(t, fx, b.cmd(set("forever", "v", t0, 0)))
+	}
+	r := applyOne(t, f, bf.cmd(Command{Op: OpDeletePrefix, Now: t0 + 10}))
+	if r.Count != 4 {
+		t.Errorf("flush Count = %d, want 4 live keys", r.Count)
+	}
+	// The same removal, key by key, through chunks.
+	for more := true; more; {
+		more = applyOne(t, g, bg.cmd(Command{Op: OpDeletePrefixChunk, Now: t0 + 10, Limit: 2})).More
+	}
+	if fs, gs := f.Stats(), g.Stats(); fs.Keys != 0 || fs.Bytes != 0 || fs.Deletes != gs.Deletes || gs.Keys != 0 || gs.Bytes != 0 {
+		t.Errorf("after a flush %+v; after chunks %+v", fs, gs)
+	}
+	if got := f.Expired(t0+2e9, 10); len(got) != 0 {
+		t.Errorf("the expiry index still lists %q after a flush", got)
+	}
+	applyOne(t, f, bf.cmd(set("a", "new", t0+20, 0)))
+	mustGet(t, f, "a", t0+20, "new")
+}

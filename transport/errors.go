@@ -95,7 +95,7 @@ func errorCode(err error) (status int, code string) {
 func writeErrorBody(w http.ResponseWriter, err error, body errorBody) {
 	status, code := errorCode(err)
 	if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
-		w.Header().Set("Retry-After", "1")
+		w.Header().Set("Retry-After", retryAfterSeconds)
 	}
 	body.Error, body.Code = err.Error(), code
 	writeJSON(w, status, body)

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"net/http"
 	"strconv"
+	"time"
 	"unicode/utf8"
 )
 
@@ -88,10 +89,18 @@ func (s *Server) handleKeys(w http.ResponseWriter, r *http.Request) {
 type deletePrefixResponse struct {
 	Deleted int    `json:"deleted"`
 	Index   uint64 `json:"index"`
+	Entries int    `json:"entries"` // Raft entries it took: 1 unless more than fsm.MaxBatch keys matched
 }
 
-// handleDeletePrefix removes every key under ?prefix= in one Raft entry.
-// An empty prefix would flush the cache, so it needs ?all=true instead.
+// prefixDeleteTimeout bounds one prefix delete, all its chunks together:
+// a few million keys on a small machine. It stays below the server's
+// default write timeout, so the answer is not cut.
+const prefixDeleteTimeout = 30 * time.Second
+
+// handleDeletePrefix removes every key under ?prefix=, at most
+// fsm.MaxBatch keys per Raft entry (see node.DeleteKeysWithPrefix). An
+// empty prefix would flush the cache, so it needs ?all=true instead; a
+// flush is one entry whatever the cache's size.
 func (s *Server) handleDeletePrefix(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	prefix := q.Get("prefix")
@@ -99,15 +108,19 @@ func (s *Server) handleDeletePrefix(w http.ResponseWriter, r *http.Request) {
 		writeError(w, badRequest("empty_prefix", "give ?prefix=P, or ?all=true to delete every key"))
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), defaultWriteTimeout)
+	if len(prefix) > MaxKeySize {
+		writeError(w, badRequest("bad_prefix", "the prefix is longer than a key may be ("+strconv.Itoa(MaxKeySize)+" bytes)"))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), prefixDeleteTimeout)
 	defer cancel()
-	res, err := s.node.DeletePrefix(ctx, []byte(prefix))
+	res, err := s.node.DeleteKeysWithPrefix(ctx, []byte(prefix))
 	if err != nil {
 		s.writeFailed(w, r, err, nil)
 		return
 	}
 	w.Header().Set("X-Raft-Index", strconv.FormatUint(res.Index, 10))
-	writeJSON(w, http.StatusOK, deletePrefixResponse{Deleted: res.Count, Index: res.Index})
+	writeJSON(w, http.StatusOK, deletePrefixResponse{Deleted: res.Deleted, Index: res.Index, Entries: res.Entries})
 }
 
 // readFailed answers a failed read: redirect when the leader can serve it.

@@ -280,7 +280,9 @@ func (s *Server) readValue(w http.ResponseWriter, r *http.Request, keyLen int) (
 	if r.ContentLength > max {
 		return nil, tooLarge
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, max64(r.ContentLength, 0)+bytes.MinRead))
+	// Size the buffer from Content-Length only up to a point: a client
+	// announcing 4 MiB and sending nothing must not pin 4 MiB per request.
+	buf := bytes.NewBuffer(make([]byte, 0, min(max64(r.ContentLength, 0), maxPrealloc)+bytes.MinRead))
 	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, max)); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -300,6 +302,9 @@ func (s *Server) fits(keyLen int, valueLen int64) error {
 	}
 	return nil
 }
+
+// maxPrealloc bounds the body buffer allocated before the body arrives.
+const maxPrealloc = 64 << 10
 
 func max64(a, b int64) int64 {
 	if a > b {

@@ -51,6 +51,10 @@ func (s *Server) newMetrics() *metrics {
 		gauge("raftcache_raft_applied_index", "Raft index applied to this node's cache.", func() float64 { return float64(n.Status().AppliedIndex) }),
 		counter("raftcache_strong_read_rounds_total", "Leadership confirmations (VerifyLeader rounds) for strong reads.", func() float64 { return float64(n.ReadStats().Rounds) }),
 		counter("raftcache_strong_reads_total", "Strong reads served through those rounds.", func() float64 { return float64(n.ReadStats().Reads) }),
+		counter("raftcache_http_overloaded_total", "Requests refused with 503 overloaded by the in-flight bound.", func() float64 { return float64(s.overloaded.Load()) }),
+		gauge("raftcache_http_connections_open", "Open HTTP connections (bounded by --max-connections).", func() float64 { return float64(s.conns().Open) }),
+		counter("raftcache_http_connections_evicted_total", "Idle or header-sending connections closed to make room under --max-connections.", func() float64 { return float64(s.conns().Evicted) }),
+		counter("raftcache_http_connections_refused_total", "Connections refused with 503: every open one was inside a handler.", func() float64 { return float64(s.conns().Refused) }),
 		prometheus.CollectorFunc(func(ch chan<- prometheus.Metric) {
 			cur := n.Status().State
 			for _, st := range []string{"Follower", "Candidate", "Leader", "Shutdown"} {
@@ -94,4 +98,13 @@ type statusWriter struct {
 func (w *statusWriter) WriteHeader(code int) {
 	w.status = code
 	w.ResponseWriter.WriteHeader(code)
+}
+
+// conns is the listener's connection counters, zero if the Server is not
+// served through NewHTTPServer.
+func (s *Server) conns() ConnStats {
+	if f := s.connStats.Load(); f != nil {
+		return (*f)()
+	}
+	return ConnStats{}
 }

@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"net/http"
 	"net/http/pprof"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -31,7 +32,7 @@ type Config struct {
 	MaxValueSize int64        // default DefaultMaxValueSize
 	Logger       hclog.Logger // nil discards
 	Pprof        bool         // serve Go's profiler under /debug/pprof/ (admin role)
-	MaxInflight  int          // requests handled at once; default DefaultMaxInflight
+	MaxInflight  int          // requests handled at once (probes excepted); default DefaultMaxInflight
 	// Auth, if set, requires a bearer token with a sufficient role on
 	// every route but /livez and /readyz.
 	Auth *auth.Tokens
@@ -51,8 +52,12 @@ type Server struct {
 	router   *mux.Router
 	handler  http.Handler // router behind the in-flight limit
 	inflight chan struct{}
-	metrics  *metrics
-	peers    *http.Client // for ?scope=cluster fan-out
+	// overloaded counts requests refused by the in-flight bound;
+	// connStats, once NewHTTPServer wraps this Server, the listener's.
+	overloaded atomic.Uint64
+	connStats  atomic.Pointer[func() ConnStats]
+	metrics    *metrics
+	peers      *http.Client // for ?scope=cluster fan-out
 }
 
 // New builds the API handler for n.
@@ -137,16 +142,4 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.handler.ServeHTTP(w, r)
 }
 
-// NewHTTPServer wraps h in an http.Server with the timeouts and header
-// limit a network-facing server needs, so a slow or hostile client cannot
-// hold connections or memory indefinitely.
-func NewHTTPServer(h http.Handler) *http.Server {
-	return &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       60 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-	}
-}
+func (s *Server) setConnStats(f func() ConnStats) { s.connStats.Store(&f) }
