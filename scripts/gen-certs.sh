@@ -25,7 +25,7 @@ leaf() { # name ca subject extfile-lines
 }
 
 ca ca "raftcache client CA"
-leaf server ca "raftcache server" "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth"
+leaf server ca "raftcache server" "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth"
 leaf client ca "raftcache client" "extendedKeyUsage=clientAuth"
 ca peer-ca "raftcache peer CA"
 for n in n1 n2 n3; do
