@@ -17,6 +17,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -74,6 +75,13 @@ type Config struct {
 	MixReads  string
 	KeyPrefix string        // default "bench:"; counters live under KeyPrefix+"ctr:"
 	Timeout   time.Duration // bound on one request; default 10s
+	// TLS is the client side of HTTPS (the CA of the members'
+	// certificates, a client certificate), for https:// endpoints; nil
+	// trusts the system roots. Ignored when Transport is set.
+	TLS *tls.Config
+	// Token, if set, is sent as "Authorization: Bearer <Token>" on every
+	// request, including a redirect to a new leader.
+	Token string
 	// Transport, if set, replaces the tuned keep-alive transport (tests).
 	Transport http.RoundTripper
 }
@@ -272,16 +280,25 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	rt := cfg.Transport
 	if rt == nil {
 		t := NewTransport(cfg.Clients)
+		t.TLSClientConfig = cfg.TLS.Clone()
 		defer t.CloseIdleConnections()
 		rt = t
 	}
 	hc := &http.Client{Transport: rt, Timeout: cfg.Timeout}
+	var tt *tokenTransport
+	if cfg.Token != "" {
+		tt = newTokenTransport(rt, cfg.Token, cfg.Endpoints)
+		hc.Transport = tt
+	}
 
 	dctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	cl, err := Discover(dctx, hc, cfg.Endpoints)
 	cancel()
 	if err != nil {
 		return nil, err
+	}
+	if tt != nil {
+		tt.allow(append([]string{cl.Leader}, cl.Followers...))
 	}
 	r := &runner{cfg: cfg, hc: hc, cl: cl, value: makeValue(cfg.ValueSize)}
 	r.buildURLs()
@@ -291,6 +308,54 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 	}
 	return r.run(ctx), nil
+}
+
+// tokenTransport sends the bearer token to the cluster's members: it adds
+// Authorization to a request for a member that lacks it (discovery, and a
+// redirect to a new leader: Go's client drops the header when a redirect
+// changes host), never to another host. The hot loop sets the header
+// itself, sparing a copy of each request.
+type tokenTransport struct {
+	next  http.RoundTripper
+	auth  string
+	mu    sync.Mutex
+	hosts map[string]bool
+}
+
+func newTokenTransport(next http.RoundTripper, token string, endpoints []string) *tokenTransport {
+	t := &tokenTransport{next: next, auth: "Bearer " + token, hosts: map[string]bool{}}
+	t.allow(endpoints)
+	return t
+}
+
+// allow adds the hosts of base URLs to those that get the token.
+func (t *tokenTransport) allow(bases []string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, b := range bases {
+		if u, err := url.Parse(strings.TrimRight(b, "/")); err == nil && u.Host != "" {
+			t.hosts[u.Host] = true
+		}
+	}
+}
+
+func (t *tokenTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Header.Get("Authorization") == "" {
+		t.mu.Lock()
+		ok := t.hosts[req.URL.Host]
+		t.mu.Unlock()
+		if ok {
+			req = req.Clone(req.Context())
+			req.Header.Set("Authorization", t.auth)
+		}
+	}
+	return t.next.RoundTrip(req)
+}
+
+func setToken(req *http.Request, token string) {
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 }
 
 type runner struct {
@@ -430,6 +495,7 @@ func (r *runner) writeBatch(ctx context.Context, from, to int) error {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	setToken(req, r.cfg.Token)
 	resp, err := r.hc.Do(req)
 	if err != nil {
 		return err
@@ -594,6 +660,7 @@ func (r *runner) one(ctx context.Context, w *worker) {
 		// so a 307 to a new leader re-sends the value.
 		req.Header.Set("Content-Type", "application/octet-stream")
 	}
+	setToken(req, r.cfg.Token)
 	t0 := time.Now()
 	resp, err := r.hc.Do(req)
 	if err != nil {

@@ -7,6 +7,7 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -153,6 +154,12 @@ Shell completion: source <(raftcache completion bash)`,
 				Usage: "bound on the whole command, retries included (default: 10s per call; 30m for snapshot save and restore)"},
 			&cli.StringFlag{Name: "token", EnvVars: []string{"RAFTCACHE_TOKEN"},
 				Usage: "bearer token for a cluster that requires one (prefer the env var: flags show in ps)"},
+			&cli.StringFlag{Name: "cacert", EnvVars: []string{"RAFTCACHE_CACERT"}, TakesFile: true,
+				Usage: "CA (PEM) that signed the members' HTTPS certificates (default: the system roots); with it, or --cert, the default endpoints are https"},
+			&cli.StringFlag{Name: "cert", EnvVars: []string{"RAFTCACHE_CERT"}, TakesFile: true,
+				Usage: "client certificate (PEM) for members that require one (--tls-client-ca)"},
+			&cli.StringFlag{Name: "key", EnvVars: []string{"RAFTCACHE_KEY"}, TakesFile: true,
+				Usage: "key (PEM) of --cert"},
 		},
 		Before: func(c *cli.Context) error {
 			out := c.String("output")
@@ -231,15 +238,49 @@ func cmdDefaults(cmd *cli.Command) {
 
 // newClient builds a client from the global flags.
 func newClient(c *cli.Context) (*client.Client, error) {
+	tlsConfig, err := clientTLS(c)
+	if err != nil {
+		return nil, err
+	}
 	cl, err := client.New(client.Config{
-		Endpoints: c.StringSlice("endpoints"),
+		Endpoints: endpoints(c, tlsConfig != nil),
 		Timeout:   c.Duration("timeout"),
 		Token:     c.String("token"),
+		TLS:       tlsConfig,
 	})
 	if err != nil {
 		return nil, usageError{err}
 	}
 	return cl, nil
+}
+
+// clientTLS is the client side of TLS from --cacert, --cert and --key; nil
+// when none is given (https endpoints then trust the system roots).
+func clientTLS(c *cli.Context) (*tls.Config, error) {
+	ca, cert, key := c.String("cacert"), c.String("cert"), c.String("key")
+	if ca == "" && cert == "" && key == "" {
+		return nil, nil
+	}
+	if (cert == "") != (key == "") {
+		return nil, usagef("--cert and --key go together")
+	}
+	cfg, err := client.TLSConfigFromFiles(ca, cert, key)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return cfg, nil
+}
+
+// endpoints is --endpoints; its default is https when TLS is configured.
+func endpoints(c *cli.Context, tls bool) []string {
+	eps := c.StringSlice("endpoints")
+	if tls && !c.IsSet("endpoints") {
+		eps = nil
+		for _, e := range defaultEndpoints {
+			eps = append(eps, "https://"+strings.TrimPrefix(e, "http://"))
+		}
+	}
+	return eps
 }
 
 // withClient runs f with a client and closes it afterwards. With

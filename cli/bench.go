@@ -82,11 +82,26 @@ func runBench(c *cli.Context) error {
 		return usagef("--mix-reads must be strong or stale")
 	}
 
+	tlsConfig, err := clientTLS(c)
+	if err != nil {
+		return err
+	}
+	eps := endpoints(c, tlsConfig != nil)
+	if tlsConfig != nil {
+		for _, e := range eps {
+			if !strings.HasPrefix(e, "https://") {
+				return usagef("--cacert, --cert and --key need https:// endpoints, not %q", e)
+			}
+		}
+	}
+
 	var results []*bench.Result
 	var errs int64
 	for _, w := range workloads {
 		res, err := bench.Run(c.Context, bench.Config{
-			Endpoints: c.StringSlice("endpoints"),
+			Endpoints: eps,
+			TLS:       tlsConfig,
+			Token:     c.String("token"),
 			Workload:  w,
 			Clients:   c.Int("clients"),
 			ValueSize: c.Int("value-size"),

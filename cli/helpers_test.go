@@ -3,9 +3,12 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -16,6 +19,7 @@ import (
 
 	"github.com/raftcache/raftcache/internal/testlog"
 
+	"github.com/raftcache/raftcache/auth"
 	"github.com/raftcache/raftcache/client"
 	"github.com/raftcache/raftcache/fsm"
 	"github.com/raftcache/raftcache/node"
@@ -42,12 +46,27 @@ type tnode struct {
 }
 
 func startTNode(t *testing.T, id string, bootstrap bool) *tnode {
+	return startTNodeOpts(t, id, bootstrap, tnodeOpts{})
+}
+
+// tnodeOpts secure a test node's API.
+type tnodeOpts struct {
+	tls  *tls.Config  // serve HTTPS with this configuration
+	auth *auth.Tokens // require tokens
+}
+
+func startTNodeOpts(t *testing.T, id string, bootstrap bool, opt tnodeOpts) *tnode {
 	t.Helper()
 	logger := testlog.New(t, id, hclog.Warn)
 	tn := &tnode{id: id}
 	tn.srv = httptest.NewUnstartedServer(nil)
 	tn.addr = tn.srv.Listener.Addr().String()
 	tn.url = "http://" + tn.addr
+	if opt.tls != nil {
+		tn.url = "https://" + tn.addr
+		tn.srv.TLS = opt.tls.Clone()
+		tn.srv.Config.ErrorLog = log.New(io.Discard, "", 0) // refused handshakes are expected
+	}
 	n, err := node.New(node.Config{
 		ID:               id,
 		RaftAddr:         "127.0.0.1:0",
@@ -63,8 +82,12 @@ func startTNode(t *testing.T, id string, bootstrap bool) *tnode {
 		t.Fatalf("node.New(%s): %v", id, err)
 	}
 	tn.n = n
-	tn.srv.Config.Handler = transport.New(n, transport.Config{MaxValueSize: 1 << 20, Logger: logger.Named("http")})
-	tn.srv.Start()
+	tn.srv.Config.Handler = transport.New(n, transport.Config{MaxValueSize: 1 << 20, Logger: logger.Named("http"), Auth: opt.auth, TLS: opt.tls != nil})
+	if opt.tls != nil {
+		tn.srv.StartTLS()
+	} else {
+		tn.srv.Start()
+	}
 	return tn
 }
 
@@ -83,20 +106,27 @@ type tcluster struct {
 // through it. It returns once every node knows every member's HTTP
 // address and is ready, and a leader serves strong reads.
 func newTestCluster(t *testing.T, size int) *tcluster {
+	return newTestClusterOpts(t, size, tnodeOpts{}, client.Config{})
+}
+
+// newTestClusterOpts is newTestCluster with secured nodes; adminCfg is the
+// client configuration (TLS, token) that adds the members.
+func newTestClusterOpts(t *testing.T, size int, opt tnodeOpts, adminCfg client.Config) *tcluster {
 	t.Helper()
 	tc := &tcluster{t: t}
 	_ = t.TempDir() // removed after tc.close
 	t.Cleanup(tc.close)
-	first := startTNode(t, "n1", true)
+	first := startTNodeOpts(t, "n1", true, opt)
 	tc.nodes = append(tc.nodes, first)
 	waitFor(t, "n1 to lead", func() bool { return servesStrongReads(first) })
-	admin, err := client.New(client.Config{Endpoints: []string{first.url}})
+	adminCfg.Endpoints = []string{first.url}
+	admin, err := client.New(adminCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer admin.Close()
 	for i := 2; i <= size; i++ {
-		tn := startTNode(t, fmt.Sprintf("n%d", i), false)
+		tn := startTNodeOpts(t, fmt.Sprintf("n%d", i), false, opt)
 		tc.nodes = append(tc.nodes, tn)
 		ctx, cancel := context.WithTimeout(context.Background(), waitDeadline)
 		err := admin.AddMember(ctx, client.Member{ID: tn.id, RaftAddr: tn.n.RaftAddr(), HTTPAddr: tn.addr})

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -127,6 +128,10 @@ func runNode(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	jc, err := joinClient(c, join)
+	if err != nil {
+		return err
+	}
 	maxMemory, err := parseSize(c.String("max-memory"))
 	if err != nil {
 		return usagef("--max-memory: %v", err)
@@ -188,7 +193,7 @@ func runNode(c *cli.Context) error {
 	defer cancel()
 	if len(join) > 0 {
 		self := client.Member{ID: id, RaftAddr: n.RaftAddr(), HTTPAddr: n.HTTPAddr(), RESPAddr: n.RESPAddr()}
-		go joinCluster(ctx, logger, join, joinClient(c), self, c.Bool("non-voter"), n.Ready)
+		go joinCluster(ctx, logger, join, jc, self, c.Bool("non-voter"), n.Ready)
 	}
 	if sec.auth != nil {
 		sec.reloadTokensOnHUP(logger, ctx.Done())
@@ -293,13 +298,29 @@ func retry(ctx context.Context, logger hclog.Logger, what string, f func() error
 }
 
 // joinClient is how a joining node talks to the members: an admin token
-// and the CA of their HTTPS certificates when the cluster needs them.
-func joinClient(c *cli.Context) client.Config {
+// (--join-token), and for https:// members the CA of their certificates
+// (--join-ca; default the system roots) and this node's own --tls-cert as
+// a client certificate, for members that require one (--tls-client-ca).
+func joinClient(c *cli.Context, join []string) (client.Config, error) {
 	cfg := client.Config{Token: c.String("join-token")}
-	if ca := c.String("join-ca"); ca != "" {
-		if pool, err := loadPool(ca); err == nil {
-			cfg.HTTPClient = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	ca, cert, key := c.String("join-ca"), c.String("tls-cert"), c.String("tls-key")
+	if len(join) == 0 || (ca == "" && cert == "") {
+		return cfg, nil
+	}
+	for _, j := range join {
+		for _, u := range strings.Split(j, ",") {
+			if u = strings.TrimSpace(u); u != "" && !strings.HasPrefix(strings.ToLower(u), "https://") {
+				if ca != "" {
+					return cfg, usagef("--join-ca needs https:// --join URLs, not %q", u)
+				}
+				return cfg, nil // joining plaintext members: no TLS to configure
+			}
 		}
 	}
-	return cfg
+	tlsConfig, err := client.TLSConfigFromFiles(ca, cert, key)
+	if err != nil {
+		return cfg, usagef("joining over https (--join-ca, --tls-cert): %v", err)
+	}
+	cfg.TLS = tlsConfig
+	return cfg, nil
 }

@@ -29,7 +29,7 @@ func securityFlags() []cli.Flag {
 		&cli.StringFlag{Name: "peer-key", EnvVars: env("PEER_KEY"), Usage: "PEM key for --peer-cert"},
 		&cli.StringFlag{Name: "peer-ca", EnvVars: env("PEER_CA"), Usage: "CA (PEM) that signs every member's --peer-cert; peers without one cannot join, vote or append"},
 		&cli.StringFlag{Name: "join-token", EnvVars: env("JOIN_TOKEN"), Usage: "admin token to present when joining a cluster that has a token file"},
-		&cli.StringFlag{Name: "join-ca", EnvVars: env("JOIN_CA"), Usage: "CA (PEM) of the members' HTTPS certificates, for joining over https://"},
+		&cli.StringFlag{Name: "join-ca", EnvVars: env("JOIN_CA"), Usage: "CA (PEM) of the members' HTTPS certificates, for joining over https:// (the node presents its --tls-cert to members that require client certificates)"},
 		&cli.StringFlag{Name: "token-file", EnvVars: env("TOKEN_FILE"), Usage: "bearer tokens with roles, one `ROLE TOKEN [NAME]` per line; reloaded on SIGHUP"},
 	}
 }

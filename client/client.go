@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	crand "crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -57,11 +58,30 @@ const (
 // the defaults noted on each field.
 type Config struct {
 	// Endpoints are base URLs of cluster members, e.g.
-	// http://127.0.0.1:8001 ("host:port" alone means http; a comma-separated
-	// string is split). One reachable member is enough: the client learns
-	// the others from GET /v1/cluster. The given endpoints are never
-	// forgotten, even if the cluster does not list them.
+	// http://127.0.0.1:8001 or https://10.0.0.1:8001 ("host:port" alone
+	// means http, or https when TLS is set; a comma-separated string is
+	// split). One reachable member is enough: the client learns the others
+	// from GET /v1/cluster, and talks to them with the first endpoint's
+	// scheme. The given endpoints are never forgotten, even if the cluster
+	// does not list them.
 	Endpoints []string
+	// TLS configures HTTPS for every member the client talks to: given,
+	// learned, or reached through a redirect. Set RootCAs to the CA that
+	// signed the members' certificates (nil: the system roots), and
+	// Certificates to a client certificate for a cluster started with
+	// --tls-client-ca; TLSConfigFromFiles builds one from PEM files. With
+	// TLS set, every endpoint must be https:// (a plaintext endpoint would
+	// send the token in the clear). A handshake that fails (a server
+	// certificate the client does not trust, or a client certificate the
+	// server refuses) is retried on other members, but ends the call with
+	// ErrTLS once the call has seen as many such failures as the client
+	// knows members: it is a configuration error that retrying does not
+	// fix, and nothing was applied. Nil: https endpoints use the system
+	// roots and no client certificate.
+	//
+	// With HTTPClient also set, its Transport must be an *http.Transport
+	// (or nil): the Client uses a copy of it with TLS as TLSClientConfig.
+	TLS *tls.Config
 	// Timeout bounds each call whose context has no deadline, retries
 	// included. Default 10s (DefaultTimeout).
 	Timeout time.Duration
@@ -77,7 +97,8 @@ type Config struct {
 	// targets still refresh).
 	RefreshInterval time.Duration
 	// Token, if set, is sent as "Authorization: Bearer <Token>" (for a
-	// cluster that requires tokens).
+	// cluster that requires tokens), on every request, redirect hop and
+	// retry, and only to known members.
 	Token string
 	// Header is added to every request, on every redirect hop and retry
 	// (e.g. Authorization for a proxy in front of the cluster). It is only
@@ -154,9 +175,12 @@ func New(cfg Config) (*Client, error) {
 			if part = strings.TrimSpace(part); part == "" {
 				continue
 			}
-			u, err := parseEndpoint(part)
+			u, err := parseEndpoint(part, cfg.TLS != nil)
 			if err != nil {
 				return nil, err
+			}
+			if cfg.TLS != nil && u.Scheme != "https" {
+				return nil, fmt.Errorf("client: endpoint %q is not https:// but Config.TLS is set", part)
 			}
 			if c.scheme == "" {
 				c.scheme = u.Scheme
@@ -177,6 +201,7 @@ func New(cfg Config) (*Client, error) {
 		hc = &http.Client{Transport: &http.Transport{
 			Proxy:                 nil,
 			DialContext:           (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			TLSHandshakeTimeout:   5 * time.Second,
 			MaxIdleConns:          256,
 			MaxIdleConnsPerHost:   64,
 			IdleConnTimeout:       90 * time.Second,
@@ -184,15 +209,33 @@ func New(cfg Config) (*Client, error) {
 		}}
 	}
 	copied := *hc
+	if cfg.TLS != nil {
+		var t *http.Transport
+		switch rt := copied.Transport.(type) {
+		case nil:
+			t = http.DefaultTransport.(*http.Transport).Clone()
+		case *http.Transport:
+			t = rt.Clone()
+		default:
+			return nil, fmt.Errorf("client: Config.TLS needs Config.HTTPClient.Transport to be an *http.Transport, not %T (or set TLS on your transport and leave Config.TLS nil)", rt)
+		}
+		t.TLSClientConfig = cfg.TLS.Clone()
+		copied.Transport = t
+		c.ownTransport = true
+	}
 	copied.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	c.hc = &copied
 	c.bg, c.stopBg = context.WithCancel(context.Background())
 	return c, nil
 }
 
-func parseEndpoint(e string) (*url.URL, error) {
+func parseEndpoint(e string, https bool) (*url.URL, error) {
 	if !strings.Contains(e, "://") {
-		e = "http://" + e
+		if https {
+			e = "https://" + e
+		} else {
+			e = "http://" + e
+		}
 	}
 	u, err := url.Parse(strings.TrimRight(e, "/"))
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
@@ -315,6 +358,10 @@ const (
 	notSent                  // failed before anything reached a node: safe
 	uncertain                // failed after the request may have been handled
 	fatal                    // stop retrying
+	// handshake: the TLS handshake failed, nothing was sent. Retried on
+	// other members, but fatal once as many attempts as there are members
+	// have failed so (a client misconfiguration, not a passing fault).
+	handshake
 )
 
 // do sends cl until it gets an answer other than 503 and 504 or ctx ends,
@@ -339,6 +386,7 @@ func (c *Client) do(ctx context.Context, cl *call) (*response, error) {
 		lastErr   error
 		ambiguous bool
 		avoid     *member
+		tlsFails  int
 	)
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
@@ -349,6 +397,13 @@ func (c *Client) do(ctx context.Context, cl *call) (*response, error) {
 		m := c.pick(cl.route, avoid)
 		res, served, out, err := c.attempt(ctx, cl, m)
 		avoid = nil
+		if out == handshake {
+			if tlsFails++; tlsFails >= c.memberCount() {
+				out = fatal
+			} else {
+				out = notSent
+			}
+		}
 		switch out {
 		case fatal:
 			if ambiguous && cl.write {
@@ -493,6 +548,12 @@ func (c *Client) forgetLeader(m *member) {
 	c.mu.Unlock()
 }
 
+func (c *Client) memberCount() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.members)
+}
+
 func (c *Client) memberAt(host string) *member {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -509,6 +570,11 @@ func (c *Client) attempt(ctx context.Context, cl *call, m *member) (*response, *
 		res, written, err := c.send(ctx, cl, cl.target(m.base))
 		if err != nil {
 			c.markDown(m)
+			if handshakeFailed(err) {
+				// The server cannot have read the request, even if
+				// (TLS 1.3) the client wrote it before the refusal.
+				return nil, m, handshake, fmt.Errorf("%w: %w", ErrTLS, err)
+			}
 			if !written || dialFailed(err) {
 				return nil, m, notSent, err
 			}

@@ -84,7 +84,33 @@
 // ErrForbidden and ErrUnknownMember, which match through any wrapping. A failed WithCAS
 // condition is a *CASConflictError (use errors.As) carrying the key's
 // CurrentVersion (0: absent). A redirect the client will not follow is a
-// *RedirectError matching ErrRedirectRefused.
+// *RedirectError matching ErrRedirectRefused. A failed TLS handshake
+// matches ErrTLS.
+//
+// # TLS and tokens
+//
+// For a cluster on HTTPS (members started with --tls-cert), give https://
+// endpoints and Config.TLS, like etcd's clientv3.Config.TLS or go-redis's
+// Options.TLSConfig: RootCAs trusts the members' CA, Certificates presents
+// a client certificate to members that require one (--tls-client-ca).
+// TLSConfigFromFiles builds it from the PEM files the raftcache command
+// line takes as --cacert, --cert and --key:
+//
+//	tlsConfig, err := client.TLSConfigFromFiles("ca.pem", "app.pem", "app-key.pem")
+//	c, err := client.New(client.Config{
+//		Endpoints: []string{"https://10.0.0.1:8001"},
+//		TLS:       tlsConfig,
+//		Token:     os.Getenv("RAFTCACHE_TOKEN"), // a cluster with --token-file
+//	})
+//
+// The same configuration and token are used for every member, given,
+// learned or reached through a redirect; the token is re-attached on every
+// hop. With TLS set, plaintext endpoints are refused. A handshake failure
+// (an untrusted server certificate, a refused client certificate) is a
+// configuration error: the call fails with ErrTLS, without waiting for its
+// timeout, once as many attempts as there are known members have failed
+// so. Missing or unknown tokens give ErrUnauthorized, a role too weak for
+// the call ErrForbidden.
 //
 // # Consistency
 //

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -48,6 +49,12 @@ var (
 	// path. The client does not follow such redirects, so credentials
 	// never leave the cluster; nothing was applied by that attempt.
 	ErrRedirectRefused = errors.New("raftcache: redirect refused")
+	// ErrTLS: the TLS handshake with the members failed: the client does
+	// not trust their certificate (see Config.TLS: RootCAs), the server
+	// refused the client's certificate or its lack of one, or one side
+	// does not speak TLS. Nothing was applied. The error wraps the
+	// crypto/tls or crypto/x509 error.
+	ErrTLS = errors.New("raftcache: TLS handshake failed")
 )
 
 // Error is an error answer from the server.
@@ -141,6 +148,10 @@ func decodeError(resp *response) error {
 	}
 	if err := json.Unmarshal(resp.body, &body); err != nil || body.Code == "" {
 		body.Error, body.Code = http.StatusText(resp.status), fmt.Sprintf("http_%d", resp.status)
+		if resp.status == http.StatusBadRequest && bytes.Contains(resp.body, []byte("HTTP request to an HTTPS server")) {
+			// Go's own answer to plaintext on a TLS listener.
+			body.Error = "the member serves HTTPS: use https:// endpoints (and Config.TLS for a private CA)"
+		}
 	}
 	e := &Error{Status: resp.status, Code: body.Code, Message: body.Error, FailedOp: -1}
 	if body.FailedOp != nil {

@@ -3,6 +3,7 @@ package client_test
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/raftcache/raftcache/internal/testlog"
 
+	"github.com/raftcache/raftcache/auth"
 	"github.com/raftcache/raftcache/client"
 	"github.com/raftcache/raftcache/fsm"
 	"github.com/raftcache/raftcache/node"
@@ -65,19 +67,26 @@ type seenReq struct {
 
 func (tn *tnode) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	// The request is recorded when its answer starts (or its connection
+	// is taken over), before the client can have it: a test that looks
+	// right after its call returns finds the record. (Recorded after the
+	// handler returned, a large answer could reach the client first.)
+	sw.record = func() {
+		tn.mu.Lock()
+		tn.seen = append(tn.seen, seenReq{
+			Method: r.Method, Path: r.URL.EscapedPath(), Query: r.URL.RawQuery,
+			Auth: r.Header.Get("Authorization"), IdemKey: r.Header.Get("Idempotency-Key"),
+			ContentLength: r.ContentLength, Status: sw.status,
+			Replayed: sw.Header().Get("Idempotent-Replayed") == "true",
+		})
+		tn.mu.Unlock()
+	}
 	if h := tn.hook.Load(); h != nil {
 		(*h)(sw, r, tn.api)
 	} else {
 		tn.api.ServeHTTP(sw, r)
 	}
-	tn.mu.Lock()
-	tn.seen = append(tn.seen, seenReq{
-		Method: r.Method, Path: r.URL.EscapedPath(), Query: r.URL.RawQuery,
-		Auth: r.Header.Get("Authorization"), IdemKey: r.Header.Get("Idempotency-Key"),
-		ContentLength: r.ContentLength, Status: sw.status,
-		Replayed: sw.Header().Get("Idempotent-Replayed") == "true",
-	})
-	tn.mu.Unlock()
+	sw.recordOnce() // an empty 200
 }
 
 func (tn *tnode) setHook(h hookFunc) {
@@ -107,26 +116,36 @@ func (tn *tnode) forget() {
 	tn.mu.Unlock()
 }
 
-// statusWriter remembers the status and lets hooks hijack the connection.
+// statusWriter remembers the status, records the request once the answer
+// starts, and lets hooks hijack the connection.
 type statusWriter struct {
 	http.ResponseWriter
-	status int
-	wrote  bool
+	status   int
+	wrote    bool
+	record   func()
+	recorded sync.Once
 }
+
+func (w *statusWriter) recordOnce() { w.recorded.Do(w.record) }
 
 func (w *statusWriter) WriteHeader(code int) {
 	if !w.wrote {
 		w.status, w.wrote = code, true
+		w.recordOnce()
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
 
 func (w *statusWriter) Write(b []byte) (int, error) {
-	w.wrote = true
+	if !w.wrote {
+		w.wrote = true
+		w.recordOnce()
+	}
 	return w.ResponseWriter.Write(b)
 }
 
 func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	w.recordOnce()
 	return w.ResponseWriter.(http.Hijacker).Hijack()
 }
 
@@ -137,12 +156,26 @@ func testLogger(t testing.TB, name string) hclog.Logger {
 // startTNode starts one node; its advertised HTTP address is its own test
 // server's, so redirects point at something real.
 func startTNode(t *testing.T, id string, bootstrap bool) *tnode {
+	return startTNodeOpts(t, id, bootstrap, tnodeOpts{})
+}
+
+// tnodeOpts secure a test node's API.
+type tnodeOpts struct {
+	tls  *tls.Config  // serve HTTPS with this configuration
+	auth *auth.Tokens // require tokens
+}
+
+func startTNodeOpts(t *testing.T, id string, bootstrap bool, opt tnodeOpts) *tnode {
 	t.Helper()
 	logger := testLogger(t, id)
 	tn := &tnode{id: id}
 	tn.srv = httptest.NewUnstartedServer(tn)
 	tn.addr = tn.srv.Listener.Addr().String()
 	tn.url = "http://" + tn.addr
+	if opt.tls != nil {
+		tn.url = "https://" + tn.addr
+		tn.srv.TLS = opt.tls.Clone()
+	}
 	n, err := node.New(node.Config{
 		ID:               id,
 		RaftAddr:         "127.0.0.1:0",
@@ -158,8 +191,12 @@ func startTNode(t *testing.T, id string, bootstrap bool) *tnode {
 		t.Fatalf("node.New(%s): %v", id, err)
 	}
 	tn.n = n
-	tn.api = transport.New(n, transport.Config{MaxValueSize: maxValue, Logger: logger.Named("http")})
-	tn.srv.Start()
+	tn.api = transport.New(n, transport.Config{MaxValueSize: maxValue, Logger: logger.Named("http"), Auth: opt.auth, TLS: opt.tls != nil})
+	if opt.tls != nil {
+		tn.srv.StartTLS()
+	} else {
+		tn.srv.Start()
+	}
 	return tn
 }
 
@@ -179,19 +216,26 @@ type tcluster struct {
 // with client.AddMember through n1. It returns once every node knows all
 // members' HTTP addresses and the leader serves strong reads.
 func newTestCluster(t *testing.T, size int) *tcluster {
+	return newTestClusterOpts(t, size, tnodeOpts{}, client.Config{})
+}
+
+// newTestClusterOpts is newTestCluster with secured nodes; admin is the
+// client configuration (TLS, token) that adds the members.
+func newTestClusterOpts(t *testing.T, size int, opt tnodeOpts, admin client.Config) *tcluster {
 	t.Helper()
 	tc := &tcluster{t: t}
 	_ = t.TempDir() // registers the removal of the nodes' dirs to run after tc.close
 	t.Cleanup(tc.close)
-	first := startTNode(t, "n1", true)
+	first := startTNodeOpts(t, "n1", true, opt)
 	tc.nodes = append(tc.nodes, first)
 	waitFor(t, "n1 to lead", func() bool { return servesStrongReads(first) })
-	admin := newClient(t, client.Config{Endpoints: []string{first.url}})
+	admin.Endpoints = []string{first.url}
+	adminClient := newClient(t, admin)
 	for i := 2; i <= size; i++ {
-		tn := startTNode(t, fmt.Sprintf("n%d", i), false)
+		tn := startTNodeOpts(t, fmt.Sprintf("n%d", i), false, opt)
 		tc.nodes = append(tc.nodes, tn)
 		ctx, cancel := context.WithTimeout(context.Background(), waitDeadline)
-		err := admin.AddMember(ctx, client.Member{ID: tn.id, RaftAddr: tn.n.RaftAddr(), HTTPAddr: tn.addr})
+		err := adminClient.AddMember(ctx, client.Member{ID: tn.id, RaftAddr: tn.n.RaftAddr(), HTTPAddr: tn.addr})
 		cancel()
 		if err != nil {
 			t.Fatalf("adding %s: %v", tn.id, err)

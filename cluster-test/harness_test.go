@@ -6,6 +6,7 @@ package clustertest
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -58,16 +59,73 @@ type Node struct {
 	RaftAdvertise string // what others dial; RaftAddr unless a proxy stands in front
 	DataDir       string
 	Args          []string // extra flags, e.g. --snapshot-threshold
+	// TLS, if set, says the node serves HTTPS (its Args carry --tls-cert
+	// and --tls-key): URL is https, and the harness's own requests (views,
+	// stats, readiness, Put, Request) use TLS as their client side.
+	TLS *tls.Config
+	// Token, if set, is the bearer token of the harness's own requests;
+	// Put needs the write role, the rest read.
+	Token string
 
 	t       testing.TB
 	logPath string
 	mu      sync.Mutex
 	cmd     *exec.Cmd
 	exited  chan struct{}
+	clients [2]*http.Client // TLS clients: not following, following redirects
 }
 
-// URL is the node's base HTTP URL.
-func (n *Node) URL() string { return "http://" + n.HTTPAddr }
+// URL is the node's base HTTP URL (https when n.TLS is set).
+func (n *Node) URL() string {
+	if n.TLS != nil {
+		return "https://" + n.HTTPAddr
+	}
+	return "http://" + n.HTTPAddr
+}
+
+// client is plainClient, or followClient if follow, with n.TLS.
+func (n *Node) client(follow bool) *http.Client {
+	if n.TLS == nil {
+		if follow {
+			return followClient
+		}
+		return plainClient
+	}
+	i := 0
+	if follow {
+		i = 1
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.clients[i] == nil {
+		base := plainClient
+		if follow {
+			base = followClient
+		}
+		hc := *base
+		hc.Transport = &http.Transport{TLSClientConfig: n.TLS.Clone(), MaxIdleConnsPerHost: 4}
+		n.clients[i] = &hc
+	}
+	return n.clients[i]
+}
+
+// Request sends one request to n (path and query, e.g. /v1/kv/k) with
+// token as the bearer token ("" for none), without following redirects.
+func (n *Node) Request(ctx context.Context, method, path, token string, body []byte) (*Response, error) {
+	return doAuth(ctx, n.client(false), method, n.URL()+path, token, body)
+}
+
+// getJSON is GET path on n with n's client and token.
+func (n *Node) getJSON(path string, out any) error {
+	r, err := n.Request(context.Background(), http.MethodGet, path, n.Token, nil)
+	if err != nil {
+		return err
+	}
+	if r.Status != http.StatusOK {
+		return fmt.Errorf("GET %s: %d %s", n.URL()+path, r.Status, r.Body)
+	}
+	return json.Unmarshal(r.Body, out)
+}
 
 // Start launches the process; join lists members to join through (empty
 // means bootstrap).
@@ -171,6 +229,13 @@ type Options struct {
 	// Advertise, if set, returns the Raft address node i advertises given
 	// its bind address, e.g. a fault-injecting proxy in front of it.
 	Advertise func(i int, bind string) string
+	// NodeArgs, if set, returns extra flags for node i alone (after Args),
+	// e.g. its own peer certificate.
+	NodeArgs func(i int) []string
+	// TLS and Token become every node's Node.TLS and Node.Token (HTTPS
+	// nodes; the harness's token).
+	TLS   *tls.Config
+	Token string
 }
 
 // NewCluster starts a cluster and waits until every node is a member and
@@ -208,9 +273,14 @@ func (c *Cluster) AddNode(opt Options, i int) *Node {
 		HTTPAddr: freeAddr(c.t, "127.0.0.1"),
 		RaftAddr: freeAddr(c.t, ip),
 		DataDir:  filepath.Join(c.dir, fmt.Sprintf("n%d", i+1)),
-		Args:     opt.Args,
+		Args:     append([]string(nil), opt.Args...),
+		TLS:      opt.TLS,
+		Token:    opt.Token,
 		t:        c.t,
 		logPath:  filepath.Join(c.dir, fmt.Sprintf("n%d.log", i+1)),
+	}
+	if opt.NodeArgs != nil {
+		n.Args = append(n.Args, opt.NodeArgs(i)...)
 	}
 	n.RaftAdvertise = n.RaftAddr
 	if opt.Advertise != nil {
@@ -289,7 +359,7 @@ type ClusterView struct {
 // View asks one node for its view of the cluster.
 func (n *Node) View() (*ClusterView, error) {
 	var v ClusterView
-	if err := getJSON(n.URL()+"/v1/cluster", &v); err != nil {
+	if err := n.getJSON("/v1/cluster", &v); err != nil {
 		return nil, err
 	}
 	return &v, nil
@@ -305,7 +375,7 @@ type StatsView struct {
 // Stats asks one node for its cache statistics.
 func (n *Node) Stats() (*StatsView, error) {
 	var s StatsView
-	if err := getJSON(n.URL()+"/v1/stats", &s); err != nil {
+	if err := n.getJSON("/v1/stats", &s); err != nil {
 		return nil, err
 	}
 	return &s, nil
@@ -315,7 +385,7 @@ func (n *Node) Stats() (*StatsView, error) {
 func (c *Cluster) WaitReady(n *Node) {
 	c.t.Helper()
 	Eventually(c.t, n.ID+" ready", func() error {
-		resp, err := plainClient.Get(n.URL() + "/readyz")
+		resp, err := n.client(false).Get(n.URL() + "/readyz")
 		if err != nil {
 			return err
 		}
@@ -495,6 +565,11 @@ type Response struct {
 
 // Do sends one request with hc and reads the whole answer.
 func Do(ctx context.Context, hc *http.Client, method, url string, body []byte) (*Response, error) {
+	return doAuth(ctx, hc, method, url, "", body)
+}
+
+// doAuth is Do with a bearer token ("" for none).
+func doAuth(ctx context.Context, hc *http.Client, method, url, token string, body []byte) (*Response, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -502,6 +577,9 @@ func Do(ctx context.Context, hc *http.Client, method, url string, body []byte) (
 	req, err := http.NewRequestWithContext(ctx, method, url, rd)
 	if err != nil {
 		return nil, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
@@ -523,7 +601,7 @@ func (c *Cluster) Put(n *Node, key, value string) uint64 {
 	c.t.Helper()
 	var index uint64
 	Eventually(c.t, "PUT "+key+" via "+n.ID, func() error {
-		r, err := Do(context.Background(), followClient, http.MethodPut, n.URL()+"/v1/kv/"+key, []byte(value))
+		r, err := doAuth(context.Background(), n.client(true), http.MethodPut, n.URL()+"/v1/kv/"+key, n.Token, []byte(value))
 		if err != nil {
 			return err
 		}

@@ -25,6 +25,8 @@ leaf() { # name ca subject extfile-lines
 }
 
 ca ca "raftcache client CA"
+# clientAuth too: a member presents this certificate when it joins, or asks
+# the others for stats, and members started with --tls-client-ca check it.
 leaf server ca "raftcache server" "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth"
 leaf client ca "raftcache client" "extendedKeyUsage=clientAuth"
 ca peer-ca "raftcache peer CA"

@@ -1,0 +1,128 @@
+package bench
+
+import (
+	"context"
+	"crypto/tls"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/raftcache/raftcache/auth"
+	"github.com/raftcache/raftcache/internal/testcerts"
+	"github.com/raftcache/raftcache/node"
+	"github.com/raftcache/raftcache/transport"
+)
+
+const benchToken = "bench-write-token-0123456789"
+
+// startSecureNode runs a one-node cluster on HTTPS (a certificate of ca)
+// that requires a write token.
+func startSecureNode(t *testing.T, ca *testcerts.CA) string {
+	t.Helper()
+	tokens := filepath.Join(t.TempDir(), "tokens")
+	if err := os.WriteFile(tokens, []byte("write "+benchToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	toks, err := auth.Load(tokens)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(nil)
+	srv.TLS = ca.ServerConfig(t, nil)
+	n, err := node.New(node.Config{
+		ID: "n1", RaftAddr: "127.0.0.1:0", HTTPAddr: srv.Listener.Addr().String(), DataDir: t.TempDir(),
+		Bootstrap: true, HeartbeatTimeout: 50 * time.Millisecond, ElectionTimeout: 50 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Config.Handler = transport.New(n, transport.Config{Auth: toks, TLS: true})
+	srv.StartTLS()
+	t.Cleanup(func() {
+		srv.Close()
+		if err := n.Close(); err != nil {
+			t.Errorf("close node: %v", err)
+		}
+	})
+	return srv.URL
+}
+
+// TestRunTLSAndToken: with the CA and a token, every request of a run
+// (discovery, preload, the workload) is served; without either, discovery
+// fails and says why.
+func TestRunTLSAndToken(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a real node")
+	}
+	ca := testcerts.NewCA(t, "bench CA")
+	url := startSecureNode(t, ca)
+	trust := &tls.Config{RootCAs: ca.Pool()}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	for _, w := range []string{Set, GetStrong} {
+		res, err := Run(ctx, Config{Endpoints: []string{url}, Workload: w, Clients: 4, Keys: 20, Requests: 200,
+			TLS: trust, Token: benchToken, Timeout: 10 * time.Second})
+		if err != nil {
+			t.Fatalf("%s: %v", w, err)
+		}
+		if res.Errors != 0 || res.Ops != 200 {
+			t.Errorf("%s: %d ops, errors %v", w, res.Ops, res.ErrorKinds)
+		}
+	}
+
+	for name, cfg := range map[string]Config{
+		"no token": {TLS: trust},
+		"no CA":    {Token: benchToken},
+	} {
+		cfg.Endpoints, cfg.Workload, cfg.Requests, cfg.Timeout = []string{url}, Set, 10, time.Second
+		_, err := Run(ctx, cfg)
+		want := map[string]string{"no token": "401", "no CA": "certificate"}[name]
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want an error mentioning %q", name, err, want)
+		}
+	}
+}
+
+// TestTokenTransport: the token goes with a redirect to a member, not to
+// another host.
+func TestTokenTransport(t *testing.T) {
+	got := map[string]string{}
+	record := func(name string) *httptest.Server {
+		return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			got[name] = r.Header.Get("Authorization")
+		}))
+	}
+	member, stranger := record("member"), record("stranger")
+	defer member.Close()
+	defer stranger.Close()
+	redirector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		to := member.URL
+		if r.URL.Path == "/away" {
+			to = stranger.URL
+		}
+		http.Redirect(w, r, to+"/v1/kv/k", http.StatusTemporaryRedirect)
+	}))
+	defer redirector.Close()
+
+	tt := newTokenTransport(http.DefaultTransport, "t0ken", []string{redirector.URL})
+	tt.allow([]string{member.URL})
+	hc := &http.Client{Transport: tt}
+	for _, path := range []string{"/v1/kv/k", "/away"} {
+		resp, err := hc.Get(redirector.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	if got["member"] != "Bearer t0ken" {
+		t.Errorf("the member got Authorization %q", got["member"])
+	}
+	if v, ok := got["stranger"]; !ok || v != "" {
+		t.Errorf("the other host got Authorization %q (reached: %t)", v, ok)
+	}
+}
