@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/raftcache/raftcache/client"
 	"github.com/raftcache/raftcache/internal/testcerts"
 )
@@ -81,6 +83,17 @@ func (p *pki) trust(certs ...tls.Certificate) *tls.Config {
 // cluster keeps serving.
 func TestSecurity(t *testing.T) {
 	p := newPKI(t)
+	respAddrs := map[int]string{} // Redis ports of n1..n3
+	for len(respAddrs) < 3 {
+		a := freeAddr(t, "127.0.0.1")
+		dup := false
+		for _, b := range respAddrs {
+			dup = dup || a == b
+		}
+		if !dup {
+			respAddrs[len(respAddrs)] = a
+		}
+	}
 	opt := Options{
 		Args: []string{
 			"--tls-cert", p.serverCert, "--tls-key", p.serverKey, "--tls-ca", p.apiCA,
@@ -91,7 +104,7 @@ func TestSecurity(t *testing.T) {
 			if i == 3 { // the rogue
 				return p.peerArgs(p.rogue, id)
 			}
-			return p.peerArgs(p.peer, id)
+			return append(p.peerArgs(p.peer, id), "--resp-addr", respAddrs[i])
 		},
 		TLS:   p.trust(),
 		Token: secAdminToken,
@@ -236,6 +249,52 @@ func TestSecurity(t *testing.T) {
 		out := run("bench", "-t", "set", "-n", "100", "-c", "4", "-r", "20", "--json")
 		if err := json.Unmarshal([]byte(out), &res); err != nil || len(res.Results) != 1 || res.Results[0].Ops != 100 {
 			t.Errorf("bench: %v\n%s", err, out)
+		}
+	})
+
+	t.Run("Redis port: TLS and tokens, relayed with the caller's token", func(t *testing.T) {
+		leader := c.WaitForLeader()
+		var fi int
+		for i, n := range c.Nodes[:3] {
+			if n != leader {
+				fi = i
+				break
+			}
+		}
+		addr := respAddrs[fi] // a follower's Redis port
+		rdb := func(token string, tlsConf *tls.Config) *redis.Client {
+			r := redis.NewClient(&redis.Options{Addr: addr, Password: token, TLSConfig: tlsConf, MaxRetries: -1,
+				DialTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second})
+			t.Cleanup(func() { r.Close() })
+			return r
+		}
+		w := rdb(secWriteToken, p.trust())
+		Eventually(t, "a write through the follower's Redis port", func() error {
+			return w.Set(ctx, "resp:secret", "v", 0).Err()
+		})
+		if got, err := w.Get(ctx, "resp:secret").Result(); err != nil || got != "v" {
+			t.Fatalf("GET with a write token: %q, %v", got, err)
+		}
+		r := rdb(secReadToken, p.trust())
+		if got, err := r.Get(ctx, "resp:secret").Result(); err != nil || got != "v" {
+			t.Fatalf("GET with a read token: %q, %v", got, err)
+		}
+		if err := r.Set(ctx, "resp:secret", "x", 0).Err(); err == nil || !strings.HasPrefix(err.Error(), "NOPERM") {
+			t.Errorf("SET with a read token: %v, want NOPERM", err)
+		}
+		if err := rdb("", p.trust()).Ping(ctx).Err(); err == nil || !strings.HasPrefix(err.Error(), "NOAUTH") {
+			t.Errorf("PING without a token: %v, want NOAUTH", err)
+		}
+		if err := rdb("not-a-token-0123456789", p.trust()).Ping(ctx).Err(); err == nil || !strings.HasPrefix(err.Error(), "WRONGPASS") {
+			t.Errorf("PING with an unknown token: %v, want WRONGPASS", err)
+		}
+		if err := rdb(secWriteToken, nil).Ping(ctx).Err(); err == nil {
+			t.Error("plaintext PING on the TLS Redis port succeeded")
+		}
+		// The write reached every member through Raft.
+		resp, err := leader.Request(ctx, "GET", "/v1/kv/resp:secret", secReadToken, nil)
+		if err != nil || resp.Status != http.StatusOK || string(resp.Body) != "v" {
+			t.Fatalf("the Redis write read over HTTP: %v %+v", err, resp)
 		}
 	})
 
