@@ -12,6 +12,7 @@ import (
 	"github.com/raftcache/raftcache/auth"
 	"github.com/raftcache/raftcache/client"
 	"github.com/raftcache/raftcache/internal/testcerts"
+	"github.com/raftcache/raftcache/internal/testtokens"
 )
 
 const (
@@ -37,17 +38,10 @@ func newTLSFiles(t *testing.T) *tlsFiles {
 	return f
 }
 
+// testAuth is a token file with one token per role.
 func testAuth(t *testing.T) *auth.Tokens {
 	t.Helper()
-	file := filepath.Join(t.TempDir(), "tokens")
-	body := "read " + readToken + "\nwrite " + writeToken + "\nadmin " + adminToken + "\n"
-	if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	toks, err := auth.Load(file)
-	if err != nil {
-		t.Fatal(err)
-	}
+	toks, _ := testtokens.File(t, "read "+readToken, "write "+writeToken+" app", "admin "+adminToken+" ops")
 	return toks
 }
 

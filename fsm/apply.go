@@ -47,45 +47,39 @@ func (f *FSM) apply(s *state, index uint64, c *Command) Result {
 			s.counters.Deletes += uint64(r.Count)
 			break
 		}
-		var doomed []*item
-		s.tree.AscendGreaterOrEqual(&item{key: string(c.Key)}, func(it *item) bool {
-			if !bytes.HasPrefix([]byte(it.key), c.Key) {
-				return false
-			}
-			doomed = append(doomed, it)
-			return true
-		})
-		for _, it := range doomed {
-			if !it.expired(c.Now) {
-				r.Count++
-			}
-			s.remove(it)
-		}
-		s.counters.Deletes += uint64(r.Count)
+		r.Count, _ = s.deletePrefix(c.Key, 0, c.Now)
 	case OpDeletePrefixChunk:
-		doomed := make([]*item, 0, min(c.Limit, 256))
-		s.tree.AscendGreaterOrEqual(&item{key: string(c.Key)}, func(it *item) bool {
-			if !bytes.HasPrefix([]byte(it.key), c.Key) {
-				return false
-			}
-			if len(doomed) == c.Limit {
-				r.More = true
-				return false
-			}
-			doomed = append(doomed, it)
-			return true
-		})
-		for _, it := range doomed {
-			if !it.expired(c.Now) {
-				r.Count++
-			}
-			s.remove(it)
-		}
-		s.counters.Deletes += uint64(r.Count)
+		r.Count, r.More = s.deletePrefix(c.Key, c.Limit, c.Now)
 	default:
 		s.applyKey(&r, index, c)
 	}
 	return r
+}
+
+// deletePrefix removes the keys under prefix in key order, at most limit
+// of them when limit > 0 (more then says keys remain), and returns how
+// many unexpired keys it removed.
+func (s *state) deletePrefix(prefix []byte, limit int, now int64) (count int, more bool) {
+	var doomed []*item
+	s.tree.AscendGreaterOrEqual(&item{key: string(prefix)}, func(it *item) bool {
+		if !bytes.HasPrefix([]byte(it.key), prefix) {
+			return false
+		}
+		if limit > 0 && len(doomed) == limit {
+			more = true
+			return false
+		}
+		doomed = append(doomed, it)
+		return true
+	})
+	for _, it := range doomed {
+		if !it.expired(now) {
+			count++
+		}
+		s.remove(it)
+	}
+	s.counters.Deletes += uint64(count)
+	return count, more
 }
 
 // applyBatch applies sub-commands in order. An atomic batch runs on a

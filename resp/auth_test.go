@@ -3,15 +3,14 @@ package resp_test
 import (
 	"crypto/tls"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/raftcache/raftcache/auth"
 	"github.com/raftcache/raftcache/internal/testcerts"
+	"github.com/raftcache/raftcache/internal/testtokens"
 	"github.com/raftcache/raftcache/resp"
 )
 
@@ -25,19 +24,6 @@ const (
 	elevTok = "elevated-on-followers-0123"
 )
 
-func tokenFile(t testing.TB, lines ...string) (*auth.Tokens, string) {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "tokens")
-	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	toks, err := auth.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return toks, path
-}
-
 // expectPrefix reads one line and checks how it starts.
 func (c *rawConn) expectPrefix(prefix string) string {
 	c.t.Helper()
@@ -49,7 +35,7 @@ func (c *rawConn) expectPrefix(prefix string) string {
 }
 
 func TestAuthRolesOnTheWire(t *testing.T) {
-	toks, path := tokenFile(t, "read "+readTok+" dash", "write "+writeTok+" app", "admin "+adminTok)
+	toks, path := testtokens.File(t, "read "+readTok+" dash", "write "+writeTok+" app", "admin "+adminTok)
 	c := startCluster(t, resp.Config{Auth: toks})
 	for _, n := range []*testNode{c.leader(t), c.follower(t)} {
 		t.Run(n.ID(), func(t *testing.T) {
@@ -129,8 +115,8 @@ func TestAuthRolesOnTheWire(t *testing.T) {
 // TestRelayCarriesCallerIdentity: a follower relays with the caller's
 // token, so the leader judges the caller, not the follower.
 func TestRelayCarriesCallerIdentity(t *testing.T) {
-	lenient, _ := tokenFile(t, "write "+writeTok, "write "+elevTok)
-	strict, _ := tokenFile(t, "write "+writeTok, "read "+elevTok)
+	lenient, _ := testtokens.File(t, "write "+writeTok, "write "+elevTok)
+	strict, _ := testtokens.File(t, "write "+writeTok, "read "+elevTok)
 	c := startClusterWith(t, func(id string) resp.Config {
 		if id == "n1" {
 			return resp.Config{Auth: strict}
@@ -154,7 +140,7 @@ func TestRelayCarriesCallerIdentity(t *testing.T) {
 
 func TestTLSAndClientCertificates(t *testing.T) {
 	serverCA, clientCA, rogue := testcerts.NewCA(t, "servers"), testcerts.NewCA(t, "clients"), testcerts.NewCA(t, "rogue")
-	toks, _ := tokenFile(t, "write "+writeTok)
+	toks, _ := testtokens.File(t, "write "+writeTok)
 	c := startClusterWith(t, func(id string) resp.Config {
 		return resp.Config{Auth: toks, TLS: serverCA.ServerConfig(t, clientCA),
 			ForwardTLS: serverCA.ClientConfig(t, clientCA)}
@@ -189,7 +175,7 @@ func TestTLSAndClientCertificates(t *testing.T) {
 }
 
 func TestAuthTimeoutClosesIdleUnauthenticated(t *testing.T) {
-	toks, _ := tokenFile(t, "write "+writeTok)
+	toks, _ := testtokens.File(t, "write "+writeTok)
 	n := startNode(t, "n1", true, resp.Config{Auth: toks, Limits: resp.Limits{AuthTimeout: 300 * time.Millisecond}})
 	waitFor(t, "n1 to lead", func() bool { return serves(n) })
 	idle := dialRaw(t, n.addr)

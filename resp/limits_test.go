@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/raftcache/raftcache/internal/testtokens"
 	"github.com/raftcache/raftcache/resp"
 )
 
@@ -74,7 +75,7 @@ func TestLimitsCutHostileCommands(t *testing.T) {
 }
 
 func TestPreAuthLimits(t *testing.T) {
-	toks, _ := tokenFile(t, "write "+writeTok)
+	toks, _ := testtokens.File(t, "write "+writeTok)
 	n := startNode(t, "n1", true, resp.Config{Auth: toks})
 	waitFor(t, "n1 to lead", func() bool { return serves(n) })
 	r := dialRaw(t, n.addr)
