@@ -2,46 +2,14 @@ package resp
 
 import (
 	"bytes"
-	"os"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/tidwall/redcon"
 
-	"github.com/raftcache/raftcache/node"
+	"github.com/raftcache/raftcache/internal/fuzznode"
 )
-
-var (
-	fuzzOnce   sync.Once
-	fuzzServer *Server
-)
-
-// fuzzSrv is one real single-node cluster with the Redis front, shared by
-// every fuzz input of a process.
-func fuzzSrv(f *testing.F) *Server {
-	fuzzOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "raftcache-resp-fuzz-")
-		if err != nil {
-			f.Fatal(err)
-		}
-		n, err := node.New(node.Config{ID: "fuzz", RaftAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:1", DataDir: dir,
-			Bootstrap: true, Logger: hclog.NewNullLogger(), HeartbeatTimeout: 50 * time.Millisecond, ElectionTimeout: 50 * time.Millisecond})
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Cleanup(func() {
-			n.Close()
-			os.RemoveAll(dir)
-		})
-		for end := time.Now().Add(10 * time.Second); !n.Ready() && time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
-		}
-		fuzzServer = New(n, Config{MaxValueSize: 1 << 16, Timeout: 5 * time.Second})
-	})
-	return fuzzServer
-}
 
 // FuzzCommands feeds arbitrary bytes to the Redis front as a client's
 // stream: the framing limits, redcon's parser, then every command against
@@ -72,7 +40,7 @@ func FuzzCommands(f *testing.F) {
 	} {
 		f.Add([]byte(seed))
 	}
-	s := fuzzSrv(f)
+	s := New(fuzznode.Get(f), Config{MaxValueSize: 1 << 16, Timeout: 5 * time.Second})
 	lim := s.cfg.Limits
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var fr framing

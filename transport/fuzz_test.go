@@ -5,14 +5,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
-	"github.com/hashicorp/go-hclog"
-
+	"github.com/raftcache/raftcache/internal/fuzznode"
 	"github.com/raftcache/raftcache/node"
 )
 
@@ -51,34 +47,6 @@ func FuzzReadOptions(f *testing.F) {
 	})
 }
 
-var (
-	fuzzOnce    sync.Once
-	fuzzHandler http.Handler
-)
-
-// fuzzServer is one real single-node cluster shared by every fuzz input.
-func fuzzServer(f *testing.F) http.Handler {
-	fuzzOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "raftcache-fuzz-")
-		if err != nil {
-			f.Fatal(err)
-		}
-		n, err := node.New(node.Config{ID: "fuzz", RaftAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:1", DataDir: dir,
-			Bootstrap: true, Logger: hclog.NewNullLogger(), HeartbeatTimeout: 50 * time.Millisecond, ElectionTimeout: 50 * time.Millisecond})
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Cleanup(func() {
-			n.Close()
-			os.RemoveAll(dir)
-		})
-		for end := time.Now().Add(10 * time.Second); !n.Ready() && time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
-		}
-		fuzzHandler = New(n, Config{MaxValueSize: 1 << 16})
-	})
-	return fuzzHandler
-}
-
 // FuzzHTTPRequest sends arbitrary paths, queries, headers and bodies to a
 // real node: it never panics, never answers 500, and always answers JSON
 // errors.
@@ -98,7 +66,7 @@ func FuzzHTTPRequest(f *testing.F) {
 	} {
 		f.Add(s.method, s.target, s.header, []byte(s.body))
 	}
-	h := fuzzServer(f)
+	h := New(fuzznode.Get(f), Config{MaxValueSize: 1 << 16})
 	f.Fuzz(func(t *testing.T, method, target, header string, body []byte) {
 		if method == "" || strings.ContainsAny(method, " \t\r\n/?#") || len(method) > 16 {
 			return
