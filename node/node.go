@@ -113,7 +113,7 @@ func (c *Config) raftConfig() *raft.Config {
 	// its queue at once: they are stored with one disk write (one fsync)
 	// and shipped to followers in one AppendEntries.
 	rc.BatchApplyCh = true
-	// Entries already carry up to 256 coalesced writes each (node/proposer.go);
+	// Entries already carry up to 1024 coalesced writes each (node/proposer.go);
 	// a low count keeps one AppendEntries of 4 MiB values well under the
 	// transport's 10 s timeout on a slow link.
 	rc.MaxAppendEntries = 32
