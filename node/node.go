@@ -117,6 +117,9 @@ func (c *Config) raftConfig() *raft.Config {
 	// a low count keeps one AppendEntries of 4 MiB values well under the
 	// transport's 10 s timeout on a slow link.
 	rc.MaxAppendEntries = 32
+	// Each replication RPC otherwise emits its metrics twice (per-peer
+	// legacy names too); nothing here reads either.
+	rc.NoLegacyTelemetry = true
 	if c.HeartbeatTimeout > 0 {
 		rc.HeartbeatTimeout = c.HeartbeatTimeout
 	}

@@ -299,3 +299,33 @@ func batchCaller(ctx context.Context, n *Node, c, rounds, width int, seen func(u
 	}
 	return nil
 }
+
+// TestReturnsLearnt: the next entry waits for the writers the last one
+// answered only while at least half of them came back within the window.
+func TestReturnsLearnt(t *testing.T) {
+	r := returns{likely: true}
+	t0 := time.Unix(1000, 0)
+	entry := func(at time.Time, answered int) int {
+		return r.completed(completion{answered: answered, at: at, took: 4 * time.Millisecond})
+	}
+	if got := entry(t0, 10); got != 10 {
+		t.Fatalf("first entry: expect %d back, want 10", got)
+	}
+	for i := range 6 {
+		r.arrived(t0.Add(time.Duration(i) * 100 * time.Microsecond))
+	}
+	r.arrived(t0.Add(3 * time.Millisecond)) // after the 2 ms window: not counted
+	t1 := t0.Add(10 * time.Millisecond)
+	if got := entry(t1, 10); got != 10 {
+		t.Fatalf("6 of 10 came back: expect %d, want 10", got)
+	}
+	r.arrived(t1.Add(time.Millisecond))
+	r.arrived(t1.Add(5 * time.Millisecond))
+	t2 := t1.Add(10 * time.Millisecond)
+	if got := entry(t2, 10); got != 0 {
+		t.Fatalf("1 of 10 came back within the window: expect %d, want 0 (do not wait)", got)
+	}
+	if w := gatherWait(time.Second); w != maxGather {
+		t.Fatalf("gatherWait(1s) = %v, want the cap %v", w, maxGather)
+	}
+}
