@@ -113,10 +113,13 @@ func (c *Config) raftConfig() *raft.Config {
 	// its queue at once: they are stored with one disk write (one fsync)
 	// and shipped to followers in one AppendEntries.
 	rc.BatchApplyCh = true
-	// Entries already carry up to 256 coalesced writes each (node/proposer.go);
+	// Entries already carry up to 1024 coalesced writes each (node/proposer.go);
 	// a low count keeps one AppendEntries of 4 MiB values well under the
 	// transport's 10 s timeout on a slow link.
 	rc.MaxAppendEntries = 32
+	// Each replication RPC otherwise emits its metrics twice (per-peer
+	// legacy names too); nothing here reads either.
+	rc.NoLegacyTelemetry = true
 	if c.HeartbeatTimeout > 0 {
 		rc.HeartbeatTimeout = c.HeartbeatTimeout
 	}

@@ -214,3 +214,118 @@ func TestWritesRacingClose(t *testing.T) {
 		}
 	}
 }
+
+// TestGroupCommitBatches: non-atomic batches share entries with other
+// callers' writes, their writes stay together and in order (consecutive
+// versions), and each caller gets its own results.
+func TestGroupCommitBatches(t *testing.T) {
+	leader := newCluster(t, 1, nil)[0]
+	ctx := ctxTimeout(t, 60*time.Second)
+	const callers, rounds, width = 60, 4, 3
+	errs := make(chan error, callers)
+	var mu sync.Mutex
+	indexes := map[uint64]int{}
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for c := range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			errs <- batchCaller(ctx, leader, c, rounds, width, func(idx uint64) {
+				mu.Lock()
+				indexes[idx]++
+				mu.Unlock()
+			})
+		}()
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	shared := 0
+	for _, n := range indexes {
+		if n > 1 {
+			shared++
+		}
+	}
+	if shared == 0 {
+		t.Fatalf("%d callers' writes never shared an entry", callers)
+	}
+}
+
+// batchCaller writes rounds times: an odd caller a non-atomic batch of
+// width keys, an even one a single key; each write returns the previous
+// value, which shows whether results reached the right caller.
+func batchCaller(ctx context.Context, n *Node, c, rounds, width int, seen func(uint64)) error {
+	for r := range rounds {
+		val := []byte(fmt.Sprintf("%d-%d", c, r))
+		prev := fmt.Sprintf("%d-%d", c, r-1)
+		if c%2 == 0 {
+			res, err := n.Write(ctx, Op{Kind: fsm.OpSet, Key: []byte(fmt.Sprintf("b/%d", c)), Value: val, Flags: fsm.FlagReturnPrev})
+			if err != nil {
+				return err
+			}
+			if r > 0 && string(res.Prev) != prev {
+				return fmt.Errorf("caller %d round %d: previous %q, want %q", c, r, res.Prev, prev)
+			}
+			seen(res.Index)
+			continue
+		}
+		ops := make([]Op, width)
+		for i := range ops {
+			ops[i] = Op{Kind: fsm.OpSet, Key: []byte(fmt.Sprintf("b/%d/%d", c, i)), Value: val, Flags: fsm.FlagReturnPrev}
+		}
+		res, err := n.WriteBatch(ctx, ops, false, nil)
+		if err != nil {
+			return err
+		}
+		if len(res.Results) != width {
+			return fmt.Errorf("caller %d: %d results for %d writes", c, len(res.Results), width)
+		}
+		for i, sub := range res.Results {
+			if r > 0 && string(sub.Prev) != prev {
+				return fmt.Errorf("caller %d round %d write %d: previous %q, want %q", c, r, i, sub.Prev, prev)
+			}
+			if sub.Version != res.Results[0].Version+uint64(i) {
+				return fmt.Errorf("caller %d: batch versions %d then %d at %d: not contiguous", c, res.Results[0].Version, sub.Version, i)
+			}
+		}
+		seen(res.Index)
+	}
+	return nil
+}
+
+// TestReturnsLearnt: the next entry waits for the writers the last one
+// answered only while at least half of them came back within the window.
+func TestReturnsLearnt(t *testing.T) {
+	r := returns{likely: true}
+	t0 := time.Unix(1000, 0)
+	entry := func(at time.Time, answered int) int {
+		return r.completed(completion{answered: answered, at: at, took: 4 * time.Millisecond})
+	}
+	if got := entry(t0, 10); got != 10 {
+		t.Fatalf("first entry: expect %d back, want 10", got)
+	}
+	for i := range 6 {
+		r.arrived(t0.Add(time.Duration(i) * 100 * time.Microsecond))
+	}
+	r.arrived(t0.Add(3 * time.Millisecond)) // after the 2 ms window: not counted
+	t1 := t0.Add(10 * time.Millisecond)
+	if got := entry(t1, 10); got != 10 {
+		t.Fatalf("6 of 10 came back: expect %d, want 10", got)
+	}
+	r.arrived(t1.Add(time.Millisecond))
+	r.arrived(t1.Add(5 * time.Millisecond))
+	t2 := t1.Add(10 * time.Millisecond)
+	if got := entry(t2, 10); got != 0 {
+		t.Fatalf("1 of 10 came back within the window: expect %d, want 0 (do not wait)", got)
+	}
+	if w := gatherWait(time.Second); w != maxGather {
+		t.Fatalf("gatherWait(1s) = %v, want the cap %v", w, maxGather)
+	}
+}

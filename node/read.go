@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -148,22 +149,34 @@ func (n *Node) waitApplied(ctx context.Context, idx uint64) error {
 
 // readIndex serves strong reads with shared leadership rounds, like etcd's
 // ReadIndex batching: every read that arrives while a round is running
-// waits for the next round, and one round (one VerifyLeader, one heartbeat
+// joins the next round, and one round (one VerifyLeader, one heartbeat
 // to a quorum) confirms them all.
+//
+// A read costs no allocation and no message of its own: it joins the
+// pending round under a mutex and waits for the round's done channel to
+// close; the round, once confirmed, waits for the state machine to apply
+// its index once for all of its reads.
 type readIndex struct {
 	n      *Node
-	reqs   chan chan readIndexResult
+	wake   chan struct{} // capacity 1: a round is pending
 	rounds atomic.Uint64
 	reads  atomic.Uint64
+
+	mu      sync.Mutex
+	next    *readRound // the round new reads join; nil until one arrives
+	pending uint64     // reads that joined next
 }
 
-type readIndexResult struct {
+// readRound is one leadership round; index and err are set before done
+// is closed.
+type readRound struct {
+	done  chan struct{}
 	index uint64
 	err   error
 }
 
 func newReadIndex(n *Node) *readIndex {
-	return &readIndex{n: n, reqs: make(chan chan readIndexResult, 4096)}
+	return &readIndex{n: n, wake: make(chan struct{}, 1)}
 }
 
 // wait returns once a strong read may be served from the local state.
@@ -171,54 +184,58 @@ func (r *readIndex) wait(ctx context.Context) error {
 	if !r.n.IsLeader() {
 		return ErrNotLeader
 	}
-	c := make(chan readIndexResult, 1)
+	r.mu.Lock()
+	rd := r.next
+	if rd == nil {
+		rd = &readRound{done: make(chan struct{})}
+		r.next = rd
+		select {
+		case r.wake <- struct{}{}:
+		default:
+		}
+	}
+	r.pending++
+	r.mu.Unlock()
 	select {
-	case r.reqs <- c:
+	case <-rd.done:
+		return rd.err
 	case <-ctx.Done():
 		return fmt.Errorf("%w: %v", ErrUnavailable, ctx.Err())
 	case <-r.n.closing:
 		return ErrClosed
 	}
-	var res readIndexResult
-	select {
-	case res = <-c:
-	case <-ctx.Done():
-		return fmt.Errorf("%w: %v", ErrUnavailable, ctx.Err())
-	case <-r.n.closing:
-		return ErrClosed
-	}
-	if res.err != nil {
-		return res.err
-	}
-	return r.n.waitApplied(ctx, res.index)
 }
 
 func (r *readIndex) run() {
 	defer r.n.wg.Done()
-	var batch []chan readIndexResult
 	for {
-		batch = batch[:0]
 		select {
 		case <-r.n.closing:
 			return
-		case c := <-r.reqs:
-			batch = append(batch, c)
+		case <-r.wake:
 		}
-	drain:
-		for {
-			select {
-			case c := <-r.reqs:
-				batch = append(batch, c)
-			default:
-				break drain
-			}
+		r.mu.Lock()
+		rd, reads := r.next, r.pending
+		r.next, r.pending = nil, 0
+		r.mu.Unlock()
+		if rd == nil {
+			continue
 		}
-		idx, err := r.confirm()
-		for _, c := range batch {
-			c <- readIndexResult{idx, err}
-		}
+		rd.index, rd.err = r.confirm()
 		r.rounds.Add(1)
-		r.reads.Add(uint64(len(batch)))
+		r.reads.Add(reads)
+		if rd.err != nil || r.n.applied(rd.index) {
+			close(rd.done)
+			continue
+		}
+		// The state machine is behind the commit index: wait for it
+		// beside the next round rather than in front of it.
+		go func() {
+			if err := r.n.waitApplied(context.Background(), rd.index); err != nil {
+				rd.err = err
+			}
+			close(rd.done)
+		}()
 	}
 }
 
