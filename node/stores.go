@@ -6,11 +6,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	raftwal "github.com/hashicorp/raft-wal"
 	"github.com/hashicorp/raft-wal/metadb"
+	"go.etcd.io/bbolt"
 )
 
 // Log store kinds for Config.LogStore.
@@ -51,7 +53,12 @@ func openStore(kind, dir string, segmentSize int) (raftStore, error) {
 		if exists(walDir) {
 			return nil, fmt.Errorf("%s holds a wal log store; start with --log-store wal", dir)
 		}
-		s, err := raftboltdb.New(raftboltdb.Options{Path: boltPath})
+		// As etcd and Consul do: the freelist is not written on every
+		// commit (fewer pages per append; it is rebuilt by a scan when the
+		// file is opened), and kept as a map, which stays fast as the log
+		// file grows and shrinks between snapshots.
+		s, err := raftboltdb.New(raftboltdb.Options{Path: boltPath,
+			BoltOptions: &bbolt.Options{Timeout: time.Second, NoFreelistSync: true, FreelistType: bbolt.FreelistMapType}})
 		if err != nil {
 			return nil, fmt.Errorf("open bolt store: %w", err)
 		}
