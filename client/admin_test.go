@@ -35,11 +35,21 @@ func parseBackup(t *testing.T, b []byte) map[string]string {
 func moveLeadership(t *testing.T, tc *tcluster) *tnode {
 	t.Helper()
 	old := tc.leader()
-	if err := old.n.TransferLeadership(""); err != nil {
-		t.Fatal(err)
-	}
 	var l *tnode
-	waitFor(t, "a new leader", func() bool { l = tc.leader(); return l != old })
+	// A transfer times out after one election timeout, which a busy
+	// machine can exceed (the target was slow to start its election):
+	// try again until another node leads.
+	waitFor(t, "a new leader", func() bool {
+		if l = tc.leader(); l != old {
+			return true
+		}
+		if err := old.n.TransferLeadership(""); err != nil {
+			t.Logf("leadership transfer: %v (retrying)", err)
+			return false
+		}
+		l = tc.leader()
+		return l != old
+	})
 	return l
 }
 
