@@ -89,3 +89,26 @@ func TestPreAuthLimits(t *testing.T) {
 	r.send(cmd("SET", "k", strings.Repeat("v", 100<<10)))
 	r.expect("+OK\r\n")
 }
+
+// TestLargeRepliesSpill: replies past the spill size are written out as
+// they are produced; the bytes on the wire stay in order, on the leader
+// and relayed through a follower.
+func TestLargeRepliesSpill(t *testing.T) {
+	c := startCluster(t, resp.Config{})
+	big := strings.Repeat("x", 700<<10)
+	for _, n := range []*testNode{c.leader(t), c.follower(t)} {
+		r := dialRaw(t, n.addr)
+		k := n.ID() + ":big"
+		r.send(cmd("SET", k, big))
+		r.expect("+OK\r\n")
+		var req, want strings.Builder
+		for i := 0; i < 6; i++ {
+			req.WriteString(cmd("GET", k) + cmd("ECHO", strconv.Itoa(i)))
+			want.WriteString("$" + strconv.Itoa(len(big)) + "\r\n" + big + "\r\n$1\r\n" + strconv.Itoa(i) + "\r\n")
+		}
+		req.WriteString(cmd("MGET", k, k, "nothing", k) + cmd("PING"))
+		want.WriteString("*4\r\n" + strings.Repeat("$"+strconv.Itoa(len(big))+"\r\n"+big+"\r\n", 2) + "$-1\r\n$" + strconv.Itoa(len(big)) + "\r\n" + big + "\r\n+PONG\r\n")
+		r.send(req.String())
+		r.expect(want.String())
+	}
+}

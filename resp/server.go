@@ -233,6 +233,9 @@ func (s *Server) accept(conn redcon.Conn) bool {
 	}
 	cl := &client{id: s.nextID.Add(1), addr: conn.RemoteAddr(), created: time.Now(), w: writer{proto: 2},
 		authed: s.cfg.Auth == nil, limits: lc}
+	if lc != nil {
+		cl.w.out = lc
+	}
 	conn.SetContext(cl)
 	s.connsTotal.Add(1)
 	s.mu.Lock()
@@ -268,7 +271,7 @@ func (s *Server) handle(conn redcon.Conn, cmd redcon.Command) {
 	} else {
 		cl.w.b = cl.w.b[:0]
 	}
-	if cl.quit {
+	if cl.quit || cl.w.broken {
 		conn.Close()
 	}
 }
@@ -680,9 +683,10 @@ func relayError(err error, write bool) error {
 func (cl *client) appendRelayed(reply []byte) {
 	if cl.w.proto == 3 {
 		cl.w.b = appendRESP3(cl.w.b, reply)
-		return
+	} else {
+		cl.w.b = append(cl.w.b, reply...)
 	}
-	cl.w.b = append(cl.w.b, reply...)
+	cl.w.maybeSpill()
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) bool {

@@ -1,17 +1,48 @@
 package resp
 
 import (
+	"net"
 	"strconv"
+	"time"
 
 	"github.com/tidwall/redcon"
+)
+
+// spillBytes bounds the replies a connection holds before writing them
+// out: a pipeline of large GETs (or one MGET of many large values) is
+// sent as it is produced instead of piling up in memory. A client that
+// does not read makes the write block (until spillTimeout, then the
+// connection is closed), which is the back-pressure.
+const (
+	spillBytes   = 1 << 20
+	spillTimeout = 30 * time.Second
 )
 
 // writer collects the replies of one pipeline in the connection's
 // protocol (RESP2, or RESP3 after HELLO 3). redcon writes RESP2; the few
 // RESP3 types raftcache answers with (null, map) are written raw.
 type writer struct {
-	b     []byte
-	proto int
+	b      []byte
+	proto  int
+	out    net.Conn // where spilled replies go; nil: never spill
+	broken bool     // a spill failed: the connection must be closed
+}
+
+// maybeSpill writes the collected replies to the connection once they
+// pass spillBytes. It is called only between whole values, and only while
+// redcon's own write buffer is empty (replies reach redcon at the end of
+// a pipeline), so the byte order on the wire is kept.
+func (w *writer) maybeSpill() {
+	if w.out == nil || len(w.b) < spillBytes {
+		return
+	}
+	if !w.broken {
+		_ = w.out.SetWriteDeadline(time.Now().Add(spillTimeout))
+		_, err := w.out.Write(w.b)
+		_ = w.out.SetWriteDeadline(time.Time{})
+		w.broken = err != nil
+	}
+	w.b = w.b[:0]
 }
 
 func (w *writer) ok()                 { w.b = redcon.AppendOK(w.b) }
@@ -19,10 +50,10 @@ func (w *writer) status(s string)     { w.b = redcon.AppendString(w.b, s) }
 func (w *writer) error(msg string)    { w.b = redcon.AppendError(w.b, msg) }
 func (w *writer) fail(err error)      { w.error(errorReply(err)) }
 func (w *writer) int(n int64)         { w.b = redcon.AppendInt(w.b, n) }
-func (w *writer) bulk(b []byte)       { w.b = redcon.AppendBulk(w.b, b) }
+func (w *writer) bulk(b []byte)       { w.b = redcon.AppendBulk(w.b, b); w.maybeSpill() }
 func (w *writer) bulkString(s string) { w.b = redcon.AppendBulkString(w.b, s) }
 func (w *writer) array(n int)         { w.b = redcon.AppendArray(w.b, n) }
-func (w *writer) raw(b []byte)        { w.b = append(w.b, b...) }
+func (w *writer) raw(b []byte)        { w.b = append(w.b, b...); w.maybeSpill() }
 
 func (w *writer) bool(v bool) {
 	if v {
