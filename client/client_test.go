@@ -222,12 +222,15 @@ func TestMembershipLearnedFromOneEndpoint(t *testing.T) {
 	})
 	f.srv.Close() // the only configured endpoint stops answering
 	for i := 0; i < 5; i++ {
-		if _, err := c.Set(callCtx(t), "k", []byte(fmt.Sprint(i))); err != nil {
+		w, err := c.Set(callCtx(t), "k", []byte(fmt.Sprint(i)))
+		if err != nil {
 			t.Fatalf("Set after the configured endpoint went away: %v", err)
 		}
-		item, err := c.Get(callCtx(t), "k", client.WithConsistency(client.Stale))
-		if err != nil {
-			t.Fatalf("stale Get after the configured endpoint went away: %v", err)
+		// A stale read may be served by a follower that has not applied
+		// the write yet: ask for the write's index.
+		item, err := c.Get(callCtx(t), "k", client.WithConsistency(client.Stale), client.WithMinIndex(w.Index))
+		if err != nil || string(item.Value) != fmt.Sprint(i) {
+			t.Fatalf("stale Get after the configured endpoint went away: %+v, %v", item, err)
 		}
 		if item.ServedBy == f.id {
 			t.Fatalf("served by the closed endpoint")
