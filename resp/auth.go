@@ -2,6 +2,7 @@ package resp
 
 import (
 	"strings"
+	"time"
 
 	"github.com/raftcache/raftcache/auth"
 )
@@ -82,6 +83,10 @@ func (s *Server) login(cl *client, token []byte) string {
 func (s *Server) logout(cl *client) {
 	if s.cfg.Auth != nil {
 		cl.authed, cl.principal, cl.token = false, auth.Principal{}, ""
+		if cl.limits != nil { // pre-auth limits and a new deadline to authenticate again
+			cl.limits.since = time.Now()
+			cl.limits.authed.Store(false)
+		}
 	}
 }
 

@@ -75,21 +75,22 @@ var errLimit = errors.New("protocol limit exceeded")
 
 // limitConn frames the bytes a client sends and refuses commands over the
 // limits; it also runs the TLS handshake and the authentication deadline.
-// Only redcon's connection goroutine reads it.
+// Only redcon's connection goroutine reads it (and the server's handler,
+// which runs on that goroutine, logs it in and out).
 type limitConn struct {
 	net.Conn          // the client connection (a *tls.Conn with TLS)
 	raw      net.Conn // the TCP connection under it
 	lim      *Limits
 	needAuth bool        // a token file is configured
-	authed   atomic.Bool // set by the server when AUTH succeeds
-	accepted time.Time
-	started  bool // handshake done, deadline set
-	cleared  bool // auth deadline lifted
+	authed   atomic.Bool // set by the server when AUTH succeeds, cleared by RESET
+	since    time.Time   // when the connection was accepted, or logged out
+	started  bool        // TLS handshake done
+	deadline bool        // the authentication deadline is set
 	f        framing
 }
 
 func newLimitConn(c net.Conn, tlsConf *tls.Config, lim *Limits, needAuth bool) *limitConn {
-	lc := &limitConn{Conn: c, raw: c, lim: lim, needAuth: needAuth, accepted: time.Now()}
+	lc := &limitConn{Conn: c, raw: c, lim: lim, needAuth: needAuth, since: time.Now()}
 	if tlsConf != nil {
 		lc.Conn = tls.Server(c, tlsConf)
 	}
@@ -107,14 +108,15 @@ func (c *limitConn) Read(p []byte) (int, error) {
 				return 0, err
 			}
 		}
-		if c.needAuth {
-			_ = c.raw.SetReadDeadline(c.accepted.Add(c.lim.AuthTimeout))
-		}
 	}
 	authed := !c.needAuth || c.authed.Load()
-	if c.needAuth && authed && !c.cleared {
-		c.cleared = true
-		_ = c.raw.SetReadDeadline(time.Time{})
+	if c.needAuth && authed == c.deadline { // authenticated, or logged out, since the last read
+		c.deadline = !authed
+		until := time.Time{}
+		if !authed {
+			until = c.since.Add(c.lim.AuthTimeout)
+		}
+		_ = c.raw.SetReadDeadline(until)
 	}
 	n, err := c.Conn.Read(p)
 	if n > 0 {

@@ -1,10 +1,13 @@
 package resp_test
 
 import (
+	"errors"
 	"io"
+	"net"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/raftcache/raftcache/internal/testtokens"
 	"github.com/raftcache/raftcache/resp"
@@ -13,8 +16,13 @@ import (
 // expectClosed checks that the server closed the connection.
 func (c *rawConn) expectClosed() {
 	c.t.Helper()
-	if b, err := c.rd.ReadByte(); err == nil {
+	b, err := c.rd.ReadByte()
+	var ne net.Error
+	switch {
+	case err == nil:
 		c.t.Fatalf("the connection is still open (read %q)", b)
+	case errors.As(err, &ne) && ne.Timeout():
+		c.t.Fatalf("the server did not close the connection: %v", err)
 	}
 }
 
@@ -111,4 +119,20 @@ func TestLargeRepliesSpill(t *testing.T) {
 		r.send(req.String())
 		r.expect(want.String())
 	}
+}
+
+// TestResetStartsTheAuthDeadlineAgain: a connection logged out by RESET
+// must authenticate again in time, like a new one.
+func TestResetStartsTheAuthDeadlineAgain(t *testing.T) {
+	toks, _ := testtokens.File(t, "write "+writeTok)
+	n := startNode(t, "n1", true, resp.Config{Auth: toks, Limits: resp.Limits{AuthTimeout: 300 * time.Millisecond}})
+	waitFor(t, "n1 to lead", func() bool { return serves(n) })
+	r := dialRaw(t, n.addr)
+	r.send(cmd("AUTH", writeTok))
+	r.expect("+OK\r\n")
+	r.send(cmd("SET", "k", strings.Repeat("v", 100<<10)))
+	r.expect("+OK\r\n")
+	r.send(cmd("RESET"))
+	r.expect("+RESET\r\n")
+	r.expectClosed() // cut at the deadline, without a byte more
 }
