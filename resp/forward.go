@@ -36,12 +36,18 @@ const forwardedCmd = "RAFTCACHE.FORWARDED"
 // was applied.
 var errNotSent = errors.New("not sent")
 
+// errReplyTooLarge: a reply from the leader passed Limits.MaxRelayReply.
+// A relayed reply is held whole on the follower, so its size is bounded;
+// the relay connection is dropped.
+var errReplyTooLarge = errors.New("reply too large to relay through a follower; send the command to the leader, or use READONLY")
+
 type forwarder struct {
 	self        string // this node's id, sent with RAFTCACHE.FORWARDED
 	timeout     time.Duration
 	maxIdle     int
 	dialTimeout time.Duration
 	tls         *tls.Config // nil: plaintext
+	maxReply    int         // bytes of one reply
 
 	mu     sync.Mutex
 	idle   map[poolKey][]*fconn
@@ -62,9 +68,9 @@ type fconn struct {
 	start, end int
 }
 
-func newForwarder(self string, timeout time.Duration, maxIdle int, tlsConf *tls.Config) *forwarder {
+func newForwarder(self string, timeout time.Duration, maxIdle int, tlsConf *tls.Config, maxReply int) *forwarder {
 	return &forwarder{self: self, timeout: timeout, maxIdle: maxIdle, dialTimeout: 2 * time.Second,
-		tls: tlsConf, idle: map[poolKey][]*fconn{}}
+		tls: tlsConf, maxReply: maxReply, idle: map[poolKey][]*fconn{}}
 }
 
 // get returns a live connection for key: an idle one that the peer has
@@ -130,7 +136,7 @@ func (f *forwarder) dial(key poolKey) (*fconn, error) {
 		return nil, err
 	}
 	for range replies {
-		reply, err := c.readReply()
+		reply, err := c.readReply(1 << 10)
 		if err != nil || string(reply) != "+OK\r\n" {
 			nc.Close()
 			return nil, fmt.Errorf("%s did not accept a relay connection: %q %v", key.addr, reply, err)
@@ -192,7 +198,7 @@ func (f *forwarder) relay(addr, token string, cmds [][]byte, out func(reply []by
 		return 0, err
 	}
 	for i := range cmds {
-		reply, err := c.readReply()
+		reply, err := c.readReply(f.maxReply)
 		if err != nil {
 			c.nc.Close()
 			return i, err
@@ -203,8 +209,9 @@ func (f *forwarder) relay(addr, token string, cmds [][]byte, out func(reply []by
 	return len(cmds), nil
 }
 
-// readReply returns the next whole reply (valid until the next read).
-func (c *fconn) readReply() ([]byte, error) {
+// readReply returns the next whole reply (valid until the next read), or
+// errReplyTooLarge once it passes max bytes.
+func (c *fconn) readReply(max int) ([]byte, error) {
 	var fr framer
 	for {
 		if done, err := fr.advance(c.buf[c.start:c.end]); err != nil {
@@ -213,6 +220,9 @@ func (c *fconn) readReply() ([]byte, error) {
 			reply := c.buf[c.start : c.start+fr.off]
 			c.start += fr.off
 			return reply, nil
+		}
+		if c.end-c.start >= max {
+			return nil, errReplyTooLarge
 		}
 		if c.start > 0 { // make room at the end
 			n := copy(c.buf, c.buf[c.start:c.end])

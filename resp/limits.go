@@ -44,6 +44,10 @@ type Limits struct {
 	AuthTimeout  time.Duration
 	// HandshakeTimeout bounds a TLS handshake. Default 10s.
 	HandshakeTimeout time.Duration
+	// MaxRelayReply bounds one reply a follower relays from the leader
+	// (it holds the whole reply); past it the command answers an error
+	// saying to ask the leader. Default 64 MiB.
+	MaxRelayReply int64
 }
 
 func (l *Limits) setDefaults(maxValue int64) {
@@ -61,6 +65,7 @@ func (l *Limits) setDefaults(maxValue int64) {
 	def(&l.MaxInline, 64<<10)
 	def(&l.PreAuthArgs, 1024)
 	def(&l.PreAuthBytes, 64<<10)
+	def(&l.MaxRelayReply, 64<<20)
 	if l.AuthTimeout <= 0 {
 		l.AuthTimeout = 10 * time.Second
 	}

@@ -136,3 +136,18 @@ func TestResetStartsTheAuthDeadlineAgain(t *testing.T) {
 	r.expect("+RESET\r\n")
 	r.expectClosed() // cut at the deadline, without a byte more
 }
+
+// TestRelayedReplyBound: a follower holds a relayed reply whole, so it
+// refuses one past MaxRelayReply with an error that says what to do; the
+// commands around it are answered.
+func TestRelayedReplyBound(t *testing.T) {
+	c := startCluster(t, resp.Config{Limits: resp.Limits{MaxRelayReply: 1 << 20}})
+	big := strings.Repeat("x", 700<<10)
+	r := dialRaw(t, c.follower(t).addr)
+	r.send(cmd("SET", "big", big) + cmd("GET", "big"))
+	r.expect("+OK\r\n$" + strconv.Itoa(len(big)) + "\r\n" + big + "\r\n")
+	r.send(cmd("ECHO", "before") + cmd("MGET", "big", "big") + cmd("GET", "nothing") + cmd("ECHO", "after"))
+	r.expect("$6\r\nbefore\r\n")
+	r.expectPrefix("-ERR reply too large to relay through a follower")
+	r.expect("$-1\r\n$5\r\nafter\r\n")
+}

@@ -17,6 +17,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"sync"
@@ -145,7 +146,7 @@ func New(n *node.Node, cfg Config) *Server {
 		node:    n,
 		cfg:     cfg,
 		logger:  cfg.Logger,
-		fwd:     newForwarder(n.ID(), cfg.Timeout+5*time.Second, cfg.ForwardIdle, cfg.ForwardTLS),
+		fwd:     newForwarder(n.ID(), cfg.Timeout+5*time.Second, cfg.ForwardIdle, cfg.ForwardTLS, int(cfg.Limits.MaxRelayReply)),
 		cursors: newCursorTable(),
 		started: time.Now(),
 		served:  make(chan struct{}),
@@ -649,6 +650,12 @@ func (s *Server) relayItems(cl *client, items []*item, depth int) {
 		}
 		n, err := s.fwd.relay(addr, cl.token, raws, cl.appendRelayed)
 		items = items[n:]
+		if errors.Is(err, errReplyTooLarge) {
+			cl.w.fail(relayError(err, false))
+			if items = items[1:]; len(items) > 0 {
+				err = fmt.Errorf("the relay connection was dropped after a reply too large to relay")
+			}
+		}
 		if len(items) == 0 {
 			return
 		}
@@ -674,6 +681,9 @@ func anyWrite(items []*item) bool {
 
 // relayError is the answer for a relayed command that got no reply.
 func relayError(err error, write bool) error {
+	if errors.Is(err, errReplyTooLarge) {
+		return replyError("ERR " + err.Error())
+	}
 	if errors.Is(err, errNotSent) || !write {
 		return replyError("TRYAGAIN cannot reach the leader: " + err.Error())
 	}
