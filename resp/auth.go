@@ -2,7 +2,6 @@ package resp
 
 import (
 	"strings"
-	"time"
 
 	"github.com/raftcache/raftcache/auth"
 )
@@ -45,9 +44,9 @@ func (s *Server) authorize(cl *client, name string, cmd *command) string {
 	if s.cfg.Auth == nil || noAuth[name] {
 		return ""
 	}
-	if cl.authed && cl.gen != s.cfg.Auth.Generation() { // the token file was reloaded
-		p, ok := s.cfg.Auth.Lookup(cl.token)
-		cl.principal, cl.authed, cl.gen = p, ok, s.cfg.Auth.Generation()
+	if gen := s.cfg.Auth.Generation(); cl.authed && cl.gen != gen { // the token file was reloaded
+		p, ok := s.cfg.Auth.Lookup(cl.token) // read after gen: a reload in between shows next time
+		cl.principal, cl.authed, cl.gen = p, ok, gen
 	}
 	if !cl.authed {
 		return msgNoAuth
@@ -66,15 +65,16 @@ func (s *Server) login(cl *client, token []byte) string {
 	if s.cfg.Auth == nil {
 		return msgNoPass
 	}
+	gen := s.cfg.Auth.Generation() // before the lookup: a reload in between shows at the next command
 	p, ok := s.cfg.Auth.Lookup(string(token))
 	if !ok {
 		s.authFailures.Add(1)
 		s.logger.Debug("RESP authentication failed", "client", cl.addr)
 		return msgWrongPass
 	}
-	cl.authed, cl.principal, cl.token, cl.gen = true, p, string(token), s.cfg.Auth.Generation()
+	cl.authed, cl.principal, cl.token, cl.gen = true, p, string(token), gen
 	if cl.limits != nil {
-		cl.limits.authed.Store(true)
+		cl.limits.login()
 	}
 	return ""
 }
@@ -84,8 +84,7 @@ func (s *Server) logout(cl *client) {
 	if s.cfg.Auth != nil {
 		cl.authed, cl.principal, cl.token = false, auth.Principal{}, ""
 		if cl.limits != nil { // pre-auth limits and a new deadline to authenticate again
-			cl.limits.since = time.Now()
-			cl.limits.authed.Store(false)
+			cl.limits.logout()
 		}
 	}
 }

@@ -565,6 +565,12 @@ func cmdExec(s *Server, cl *client, args [][]byte) {
 		cl.w.error("EXECABORT Transaction discarded because of previous errors.")
 		return
 	}
+	for _, it := range tx.items { // again: the token file may have been reloaded since they were queued
+		if msg := s.authorize(cl, it.name, it.cmd); msg != "" {
+			cl.w.error("EXECABORT Transaction discarded: " + msg)
+			return
+		}
+	}
 	s.execTx(cl, tx.items, 0)
 }
 

@@ -165,6 +165,9 @@ func (f *forwarder) put(c *fconn) {
 		c.nc.Close()
 		return
 	}
+	if cap(c.buf) > 64<<10 { // a large reply grew it: do not keep that while idle
+		c.buf, c.start, c.end = make([]byte, 16<<10), 0, 0
+	}
 	f.idle[c.key] = append(f.idle[c.key], c)
 }
 

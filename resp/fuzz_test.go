@@ -44,7 +44,7 @@ func FuzzCommands(f *testing.F) {
 	lim := s.cfg.Limits
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var fr framing
-		if fr.scan(data, lim.MaxArgs, lim.MaxBulkLen, lim.MaxCommandBytes, lim.MaxInline) != "" {
+		if fr.scan(data, lim.MaxArgs, lim.MaxBulkLen, lim.MaxCommandBytes, lim.MaxInline, nil) != "" {
 			return // the connection would be closed before redcon sees it
 		}
 		rd := redcon.NewReader(bytes.NewReader(data))

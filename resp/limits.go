@@ -79,27 +79,72 @@ func (l *Limits) setDefaults(maxValue int64) {
 var errLimit = errors.New("protocol limit exceeded")
 
 // limitConn frames the bytes a client sends and refuses commands over the
-// limits; it also runs the TLS handshake and the authentication deadline.
-// Only redcon's connection goroutine reads it (and the server's handler,
-// which runs on that goroutine, logs it in and out).
+// limits; it also runs the TLS handshake, the authentication deadline and
+// a deadline on every write. Only redcon's connection goroutine reads and
+// writes it (the server's handler, which logs it in and out, runs there).
+//
+// It also works around redcon's buffer growth: when its buffer is full and
+// ends inside a command, redcon doubles it and keeps everything already
+// parsed, so a client streaming small commands that straddle reads would
+// grow it without bound. limitConn therefore hands redcon the bytes of the
+// first unfinished command freely (redcon must grow for a large command),
+// and beyond it only whole commands: redcon's unparsed bytes are then at
+// most one command, which the limits bound.
 type limitConn struct {
 	net.Conn          // the client connection (a *tls.Conn with TLS)
 	raw      net.Conn // the TCP connection under it
 	lim      *Limits
 	needAuth bool        // a token file is configured
 	authed   atomic.Bool // set by the server when AUTH succeeds, cleared by RESET
-	since    time.Time   // when the connection was accepted, or logged out
+	authTime *time.Timer // closes the connection if it is not authenticated in time
 	started  bool        // TLS handshake done
-	deadline bool        // the authentication deadline is set
 	f        framing
+
+	buf  []byte // read from the client, not yet handed to redcon: buf[off:]
+	off  int
+	ends []int // offsets in buf where a scanned command ends, ascending
 }
 
+// readChunk is how much limitConn reads from the client at a time.
+const readChunk = 16 << 10
+
 func newLimitConn(c net.Conn, tlsConf *tls.Config, lim *Limits, needAuth bool) *limitConn {
-	lc := &limitConn{Conn: c, raw: c, lim: lim, needAuth: needAuth, since: time.Now()}
+	lc := &limitConn{Conn: c, raw: c, lim: lim, needAuth: needAuth}
 	if tlsConf != nil {
 		lc.Conn = tls.Server(c, tlsConf)
 	}
+	if needAuth {
+		lc.authTime = time.AfterFunc(lim.AuthTimeout, func() {
+			if !lc.authed.Load() {
+				lc.raw.Close()
+			}
+		})
+	}
 	return lc
+}
+
+// login and logout are called by the server on AUTH and RESET.
+func (c *limitConn) login() { c.authed.Store(true) }
+
+func (c *limitConn) logout() {
+	c.authed.Store(false)
+	if c.authTime != nil {
+		c.authTime.Reset(c.lim.AuthTimeout)
+	}
+}
+
+func (c *limitConn) Close() error {
+	if c.authTime != nil {
+		c.authTime.Stop()
+	}
+	return c.Conn.Close()
+}
+
+// Write bounds every write: a client that stops reading its replies is cut
+// instead of holding its connection (and the replies) forever.
+func (c *limitConn) Write(p []byte) (int, error) {
+	_ = c.Conn.SetWriteDeadline(time.Now().Add(spillTimeout))
+	return c.Conn.Write(p)
 }
 
 func (c *limitConn) Read(p []byte) (int, error) {
@@ -114,34 +159,89 @@ func (c *limitConn) Read(p []byte) (int, error) {
 			}
 		}
 	}
-	authed := !c.needAuth || c.authed.Load()
-	if c.needAuth && authed == c.deadline { // authenticated, or logged out, since the last read
-		c.deadline = !authed
-		until := time.Time{}
-		if !authed {
-			until = c.since.Add(c.lim.AuthTimeout)
+	for {
+		if n := c.deliver(p); n > 0 {
+			return n, nil
 		}
-		_ = c.raw.SetReadDeadline(until)
+		if err := c.fill(); err != nil {
+			return 0, err
+		}
 	}
-	n, err := c.Conn.Read(p)
+}
+
+// deliver copies into p the rest of the first unfinished command, or whole
+// commands up to the last that fits, and returns how many bytes.
+func (c *limitConn) deliver(p []byte) int {
+	pending := len(c.buf) - c.off
+	if pending == 0 {
+		return 0
+	}
+	n := 0
+	switch {
+	case len(c.ends) == 0: // only the first command, unfinished
+		n = min(len(p), pending)
+	case c.ends[0]-c.off > len(p): // the first command does not fit: a piece of it
+		n = len(p)
+	default:
+		k := 0
+		for k+1 < len(c.ends) && c.ends[k+1]-c.off <= len(p) {
+			k++
+		}
+		n = c.ends[k] - c.off
+	}
+	copy(p, c.buf[c.off:c.off+n])
+	c.off += n
+	for len(c.ends) > 0 && c.ends[0] <= c.off {
+		c.ends = c.ends[1:]
+	}
+	if c.off == len(c.buf) { // all handed over: start again at the front
+		c.buf, c.off = c.buf[:0], 0
+		if cap(c.buf) > 4*readChunk {
+			c.buf = nil
+		}
+	}
+	return n
+}
+
+// fill reads more from the client and frames it.
+func (c *limitConn) fill() error {
+	if c.off > 0 && c.off == len(c.buf) {
+		c.buf, c.off = c.buf[:0], 0
+	}
+	start := len(c.buf)
+	if cap(c.buf)-start < readChunk {
+		nb := make([]byte, start-c.off, start-c.off+readChunk)
+		copy(nb, c.buf[c.off:])
+		for i := range c.ends {
+			c.ends[i] -= c.off
+		}
+		c.buf, c.off, start = nb, 0, start-c.off
+	}
+	n, err := c.Conn.Read(c.buf[start : start+readChunk])
+	c.buf = c.buf[:start+n]
 	if n > 0 {
 		maxArgs, maxCmd := c.lim.MaxArgs, c.lim.MaxCommandBytes
-		if !authed {
+		if c.needAuth && !c.authed.Load() {
 			maxArgs, maxCmd = c.lim.PreAuthArgs, c.lim.PreAuthBytes
 		}
-		if msg := c.f.scan(p[:n], maxArgs, min(c.lim.MaxBulkLen, maxCmd), maxCmd, c.lim.MaxInline); msg != "" {
-			_ = c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
-			_, _ = c.Conn.Write([]byte("-ERR Protocol error: " + msg + "\r\n"))
-			return 0, errLimit
+		msg := c.f.scan(c.buf[start:], maxArgs, min(c.lim.MaxBulkLen, maxCmd), maxCmd, c.lim.MaxInline, func(end int) {
+			c.ends = append(c.ends, start+end)
+		})
+		if msg != "" {
+			_, _ = c.Write([]byte("-ERR Protocol error: " + msg + "\r\n"))
+			return errLimit
 		}
+		return nil
 	}
-	return n, err
+	return err
 }
 
 // framing follows the RESP request framing across reads: arrays of bulk
 // strings (what clients send), or inline lines. It checks sizes only;
 // redcon still parses and validates everything.
 type framing struct {
+	words    int64 // arguments of the inline line so far
+	inWord   bool
 	state    uint8
 	hdr      []byte // header line so far (digits after '*' or '$')
 	argsLeft int64
@@ -160,11 +260,13 @@ const (
 const maxHeaderLen = 22 // "-9223372036854775808\r" plus slack
 
 // scan advances over b and returns why the stream must be refused, or "".
-func (f *framing) scan(b []byte, maxArgs, maxBulk, maxCmd, maxInline int64) string {
+// It calls onEnd (if not nil) with the offset in b just past each command
+// that ends in b.
+func (f *framing) scan(b []byte, maxArgs, maxBulk, maxCmd, maxInline int64, onEnd func(end int)) string {
 	for i := 0; i < len(b); {
 		switch f.state {
 		case stStart:
-			f.cmdBytes = 0
+			f.cmdBytes, f.words, f.inWord = 0, 0, false
 			if b[i] == '*' {
 				f.state, f.hdr = stArray, f.hdr[:0]
 				f.cmdBytes = 1
@@ -175,7 +277,15 @@ func (f *framing) scan(b []byte, maxArgs, maxBulk, maxCmd, maxInline int64) stri
 		case stInline:
 			j := i
 			for j < len(b) && b[j] != '\n' {
+				space := b[j] == ' ' || b[j] == '\t' || b[j] == '\r'
+				if !space && !f.inWord {
+					f.words++
+				}
+				f.inWord = !space
 				j++
+			}
+			if f.words > maxArgs {
+				return "too many arguments in an inline request"
 			}
 			f.cmdBytes += int64(j - i)
 			if f.cmdBytes > maxInline {
@@ -184,6 +294,9 @@ func (f *framing) scan(b []byte, maxArgs, maxBulk, maxCmd, maxInline int64) stri
 			if j < len(b) { // end of line
 				j++
 				f.state = stStart
+				if onEnd != nil {
+					onEnd(j)
+				}
 			}
 			i = j
 		case stArray, stBulkHd:
@@ -234,6 +347,9 @@ func (f *framing) scan(b []byte, maxArgs, maxBulk, maxCmd, maxInline int64) stri
 				f.argsLeft--
 				if f.argsLeft == 0 {
 					f.state = stStart
+					if onEnd != nil {
+						onEnd(i)
+					}
 				} else {
 					f.state = stBulkHd
 				}

@@ -33,7 +33,8 @@ func TestLimitsCutHostileCommands(t *testing.T) {
 	for _, tc := range []struct{ name, send, reply string }{
 		{"a bulk announced at 4 GB", "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$4000000000\r\nxxxx", "-ERR Protocol error: invalid bulk length\r\n"},
 		{"a million arguments", "*1000000\r\n$3\r\nDEL\r\n", "-ERR Protocol error: invalid multibulk length\r\n"},
-		{"an endless inline line", strings.Repeat("GET ", 300), "-ERR Protocol error: too big inline request\r\n"},
+		{"an endless inline line", strings.Repeat("x", 2000), "-ERR Protocol error: too big inline request\r\n"},
+		{"an inline line of many arguments", "DEL" + strings.Repeat(" k", 200) + "\r\n", "-ERR Protocol error: too many arguments in an inline request\r\n"},
 		{"a command over 64 KiB", "*100\r\n$4\r\nMSET\r\n" + strings.Repeat("$1024\r\n"+strings.Repeat("v", 1024)+"\r\n", 70), "-ERR Protocol error: command too big\r\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -150,4 +151,37 @@ func TestRelayedReplyBound(t *testing.T) {
 	r.expect("$6\r\nbefore\r\n")
 	r.expectPrefix("-ERR reply too large to relay through a follower")
 	r.expect("$-1\r\n$5\r\nafter\r\n")
+}
+
+// TestClientThatDoesNotReadIsCut: an unauthenticated client that pipelines
+// commands and never reads the errors cannot hold its connection past the
+// authentication deadline, even while the node is blocked writing to it.
+func TestClientThatDoesNotReadIsCut(t *testing.T) {
+	toks, _ := testtokens.File(t, "write "+writeTok)
+	n := startNode(t, "n1", true, resp.Config{Auth: toks, Limits: resp.Limits{AuthTimeout: 300 * time.Millisecond}})
+	waitFor(t, "n1 to lead", func() bool { return serves(n) })
+	mute := dialRaw(t, n.addr)
+	go func() { // the node's replies fill the socket buffers long before this ends
+		flood := []byte(strings.Repeat("HELLO 2\r\n", 1<<12))
+		for i := 0; i < 256; i++ {
+			if _, err := mute.nc.Write(flood); err != nil {
+				return
+			}
+		}
+	}()
+	r := dialRaw(t, n.addr)
+	r.send(cmd("AUTH", writeTok))
+	r.expect("+OK\r\n")
+	waitFor(t, "the client that does not read to be cut", func() bool {
+		r.send(cmd("INFO", "clients"))
+		size, err := strconv.Atoi(strings.TrimSpace(r.expectPrefix("$")[1:]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := make([]byte, size+2)
+		if _, err := io.ReadFull(r.rd, body); err != nil {
+			t.Fatal(err)
+		}
+		return strings.Contains(string(body), "connected_clients:1\r\n")
+	})
 }
