@@ -13,6 +13,21 @@ import (
 	"github.com/raftcache/raftcache/resp"
 )
 
+// info sends INFO section and reports whether the reply contains want.
+func (c *rawConn) info(section, want string) bool {
+	c.t.Helper()
+	c.send(cmd("INFO", section))
+	size, err := strconv.Atoi(strings.TrimSpace(c.expectPrefix("$")[1:]))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	body := make([]byte, size+2)
+	if _, err := io.ReadFull(c.rd, body); err != nil {
+		c.t.Fatal(err)
+	}
+	return strings.Contains(string(body), want)
+}
+
 // expectClosed checks that the server closed the connection.
 func (c *rawConn) expectClosed() {
 	c.t.Helper()
@@ -54,16 +69,7 @@ func TestLimitsCutHostileCommands(t *testing.T) {
 
 	// MaxClients: r and two more fill the node; the next is refused.
 	waitFor(t, "the cut connections to be gone", func() bool {
-		r.send(cmd("INFO", "clients"))
-		size, err := strconv.Atoi(strings.TrimSpace(r.expectPrefix("$")[1:]))
-		if err != nil {
-			t.Fatal(err)
-		}
-		body := make([]byte, size+2)
-		if _, err := io.ReadFull(r.rd, body); err != nil {
-			t.Fatal(err)
-		}
-		return strings.Contains(string(body), "connected_clients:1\r\n")
+		return r.info("clients", "connected_clients:1\r\n")
 	})
 	a, b := dialRaw(t, n.addr), dialRaw(t, n.addr)
 	a.send(cmd("PING"))
@@ -173,15 +179,6 @@ func TestClientThatDoesNotReadIsCut(t *testing.T) {
 	r.send(cmd("AUTH", writeTok))
 	r.expect("+OK\r\n")
 	waitFor(t, "the client that does not read to be cut", func() bool {
-		r.send(cmd("INFO", "clients"))
-		size, err := strconv.Atoi(strings.TrimSpace(r.expectPrefix("$")[1:]))
-		if err != nil {
-			t.Fatal(err)
-		}
-		body := make([]byte, size+2)
-		if _, err := io.ReadFull(r.rd, body); err != nil {
-			t.Fatal(err)
-		}
-		return strings.Contains(string(body), "connected_clients:1\r\n")
+		return r.info("clients", "connected_clients:1\r\n")
 	})
 }

@@ -24,7 +24,7 @@ const (
 type writer struct {
 	b      []byte
 	proto  int
-	out    net.Conn // where spilled replies go; nil: never spill
+	out    net.Conn // where spilled replies go (the limitConn); nil: never spill
 	broken bool     // a spill failed: the connection must be closed
 }
 
@@ -37,9 +37,7 @@ func (w *writer) maybeSpill() {
 		return
 	}
 	if !w.broken {
-		_ = w.out.SetWriteDeadline(time.Now().Add(spillTimeout))
-		_, err := w.out.Write(w.b)
-		_ = w.out.SetWriteDeadline(time.Time{})
+		_, err := w.out.Write(w.b) // limitConn bounds every write by spillTimeout
 		w.broken = err != nil
 	}
 	w.b = w.b[:0]
