@@ -26,12 +26,17 @@ const (
 	// key order, so that one entry's apply time is bounded however many
 	// keys share the prefix; the proposer repeats it while Result.More.
 	OpDeletePrefixChunk Op = 11
+	// OpExec carries units of engine commands (argument vectors), run by
+	// the command engine in order (exec.go). 13 and 14 are taken by the
+	// cluster level and member records.
+	OpExec Op = 12
 )
 
 var opNames = map[Op]string{
 	OpSet: "set", OpDelete: "delete", OpSetMember: "set-member", OpRemoveMember: "remove-member",
 	OpIncr: "incr", OpTouch: "touch", OpExpire: "expire", OpEvict: "evict",
 	OpDeletePrefix: "delete-prefix", OpBatch: "batch", OpDeletePrefixChunk: "delete-prefix-chunk",
+	OpExec: "exec",
 }
 
 func (o Op) String() string {
@@ -91,6 +96,9 @@ type Command struct {
 
 	Atomic bool       // OpBatch: all conditions must hold, or nothing is applied
 	Cmds   []*Command // OpBatch; sub-commands carry no Now of their own
+
+	Limits Limits // OpExec: the leader's limits when proposed
+	Units  []Unit // OpExec
 
 	MemberID string // OpSetMember, OpRemoveMember
 	HTTPAddr string // OpSetMember
@@ -152,6 +160,8 @@ func (c *Command) encodeBody(dst []byte) []byte {
 	case OpDeletePrefixChunk:
 		dst = appendBytes(dst, c.Key)
 		dst = binary.AppendUvarint(dst, uint64(c.Limit))
+	case OpExec:
+		dst = c.encodeExec(dst)
 	case OpBatch:
 		atomic := byte(0)
 		if c.Atomic {
@@ -231,6 +241,12 @@ func (d *decoder) body(c *Command, top bool) {
 		if c.Limit = d.count(); c.Limit < 1 && d.err == nil {
 			d.failf("delete-prefix-chunk limit 0")
 		}
+	case OpExec:
+		if !top {
+			d.failf("nested exec")
+			return
+		}
+		d.exec(c)
 	case OpBatch:
 		if !top {
 			d.failf("nested batch")
@@ -272,6 +288,18 @@ func (d *decoder) count() int {
 	n := d.uvarint()
 	if n > MaxBatch {
 		d.failf("count %d over %d", n, MaxBatch)
+		return 0
+	}
+	return int(n)
+}
+
+// countN reads a count of encoded things of at most limit, and at most
+// what the remaining bytes could hold (each takes at least a byte), so a
+// corrupt count cannot make the decoder allocate without bound.
+func (d *decoder) countN(limit int) int {
+	n := d.uvarint()
+	if n > uint64(limit) || n > uint64(len(d.b)) {
+		d.failf("count %d over %d", n, min(limit, len(d.b)))
 		return 0
 	}
 	return int(n)

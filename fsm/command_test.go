@@ -14,7 +14,11 @@ import (
 // empty and binary keys, negative and extreme integers.
 func commandCases() map[string]Command {
 	return map[string]Command{
-		"set":             set("k", "v", t0, 0),
+		"set": set("k", "v", t0, 0),
+		"exec": {Op: OpExec, Now: t0, Limits: Limits{MaxValueSize: 1 << 20}, Units: []Unit{
+			{Cmds: [][][]byte{{[]byte("SET"), []byte("k"), []byte("v")}}},
+			{ReqID: []byte("r"), Mode: UnitAtomic, Cmds: [][][]byte{{[]byte("rc.set"), []byte("k"), {0, 0xff}}, {[]byte("GET"), []byte("k")}}},
+		}},
 		"set-ttl":         set("k", "v", t0, t0+int64(5e9)),
 		"set-empty":       {Op: OpSet, Now: 0},
 		"set-binary":      {Op: OpSet, Now: -1, Key: []byte{0, 0xff, '/', 0x80}, Value: bytes.Repeat([]byte{0}, 300), ExpireAt: math.MinInt64},

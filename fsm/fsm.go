@@ -41,6 +41,22 @@ var (
 	ErrNotInteger = errors.New("value is not a decimal integer")
 	// ErrOverflow (result): incr would overflow int64.
 	ErrOverflow = errors.New("increment would overflow")
+	// ErrSyntax (reply): arguments the command does not accept.
+	ErrSyntax = errors.New("syntax error")
+	// ErrArity (reply): the wrong number of arguments for the command.
+	ErrArity = errors.New("wrong number of arguments")
+	// ErrUnknownCommand (reply): no command has that name.
+	ErrUnknownCommand = errors.New("unknown command")
+	// ErrWrongType (reply): the key holds another type of value.
+	ErrWrongType = errors.New("wrong type")
+	// ErrExecAbort (reply): a transaction refused because a command
+	// was refused while it was queued.
+	ErrExecAbort = errors.New("transaction discarded")
+	// ErrReadOnly (reply): a write command run on a read-only view.
+	ErrReadOnly = errors.New("write command in a read-only context")
+	// ErrValueTooLarge (reply): a command would grow a value past the
+	// limit the leader stamped into the entry.
+	ErrValueTooLarge = errors.New("value too large")
 )
 
 // EntryOverhead approximates the memory one cached key costs beyond its key
@@ -98,6 +114,7 @@ type Result struct {
 	Err       error    // a result error (see the error block); nil on success
 	Results   []Result // batch: one per sub-command
 	Duplicate bool     // the request id was seen: this is the first attempt's result
+	Replies   []Reply  // an OpExec unit: one reply per command run
 }
 
 // Counters are replicated totals: equal on every node at the same index.
@@ -142,6 +159,9 @@ type FSM struct {
 	changed chan struct{}     // closed after every applied batch
 
 	hits, misses atomic.Uint64 // local read statistics, not replicated
+
+	onChange func(Change) // told what each applied entry changed; set before start
+	cursors  cursorTable  // SCAN positions handed out by this node
 }
 
 // New returns an empty cache. A nil logger discards logs.
@@ -174,6 +194,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 	next := f.root.Load().clone()
 	out := make([]interface{}, len(logs))
 	var last uint64
+	var changes []Change
 	for i, l := range logs {
 		last = l.Index
 		if l.Type != raft.LogCommand {
@@ -188,17 +209,31 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 		if cmd.Now > f.clock.Load() {
 			f.clock.Store(cmd.Now)
 		}
-		out[i] = f.applyOnce(next, l.Index, &cmd)
+		var ch changeSet
+		out[i] = f.applyOnce(next, l.Index, &cmd, &ch)
+		if f.onChange != nil {
+			changes = append(changes, ch.change(l.Index))
+		}
 	}
 	next.index = last
 	f.root.Store(next)
 	f.notify()
+	for _, c := range changes {
+		if !c.Empty() {
+			f.onChange(c)
+		}
+	}
 	return out
 }
 
 // applyOnce applies cmd unless its request id was already applied, in
 // which case the first result is returned again.
-func (f *FSM) applyOnce(s *state, index uint64, cmd *Command) *Result {
+func (f *FSM) applyOnce(s *state, index uint64, cmd *Command, ch *changeSet) *Result {
+	if cmd.Op == OpExec {
+		res := f.applyExec(s, index, cmd, ch)
+		return &res
+	}
+	ch.legacy(cmd)
 	res := s.once(cmd.ReqID, cmd.Now, func() Result { return f.apply(s, index, cmd) })
 	return &res
 }

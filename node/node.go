@@ -56,6 +56,14 @@ var (
 	ErrTooMany = errors.New("too many operations")
 	// ErrTooLarge: a value that can never fit under the memory limit.
 	ErrTooLarge = errors.New("value can never fit under max memory")
+	// ErrKeyTooLarge: a key longer than MaxKeySize.
+	ErrKeyTooLarge = errors.New("key too large")
+	// ErrValueTooLarge: an argument larger than Config.MaxValueSize.
+	ErrValueTooLarge = errors.New("value too large")
+	// ErrFeatureLevel: the command needs an entry type that some member
+	// cannot apply yet (the cluster's feature level is below it); nothing
+	// was done. It works once every member runs a newer binary.
+	ErrFeatureLevel = errors.New("not supported at the cluster's feature level")
 )
 
 // Config describes one node. Zero durations and counts take the defaults
@@ -91,6 +99,10 @@ type Config struct {
 	// overhead; above it the leader evicts least recently used keys. 0 =
 	// unbounded.
 	MaxMemory int64
+	// MaxValueSize bounds every argument of a write command (values),
+	// checked before proposing and stamped into entries for the engine's
+	// own checks; default DefaultMaxValueSize.
+	MaxValueSize int64
 }
 
 func (c *Config) setDefaults() {
@@ -102,6 +114,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.ApplyTimeout == 0 {
 		c.ApplyTimeout = 10 * time.Second
+	}
+	if c.MaxValueSize <= 0 {
+		c.MaxValueSize = DefaultMaxValueSize
 	}
 }
 

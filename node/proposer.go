@@ -81,13 +81,23 @@ func coalescable(cmd *fsm.Command) bool {
 		return true
 	case fsm.OpBatch:
 		return !cmd.Atomic && len(cmd.ReqID) == 0 && len(cmd.Cmds) > 0 && len(cmd.Cmds) <= maxEntryOps
+	case fsm.OpExec:
+		// Units keep their own request ids and rollback scopes inside a
+		// shared entry.
+		return len(cmd.Units) > 0 && newProposal(cmd).ops <= maxEntryOps
 	}
 	return false
 }
 
 func newProposal(cmd *fsm.Command) *proposal {
 	pr := &proposal{cmd: cmd, ops: 1, done: make(chan proposalResult, 1)}
-	if cmd.Op == fsm.OpBatch {
+	if cmd.Op == fsm.OpExec {
+		pr.ops = 0
+		for i := range cmd.Units {
+			pr.ops += len(cmd.Units[i].Cmds)
+			pr.size += cmd.Units[i].Size()
+		}
+	} else if cmd.Op == fsm.OpBatch {
 		pr.ops = len(cmd.Cmds)
 		for _, c := range cmd.Cmds {
 			pr.size += len(c.Key) + len(c.Value)
@@ -146,7 +156,8 @@ type group struct {
 // add takes pr unless it would overflow the entry (a first proposal always
 // fits: coalescable bounds a batch to maxEntryOps).
 func (g *group) add(pr *proposal) bool {
-	if len(g.items) > 0 && (g.ops+pr.ops > maxEntryOps || g.size+pr.size > coalesceSize) {
+	if len(g.items) > 0 && (g.ops+pr.ops > maxEntryOps || g.size+pr.size > coalesceSize ||
+		(g.items[0].cmd.Op == fsm.OpExec) != (pr.cmd.Op == fsm.OpExec)) {
 		g.full = true
 		return false
 	}
@@ -255,7 +266,15 @@ func (p *proposer) run() {
 func (p *proposer) propose(batch []*proposal) {
 	n := p.n
 	cmd := batch[0].cmd
-	if len(batch) > 1 {
+	exec := cmd.Op == fsm.OpExec
+	if len(batch) > 1 && exec {
+		// One entry, every unit in arrival order; the latest stamp, so
+		// time in the entry never runs behind a unit's own.
+		cmd = &fsm.Command{Op: fsm.OpExec, Now: n.now(), Limits: cmd.Limits}
+		for _, pr := range batch {
+			cmd.Units = append(cmd.Units, pr.cmd.Units...)
+		}
+	} else if len(batch) > 1 {
 		cmd = &fsm.Command{Op: fsm.OpBatch, Now: n.now()}
 		for _, pr := range batch {
 			if pr.cmd.Op == fsm.OpBatch {
@@ -283,6 +302,15 @@ func (p *proposer) propose(batch []*proposal) {
 			switch {
 			case err != nil:
 				pr.done <- proposalResult{err: err}
+			case exec:
+				k := len(pr.cmd.Units)
+				if at+k > len(res.Results) {
+					pr.done <- proposalResult{err: fmt.Errorf("%w: short result at index %d", ErrUnknownOutcome, res.Index)}
+					continue
+				}
+				pr.done <- proposalResult{res: &fsm.Result{Index: res.Index, Results: res.Results[at : at+k : at+k]}}
+				at += k
+				continue
 			case len(batch) == 1:
 				pr.done <- proposalResult{res: res}
 			case pr.cmd.Op == fsm.OpBatch:

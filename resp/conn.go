@@ -358,7 +358,7 @@ func cmdConfig(s *Server, cl *client, args [][]byte) {
 	var out [][2]string
 	for _, p := range params {
 		for _, pat := range args[2:] {
-			if globMatch([]byte(strings.ToLower(string(pat))), []byte(p[0])) {
+			if fsm.GlobMatch([]byte(strings.ToLower(string(pat))), []byte(p[0])) {
 				out = append(out, p)
 				break
 			}

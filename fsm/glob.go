@@ -1,4 +1,4 @@
-package resp
+package fsm
 
 import "bytes"
 
@@ -15,7 +15,7 @@ import "bytes"
 // globMatch reports whether s matches pattern. The empty key matches a
 // pattern of stars only (Redis' matcher says no, but KEYS * and SCAN skip
 // it and list every key).
-func globMatch(pattern, s []byte) bool {
+func GlobMatch(pattern, s []byte) bool {
 	if len(s) == 0 {
 		return len(bytes.Trim(pattern, "*")) == 0
 	}

@@ -1,0 +1,4 @@
+package fsm
+
+// PENDING MERGE: replaced by the feature-level branch.
+const FeatureLevel = 2

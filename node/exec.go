@@ -1,0 +1,194 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/raftcache/raftcache/fsm"
+)
+
+// The fronts' way into the command engine: Exec proposes units of
+// commands (writes, and transactions whose reads must see their writes),
+// View pins one state for reads. Limits that do not depend on a command's
+// result are checked here, before anything is proposed, so no front keeps
+// its own copy of them.
+
+// Limits on what a command may carry.
+const (
+	// MaxKeySize bounds a key, in bytes.
+	MaxKeySize = 1024
+	// DefaultMaxValueSize is Config.MaxValueSize's default, in bytes.
+	DefaultMaxValueSize = 4 << 20
+)
+
+// LimitError is a command refused by a limit before it was proposed. Its
+// Err is ErrKeyTooLarge, ErrValueTooLarge or ErrTooLarge.
+type LimitError struct {
+	Err   error
+	Limit int64
+	Size  int64
+}
+
+func (e *LimitError) Error() string {
+	switch {
+	case errors.Is(e.Err, ErrKeyTooLarge):
+		return "the key is longer than " + strconv.FormatInt(e.Limit, 10) + " bytes"
+	case errors.Is(e.Err, ErrValueTooLarge):
+		return "the value is larger than the limit of " + strconv.FormatInt(e.Limit, 10) + " bytes"
+	}
+	return fmt.Sprintf("%d bytes with key and overhead can never fit under max memory %d", e.Size, e.Limit)
+}
+
+func (e *LimitError) Unwrap() error { return e.Err }
+
+// CheckCommand checks a command against the node's limits and the command
+// table (name and arity), as Exec does before proposing: fronts call it
+// when they queue a command (MULTI), so a refused command aborts the
+// transaction. It returns an *fsm.Error for an unknown command or a wrong
+// arity, a *LimitError for a limit.
+func (n *Node) CheckCommand(args [][]byte) error {
+	if len(args) == 0 {
+		return &fsm.Error{Code: fsm.ErrUnknownCommand, Msg: "ERR empty command"}
+	}
+	spec := fsm.Lookup(args[0])
+	if spec == nil {
+		return &fsm.Error{Code: fsm.ErrUnknownCommand, Msg: fsm.UnknownCommandText(args)}
+	}
+	if !spec.ArityOK(len(args)) {
+		return &fsm.Error{Code: fsm.ErrArity, Msg: "ERR wrong number of arguments for '" + spec.Name + "' command"}
+	}
+	keys := spec.Keys(args)
+	for _, k := range keys {
+		if len(k) > MaxKeySize {
+			return &LimitError{Err: ErrKeyTooLarge, Limit: MaxKeySize, Size: int64(len(k))}
+		}
+	}
+	if !spec.Write() {
+		return nil
+	}
+	var key int
+	if len(keys) > 0 {
+		key = len(keys[0])
+	}
+	for _, a := range args[1:] {
+		if int64(len(a)) > n.cfg.MaxValueSize {
+			return &LimitError{Err: ErrValueTooLarge, Limit: n.cfg.MaxValueSize, Size: int64(len(a))}
+		}
+		if mm := n.cfg.MaxMemory; mm > 0 && spec.Flags&fsm.FlagDenyOOM != 0 {
+			if size := int64(key+len(a)) + fsm.EntryOverhead; size > mm {
+				return &LimitError{Err: ErrTooLarge, Limit: mm, Size: size}
+			}
+		}
+	}
+	return nil
+}
+
+// Exec runs units of commands through the log: each unit's commands run
+// in order inside one entry, seeing each other's writes, and the entry is
+// shared with other clients' units (group commit). It returns one result
+// per unit (Replies, and Err for an atomic unit that failed). Reads inside
+// a unit are answered as of their place in the log: linearizable.
+func (n *Node) Exec(ctx context.Context, units ...fsm.Unit) ([]fsm.Result, error) {
+	if n.poisoned() != nil {
+		return nil, n.poisoned()
+	}
+	if len(units) == 0 {
+		return nil, nil
+	}
+	ops := 0
+	for i := range units {
+		for _, args := range units[i].Cmds {
+			if err := n.CheckCommand(args); err != nil {
+				return nil, err
+			}
+			ops++
+		}
+	}
+	if ops > fsm.MaxBatch {
+		return nil, fmt.Errorf("%w: %d commands, at most %d in one entry", ErrTooMany, ops, fsm.MaxBatch)
+	}
+	if !n.IsLeader() {
+		return nil, ErrNotLeader
+	}
+	now := n.now()
+	if n.ClusterLevel() < fsm.LevelExec {
+		return n.execLegacy(ctx, now, units)
+	}
+	cmd := &fsm.Command{Op: fsm.OpExec, Now: now, Units: units, Limits: fsm.Limits{MaxValueSize: n.cfg.MaxValueSize}}
+	res, err := n.propose(ctx, cmd)
+	if err != nil {
+		return nil, err
+	}
+	if len(res.Results) != len(units) {
+		return nil, fmt.Errorf("%w: %d results for %d units at index %d", ErrUnknownOutcome, len(res.Results), len(units), res.Index)
+	}
+	return res.Results, nil
+}
+
+// View waits until this node may answer a read at the requested
+// consistency (a leadership round for strong reads; min index and
+// staleness bounds for stale ones), then pins one state to read from.
+// Everything read from the view is from that one state; View.Index is
+// its applied index.
+func (n *Node) View(ctx context.Context, opt ReadOptions) (*fsm.View, error) {
+	if err := n.poisoned(); err != nil {
+		return nil, err
+	}
+	var res ReadResult
+	if err := n.prepareRead(ctx, opt, &res); err != nil {
+		return nil, err
+	}
+	return n.fsm.View(n.cfg.Clock().UnixNano()), nil
+}
+
+// LocalView pins this node's current state without any consistency gate:
+// for statistics and for commands that read no keys.
+func (n *Node) LocalView() *fsm.View { return n.fsm.View(n.cfg.Clock().UnixNano()) }
+
+// WaitForLeader blocks until the cluster has a leader that can serve (this
+// node, ready in its term, or another node with a registered address), or
+// ctx ends. It returns nil, or ErrNoLeader / ErrClosed.
+func (n *Node) WaitForLeader(ctx context.Context) error {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if n.IsLeader() {
+			if n.leaderReady() {
+				return nil
+			}
+		} else if m, ok := n.Leader(); ok && m.ID != n.cfg.ID {
+			return nil
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %v", ErrNoLeader, ctx.Err())
+		case <-n.closing:
+			return ErrClosed
+		}
+	}
+}
+
+// execLegacy runs units at a cluster level below fsm.LevelExec, where a
+// member may still run a binary that knows only the first command format:
+// units the engine can express in that format (fsm.LowerUnit) are
+// proposed that way; anything else is refused with ErrFeatureLevel.
+func (n *Node) execLegacy(ctx context.Context, now int64, units []fsm.Unit) ([]fsm.Result, error) {
+	out := make([]fsm.Result, len(units))
+	for i := range units {
+		cmd, replies, ok := fsm.LowerUnit(&units[i], now)
+		if !ok {
+			return nil, fmt.Errorf("%w: cluster feature level %d, this command needs %d: upgrade every member",
+				ErrFeatureLevel, n.ClusterLevel(), fsm.LevelExec)
+		}
+		res, err := n.propose(ctx, cmd)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = replies(res)
+	}
+	return out, nil
+}
