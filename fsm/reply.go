@@ -13,16 +13,16 @@ type Kind uint8
 
 // Reply kinds.
 const (
-	KindNull   Kind = iota // no value (RESP2 nil bulk or nil array)
-	KindStatus             // a simple string, such as OK or QUEUED
-	KindError              // an error; Err says which
-	KindInt                // a signed 64-bit integer
-	KindBulk               // a byte string
-	KindDouble             // a float64
-	KindArray              // ordered elements
-	KindMap                // key, value, key, value... in Elems
-	KindSet                // unordered distinct elements
-	KindNullArray          // RESP2's nil array (EXEC after a failed WATCH)
+	KindNull      Kind = iota // no value (RESP2 nil bulk or nil array)
+	KindStatus                // a simple string, such as OK or QUEUED
+	KindError                 // an error; Err says which
+	KindInt                   // a signed 64-bit integer
+	KindBulk                  // a byte string
+	KindDouble                // a float64
+	KindArray                 // ordered elements
+	KindMap                   // key, value, key, value... in Elems
+	KindSet                   // unordered distinct elements
+	KindNullArray             // RESP2's nil array (EXEC after a failed WATCH)
 )
 
 // Reply is what a command returns: protocol-neutral, built by the engine,

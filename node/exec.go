@@ -35,9 +35,9 @@ type LimitError struct {
 func (e *LimitError) Error() string {
 	switch {
 	case errors.Is(e.Err, ErrKeyTooLarge):
-		return "the key is longer than " + strconv.FormatInt(e.Limit, 10) + " bytes"
+		return "key is longer than " + strconv.FormatInt(e.Limit, 10) + " bytes"
 	case errors.Is(e.Err, ErrValueTooLarge):
-		return "the value is larger than the limit of " + strconv.FormatInt(e.Limit, 10) + " bytes"
+		return "value is larger than the limit of " + strconv.FormatInt(e.Limit, 10) + " bytes"
 	}
 	return fmt.Sprintf("%d bytes with key and overhead can never fit under max memory %d", e.Size, e.Limit)
 }

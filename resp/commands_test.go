@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/raftcache/raftcache/node"
 	"github.com/raftcache/raftcache/resp"
 )
 
@@ -199,7 +200,7 @@ func commandSuite(t *testing.T, rdb *redis.Client, p string, follower bool, prot
 		wantErr(t, "SET EX missing", do("SET", k("e"), "v", "EX").Err(), "ERR syntax error")
 		wantErr(t, "SET bogus", do("SET", k("e"), "v", "BOGUS").Err(), "ERR syntax error")
 		wantErr(t, "SET arity", do("SET", k("e")).Err(), "ERR wrong number of arguments for 'set' command")
-		wantErr(t, "GET long key", do("GET", strings.Repeat("k", resp.MaxKeySize+1)).Err(), "ERR key is longer than")
+		wantErr(t, "GET long key", do("GET", strings.Repeat("k", node.MaxKeySize+1)).Err(), "ERR key is longer than")
 		getNil(k("e"))
 	})
 
@@ -487,7 +488,7 @@ func commandSuite(t *testing.T, rdb *redis.Client, p string, follower bool, prot
 		})
 		check(t, "MULTI/EXEC", err)
 		wantEq(t, "commands", len(cmds), 6)
-		wantEq(t, "GET inside MULTI sees the state before", get1.Val(), "old")
+		wantEq(t, "GET inside MULTI sees the SET queued before it", get1.Val(), "new")
 		wantEq(t, "INCR", incr.Val(), int64(1))
 		wantEq(t, "SET NX inside MULTI", setnx.Val(), false)
 		get(k("t1"), "new")

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/raftcache/raftcache/node"
+	"github.com/raftcache/raftcache/fsm"
 )
 
 // redisVersion is the Redis version raftcache answers as (HELLO, INFO):
@@ -22,8 +22,6 @@ const redisVersion = "7.0.0"
 // server information.
 func initConnCommands() {
 	for _, c := range []*command{
-		{name: "ping", arity: -1, flags: []string{"fast", "stale"}, conn: cmdPing, multi: multiPing},
-		{name: "echo", arity: 2, flags: []string{"fast", "stale"}, conn: cmdEcho, multi: multiEcho},
 		{name: "quit", arity: -1, flags: []string{"fast", "stale"}, conn: cmdQuit},
 		{name: "reset", arity: 1, flags: []string{"fast", "stale"}, conn: cmdReset},
 		{name: "hello", arity: -1, flags: []string{"fast", "stale"}, conn: cmdHello},
@@ -35,7 +33,6 @@ func initConnCommands() {
 		{name: "command", arity: -1, flags: []string{"stale"}, conn: cmdCommand},
 		{name: "info", arity: -1, flags: []string{"stale"}, conn: cmdInfo},
 		{name: "config", arity: -2, flags: []string{"stale"}, conn: cmdConfig},
-		{name: "time", arity: 1, flags: []string{"fast", "stale"}, conn: cmdTime},
 		{name: "multi", arity: 1, flags: []string{"fast"}, conn: cmdMulti},
 		{name: "exec", arity: 1, flags: []string{}, conn: cmdExec},
 		{name: "discard", arity: 1, flags: []string{"fast"}, conn: cmdDiscard},
@@ -53,36 +50,6 @@ func initConnCommands() {
 }
 
 var forwardedName = strings.ToLower(forwardedCmd)
-
-func cmdPing(s *Server, cl *client, args [][]byte) {
-	switch len(args) {
-	case 1:
-		cl.w.status("PONG")
-	case 2:
-		cl.w.bulk(args[1])
-	default:
-		cl.w.fail(wrongArgs("ping"))
-	}
-}
-
-func multiPing(s *Server, args [][]byte) (*plan, error) {
-	if len(args) > 2 {
-		return nil, wrongArgs("ping")
-	}
-	return &plan{reply: func(w *writer) {
-		if len(args) == 2 {
-			w.bulk(args[1])
-			return
-		}
-		w.status("PONG")
-	}}, nil
-}
-
-func cmdEcho(s *Server, cl *client, args [][]byte) { cl.w.bulk(args[1]) }
-
-func multiEcho(s *Server, args [][]byte) (*plan, error) {
-	return &plan{reply: func(w *writer) { w.bulk(args[1]) }}, nil
-}
 
 func cmdQuit(s *Server, cl *client, args [][]byte) {
 	cl.w.ok()
@@ -241,10 +208,10 @@ func (s *Server) clientLine(c, self *client) string {
 }
 
 func cmdSelect(s *Server, cl *client, args [][]byte) {
-	n, err := parseInt(args[1])
+	n, ok := fsm.ParseInt(args[1])
 	switch {
-	case err != nil:
-		cl.w.fail(err)
+	case !ok:
+		cl.w.error("ERR value is not an integer or out of range")
 	case n != 0:
 		cl.w.error("ERR DB index is out of range (raftcache has one database, 0)")
 	default:
@@ -262,13 +229,6 @@ func cmdReadonly(on bool) func(*Server, *client, [][]byte) {
 func cmdForwarded(s *Server, cl *client, args [][]byte) {
 	cl.forwarded = true
 	cl.w.ok()
-}
-
-func cmdTime(s *Server, cl *client, args [][]byte) {
-	now := time.Now()
-	cl.w.array(2)
-	cl.w.bulkString(strconv.FormatInt(now.Unix(), 10))
-	cl.w.bulkString(strconv.Itoa(now.Nanosecond() / 1000))
 }
 
 // --- COMMAND ---------------------------------------------------------------
@@ -352,7 +312,7 @@ func cmdConfig(s *Server, cl *client, args [][]byte) {
 		{"databases", "1"},
 		{"maxmemory", strconv.FormatInt(s.node.MaxMemory(), 10)},
 		{"maxmemory-policy", policy},
-		{"proto-max-bulk-len", strconv.FormatInt(s.cfg.MaxValueSize, 10)},
+		{"proto-max-bulk-len", strconv.FormatInt(s.node.MaxValueSize(), 10)},
 		{"save", ""},
 	}
 	var out [][2]string
@@ -397,7 +357,8 @@ func cmdInfo(s *Server, cl *client, args [][]byte) {
 		b.WriteString("# " + name + "\r\n")
 		lines(func(k string, v any) { fmt.Fprintf(&b, "%s:%v\r\n", k, v) })
 	}
-	st := s.node.FSM().Stats()
+	view := s.node.LocalView() // one state for every figure
+	st := view.Stats()
 	status := s.node.Status()
 	section("Server", func(add func(string, any)) {
 		add("redis_version", redisVersion)
@@ -496,7 +457,7 @@ func cmdInfo(s *Server, cl *client, args [][]byte) {
 	})
 	section("Keyspace", func(add func(string, any)) {
 		if st.Keys > 0 {
-			add("db0", "keys="+strconv.Itoa(st.Keys)+",expires=0,avg_ttl=0")
+			add("db0", "keys="+strconv.Itoa(st.Keys)+",expires="+strconv.Itoa(view.Expires())+",avg_ttl=0")
 		}
 	})
 	cl.w.bulkString(b.String())
@@ -574,77 +535,62 @@ func cmdExec(s *Server, cl *client, args [][]byte) {
 	s.execTx(cl, tx.items, 0)
 }
 
-// execTx runs a transaction. Every queued write is applied in one Raft
-// entry, in order, with no other client's command between them (a
-// non-atomic batch: as in Redis, a command that fails, such as INCR on a
-// non-number or SET NX on an existing key, does not stop the others).
-// Reads are answered from the state just before that entry: they do not
-// see the transaction's own writes.
+// execTx runs a transaction as Redis does: its commands in order, with no
+// other client's command between them, each seeing the effects of those
+// before it; a command that fails at run time (INCR on a non-number)
+// fails alone. A transaction that writes is one unit of one Raft entry,
+// its reads answered inside the entry; a read-only one is answered from
+// one view without an entry. On a follower the whole transaction is
+// relayed to the leader (unless it only reads and the connection is
+// READONLY). Connection commands queued in it (CLIENT SETNAME, SELECT...)
+// run at EXEC, in their place among the replies.
 func (s *Server) execTx(cl *client, items []*item, depth int) {
-	if len(items) == 0 {
-		cl.w.array(0)
-		return
+	var engine [][][]byte
+	writes, reads := false, false
+	for _, it := range items {
+		if it.cmd.kind != kindConn {
+			engine = append(engine, it.args)
+		}
+		writes = writes || it.cmd.kind == kindWrite
+		reads = reads || it.cmd.kind == kindRead
 	}
-	if !cl.forwarded && !s.node.IsLeader() {
+	if (writes || reads && !cl.readonly) && !cl.forwarded && !s.node.IsLeader() {
 		s.relayTx(cl, items, depth)
 		return
 	}
 	ctx, cancel := s.context()
 	defer cancel()
-	replies := make([]writer, len(items))
-	reads := false
-	for i, it := range items {
-		replies[i].proto = cl.w.proto
-		reads = reads || it.plan.read != nil
-	}
-	if reads {
-		if err := s.prepareRead(ctx, cl); err != nil {
+	var replies []fsm.Reply
+	switch {
+	case writes:
+		res, err := s.node.Exec(ctx, fsm.Unit{Cmds: engine})
+		if err != nil {
 			s.txFailed(cl, items, depth, err)
 			return
 		}
-		now := s.readNow()
-		for i, it := range items {
-			if it.plan.read != nil {
-				it.plan.read(s, &replies[i], now)
+		replies = res[0].Replies
+	case len(engine) > 0:
+		v := s.node.LocalView()
+		if reads {
+			var err error
+			if v, err = s.view(ctx, cl); err != nil {
+				s.txFailed(cl, items, depth, err)
+				return
 			}
 		}
-	}
-	var ops []fsmOps
-	all := opsOf(items, s.node.Now(), &ops)
-	results, err := s.write(ctx, all, false)
-	if err != nil {
-		s.txFailed(cl, items, depth, err)
-		return
-	}
-	for _, o := range ops {
-		it := items[o.item]
-		it.plan.done(&replies[o.item], results[o.from:o.to])
-	}
-	for i, it := range items {
-		if it.plan.reply != nil {
-			it.plan.reply(&replies[i])
+		for _, args := range engine {
+			replies = append(replies, v.Exec(args))
 		}
 	}
 	cl.w.array(len(items))
-	for i := range replies {
-		cl.w.raw(replies[i].b)
-	}
-}
-
-// fsmOps locates one queued command's ops among a transaction's.
-type fsmOps struct{ item, from, to int }
-
-func opsOf(items []*item, now int64, where *[]fsmOps) []node.Op {
-	var all []node.Op
-	for i, it := range items {
-		if !it.plan.simple() {
+	for _, it := range items {
+		if it.cmd.kind == kindConn {
+			it.cmd.conn(s, cl, it.args)
 			continue
 		}
-		from := len(all)
-		all = append(all, it.plan.finalOps(now)...)
-		*where = append(*where, fsmOps{i, from, len(all)})
+		cl.w.reply(replies[0])
+		replies = replies[1:]
 	}
-	return all
 }
 
 func (s *Server) txFailed(cl *client, items []*item, depth int, err error) {
@@ -665,7 +611,7 @@ func (s *Server) relayTx(cl *client, items []*item, depth int) {
 	writes := false
 	for _, it := range items {
 		raws = append(raws, it.raw)
-		writes = writes || it.plan.simple()
+		writes = writes || it.cmd.kind == kindWrite
 	}
 	raws = append(raws, command1("EXEC"))
 	retryUntil := time.Now().Add(s.cfg.LeaderWait)

@@ -12,12 +12,9 @@ import (
 // by itself), UNKNOWN means a write may or may not have been applied, and
 // OOM is a value that can never fit under --max-memory.
 const (
-	msgNotInteger = "ERR value is not an integer or out of range"
-	msgOverflow   = "ERR increment or decrement would overflow"
-	msgSyntax     = "ERR syntax error"
-	msgNoLeader   = "TRYAGAIN no leader available, retry shortly"
-	msgUnknown    = "UNKNOWN write outcome unknown: it may or may not have been applied; read before retrying a non-idempotent write"
-	msgScripts    = "ERR scripts are not supported by raftcache: EVAL, EVALSHA, SCRIPT and FUNCTION are refused (every write is one replicated operation; use MULTI/EXEC for several)"
+	msgNoLeader = "TRYAGAIN no leader available, retry shortly"
+	msgUnknown  = "UNKNOWN write outcome unknown: it may or may not have been applied; read before retrying a non-idempotent write"
+	msgScripts  = "ERR scripts are not supported by raftcache: EVAL, EVALSHA, SCRIPT and FUNCTION are refused (every write is one replicated operation; use MULTI/EXEC for several)"
 )
 
 // errorReplies is the one table that turns node and fsm errors into RESP
@@ -27,8 +24,6 @@ var errorReplies = []struct {
 	prefix string // code, or the whole message when full is set
 	full   bool
 }{
-	{fsm.ErrNotInteger, msgNotInteger, true},
-	{fsm.ErrOverflow, msgOverflow, true},
 	{node.ErrNotLeader, "TRYAGAIN", false},
 	{node.ErrNoLeader, "TRYAGAIN", false},
 	{node.ErrUnavailable, "TRYAGAIN", false},
@@ -38,6 +33,9 @@ var errorReplies = []struct {
 	{node.ErrUnknownOutcome, "UNKNOWN", false},
 	{node.ErrTooMany, "ERR", false},
 	{node.ErrTooLarge, "OOM", false},
+	{node.ErrKeyTooLarge, "ERR", false},
+	{node.ErrValueTooLarge, "ERR", false},
+	{node.ErrFeatureLevel, "ERR", false},
 }
 
 // replyError is a problem found by the front itself; its text is the
@@ -52,6 +50,10 @@ func errorReply(err error) string {
 	if errors.As(err, &re) {
 		return string(re)
 	}
+	var fe *fsm.Error
+	if errors.As(err, &fe) {
+		return fe.Msg
+	}
 	for _, e := range errorReplies {
 		if errors.Is(err, e.err) {
 			if e.full {
@@ -60,13 +62,9 @@ func errorReply(err error) string {
 			return e.prefix + " " + err.Error()
 		}
 	}
-	return "ERR " + err.Error()
+	return fsm.ErrorText(err)
 }
 
 func wrongArgs(name string) replyError {
 	return replyError("ERR wrong number of arguments for '" + name + "' command")
-}
-
-func invalidExpire(name string) replyError {
-	return replyError("ERR invalid expire time in '" + name + "' command")
 }

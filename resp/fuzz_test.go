@@ -40,7 +40,7 @@ func FuzzCommands(f *testing.F) {
 	} {
 		f.Add([]byte(seed))
 	}
-	s := New(fuzznode.Get(f), Config{MaxValueSize: 1 << 16, Timeout: 5 * time.Second})
+	s := New(fuzznode.Get(f), Config{Timeout: 5 * time.Second})
 	lim := s.cfg.Limits
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var fr framing

@@ -40,14 +40,14 @@ func testLogger(t testing.TB, name string) hclog.Logger {
 	return testlog.New(t, name, hclog.Warn)
 }
 
-func startNode(t *testing.T, id string, bootstrap bool, cfg resp.Config) *testNode {
+func startNode(t *testing.T, id string, bootstrap bool, cfg resp.Config, nodeCfg ...func(*node.Config)) *testNode {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	logger := testLogger(t, id)
-	n, err := node.New(node.Config{
+	ncfg := node.Config{
 		ID:               id,
 		RaftAddr:         "127.0.0.1:0",
 		HTTPAddr:         "127.0.0.1:1", // no HTTP front in these tests
@@ -57,7 +57,11 @@ func startNode(t *testing.T, id string, bootstrap bool, cfg resp.Config) *testNo
 		Logger:           logger,
 		HeartbeatTimeout: raftTimeout,
 		ElectionTimeout:  raftTimeout,
-	})
+	}
+	for _, f := range nodeCfg {
+		f(&ncfg)
+	}
+	n, err := node.New(ncfg)
 	if err != nil {
 		ln.Close()
 		t.Fatalf("node.New(%s): %v", id, err)

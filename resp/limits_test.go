@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/raftcache/raftcache/internal/testtokens"
+	"github.com/raftcache/raftcache/node"
 	"github.com/raftcache/raftcache/resp"
 )
 
@@ -42,8 +43,9 @@ func (c *rawConn) expectClosed() {
 }
 
 func TestLimitsCutHostileCommands(t *testing.T) {
-	n := startNode(t, "n1", true, resp.Config{MaxValueSize: 1 << 10,
-		Limits: resp.Limits{MaxClients: 3, MaxArgs: 100, MaxCommandBytes: 64 << 10, MaxInline: 1 << 10}})
+	n := startNode(t, "n1", true, resp.Config{
+		Limits: resp.Limits{MaxClients: 3, MaxArgs: 100, MaxCommandBytes: 64 << 10, MaxInline: 1 << 10}},
+		func(c *node.Config) { c.MaxValueSize = 1 << 10 })
 	waitFor(t, "n1 to lead", func() bool { return serves(n) })
 	for _, tc := range []struct{ name, send, reply string }{
 		{"a bulk announced at 4 GB", "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$4000000000\r\nxxxx", "-ERR Protocol error: invalid bulk length\r\n"},

@@ -34,16 +34,13 @@ import (
 
 // Limits and defaults.
 const (
-	MaxKeySize          = 1024    // bytes, as in the HTTP API
-	DefaultMaxValueSize = 4 << 20 // bytes
-	maxRunOps           = 1024    // writes of one pipeline packed into one entry
-	maxRunBytes         = 1 << 20 // bytes of keys and values packed into one entry
+	maxRunOps   = 1024    // writes of one pipeline packed into one entry
+	maxRunBytes = 1 << 20 // bytes of keys and values packed into one entry
 )
 
 // Config configures the Redis front.
 type Config struct {
-	MaxValueSize int64        // largest value accepted; default DefaultMaxValueSize
-	Logger       hclog.Logger // nil discards
+	Logger hclog.Logger // nil discards
 	// Timeout bounds how long one command (or one pipelined run of
 	// commands) waits for Raft; default 10s.
 	Timeout time.Duration
@@ -79,7 +76,6 @@ type Server struct {
 	logger    hclog.Logger
 	fwd       *forwarder
 	deadlines deadlines
-	cursors   *cursorTable
 	started   time.Time
 
 	ln     *drainListener
@@ -126,9 +122,6 @@ type txState struct {
 
 // New builds the Redis front for n. Serve starts it.
 func New(n *node.Node, cfg Config) *Server {
-	if cfg.MaxValueSize <= 0 {
-		cfg.MaxValueSize = DefaultMaxValueSize
-	}
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
@@ -141,13 +134,12 @@ func New(n *node.Node, cfg Config) *Server {
 	if cfg.ForwardIdle <= 0 {
 		cfg.ForwardIdle = 64
 	}
-	cfg.Limits.setDefaults(cfg.MaxValueSize)
+	cfg.Limits.setDefaults(n.MaxValueSize())
 	return &Server{
 		node:    n,
 		cfg:     cfg,
 		logger:  cfg.Logger,
 		fwd:     newForwarder(n.ID(), cfg.Timeout+5*time.Second, cfg.ForwardIdle, cfg.ForwardTLS, int(cfg.Limits.MaxRelayReply)),
-		cursors: newCursorTable(),
 		started: time.Now(),
 		served:  make(chan struct{}),
 		clients: map[*client]struct{}{},
@@ -283,12 +275,11 @@ type item struct {
 	name string
 	cmd  *command
 	args [][]byte
-	plan *plan
 }
 
 // process answers a pipeline in order. Consecutive commands of one kind
-// are gathered into a run: writes into one Raft entry, reads under one
-// read preparation, relayed commands into one round trip to the leader.
+// are gathered into a run: writes into one Raft entry, reads onto one
+// view, relayed commands into one round trip to the leader.
 func (s *Server) process(cl *client, cmds []redcon.Command) {
 	r := runner{s: s, cl: cl}
 	for _, c := range cmds {
@@ -312,69 +303,50 @@ func (s *Server) process(cl *client, cmds []redcon.Command) {
 			s.queue(cl, it)
 			continue
 		}
-		if it.cmd == nil {
-			r.flush()
-			cl.w.error(unknownCommand(it.args))
-			continue
-		}
-		if !it.cmd.arityOK(len(it.args)) {
-			r.flush()
-			cl.w.fail(wrongArgs(it.name))
-			continue
-		}
-		if it.cmd.kind == kindConn {
-			r.flush()
-			it.cmd.conn(s, cl, it.args)
-			continue
-		}
-		p, err := it.cmd.plan(s, it.args)
-		if err != nil {
+		if err := s.check(it); err != nil {
 			r.flush()
 			cl.w.fail(err)
 			continue
 		}
-		it.plan = p
-		r.add(it)
+		switch it.cmd.kind {
+		case kindConn:
+			r.flush()
+			it.cmd.conn(s, cl, it.args)
+		case kindLocal:
+			r.flush()
+			cl.w.reply(s.node.LocalView().Exec(it.args))
+		default:
+			r.add(it)
+		}
 	}
 	r.flush()
 }
 
-// queue adds a command to the open transaction.
+// check refuses what the command table and the node's limits refuse,
+// before anything runs: an unknown command, a wrong arity, a key or value
+// over a limit.
+func (s *Server) check(it *item) error {
+	if it.cmd == nil {
+		return replyError(fsm.UnknownCommandText(it.args))
+	}
+	if !it.cmd.arityOK(len(it.args)) {
+		return wrongArgs(it.name)
+	}
+	if it.cmd.kind == kindConn {
+		return nil
+	}
+	return s.node.CheckCommand(it.args)
+}
+
+// queue adds a command to the open transaction; a command refused here
+// makes EXEC answer EXECABORT, as in Redis.
 func (s *Server) queue(cl *client, it *item) {
-	tx := cl.tx
-	fail := func(msg string) {
-		tx.dirty = true
-		cl.w.error(msg)
-	}
-	switch {
-	case it.cmd == nil:
-		fail(unknownCommand(it.args))
-		return
-	case !it.cmd.arityOK(len(it.args)):
-		fail(string(wrongArgs(it.name)))
-		return
-	case it.cmd.multi == nil && it.cmd.plan == nil:
-		fail("ERR " + strings.ToUpper(it.name) + " is not allowed inside MULTI")
+	if err := s.check(it); err != nil {
+		cl.tx.dirty = true
+		cl.w.fail(err)
 		return
 	}
-	var p *plan
-	var err error
-	if it.cmd.multi != nil {
-		p, err = it.cmd.multi(s, it.args)
-	} else {
-		p, err = it.cmd.plan(s, it.args)
-	}
-	if err != nil {
-		fail(errorReply(err))
-		return
-	}
-	if !p.queueable() {
-		fail("ERR " + strings.ToUpper(it.name) + " with these arguments is not supported inside MULTI by raftcache: " +
-			"each queued command must be a single replicated operation (see docs/api.md)")
-		return
-	}
-	it.plan = p
-	tx.items = append(tx.items, it)
+	cl.tx.items = append(cl.tx.items, it)
 	cl.w.status("QUEUED")
 }
 
@@ -384,7 +356,6 @@ type runner struct {
 	cl    *client
 	kind  runKind
 	items []*item
-	ops   int
 	size  int
 	depth int // > 0 when re-running relayed commands locally
 }
@@ -393,37 +364,29 @@ type runKind uint8
 
 const (
 	runNone   runKind = iota
-	runWrite          // simple writes: one Raft entry
-	runRead           // reads: one read preparation
+	runWrite          // writes: one Raft entry, a unit per command
+	runRead           // reads: one view
 	runRemote         // relayed to the leader in one round trip
 )
 
 func (r *runner) add(it *item) {
-	s, cl, p := r.s, r.cl, it.plan
-	leader := s.node.IsLeader()
-	var kind runKind
+	s, cl := r.s, r.cl
+	kind := runRead
 	switch {
-	case r.depth == 0 && !cl.forwarded && !leader && (it.cmd.kind == kindWrite || !cl.readonly):
+	case r.depth == 0 && !cl.forwarded && !s.node.IsLeader() && (it.cmd.kind == kindWrite || !cl.readonly):
 		kind = runRemote
-	case p.read != nil:
-		kind = runRead
-	case p.simple():
+	case it.cmd.kind == kindWrite:
 		kind = runWrite
-	default:
-		r.flush()
-		s.runSingle(cl, it, r.depth)
-		return
 	}
 	size := 0
-	for _, op := range p.ops {
-		size += len(op.Key) + len(op.Value)
+	for _, a := range it.args {
+		size += len(a)
 	}
-	if r.kind != kind || (kind == runWrite && r.ops > 0 && (r.ops+len(p.ops) > maxRunOps || r.size+size > maxRunBytes)) {
+	if r.kind != kind || (kind == runWrite && len(r.items) > 0 && (len(r.items) >= maxRunOps || r.size+size > maxRunBytes)) {
 		r.flush()
 	}
 	r.kind = kind
 	r.items = append(r.items, it)
-	r.ops += len(p.ops)
 	r.size += size
 }
 
@@ -438,7 +401,7 @@ func (r *runner) flush() {
 			r.s.relayItems(r.cl, r.items, r.depth)
 		}
 	}
-	r.kind, r.items, r.ops, r.size = runNone, nil, 0, 0
+	r.kind, r.items, r.size = runNone, nil, 0
 }
 
 // runLocal runs relayed items on this node, which has meanwhile become
@@ -464,18 +427,17 @@ func (s *Server) context() (context.Context, context.CancelFunc) {
 	return s.deadlines.get(s.cfg.Timeout), func() {}
 }
 
-// runWrites applies the simple writes of a run: one op alone goes through
-// the node's group commit (shared with other clients' writes), several
-// become one non-atomic batch entry, applied in order with no other
-// command between them.
+// runWrites proposes a run of writes: each command is a unit of its own
+// (a failure is that command's alone), all in one entry, in order, shared
+// with other clients' writes.
 func (s *Server) runWrites(cl *client, items []*item, depth int) {
 	ctx, cancel := s.context()
 	defer cancel()
-	var ops []node.Op
-	for _, it := range items {
-		ops = append(ops, it.plan.finalOps(s.node.Now())...)
+	units := make([]fsm.Unit, len(items))
+	for i, it := range items {
+		units[i] = fsm.Unit{Cmds: [][][]byte{it.args}}
 	}
-	results, err := s.write(ctx, ops, false)
+	results, err := s.node.Exec(ctx, units...)
 	if err != nil {
 		if canRelay(cl, err, depth) {
 			s.relayItems(cl, items, depth+1)
@@ -486,43 +448,18 @@ func (s *Server) runWrites(cl *client, items []*item, depth int) {
 		}
 		return
 	}
-	for _, it := range items {
-		n := len(it.plan.ops)
-		it.plan.done(&cl.w, results[:n])
-		results = results[n:]
+	for _, res := range results {
+		cl.w.reply(res.Replies[0])
 	}
 }
 
-// write proposes ops and returns one result per op (each may carry a
-// result error: a failed condition, not an integer), or a node error.
-func (s *Server) write(ctx context.Context, ops []node.Op, atomic bool) ([]fsm.Result, error) {
-	switch len(ops) {
-	case 0:
-		return nil, nil
-	case 1:
-		res, err := s.node.Write(ctx, ops[0])
-		if res == nil {
-			return nil, err
-		}
-		return []fsm.Result{*res}, nil
-	}
-	res, err := s.node.WriteBatch(ctx, ops, atomic, nil)
-	if res == nil {
-		return nil, err
-	}
-	out := res.Results
-	for len(out) < len(ops) { // an atomic batch stops at the first failure
-		out = append(out, fsm.Result{Err: res.Err})
-	}
-	return out, nil
-}
-
-// runReads answers a run of reads from one state: after one shared
+// runReads answers a run of reads from one view: after one shared
 // leadership round on the leader (strong), or at once (READONLY).
 func (s *Server) runReads(cl *client, items []*item, depth int) {
 	ctx, cancel := s.context()
 	defer cancel()
-	if err := s.prepareRead(ctx, cl); err != nil {
+	v, err := s.view(ctx, cl)
+	if err != nil {
 		if canRelay(cl, err, depth) && !cl.readonly {
 			s.relayItems(cl, items, depth+1)
 			return
@@ -532,91 +469,50 @@ func (s *Server) runReads(cl *client, items []*item, depth int) {
 		}
 		return
 	}
-	now := s.readNow()
 	for _, it := range items {
-		it.plan.read(s, &cl.w, now)
+		cl.w.reply(v.Exec(it.args))
 	}
 }
 
-// prepareRead waits until the local state may answer the client's reads,
-// riding out the moment after an election when the new leader has not yet
-// applied an entry of its term.
-func (s *Server) prepareRead(ctx context.Context, cl *client) error {
+// view pins the state the client's reads are answered from, riding out
+// the moment after an election when the new leader has not yet applied an
+// entry of its term.
+func (s *Server) view(ctx context.Context, cl *client) (*fsm.View, error) {
 	opt := node.ReadOptions{Consistency: node.Strong}
 	if cl.readonly {
 		opt.Consistency = node.Stale
 	}
-	deadline := time.Now().Add(s.cfg.LeaderWait)
-	for {
-		_, err := s.node.PrepareRead(ctx, opt)
-		if err == nil || !errors.Is(err, node.ErrNoLeader) || time.Now().After(deadline) {
-			return err
-		}
-		if !sleepCtx(ctx, 10*time.Millisecond) {
-			return err
-		}
+	v, err := s.node.View(ctx, opt)
+	if err == nil || !errors.Is(err, node.ErrNoLeader) {
+		return v, err
 	}
-}
-
-// readNow is the time reads are answered at: the node's clock, or the
-// latest leader time applied if that is later (as fsm.Get does).
-func (s *Server) readNow() int64 {
-	now := s.node.Now()
-	if c := s.node.FSM().Clock(); c > now {
-		now = c
-	}
-	return now
-}
-
-// runSingle runs a command that needs an entry of its own (an atomic
-// batch) or a read-modify-write loop.
-func (s *Server) runSingle(cl *client, it *item, depth int) {
-	ctx, cancel := s.context()
+	wctx, cancel := context.WithTimeout(ctx, s.cfg.LeaderWait)
 	defer cancel()
-	p := it.plan
-	var reply func(*writer)
-	var err error
-	if p.custom != nil {
-		reply, err = p.custom(ctx, s)
-	} else {
-		var results []fsm.Result
-		if results, err = s.write(ctx, p.finalOps(s.node.Now()), p.atomic); err == nil {
-			reply = func(w *writer) { p.done(w, results) }
-		}
+	if s.node.WaitForLeader(wctx) != nil {
+		return nil, err
 	}
-	if err != nil {
-		if canRelay(cl, err, depth) {
-			s.relayItems(cl, []*item{it}, depth+1)
-			return
-		}
-		cl.w.fail(err)
-		return
-	}
-	reply(&cl.w)
+	return s.node.View(ctx, opt)
 }
 
 // leaderAddr returns the leader's Redis-protocol address, waiting up to
 // LeaderWait for one to be known; self is true when this node leads.
 func (s *Server) leaderAddr(ctx context.Context) (addr string, self bool, err error) {
-	deadline := time.Now().Add(s.cfg.LeaderWait)
-	for {
-		if s.node.IsLeader() {
-			return "", true, nil
-		}
-		m, ok := s.node.Leader()
-		if ok && m.ID != s.node.ID() && m.RESPAddr != "" {
-			return m.RESPAddr, false, nil
-		}
-		if time.Now().After(deadline) {
-			if ok && m.RESPAddr == "" && m.ID != s.node.ID() {
-				return "", false, replyError("TRYAGAIN the leader " + m.ID + " has no Redis-protocol address registered yet (does it run with --resp-addr?)")
-			}
-			return "", false, replyError(msgNoLeader)
-		}
-		if !sleepCtx(ctx, 10*time.Millisecond) {
-			return "", false, replyError(msgNoLeader)
-		}
+	wctx, cancel := context.WithTimeout(ctx, s.cfg.LeaderWait)
+	defer cancel()
+	if s.node.WaitForLeader(wctx) != nil {
+		return "", false, replyError(msgNoLeader)
 	}
+	if s.node.IsLeader() {
+		return "", true, nil
+	}
+	m, ok := s.node.Leader()
+	switch {
+	case !ok || m.ID == s.node.ID():
+		return "", false, replyError(msgNoLeader)
+	case m.RESPAddr == "":
+		return "", false, replyError("TRYAGAIN the leader " + m.ID + " has no Redis-protocol address registered yet (does it run with --resp-addr?)")
+	}
+	return m.RESPAddr, false, nil
 }
 
 // relayItems sends a run of commands to the leader and copies its

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/tidwall/redcon"
+
+	"github.com/raftcache/raftcache/fsm"
 )
 
 // spillBytes bounds the replies a connection holds before writing them
@@ -88,4 +90,54 @@ func (w *writer) value(v []byte, found bool) {
 		return
 	}
 	w.bulk(v)
+}
+
+// reply encodes an engine reply in the connection's protocol: RESP3 as
+// the model is, RESP2 as Redis downgrades it (a map is a flat array, a
+// set an array, a double a bulk string).
+func (w *writer) reply(r fsm.Reply) {
+	switch r.Kind {
+	case fsm.KindNull:
+		w.null()
+	case fsm.KindNullArray:
+		if w.proto == 3 {
+			w.b = append(w.b, '_', '\r', '\n')
+		} else {
+			w.b = append(w.b, "*-1\r\n"...)
+		}
+	case fsm.KindStatus:
+		w.b = append(append(append(w.b, '+'), r.Bulk...), '\r', '\n')
+	case fsm.KindError:
+		w.error(fsm.ErrorText(r.Err))
+	case fsm.KindInt:
+		w.int(r.Int)
+	case fsm.KindBulk:
+		w.bulk(r.Bulk)
+	case fsm.KindDouble:
+		s := strconv.FormatFloat(r.Float, 'g', 17, 64)
+		if w.proto == 3 {
+			w.b = append(append(append(w.b, ','), s...), '\r', '\n')
+		} else {
+			w.bulkString(s)
+		}
+	case fsm.KindMap:
+		w.mapHeader(len(r.Elems) / 2)
+		for _, e := range r.Elems {
+			w.reply(e)
+		}
+	case fsm.KindSet:
+		if w.proto == 3 {
+			w.b = append(strconv.AppendInt(append(w.b, '~'), int64(len(r.Elems)), 10), '\r', '\n')
+		} else {
+			w.array(len(r.Elems))
+		}
+		for _, e := range r.Elems {
+			w.reply(e)
+		}
+	default: // fsm.KindArray
+		w.array(len(r.Elems))
+		for _, e := range r.Elems {
+			w.reply(e)
+		}
+	}
 }

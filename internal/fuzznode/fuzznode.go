@@ -29,7 +29,7 @@ func Get(f *testing.F) *node.Node {
 			f.Fatal(err)
 		}
 		n, err = node.New(node.Config{ID: "fuzz", RaftAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:1", DataDir: dir,
-			Bootstrap: true, Logger: hclog.NewNullLogger(), HeartbeatTimeout: 50 * time.Millisecond, ElectionTimeout: 50 * time.Millisecond})
+			MaxValueSize: 1 << 16, Bootstrap: true, Logger: hclog.NewNullLogger(), HeartbeatTimeout: 50 * time.Millisecond, ElectionTimeout: 50 * time.Millisecond})
 		if err != nil {
 			f.Fatal(err)
 		}

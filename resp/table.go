@@ -1,0 +1,82 @@
+package resp
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/raftcache/raftcache/fsm"
+)
+
+type kind uint8
+
+const (
+	kindConn  kind = iota // connection state and server information: answered by the node asked
+	kindLocal             // an engine command that reads no keys (PING, ECHO, TIME): answered at once
+	kindRead              // reads keys: strong on the leader, or local after READONLY
+	kindWrite             // changes keys through Raft on the leader
+)
+
+// command is one entry of the command table: a connection command of
+// this front, or a command of the engine (fsm), which this front only
+// parses and encodes.
+type command struct {
+	name  string
+	arity int // as Redis: n > 0 exactly n arguments with the name, n < 0 at least -n
+	kind  kind
+	flags []string // for COMMAND
+	keys  [3]int   // first key, last key, step, for COMMAND
+	// conn answers a kindConn command.
+	conn func(s *Server, cl *client, args [][]byte)
+}
+
+func (c *command) arityOK(n int) bool {
+	if c.arity >= 0 {
+		return n == c.arity
+	}
+	return n >= -c.arity
+}
+
+// commands is the command table, by lower-case name.
+var commands = map[string]*command{}
+
+// txControl commands are executed, not queued, inside MULTI.
+var txControl = map[string]bool{"exec": true, "discard": true, "multi": true, "watch": true, "quit": true, "reset": true}
+
+func init() {
+	for _, spec := range fsm.Specs() {
+		if spec.Flags&fsm.FlagInternal != 0 {
+			continue // the HTTP API's own
+		}
+		c := &command{name: spec.Name, arity: spec.Arity, keys: [3]int{spec.FirstKey, spec.LastKey, spec.Step}}
+		switch {
+		case spec.Write():
+			c.kind = kindWrite
+			c.flags = append(c.flags, "write")
+		case spec.Flags&fsm.FlagReadOnly != 0:
+			c.kind = kindRead
+			c.flags = append(c.flags, "readonly")
+		default:
+			c.kind = kindLocal
+			c.flags = append(c.flags, "stale")
+		}
+		if spec.Flags&fsm.FlagDenyOOM != 0 {
+			c.flags = append(c.flags, "denyoom")
+		}
+		if spec.Flags&fsm.FlagFast != 0 {
+			c.flags = append(c.flags, "fast")
+		}
+		commands[c.name] = c
+	}
+	initConnCommands()
+}
+
+func lower(b []byte) string { return strings.ToLower(string(b)) }
+
+// printable keeps an argument quoted in an error reply to one line.
+func printable(b []byte) string {
+	if len(b) > 64 {
+		b = b[:64]
+	}
+	q := strconv.Quote(string(b))
+	return q[1 : len(q)-1]
+}
