@@ -166,6 +166,7 @@ func runNode(c *cli.Context) error {
 		SnapshotInterval:  c.Duration("snapshot-interval"),
 		TrailingLogs:      c.Uint64("trailing-logs"),
 		MaxMemory:         maxMemory,
+		MaxValueSize:      c.Int64("max-value-size"),
 		PeerTLS:           sec.peerTLS,
 	})
 	if err != nil {

@@ -47,7 +47,7 @@ func respFlags() []cli.Flag {
 	}
 }
 
-// respConfig is the Redis front's configuration: the same value limit,
+// respConfig is the Redis front's configuration: the same
 // tokens and TLS certificate as the HTTP API (with --tls-client-ca, Redis
 // clients need a client certificate too), and for relaying to the leader
 // the client side used between members.
@@ -56,7 +56,7 @@ func respConfig(c *cli.Context, sec *security, logger hclog.Logger) resp.Config 
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		version = bi.Main.Version
 	}
-	return resp.Config{MaxValueSize: c.Int64("max-value-size"), Logger: logger, Version: version,
+	return resp.Config{Logger: logger, Version: version,
 		Auth: sec.auth, TLS: sec.serverTLS, ForwardTLS: sec.peerHTTP,
 		Limits: resp.Limits{MaxClients: c.Int("resp-max-clients")}}
 }
