@@ -1,7 +1,6 @@
 package resp
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -601,45 +600,11 @@ func (s *Server) txFailed(cl *client, items []*item, depth int, err error) {
 	cl.w.fail(err)
 }
 
-// relayTx sends MULTI, the queued commands and EXEC to the leader on one
-// connection, and answers with the leader's EXEC reply. Like relayItems,
-// it tries again while that is safe: nothing sent, or no writes queued.
+// relayTx sends the transaction to the leader as one item: MULTI, the
+// queued commands and EXEC on one connection, answered with the leader's
+// EXEC reply.
 func (s *Server) relayTx(cl *client, items []*item, depth int) {
-	ctx, cancel := s.context()
-	defer cancel()
-	raws := [][]byte{command1("MULTI")}
-	writes := false
-	for _, it := range items {
-		raws = append(raws, it.raw)
-		writes = writes || it.cmd.kind == kindWrite
-	}
-	raws = append(raws, command1("EXEC"))
-	retryUntil := time.Now().Add(s.cfg.LeaderWait)
-	for {
-		addr, self, err := s.leaderAddr(ctx)
-		if err == nil && self {
-			if depth < 2 {
-				s.execTx(cl, items, depth+1)
-				return
-			}
-			err = replyError(msgNoLeader)
-		}
-		if err != nil {
-			cl.w.fail(err)
-			return
-		}
-		var last []byte
-		n, err := s.fwd.relay(addr, cl.token, raws, func(reply []byte) { last = append(last[:0], reply...) })
-		if n == len(raws) {
-			cl.appendRelayed(last)
-			return
-		}
-		if (errors.Is(err, errNotSent) || !writes) && time.Now().Before(retryUntil) && sleepCtx(ctx, 50*time.Millisecond) {
-			continue
-		}
-		cl.w.fail(relayError(err, writes))
-		return
-	}
+	s.relayItems(cl, []*item{{txn: items}}, depth)
 }
 
 func command1(name string) []byte {

@@ -189,7 +189,7 @@ func (f *forwarder) close() {
 // fewer than len(cmds) means the connection failed after the commands
 // were (perhaps) received: their outcome is unknown. errNotSent means
 // nothing was written.
-func (f *forwarder) relay(addr, token string, cmds [][]byte, out func(reply []byte)) (int, error) {
+func (f *forwarder) relay(addr, token string, cmds [][]byte, out func(i int, reply []byte)) (int, error) {
 	c, err := f.get(poolKey{addr, token})
 	if err != nil {
 		return 0, fmt.Errorf("%w: %v", errNotSent, err)
@@ -206,7 +206,7 @@ func (f *forwarder) relay(addr, token string, cmds [][]byte, out func(reply []by
 			c.nc.Close()
 			return i, err
 		}
-		out(reply)
+		out(i, reply)
 	}
 	f.put(c)
 	return len(cmds), nil

@@ -269,12 +269,37 @@ func (s *Server) handle(conn redcon.Conn, cmd redcon.Command) {
 	}
 }
 
-// item is one parsed command.
+// item is one parsed command, or (txn set) a transaction to relay whole.
 type item struct {
 	raw  []byte
 	name string
 	cmd  *command
 	args [][]byte
+	txn  []*item // a MULTI ... EXEC relayed as one: its queued commands
+}
+
+// write says whether the item may change keys: it is not safe to send
+// twice when its outcome is unknown.
+func (it *item) write() bool {
+	for _, q := range it.txn {
+		if q.cmd.kind == kindWrite {
+			return true
+		}
+	}
+	return it.cmd != nil && it.cmd.kind == kindWrite
+}
+
+// frames are the raw commands that relay the item: a transaction is
+// MULTI, its commands and EXEC, whose reply alone is the client's.
+func (it *item) frames() [][]byte {
+	if it.txn == nil {
+		return [][]byte{it.raw}
+	}
+	f := [][]byte{command1("MULTI")}
+	for _, q := range it.txn {
+		f = append(f, q.raw)
+	}
+	return append(f, command1("EXEC"))
 }
 
 // process answers a pipeline in order. Consecutive commands of one kind
@@ -409,6 +434,11 @@ func (r *runner) flush() {
 func (s *Server) runLocal(cl *client, items []*item, depth int) {
 	r := runner{s: s, cl: cl, depth: depth}
 	for _, it := range items {
+		if it.txn != nil {
+			r.flush()
+			s.execTx(cl, it.txn, depth)
+			continue
+		}
 		r.add(it)
 	}
 	r.flush()
@@ -515,12 +545,13 @@ func (s *Server) leaderAddr(ctx context.Context) (addr string, self bool, err er
 	return m.RESPAddr, false, nil
 }
 
-// relayItems sends a run of commands to the leader and copies its
-// replies, or runs them here if this node has become the leader. When the
-// leader cannot be reached and what is left unanswered is safe to send
-// again (nothing was sent, or only reads are left), it tries again, with
-// the leader as this node then knows it, for up to LeaderWait: a client
-// of a follower rides out the leader's crash and the election.
+// relayItems sends a run of commands (or a transaction, as one item) to
+// the leader and copies its replies, or runs them here if this node has
+// become the leader. This is the front's one relay loop. When the leader
+// cannot be reached and what is left unanswered is safe to send again
+// (nothing was sent, or only reads are left), it tries again, with the
+// leader as this node then knows it, for up to LeaderWait: a client of a
+// follower rides out the leader's crash and the election.
 func (s *Server) relayItems(cl *client, items []*item, depth int) {
 	ctx, cancel := s.context()
 	defer cancel()
@@ -540,13 +571,28 @@ func (s *Server) relayItems(cl *client, items []*item, depth int) {
 			}
 			return
 		}
-		raws := make([][]byte, len(items))
-		for i, it := range items {
-			raws[i] = it.raw
+		var raws [][]byte
+		var last []bool // the frame whose reply is the client's
+		for _, it := range items {
+			f := it.frames()
+			raws = append(raws, f...)
+			for i := range f {
+				last = append(last, i == len(f)-1)
+			}
 		}
-		n, err := s.fwd.relay(addr, cl.token, raws, cl.appendRelayed)
-		items = items[n:]
-		if errors.Is(err, errReplyTooLarge) {
+		n, err := s.fwd.relay(addr, cl.token, raws, func(i int, reply []byte) {
+			if last[i] {
+				cl.appendRelayed(reply)
+			}
+		})
+		done := 0 // items whose reply was passed on
+		for i := 0; i < n; i++ {
+			if last[i] {
+				done++
+			}
+		}
+		items = items[done:]
+		if errors.Is(err, errReplyTooLarge) && n < len(last) && last[n] {
 			cl.w.fail(relayError(err, false))
 			if items = items[1:]; len(items) > 0 {
 				err = fmt.Errorf("the relay connection was dropped after a reply too large to relay")
@@ -560,7 +606,7 @@ func (s *Server) relayItems(cl *client, items []*item, depth int) {
 			continue
 		}
 		for _, it := range items {
-			cl.w.fail(relayError(err, it.cmd.kind == kindWrite))
+			cl.w.fail(relayError(err, it.write()))
 		}
 		return
 	}
@@ -568,7 +614,7 @@ func (s *Server) relayItems(cl *client, items []*item, depth int) {
 
 func anyWrite(items []*item) bool {
 	for _, it := range items {
-		if it.cmd.kind == kindWrite {
+		if it.write() {
 			return true
 		}
 	}
