@@ -30,6 +30,7 @@
 #   PORT_BASE=17300    ports PORT_BASE+1..3 raftcache HTTP, +11..13 Raft,
 #                      +21..23 RESP, +31 redis, +32 redis-always
 #   DOC=docs/benchmarks.md   where the results go ("" to skip)
+#   RAFTCACHE_BIN=     a raftcache binary to run instead of building this work tree
 #   KEEP=0             1: keep the temp dir (logs, outputs) and print it
 #
 # It installs redis-server and redis-tools with apt-get if missing, and
@@ -120,7 +121,11 @@ done
 # --- start ----------------------------------------------------------------
 
 log "building raftcache"
-(cd "$ROOT" && go build -o "$TMP/raftcache" .)
+if [[ -n ${RAFTCACHE_BIN:-} ]]; then
+	cp "$RAFTCACHE_BIN" "$TMP/raftcache" # a given build (bench/compare-builds.sh)
+else
+	(cd "$ROOT" && go build -o "$TMP/raftcache" .)
+fi
 LOG_STORE=$("$TMP/raftcache" node --help | sed -n 's/.*--log-store value.*(default: "\([a-z]*\)").*/\1/p')
 [[ $RC_ARGS =~ --log-store[=\ ]+([a-z]+) ]] && LOG_STORE=${BASH_REMATCH[1]}
 mkdir -p "$TMP/rc" "$TMP/redis" "$TMP/redis-always" "$TMP/out"

@@ -31,6 +31,7 @@
 #   KEEP=0            1: keep the temp dir (logs, hey outputs) and print it
 #   RC_ARGS=          extra flags for every raftcache node, e.g. "--log-store wal"
 #   ETCD_ARGS=        extra flags for every etcd member
+#   RAFTCACHE_BIN=    a raftcache binary to run instead of building this work tree
 #   PPROF=0           1: run the raftcache nodes with --pprof and save a CPU
 #                     profile of the node under load during each raftcache
 #                     run into the temp dir (implies KEEP=1); read them with
@@ -132,7 +133,11 @@ done
 # --- start ----------------------------------------------------------------
 
 log "building raftcache"
-(cd "$ROOT" && go build -o "$TMP/raftcache" .)
+if [[ -n ${RAFTCACHE_BIN:-} ]]; then
+	cp "$RAFTCACHE_BIN" "$TMP/raftcache" # a given build (bench/compare-builds.sh)
+else
+	(cd "$ROOT" && go build -o "$TMP/raftcache" .)
+fi
 
 mkdir -p "$TMP/etcd" "$TMP/rc" "$TMP/out"
 
