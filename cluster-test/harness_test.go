@@ -66,6 +66,9 @@ type Node struct {
 	// Token, if set, is the bearer token of the harness's own requests;
 	// Put needs the write role, the rest read.
 	Token string
+	// Binary, if set, is the raftcache executable to run instead of the
+	// one TestMain built (an earlier release, for upgrade tests).
+	Binary string
 
 	t       testing.TB
 	logPath string
@@ -149,8 +152,12 @@ func (n *Node) Start(join ...string) {
 	if err != nil {
 		n.t.Fatal(err)
 	}
-	fmt.Fprintf(logf, "=== start %s %s\n", binary, strings.Join(args, " "))
-	cmd := exec.Command(binary, args...)
+	bin := binary
+	if n.Binary != "" {
+		bin = n.Binary
+	}
+	fmt.Fprintf(logf, "=== start %s %s\n", bin, strings.Join(args, " "))
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()
