@@ -473,7 +473,7 @@ func (e *diffEnv) compare(argv []string, queued [][]string, w, g *reply) string 
 		}
 		if w.Str != g.Str {
 			e.mu.Lock()
-			key := fmt.Sprintf("%s: redis %q | raftcache %q", name, w.Str, g.Str)
+			key := fmt.Sprintf("%s: redis %q | raftcache %q", name, strings.ToLower(w.Str), strings.ToLower(g.Str))
 			if _, ok := e.texts[key]; !ok && len(e.texts) < 40 {
 				e.texts[key] = diffArgv(argv)
 			}
