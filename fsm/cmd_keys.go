@@ -122,17 +122,27 @@ func cmdExpire(name string, unit time.Duration, absolute bool) func(*Tx, [][]byt
 		if !ok {
 			return replyNotInteger
 		}
-		if n > math.MaxInt64/int64(unit) || n < math.MinInt64/int64(unit) {
-			return replyInvalidExpire(name)
-		}
-		at := n * int64(unit)
-		if !absolute {
-			if at > 0 && at > int64(MaxTTL) {
+		// As Redis: in milliseconds, refusing only what overflows.
+		ms := n
+		if unit == time.Second {
+			if n > math.MaxInt64/1000 || n < math.MinInt64/1000 {
 				return replyInvalidExpire(name)
 			}
-			at = max(t.now+at, math.MinInt64/2) // n < 0: in the past
-		} else if at-t.now > int64(MaxTTL) {
+			ms = n * 1000
+		}
+		nowMs := t.now / int64(time.Millisecond)
+		if !absolute {
+			if ms > math.MaxInt64-nowMs {
+				return replyInvalidExpire(name)
+			}
+			ms += nowMs
+		}
+		if ms > nowMs && ms-nowMs > int64(MaxTTL/time.Millisecond) {
 			return replyInvalidExpire(name)
+		}
+		at := ms * int64(time.Millisecond) // in the past it may be far in the past: only compared below
+		if ms <= nowMs {
+			at = t.now
 		}
 		it, found := t.lookup(a[1])
 		if !found {
@@ -256,7 +266,20 @@ func (t *Tx) ascend(prefix []byte, after string, fn func(*item) bool) {
 	})
 }
 
-func cmdDBSize(t *Tx, a [][]byte) Reply { return intReply(int64(t.s.tree.Len())) }
+// cmdDBSize counts live keys: the expired ones that the leader has not
+// yet removed are left out (Redis counts them until its expiry cycle
+// removes them), so every node answers the same at the same index.
+func cmdDBSize(t *Tx, a [][]byte) Reply {
+	expired := 0
+	t.s.ttl.Ascend(func(k ttlKey) bool {
+		if k.at > t.now {
+			return false
+		}
+		expired++
+		return true
+	})
+	return intReply(int64(t.s.tree.Len() - expired))
+}
 
 // cmdFlush is FLUSHDB/FLUSHALL [ASYNC|SYNC]: every key, at once.
 func cmdFlush(t *Tx, a [][]byte) Reply {

@@ -125,7 +125,11 @@ func cmdSet(t *Tx, a [][]byte) Reply {
 	if o.keepTTL && found {
 		exp = cur.expireAt
 	}
-	t.put(string(a[1]), bytes.Clone(a[2]), exp)
+	if exp != 0 && exp <= t.now {
+		t.del(a[1]) // an expiry already past: Redis deletes the key at once
+	} else {
+		t.put(string(a[1]), bytes.Clone(a[2]), exp)
+	}
 	if o.get {
 		return prev
 	}
