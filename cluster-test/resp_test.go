@@ -25,6 +25,13 @@ import (
 // returns each node's Redis address by id.
 func respCluster(t *testing.T) (*Cluster, map[string]string) {
 	t.Helper()
+	return respClusterWith(t, nil)
+}
+
+// respClusterWith is respCluster with each node adjusted by setup before
+// it starts (nil: none).
+func respClusterWith(t *testing.T, setup func(*Node)) (*Cluster, map[string]string) {
+	t.Helper()
 	c := &Cluster{t: t, dir: t.TempDir()}
 	t.Cleanup(c.cleanup)
 	addrs := map[string]string{}
@@ -43,6 +50,9 @@ func respCluster(t *testing.T) (*Cluster, map[string]string) {
 		used[a] = true
 		addrs[n.ID] = a
 		n.Args = append(append([]string(nil), n.Args...), "--resp-addr", a)
+		if setup != nil {
+			setup(n)
+		}
 	}
 	c.Nodes[0].Start()
 	c.WaitReady(c.Nodes[0])
