@@ -1,6 +1,9 @@
 package fsm
 
 import (
+	"bufio"
+	"bytes"
+	"errors"
 	"strings"
 	"testing"
 )
@@ -145,5 +148,22 @@ func TestLowerUnit(t *testing.T) {
 		if _, _, ok := LowerUnit(&u, t0); ok {
 			t.Errorf("%q lowered", line)
 		}
+	}
+}
+
+func TestReplyCodecRoundTrip(t *testing.T) {
+	in := []Reply{replyNull, replyOK, intReply(-7), bulkReply([]byte{0, 0xff}), {Kind: KindDouble, Float: 1.5},
+		arrayReply([]Reply{bulkReply([]byte("a")), {Kind: KindNullArray}}), {Kind: KindMap, Elems: []Reply{bulkReply([]byte("k")), intReply(1)}},
+		errReply(ErrNotInteger), errReply(&Error{Code: ErrConditionFailed, Msg: "ERR condition failed", Current: 9})}
+	out, err := readReplies(bufio.NewReader(bytes.NewReader(appendReplies(nil, in))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if replies(out) != replies(in) {
+		t.Fatalf("round trip:\n got %s\nwant %s", replies(out), replies(in))
+	}
+	var e *Error
+	if !errors.As(out[8].Err, &e) || !errors.Is(e, ErrConditionFailed) || e.Current != 9 || !errors.Is(out[7].Err, ErrNotInteger) {
+		t.Fatalf("errors lost their codes: %#v %#v", out[7].Err, out[8].Err)
 	}
 }
