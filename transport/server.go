@@ -18,10 +18,12 @@ import (
 	"github.com/raftcache/raftcache/node"
 )
 
-// Limits and defaults of the API.
+// Limits and defaults of the API. Keys and values are bounded by node
+// (node.MaxKeySize, node.Config.MaxValueSize), which checks every command
+// before proposing it; these names are node's, for existing users.
 const (
-	MaxKeySize          = 1024    // bytes, after percent-decoding
-	DefaultMaxValueSize = 4 << 20 // bytes
+	MaxKeySize          = node.MaxKeySize          // bytes, after percent-decoding
+	DefaultMaxValueSize = node.DefaultMaxValueSize // bytes; set node.Config.MaxValueSize
 	maxJSONBody         = 64 << 10
 	defaultMinIndexWait = time.Second
 	defaultWriteTimeout = 10 * time.Second
@@ -29,10 +31,9 @@ const (
 
 // Config configures the HTTP front.
 type Config struct {
-	MaxValueSize int64        // default DefaultMaxValueSize
-	Logger       hclog.Logger // nil discards
-	Pprof        bool         // serve Go's profiler under /debug/pprof/ (admin role)
-	MaxInflight  int          // requests handled at once (probes excepted); default DefaultMaxInflight
+	Logger      hclog.Logger // nil discards
+	Pprof       bool         // serve Go's profiler under /debug/pprof/ (admin role)
+	MaxInflight int          // requests handled at once (probes excepted); default DefaultMaxInflight
 	// Auth, if set, requires a bearer token with a sufficient role on
 	// every route but /livez and /readyz.
 	Auth *auth.Tokens
@@ -62,9 +63,6 @@ type Server struct {
 
 // New builds the API handler for n.
 func New(n *node.Node, cfg Config) *Server {
-	if cfg.MaxValueSize <= 0 {
-		cfg.MaxValueSize = DefaultMaxValueSize
-	}
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
