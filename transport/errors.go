@@ -78,7 +78,8 @@ func writeError(w http.ResponseWriter, err error) {
 // writeReplyError answers a command's error reply (the command reached
 // the state machine and failed a check): a failed condition carries the
 // key's current version, and its ETag when the key exists.
-func writeReplyError(w http.ResponseWriter, err error, body errorBody) {
+func writeReplyError(w http.ResponseWriter, err error) {
+	var body errorBody
 	var e *fsm.Error
 	if errors.As(err, &e) && errors.Is(err, fsm.ErrConditionFailed) {
 		cur := e.Current

@@ -47,14 +47,14 @@ func TestErrorTableMapsEngineAndLimitErrors(t *testing.T) {
 // its ETag.
 func TestReplyErrorBody(t *testing.T) {
 	w := httptest.NewRecorder()
-	writeReplyError(w, &fsm.Error{Code: fsm.ErrConditionFailed, Msg: "ERR condition failed", Current: 7}, errorBody{})
+	writeReplyError(w, &fsm.Error{Code: fsm.ErrConditionFailed, Msg: "ERR condition failed", Current: 7})
 	body := w.Body.String()
 	if w.Code != http.StatusPreconditionFailed || w.Header().Get("ETag") != `"7"` ||
 		!strings.Contains(body, `"current_version":7`) || !strings.Contains(body, `"error":"condition failed"`) {
 		t.Errorf("condition failed: %d ETag %q %s", w.Code, w.Header().Get("ETag"), body)
 	}
 	w = httptest.NewRecorder()
-	writeReplyError(w, &fsm.Error{Code: fsm.ErrConditionFailed, Msg: "ERR condition failed"}, errorBody{})
+	writeReplyError(w, &fsm.Error{Code: fsm.ErrConditionFailed, Msg: "ERR condition failed"})
 	if w.Header().Get("ETag") != "" || !strings.Contains(w.Body.String(), `"current_version":0`) {
 		t.Errorf("condition failed on an absent key: ETag %q %s", w.Header().Get("ETag"), w.Body.String())
 	}

@@ -245,7 +245,7 @@ func (s *Server) write(w http.ResponseWriter, r *http.Request, args [][]byte, bo
 	}
 	rep := res.Replies[0]
 	if rep.IsError() {
-		writeReplyError(w, rep.Err, errorBody{})
+		writeReplyError(w, rep.Err)
 		return
 	}
 	out, err := body(rep, res.Index)

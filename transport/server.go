@@ -1,7 +1,10 @@
 // Package transport is raftcache's HTTP API (v1): routing, request parsing
 // and validation, leader redirects, and the table that maps errors to
-// status codes. It holds no state of its own; every operation is a call on
-// a node.Node. The API is documented in docs/api.md.
+// status codes. It holds no state of its own and implements no command:
+// every key operation is a command of the engine in package fsm (the
+// internal rc.* commands), run through node.Node.Exec for writes or on one
+// node.Node.View for reads, and its reply is encoded as the API's JSON.
+// The API is documented in docs/api.md.
 package transport
 
 import (
