@@ -45,7 +45,7 @@ var errorStatus = []struct {
 // errResultLost: a retried request (same Idempotency-Key) was applied
 // before, but its result is no longer known (the state machine keeps only
 // that a request ran across a snapshot restore, not its replies).
-var errResultLost = errors.New("this request was applied before, but its result is no longer kept; read the key instead")
+var errResultLost = errors.New("the request with this Idempotency-Key was applied before, but its result is no longer kept; read the key instead")
 
 // requestError is a problem with the request itself, found by transport
 // before anything reaches the node.

@@ -276,7 +276,7 @@ func (s *Server) exec(w http.ResponseWriter, r *http.Request, u fsm.Unit) (*fsm.
 	if len(res.Replies) == 0 || res.Err == nil && len(res.Replies) != len(u.Cmds) {
 		// A retry of a request applied before the state was restored
 		// from a snapshot, which keeps that it ran but not its replies.
-		writeError(w, fmt.Errorf("%w: the request with this Idempotency-Key was applied at index %d", errResultLost, res.Index))
+		writeError(w, fmt.Errorf("%w (applied at index %d)", errResultLost, res.Index))
 		return nil, false
 	}
 	return res, true
