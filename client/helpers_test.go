@@ -26,7 +26,7 @@ import (
 )
 
 const (
-	maxValue     = 1 << 20          // transport.Config.MaxValueSize in these tests
+	maxValue     = 1 << 20          // node.Config.MaxValueSize in these tests
 	waitDeadline = 30 * time.Second // generous bound for any wait on Raft (2 noisy cores, -race)
 	callDeadline = 20 * time.Second // bound on one client call
 	// raftTimeout is the nodes' heartbeat and election timeout. Short, so
@@ -185,13 +185,14 @@ func startTNodeOpts(t *testing.T, id string, bootstrap bool, opt tnodeOpts) *tno
 		Logger:           logger,
 		HeartbeatTimeout: raftTimeout,
 		ElectionTimeout:  raftTimeout,
+		MaxValueSize:     maxValue,
 	})
 	if err != nil {
 		tn.srv.Close()
 		t.Fatalf("node.New(%s): %v", id, err)
 	}
 	tn.n = n
-	tn.api = transport.New(n, transport.Config{MaxValueSize: maxValue, Logger: logger.Named("http"), Auth: opt.auth, TLS: opt.tls != nil})
+	tn.api = transport.New(n, transport.Config{Logger: logger.Named("http"), Auth: opt.auth, TLS: opt.tls != nil})
 	if opt.tls != nil {
 		tn.srv.StartTLS()
 	} else {

@@ -62,8 +62,8 @@ func (n *Node) CheckCommand(args [][]byte) error {
 	}
 	keys := spec.Keys(args)
 	for _, k := range keys {
-		if len(k) > MaxKeySize {
-			return &LimitError{Err: ErrKeyTooLarge, Limit: MaxKeySize, Size: int64(len(k))}
+		if err := CheckKey(k); err != nil {
+			return err
 		}
 	}
 	if !spec.Write() {
@@ -85,6 +85,20 @@ func (n *Node) CheckCommand(args [][]byte) error {
 	}
 	return nil
 }
+
+// CheckKey checks a key (or a key prefix) against MaxKeySize, as
+// CheckCommand does for every key of a command: a *LimitError wrapping
+// ErrKeyTooLarge, or nil.
+func CheckKey(key []byte) error {
+	if len(key) > MaxKeySize {
+		return &LimitError{Err: ErrKeyTooLarge, Limit: MaxKeySize, Size: int64(len(key))}
+	}
+	return nil
+}
+
+// MaxValueSize is the largest argument a write command may carry
+// (Config.MaxValueSize), for fronts that bound request bodies by it.
+func (n *Node) MaxValueSize() int64 { return n.cfg.MaxValueSize }
 
 // Exec runs units of commands through the log: each unit's commands run
 // in order inside one entry, seeing each other's writes, and the entry is
@@ -142,6 +156,16 @@ func (n *Node) View(ctx context.Context, opt ReadOptions) (*fsm.View, error) {
 		return nil, err
 	}
 	return n.fsm.View(n.cfg.Clock().UnixNano()), nil
+}
+
+// LastContact is how long ago this node last heard from a leader: 0 on
+// the leader, very large on a node that never has. A stale read with
+// ReadOptions.MaxStale is refused when it exceeds MaxStale.
+func (n *Node) LastContact() time.Duration {
+	if n.IsLeader() {
+		return 0
+	}
+	return n.lastContact()
 }
 
 // LocalView pins this node's current state without any consistency gate:

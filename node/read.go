@@ -55,16 +55,6 @@ func (n *Node) Get(ctx context.Context, key []byte, opt ReadOptions) (ReadResult
 	return res, err
 }
 
-// PrepareRead blocks until the local state (FSM) may answer a read at the
-// requested consistency; then read it with Now as the time. It is how
-// multi-key reads (key listings, batch gets) get the same guarantees as Get.
-func (n *Node) PrepareRead(ctx context.Context, opt ReadOptions) (ReadResult, error) {
-	var res ReadResult
-	err := n.prepareRead(ctx, opt, &res)
-	res.Index = n.fsm.AppliedIndex()
-	return res, err
-}
-
 // Now is this node's clock in Unix ns, for reads of the FSM.
 func (n *Node) Now() int64 { return n.cfg.Clock().UnixNano() }
 

@@ -28,8 +28,8 @@ func TestStrongReads(t *testing.T) {
 	if _, err := f.Get(ctx, []byte("k"), ReadOptions{Consistency: Strong}); !errors.Is(err, ErrNotLeader) {
 		t.Fatalf("strong read on a follower: %v, want ErrNotLeader", err)
 	}
-	if _, err := f.PrepareRead(ctx, ReadOptions{Consistency: Strong}); !errors.Is(err, ErrNotLeader) {
-		t.Fatalf("strong PrepareRead on a follower: %v, want ErrNotLeader", err)
+	if _, err := f.View(ctx, ReadOptions{Consistency: Strong}); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("strong View on a follower: %v, want ErrNotLeader", err)
 	}
 
 	// Reads that arrive while a leadership round runs share the next one.
@@ -148,8 +148,8 @@ func TestStaleReads(t *testing.T) {
 	if !errors.Is(err, ErrIndexTimeout) || time.Since(began) < 150*time.Millisecond {
 		t.Fatalf("MinIndex %d after %v: %v, want ErrIndexTimeout at the deadline", far, time.Since(began), err)
 	}
-	if _, err := f.PrepareRead(short, ReadOptions{Consistency: Stale, MinIndex: far}); !errors.Is(err, ErrIndexTimeout) {
-		t.Fatalf("PrepareRead with an unreachable MinIndex: %v, want ErrIndexTimeout", err)
+	if _, err := f.View(short, ReadOptions{Consistency: Stale, MinIndex: far}); !errors.Is(err, ErrIndexTimeout) {
+		t.Fatalf("View with an unreachable MinIndex: %v, want ErrIndexTimeout", err)
 	}
 
 	// Read your writes on a follower: MinIndex = the write's index. A

@@ -79,7 +79,7 @@ func (s *Server) handleRestore(w http.ResponseWriter, r *http.Request) {
 		err = &requestError{http.StatusRequestEntityTooLarge, "body_too_large", "the backup is larger than the restore limit"}
 	}
 	if err != nil {
-		s.writeFailed(w, r, err, nil)
+		s.writeFailed(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, restoreResponse{Keys: keys, Index: idx})
@@ -103,15 +103,13 @@ func (s *Server) handleTransfer(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if err := s.node.TransferLeadership(req.ID); err != nil {
-		s.writeFailed(w, r, err, nil)
+		s.writeFailed(w, r, err)
 		return
 	}
 	// Answer with the new leader once this node has heard from it.
-	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
-		if _, ok := s.node.Leader(); ok {
-			break
-		}
-	}
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	_ = s.node.WaitForLeader(ctx) // without one in time, the view says leader null
 	s.handleCluster(w, r)
 }
 
@@ -126,7 +124,7 @@ func (s *Server) handleVoter(voter bool) http.HandlerFunc {
 		ctx, cancel := context.WithTimeout(r.Context(), defaultWriteTimeout)
 		defer cancel()
 		if err := s.node.SetVoter(ctx, mux.Vars(r)["id"], voter); err != nil {
-			s.writeFailed(w, r, err, nil)
+			s.writeFailed(w, r, err)
 			return
 		}
 		s.handleCluster(w, r)

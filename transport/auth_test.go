@@ -36,7 +36,7 @@ func authLeader(t *testing.T) (url string, tokens *auth.Tokens, tokenFile string
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(transport.New(n.Node, transport.Config{MaxValueSize: maxValue, Auth: tokens}))
+	srv := httptest.NewServer(transport.New(n.Node, transport.Config{Auth: tokens}))
 	t.Cleanup(srv.Close)
 	return srv.URL, tokens, tokenFile
 }

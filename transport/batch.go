@@ -51,16 +51,17 @@ type batchResponse struct {
 	Results []batchResult `json:"results"`
 }
 
-// handleBatch applies many sets, deletes and increments in one Raft entry.
-// Atomic batches (the default) apply all or nothing: if any condition
-// fails, the answer is the error of the first failed op (failed_op).
+// handleBatch applies many sets, deletes and increments in one Raft entry,
+// as one unit of the command engine: atomic batches (the default) apply
+// all or nothing, and if any op fails, the answer is the error of the
+// first failed op (failed_op).
 func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	if !s.node.IsLeader() {
 		s.redirectOrFail(w, r)
 		return
 	}
 	var req batchRequest
-	if err := s.decodeJSON(w, r, 2*s.cfg.MaxValueSize+(1<<20), &req); err != nil {
+	if err := s.decodeJSON(w, r, 2*s.node.MaxValueSize()+(1<<20), &req); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -68,118 +69,132 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 		writeError(w, badRequest("bad_batch", "a batch needs 1 to "+strconv.Itoa(fsm.MaxBatch)+" ops"))
 		return
 	}
-	ops := make([]node.Op, len(req.Ops))
+	unit := fsm.Unit{Mode: fsm.UnitPlain, Cmds: make([][][]byte, len(req.Ops))}
+	if req.Atomic == nil || *req.Atomic {
+		unit.Mode = fsm.UnitAtomic
+	}
 	for i := range req.Ops {
 		var err error
-		if ops[i], err = s.batchOp(&req.Ops[i]); err != nil {
+		if unit.Cmds[i], err = s.batchOp(&req.Ops[i]); err != nil {
 			writeError(w, badRequest("bad_batch", "op "+strconv.Itoa(i)+": "+err.Error()))
 			return
 		}
 	}
-	atomic := req.Atomic == nil || *req.Atomic
-	reqID, err := requestID(r)
-	if err != nil {
+	var err error
+	if unit.ReqID, err = requestID(r); err != nil {
 		writeError(w, err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), defaultWriteTimeout)
-	defer cancel()
-	res, err := s.node.WriteBatch(ctx, ops, atomic, reqID)
-	if res != nil && res.Duplicate {
-		w.Header().Set("Idempotent-Replayed", "true")
-	}
-	if err != nil {
-		if res != nil {
-			for i := range res.Results {
-				if res.Results[i].Err != nil {
-					writeBatchError(w, res.Results[i].Err, &res.Results[i], i)
-					return
-				}
-			}
-		}
-		s.writeFailed(w, r, err, nil)
+	res, ok := s.exec(w, r, unit)
+	if !ok {
 		return
 	}
-	out := batchResponse{Index: res.Index, Results: make([]batchResult, len(res.Results))}
-	for i, sub := range res.Results {
-		if sub.Err != nil {
-			_, out.Results[i].Code = errorCode(sub.Err)
-			out.Results[i].Error = sub.Err.Error()
-			if errors.Is(sub.Err, fsm.ErrConditionFailed) {
-				out.Results[i].CurrentVersion = &res.Results[i].Current
+	if res.Err != nil {
+		for i, rep := range res.Replies {
+			if rep.IsError() {
+				writeBatchError(w, rep.Err, i)
+				return
 			}
+		}
+		writeBatchError(w, res.Err, len(res.Replies)-1)
+		return
+	}
+	out := batchResponse{Index: res.Index, Results: make([]batchResult, len(res.Replies))}
+	for i, rep := range res.Replies {
+		br := &out.Results[i]
+		if rep.IsError() {
+			_, br.Code = errorCode(rep.Err)
+			br.Error = errorMessage(rep.Err)
+			br.CurrentVersion = currentVersion(rep.Err)
 			continue
 		}
-		switch ops[i].Kind {
-		case fsm.OpSet:
-			out.Results[i].Version = sub.Version
-		case fsm.OpDelete:
-			out.Results[i].Deleted = &res.Results[i].Deleted
-		case fsm.OpIncr:
-			out.Results[i].Value = &res.Results[i].Value
-			out.Results[i].Version = sub.Version
+		var err error
+		switch req.Ops[i].Op {
+		case "set":
+			br.Version, err = setReply(rep)
+		case "delete":
+			var deleted bool
+			deleted, err = delReply(rep)
+			br.Deleted = &deleted
+		case "incr":
+			var value int64
+			value, br.Version, err = incrReply(rep)
+			br.Value = &value
+		}
+		if err != nil {
+			writeError(w, err)
+			return
 		}
 	}
 	w.Header().Set("X-Raft-Index", strconv.FormatUint(res.Index, 10))
 	writeJSON(w, http.StatusOK, out)
 }
 
-func writeBatchError(w http.ResponseWriter, err error, sub *fsm.Result, i int) {
-	body := errorBody{FailedOp: &i}
-	if errors.Is(err, fsm.ErrConditionFailed) {
-		body.CurrentVersion = &sub.Current
+// currentVersion is the key's version a failed condition reports, or nil
+// for any other error.
+func currentVersion(err error) *uint64 {
+	var e *fsm.Error
+	if errors.As(err, &e) && errors.Is(err, fsm.ErrConditionFailed) {
+		cur := e.Current
+		return &cur
 	}
-	writeErrorBody(w, err, body)
+	return nil
 }
 
-func (s *Server) batchOp(b *batchOp) (node.Op, error) {
-	var op node.Op
+func writeBatchError(w http.ResponseWriter, err error, i int) {
+	writeErrorBody(w, err, errorBody{FailedOp: &i, CurrentVersion: currentVersion(err)})
+}
+
+// batchOp turns one op into its command, checked against node's limits
+// here, so that the error names the op.
+func (s *Server) batchOp(b *batchOp) ([][]byte, error) {
 	key, err := pickText(b.Key, b.KeyB64, "key")
 	if err != nil {
-		return op, err
+		return nil, err
 	}
-	if len(key) == 0 || len(key) > MaxKeySize {
-		return op, errors.New("the key must be 1 to " + strconv.Itoa(MaxKeySize) + " bytes")
+	if len(key) == 0 {
+		return nil, errors.New("the key is empty")
 	}
-	op.Key = key
-	if op.TTL, err = parseTTL(b.TTL); err != nil {
-		return op, err
+	ttl, err := parseTTL(b.TTL)
+	if err != nil {
+		return nil, err
 	}
+	c, version := fsm.CondNone, uint64(0)
 	if b.CAS != nil {
-		op.Cond, op.Version = fsm.CondVersion, *b.CAS
+		c, version = fsm.CondVersion, *b.CAS
 		if *b.CAS == 0 {
-			op.Cond = fsm.CondAbsent
+			c = fsm.CondAbsent
 		}
 	}
+	var args [][]byte
 	switch b.Op {
 	case "set":
-		op.Kind = fsm.OpSet
-		if op.Value, err = pickText(b.Value, b.ValueB64, "value"); err != nil {
-			return op, err
+		value, err := pickText(b.Value, b.ValueB64, "value")
+		if err != nil {
+			return nil, err
 		}
-		if int64(len(op.Value)) > s.cfg.MaxValueSize {
-			return op, errors.New("the value is larger than the limit")
-		}
-		if err := s.fits(len(key), int64(len(op.Value))); err != nil {
-			return op, err
-		}
+		args = fsm.RCSet(key, value, int64(ttl), c, version, 0)
 	case "delete":
-		op.Kind = fsm.OpDelete
 		if b.TTL != "" {
-			return op, errors.New("delete takes no ttl")
+			return nil, errors.New("delete takes no ttl")
 		}
+		args = fsm.RCDel(key, c, version)
 	case "incr":
-		op.Kind, op.By = fsm.OpIncr, 1
-		if b.By != nil {
-			op.By = *b.By
-		}
 		if b.CAS != nil {
-			return op, errors.New("incr takes no cas")
+			return nil, errors.New("incr takes no cas")
 		}
+		by := int64(1)
+		if b.By != nil {
+			by = *b.By
+		}
+		args = fsm.RCIncr(key, by, int64(ttl))
 	default:
-		return op, errors.New("op must be set, delete or incr, not " + strconv.Quote(b.Op))
+		return nil, errors.New("op must be set, delete or incr, not " + strconv.Quote(b.Op))
 	}
-	return op, nil
+	if err := s.node.CheckCommand(args); err != nil {
+		return nil, err
+	}
+	return args, nil
 }
 
 // pickText returns the bytes of a "name" or "name_b64" field; exactly one
@@ -222,8 +237,9 @@ type batchGetResponse struct {
 	Index uint64         `json:"index"`
 }
 
-// handleBatchGet reads many keys from one state of the cache, at the
-// consistency the query asks for (?consistency=stale, ...), as GET does.
+// handleBatchGet reads many keys from one state of the cache (one view:
+// the index it reports is that state's), at the consistency the query
+// asks for (?consistency=stale, ...), as GET does.
 func (s *Server) handleBatchGet(w http.ResponseWriter, r *http.Request) {
 	opt, wait, err := readOptions(r.URL.Query())
 	if err != nil {
@@ -231,7 +247,7 @@ func (s *Server) handleBatchGet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req batchGetRequest
-	if err := s.decodeJSON(w, r, maxJSONBody+maxBatchGetKeys*MaxKeySize*2, &req); err != nil {
+	if err := s.decodeJSON(w, r, maxJSONBody+maxBatchGetKeys*node.MaxKeySize*2, &req); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -246,20 +262,19 @@ func (s *Server) handleBatchGet(w http.ResponseWriter, r *http.Request) {
 	}
 	keys := make([][]byte, len(req.Keys))
 	for i, k := range req.Keys {
-		if keys[i], err = decodeText(k, b64); err != nil || len(keys[i]) == 0 || len(keys[i]) > MaxKeySize {
+		if keys[i], err = decodeText(k, b64); err != nil || len(keys[i]) == 0 || node.CheckKey(keys[i]) != nil {
 			writeError(w, badRequest("bad_key", "key "+strconv.Itoa(i)+" is empty, too long or not valid base64"))
 			return
 		}
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), wait)
 	defer cancel()
-	info, err := s.node.PrepareRead(ctx, opt)
+	v, err := s.node.View(ctx, opt)
 	if err != nil {
 		s.readFailed(w, r, err)
 		return
 	}
-	out := batchGetResponse{Items: make([]batchGetItem, len(keys)), Index: info.Index}
-	now := s.node.Now()
+	out := batchGetResponse{Items: make([]batchGetItem, len(keys)), Index: v.Index()}
 	for i, k := range keys {
 		it := &out.Items[i]
 		if utf8.Valid(k) {
@@ -267,20 +282,25 @@ func (s *Server) handleBatchGet(w http.ResponseWriter, r *http.Request) {
 		} else {
 			it.KeyB64 = base64.StdEncoding.EncodeToString(k)
 		}
-		e, err := s.node.FSM().Get(k, now)
-		if err != nil {
+		rep := v.Exec(fsm.RCGet(k))
+		if rep.Kind == fsm.KindNull {
 			continue
 		}
-		it.Found, it.Version = true, e.Version
-		if utf8.Valid(e.Value) {
-			v := string(e.Value)
-			it.Value = &v
+		value, version, _, err := getReply(rep)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		it.Found, it.Version = true, version
+		if utf8.Valid(value) {
+			text := string(value)
+			it.Value = &text
 		} else {
-			v := base64.StdEncoding.EncodeToString(e.Value)
-			it.ValueB64 = &v
+			text := base64.StdEncoding.EncodeToString(value)
+			it.ValueB64 = &text
 		}
 	}
-	w.Header().Set("X-Raft-Index", strconv.FormatUint(info.Index, 10))
+	w.Header().Set("X-Raft-Index", strconv.FormatUint(v.Index(), 10))
 	writeJSON(w, http.StatusOK, out)
 }
 

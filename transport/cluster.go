@@ -93,7 +93,7 @@ func (s *Server) handleAddMember(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	err := s.node.AddMember(ctx, node.Member{ID: m.ID, RaftAddr: m.RaftAddr, HTTPAddr: m.HTTPAddr, RESPAddr: m.RESPAddr, Voter: m.Voter})
 	if err != nil {
-		s.writeFailed(w, r, err, nil)
+		s.writeFailed(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, m)
@@ -125,7 +125,7 @@ func (s *Server) handleRemoveMember(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	id := mux.Vars(r)["id"]
 	if err := s.node.RemoveMember(ctx, id); err != nil {
-		s.writeFailed(w, r, err, nil)
+		s.writeFailed(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"removed": id})
@@ -171,13 +171,13 @@ func (s *Server) handleStats(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) localStats() statsJSON {
-	st := s.node.FSM().Stats()
-	dg, idx := s.node.FSM().Digest()
+	v := s.node.LocalView() // one state: the digest is of the keys counted, at applied_index
+	st := v.Stats()
 	rs := s.node.ReadStats()
 	return statsJSON{
 		NodeID: s.node.ID(), Keys: st.Keys, Bytes: st.Bytes, MaxMemory: s.node.MaxMemory(),
 		Hits: st.Hits, Misses: st.Misses, Evictions: st.Evictions, Expirations: st.Expirations,
-		Sets: st.Sets, Deletes: st.Deletes, AppliedIndex: idx, Digest: dg,
+		Sets: st.Sets, Deletes: st.Deletes, AppliedIndex: v.Index(), Digest: v.Digest(),
 		StrongReadRounds: rs.Rounds, StrongReads: rs.Reads,
 	}
 }

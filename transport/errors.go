@@ -29,13 +29,23 @@ var errorStatus = []struct {
 	{node.ErrUnknownOutcome, http.StatusGatewayTimeout, "unknown_outcome"},
 	{node.ErrIndexTimeout, http.StatusGatewayTimeout, "index_timeout"},
 	{node.ErrTooMany, http.StatusBadRequest, "too_many"},
+	{node.ErrKeyTooLarge, http.StatusBadRequest, "key_too_large"},
+	{node.ErrValueTooLarge, http.StatusRequestEntityTooLarge, "value_too_large"},
+	{fsm.ErrValueTooLarge, http.StatusRequestEntityTooLarge, "value_too_large"}, // a limit lowered after the command was proposed
 	{node.ErrTooLarge, http.StatusRequestEntityTooLarge, "too_large_for_memory"},
+	{node.ErrFeatureLevel, http.StatusConflict, "feature_level"},
 	{fsm.ErrConditionFailed, http.StatusPreconditionFailed, "cas_conflict"},
 	{fsm.ErrBadSnapshot, http.StatusBadRequest, "bad_backup"},
 	{node.ErrInvalid, http.StatusBadRequest, "invalid"},
 	{fsm.ErrNotInteger, http.StatusConflict, "not_integer"},
 	{fsm.ErrOverflow, http.StatusConflict, "overflow"},
+	{errResultLost, http.StatusConflict, "result_unavailable"},
 }
+
+// errResultLost: a retried request (same Idempotency-Key) was applied
+// before, but its result is no longer known (the state machine keeps only
+// that a request ran across a snapshot restore, not its replies).
+var errResultLost = errors.New("the request with this Idempotency-Key was applied before, but its result is no longer kept; read the key instead")
 
 // requestError is a problem with the request itself, found by transport
 // before anything reaches the node.
@@ -65,17 +75,20 @@ func writeError(w http.ResponseWriter, err error) {
 	writeErrorBody(w, err, errorBody{})
 }
 
-// writeResultError answers a write whose command was applied but failed a
-// check: a CAS conflict carries the current version.
-func writeResultError(w http.ResponseWriter, err error, res *fsm.Result) {
-	var extra errorBody
-	if res != nil && errors.Is(err, fsm.ErrConditionFailed) {
-		extra.CurrentVersion = &res.Current
-		if res.Current != 0 {
-			w.Header().Set("ETag", etag(res.Current))
+// writeReplyError answers a command's error reply (the command reached
+// the state machine and failed a check): a failed condition carries the
+// key's current version, and its ETag when the key exists.
+func writeReplyError(w http.ResponseWriter, err error) {
+	var body errorBody
+	var e *fsm.Error
+	if errors.As(err, &e) && errors.Is(err, fsm.ErrConditionFailed) {
+		cur := e.Current
+		body.CurrentVersion = &cur
+		if cur != 0 {
+			w.Header().Set("ETag", etag(cur))
 		}
 	}
-	writeErrorBody(w, err, extra)
+	writeErrorBody(w, err, body)
 }
 
 // errorCode looks err up in the table.
@@ -97,8 +110,19 @@ func writeErrorBody(w http.ResponseWriter, err error, body errorBody) {
 	if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
 		w.Header().Set("Retry-After", retryAfterSeconds)
 	}
-	body.Error, body.Code = err.Error(), code
+	body.Error, body.Code = errorMessage(err), code
 	writeJSON(w, status, body)
+}
+
+// errorMessage is err's text for an HTTP client: a command's error reply
+// (an *fsm.Error, whose text is a Redis error line) says what its code
+// says.
+func errorMessage(err error) string {
+	var e *fsm.Error
+	if errors.As(err, &e) && e.Code != nil {
+		return e.Code.Error()
+	}
+	return err.Error()
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

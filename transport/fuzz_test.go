@@ -66,7 +66,7 @@ func FuzzHTTPRequest(f *testing.F) {
 	} {
 		f.Add(s.method, s.target, s.header, []byte(s.body))
 	}
-	h := New(fuzznode.Get(f), Config{MaxValueSize: 1 << 16})
+	h := New(fuzznode.Get(f), Config{})
 	f.Fuzz(func(t *testing.T, method, target, header string, body []byte) {
 		if method == "" || strings.ContainsAny(method, " \t\r\n/?#") || len(method) > 16 {
 			return

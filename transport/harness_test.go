@@ -23,7 +23,7 @@ import (
 )
 
 const (
-	maxValue = 1 << 20          // transport.Config.MaxValueSize in these tests
+	maxValue = 1 << 20          // node.Config.MaxValueSize in these tests
 	deadline = 10 * time.Second // generous bound for any wait on Raft
 )
 
@@ -59,6 +59,7 @@ func startNode(t *testing.T, id string, bootstrap bool) *testNode {
 		Logger:           logger,
 		HeartbeatTimeout: 50 * time.Millisecond,
 		ElectionTimeout:  50 * time.Millisecond,
+		MaxValueSize:     maxValue,
 	})
 	if err != nil {
 		srv.Close()
@@ -69,7 +70,7 @@ func startNode(t *testing.T, id string, bootstrap bool) *testNode {
 			t.Logf("closing %s: %v", id, err)
 		}
 	})
-	api = transport.New(n, transport.Config{MaxValueSize: maxValue, Logger: logger})
+	api = transport.New(n, transport.Config{Logger: logger})
 	srv.Start()
 	t.Cleanup(srv.Close) // runs before the node closes
 	return &testNode{Node: n, srv: srv, addr: addr, url: "http://" + addr}

@@ -3,10 +3,14 @@ package transport
 import (
 	"context"
 	"encoding/base64"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
 	"unicode/utf8"
+
+	"github.com/raftcache/raftcache/fsm"
+	"github.com/raftcache/raftcache/node"
 )
 
 // Keys and values are bytes, and JSON strings are UTF-8: Go's encoder would
@@ -63,16 +67,20 @@ func (s *Server) handleKeys(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), wait)
 	defer cancel()
-	info, err := s.node.PrepareRead(ctx, opt)
+	v, err := s.node.View(ctx, opt)
 	if err != nil {
 		s.readFailed(w, r, err)
 		return
 	}
-	keys, more := s.node.FSM().Keys([]byte(q.Get("prefix")), after, limit, s.node.Now())
+	keys, more, err := keysReply(v.Exec(fsm.RCKeys([]byte(q.Get("prefix")), after, limit)))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
 	for _, k := range keys {
 		b64 = b64 || !utf8.Valid(k)
 	}
-	out := keysResponse{Keys: make([]string, len(keys)), Encoding: "utf8", Index: info.Index}
+	out := keysResponse{Keys: make([]string, len(keys)), Encoding: "utf8", Index: v.Index()}
 	if b64 {
 		out.Encoding = "base64"
 	}
@@ -82,8 +90,23 @@ func (s *Server) handleKeys(w http.ResponseWriter, r *http.Request) {
 	if more {
 		out.Next = out.Keys[len(out.Keys)-1]
 	}
-	w.Header().Set("X-Raft-Index", strconv.FormatUint(info.Index, 10))
+	w.Header().Set("X-Raft-Index", strconv.FormatUint(v.Index(), 10))
 	writeJSON(w, http.StatusOK, out)
+}
+
+// keysReply takes rc.keys's reply [[key...], more] apart.
+func keysReply(rep fsm.Reply) (keys [][]byte, more bool, err error) {
+	if rep.IsError() {
+		return nil, false, rep.Err
+	}
+	if rep.Kind != fsm.KindArray || len(rep.Elems) != 2 || rep.Elems[0].Kind != fsm.KindArray {
+		return nil, false, fmt.Errorf("rc.keys answered %s", rep)
+	}
+	keys = make([][]byte, len(rep.Elems[0].Elems))
+	for i, k := range rep.Elems[0].Elems {
+		keys[i] = k.Bulk
+	}
+	return keys, rep.Elems[1].Int == 1, nil
 }
 
 type deletePrefixResponse struct {
@@ -108,15 +131,15 @@ func (s *Server) handleDeletePrefix(w http.ResponseWriter, r *http.Request) {
 		writeError(w, badRequest("empty_prefix", "give ?prefix=P, or ?all=true to delete every key"))
 		return
 	}
-	if len(prefix) > MaxKeySize {
-		writeError(w, badRequest("bad_prefix", "the prefix is longer than a key may be ("+strconv.Itoa(MaxKeySize)+" bytes)"))
+	if err := node.CheckKey([]byte(prefix)); err != nil {
+		writeError(w, badRequest("bad_prefix", "the prefix is longer than a key may be ("+strconv.Itoa(node.MaxKeySize)+" bytes)"))
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), prefixDeleteTimeout)
 	defer cancel()
 	res, err := s.node.DeleteKeysWithPrefix(ctx, []byte(prefix))
 	if err != nil {
-		s.writeFailed(w, r, err, nil)
+		s.writeFailed(w, r, err)
 		return
 	}
 	w.Header().Set("X-Raft-Index", strconv.FormatUint(res.Index, 10))

@@ -44,32 +44,47 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), wait)
 	defer cancel()
-	res, err := s.node.Get(ctx, key, opt)
 	h := w.Header()
 	if opt.Consistency == node.Stale {
-		h.Set("X-Last-Contact", strconv.FormatInt(res.LastContact.Milliseconds(), 10))
+		h.Set("X-Last-Contact", strconv.FormatInt(s.node.LastContact().Milliseconds(), 10))
 	}
+	v, err := s.node.View(ctx, opt)
 	if err != nil {
-		if s.redirectable(err) && s.redirect(w, r) {
-			return
-		}
-		if res.Index > 0 {
-			h.Set("X-Raft-Index", strconv.FormatUint(res.Index, 10))
-		}
+		s.readFailed(w, r, err)
+		return
+	}
+	h.Set("X-Raft-Index", strconv.FormatUint(v.Index(), 10))
+	rep := v.Exec(fsm.RCGet(key))
+	if rep.Kind == fsm.KindNull {
+		writeError(w, fsm.ErrNotFound)
+		return
+	}
+	value, version, expireAt, err := getReply(rep)
+	if err != nil {
 		writeError(w, err)
 		return
 	}
-	h.Set("X-Raft-Index", strconv.FormatUint(res.Index, 10))
-	h.Set("ETag", etag(res.Version))
+	h.Set("ETag", etag(version))
 	h.Set("Content-Type", "application/octet-stream")
-	h.Set("Content-Length", strconv.Itoa(len(res.Value)))
-	if res.ExpireAt != 0 {
-		h.Set("X-Expires-At", strconv.FormatInt(res.ExpireAt/int64(time.Millisecond), 10))
+	h.Set("Content-Length", strconv.Itoa(len(value)))
+	if expireAt != 0 {
+		h.Set("X-Expires-At", strconv.FormatInt(expireAt/int64(time.Millisecond), 10))
 	}
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
-		_, _ = w.Write(res.Value)
+		_, _ = w.Write(value)
 	}
+}
+
+// getReply takes rc.get's reply apart: [value, version, expireAt].
+func getReply(rep fsm.Reply) (value []byte, version uint64, expireAt int64, err error) {
+	if rep.IsError() {
+		return nil, 0, 0, rep.Err
+	}
+	if rep.Kind != fsm.KindArray || len(rep.Elems) != 3 {
+		return nil, 0, 0, fmt.Errorf("rc.get answered %s", rep)
+	}
+	return rep.Elems[0].Bulk, uint64(rep.Elems[1].Int), rep.Elems[2].Int, nil
 }
 
 // redirectable says whether a failed read is better answered by the
@@ -87,13 +102,13 @@ func (s *Server) handlePut(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	q := r.URL.Query()
-	op := node.Op{Kind: fsm.OpSet, Key: key}
-	if op.TTL, err = parseTTL(q.Get("ttl")); err != nil {
+	ttl, err := parseTTL(r.URL.Query().Get("ttl"))
+	if err != nil {
 		writeError(w, err)
 		return
 	}
-	if err := parseCond(r, &op); err != nil {
+	c, err := parseCond(r)
+	if err != nil {
 		writeError(w, err)
 		return
 	}
@@ -102,13 +117,23 @@ func (s *Server) handlePut(w http.ResponseWriter, r *http.Request) {
 		s.redirectOrFail(w, r)
 		return
 	}
-	if op.Value, err = s.readValue(w, r, len(key)); err != nil {
+	value, err := s.readValue(w, r)
+	if err != nil {
 		writeError(w, err)
 		return
 	}
-	s.write(w, r, op, func(res *fsm.Result) any {
-		return writeResponse{Version: res.Version, Index: res.Index}
+	s.write(w, r, fsm.RCSet(key, value, int64(ttl), c.cond, c.version, 0), func(rep fsm.Reply, index uint64) (any, error) {
+		version, err := setReply(rep)
+		return writeResponse{Version: version, Index: index}, err
 	})
+}
+
+// setReply is the version in rc.set's reply [version, previous value].
+func setReply(rep fsm.Reply) (uint64, error) {
+	if rep.Kind != fsm.KindArray || len(rep.Elems) != 2 {
+		return 0, fmt.Errorf("rc.set answered %s", rep)
+	}
+	return uint64(rep.Elems[0].Int), nil
 }
 
 func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request) {
@@ -117,14 +142,23 @@ func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	op := node.Op{Kind: fsm.OpDelete, Key: key}
-	if err := parseCond(r, &op); err != nil {
+	c, err := parseCond(r)
+	if err != nil {
 		writeError(w, err)
 		return
 	}
-	s.write(w, r, op, func(res *fsm.Result) any {
-		return deleteResponse{Deleted: res.Deleted, Index: res.Index}
+	s.write(w, r, fsm.RCDel(key, c.cond, c.version), func(rep fsm.Reply, index uint64) (any, error) {
+		deleted, err := delReply(rep)
+		return deleteResponse{Deleted: deleted, Index: index}, err
 	})
+}
+
+// delReply is rc.del's reply: 1 if a live key was removed.
+func delReply(rep fsm.Reply) (bool, error) {
+	if rep.Kind != fsm.KindInt {
+		return false, fmt.Errorf("rc.del answered %s", rep)
+	}
+	return rep.Int == 1, nil
 }
 
 type incrResponse struct {
@@ -142,20 +176,30 @@ func (s *Server) handleIncr(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	op := node.Op{Kind: fsm.OpIncr, Key: key, By: 1}
+	by := int64(1)
 	if v := q.Get("by"); v != "" {
-		if op.By, err = strconv.ParseInt(v, 10, 64); err != nil {
+		if by, err = strconv.ParseInt(v, 10, 64); err != nil {
 			writeError(w, badRequest("bad_by", "by must be a 64-bit decimal integer: "+strconv.Quote(v)))
 			return
 		}
 	}
-	if op.TTL, err = parseTTL(q.Get("ttl")); err != nil {
+	ttl, err := parseTTL(q.Get("ttl"))
+	if err != nil {
 		writeError(w, err)
 		return
 	}
-	s.write(w, r, op, func(res *fsm.Result) any {
-		return incrResponse{Value: res.Value, Index: res.Index}
+	s.write(w, r, fsm.RCIncr(key, by, int64(ttl)), func(rep fsm.Reply, index uint64) (any, error) {
+		value, _, err := incrReply(rep)
+		return incrResponse{Value: value, Index: index}, err
 	})
+}
+
+// incrReply takes rc.incr's reply [value, version] apart.
+func incrReply(rep fsm.Reply) (value int64, version uint64, err error) {
+	if rep.Kind != fsm.KindArray || len(rep.Elems) != 2 {
+		return 0, 0, fmt.Errorf("rc.incr answered %s", rep)
+	}
+	return rep.Elems[0].Int, uint64(rep.Elems[1].Int), nil
 }
 
 // handleSetTTL sets (PUT ?ttl=D) or clears (DELETE) the expiry of an
@@ -166,81 +210,123 @@ func (s *Server) handleSetTTL(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	op := node.Op{Kind: fsm.OpTouch, Key: key}
+	var ttl time.Duration
 	if r.Method == http.MethodPut {
-		if op.TTL, err = parseTTL(r.URL.Query().Get("ttl")); err != nil {
+		if ttl, err = parseTTL(r.URL.Query().Get("ttl")); err != nil {
 			writeError(w, err)
 			return
 		}
-		if op.TTL == 0 {
+		if ttl == 0 {
 			writeError(w, badRequest("bad_ttl", "PUT /v1/ttl/{key} needs ?ttl=; DELETE clears the expiry"))
 			return
 		}
 	}
-	s.write(w, r, op, func(res *fsm.Result) any {
-		return writeResponse{Version: res.Version, Index: res.Index}
+	s.write(w, r, fsm.RCTouch(key, int64(ttl)), func(rep fsm.Reply, index uint64) (any, error) {
+		if rep.Kind != fsm.KindInt {
+			return nil, fmt.Errorf("rc.touch answered %s", rep)
+		}
+		return writeResponse{Version: uint64(rep.Int), Index: index}, nil
 	})
 }
 
-// write proposes op and answers with body(res), or the mapped error.
-func (s *Server) write(w http.ResponseWriter, r *http.Request, op node.Op, body func(*fsm.Result) any) {
-	var err error
-	if op.ReqID, err = requestID(r); err != nil {
+// write runs one command through the log as a unit of its own (with the
+// request's Idempotency-Key as the unit's id) and answers with what body
+// makes of its reply, or the mapped error: an error reply (a failed
+// condition, not an integer...) is answered like any other error.
+func (s *Server) write(w http.ResponseWriter, r *http.Request, args [][]byte, body func(fsm.Reply, uint64) (any, error)) {
+	reqID, err := requestID(r)
+	if err != nil {
 		writeError(w, err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), defaultWriteTimeout)
-	defer cancel()
-	res, err := s.node.Write(ctx, op)
-	if res != nil && res.Duplicate {
-		w.Header().Set("Idempotent-Replayed", "true")
+	res, ok := s.exec(w, r, fsm.Unit{ReqID: reqID, Mode: fsm.UnitPlain, Cmds: [][][]byte{args}})
+	if !ok {
+		return
 	}
+	rep := res.Replies[0]
+	if rep.IsError() {
+		writeReplyError(w, rep.Err)
+		return
+	}
+	out, err := body(rep, res.Index)
 	if err != nil {
-		s.writeFailed(w, r, err, res)
+		writeError(w, err)
 		return
 	}
 	w.Header().Set("X-Raft-Index", strconv.FormatUint(res.Index, 10))
-	writeJSON(w, http.StatusOK, body(res))
+	writeJSON(w, http.StatusOK, out)
+}
+
+// exec proposes one unit and returns its result, with a reply for each of
+// its commands (an atomic unit that failed: up to the failed one). On
+// failure it has answered already: a redirect when this node is not the
+// leader (nothing was applied), else the mapped error.
+func (s *Server) exec(w http.ResponseWriter, r *http.Request, u fsm.Unit) (*fsm.Result, bool) {
+	ctx, cancel := context.WithTimeout(r.Context(), defaultWriteTimeout)
+	defer cancel()
+	results, err := s.node.Exec(ctx, u)
+	if err != nil {
+		s.writeFailed(w, r, err)
+		return nil, false
+	}
+	res := &results[0]
+	if res.Duplicate {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	if len(res.Replies) == 0 || res.Err == nil && len(res.Replies) != len(u.Cmds) {
+		// A retry of a request applied before the state was restored
+		// from a snapshot, which keeps that it ran but not its replies.
+		writeError(w, fmt.Errorf("%w (applied at index %d)", errResultLost, res.Index))
+		return nil, false
+	}
+	return res, true
+}
+
+// cond is a write's precondition.
+type cond struct {
+	cond    fsm.Cond
+	version uint64 // with fsm.CondVersion
 }
 
 // parseCond reads a write's precondition: ?cas=V (0: only if absent),
 // If-Match: "V" or If-None-Match: *.
-func parseCond(r *http.Request, op *node.Op) error {
+func parseCond(r *http.Request) (cond, error) {
+	var c cond
 	conds := 0
 	if v := r.URL.Query().Get("cas"); v != "" {
 		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
-			return badRequest("bad_cas", "cas must be a version number (0: only if absent): "+strconv.Quote(v))
+			return c, badRequest("bad_cas", "cas must be a version number (0: only if absent): "+strconv.Quote(v))
 		}
-		op.Cond, op.Version = fsm.CondVersion, n
+		c.cond, c.version = fsm.CondVersion, n
 		if n == 0 {
-			op.Cond = fsm.CondAbsent
+			c.cond = fsm.CondAbsent
 		}
 		conds++
 	}
 	if v := r.Header.Get("If-Match"); v != "" {
 		if v == "*" {
-			op.Cond = fsm.CondExists
+			c.cond = fsm.CondExists
 		} else {
 			n, err := strconv.ParseUint(strings.Trim(strings.TrimPrefix(v, "W/"), `"`), 10, 64)
 			if err != nil {
-				return badRequest("bad_cas", "If-Match must be an ETag like \"12\" or *: "+strconv.Quote(v))
+				return c, badRequest("bad_cas", "If-Match must be an ETag like \"12\" or *: "+strconv.Quote(v))
 			}
-			op.Cond, op.Version = fsm.CondVersion, n
+			c.cond, c.version = fsm.CondVersion, n
 		}
 		conds++
 	}
 	if v := r.Header.Get("If-None-Match"); v != "" {
 		if v != "*" {
-			return badRequest("bad_cas", "If-None-Match supports only *")
+			return c, badRequest("bad_cas", "If-None-Match supports only *")
 		}
-		op.Cond = fsm.CondAbsent
+		c.cond = fsm.CondAbsent
 		conds++
 	}
 	if conds > 1 {
-		return badRequest("bad_cas", "give at most one of cas, If-Match and If-None-Match")
+		return c, badRequest("bad_cas", "give at most one of cas, If-Match and If-None-Match")
 	}
-	return nil
+	return c, nil
 }
 
 // requestID reads the Idempotency-Key header: a retry that carries the
@@ -260,72 +346,54 @@ func etag(version uint64) string { return `"` + strconv.FormatUint(version, 10) 
 
 // writeFailed answers a failed write: a node that is not (or no longer)
 // the leader redirects, since nothing was applied.
-func (s *Server) writeFailed(w http.ResponseWriter, r *http.Request, err error, res *fsm.Result) {
+func (s *Server) writeFailed(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(err, node.ErrNotLeader) {
 		s.redirectOrFail(w, r)
 		return
 	}
-	writeResultError(w, err, res)
+	writeError(w, err)
 }
 
-// readValue reads the request body, refusing more than MaxValueSize bytes
-// with 413 before reading them when Content-Length says so.
-func (s *Server) readValue(w http.ResponseWriter, r *http.Request, keyLen int) ([]byte, error) {
-	max := s.cfg.MaxValueSize
-	if err := s.fits(keyLen, r.ContentLength); err != nil {
-		return nil, err
-	}
-	tooLarge := &requestError{http.StatusRequestEntityTooLarge, "value_too_large",
-		"the value is larger than the limit of " + strconv.FormatInt(max, 10) + " bytes"}
-	if r.ContentLength > max {
+// readValue reads the request body, refusing more than the node's largest
+// value with 413 (before reading it when Content-Length says so). Every
+// other limit on the value is node's, checked before it is proposed.
+func (s *Server) readValue(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	limit := s.node.MaxValueSize()
+	tooLarge := &node.LimitError{Err: node.ErrValueTooLarge, Limit: limit, Size: r.ContentLength}
+	if r.ContentLength > limit {
 		return nil, tooLarge
 	}
 	// Size the buffer from Content-Length only up to a point: a client
 	// announcing 4 MiB and sending nothing must not pin 4 MiB per request.
-	buf := bytes.NewBuffer(make([]byte, 0, min(max64(r.ContentLength, 0), maxPrealloc)+bytes.MinRead))
-	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, max)); err != nil {
+	buf := bytes.NewBuffer(make([]byte, 0, min(max(r.ContentLength, 0), maxPrealloc)+bytes.MinRead))
+	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit)); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return nil, tooLarge
 		}
 		return nil, badRequest("bad_body", "reading the request body: "+err.Error())
 	}
-	return buf.Bytes(), s.fits(keyLen, int64(buf.Len()))
-}
-
-// fits refuses an entry that could never fit under --max-memory: evicting
-// everything else would not make room for it.
-func (s *Server) fits(keyLen int, valueLen int64) error {
-	size := int64(keyLen) + valueLen + fsm.EntryOverhead
-	if mm := s.node.MaxMemory(); mm > 0 && size > mm {
-		return fmt.Errorf("%w: %d bytes with key and overhead, max memory %d", node.ErrTooLarge, size, mm)
-	}
-	return nil
+	return buf.Bytes(), nil
 }
 
 // maxPrealloc bounds the body buffer allocated before the body arrives.
 const maxPrealloc = 64 << 10
 
-func max64(a, b int64) int64 {
-	if a > b {
-		return a
-	}
-	return b
-}
-
 // keyFrom decodes the {key} path variable. The route matches the escaped
-// path, so the key may hold any byte, "/" included.
+// path, so the key may hold any byte, "/" included. Its size is checked
+// by node's rule, here already so that a follower refuses it rather than
+// redirecting.
 func keyFrom(r *http.Request) ([]byte, error) {
 	raw := mux.Vars(r)["key"]
 	key, err := url.PathUnescape(raw)
 	if err != nil {
 		return nil, badRequest("bad_key", "the key is not valid percent-encoding: "+err.Error())
 	}
-	switch {
-	case key == "":
+	if key == "" {
 		return nil, badRequest("empty_key", "the key is empty")
-	case len(key) > MaxKeySize:
-		return nil, badRequest("key_too_large", "the key is longer than "+strconv.Itoa(MaxKeySize)+" bytes")
+	}
+	if err := node.CheckKey([]byte(key)); err != nil {
+		return nil, err
 	}
 	return []byte(key), nil
 }

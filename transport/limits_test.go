@@ -276,7 +276,7 @@ func TestHTTP2StreamsPerConnectionAreBounded(t *testing.T) {
 // overloaded and Retry-After, probes excepted.
 func TestInflightBoundRefusesWithRetryAfter(t *testing.T) {
 	n := startLeader(t)
-	api := transport.New(n.Node, transport.Config{MaxValueSize: maxValue, MaxInflight: 1})
+	api := transport.New(n.Node, transport.Config{MaxInflight: 1})
 	srv, addr := limitedServer(t, api, transport.ServerLimits{})
 
 	// Hold the one slot with a PUT whose body has not all arrived. It is

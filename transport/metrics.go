@@ -9,6 +9,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/raftcache/raftcache/fsm"
+	"github.com/raftcache/raftcache/node"
 )
 
 // metrics is one node's Prometheus registry. It is per Server, not the
@@ -37,14 +40,7 @@ func (s *Server) newMetrics() *metrics {
 		m.duration,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		counter("raftcache_cache_hits_total", "Reads that found a live key on this node.", func() float64 { return float64(n.FSM().Stats().Hits) }),
-		counter("raftcache_cache_misses_total", "Reads that found no live key on this node.", func() float64 { return float64(n.FSM().Stats().Misses) }),
-		counter("raftcache_cache_evictions_total", "Keys evicted under --max-memory (replicated count).", func() float64 { return float64(n.FSM().Stats().Evictions) }),
-		counter("raftcache_cache_expired_total", "Keys removed after their TTL (replicated count).", func() float64 { return float64(n.FSM().Stats().Expirations) }),
-		counter("raftcache_cache_sets_total", "Keys written (replicated count).", func() float64 { return float64(n.FSM().Stats().Sets) }),
-		counter("raftcache_cache_deletes_total", "Live keys deleted (replicated count).", func() float64 { return float64(n.FSM().Stats().Deletes) }),
-		gauge("raftcache_cache_keys", "Keys stored, expired ones included until removed.", func() float64 { return float64(n.FSM().Stats().Keys) }),
-		gauge("raftcache_cache_bytes", "Accounted bytes: keys, values and per-entry overhead.", func() float64 { return float64(n.FSM().Stats().Bytes) }),
+		cacheCollector{n},
 		gauge("raftcache_cache_max_memory_bytes", "The --max-memory bound, 0 if none.", func() float64 { return float64(n.MaxMemory()) }),
 		gauge("raftcache_raft_term", "Current Raft term.", func() float64 { return float64(n.Status().Term) }),
 		gauge("raftcache_raft_commit_index", "Raft commit index known to this node.", func() float64 { return float64(n.Status().CommitIndex) }),
@@ -67,6 +63,46 @@ func (s *Server) newMetrics() *metrics {
 		}),
 	)
 	return m
+}
+
+// cacheCollector reports the cache's figures from one view of it per
+// scrape, so they are of one state.
+type cacheCollector struct{ n *node.Node }
+
+var cacheDescs = []struct {
+	desc  *prometheus.Desc
+	typ   prometheus.ValueType
+	value func(*fsm.Stats) float64
+}{
+	{prometheus.NewDesc("raftcache_cache_hits_total", "Reads that found a live key on this node.", nil, nil),
+		prometheus.CounterValue, func(s *fsm.Stats) float64 { return float64(s.Hits) }},
+	{prometheus.NewDesc("raftcache_cache_misses_total", "Reads that found no live key on this node.", nil, nil),
+		prometheus.CounterValue, func(s *fsm.Stats) float64 { return float64(s.Misses) }},
+	{prometheus.NewDesc("raftcache_cache_evictions_total", "Keys evicted under --max-memory (replicated count).", nil, nil),
+		prometheus.CounterValue, func(s *fsm.Stats) float64 { return float64(s.Evictions) }},
+	{prometheus.NewDesc("raftcache_cache_expired_total", "Keys removed after their TTL (replicated count).", nil, nil),
+		prometheus.CounterValue, func(s *fsm.Stats) float64 { return float64(s.Expirations) }},
+	{prometheus.NewDesc("raftcache_cache_sets_total", "Keys written (replicated count).", nil, nil),
+		prometheus.CounterValue, func(s *fsm.Stats) float64 { return float64(s.Sets) }},
+	{prometheus.NewDesc("raftcache_cache_deletes_total", "Live keys deleted (replicated count).", nil, nil),
+		prometheus.CounterValue, func(s *fsm.Stats) float64 { return float64(s.Deletes) }},
+	{prometheus.NewDesc("raftcache_cache_keys", "Keys stored, expired ones included until removed.", nil, nil),
+		prometheus.GaugeValue, func(s *fsm.Stats) float64 { return float64(s.Keys) }},
+	{prometheus.NewDesc("raftcache_cache_bytes", "Accounted bytes: keys, values and per-entry overhead.", nil, nil),
+		prometheus.GaugeValue, func(s *fsm.Stats) float64 { return float64(s.Bytes) }},
+}
+
+func (c cacheCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range cacheDescs {
+		ch <- d.desc
+	}
+}
+
+func (c cacheCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.n.LocalView().Stats()
+	for _, d := range cacheDescs {
+		ch <- prometheus.MustNewConstMetric(d.desc, d.typ, d.value(&st))
+	}
 }
 
 func (m *metrics) handler() http.Handler {

@@ -1,7 +1,10 @@
 // Package transport is raftcache's HTTP API (v1): routing, request parsing
 // and validation, leader redirects, and the table that maps errors to
-// status codes. It holds no state of its own; every operation is a call on
-// a node.Node. The API is documented in docs/api.md.
+// status codes. It holds no state of its own and implements no command:
+// every key operation is a command of the engine in package fsm (the
+// internal rc.* commands), run through node.Node.Exec for writes or on one
+// node.Node.View for reads, and its reply is encoded as the API's JSON.
+// The API is documented in docs/api.md.
 package transport
 
 import (
@@ -18,10 +21,12 @@ import (
 	"github.com/raftcache/raftcache/node"
 )
 
-// Limits and defaults of the API.
+// Limits and defaults of the API. Keys and values are bounded by node
+// (node.MaxKeySize, node.Config.MaxValueSize), which checks every command
+// before proposing it; these names are node's, for existing users.
 const (
-	MaxKeySize          = 1024    // bytes, after percent-decoding
-	DefaultMaxValueSize = 4 << 20 // bytes
+	MaxKeySize          = node.MaxKeySize          // bytes, after percent-decoding
+	DefaultMaxValueSize = node.DefaultMaxValueSize // bytes; set node.Config.MaxValueSize
 	maxJSONBody         = 64 << 10
 	defaultMinIndexWait = time.Second
 	defaultWriteTimeout = 10 * time.Second
@@ -29,10 +34,9 @@ const (
 
 // Config configures the HTTP front.
 type Config struct {
-	MaxValueSize int64        // default DefaultMaxValueSize
-	Logger       hclog.Logger // nil discards
-	Pprof        bool         // serve Go's profiler under /debug/pprof/ (admin role)
-	MaxInflight  int          // requests handled at once (probes excepted); default DefaultMaxInflight
+	Logger      hclog.Logger // nil discards
+	Pprof       bool         // serve Go's profiler under /debug/pprof/ (admin role)
+	MaxInflight int          // requests handled at once (probes excepted); default DefaultMaxInflight
 	// Auth, if set, requires a bearer token with a sufficient role on
 	// every route but /livez and /readyz.
 	Auth *auth.Tokens
@@ -62,9 +66,6 @@ type Server struct {
 
 // New builds the API handler for n.
 func New(n *node.Node, cfg Config) *Server {
-	if cfg.MaxValueSize <= 0 {
-		cfg.MaxValueSize = DefaultMaxValueSize
-	}
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
