@@ -76,13 +76,14 @@ func startTNodeOpts(t *testing.T, id string, bootstrap bool, opt tnodeOpts) *tno
 		Logger:           logger,
 		HeartbeatTimeout: raftTimeout,
 		ElectionTimeout:  raftTimeout,
+		MaxValueSize:     1 << 20,
 	})
 	if err != nil {
 		tn.srv.Close()
 		t.Fatalf("node.New(%s): %v", id, err)
 	}
 	tn.n = n
-	tn.srv.Config.Handler = transport.New(n, transport.Config{MaxValueSize: 1 << 20, Logger: logger.Named("http"), Auth: opt.auth, TLS: opt.tls != nil})
+	tn.srv.Config.Handler = transport.New(n, transport.Config{Logger: logger.Named("http"), Auth: opt.auth, TLS: opt.tls != nil})
 	if opt.tls != nil {
 		tn.srv.StartTLS()
 	} else {

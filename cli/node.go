@@ -61,7 +61,7 @@ func nodeFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "bootstrap", EnvVars: env("BOOTSTRAP"), Usage: "form a new cluster if the data directory holds none"},
 		&cli.BoolFlag{Name: "non-voter", EnvVars: env("NON_VOTER"), Usage: "join as a non-voting member (replicates and serves stale reads; does not vote)"},
 		&cli.StringSliceFlag{Name: "join", EnvVars: env("JOIN"), Usage: "URLs of members to join through (comma-separated)"},
-		&cli.Int64Flag{Name: "max-value-size", EnvVars: env("MAX_VALUE_SIZE"), Value: transport.DefaultMaxValueSize, Usage: "largest value accepted, in bytes"},
+		&cli.Int64Flag{Name: "max-value-size", EnvVars: env("MAX_VALUE_SIZE"), Value: node.DefaultMaxValueSize, Usage: "largest value accepted, in bytes"},
 		&cli.StringFlag{Name: "max-memory", EnvVars: env("MAX_MEMORY"), Value: "0", Usage: "bound on cached keys, values and overhead, e.g. 256MB; least recently used keys are evicted above it (0: no bound)"},
 		&cli.BoolFlag{Name: "pprof", EnvVars: env("PPROF"), Usage: "serve Go's profiler under /debug/pprof/ on the HTTP address"},
 		&cli.StringFlag{Name: "log-level", EnvVars: env("LOG_LEVEL"), Value: "info", Usage: "trace, debug, info, warn or error"},
@@ -177,7 +177,7 @@ func runNode(c *cli.Context) error {
 		return err
 	}
 	api := transport.New(n, transport.Config{
-		MaxValueSize: c.Int64("max-value-size"), Logger: logger.Named("http"), Pprof: c.Bool("pprof"),
+		Logger: logger.Named("http"), Pprof: c.Bool("pprof"),
 		Auth: sec.auth, TLS: sec.serverTLS != nil, PeerClientTLS: sec.peerHTTP, MaxInflight: maxInflight,
 	})
 	srv := transport.NewHTTPServer(api, limits)

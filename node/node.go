@@ -305,9 +305,6 @@ func (n *Node) RESPAddr() string { return n.cfg.RESPAddr }
 // HTTPAddr returns the client API address this node advertises.
 func (n *Node) HTTPAddr() string { return n.cfg.HTTPAddr }
 
-// MaxValueSize is the largest argument a write may carry, in bytes.
-func (n *Node) MaxValueSize() int64 { return n.cfg.MaxValueSize }
-
 // MaxMemory is the configured memory bound, 0 if none.
 func (n *Node) MaxMemory() int64 { return n.cfg.MaxMemory }
 
