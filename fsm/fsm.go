@@ -15,7 +15,6 @@ package fsm
 
 import (
 	"errors"
-	"fmt"
 	"sync"
 	"sync/atomic"
 
@@ -41,6 +40,15 @@ var (
 	ErrNotInteger = errors.New("value is not a decimal integer")
 	// ErrOverflow (result): incr would overflow int64.
 	ErrOverflow = errors.New("increment would overflow")
+	// ErrPoisoned: this FSM met a log entry it cannot apply (an entry
+	// type or cluster level of a newer binary) and stopped: it applies
+	// nothing more, answers every later entry with this result error, and
+	// refuses snapshots. The state it holds is the last one it could
+	// apply; only a newer binary, replaying the log, gets past the entry.
+	ErrPoisoned = errors.New("state machine stopped at an entry it cannot apply")
+	// ErrNewerLevel: an entry this binary can parse but whose feature
+	// level is beyond its own (see FeatureLevel).
+	ErrNewerLevel = errors.New("entry of a newer feature level")
 )
 
 // EntryOverhead approximates the memory one cached key costs beyond its key
@@ -114,10 +122,15 @@ type state struct {
 	counters    Counters
 	index       uint64     // the last Raft index applied to this view
 	dedup       dedupTable // recent request ids and their results
+	// members is the member records by id. The map and the records in it
+	// are never modified once published: a change copies the map.
+	members map[string]*Member
+	level   uint32 // the cluster's feature level; 0 = never raised (level 1)
 }
 
 func newState() *state {
-	return &state{tree: btree.NewG(32, itemLess), ttl: btree.NewG(32, ttlLess), dedup: newDedup()}
+	return &state{tree: btree.NewG(32, itemLess), ttl: btree.NewG(32, ttlLess), dedup: newDedup(),
+		members: map[string]*Member{}}
 }
 
 // clone returns a private copy for the writer; the copy-on-write trees
@@ -132,28 +145,40 @@ func (s *state) clone() *state {
 // Snapshot and Restore are called by Raft from its single FSM goroutine.
 type FSM struct {
 	logger hclog.Logger
+	// level is the highest feature level this FSM applies: FeatureLevel,
+	// or lower for an FSM that plays an older binary (NewAtLevel).
+	level uint32
 
 	root  atomic.Pointer[state]
 	clock atomic.Int64 // the largest leader time seen in the log, Unix ns
 
 	mu      sync.Mutex
-	members map[string]string // member id -> HTTP address
-	resp    map[string]string // member id -> Redis-protocol address
-	changed chan struct{}     // closed after every applied batch
+	changed chan struct{} // closed after every applied batch
+
+	poison   atomic.Pointer[error] // set once, when an entry cannot be applied
+	poisoned chan struct{}         // closed when poison is set
 
 	hits, misses atomic.Uint64 // local read statistics, not replicated
 }
 
 // New returns an empty cache. A nil logger discards logs.
 func New(logger hclog.Logger) *FSM {
+	return NewAtLevel(logger, FeatureLevel)
+}
+
+// NewAtLevel returns an empty cache that behaves as a binary of feature
+// level level (at most FeatureLevel) would: entries introduced later are
+// unknown to it, and it writes and reads only the snapshot formats of
+// its level. It is how tests run an old member beside new ones.
+func NewAtLevel(logger hclog.Logger, level uint32) *FSM {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
 	f := &FSM{
-		logger:  logger,
-		members: map[string]string{},
-		resp:    map[string]string{},
-		changed: make(chan struct{}),
+		logger:   logger,
+		level:    min(max(level, 1), FeatureLevel),
+		changed:  make(chan struct{}),
+		poisoned: make(chan struct{}),
 	}
 	f.root.Store(newState())
 	return f
@@ -171,24 +196,33 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 	if len(logs) == 0 {
 		return nil
 	}
-	next := f.root.Load().clone()
 	out := make([]interface{}, len(logs))
-	var last uint64
+	if f.Poisoned() != nil {
+		f.refuse(logs, out)
+		return out
+	}
+	cur := f.root.Load()
+	next := cur.clone()
+	last := cur.index
 	for i, l := range logs {
-		last = l.Index
 		if l.Type != raft.LogCommand {
+			last = l.Index
 			continue // configuration entries carry no cache state
 		}
-		cmd, err := Decode(l.Data)
+		cmd, err := f.decode(next, l)
 		if err != nil {
 			// A replica that cannot read the log must stop rather than
-			// diverge from the others (Consul does the same).
-			panic(fmt.Sprintf("fsm: cannot apply entry %d: %v", l.Index, err))
+			// diverge from the others (Consul does the same); it keeps
+			// what it applied before the entry.
+			f.poisonAt(l, err)
+			f.refuse(logs[i:], out[i:])
+			break
 		}
 		if cmd.Now > f.clock.Load() {
 			f.clock.Store(cmd.Now)
 		}
 		out[i] = f.applyOnce(next, l.Index, &cmd)
+		last = l.Index
 	}
 	next.index = last
 	f.root.Store(next)
@@ -242,40 +276,4 @@ func (f *FSM) Get(key []byte, now int64) (Entry, error) {
 	f.hits.Add(1)
 	it.access.Store(now)
 	return Entry{Value: it.value, Version: it.version, ExpireAt: it.expireAt}, nil
-}
-
-// Members returns a copy of the member id -> HTTP address table.
-func (f *FSM) Members() map[string]string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	m := make(map[string]string, len(f.members))
-	for k, v := range f.members {
-		m[k] = v
-	}
-	return m
-}
-
-// MemberRESPAddr returns the Redis-protocol address a member registered,
-// or "".
-func (f *FSM) MemberRESPAddr(id string) string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.resp[id]
-}
-
-// MemberAddr returns the HTTP address a member registered, or "".
-func (f *FSM) MemberAddr(id string) string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.members[id]
-}
-
-func (f *FSM) respMembers() map[string]string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	m := make(map[string]string, len(f.resp))
-	for k, v := range f.resp {
-		m[k] = v
-	}
-	return m
 }
