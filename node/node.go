@@ -8,6 +8,7 @@
 package node
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -56,6 +57,14 @@ var (
 	ErrTooMany = errors.New("too many operations")
 	// ErrTooLarge: a value that can never fit under the memory limit.
 	ErrTooLarge = errors.New("value can never fit under max memory")
+	// ErrFeatureLevel: the cluster's feature level is too low for the
+	// request (an entry type not every member knows yet), or a joining
+	// member's binary is older than the cluster's level. Nothing was done.
+	ErrFeatureLevel = errors.New("feature level too low")
+	// ErrPoisoned: this node met a log entry it cannot apply (written by
+	// a newer binary) and stopped; it serves nothing until it runs a
+	// binary that knows the entry. Nothing was done.
+	ErrPoisoned = errors.New("node stopped at a log entry it cannot apply")
 )
 
 // Config describes one node. Zero durations and counts take the defaults
@@ -91,6 +100,22 @@ type Config struct {
 	// overhead; above it the leader evicts least recently used keys. 0 =
 	// unbounded.
 	MaxMemory int64
+
+	// Incarnation is the random id of this node's data directory,
+	// replicated in its member record; "" reads it from DataDir (and
+	// creates it there on first start).
+	Incarnation string
+	// FetchLevel asks a member for the feature level of the binary it
+	// runs (an old binary that does not know the question is level 1; an
+	// error means unknown). The leader raises the cluster's feature level
+	// only when every member answered; nil: it never raises it.
+	FetchLevel func(ctx context.Context, m Member) (uint32, error)
+
+	// For tests: fsmLevel makes the node apply the log as a binary of
+	// that level would (0 = fsm.FeatureLevel); levelInterval is how often
+	// the leader asks for levels (0 = defaultLevelInterval).
+	fsmLevel      uint32
+	levelInterval time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -102,6 +127,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.ApplyTimeout == 0 {
 		c.ApplyTimeout = 10 * time.Second
+	}
+	if c.fsmLevel == 0 {
+		c.fsmLevel = fsm.FeatureLevel
+	}
+	if c.levelInterval == 0 {
+		c.levelInterval = defaultLevelInterval
 	}
 }
 
@@ -164,6 +195,11 @@ type Node struct {
 	// current term equals it.
 	readyTerm atomic.Uint64
 
+	// joinMu orders joins against raising the cluster level (checkLevels).
+	joinMu    sync.Mutex
+	levels    levels        // members' levels as last asked, on the leader
+	levelKick chan struct{} // capacity 1: check the levels now
+
 	closeOnce sync.Once
 	closing   chan struct{}
 	wg        sync.WaitGroup
@@ -179,11 +215,19 @@ func New(cfg Config) (*Node, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("node: data dir: %w", err)
 	}
+	if cfg.Incarnation == "" {
+		inc, err := loadIncarnation(cfg.DataDir)
+		if err != nil {
+			return nil, fmt.Errorf("node: incarnation: %w", err)
+		}
+		cfg.Incarnation = inc
+	}
 	n := &Node{
-		cfg:     cfg,
-		logger:  cfg.Logger,
-		fsm:     fsm.New(cfg.Logger.Named("fsm")),
-		closing: make(chan struct{}),
+		cfg:       cfg,
+		logger:    cfg.Logger,
+		fsm:       fsm.NewAtLevel(cfg.Logger.Named("fsm"), cfg.fsmLevel),
+		closing:   make(chan struct{}),
+		levelKick: make(chan struct{}, 1),
 	}
 	if err := n.open(); err != nil {
 		n.closeStores()
@@ -191,11 +235,13 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.reads = newReadIndex(n)
 	n.proposer = newProposer(n)
-	n.wg.Add(4)
+	n.wg.Add(6)
 	go n.proposer.run()
 	go n.watchLeadership()
 	go n.reads.run()
 	go n.housekeeping()
+	go n.watchPoison()
+	go n.levelLoop()
 	return n, nil
 }
 
