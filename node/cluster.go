@@ -29,7 +29,8 @@ type Member struct {
 	// if not recorded (registered before feature level 2).
 	Incarnation string
 	// Level is the member's feature level: the one its record carries,
-	// or, on the leader, the one it last reported; 0 = unknown. In a join
+	// this node's own, or, on the leader, the one the member last
+	// reported; 0 = unknown. In a join
 	// request, the joiner's level (0 = 1, a binary from before levels).
 	Level uint32
 }
@@ -40,7 +41,11 @@ func (n *Node) fill(m *Member, rec fsm.Member, ok bool) {
 		m.Addrs, m.Incarnation, m.Level = rec.Addrs, rec.Incarnation, rec.Level
 		m.HTTPAddr, m.RESPAddr = rec.Addrs[fsm.AddrHTTP], rec.Addrs[fsm.AddrRedis]
 	}
-	if m.Level == 0 {
+	switch {
+	case m.Level != 0:
+	case m.ID == n.cfg.ID:
+		m.Level = n.FeatureLevel()
+	default:
 		m.Level = n.levels.get(m.ID)
 	}
 }

@@ -36,6 +36,7 @@ var errorReplies = []struct {
 	{node.ErrClosed, "TRYAGAIN", false},
 	{node.ErrIndexTimeout, "TRYAGAIN", false},
 	{node.ErrUnknownOutcome, "UNKNOWN", false},
+	{node.ErrPoisoned, "TRYAGAIN", false},
 	{node.ErrTooMany, "ERR", false},
 	{node.ErrTooLarge, "OOM", false},
 }
