@@ -337,6 +337,11 @@ with the same addresses changes nothing.
 					m := client.Member{ID: id, RaftAddr: c.String("raft-addr"), HTTPAddr: c.String("http-addr"), Voter: !c.Bool("non-voter"),
 						FeatureLevel: uint32(min(c.Uint("feature-level"), math.MaxUint32))}
 					return withClient(c, func(cl *client.Client) error {
+						view, err := cl.Cluster(c.Context)
+						if err != nil {
+							return err
+						}
+						m := joinRequest(m, view) // no level for a cluster that may run binaries from before levels
 						if m.Voter {
 							err = cl.AddMember(c.Context, m)
 						} else {

@@ -105,3 +105,22 @@ func (l *lockedBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// TestJoinRequestOmitsLevelBelowTwo: a leader from before levels refuses
+// JSON fields it does not know, so the level and incarnation are sent only
+// to a cluster at level 2 or above (which refuses nothing it sent before).
+func TestJoinRequestOmitsLevelBelowTwo(t *testing.T) {
+	self := client.Member{ID: "n4", RaftAddr: "h:1", HTTPAddr: "h:2", FeatureLevel: 2, Incarnation: "abc"}
+	for _, tc := range []struct {
+		cluster uint32
+		want    client.Member
+	}{
+		{0, client.Member{ID: "n4", RaftAddr: "h:1", HTTPAddr: "h:2"}}, // an old node answered
+		{1, client.Member{ID: "n4", RaftAddr: "h:1", HTTPAddr: "h:2"}},
+		{2, self},
+	} {
+		if got := joinRequest(self, &client.Cluster{ClusterFeatureLevel: tc.cluster}); got != tc.want {
+			t.Errorf("cluster level %d: %+v, want %+v", tc.cluster, got, tc.want)
+		}
+	}
+}

@@ -254,16 +254,17 @@ func joinCluster(ctx context.Context, logger hclog.Logger, urls []string, cfg cl
 		for _, m := range view.Members {
 			member = member || m.ID == self.ID
 		}
+		req := joinRequest(self, view)
 		if member {
-			err = cl.AddMember(ctx, self) // refreshes addresses; the vote is unchanged
+			err = cl.AddMember(ctx, req) // refreshes addresses; the vote is unchanged
 		} else {
-			err = cl.AddNonVoter(ctx, self)
+			err = cl.AddNonVoter(ctx, req)
 		}
-		if errors.Is(err, client.ErrFeatureLevel) {
+		if errors.Is(err, client.ErrFeatureLevel) && req.FeatureLevel != 0 {
 			refused = err // retrying cannot help: this binary is too old
 			return nil
 		}
-		return err
+		return err // refused without a level: the level rose meanwhile, ask again with it
 	}) {
 		return
 	}
@@ -300,6 +301,18 @@ var (
 	// level nor 404.
 	errLevelUnknown = errors.New("feature level unknown")
 )
+
+// joinRequest is what self sends to join a cluster that view describes.
+// Below cluster level 2 the leader may run a binary from before levels,
+// which refuses fields it does not know and never refuses a level, so the
+// level and incarnation are left out; from level 2 on every member knows
+// them.
+func joinRequest(self client.Member, view *client.Cluster) client.Member {
+	if view.ClusterFeatureLevel < 2 {
+		self.FeatureLevel, self.Incarnation = 0, ""
+	}
+	return self
+}
 
 // levelFetcher is node.Config.FetchLevel: GET /v1/node on the member's
 // HTTP address. A member that answers 404 runs a binary from before
