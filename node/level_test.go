@@ -105,7 +105,7 @@ func levelsEverywhere(nodes []*Node, l uint32) bool {
 func upgrade(t *testing.T, live *liveLevels, n *Node, l uint32) *Node {
 	t.Helper()
 	cfg := n.cfg
-	cfg.fsmLevel = l
+	cfg.FeatureLevel = l
 	live.set(n.ID(), nil)
 	n = restart(t, n, cfg)
 	live.set(n.ID(), n)
@@ -122,7 +122,7 @@ func TestRollingUpgradeRaisesLevel(t *testing.T) {
 	mod := func(c *Config) {
 		c.FetchLevel = live.fetch
 		c.levelInterval = 20 * time.Millisecond
-		c.fsmLevel = 1
+		c.FeatureLevel = 1
 	}
 	nodes := newCluster(t, 2, mod)
 	cfg := testConfig(t, "n3", false)
@@ -167,7 +167,7 @@ func TestRollingUpgradeRaisesLevel(t *testing.T) {
 	}
 	// Back on level 2: every node applies level 2.
 	cfg3 := n3.cfg
-	cfg3.fsmLevel = 2
+	cfg3.FeatureLevel = 2
 	n3 = restart(t, n3, cfg3)
 	live.set("n3", n3)
 	nodes[2] = n3
@@ -267,7 +267,7 @@ func TestPoisonedNodeStopsWithoutHanging(t *testing.T) {
 	logs := &lockedBuffer{}
 	nodes := newCluster(t, 3, func(c *Config) {
 		if c.ID == "n3" {
-			c.fsmLevel = 1
+			c.FeatureLevel = 1
 			c.Logger = hclog.New(&hclog.LoggerOptions{Name: "n3", Output: logs, Level: hclog.Info})
 		}
 	})

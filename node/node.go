@@ -110,11 +110,14 @@ type Config struct {
 	// error means unknown). The leader raises the cluster's feature level
 	// only when every member answered; nil: it never raises it.
 	FetchLevel func(ctx context.Context, m Member) (uint32, error)
+	// FeatureLevel is the highest feature level this node applies and
+	// reports; 0 = fsm.FeatureLevel. A lower one makes it behave as an
+	// older binary would (entries of later levels poison it, and it holds
+	// the cluster's level down): tests of mixed-version clusters use it.
+	FeatureLevel uint32
 
-	// For tests: fsmLevel makes the node apply the log as a binary of
-	// that level would (0 = fsm.FeatureLevel); levelInterval is how often
-	// the leader asks for levels (0 = defaultLevelInterval).
-	fsmLevel      uint32
+	// For tests: how often the leader asks for levels (0 =
+	// defaultLevelInterval).
 	levelInterval time.Duration
 }
 
@@ -128,8 +131,8 @@ func (c *Config) setDefaults() {
 	if c.ApplyTimeout == 0 {
 		c.ApplyTimeout = 10 * time.Second
 	}
-	if c.fsmLevel == 0 {
-		c.fsmLevel = fsm.FeatureLevel
+	if c.FeatureLevel == 0 || c.FeatureLevel > fsm.FeatureLevel {
+		c.FeatureLevel = fsm.FeatureLevel
 	}
 	if c.levelInterval == 0 {
 		c.levelInterval = defaultLevelInterval
@@ -225,7 +228,7 @@ func New(cfg Config) (*Node, error) {
 	n := &Node{
 		cfg:       cfg,
 		logger:    cfg.Logger,
-		fsm:       fsm.NewAtLevel(cfg.Logger.Named("fsm"), cfg.fsmLevel),
+		fsm:       fsm.NewAtLevel(cfg.Logger.Named("fsm"), cfg.FeatureLevel),
 		closing:   make(chan struct{}),
 		levelKick: make(chan struct{}, 1),
 	}

@@ -111,3 +111,44 @@ func TestJoinBelowLevelRefused(t *testing.T) {
 	r := do(t, http.MethodPost, n.url+"/v1/cluster/members", strings.NewReader(bad), "Content-Type", "application/json")
 	wantError(t, "a named address that is not host:port", r, http.StatusBadRequest, "bad_member")
 }
+
+// TestPoisonedNodeProbes: a member whose binary cannot apply an entry (n2
+// runs as level 1; n1 was told, wrongly, that n2 runs level 2, and raised
+// the cluster's level) stays alive but not ready, says why, and refuses
+// reads.
+func TestPoisonedNodeProbes(t *testing.T) {
+	liar := func(c *node.Config) {
+		c.FetchLevel = func(context.Context, node.Member) (uint32, error) { return 2, nil }
+	}
+	n1 := startNodeWith(t, "n1", true, func(c *node.Config) {
+		liar(c)
+		c.FeatureLevel = 2
+	})
+	waitFor(t, "n1 to serve", func() bool { return servesStrongReads(n1) })
+	put(t, n1, "k", "v", "")
+	n2 := startNodeWith(t, "n2", false, func(c *node.Config) { c.FeatureLevel = 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	// A non-voter, so n1 keeps its quorum when n2 stops.
+	if err := n1.AddMember(ctx, node.Member{ID: "n2", RaftAddr: n2.RaftAddr(), HTTPAddr: n2.addr, Level: 2}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "n2 poisoned", func() bool { return n2.Poisoned() != nil })
+
+	if r := do(t, http.MethodGet, n2.url+"/livez", nil); r.status != http.StatusOK {
+		t.Errorf("/livez on the poisoned node = %s", r)
+	}
+	r := do(t, http.MethodGet, n2.url+"/readyz", nil)
+	wantError(t, "/readyz on the poisoned node", r, http.StatusServiceUnavailable, "poisoned")
+	if !strings.Contains(string(r.body), "op cluster-level") || !strings.Contains(string(r.body), "entry ") {
+		t.Errorf("/readyz does not name the entry: %s", r)
+	}
+	r = do(t, http.MethodGet, n2.url+"/v1/kv/k?consistency=stale", nil)
+	wantError(t, "a stale read on the poisoned node", r, http.StatusServiceUnavailable, "poisoned")
+	if n1.ClusterLevel() != 2 {
+		t.Errorf("n1 at cluster level %d", n1.ClusterLevel())
+	}
+	if r := do(t, http.MethodGet, n1.url+"/v1/kv/k", nil); r.status != http.StatusOK || string(r.body) != "v" {
+		t.Errorf("a strong read on n1 = %s", r)
+	}
+}
