@@ -3,11 +3,17 @@
 // Every node applies the same Raft log to its own FSM and must end in the
 // same state, so Apply is deterministic: it never reads a clock (time comes
 // from the leader inside each command), draws no random numbers and lets no
-// map iteration order decide anything. Reads take no lock: the state is a
-// pair of immutable copy-on-write B-trees (keys, and keys by expiry), and
-// each applied batch publishes a new root with one atomic store. Snapshots
-// therefore cost O(1) to take and stream a consistent view while writes
-// continue.
+// map iteration order decide anything. Reads take no lock: the state is
+// immutable and copy-on-write (B-trees of keys and of keys by expiry, the
+// member records, the cluster's feature level), and each applied batch
+// publishes a new root with one atomic store. Snapshots and backups
+// therefore read one root, cost O(1) to take, and stream a consistent
+// view while writes continue.
+//
+// An entry this binary cannot apply (a newer binary's; see FeatureLevel)
+// poisons the FSM instead of crashing the process: it stops applying and
+// reports ErrPoisoned, and whoever runs Raft stops it from another
+// goroutine (PoisonedCh).
 //
 // The package imports nothing else of raftcache and knows nothing about
 // HTTP; node proposes commands and transport maps the errors below.
@@ -209,7 +215,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 			last = l.Index
 			continue // configuration entries carry no cache state
 		}
-		cmd, err := f.decode(next, l)
+		cmd, err := f.decode(l)
 		if err != nil {
 			// A replica that cannot read the log must stop rather than
 			// diverge from the others (Consul does the same); it keeps

@@ -156,10 +156,10 @@ func (f *FSM) memberAddr(id, name string) string {
 	return ""
 }
 
-// decode reads one command entry and checks that this FSM may apply it
-// on top of s: an op or a cluster level beyond this FSM's level is
-// refused like bytes it cannot parse.
-func (f *FSM) decode(s *state, l *raft.Log) (Command, error) {
+// decode reads one command entry and checks that this FSM may apply it:
+// an op or a cluster level beyond this FSM's level is refused like bytes
+// it cannot parse.
+func (f *FSM) decode(l *raft.Log) (Command, error) {
 	cmd, err := Decode(l.Data)
 	if err != nil {
 		return cmd, err
