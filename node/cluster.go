@@ -30,8 +30,8 @@ type Member struct {
 	Incarnation string
 	// Level is the member's feature level: the one its record carries,
 	// this node's own, or, on the leader, the one the member last
-	// reported; 0 = unknown. In a join
-	// request, the joiner's level (0 = 1, a binary from before levels).
+	// reported; 0 = unknown. In a join request, the joiner's level (0 =
+	// 1, a binary from before levels).
 	Level uint32
 }
 
@@ -237,7 +237,7 @@ func (n *Node) AddMember(ctx context.Context, m Member) error {
 	return n.register(ctx, m)
 }
 
-// RemoveMember removes a member from the cluster and forgets its address.
+// RemoveMember removes a member from the cluster and forgets its record.
 func (n *Node) RemoveMember(ctx context.Context, id string) error {
 	if !n.IsLeader() {
 		return ErrNotLeader
