@@ -213,7 +213,7 @@ func (n *Node) checkLevels() {
 		l := max(got[i], 1)
 		seen[m.ID] = l
 		target = min(target, l)
-		if l < cur {
+		if l < cur && n.levels.get(m.ID) != l { // once per change, not every round
 			n.logger.Warn("a member runs a binary older than the cluster's feature level; it stops at the first entry it cannot apply",
 				"member", m.ID, "member_level", l, "cluster_level", cur)
 		}
