@@ -40,8 +40,9 @@ func snapshotFormat(level, clusterLevel uint32) byte {
 }
 
 // Sections of format 2, each its tag byte and its body, in this order;
-// the stream ends with secEnd. A later level adds a section with a new
-// tag (and writes it in a new format, so no older binary ever sees it).
+// the stream ends with secEnd. A reader refuses a tag it does not know, so
+// a later level adds a section with a new tag written only once the
+// cluster has reached that level: no older binary ever meets it.
 const (
 	secEnd     byte = 0
 	secHeader  byte = 1 // index clock lastVersion counters(4) clusterLevel
