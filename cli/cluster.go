@@ -4,12 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"sync"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/raftcache/raftcache/client"
+	"github.com/raftcache/raftcache/fsm"
 )
 
 // Cluster commands: status, members, transfer-leadership.
@@ -50,6 +52,9 @@ type memberHealth struct {
 	Lag   *uint64 `json:"lag"`
 	RTTMS float64 `json:"rtt_ms,omitempty"`
 	Error string  `json:"error,omitempty"`
+	// FeatureLevel is the level of the member's binary, as it says itself
+	// or else as the cluster last recorded it; 0 = unknown.
+	FeatureLevel uint32 `json:"feature_level"`
 }
 
 type statusJSON struct {
@@ -60,6 +65,10 @@ type statusJSON struct {
 	AppliedIndex uint64         `json:"applied_index"`
 	Healthy      bool           `json:"healthy"` // a leader, and every member reachable and ready
 	Members      []memberHealth `json:"members"`
+	// ClusterFeatureLevel is the cluster's feature level; FeatureLevel
+	// this CLI's binary's.
+	ClusterFeatureLevel uint32 `json:"cluster_feature_level"`
+	FeatureLevel        uint32 `json:"feature_level"`
 }
 
 func statusCommand() *cli.Command {
@@ -100,6 +109,7 @@ by at most that many entries); --check exits 1 unless the cluster is.
 							{"leader:", leader}, {"term:", u64(st.Term)},
 							{"commit index:", u64(st.CommitIndex)}, {"applied index:", u64(st.AppliedIndex)},
 							{"healthy:", yesNo(st.Healthy)},
+							{"feature level:", fmt.Sprintf("cluster %d, this binary %d", st.ClusterFeatureLevel, st.FeatureLevel)},
 						}); err != nil {
 							return err
 						}
@@ -142,9 +152,13 @@ func statusRows(st *statusJSON) ([]string, [][]string) {
 		if !m.Ready && m.NotReady != "" && m.Reachable {
 			ready = "no: " + m.NotReady
 		}
-		rows = append(rows, []string{m.ID, state, strconv.FormatBool(m.Voter), m.HTTPAddr, m.RaftAddr, ready, applied, lag})
+		level := "-"
+		if m.FeatureLevel != 0 {
+			level = strconv.FormatUint(uint64(m.FeatureLevel), 10)
+		}
+		rows = append(rows, []string{m.ID, state, strconv.FormatBool(m.Voter), m.HTTPAddr, m.RaftAddr, ready, applied, lag, level})
 	}
-	return []string{"ID", "STATE", "VOTER", "HTTP", "RAFT", "READY", "APPLIED", "LAG"}, rows
+	return []string{"ID", "STATE", "VOTER", "HTTP", "RAFT", "READY", "APPLIED", "LAG", "LEVEL"}, rows
 }
 
 // clusterStatus gathers the member list and asks every member about itself.
@@ -154,7 +168,8 @@ func clusterStatus(c *cli.Context, cl *client.Client) (*statusJSON, error) {
 		return nil, err
 	}
 	st := &statusJSON{Asked: view.NodeID, Leader: leaderOf(view), Term: view.Term,
-		CommitIndex: view.CommitIndex, AppliedIndex: view.AppliedIndex, Members: []memberHealth{}}
+		CommitIndex: view.CommitIndex, AppliedIndex: view.AppliedIndex, Members: []memberHealth{},
+		ClusterFeatureLevel: max(view.ClusterFeatureLevel, 1), FeatureLevel: fsm.FeatureLevel}
 	health := make([]*client.MemberStatus, len(view.Members))
 	var wg sync.WaitGroup
 	for i, m := range view.Members {
@@ -184,12 +199,14 @@ func clusterStatus(c *cli.Context, cl *client.Client) (*statusJSON, error) {
 	for i, m := range view.Members {
 		h := health[i]
 		mh := memberHealth{ID: m.ID, HTTPAddr: m.HTTPAddr, RaftAddr: m.RaftAddr, Voter: m.Voter,
-			Ready: h.Ready, NotReady: h.NotReady}
+			Ready: h.Ready, NotReady: h.NotReady, FeatureLevel: m.FeatureLevel}
 		if h.Err != nil {
 			mh.Error = h.Err.Error()
 		}
 		if v := h.View; v != nil {
 			mh.Reachable = true
+			// A member's own word; one from before levels does not say.
+			mh.FeatureLevel = max(v.FeatureLevel, 1)
 			mh.State, mh.Term, mh.CommitIndex, mh.AppliedIndex, mh.LastContactMS = v.State, v.Term, v.CommitIndex, v.AppliedIndex, v.LastContactMS
 			if v.Leader != nil {
 				mh.Leader = v.Leader.ID
@@ -307,6 +324,7 @@ with the same addresses changes nothing.
 					&cli.StringFlag{Name: "raft-addr", Usage: "the member's Raft address (host:port), as other members dial it"},
 					&cli.StringFlag{Name: "http-addr", Usage: "the member's HTTP API address (host:port)"},
 					&cli.BoolFlag{Name: "non-voter", Usage: "add as a non-voting member (read scaling; promote later)"},
+					&cli.UintFlag{Name: "feature-level", Value: uint(fsm.FeatureLevel), Usage: "the feature level of the binary the member runs (default: this binary's); the cluster refuses one below its own level"},
 				},
 				Action: func(c *cli.Context) error {
 					id, err := oneArg(c, "ID")
@@ -316,8 +334,14 @@ with the same addresses changes nothing.
 					if c.String("raft-addr") == "" || c.String("http-addr") == "" {
 						return usagef("members add needs --raft-addr and --http-addr")
 					}
-					m := client.Member{ID: id, RaftAddr: c.String("raft-addr"), HTTPAddr: c.String("http-addr"), Voter: !c.Bool("non-voter")}
+					m := client.Member{ID: id, RaftAddr: c.String("raft-addr"), HTTPAddr: c.String("http-addr"), Voter: !c.Bool("non-voter"),
+						FeatureLevel: uint32(min(c.Uint("feature-level"), math.MaxUint32))}
 					return withClient(c, func(cl *client.Client) error {
+						view, err := cl.Cluster(c.Context)
+						if err != nil {
+							return err
+						}
+						m := joinRequest(m, view) // no level for a cluster that may run binaries from before levels
 						if m.Voter {
 							err = cl.AddMember(c.Context, m)
 						} else {

@@ -23,7 +23,10 @@ type statusDoc struct {
 	CommitIndex  uint64 `json:"commit_index"`
 	AppliedIndex uint64 `json:"applied_index"`
 	Healthy      bool   `json:"healthy"`
-	Members      []struct {
+	// Levels: the cluster's, and the CLI binary's.
+	ClusterFeatureLevel uint32 `json:"cluster_feature_level"`
+	FeatureLevel        uint32 `json:"feature_level"`
+	Members             []struct {
 		ID           string  `json:"id"`
 		HTTPAddr     string  `json:"http_addr"`
 		Voter        bool    `json:"voter"`
@@ -32,6 +35,7 @@ type statusDoc struct {
 		State        string  `json:"state"`
 		AppliedIndex uint64  `json:"applied_index"`
 		Lag          *uint64 `json:"lag"`
+		FeatureLevel uint32  `json:"feature_level"`
 	} `json:"members"`
 }
 
@@ -71,11 +75,16 @@ func TestClusterCommands(t *testing.T) {
 		t.Fatalf("status %+v", st)
 	}
 	for _, m := range st.Members {
-		if !m.Reachable || !m.Ready || m.Lag == nil || m.State == "" || !m.Voter {
+		if !m.Reachable || !m.Ready || m.Lag == nil || m.State == "" || !m.Voter || m.FeatureLevel != fsm.FeatureLevel {
 			t.Fatalf("member in status: %+v", m)
 		}
 	}
-	if r := runCLI(t, "", "-e", e, "status", "--check"); r.code != 0 || !strings.Contains(r.stdout, "LAG") {
+	// The test nodes have no FetchLevel: the cluster stays at level 1.
+	if st.ClusterFeatureLevel != 1 || st.FeatureLevel != fsm.FeatureLevel {
+		t.Fatalf("levels in status: cluster %d, binary %d", st.ClusterFeatureLevel, st.FeatureLevel)
+	}
+	if r := runCLI(t, "", "-e", e, "status", "--check"); r.code != 0 || !strings.Contains(r.stdout, "LAG") ||
+		!strings.Contains(r.stdout, "LEVEL") || !strings.Contains(r.stdout, "feature level:") {
 		t.Fatalf("text status: %+v", r)
 	}
 	waitFor(t, "status --check --max-lag 0 to pass", func() bool {

@@ -49,10 +49,11 @@ func startTNode(t *testing.T, id string, bootstrap bool) *tnode {
 	return startTNodeOpts(t, id, bootstrap, tnodeOpts{})
 }
 
-// tnodeOpts secure a test node's API.
+// tnodeOpts secure a test node's API, and wire the level fetcher.
 type tnodeOpts struct {
-	tls  *tls.Config  // serve HTTPS with this configuration
-	auth *auth.Tokens // require tokens
+	tls    *tls.Config  // serve HTTPS with this configuration
+	auth   *auth.Tokens // require tokens
+	levels bool         // ask members for their feature levels (plain HTTP), as raftcache node does
 }
 
 func startTNodeOpts(t *testing.T, id string, bootstrap bool, opt tnodeOpts) *tnode {
@@ -67,7 +68,7 @@ func startTNodeOpts(t *testing.T, id string, bootstrap bool, opt tnodeOpts) *tno
 		tn.srv.TLS = opt.tls.Clone()
 		tn.srv.Config.ErrorLog = log.New(io.Discard, "", 0) // refused handshakes are expected
 	}
-	n, err := node.New(node.Config{
+	cfg := node.Config{
 		ID:               id,
 		RaftAddr:         "127.0.0.1:0",
 		HTTPAddr:         tn.addr,
@@ -77,7 +78,11 @@ func startTNodeOpts(t *testing.T, id string, bootstrap bool, opt tnodeOpts) *tno
 		HeartbeatTimeout: raftTimeout,
 		ElectionTimeout:  raftTimeout,
 		MaxValueSize:     1 << 20,
-	})
+	}
+	if opt.levels {
+		cfg.FetchLevel = levelFetcher(false, nil)
+	}
+	n, err := node.New(cfg)
 	if err != nil {
 		tn.srv.Close()
 		t.Fatalf("node.New(%s): %v", id, err)

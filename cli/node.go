@@ -3,8 +3,10 @@ package cli
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -168,6 +170,7 @@ func runNode(c *cli.Context) error {
 		MaxMemory:         maxMemory,
 		MaxValueSize:      c.Int64("max-value-size"),
 		PeerTLS:           sec.peerTLS,
+		FetchLevel:        levelFetcher(sec.serverTLS != nil, sec.peerHTTP),
 	})
 	if err != nil {
 		ln.Close()
@@ -193,7 +196,8 @@ func runNode(c *cli.Context) error {
 	ctx, cancel := context.WithCancel(c.Context)
 	defer cancel()
 	if len(join) > 0 {
-		self := client.Member{ID: id, RaftAddr: n.RaftAddr(), HTTPAddr: n.HTTPAddr(), RESPAddr: n.RESPAddr()}
+		self := client.Member{ID: id, RaftAddr: n.RaftAddr(), HTTPAddr: n.HTTPAddr(), RESPAddr: n.RESPAddr(),
+			FeatureLevel: n.FeatureLevel(), Incarnation: n.Incarnation()}
 		go joinCluster(ctx, logger, join, jc, self, c.Bool("non-voter"), n.Ready)
 	}
 	if sec.auth != nil {
@@ -242,6 +246,7 @@ func joinCluster(ctx context.Context, logger hclog.Logger, urls []string, cfg cl
 	}
 	defer cl.Close()
 	var member bool
+	var refused error
 	if !retry(ctx, logger, "join", func() error {
 		view, err := cl.Cluster(ctx)
 		if err != nil {
@@ -250,11 +255,23 @@ func joinCluster(ctx context.Context, logger hclog.Logger, urls []string, cfg cl
 		for _, m := range view.Members {
 			member = member || m.ID == self.ID
 		}
+		req := joinRequest(self, view)
 		if member {
-			return cl.AddMember(ctx, self) // refreshes addresses; the vote is unchanged
+			err = cl.AddMember(ctx, req) // refreshes addresses; the vote is unchanged
+		} else {
+			err = cl.AddNonVoter(ctx, req)
 		}
-		return cl.AddNonVoter(ctx, self)
+		if errors.Is(err, client.ErrFeatureLevel) && req.FeatureLevel != 0 {
+			refused = err // retrying cannot help: this binary is too old
+			return nil
+		}
+		return err // refused without a level: the level rose meanwhile, ask again with it
 	}) {
+		return
+	}
+	if refused != nil {
+		logger.Error("the cluster refused to let this node join: its binary is older than the cluster's feature level; run a newer binary on this node",
+			"feature_level", self.FeatureLevel, "error", refused)
 		return
 	}
 	if member || nonVoter {
@@ -272,6 +289,74 @@ func joinCluster(ctx context.Context, logger hclog.Logger, urls []string, cfg cl
 	}
 	if retry(ctx, logger, "promotion", func() error { _, err := cl.Promote(ctx, self.ID); return err }) {
 		logger.Info("joined the cluster as a voter", "via", urls)
+	}
+}
+
+// Errors of this package's own making (most come from the client and are
+// passed on).
+var (
+	// errNoHTTPAddr: a member whose HTTP address is not registered yet
+	// cannot be asked anything.
+	errNoHTTPAddr = errors.New("no HTTP address registered")
+	// errLevelUnknown: a member answered GET /v1/node with neither its
+	// level nor 404.
+	errLevelUnknown = errors.New("feature level unknown")
+)
+
+// joinRequest is what self sends to join a cluster that view describes.
+// Below cluster level 2 the leader may run a binary from before levels,
+// which refuses fields it does not know and never refuses a level, so the
+// level and incarnation are left out; from level 2 on every member knows
+// them.
+func joinRequest(self client.Member, view *client.Cluster) client.Member {
+	if view.ClusterFeatureLevel < 2 {
+		self.FeatureLevel, self.Incarnation = 0, ""
+	}
+	return self
+}
+
+// levelFetcher is node.Config.FetchLevel: GET /v1/node on the member's
+// HTTP address. A member that answers 404 runs a binary from before
+// feature levels (level 1); one that does not answer, or answers anything
+// else, is of unknown level.
+func levelFetcher(useTLS bool, tlsConfig *tls.Config) func(context.Context, node.Member) (uint32, error) {
+	scheme := "http"
+	if useTLS {
+		scheme = "https"
+	}
+	hc := &http.Client{
+		Timeout:   2 * time.Second,
+		Transport: &http.Transport{TLSClientConfig: tlsConfig, MaxIdleConnsPerHost: 1},
+		// A member answers itself; a redirect is not an answer.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	return func(ctx context.Context, m node.Member) (uint32, error) {
+		if m.HTTPAddr == "" {
+			return 0, errNoHTTPAddr
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, scheme+"://"+m.HTTPAddr+"/v1/node", nil)
+		if err != nil {
+			return 0, err
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		defer resp.Body.Close()
+		switch resp.StatusCode {
+		case http.StatusOK:
+		case http.StatusNotFound:
+			return 1, nil
+		default:
+			return 0, fmt.Errorf("%w: GET /v1/node on %s: %s", errLevelUnknown, m.ID, resp.Status)
+		}
+		var body struct {
+			FeatureLevel uint32 `json:"feature_level"`
+		}
+		if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&body); err != nil {
+			return 0, fmt.Errorf("%w: GET /v1/node on %s: %v", errLevelUnknown, m.ID, err)
+		}
+		return max(body.FeatureLevel, 1), nil
 	}
 }
 

@@ -15,6 +15,13 @@ type Member struct {
 	RaftAddr string `json:"raft_addr"`
 	RESPAddr string `json:"resp_addr,omitempty"` // Redis-protocol address, if the member serves one
 	Voter    bool   `json:"voter"`
+	// FeatureLevel is the feature level of the member's binary (0 =
+	// unknown). In AddMember, the level of the binary that runs (or will
+	// run) the member: the cluster refuses a member below its own level
+	// with 409 feature_level; 0 sends none, which counts as level 1.
+	FeatureLevel uint32 `json:"feature_level,omitempty"`
+	// Incarnation is the random id of the member's data directory.
+	Incarnation string `json:"incarnation,omitempty"`
 }
 
 // Cluster is one node's view of the cluster.
@@ -31,6 +38,10 @@ type Cluster struct {
 	AppliedIndex  uint64   `json:"applied_index"`
 	LastContactMS int64    `json:"last_contact_ms"`
 	Members       []Member `json:"members"`
+	// FeatureLevel is the answering node's binary's level;
+	// ClusterFeatureLevel the cluster's (0: a node from before levels).
+	FeatureLevel        uint32 `json:"feature_level"`
+	ClusterFeatureLevel uint32 `json:"cluster_feature_level"`
 }
 
 // NodeStats are one node's cache statistics.
@@ -106,6 +117,12 @@ func (c *Client) addMember(ctx context.Context, m Member, voter bool) error {
 	fields := map[string]any{"id": m.ID, "raft_addr": m.RaftAddr, "http_addr": m.HTTPAddr, "voter": voter}
 	if m.RESPAddr != "" {
 		fields["resp_addr"] = m.RESPAddr
+	}
+	if m.FeatureLevel != 0 {
+		fields["feature_level"] = m.FeatureLevel
+	}
+	if m.Incarnation != "" {
+		fields["incarnation"] = m.Incarnation
 	}
 	body, err := json.Marshal(fields)
 	if err != nil {

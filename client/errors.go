@@ -55,6 +55,10 @@ var (
 	// does not speak TLS. Nothing was applied. The error wraps the
 	// crypto/tls or crypto/x509 error.
 	ErrTLS = errors.New("raftcache: TLS handshake failed")
+	// ErrFeatureLevel: the cluster refused a member whose binary is
+	// older than the cluster's feature level (409 feature_level), or a
+	// request that needs a higher level than the cluster runs at.
+	ErrFeatureLevel = errors.New("raftcache: feature level too low")
 )
 
 // Error is an error answer from the server.
@@ -97,6 +101,8 @@ func (e *Error) Is(target error) bool {
 		return e.Status == http.StatusBadRequest
 	case ErrUnknownMember:
 		return e.Code == "unknown_member"
+	case ErrFeatureLevel:
+		return e.Code == "feature_level"
 	case ErrUnauthorized:
 		return e.Status == http.StatusUnauthorized
 	case ErrForbidden:

@@ -143,7 +143,8 @@ func TestSecurity(t *testing.T) {
 
 	t.Run("token roles", func(t *testing.T) {
 		leader := c.WaitForLeader()
-		bogus := `{"id":"n9","raft_addr":"127.0.0.1:1","http_addr":"127.0.0.1:2","voter":false}`
+		// A join names its binary's feature level: a new cluster runs at level 2.
+		bogus := `{"id":"n9","raft_addr":"127.0.0.1:1","http_addr":"127.0.0.1:2","voter":false,"feature_level":2}`
 		for _, tc := range []struct {
 			method, path, token, body string
 			status                    int

@@ -14,15 +14,17 @@ func (f *FSM) apply(s *state, index uint64, c *Command) Result {
 	r := Result{Index: index}
 	switch c.Op {
 	case OpSetMember:
-		f.mu.Lock()
-		f.members[c.MemberID] = c.HTTPAddr
-		f.resp[c.MemberID] = c.RESPAddr
-		f.mu.Unlock()
+		s.setLegacyMember(c.MemberID, c.HTTPAddr, c.RESPAddr)
 	case OpRemoveMember:
-		f.mu.Lock()
-		delete(f.members, c.MemberID)
-		delete(f.resp, c.MemberID)
-		f.mu.Unlock()
+		s.removeMember(c.MemberID)
+	case OpMember:
+		rec := &Member{ID: c.MemberID, Addrs: c.Addrs, Incarnation: c.Incarnation, Level: c.Level}
+		if rec.Addrs == nil {
+			rec.Addrs = map[string]string{}
+		}
+		s.setMember(rec)
+	case OpClusterLevel:
+		s.level = max(s.level, c.Level) // never down
 	case OpBatch:
 		return s.applyBatch(index, c)
 	case OpExpire:

@@ -9,8 +9,13 @@ import (
 // backup for another cluster (or this one, later) to restore. The stream
 // records index 0: a backup has no place in the log of the cluster that
 // restores it, and an FSM must never claim an index it has not applied.
+// Its format follows the cluster level, as snapshots do, so a backup of a
+// cluster in the middle of an upgrade restores into the old version too.
 func (f *FSM) WriteBackup(w io.Writer) error {
-	s := &snapshot{root: f.root.Load(), clock: f.clock.Load(), members: f.Members(), resp: f.respMembers()}
+	if err := f.Poisoned(); err != nil {
+		return err
+	}
+	s := f.snapshot()
 	backup := *s.root
 	backup.index = 0
 	s.root = &backup
@@ -28,7 +33,7 @@ type BackupItem struct {
 // item in key order. Parsing finishes before the first call, so a corrupt
 // stream calls fn for nothing.
 func ReadBackup(r io.Reader, fn func(BackupItem) error) error {
-	s, err := readSnapshot(bufio.NewReaderSize(r, 256<<10))
+	s, err := readSnapshot(bufio.NewReaderSize(r, 256<<10), snapshotFormat(FeatureLevel, FeatureLevel))
 	if err != nil {
 		return err
 	}

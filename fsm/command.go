@@ -3,6 +3,7 @@ package fsm
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 )
 
 // Op names a command type. The set of ops only grows: a value, once
@@ -30,13 +31,33 @@ const (
 	// the command engine in order (exec.go). 13 and 14 are taken by the
 	// cluster level and member records.
 	OpExec Op = 12
+
+	// OpClusterLevel raises the cluster's feature level to Level (it never
+	// goes down): from then on, entries and snapshot formats of that level
+	// may be written. The leader proposes it once every member reports a
+	// binary of at least that level.
+	OpClusterLevel Op = 13
+	// OpMember records a member: its named addresses, the incarnation of
+	// its data directory and its feature level, replacing the previous
+	// record. It supersedes OpSetMember from feature level 2 on.
+	OpMember Op = 14
 )
+
+// opLevel is the feature level that introduced each op: a binary of a
+// lower level does not know it, so the leader proposes it only once the
+// cluster has reached that level.
+var opLevel = map[Op]uint32{
+	OpSet: 1, OpDelete: 1, OpSetMember: 1, OpRemoveMember: 1, OpIncr: 1, OpTouch: 1,
+	OpExpire: 1, OpEvict: 1, OpDeletePrefix: 1, OpBatch: 1, OpDeletePrefixChunk: 1,
+	OpClusterLevel: 2, OpMember: 2, OpExec: 2,
+}
 
 var opNames = map[Op]string{
 	OpSet: "set", OpDelete: "delete", OpSetMember: "set-member", OpRemoveMember: "remove-member",
 	OpIncr: "incr", OpTouch: "touch", OpExpire: "expire", OpEvict: "evict",
 	OpDeletePrefix: "delete-prefix", OpBatch: "batch", OpDeletePrefixChunk: "delete-prefix-chunk",
 	OpExec: "exec",
+	OpClusterLevel: "cluster-level", OpMember: "member",
 }
 
 func (o Op) String() string {
@@ -70,6 +91,9 @@ const formatV1 byte = 1
 // MaxReqID bounds a request id.
 const MaxReqID = 64
 
+// MaxMemberAddrs bounds the named addresses of one member record.
+const MaxMemberAddrs = 32
+
 // MaxBatch bounds the commands in one OpBatch, the keys in one OpExpire or
 // OpEvict, and the Limit of one OpDeletePrefixChunk, so one entry stays a
 // reasonable size and takes a bounded time to apply.
@@ -100,9 +124,13 @@ type Command struct {
 	Limits Limits // OpExec: the leader's limits when proposed
 	Units  []Unit // OpExec
 
-	MemberID string // OpSetMember, OpRemoveMember
+	MemberID string // OpSetMember, OpRemoveMember, OpMember
 	HTTPAddr string // OpSetMember
 	RESPAddr string // OpSetMember: Redis-protocol address, "" if none
+
+	Addrs       map[string]string // OpMember: address name (AddrHTTP, AddrRedis, ...) -> host:port
+	Incarnation string            // OpMember: the random id of the member's data directory
+	Level       uint32            // OpMember: the member's feature level; OpClusterLevel: the new cluster level
 }
 
 // Encode appends the binary form of c to dst:
@@ -137,6 +165,18 @@ func (c *Command) encodeBody(dst []byte) []byte {
 		dst = appendBytes(dst, []byte(c.RESPAddr))
 	case OpRemoveMember:
 		dst = appendBytes(dst, []byte(c.MemberID))
+	case OpClusterLevel:
+		dst = binary.AppendUvarint(dst, uint64(c.Level))
+	case OpMember:
+		// id incarnation level(uvarint) naddrs(uvarint) {name addr}, by name
+		dst = appendBytes(dst, []byte(c.MemberID))
+		dst = appendBytes(dst, []byte(c.Incarnation))
+		dst = binary.AppendUvarint(dst, uint64(c.Level))
+		dst = binary.AppendUvarint(dst, uint64(len(c.Addrs)))
+		for _, name := range sortedKeys(c.Addrs) {
+			dst = appendBytes(dst, []byte(name))
+			dst = appendBytes(dst, []byte(c.Addrs[name]))
+		}
 	case OpIncr:
 		dst = appendBytes(dst, c.Key)
 		dst = binary.AppendVarint(dst, c.By)
@@ -222,6 +262,27 @@ func (d *decoder) body(c *Command, top bool) {
 		c.MemberID, c.HTTPAddr, c.RESPAddr = string(d.bytes()), string(d.bytes()), string(d.bytes())
 	case OpRemoveMember:
 		c.MemberID = string(d.bytes())
+	case OpClusterLevel:
+		if c.Level = d.level(); c.Level == 0 && d.err == nil {
+			d.failf("cluster level 0")
+		}
+	case OpMember:
+		c.MemberID, c.Incarnation, c.Level = string(d.bytes()), string(d.bytes()), d.level()
+		n := d.uvarint()
+		if n > MaxMemberAddrs {
+			d.failf("%d member addresses, at most %d", n, MaxMemberAddrs)
+			return
+		}
+		for i := uint64(0); i < n && d.err == nil; i++ {
+			if c.Addrs == nil {
+				c.Addrs = make(map[string]string, n)
+			}
+			name, addr := string(d.bytes()), string(d.bytes())
+			if _, dup := c.Addrs[name]; dup {
+				d.failf("member address %q twice", name)
+			}
+			c.Addrs[name] = addr
+		}
 	case OpIncr:
 		c.Key, c.By, c.ExpireAt = d.bytes(), d.varint(), d.varint()
 	case OpTouch:
@@ -282,6 +343,16 @@ func (d *decoder) cond(c *Command) {
 	default:
 		d.failf("unknown condition %d", uint8(c.Cond))
 	}
+}
+
+// level reads a feature level, which fits in 32 bits.
+func (d *decoder) level() uint32 {
+	v := d.uvarint()
+	if v > math.MaxUint32 {
+		d.failf("feature level %d", v)
+		return 0
+	}
+	return uint32(v)
 }
 
 func (d *decoder) count() int {

@@ -2,10 +2,12 @@ package fsm
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"math"
 	"math/rand"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -14,32 +16,37 @@ import (
 // empty and binary keys, negative and extreme integers.
 func commandCases() map[string]Command {
 	return map[string]Command{
-		"set": set("k", "v", t0, 0),
+		"set":               set("k", "v", t0, 0),
 		"exec": {Op: OpExec, Now: t0, Limits: Limits{MaxValueSize: 1 << 20}, Units: []Unit{
 			{Cmds: [][][]byte{{[]byte("SET"), []byte("k"), []byte("v")}}},
 			{ReqID: []byte("r"), Mode: UnitAtomic, Cmds: [][][]byte{{[]byte("rc.set"), []byte("k"), {0, 0xff}}, {[]byte("GET"), []byte("k")}}},
 		}},
-		"set-ttl":         set("k", "v", t0, t0+int64(5e9)),
-		"set-empty":       {Op: OpSet, Now: 0},
-		"set-binary":      {Op: OpSet, Now: -1, Key: []byte{0, 0xff, '/', 0x80}, Value: bytes.Repeat([]byte{0}, 300), ExpireAt: math.MinInt64},
-		"set-cas":         {Op: OpSet, Now: t0, Key: []byte("k"), Value: []byte("v"), Cond: CondVersion, Version: math.MaxUint64, Flags: FlagKeepTTL | FlagReturnPrev},
-		"set-reqid":       {Op: OpSet, Now: t0, Key: []byte("k"), Value: []byte("v"), ReqID: []byte("client-1/42")},
-		"delete-reqid":    {Op: OpDelete, Now: t0, Key: []byte("k"), ReqID: []byte{0, 0xff}},
-		"set-absent":      {Op: OpSet, Now: t0, Key: []byte("k"), Cond: CondAbsent, Flags: 0xff},
-		"delete":          del("k", t0),
-		"delete-exists":   {Op: OpDelete, Now: math.MaxInt64, Key: []byte("k"), Cond: CondExists},
-		"delete-version":  {Op: OpDelete, Now: t0, Key: []byte("k"), Cond: CondVersion, Version: 7},
-		"set-member":      {Op: OpSetMember, Now: t0, MemberID: "node-1", HTTPAddr: "127.0.0.1:8080", RESPAddr: "127.0.0.1:6379"},
-		"set-member-zero": {Op: OpSetMember},
-		"remove-member":   {Op: OpRemoveMember, Now: t0, MemberID: "node-1"},
-		"incr":            {Op: OpIncr, Now: t0, Key: []byte("ctr"), By: math.MinInt64, ExpireAt: t0 + 1},
-		"touch":           {Op: OpTouch, Now: t0, Key: []byte("k"), ExpireAt: 0},
-		"expire":          {Op: OpExpire, Now: t0, Keys: [][]byte{[]byte("a"), {}, []byte("c")}},
-		"expire-none":     {Op: OpExpire, Now: t0},
-		"evict":           {Op: OpEvict, Now: t0, Keys: [][]byte{[]byte("a"), []byte("b")}, Versions: []uint64{1, math.MaxUint64}},
-		"delete-prefix":   {Op: OpDeletePrefix, Now: t0, Key: []byte("user/")},
-		"delete-chunk":    {Op: OpDeletePrefixChunk, Now: t0, Key: []byte("user/"), Limit: MaxBatch},
-		"delete-chunk-1":  {Op: OpDeletePrefixChunk, Now: t0, Key: []byte{0xff}, Limit: 1},
+		"set-ttl":           set("k", "v", t0, t0+int64(5e9)),
+		"set-empty":         {Op: OpSet, Now: 0},
+		"set-binary":        {Op: OpSet, Now: -1, Key: []byte{0, 0xff, '/', 0x80}, Value: bytes.Repeat([]byte{0}, 300), ExpireAt: math.MinInt64},
+		"set-cas":           {Op: OpSet, Now: t0, Key: []byte("k"), Value: []byte("v"), Cond: CondVersion, Version: math.MaxUint64, Flags: FlagKeepTTL | FlagReturnPrev},
+		"set-reqid":         {Op: OpSet, Now: t0, Key: []byte("k"), Value: []byte("v"), ReqID: []byte("client-1/42")},
+		"delete-reqid":      {Op: OpDelete, Now: t0, Key: []byte("k"), ReqID: []byte{0, 0xff}},
+		"set-absent":        {Op: OpSet, Now: t0, Key: []byte("k"), Cond: CondAbsent, Flags: 0xff},
+		"delete":            del("k", t0),
+		"delete-exists":     {Op: OpDelete, Now: math.MaxInt64, Key: []byte("k"), Cond: CondExists},
+		"delete-version":    {Op: OpDelete, Now: t0, Key: []byte("k"), Cond: CondVersion, Version: 7},
+		"set-member":        {Op: OpSetMember, Now: t0, MemberID: "node-1", HTTPAddr: "127.0.0.1:8080", RESPAddr: "127.0.0.1:6379"},
+		"set-member-zero":   {Op: OpSetMember},
+		"remove-member":     {Op: OpRemoveMember, Now: t0, MemberID: "node-1"},
+		"cluster-level":     {Op: OpClusterLevel, Now: t0, Level: 2},
+		"cluster-level-max": {Op: OpClusterLevel, Level: math.MaxUint32},
+		"member": {Op: OpMember, Now: t0, MemberID: "node-1", Incarnation: "5f2c9e",
+			Addrs: map[string]string{AddrHTTP: "127.0.0.1:8080", AddrRedis: "127.0.0.1:6379", "grpc": "[::1]:9"}, Level: 2},
+		"member-zero":    {Op: OpMember},
+		"incr":           {Op: OpIncr, Now: t0, Key: []byte("ctr"), By: math.MinInt64, ExpireAt: t0 + 1},
+		"touch":          {Op: OpTouch, Now: t0, Key: []byte("k"), ExpireAt: 0},
+		"expire":         {Op: OpExpire, Now: t0, Keys: [][]byte{[]byte("a"), {}, []byte("c")}},
+		"expire-none":    {Op: OpExpire, Now: t0},
+		"evict":          {Op: OpEvict, Now: t0, Keys: [][]byte{[]byte("a"), []byte("b")}, Versions: []uint64{1, math.MaxUint64}},
+		"delete-prefix":  {Op: OpDeletePrefix, Now: t0, Key: []byte("user/")},
+		"delete-chunk":   {Op: OpDeletePrefixChunk, Now: t0, Key: []byte("user/"), Limit: MaxBatch},
+		"delete-chunk-1": {Op: OpDeletePrefixChunk, Now: t0, Key: []byte{0xff}, Limit: 1},
 		"batch": {Op: OpBatch, Now: t0, Atomic: true, Cmds: []*Command{
 			{Op: OpSet, Now: t0, Key: []byte("a"), Value: []byte("1"), Cond: CondAbsent},
 			{Op: OpDelete, Now: t0, Key: []byte("b"), Cond: CondVersion, Version: 3},
@@ -189,6 +196,20 @@ func TestDecodeRejectsBadFields(t *testing.T) {
 	wantBad(t, "expire over MaxBatch", tooMany.Encode(nil))
 	wantBad(t, "delete-prefix-chunk limit 0", (&Command{Op: OpDeletePrefixChunk, Key: []byte("p")}).Encode(nil))
 	wantBad(t, "delete-prefix-chunk over MaxBatch", (&Command{Op: OpDeletePrefixChunk, Key: []byte("p"), Limit: MaxBatch + 1}).Encode(nil))
+	wantBad(t, "cluster level 0", (&Command{Op: OpClusterLevel}).Encode(nil))
+	wantBad(t, "cluster level over 32 bits", binary.AppendUvarint([]byte{1, byte(OpClusterLevel), 0, 0}, math.MaxUint32+1))
+	manyAddrs := Command{Op: OpMember, MemberID: "m", Addrs: map[string]string{}}
+	for i := 0; i <= MaxMemberAddrs; i++ {
+		manyAddrs.Addrs[strconv.Itoa(i)] = "h:1"
+	}
+	wantBad(t, "member over MaxMemberAddrs", manyAddrs.Encode(nil))
+	twice := []byte{1, byte(OpMember), 0, 0, 1, 'm', 0, 2, 2, 1, 'a', 1, 'x', 1, 'a', 1, 'y'}
+	wantBad(t, "member address twice", twice)
+	distinct := bytes.Clone(twice)
+	distinct[len(distinct)-3] = 'b'
+	if c, err := Decode(distinct); err != nil || len(c.Addrs) != 2 {
+		t.Errorf("control: the same member with distinct address names: %+v, %v", c, err)
+	}
 	ok := Command{Op: OpExpire, Now: t0, Keys: make([][]byte, MaxBatch)}
 	if _, err := Decode(ok.Encode(nil)); err != nil {
 		t.Errorf("expire with MaxBatch keys: %v", err)

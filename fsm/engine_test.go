@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"io"
 	"strings"
 	"testing"
 )
@@ -165,5 +166,34 @@ func TestReplyCodecRoundTrip(t *testing.T) {
 	var e *Error
 	if !errors.As(out[8].Err, &e) || !errors.Is(e, ErrConditionFailed) || e.Current != 9 || !errors.Is(out[7].Err, ErrNotInteger) {
 		t.Fatalf("errors lost their codes: %#v %#v", out[7].Err, out[8].Err)
+	}
+}
+
+// A unit retried with its request id after the state went through a
+// snapshot is answered with the first attempt's replies and error, not
+// run again and not answered empty.
+func TestDeduplicatedRepliesSurviveSnapshots(t *testing.T) {
+	f := New(nil)
+	var b logBuilder
+	applyOne(t, f, b.cmd(Command{Op: OpClusterLevel, Now: t0, Level: 2}))
+	ok := unit(UnitPlain, "SET k 5", "INCR k")
+	ok.ReqID = []byte("r1")
+	bad := unit(UnitAtomic, "SET j 1", "INCR k x")
+	bad.ReqID = []byte("r2")
+	first := execEntry(t, f, &b, t0, ok, bad)
+	g := New(nil)
+	if err := g.Restore(io.NopCloser(bytes.NewReader(snapshotBytes(t, f)))); err != nil {
+		t.Fatal(err)
+	}
+	b2 := b
+	again := execEntry(t, g, &b2, t0, ok, bad)
+	for i := range first.Results {
+		r, a := first.Results[i], again.Results[i]
+		if !a.Duplicate || replies(a.Replies) != replies(r.Replies) || (a.Err == nil) != (r.Err == nil) {
+			t.Fatalf("unit %d after a snapshot: duplicate=%v %s err=%v, first %s err=%v", i, a.Duplicate, replies(a.Replies), a.Err, replies(r.Replies), r.Err)
+		}
+	}
+	if got := g.View(t0).Exec(argv("GET k")).String(); got != `"6"` {
+		t.Fatalf("k = %s after the retry: the unit ran twice", got)
 	}
 }

@@ -3,11 +3,17 @@
 // Every node applies the same Raft log to its own FSM and must end in the
 // same state, so Apply is deterministic: it never reads a clock (time comes
 // from the leader inside each command), draws no random numbers and lets no
-// map iteration order decide anything. Reads take no lock: the state is a
-// pair of immutable copy-on-write B-trees (keys, and keys by expiry), and
-// each applied batch publishes a new root with one atomic store. Snapshots
-// therefore cost O(1) to take and stream a consistent view while writes
-// continue.
+// map iteration order decide anything. Reads take no lock: the state is
+// immutable and copy-on-write (B-trees of keys and of keys by expiry, the
+// member records, the cluster's feature level), and each applied batch
+// publishes a new root with one atomic store. Snapshots and backups
+// therefore read one root, cost O(1) to take, and stream a consistent
+// view while writes continue.
+//
+// An entry this binary cannot apply (a newer binary's; see FeatureLevel)
+// poisons the FSM instead of crashing the process: it stops applying and
+// reports ErrPoisoned, and whoever runs Raft stops it from another
+// goroutine (PoisonedCh).
 //
 // The package imports nothing else of raftcache and knows nothing about
 // HTTP; node proposes commands and transport maps the errors below.
@@ -15,7 +21,6 @@ package fsm
 
 import (
 	"errors"
-	"fmt"
 	"sync"
 	"sync/atomic"
 
@@ -57,6 +62,15 @@ var (
 	// ErrValueTooLarge (reply): a command would grow a value past the
 	// limit the leader stamped into the entry.
 	ErrValueTooLarge = errors.New("value too large")
+	// ErrPoisoned: this FSM met a log entry it cannot apply (an entry
+	// type or cluster level of a newer binary) and stopped: it applies
+	// nothing more, answers every later entry with this result error, and
+	// refuses snapshots. The state it holds is the last one it could
+	// apply; only a newer binary, replaying the log, gets past the entry.
+	ErrPoisoned = errors.New("state machine stopped at an entry it cannot apply")
+	// ErrNewerLevel: an entry this binary can parse but whose feature
+	// level is beyond its own (see FeatureLevel).
+	ErrNewerLevel = errors.New("entry of a newer feature level")
 )
 
 // EntryOverhead approximates the memory one cached key costs beyond its key
@@ -131,10 +145,15 @@ type state struct {
 	counters    Counters
 	index       uint64     // the last Raft index applied to this view
 	dedup       dedupTable // recent request ids and their results
+	// members is the member records by id. The map and the records in it
+	// are never modified once published: a change copies the map.
+	members map[string]*Member
+	level   uint32 // the cluster's feature level; 0 = never raised (level 1)
 }
 
 func newState() *state {
-	return &state{tree: btree.NewG(32, itemLess), ttl: btree.NewG(32, ttlLess), dedup: newDedup()}
+	return &state{tree: btree.NewG(32, itemLess), ttl: btree.NewG(32, ttlLess), dedup: newDedup(),
+		members: map[string]*Member{}}
 }
 
 // clone returns a private copy for the writer; the copy-on-write trees
@@ -149,14 +168,18 @@ func (s *state) clone() *state {
 // Snapshot and Restore are called by Raft from its single FSM goroutine.
 type FSM struct {
 	logger hclog.Logger
+	// level is the highest feature level this FSM applies: FeatureLevel,
+	// or lower for an FSM that plays an older binary (NewAtLevel).
+	level uint32
 
 	root  atomic.Pointer[state]
 	clock atomic.Int64 // the largest leader time seen in the log, Unix ns
 
 	mu      sync.Mutex
-	members map[string]string // member id -> HTTP address
-	resp    map[string]string // member id -> Redis-protocol address
-	changed chan struct{}     // closed after every applied batch
+	changed chan struct{} // closed after every applied batch
+
+	poison   atomic.Pointer[error] // set once, when an entry cannot be applied
+	poisoned chan struct{}         // closed when poison is set
 
 	hits, misses atomic.Uint64 // local read statistics, not replicated
 
@@ -166,14 +189,22 @@ type FSM struct {
 
 // New returns an empty cache. A nil logger discards logs.
 func New(logger hclog.Logger) *FSM {
+	return NewAtLevel(logger, FeatureLevel)
+}
+
+// NewAtLevel returns an empty cache that behaves as a binary of feature
+// level level (at most FeatureLevel) would: entries introduced later are
+// unknown to it, and it writes and reads only the snapshot formats of
+// its level. It is how tests run an old member beside new ones.
+func NewAtLevel(logger hclog.Logger, level uint32) *FSM {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
 	f := &FSM{
-		logger:  logger,
-		members: map[string]string{},
-		resp:    map[string]string{},
-		changed: make(chan struct{}),
+		logger:   logger,
+		level:    min(max(level, 1), FeatureLevel),
+		changed:  make(chan struct{}),
+		poisoned: make(chan struct{}),
 	}
 	f.root.Store(newState())
 	return f
@@ -191,26 +222,35 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 	if len(logs) == 0 {
 		return nil
 	}
-	next := f.root.Load().clone()
 	out := make([]interface{}, len(logs))
-	var last uint64
+	if f.Poisoned() != nil {
+		f.refuse(logs, out)
+		return out
+	}
+	cur := f.root.Load()
+	next := cur.clone()
+	last := cur.index
 	var changes []Change
 	for i, l := range logs {
-		last = l.Index
 		if l.Type != raft.LogCommand {
+			last = l.Index
 			continue // configuration entries carry no cache state
 		}
-		cmd, err := Decode(l.Data)
+		cmd, err := f.decode(l)
 		if err != nil {
 			// A replica that cannot read the log must stop rather than
-			// diverge from the others (Consul does the same).
-			panic(fmt.Sprintf("fsm: cannot apply entry %d: %v", l.Index, err))
+			// diverge from the others (Consul does the same); it keeps
+			// what it applied before the entry.
+			f.poisonAt(l, err)
+			f.refuse(logs[i:], out[i:])
+			break
 		}
 		if cmd.Now > f.clock.Load() {
 			f.clock.Store(cmd.Now)
 		}
 		var ch changeSet
 		out[i] = f.applyOnce(next, l.Index, &cmd, &ch)
+		last = l.Index
 		if f.onChange != nil {
 			changes = append(changes, ch.change(l.Index))
 		}
@@ -277,40 +317,4 @@ func (f *FSM) Get(key []byte, now int64) (Entry, error) {
 	f.hits.Add(1)
 	it.access.Store(now)
 	return Entry{Value: it.value, Version: it.version, ExpireAt: it.expireAt}, nil
-}
-
-// Members returns a copy of the member id -> HTTP address table.
-func (f *FSM) Members() map[string]string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	m := make(map[string]string, len(f.members))
-	for k, v := range f.members {
-		m[k] = v
-	}
-	return m
-}
-
-// MemberRESPAddr returns the Redis-protocol address a member registered,
-// or "".
-func (f *FSM) MemberRESPAddr(id string) string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.resp[id]
-}
-
-// MemberAddr returns the HTTP address a member registered, or "".
-func (f *FSM) MemberAddr(id string) string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.members[id]
-}
-
-func (f *FSM) respMembers() map[string]string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	m := make(map[string]string, len(f.resp))
-	for k, v := range f.resp {
-		m[k] = v
-	}
-	return m
 }

@@ -132,6 +132,8 @@ type view struct {
 	Clock        int64
 	Members      map[string]string
 	RESPMembers  map[string]string
+	Records      []Member
+	ClusterLevel uint32
 }
 
 func viewOf(f *FSM) view {
@@ -140,6 +142,7 @@ func viewOf(f *FSM) view {
 	return view{
 		Digest: d, DigestIndex: di, Keys: st.Keys, Bytes: st.Bytes, AppliedIndex: st.AppliedIndex,
 		Counters: st.Counters, Clock: f.Clock(), Members: f.Members(), RESPMembers: respAddrs(f),
+		Records: f.MemberRecords(), ClusterLevel: f.ClusterLevel(),
 	}
 }
 

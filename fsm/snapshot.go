@@ -8,45 +8,92 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"sort"
 
 	"github.com/google/btree"
 	"github.com/hashicorp/raft"
 )
 
-// snapshotMagic opens every snapshot stream; the last byte is the format
-// version, so a later format can be told apart and still restored.
-var snapshotMagic = [4]byte{'R', 'C', 'S', 1}
+// Snapshot formats. The magic's last byte is the format; Restore reads
+// every format, and an FSM writes the newest one its cluster's level
+// allows, so a member of the previous level can still install a snapshot
+// sent by a newer leader until the cluster moves on.
+const (
+	// snapshotV1 (level 1): a fixed sequence of fields, members as
+	// {id http-address redis-address}.
+	snapshotV1 byte = 1
+	// snapshotV2 (level 2): tagged sections (see writeV2), members as
+	// full records, and the cluster level.
+	snapshotV2 byte = 2
+)
+
+var snapshotMagic = [3]byte{'R', 'C', 'S'}
+
+// snapshotFormat is the newest format a binary of level may write at a
+// cluster level of clusterLevel.
+func snapshotFormat(level, clusterLevel uint32) byte {
+	if min(level, clusterLevel) >= 2 {
+		return snapshotV2
+	}
+	return snapshotV1
+}
+
+// Sections of format 2, each its tag byte and its body, in this order;
+// the stream ends with secEnd. A reader refuses a tag it does not know, so
+// a later level adds a section with a new tag written only once the
+// cluster has reached that level: no older binary ever meets it.
+const (
+	secEnd     byte = 0
+	secHeader  byte = 1 // index clock lastVersion counters(4) clusterLevel
+	secMembers byte = 2 // the member records
+	secItems   byte = 3 // the cache
+	secDedup   byte = 4 // recent request ids and their results
+)
 
 // snapshot is a point-in-time view. Because published trees are never
 // modified, holding the root is enough: no copy is made when Raft asks for
-// a snapshot, and writes go on while Persist streams it.
+// a snapshot, and writes go on while Persist streams it. The root holds
+// the member records and the cluster level too.
 type snapshot struct {
-	root    *state
-	clock   int64
-	members map[string]string
-	resp    map[string]string
+	root   *state
+	clock  int64
+	format byte
 }
 
 // Snapshot implements raft.FSM. It is called on the FSM goroutine, so the
-// root, index and clock it reads belong to the same applied batch.
+// root, index and clock it reads belong to the same applied batch. A
+// poisoned FSM refuses: its state is not the log's.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
-	return &snapshot{
-		root:    f.root.Load(),
-		clock:   f.clock.Load(),
-		members: f.Members(),
-		resp:    f.respMembers(),
-	}, nil
+	if err := f.Poisoned(); err != nil {
+		return nil, err
+	}
+	return f.snapshot(), nil
 }
 
-// Persist writes the stream:
+func (f *FSM) snapshot() *snapshot {
+	root := f.root.Load()
+	return &snapshot{root: root, clock: f.clock.Load(), format: snapshotFormat(f.level, root.clusterLevel())}
+}
+
+// Persist writes the stream. Format 1:
 //
-//	magic(4) index(uvarint) clock(varint) lastVersion(uvarint)
-//	sets deletes expirations evictions(uvarint) nmembers(uvarint) {id http resp}
+//	'RCS' 1 index(uvarint) clock(varint) lastVersion(uvarint)
+//	sets deletes expirations evictions(uvarint) nmembers(uvarint) {id http redis}
 //	nitems(uvarint) {key value version(uvarint) expireAt(varint)}
 //	ndedup(uvarint) {id at(varint) result}
 //
-// with byte strings as uvarint length + bytes, items in key order.
+// Format 2:
+//
+//	'RCS' 2
+//	1 index(uvarint) clock(varint) lastVersion(uvarint) sets deletes expirations evictions(uvarint) clusterLevel(uvarint)
+//	2 nmembers(uvarint) {id incarnation level(uvarint) naddrs(uvarint) {name addr}}
+//	3 nitems(uvarint) {key value version(uvarint) expireAt(varint)}
+//	4 ndedup(uvarint) {id at(varint) result}
+//	0
+//
+// with byte strings as uvarint length + bytes, items in key order,
+// members by id and their addresses by name.
 func (s *snapshot) Persist(sink raft.SnapshotSink) error {
 	if err := s.write(sink); err != nil {
 		_ = sink.Cancel()
@@ -55,50 +102,134 @@ func (s *snapshot) Persist(sink raft.SnapshotSink) error {
 	return sink.Close()
 }
 
-func (s *snapshot) write(w io.Writer) error {
-	bw := bufio.NewWriterSize(w, 256<<10)
-	var buf []byte
-	buf = append(buf, snapshotMagic[:]...)
-	buf = binary.AppendUvarint(buf, s.root.index)
-	buf = binary.AppendVarint(buf, s.clock)
-	buf = binary.AppendUvarint(buf, s.root.lastVersion)
+// snapWriter gathers encoded fields and writes them out in large pieces;
+// it remembers the first write error.
+type snapWriter struct {
+	w   *bufio.Writer
+	buf []byte
+	err error
+}
+
+func (w *snapWriter) maybeFlush() {
+	if len(w.buf) >= 64<<10 {
+		w.flush()
+	}
+}
+
+func (w *snapWriter) flush() {
+	if w.err == nil {
+		_, w.err = w.w.Write(w.buf)
+	}
+	w.buf = w.buf[:0]
+}
+
+func (s *snapshot) write(out io.Writer) error {
+	w := &snapWriter{w: bufio.NewWriterSize(out, 256<<10)}
+	w.buf = append(append(w.buf, snapshotMagic[:]...), s.format)
+	if s.format == snapshotV1 {
+		s.writeV1(w)
+	} else {
+		s.writeV2(w)
+	}
+	w.flush()
+	if w.err != nil {
+		return w.err
+	}
+	return w.w.Flush()
+}
+
+// writeV1 is format 1 exactly as level-1 binaries write and read it.
+func (s *snapshot) writeV1(w *snapWriter) {
+	s.writeHeader(w)
+	ms := s.root.sortedMembers()
+	w.buf = binary.AppendUvarint(w.buf, uint64(len(ms)))
+	for _, m := range ms {
+		w.buf = appendBytes(w.buf, []byte(m.ID))
+		w.buf = appendBytes(w.buf, []byte(m.Addrs[AddrHTTP]))
+		w.buf = appendBytes(w.buf, []byte(m.Addrs[AddrRedis]))
+	}
+	s.writeItems(w)
+	writeDedup(w, s.root.dedup, s.format)
+}
+
+// writeV2 writes the sections of format 2 in order. A new section is one
+// more line here and one more case in readV2.
+func (s *snapshot) writeV2(w *snapWriter) {
+	for _, sec := range []struct {
+		tag   byte
+		write func(*snapWriter)
+	}{
+		{secHeader, s.writeHeader},
+		{secMembers, s.writeMembers},
+		{secItems, s.writeItems},
+		{secDedup, func(w *snapWriter) { writeDedup(w, s.root.dedup, s.format) }},
+	} {
+		w.buf = append(w.buf, sec.tag)
+		sec.write(w)
+	}
+	w.buf = append(w.buf, secEnd)
+}
+
+func (s *snapshot) writeHeader(w *snapWriter) {
+	w.buf = binary.AppendUvarint(w.buf, s.root.index)
+	w.buf = binary.AppendVarint(w.buf, s.clock)
+	w.buf = binary.AppendUvarint(w.buf, s.root.lastVersion)
 	for _, c := range s.root.counters.list() {
-		buf = binary.AppendUvarint(buf, *c)
+		w.buf = binary.AppendUvarint(w.buf, *c)
 	}
-	ids := sortedKeys(s.members)
-	buf = binary.AppendUvarint(buf, uint64(len(ids)))
-	for _, id := range ids {
-		buf = appendBytes(buf, []byte(id))
-		buf = appendBytes(buf, []byte(s.members[id]))
-		buf = appendBytes(buf, []byte(s.resp[id]))
+	if s.format >= snapshotV2 {
+		w.buf = binary.AppendUvarint(w.buf, uint64(s.root.level))
 	}
-	buf = binary.AppendUvarint(buf, uint64(s.root.tree.Len()))
-	var err error
-	s.root.tree.Ascend(func(it *item) bool {
-		buf = appendBytes(buf, []byte(it.key))
-		buf = appendBytes(buf, it.value)
-		buf = binary.AppendUvarint(buf, it.version)
-		buf = binary.AppendVarint(buf, it.expireAt)
-		if len(buf) >= 64<<10 {
-			_, err = bw.Write(buf)
-			buf = buf[:0]
+}
+
+func (s *snapshot) writeMembers(w *snapWriter) {
+	ms := s.root.sortedMembers()
+	w.buf = binary.AppendUvarint(w.buf, uint64(len(ms)))
+	for _, m := range ms {
+		w.buf = appendBytes(w.buf, []byte(m.ID))
+		w.buf = appendBytes(w.buf, []byte(m.Incarnation))
+		w.buf = binary.AppendUvarint(w.buf, uint64(m.Level))
+		w.buf = binary.AppendUvarint(w.buf, uint64(len(m.Addrs)))
+		for _, name := range sortedKeys(m.Addrs) {
+			w.buf = appendBytes(w.buf, []byte(name))
+			w.buf = appendBytes(w.buf, []byte(m.Addrs[name]))
 		}
-		return err == nil
-	})
-	if err != nil {
-		return err
 	}
-	buf = binary.AppendUvarint(buf, uint64(s.root.dedup.byID.Len()))
-	s.root.dedup.byID.Ascend(func(e dedupEntry) bool {
-		buf = appendBytes(buf, []byte(e.id))
-		buf = binary.AppendVarint(buf, e.at)
-		buf = appendResult(buf, e.res)
-		return true
+}
+
+func (s *snapshot) writeItems(w *snapWriter) {
+	w.buf = binary.AppendUvarint(w.buf, uint64(s.root.tree.Len()))
+	s.root.tree.Ascend(func(it *item) bool {
+		w.buf = appendBytes(w.buf, []byte(it.key))
+		w.buf = appendBytes(w.buf, it.value)
+		w.buf = binary.AppendUvarint(w.buf, it.version)
+		w.buf = binary.AppendVarint(w.buf, it.expireAt)
+		w.maybeFlush()
+		return w.err == nil
 	})
-	if _, err := bw.Write(buf); err != nil {
-		return err
-	}
-	return bw.Flush()
+}
+
+// writeDedup writes the request-id section; format says which one (the
+// stored results may grow fields in a later format, here and in readDedup).
+func writeDedup(w *snapWriter, d dedupTable, format byte) {
+	w.buf = binary.AppendUvarint(w.buf, uint64(d.byID.Len()))
+	d.byID.Ascend(func(e dedupEntry) bool {
+		w.buf = appendBytes(w.buf, []byte(e.id))
+		w.buf = binary.AppendVarint(w.buf, e.at)
+		w.buf = appendResult(w.buf, e.res)
+		if format >= snapshotV2 {
+			// A unit's replies, and its error when the first format's
+			// codes cannot name it (an engine error reply).
+			w.buf = appendReplies(w.buf, e.res.Replies)
+			var errs []Reply
+			if e.res.Err != nil && errCode(e.res.Err) == 0 {
+				errs = []Reply{errReply(e.res.Err)}
+			}
+			w.buf = appendReplies(w.buf, errs)
+		}
+		w.maybeFlush()
+		return w.err == nil
+	})
 }
 
 // Release implements raft.FSMSnapshot; there is nothing to free.
@@ -106,116 +237,257 @@ func (s *snapshot) Release() {}
 
 // Restore implements raft.FSM. The new state is built aside and then
 // replaces the old one in a single atomic publish, so a concurrent reader
-// sees either the whole old cache or the whole new one.
+// sees either the whole old cache or the whole new one. A poisoned FSM
+// refuses it: it stays stopped until a newer binary replays the log.
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	snap, err := readSnapshot(bufio.NewReaderSize(rc, 256<<10))
+	if err := f.Poisoned(); err != nil {
+		return err
+	}
+	snap, err := readSnapshot(bufio.NewReaderSize(rc, 256<<10), snapshotFormat(f.level, f.level))
 	if err != nil {
 		return err
 	}
-	f.mu.Lock()
-	f.members, f.resp = snap.members, snap.resp
-	f.mu.Unlock()
 	f.clock.Store(snap.clock)
 	f.root.Store(snap.root)
 	f.notify()
 	return nil
 }
 
-func readSnapshot(r *bufio.Reader) (*snapshot, error) {
-	fail := func(what string, err error) (*snapshot, error) {
-		return nil, fmt.Errorf("%w: %s: %v", ErrBadSnapshot, what, err)
+// snapReader reads a snapshot stream; fail wraps what went wrong.
+type snapReader struct {
+	r *bufio.Reader
+}
+
+func (sr *snapReader) fail(what string, err error) error {
+	return fmt.Errorf("%w: %s: %v", ErrBadSnapshot, what, err)
+}
+
+func (sr *snapReader) uvarint(what string) (uint64, error) {
+	v, err := binary.ReadUvarint(sr.r)
+	if err != nil {
+		return 0, sr.fail(what, err)
 	}
+	return v, nil
+}
+
+// readSnapshot parses a stream of any format up to maxFormat.
+func readSnapshot(r *bufio.Reader, maxFormat byte) (*snapshot, error) {
+	sr := &snapReader{r: r}
 	var magic [4]byte
 	if _, err := io.ReadFull(r, magic[:]); err != nil {
-		return fail("header", err)
+		return nil, sr.fail("header", err)
 	}
-	if magic != snapshotMagic {
-		return fail("header", fmt.Errorf("unknown magic %q", magic[:]))
+	if [3]byte(magic[:3]) != snapshotMagic || magic[3] < snapshotV1 || magic[3] > maxFormat {
+		return nil, sr.fail("header", fmt.Errorf("unknown magic %q", magic[:]))
 	}
-	s := &snapshot{members: map[string]string{}, resp: map[string]string{}}
-	index, err := binary.ReadUvarint(r)
+	s := &snapshot{root: newState(), format: magic[3]}
+	var err error
+	if s.format == snapshotV1 {
+		err = sr.readV1(s)
+	} else {
+		err = sr.readV2(s)
+	}
 	if err != nil {
-		return fail("index", err)
+		return nil, err
 	}
-	if s.clock, err = binary.ReadVarint(r); err != nil {
-		return fail("clock", err)
+	return s, nil
+}
+
+func (sr *snapReader) readV1(s *snapshot) error {
+	if err := sr.readHeader(s); err != nil {
+		return err
 	}
-	root := newState()
-	root.index = index
-	if root.lastVersion, err = binary.ReadUvarint(r); err != nil {
-		return fail("last version", err)
+	n, err := sr.uvarint("member count")
+	if err != nil {
+		return err
+	}
+	for i := uint64(0); i < n; i++ {
+		id, err1 := readBytes(sr.r)
+		addr, err2 := readBytes(sr.r)
+		resp, err3 := readBytes(sr.r)
+		if err := errors.Join(err1, err2, err3); err != nil {
+			return sr.fail("member", err)
+		}
+		rec := &Member{ID: string(id), Addrs: map[string]string{AddrHTTP: string(addr)}}
+		if len(resp) > 0 {
+			rec.Addrs[AddrRedis] = string(resp)
+		}
+		s.root.members[rec.ID] = rec
+	}
+	if err := sr.readItems(s); err != nil {
+		return err
+	}
+	return sr.readDedup(s)
+}
+
+func (sr *snapReader) readV2(s *snapshot) error {
+	read := map[byte]func(*snapshot) error{
+		secHeader: sr.readHeader, secMembers: sr.readMembers, secItems: sr.readItems, secDedup: sr.readDedup,
+	}
+	seen := map[byte]bool{}
+	for {
+		tag, err := sr.r.ReadByte()
+		if err != nil {
+			return sr.fail("section", err)
+		}
+		if tag == secEnd {
+			break
+		}
+		f, ok := read[tag]
+		switch {
+		case !ok:
+			return sr.fail("section", fmt.Errorf("unknown section %d", tag))
+		case seen[tag]:
+			return sr.fail("section", fmt.Errorf("section %d twice", tag))
+		case !seen[secHeader] && tag != secHeader:
+			return sr.fail("section", fmt.Errorf("section %d before the header", tag))
+		}
+		seen[tag] = true
+		if err := f(s); err != nil {
+			return err
+		}
+	}
+	for tag := range read {
+		if !seen[tag] {
+			return sr.fail("section", fmt.Errorf("section %d missing", tag))
+		}
+	}
+	return nil
+}
+
+func (sr *snapReader) readHeader(s *snapshot) error {
+	root := s.root
+	var err error
+	if root.index, err = sr.uvarint("index"); err != nil {
+		return err
+	}
+	if s.clock, err = binary.ReadVarint(sr.r); err != nil {
+		return sr.fail("clock", err)
+	}
+	if root.lastVersion, err = sr.uvarint("last version"); err != nil {
+		return err
 	}
 	for _, c := range root.counters.list() {
-		if *c, err = binary.ReadUvarint(r); err != nil {
-			return fail("counters", err)
+		if *c, err = sr.uvarint("counters"); err != nil {
+			return err
 		}
 	}
-	n, err := binary.ReadUvarint(r)
+	if s.format >= snapshotV2 {
+		level, err := sr.uvarint("cluster level")
+		if err != nil {
+			return err
+		}
+		if level > math.MaxUint32 {
+			return sr.fail("cluster level", fmt.Errorf("%d", level))
+		}
+		root.level = uint32(level)
+	}
+	return nil
+}
+
+func (sr *snapReader) readMembers(s *snapshot) error {
+	n, err := sr.uvarint("member count")
 	if err != nil {
-		return fail("member count", err)
+		return err
 	}
 	for i := uint64(0); i < n; i++ {
-		id, err1 := readBytes(r)
-		addr, err2 := readBytes(r)
-		resp, err3 := readBytes(r)
-		if err := errors.Join(err1, err2, err3); err != nil {
-			return fail("member", err)
+		id, err1 := readBytes(sr.r)
+		inc, err2 := readBytes(sr.r)
+		level, err3 := binary.ReadUvarint(sr.r)
+		naddrs, err4 := binary.ReadUvarint(sr.r)
+		if err := errors.Join(err1, err2, err3, err4); err != nil {
+			return sr.fail("member", err)
 		}
-		s.members[string(id)] = string(addr)
-		if len(resp) > 0 {
-			s.resp[string(id)] = string(resp)
+		if level > math.MaxUint32 || naddrs > MaxMemberAddrs {
+			return sr.fail("member", fmt.Errorf("level %d, %d addresses", level, naddrs))
 		}
+		rec := &Member{ID: string(id), Incarnation: string(inc), Level: uint32(level), Addrs: make(map[string]string, naddrs)}
+		for j := uint64(0); j < naddrs; j++ {
+			name, err1 := readBytes(sr.r)
+			addr, err2 := readBytes(sr.r)
+			if err := errors.Join(err1, err2); err != nil {
+				return sr.fail("member address", err)
+			}
+			rec.Addrs[string(name)] = string(addr)
+		}
+		if _, dup := s.root.members[rec.ID]; dup {
+			return sr.fail("members", fmt.Errorf("member %q twice", rec.ID))
+		}
+		s.root.members[rec.ID] = rec
 	}
-	if n, err = binary.ReadUvarint(r); err != nil {
-		return fail("item count", err)
+	return nil
+}
+
+func (sr *snapReader) readItems(s *snapshot) error {
+	root := s.root
+	n, err := sr.uvarint("item count")
+	if err != nil {
+		return err
 	}
 	for i := uint64(0); i < n; i++ {
-		key, err := readBytes(r)
+		key, err := readBytes(sr.r)
 		if err != nil {
-			return fail("key", err)
+			return sr.fail("key", err)
 		}
-		val, err := readBytes(r)
+		val, err := readBytes(sr.r)
 		if err != nil {
-			return fail("value", err)
+			return sr.fail("value", err)
 		}
 		it := &item{key: string(key), value: val}
-		if it.version, err = binary.ReadUvarint(r); err != nil {
-			return fail("version", err)
+		if it.version, err = sr.uvarint("version"); err != nil {
+			return err
 		}
-		if it.expireAt, err = binary.ReadVarint(r); err != nil {
-			return fail("expiry", err)
+		if it.expireAt, err = binary.ReadVarint(sr.r); err != nil {
+			return sr.fail("expiry", err)
 		}
 		if _, dup := root.tree.ReplaceOrInsert(it); dup {
-			return fail("items", fmt.Errorf("duplicate key %q", it.key))
+			return sr.fail("items", fmt.Errorf("duplicate key %q", it.key))
 		}
 		root.bytes += it.size()
 		if it.expireAt != 0 {
 			root.ttl.ReplaceOrInsert(ttlKey{it.expireAt, it.key})
 		}
 	}
-	if n, err = binary.ReadUvarint(r); err != nil {
-		return fail("request id count", err)
+	return nil
+}
+
+// readDedup reads what writeDedup wrote, in s.format.
+func (sr *snapReader) readDedup(s *snapshot) error {
+	n, err := sr.uvarint("request id count")
+	if err != nil {
+		return err
 	}
 	for i := uint64(0); i < n; i++ {
-		id, err := readBytes(r)
+		id, err := readBytes(sr.r)
 		if err != nil {
-			return fail("request id", err)
+			return sr.fail("request id", err)
 		}
-		at, err := binary.ReadVarint(r)
+		at, err := binary.ReadVarint(sr.r)
 		if err != nil {
-			return fail("request time", err)
+			return sr.fail("request time", err)
 		}
-		res, err := readResult(r, 0)
+		res, err := readResult(sr.r, 0)
 		if err != nil {
-			return fail("request result", err)
+			return sr.fail("request result", err)
+		}
+		if s.format >= snapshotV2 {
+			if res.Replies, err = readReplies(sr.r); err != nil {
+				return sr.fail("request replies", err)
+			}
+			errs, err := readReplies(sr.r)
+			if err != nil || len(errs) > 1 || len(errs) == 1 && errs[0].Kind != KindError {
+				return sr.fail("request error", fmt.Errorf("%v (%d replies)", err, len(errs)))
+			}
+			if len(errs) == 1 {
+				res.Err = errs[0].Err
+			}
 		}
 		e := dedupEntry{id: string(id), at: at, res: res}
-		root.dedup.byID.ReplaceOrInsert(e)
-		root.dedup.byTime.ReplaceOrInsert(e)
+		s.root.dedup.byID.ReplaceOrInsert(e)
+		s.root.dedup.byTime.ReplaceOrInsert(e)
 	}
-	s.root = root
-	return s, nil
+	return nil
 }
 
 // maxSnapshotString bounds one length prefix, so a corrupt stream cannot

@@ -15,6 +15,9 @@ import (
 // after a strong-read barrier, so it holds every write acknowledged before
 // the call.
 func (n *Node) Backup(ctx context.Context, w io.Writer) error {
+	if err := n.Poisoned(); err != nil {
+		return err
+	}
 	if err := n.reads.wait(ctx); err != nil {
 		return err
 	}
@@ -128,6 +131,7 @@ func (n *Node) SetVoter(ctx context.Context, id string, voter bool) error {
 		if err := f.Error(); err != nil {
 			return n.classify(err, true)
 		}
+		n.kickLevels()
 		return nil
 	}
 	return fmt.Errorf("%w: %q", ErrUnknownMember, id)

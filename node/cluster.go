@@ -11,13 +11,43 @@ import (
 )
 
 // Member is one cluster member as every node sees it: Raft's configuration
-// joined with the HTTP address the member registered through the log.
+// joined with the record the member registered through the log.
+//
+// HTTPAddr and RESPAddr are views of Addrs (its fsm.AddrHTTP and
+// fsm.AddrRedis addresses); a front that is not HTTP or Redis registers
+// under a name of its own in Addrs. In a request (AddMember), a non-empty
+// HTTPAddr or RESPAddr takes precedence over Addrs.
 type Member struct {
 	ID       string
 	RaftAddr string
 	HTTPAddr string // "" until the member's registration has been applied
 	RESPAddr string // Redis-protocol address, "" if none
 	Voter    bool
+	// Addrs is every named address the member registered.
+	Addrs map[string]string
+	// Incarnation is the random id of the member's data directory, ""
+	// if not recorded (registered before feature level 2).
+	Incarnation string
+	// Level is the member's feature level: the one its record carries,
+	// this node's own, or, on the leader, the one the member last
+	// reported; 0 = unknown. In a join request, the joiner's level (0 =
+	// 1, a binary from before levels).
+	Level uint32
+}
+
+// fill completes m from its record, if any.
+func (n *Node) fill(m *Member, rec fsm.Member, ok bool) {
+	if ok {
+		m.Addrs, m.Incarnation, m.Level = rec.Addrs, rec.Incarnation, rec.Level
+		m.HTTPAddr, m.RESPAddr = rec.Addrs[fsm.AddrHTTP], rec.Addrs[fsm.AddrRedis]
+	}
+	switch {
+	case m.Level != 0:
+	case m.ID == n.cfg.ID:
+		m.Level = n.FeatureLevel()
+	default:
+		m.Level = n.levels.get(m.ID)
+	}
 }
 
 // Status is this node's view of the cluster.
@@ -72,14 +102,14 @@ func (n *Node) establishLeadership() {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	if !n.IsLeader() || n.registered(Member{ID: n.cfg.ID, HTTPAddr: n.cfg.HTTPAddr, RESPAddr: n.cfg.RESPAddr}) {
+	if !n.IsLeader() {
 		return
 	}
+	n.kickLevels()
 	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
 	defer cancel()
-	_, err := n.propose(ctx, &fsm.Command{Op: fsm.OpSetMember, MemberID: n.cfg.ID, HTTPAddr: n.cfg.HTTPAddr, RESPAddr: n.cfg.RESPAddr})
-	if err != nil {
-		n.logger.Warn("registering own HTTP address failed", "error", err)
+	if err := n.register(ctx, n.self()); err != nil {
+		n.logger.Warn("registering own addresses failed", "error", err)
 	}
 }
 
@@ -92,8 +122,10 @@ func (n *Node) Leader() (Member, bool) {
 	if id == "" {
 		return Member{}, false
 	}
-	return Member{ID: string(id), RaftAddr: string(addr), HTTPAddr: n.fsm.MemberAddr(string(id)),
-		RESPAddr: n.fsm.MemberRESPAddr(string(id)), Voter: true}, true
+	m := Member{ID: string(id), RaftAddr: string(addr), Voter: true}
+	rec, ok := n.fsm.Member(m.ID)
+	n.fill(&m, rec, ok)
+	return m, true
 }
 
 // Members lists the members in Raft's latest configuration.
@@ -102,16 +134,16 @@ func (n *Node) Members() ([]Member, error) {
 	if err := f.Error(); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-	http := n.fsm.Members()
+	recs := map[string]fsm.Member{}
+	for _, r := range n.fsm.MemberRecords() {
+		recs[r.ID] = r
+	}
 	var out []Member
 	for _, s := range f.Configuration().Servers {
-		out = append(out, Member{
-			ID:       string(s.ID),
-			RaftAddr: string(s.Address),
-			HTTPAddr: http[string(s.ID)],
-			RESPAddr: n.fsm.MemberRESPAddr(string(s.ID)),
-			Voter:    s.Suffrage == raft.Voter,
-		})
+		m := Member{ID: string(s.ID), RaftAddr: string(s.Address), Voter: s.Suffrage == raft.Voter}
+		rec, ok := recs[m.ID]
+		n.fill(&m, rec, ok)
+		out = append(out, m)
 	}
 	return out, nil
 }
@@ -142,8 +174,12 @@ func (n *Node) lastContact() time.Duration {
 }
 
 // Ready reports whether the node can serve: a leader is known and the
-// local cache has applied everything this node knows to be committed.
+// local cache has applied everything this node knows to be committed
+// (never, once poisoned).
 func (n *Node) Ready() bool {
+	if n.fsm.Poisoned() != nil {
+		return false
+	}
 	if _, ok := n.Leader(); !ok {
 		return false
 	}
@@ -151,12 +187,21 @@ func (n *Node) Ready() bool {
 }
 
 // AddMember adds (or re-adds) a member, voting or not, and replicates its
-// HTTP address. Adding a member that is already present with the same Raft
-// address only refreshes its HTTP address (its vote is changed only by
+// record. Adding a member that is already present with the same Raft
+// address only refreshes its record (its vote is changed only by
 // SetVoter), so a restarted node may ask to join again harmlessly.
+//
+// A member whose level (m.Level; 0 = 1) is below the cluster's feature
+// level is refused with ErrFeatureLevel: it could not apply the log.
 func (n *Node) AddMember(ctx context.Context, m Member) error {
 	if !n.IsLeader() {
 		return ErrNotLeader
+	}
+	n.joinMu.Lock()
+	defer n.joinMu.Unlock()
+	if cl := n.ClusterLevel(); m.level() < cl {
+		return fmt.Errorf("%w: %q runs a binary of feature level %d and the cluster is at level %d; upgrade it before it joins",
+			ErrFeatureLevel, m.ID, m.level(), cl)
 	}
 	f := n.raft.GetConfiguration()
 	if err := f.Error(); err != nil {
@@ -187,20 +232,12 @@ func (n *Node) AddMember(ctx context.Context, m Member) error {
 		if err != nil {
 			return n.classify(err, true)
 		}
+		n.kickLevels()
 	}
-	if n.registered(m) {
-		return nil
-	}
-	_, err := n.propose(ctx, &fsm.Command{Op: fsm.OpSetMember, MemberID: m.ID, HTTPAddr: m.HTTPAddr, RESPAddr: m.RESPAddr})
-	return err
+	return n.register(ctx, m)
 }
 
-// registered reports whether m's addresses are already in the log.
-func (n *Node) registered(m Member) bool {
-	return n.fsm.MemberAddr(m.ID) == m.HTTPAddr && n.fsm.MemberRESPAddr(m.ID) == m.RESPAddr
-}
-
-// RemoveMember removes a member from the cluster and forgets its address.
+// RemoveMember removes a member from the cluster and forgets its record.
 func (n *Node) RemoveMember(ctx context.Context, id string) error {
 	if !n.IsLeader() {
 		return ErrNotLeader
@@ -220,6 +257,7 @@ func (n *Node) RemoveMember(ctx context.Context, id string) error {
 	if err := n.raft.RemoveServer(raft.ServerID(id), 0, n.timeout(ctx)).Error(); err != nil {
 		return n.classify(err, true)
 	}
+	n.kickLevels() // the member that held the level back may be gone
 	if id == n.cfg.ID {
 		return nil // a leader that removed itself steps down; the next leader keeps the stale address harmlessly
 	}

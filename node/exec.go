@@ -106,8 +106,8 @@ func (n *Node) MaxValueSize() int64 { return n.cfg.MaxValueSize }
 // per unit (Replies, and Err for an atomic unit that failed). Reads inside
 // a unit are answered as of their place in the log: linearizable.
 func (n *Node) Exec(ctx context.Context, units ...fsm.Unit) ([]fsm.Result, error) {
-	if n.poisoned() != nil {
-		return nil, n.poisoned()
+	if n.Poisoned() != nil {
+		return nil, n.Poisoned()
 	}
 	if len(units) == 0 {
 		return nil, nil
@@ -148,7 +148,7 @@ func (n *Node) Exec(ctx context.Context, units ...fsm.Unit) ([]fsm.Result, error
 // Everything read from the view is from that one state; View.Index is
 // its applied index.
 func (n *Node) View(ctx context.Context, opt ReadOptions) (*fsm.View, error) {
-	if err := n.poisoned(); err != nil {
+	if err := n.Poisoned(); err != nil {
 		return nil, err
 	}
 	var res ReadResult

@@ -126,7 +126,7 @@ func newCluster(t testing.TB, size int, mod func(*Config)) []*Node {
 			waitForLeader(t, nodes[0])
 			continue
 		}
-		join(t, nodes[:i], Member{ID: cfg.ID, RaftAddr: nodes[i].RaftAddr(), HTTPAddr: cfg.HTTPAddr, Voter: true})
+		join(t, nodes[:i], Member{ID: cfg.ID, RaftAddr: nodes[i].RaftAddr(), HTTPAddr: cfg.HTTPAddr, Voter: true, Level: nodes[i].FeatureLevel()})
 	}
 	waitForCaughtUp(t, waitForLeader(t, nodes...), nodes...)
 	return nodes

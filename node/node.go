@@ -8,6 +8,7 @@
 package node
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -60,10 +61,14 @@ var (
 	ErrKeyTooLarge = errors.New("key too large")
 	// ErrValueTooLarge: an argument larger than Config.MaxValueSize.
 	ErrValueTooLarge = errors.New("value too large")
-	// ErrFeatureLevel: the command needs an entry type that some member
-	// cannot apply yet (the cluster's feature level is below it); nothing
-	// was done. It works once every member runs a newer binary.
-	ErrFeatureLevel = errors.New("not supported at the cluster's feature level")
+	// ErrFeatureLevel: the cluster's feature level is too low for the
+	// request (an entry type not every member knows yet), or a joining
+	// member's binary is older than the cluster's level. Nothing was done.
+	ErrFeatureLevel = errors.New("feature level too low")
+	// ErrPoisoned: this node met a log entry it cannot apply (written by
+	// a newer binary) and stopped; it serves nothing until it runs a
+	// binary that knows the entry. Nothing was done.
+	ErrPoisoned = errors.New("node stopped at a log entry it cannot apply")
 )
 
 // Config describes one node. Zero durations and counts take the defaults
@@ -103,6 +108,25 @@ type Config struct {
 	// checked before proposing and stamped into entries for the engine's
 	// own checks; default DefaultMaxValueSize.
 	MaxValueSize int64
+
+	// Incarnation is the random id of this node's data directory,
+	// replicated in its member record; "" reads it from DataDir (and
+	// creates it there on first start).
+	Incarnation string
+	// FetchLevel asks a member for the feature level of the binary it
+	// runs (an old binary that does not know the question is level 1; an
+	// error means unknown). The leader raises the cluster's feature level
+	// only when every member answered; nil: it never raises it.
+	FetchLevel func(ctx context.Context, m Member) (uint32, error)
+	// FeatureLevel is the highest feature level this node applies and
+	// reports; 0 = fsm.FeatureLevel. A lower one makes it behave as an
+	// older binary would (entries of later levels poison it, and it holds
+	// the cluster's level down): tests of mixed-version clusters use it.
+	FeatureLevel uint32
+
+	// For tests: how often the leader asks for levels (0 =
+	// defaultLevelInterval).
+	levelInterval time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -117,6 +141,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxValueSize <= 0 {
 		c.MaxValueSize = DefaultMaxValueSize
+	}
+	if c.FeatureLevel == 0 || c.FeatureLevel > fsm.FeatureLevel {
+		c.FeatureLevel = fsm.FeatureLevel
+	}
+	if c.levelInterval == 0 {
+		c.levelInterval = defaultLevelInterval
 	}
 }
 
@@ -179,6 +209,11 @@ type Node struct {
 	// current term equals it.
 	readyTerm atomic.Uint64
 
+	// joinMu orders joins against raising the cluster level (checkLevels).
+	joinMu    sync.Mutex
+	levels    levels        // members' levels as last asked, on the leader
+	levelKick chan struct{} // capacity 1: check the levels now
+
 	closeOnce sync.Once
 	closing   chan struct{}
 	wg        sync.WaitGroup
@@ -194,11 +229,19 @@ func New(cfg Config) (*Node, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("node: data dir: %w", err)
 	}
+	if cfg.Incarnation == "" {
+		inc, err := loadIncarnation(cfg.DataDir)
+		if err != nil {
+			return nil, fmt.Errorf("node: incarnation: %w", err)
+		}
+		cfg.Incarnation = inc
+	}
 	n := &Node{
-		cfg:     cfg,
-		logger:  cfg.Logger,
-		fsm:     fsm.New(cfg.Logger.Named("fsm")),
-		closing: make(chan struct{}),
+		cfg:       cfg,
+		logger:    cfg.Logger,
+		fsm:       fsm.NewAtLevel(cfg.Logger.Named("fsm"), cfg.FeatureLevel),
+		closing:   make(chan struct{}),
+		levelKick: make(chan struct{}, 1),
 	}
 	if err := n.open(); err != nil {
 		n.closeStores()
@@ -206,11 +249,13 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.reads = newReadIndex(n)
 	n.proposer = newProposer(n)
-	n.wg.Add(4)
+	n.wg.Add(6)
 	go n.proposer.run()
 	go n.watchLeadership()
 	go n.reads.run()
 	go n.housekeeping()
+	go n.watchPoison()
+	go n.levelLoop()
 	return n, nil
 }
 

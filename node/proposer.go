@@ -290,10 +290,7 @@ func (p *proposer) propose(batch []*proposal) {
 		err := f.Error()
 		var res *fsm.Result
 		if err == nil {
-			res, _ = f.Response().(*fsm.Result)
-			if res == nil {
-				err = fmt.Errorf("%w: no result for index %d", ErrUnknownOutcome, f.Index())
-			}
+			res, err = resultOf(f)
 		} else {
 			err = n.classify(err, true)
 		}

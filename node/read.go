@@ -61,6 +61,9 @@ func (n *Node) Now() int64 { return n.cfg.Clock().UnixNano() }
 // prepareRead blocks until the local state may answer a read at the
 // requested consistency, and fills in LastContact.
 func (n *Node) prepareRead(ctx context.Context, opt ReadOptions, res *ReadResult) error {
+	if err := n.Poisoned(); err != nil {
+		return err // its state is not the log's
+	}
 	if opt.Consistency == Strong {
 		return n.reads.wait(ctx)
 	}
@@ -117,6 +120,9 @@ func (n *Node) waitApplied(ctx context.Context, idx uint64) error {
 		changed := n.fsm.Changed()
 		if n.applied(idx) {
 			return nil
+		}
+		if err := n.Poisoned(); err != nil {
+			return err // it will never get there
 		}
 		// The FSM signals its own progress; the tick catches entries that
 		// never reach it (barriers, no-ops).

@@ -87,6 +87,9 @@ func (n *Node) DeletePrefix(ctx context.Context, prefix []byte) (*fsm.Result, er
 // to derive other fields from the same instant), replicates it, and waits
 // until it is committed and applied locally.
 func (n *Node) propose(ctx context.Context, cmd *fsm.Command) (*fsm.Result, error) {
+	if err := n.Poisoned(); err != nil {
+		return nil, err
+	}
 	if !n.IsLeader() {
 		return nil, ErrNotLeader
 	}
@@ -112,9 +115,19 @@ func (n *Node) propose(ctx context.Context, cmd *fsm.Command) (*fsm.Result, erro
 		// shutdown (see proposer.submit).
 		return nil, fmt.Errorf("%w: node closed while the write was in flight", ErrUnknownOutcome)
 	}
+	return resultOf(f)
+}
+
+// resultOf is the result of an applied entry. An entry answered by a
+// poisoned FSM was committed (so the other members apply it) but this node
+// cannot tell its result: its outcome is unknown.
+func resultOf(f raft.ApplyFuture) (*fsm.Result, error) {
 	res, _ := f.Response().(*fsm.Result)
 	if res == nil {
 		return nil, fmt.Errorf("%w: no result for index %d", ErrUnknownOutcome, f.Index())
+	}
+	if errors.Is(res.Err, fsm.ErrPoisoned) {
+		return nil, fmt.Errorf("%w: %w", ErrUnknownOutcome, res.Err)
 	}
 	return res, nil
 }

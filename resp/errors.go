@@ -31,6 +31,7 @@ var errorReplies = []struct {
 	{node.ErrClosed, "TRYAGAIN", false},
 	{node.ErrIndexTimeout, "TRYAGAIN", false},
 	{node.ErrUnknownOutcome, "UNKNOWN", false},
+	{node.ErrPoisoned, "TRYAGAIN", false},
 	{node.ErrTooMany, "ERR", false},
 	{node.ErrTooLarge, "OOM", false},
 	{node.ErrKeyTooLarge, "ERR", false},

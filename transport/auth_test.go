@@ -70,6 +70,7 @@ func TestAuthRoles(t *testing.T) {
 	}{
 		{"GET", "/livez", "", "", 200, ""},
 		{"GET", "/readyz", "", "", 200, ""},
+		{"GET", "/v1/node", "", "", 200, ""},
 		{"GET", "/v1/kv/k", "", "", 401, "unauthorized"},
 		{"GET", "/v1/kv/k", "not-a-token-at-all-000", "", 401, "unauthorized"},
 		{"GET", "/metrics", "", "", 401, "unauthorized"},

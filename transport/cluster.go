@@ -11,6 +11,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/raftcache/raftcache/fsm"
 	"github.com/raftcache/raftcache/node"
 )
 
@@ -20,15 +21,33 @@ type memberJSON struct {
 	RaftAddr string `json:"raft_addr"`
 	RESPAddr string `json:"resp_addr,omitempty"`
 	Voter    bool   `json:"voter"`
+	// Addrs is every named address the member registered ("http",
+	// "redis", ...); Incarnation the id of its data directory.
+	Addrs       map[string]string `json:"addrs,omitempty"`
+	Incarnation string            `json:"incarnation,omitempty"`
+	// FeatureLevel is the level of the member's binary as recorded or
+	// last asked by the leader; 0 = unknown.
+	FeatureLevel uint32 `json:"feature_level"`
 }
 
-// addMemberJSON is POST /v1/cluster/members; voter defaults to true.
+// addMemberJSON is POST /v1/cluster/members; voter defaults to true,
+// feature_level to 1 (a joiner from before levels does not send it).
 type addMemberJSON struct {
-	ID       string `json:"id"`
-	HTTPAddr string `json:"http_addr"`
-	RaftAddr string `json:"raft_addr"`
-	RESPAddr string `json:"resp_addr"`
-	Voter    *bool  `json:"voter"`
+	ID           string            `json:"id"`
+	HTTPAddr     string            `json:"http_addr"`
+	RaftAddr     string            `json:"raft_addr"`
+	RESPAddr     string            `json:"resp_addr"`
+	Voter        *bool             `json:"voter"`
+	Addrs        map[string]string `json:"addrs"`
+	Incarnation  string            `json:"incarnation"`
+	FeatureLevel uint32            `json:"feature_level"`
+}
+
+// nodeJSON is GET /v1/node: what this node's binary is.
+type nodeJSON struct {
+	ID           string `json:"id"`
+	FeatureLevel uint32 `json:"feature_level"`
+	Incarnation  string `json:"incarnation"`
 }
 
 type leaderJSON struct {
@@ -46,6 +65,10 @@ type clusterJSON struct {
 	AppliedIndex  uint64       `json:"applied_index"`
 	LastContactMS int64        `json:"last_contact_ms"`
 	Members       []memberJSON `json:"members"`
+	// FeatureLevel is this node's binary's; ClusterFeatureLevel the
+	// cluster's, as applied here.
+	FeatureLevel        uint32 `json:"feature_level"`
+	ClusterFeatureLevel uint32 `json:"cluster_feature_level"`
 }
 
 func (s *Server) handleCluster(w http.ResponseWriter, r *http.Request) {
@@ -63,12 +86,16 @@ func (s *Server) handleCluster(w http.ResponseWriter, r *http.Request) {
 		AppliedIndex:  st.AppliedIndex,
 		LastContactMS: st.LastContact.Milliseconds(),
 		Members:       []memberJSON{},
+
+		FeatureLevel:        s.node.FeatureLevel(),
+		ClusterFeatureLevel: s.node.ClusterLevel(),
 	}
 	if st.HasLeader {
 		out.Leader = &leaderJSON{ID: st.Leader.ID, HTTPAddr: st.Leader.HTTPAddr, RaftAddr: st.Leader.RaftAddr}
 	}
 	for _, m := range members {
-		out.Members = append(out.Members, memberJSON{ID: m.ID, HTTPAddr: m.HTTPAddr, RaftAddr: m.RaftAddr, RESPAddr: m.RESPAddr, Voter: m.Voter})
+		out.Members = append(out.Members, memberJSON{ID: m.ID, HTTPAddr: m.HTTPAddr, RaftAddr: m.RaftAddr, RESPAddr: m.RESPAddr, Voter: m.Voter,
+			Addrs: m.Addrs, Incarnation: m.Incarnation, FeatureLevel: m.Level})
 	}
 	w.Header().Set("X-Raft-Index", strconv.FormatUint(st.AppliedIndex, 10))
 	writeJSON(w, http.StatusOK, out)
@@ -84,14 +111,16 @@ func (s *Server) handleAddMember(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	m := memberJSON{ID: req.ID, HTTPAddr: req.HTTPAddr, RaftAddr: req.RaftAddr, RESPAddr: req.RESPAddr, Voter: req.Voter == nil || *req.Voter}
+	m := memberJSON{ID: req.ID, HTTPAddr: req.HTTPAddr, RaftAddr: req.RaftAddr, RESPAddr: req.RESPAddr, Voter: req.Voter == nil || *req.Voter,
+		Addrs: req.Addrs, Incarnation: req.Incarnation, FeatureLevel: max(req.FeatureLevel, 1)}
 	if err := validateMember(m); err != nil {
 		writeError(w, err)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), defaultWriteTimeout)
 	defer cancel()
-	err := s.node.AddMember(ctx, node.Member{ID: m.ID, RaftAddr: m.RaftAddr, HTTPAddr: m.HTTPAddr, RESPAddr: m.RESPAddr, Voter: m.Voter})
+	err := s.node.AddMember(ctx, node.Member{ID: m.ID, RaftAddr: m.RaftAddr, HTTPAddr: m.HTTPAddr, RESPAddr: m.RESPAddr, Voter: m.Voter,
+		Addrs: m.Addrs, Incarnation: m.Incarnation, Level: m.FeatureLevel})
 	if err != nil {
 		s.writeFailed(w, r, err)
 		return
@@ -103,9 +132,18 @@ func validateMember(m memberJSON) error {
 	if m.ID == "" || len(m.ID) > 128 {
 		return badRequest("bad_member", "id must be 1 to 128 bytes")
 	}
+	if len(m.Addrs) > fsm.MaxMemberAddrs || len(m.Incarnation) > 128 {
+		return badRequest("bad_member", "at most "+strconv.Itoa(fsm.MaxMemberAddrs)+" addrs and an incarnation of at most 128 bytes")
+	}
 	addrs := map[string]string{"raft_addr": m.RaftAddr, "http_addr": m.HTTPAddr}
 	if m.RESPAddr != "" {
 		addrs["resp_addr"] = m.RESPAddr
+	}
+	for name, addr := range m.Addrs {
+		if name == "" || len(name) > 64 {
+			return badRequest("bad_member", "an address name must be 1 to 64 bytes")
+		}
+		addrs["addrs."+name] = addr
 	}
 	for name, addr := range addrs {
 		host, port, err := net.SplitHostPort(addr)
@@ -243,11 +281,24 @@ func (s *Server) fetchStats(ctx context.Context, m node.Member, authz string, ou
 	return json.NewDecoder(resp.Body).Decode(out)
 }
 
+// handleNode says what this node's binary is; the leader asks it of every
+// member before raising the cluster's feature level. A binary from before
+// levels answers 404, which the asker takes for level 1.
+func (s *Server) handleNode(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, nodeJSON{ID: s.node.ID(), FeatureLevel: s.node.FeatureLevel(), Incarnation: s.node.Incarnation()})
+}
+
 func (s *Server) handleLivez(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
 func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
+	if err := s.node.Poisoned(); err != nil {
+		// Alive (livez stays 200: restarting the same binary would stop
+		// at the same entry) but never ready: it needs a newer binary.
+		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: err.Error(), Code: "poisoned"})
+		return
+	}
 	if !s.node.Ready() {
 		w.Header().Set("Retry-After", "1")
 		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: "no known leader, or the local state is behind the commit index", Code: "not_ready"})

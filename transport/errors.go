@@ -26,6 +26,8 @@ var errorStatus = []struct {
 	{node.ErrUnavailable, http.StatusServiceUnavailable, "unavailable"},
 	{node.ErrTooStale, http.StatusServiceUnavailable, "too_stale"},
 	{node.ErrClosed, http.StatusServiceUnavailable, "shutting_down"},
+	{node.ErrPoisoned, http.StatusServiceUnavailable, "poisoned"},
+	{node.ErrFeatureLevel, http.StatusConflict, "feature_level"},
 	{node.ErrUnknownOutcome, http.StatusGatewayTimeout, "unknown_outcome"},
 	{node.ErrIndexTimeout, http.StatusGatewayTimeout, "index_timeout"},
 	{node.ErrTooMany, http.StatusBadRequest, "too_many"},

@@ -44,13 +44,19 @@ func testLogger(t testing.TB, name string) hclog.Logger {
 // server's, so redirects point at something real.
 func startNode(t *testing.T, id string, bootstrap bool) *testNode {
 	t.Helper()
+	return startNodeWith(t, id, bootstrap, nil)
+}
+
+// startNodeWith is startNode with mod applied to the node's config.
+func startNodeWith(t *testing.T, id string, bootstrap bool, mod func(*node.Config)) *testNode {
+	t.Helper()
 	logger := testLogger(t, id)
 	var api http.Handler
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		api.ServeHTTP(w, r) // set before Start, so no race
 	}))
 	addr := srv.Listener.Addr().String()
-	n, err := node.New(node.Config{
+	cfg := node.Config{
 		ID:               id,
 		RaftAddr:         "127.0.0.1:0",
 		HTTPAddr:         addr,
@@ -60,7 +66,11 @@ func startNode(t *testing.T, id string, bootstrap bool) *testNode {
 		HeartbeatTimeout: 50 * time.Millisecond,
 		ElectionTimeout:  50 * time.Millisecond,
 		MaxValueSize:     maxValue,
-	})
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	n, err := node.New(cfg)
 	if err != nil {
 		srv.Close()
 		t.Fatalf("node.New(%s): %v", id, err)

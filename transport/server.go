@@ -132,6 +132,9 @@ func (s *Server) routes() *mux.Router {
 	}
 	r.Use(s.metrics.instrument)
 
+	// Open like the probes: the leader asks every member for its feature
+	// level with no credentials of a caller to pass on.
+	r.HandleFunc("/v1/node", s.handleNode).Methods(http.MethodGet)
 	r.HandleFunc("/livez", s.handleLivez).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/readyz", s.handleReadyz).Methods(http.MethodGet, http.MethodHead)
 	return r

@@ -1,0 +1,154 @@
+package transport_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/raftcache/raftcache/fsm"
+	"github.com/raftcache/raftcache/node"
+)
+
+type levelBody struct {
+	FeatureLevel        *uint32 `json:"feature_level"`
+	ClusterFeatureLevel *uint32 `json:"cluster_feature_level"`
+	Members             []struct {
+		ID           string            `json:"id"`
+		FeatureLevel *uint32           `json:"feature_level"`
+		Incarnation  string            `json:"incarnation"`
+		Addrs        map[string]string `json:"addrs"`
+		Voter        bool              `json:"voter"`
+	} `json:"members"`
+}
+
+func levels(t *testing.T, n *testNode) levelBody {
+	t.Helper()
+	r := do(t, http.MethodGet, n.url+"/v1/cluster", nil)
+	if r.status != http.StatusOK {
+		t.Fatalf("GET /v1/cluster = %s", r)
+	}
+	var b levelBody
+	decodeJSON(t, r, &b)
+	if b.FeatureLevel == nil || b.ClusterFeatureLevel == nil {
+		t.Fatalf("GET /v1/cluster without levels: %s", r)
+	}
+	return b
+}
+
+func TestNodeEndpoint(t *testing.T) {
+	n := startLeader(t)
+	r := do(t, http.MethodGet, n.url+"/v1/node", nil)
+	var b struct {
+		ID           string  `json:"id"`
+		FeatureLevel *uint32 `json:"feature_level"`
+		Incarnation  string  `json:"incarnation"`
+	}
+	if r.status != http.StatusOK {
+		t.Fatalf("GET /v1/node = %s", r)
+	}
+	decodeJSON(t, r, &b)
+	if b.ID != "n1" || b.FeatureLevel == nil || *b.FeatureLevel != fsm.FeatureLevel || b.Incarnation != n.Incarnation() || b.Incarnation == "" {
+		t.Fatalf("GET /v1/node = %s", r)
+	}
+	// Without FetchLevel the leader never raises the level: the cluster
+	// stays at 1, and the member list shows each member's level.
+	c := levels(t, n)
+	if *c.FeatureLevel != fsm.FeatureLevel || *c.ClusterFeatureLevel != 1 || len(c.Members) != 1 ||
+		c.Members[0].FeatureLevel == nil || *c.Members[0].FeatureLevel != fsm.FeatureLevel {
+		t.Fatalf("levels in /v1/cluster: %+v", c)
+	}
+}
+
+// TestJoinBelowLevelRefused: once the cluster is at level 2 (a one-node
+// cluster raises it at once: its only member runs level 2), a join that
+// reports a lower level, or none, is refused with 409 feature_level.
+func TestJoinBelowLevelRefused(t *testing.T) {
+	n := startNodeWith(t, "n1", true, func(c *node.Config) {
+		c.FetchLevel = func(context.Context, node.Member) (uint32, error) { return 0, errors.New("no other member to ask") }
+	})
+	waitFor(t, "n1 to serve at cluster level 2", func() bool { return servesStrongReads(n) && n.ClusterLevel() == 2 })
+	for _, body := range []string{
+		`{"id":"old","raft_addr":"127.0.0.1:1","http_addr":"127.0.0.1:2","voter":false}`,
+		`{"id":"old","raft_addr":"127.0.0.1:1","http_addr":"127.0.0.1:2","voter":false,"feature_level":1}`,
+	} {
+		r := do(t, http.MethodPost, n.url+"/v1/cluster/members", strings.NewReader(body), "Content-Type", "application/json")
+		wantError(t, "join below the level", r, http.StatusConflict, "feature_level")
+		if !strings.Contains(string(r.body), "level 2") {
+			t.Errorf("the refusal does not name the level: %s", r)
+		}
+	}
+	if c := levels(t, n); len(c.Members) != 1 {
+		t.Fatalf("a refused member was added: %+v", c.Members)
+	}
+	// At the level it joins (a non-voter: the address is not real), with
+	// its named addresses and incarnation recorded.
+	body := `{"id":"new","raft_addr":"127.0.0.1:1","http_addr":"127.0.0.1:2","resp_addr":"127.0.0.1:3","voter":false,` +
+		`"feature_level":2,"incarnation":"abc123","addrs":{"grpc":"127.0.0.1:4"}}`
+	if r := do(t, http.MethodPost, n.url+"/v1/cluster/members", strings.NewReader(body), "Content-Type", "application/json"); r.status != http.StatusOK {
+		t.Fatalf("join at the level = %s", r)
+	}
+	c := levels(t, n)
+	if *c.ClusterFeatureLevel != 2 {
+		t.Fatalf("cluster level %d", *c.ClusterFeatureLevel)
+	}
+	found := false
+	for _, m := range c.Members {
+		if m.ID != "new" {
+			continue
+		}
+		found = true
+		want := map[string]string{"http": "127.0.0.1:2", "redis": "127.0.0.1:3", "grpc": "127.0.0.1:4"}
+		if *m.FeatureLevel != 2 || m.Incarnation != "abc123" || len(m.Addrs) != 3 || m.Addrs["grpc"] != want["grpc"] || m.Addrs["redis"] != want["redis"] {
+			t.Fatalf("the new member: %+v", m)
+		}
+	}
+	if !found {
+		t.Fatalf("the new member is missing: %+v", c.Members)
+	}
+	bad := `{"id":"x","raft_addr":"127.0.0.1:1","http_addr":"127.0.0.1:2","voter":false,"feature_level":2,"addrs":{"grpc":"nope"}}`
+	r := do(t, http.MethodPost, n.url+"/v1/cluster/members", strings.NewReader(bad), "Content-Type", "application/json")
+	wantError(t, "a named address that is not host:port", r, http.StatusBadRequest, "bad_member")
+}
+
+// TestPoisonedNodeProbes: a member whose binary cannot apply an entry (n2
+// runs as level 1; n1 was told, wrongly, that n2 runs level 2, and raised
+// the cluster's level) stays alive but not ready, says why, and refuses
+// reads.
+func TestPoisonedNodeProbes(t *testing.T) {
+	liar := func(c *node.Config) {
+		c.FetchLevel = func(context.Context, node.Member) (uint32, error) { return 2, nil }
+	}
+	n1 := startNodeWith(t, "n1", true, func(c *node.Config) {
+		liar(c)
+		c.FeatureLevel = 2
+	})
+	waitFor(t, "n1 to serve", func() bool { return servesStrongReads(n1) })
+	put(t, n1, "k", "v", "")
+	n2 := startNodeWith(t, "n2", false, func(c *node.Config) { c.FeatureLevel = 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	// A non-voter, so n1 keeps its quorum when n2 stops.
+	if err := n1.AddMember(ctx, node.Member{ID: "n2", RaftAddr: n2.RaftAddr(), HTTPAddr: n2.addr, Level: 2}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "n2 poisoned", func() bool { return n2.Poisoned() != nil })
+
+	if r := do(t, http.MethodGet, n2.url+"/livez", nil); r.status != http.StatusOK {
+		t.Errorf("/livez on the poisoned node = %s", r)
+	}
+	r := do(t, http.MethodGet, n2.url+"/readyz", nil)
+	wantError(t, "/readyz on the poisoned node", r, http.StatusServiceUnavailable, "poisoned")
+	if !strings.Contains(string(r.body), "op cluster-level") || !strings.Contains(string(r.body), "entry ") {
+		t.Errorf("/readyz does not name the entry: %s", r)
+	}
+	r = do(t, http.MethodGet, n2.url+"/v1/kv/k?consistency=stale", nil)
+	wantError(t, "a stale read on the poisoned node", r, http.StatusServiceUnavailable, "poisoned")
+	if n1.ClusterLevel() != 2 {
+		t.Errorf("n1 at cluster level %d", n1.ClusterLevel())
+	}
+	if r := do(t, http.MethodGet, n1.url+"/v1/kv/k", nil); r.status != http.StatusOK || string(r.body) != "v" {
+		t.Errorf("a strong read on n1 = %s", r)
+	}
+}
