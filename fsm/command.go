@@ -56,7 +56,7 @@ var opNames = map[Op]string{
 	OpSet: "set", OpDelete: "delete", OpSetMember: "set-member", OpRemoveMember: "remove-member",
 	OpIncr: "incr", OpTouch: "touch", OpExpire: "expire", OpEvict: "evict",
 	OpDeletePrefix: "delete-prefix", OpBatch: "batch", OpDeletePrefixChunk: "delete-prefix-chunk",
-	OpExec: "exec",
+	OpExec:         "exec",
 	OpClusterLevel: "cluster-level", OpMember: "member",
 }
 

@@ -16,7 +16,7 @@ import (
 // empty and binary keys, negative and extreme integers.
 func commandCases() map[string]Command {
 	return map[string]Command{
-		"set":               set("k", "v", t0, 0),
+		"set": set("k", "v", t0, 0),
 		"exec": {Op: OpExec, Now: t0, Limits: Limits{MaxValueSize: 1 << 20}, Units: []Unit{
 			{Cmds: [][][]byte{{[]byte("SET"), []byte("k"), []byte("v")}}},
 			{ReqID: []byte("r"), Mode: UnitAtomic, Cmds: [][][]byte{{[]byte("rc.set"), []byte("k"), {0, 0xff}}, {[]byte("GET"), []byte("k")}}},
