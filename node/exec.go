@@ -199,20 +199,65 @@ func (n *Node) WaitForLeader(ctx context.Context) error {
 // execLegacy runs units at a cluster level below fsm.LevelExec, where a
 // member may still run a binary that knows only the first command format:
 // units the engine can express in that format (fsm.LowerUnit) are
-// proposed that way; anything else is refused with ErrFeatureLevel.
+// proposed that way; anything else is refused with ErrFeatureLevel. Plain
+// units without a request id (a pipeline's writes) share one batch entry,
+// in order, as they would share an OpExec entry.
 func (n *Node) execLegacy(ctx context.Context, now int64, units []fsm.Unit) ([]fsm.Result, error) {
-	out := make([]fsm.Result, len(units))
+	type part struct {
+		cmd     *fsm.Command
+		replies func(*fsm.Result) fsm.Result
+	}
+	parts := make([]part, len(units))
 	for i := range units {
 		cmd, replies, ok := fsm.LowerUnit(&units[i], now)
 		if !ok {
 			return nil, fmt.Errorf("%w: cluster feature level %d, this command needs %d: upgrade every member",
 				ErrFeatureLevel, n.ClusterLevel(), fsm.LevelExec)
 		}
-		res, err := n.propose(ctx, cmd)
+		parts[i] = part{cmd, replies}
+	}
+	out := make([]fsm.Result, len(units))
+	for i := 0; i < len(parts); {
+		// A run of plain units without request ids becomes one batch.
+		j, subs := i, []*fsm.Command(nil)
+		for ; j < len(parts) && units[j].Mode == fsm.UnitPlain && units[j].ReqID == nil && parts[j].cmd.Op != fsm.OpDeletePrefix; j++ {
+			c := parts[j].cmd
+			add := []*fsm.Command{c}
+			if c.Op == fsm.OpBatch {
+				add = c.Cmds
+			}
+			if len(subs) > 0 && len(subs)+len(add) > fsm.MaxBatch {
+				break
+			}
+			subs = append(subs, add...)
+		}
+		if j-i < 2 {
+			res, err := n.propose(ctx, parts[i].cmd)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = parts[i].replies(res)
+			i++
+			continue
+		}
+		res, err := n.propose(ctx, &fsm.Command{Op: fsm.OpBatch, Now: now, Cmds: subs})
 		if err != nil {
 			return nil, err
 		}
-		out[i] = replies(res)
+		at := 0
+		for k := i; k < j; k++ {
+			c, cnt := parts[k].cmd, 1
+			if c.Op == fsm.OpBatch {
+				cnt = len(c.Cmds)
+			}
+			sub := &fsm.Result{Index: res.Index, Results: res.Results[at : at+cnt]}
+			if c.Op != fsm.OpBatch {
+				sub = &res.Results[at]
+			}
+			out[k] = parts[k].replies(sub)
+			at += cnt
+		}
+		i = j
 	}
 	return out, nil
 }

@@ -3,7 +3,6 @@ package resp_test
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -57,6 +56,9 @@ func startNode(t *testing.T, id string, bootstrap bool, cfg resp.Config, nodeCfg
 		Logger:           logger,
 		HeartbeatTimeout: raftTimeout,
 		ElectionTimeout:  raftTimeout,
+		// Every member runs this binary: the cluster reaches this
+		// binary's feature level, where transactions run in the engine.
+		FetchLevel: func(context.Context, node.Member) (uint32, error) { return fsm.FeatureLevel, nil },
 	}
 	for _, f := range nodeCfg {
 		f(&ncfg)
@@ -108,13 +110,13 @@ func waitForState(t testing.TB, what string, cond func() bool, state func() stri
 // serves reports whether n leads, has applied an entry of its term and
 // registered its Redis address.
 func serves(n *testNode) bool {
-	if !n.IsLeader() || n.FSM().MemberRESPAddr(n.ID()) != n.addr {
+	if !n.IsLeader() || n.FSM().MemberRESPAddr(n.ID()) != n.addr || n.ClusterLevel() < fsm.FeatureLevel {
 		return false
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	_, err := n.Get(ctx, []byte("readiness-probe"), node.ReadOptions{})
-	return errors.Is(err, fsm.ErrNotFound)
+	_, err := n.View(ctx, node.ReadOptions{})
+	return err == nil
 }
 
 // cluster is three in-process nodes; nodes[0] bootstraps and leads at start.
@@ -135,7 +137,7 @@ func startClusterWith(t *testing.T, cfg func(id string) resp.Config) *cluster {
 	for _, id := range []string{"n2", "n3"} {
 		n := startNode(t, id, false, cfg(id))
 		ctx, cancel := context.WithTimeout(context.Background(), deadline)
-		err := c.nodes[0].AddMember(ctx, node.Member{ID: id, RaftAddr: n.RaftAddr(), HTTPAddr: n.HTTPAddr(), RESPAddr: n.addr, Voter: true})
+		err := c.nodes[0].AddMember(ctx, node.Member{ID: id, RaftAddr: n.RaftAddr(), HTTPAddr: n.HTTPAddr(), RESPAddr: n.addr, Voter: true, Level: n.FeatureLevel()})
 		cancel()
 		if err != nil {
 			t.Fatalf("adding %s: %v", id, err)
