@@ -53,7 +53,7 @@ func TestLimitsCutHostileCommands(t *testing.T) {
 		{"a command over 64 KiB", "*100\r\n$4\r\nMSET\r\n" + strings.Repeat("$1024\r\n"+strings.Repeat("v", 1024)+"\r\n", 70), "-ERR Protocol error: command too big\r\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := dialRaw(t, n.addr)
+			r := dialRaw(t, n.RESPAddr())
 			r.send(cmd("SET", "before", "1"))
 			r.expect("+OK\r\n")
 			r.send(tc.send)
@@ -63,7 +63,7 @@ func TestLimitsCutHostileCommands(t *testing.T) {
 	}
 	// A value over the value limit but under the bulk limit gets the
 	// polite error and the connection stays.
-	r := dialRaw(t, n.addr)
+	r := dialRaw(t, n.RESPAddr())
 	r.send(cmd("SET", "k", strings.Repeat("v", 2<<10)) + cmd("GET", "before"))
 	r.expect("-ERR value is larger than the limit of 1024 bytes\r\n$1\r\n1\r\n")
 
@@ -71,17 +71,17 @@ func TestLimitsCutHostileCommands(t *testing.T) {
 	waitFor(t, "the cut connections to be gone", func() bool {
 		return r.info("clients", "connected_clients:1\r\n")
 	})
-	a, b := dialRaw(t, n.addr), dialRaw(t, n.addr)
+	a, b := dialRaw(t, n.RESPAddr()), dialRaw(t, n.RESPAddr())
 	a.send(cmd("PING"))
 	a.expect("+PONG\r\n")
 	b.send(cmd("PING"))
 	b.expect("+PONG\r\n")
-	extra := dialRaw(t, n.addr)
+	extra := dialRaw(t, n.RESPAddr())
 	extra.expect("-ERR max number of clients reached\r\n")
 	extra.expectClosed()
 	a.nc.Close()
 	waitFor(t, "a slot to free up", func() bool {
-		c := dialRaw(t, n.addr)
+		c := dialRaw(t, n.RESPAddr())
 		defer c.nc.Close()
 		c.send(cmd("PING"))
 		line, _ := c.rd.ReadString('\n')
@@ -93,12 +93,12 @@ func TestPreAuthLimits(t *testing.T) {
 	toks, _ := testtokens.File(t, "write "+writeTok)
 	n := startNode(t, "n1", true, resp.Config{Auth: toks})
 	waitFor(t, "n1 to lead", func() bool { return serves(n) })
-	r := dialRaw(t, n.addr)
+	r := dialRaw(t, n.RESPAddr())
 	r.send(cmd("SET", "k", strings.Repeat("v", 100<<10)))
 	r.expect("-ERR Protocol error: invalid bulk length\r\n")
 	r.expectClosed()
 
-	r = dialRaw(t, n.addr)
+	r = dialRaw(t, n.RESPAddr())
 	r.send(cmd("AUTH", writeTok))
 	r.expect("+OK\r\n")
 	r.send(cmd("SET", "k", strings.Repeat("v", 100<<10)))
@@ -112,7 +112,7 @@ func TestLargeRepliesSpill(t *testing.T) {
 	c := startCluster(t, resp.Config{})
 	big := strings.Repeat("x", 700<<10)
 	for _, n := range []*testNode{c.leader(t), c.follower(t)} {
-		r := dialRaw(t, n.addr)
+		r := dialRaw(t, n.RESPAddr())
 		k := n.ID() + ":big"
 		r.send(cmd("SET", k, big))
 		r.expect("+OK\r\n")
@@ -134,7 +134,7 @@ func TestResetStartsTheAuthDeadlineAgain(t *testing.T) {
 	toks, _ := testtokens.File(t, "write "+writeTok)
 	n := startNode(t, "n1", true, resp.Config{Auth: toks, Limits: resp.Limits{AuthTimeout: 300 * time.Millisecond}})
 	waitFor(t, "n1 to lead", func() bool { return serves(n) })
-	r := dialRaw(t, n.addr)
+	r := dialRaw(t, n.RESPAddr())
 	r.send(cmd("AUTH", writeTok))
 	r.expect("+OK\r\n")
 	r.send(cmd("SET", "k", strings.Repeat("v", 100<<10)))
@@ -150,7 +150,7 @@ func TestResetStartsTheAuthDeadlineAgain(t *testing.T) {
 func TestRelayedReplyBound(t *testing.T) {
 	c := startCluster(t, resp.Config{Limits: resp.Limits{MaxRelayReply: 1 << 20}})
 	big := strings.Repeat("x", 700<<10)
-	r := dialRaw(t, c.follower(t).addr)
+	r := dialRaw(t, c.follower(t).RESPAddr())
 	r.send(cmd("SET", "big", big) + cmd("GET", "big"))
 	r.expect("+OK\r\n$" + strconv.Itoa(len(big)) + "\r\n" + big + "\r\n")
 	r.send(cmd("ECHO", "before") + cmd("MGET", "big", "big") + cmd("GET", "nothing") + cmd("ECHO", "after"))
@@ -166,7 +166,7 @@ func TestClientThatDoesNotReadIsCut(t *testing.T) {
 	toks, _ := testtokens.File(t, "write "+writeTok)
 	n := startNode(t, "n1", true, resp.Config{Auth: toks, Limits: resp.Limits{AuthTimeout: 300 * time.Millisecond}})
 	waitFor(t, "n1 to lead", func() bool { return serves(n) })
-	mute := dialRaw(t, n.addr)
+	mute := dialRaw(t, n.RESPAddr())
 	go func() { // the node's replies fill the socket buffers long before this ends
 		flood := []byte(strings.Repeat("HELLO 2\r\n", 1<<12))
 		for i := 0; i < 256; i++ {
@@ -175,7 +175,7 @@ func TestClientThatDoesNotReadIsCut(t *testing.T) {
 			}
 		}
 	}()
-	r := dialRaw(t, n.addr)
+	r := dialRaw(t, n.RESPAddr())
 	r.send(cmd("AUTH", writeTok))
 	r.expect("+OK\r\n")
 	waitFor(t, "the client that does not read to be cut", func() bool {

@@ -62,9 +62,10 @@ type Options struct {
 	Tokens *auth.Tokens
 	// MaxMemory is every node's node.Config.MaxMemory (0: unbounded).
 	MaxMemory int64
-	// Configure, if set, changes a node's configuration before it starts
-	// (timings, memory bound, a front's limits...). The cluster has set
-	// ID, addresses, DataDir and Bootstrap: leave those alone.
+	// Configure, if set, changes a node's configuration before it starts:
+	// timings, memory bound, which fronts it has and their settings. Leave
+	// ID, DataDir and Bootstrap alone; the addresses are set afterwards
+	// (those of the servers the node then has).
 	Configure func(id string, c *NodeConfig)
 	// WrapHTTP, if set, wraps every node's API handler: the HTTP server
 	// serves what it returns (a test's hooks, request records).
@@ -175,17 +176,17 @@ func (c *Cluster) StartNode(id string, bootstrap bool) *Node {
 		}
 		cfg.RESP = &r
 	}
+	if c.opt.Configure != nil {
+		c.opt.Configure(id, &cfg)
+	}
 	n := &Node{c: c, Dir: cfg.Node.DataDir, logger: testlog.New(t, id, c.opt.LogLevel)}
-	// Listen first: the node advertises its servers' addresses.
+	// Listen before the node starts: it advertises its servers' addresses.
 	httpLn, respLn := n.listen(t, cfg, "127.0.0.1:0", "127.0.0.1:0")
 	if httpLn != nil {
 		cfg.Node.HTTPAddr = httpLn.Addr().String()
 	}
 	if respLn != nil {
 		cfg.Node.RESPAddr = respLn.Addr().String()
-	}
-	if c.opt.Configure != nil {
-		c.opt.Configure(id, &cfg)
 	}
 	n.cfg = cfg
 	c.mu.Lock()
