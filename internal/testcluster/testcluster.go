@@ -131,10 +131,16 @@ func New(t testing.TB, opt Options) *Cluster {
 func Start(t testing.TB, size int, opt Options) *Cluster {
 	t.Helper()
 	c := New(t, opt)
-	first := c.StartNode("n1", true)
-	WaitFor(t, "n1 to lead and serve strong reads", first.ServesStrongReads)
+	// Every node starts at once: the others open their stores while n1
+	// waits for its first election. They know no peers, so they stand
+	// by until they are added.
+	nodes := []*Node{c.StartNode("n1", true)}
 	for i := 2; i <= size; i++ {
-		c.Join(t, c.StartNode(fmt.Sprintf("n%d", i), false), true)
+		nodes = append(nodes, c.StartNode(fmt.Sprintf("n%d", i), false))
+	}
+	WaitFor(t, "n1 to lead and serve strong reads", nodes[0].ServesStrongReads)
+	for _, n := range nodes[1:] {
+		c.Join(t, n, true)
 	}
 	c.WaitAgreed(t)
 	return c
@@ -263,8 +269,8 @@ func (n *Node) start(t testing.TB, httpLn, respLn net.Listener) {
 }
 
 // Join adds n to the cluster through whichever running node leads,
-// retrying while leadership moves, and waits until n has caught up with
-// the leader's log.
+// retrying while leadership moves. It returns once the leader has added
+// n and registered its addresses; WaitAgreed waits for n to catch up.
 func (c *Cluster) Join(t testing.TB, n *Node, voter bool) {
 	t.Helper()
 	m := node.Member{ID: n.ID(), RaftAddr: n.RaftAddr(), HTTPAddr: n.HTTPAddr(), RESPAddr: n.RESPAddr(), Voter: voter}
@@ -281,10 +287,6 @@ func (c *Cluster) Join(t testing.TB, n *Node, voter bool) {
 		}
 		return false
 	}, func() string { return fmt.Sprintf("last error %v", last) })
-	WaitFor(t, m.ID+" to catch up", func() bool {
-		l, ok := n.Leader()
-		return ok && l.ID != "" && n.Ready() && n.FSM().MemberAddr(m.ID) == m.HTTPAddr
-	})
 }
 
 // Add starts a node with id, adds it as a voter and waits until the
