@@ -151,12 +151,6 @@ type tcluster struct {
 	tnode map[*testcluster.Node]*tnode
 }
 
-func newTCluster(t *testing.T, opt tnodeOpts) *tcluster {
-	tc := &tcluster{t: t, tnode: map[*testcluster.Node]*tnode{}}
-	tc.Cluster = testcluster.New(t, tc.options(opt))
-	return tc
-}
-
 func (tc *tcluster) options(opt tnodeOpts) testcluster.Options {
 	return testcluster.Options{
 		HTTP:   &transport.Config{MaxValueSize: maxValue},
@@ -182,16 +176,15 @@ func (tc *tcluster) of(n *testcluster.Node) *tnode {
 	return tc.tnode[n]
 }
 
-// startTNode starts one node, in a cluster of its own, that bootstraps
-// if bootstrap is set; it is not waited for.
-func startTNode(t *testing.T, id string, bootstrap bool) *tnode {
-	return startTNodeOpts(t, id, bootstrap, tnodeOpts{})
+// startTNode starts a one-node cluster (its node is n1) and returns its
+// node once it serves.
+func startTNode(t *testing.T) *tnode {
+	return startTNodeOpts(t, tnodeOpts{})
 }
 
-func startTNodeOpts(t *testing.T, id string, bootstrap bool, opt tnodeOpts) *tnode {
+func startTNodeOpts(t *testing.T, opt tnodeOpts) *tnode {
 	t.Helper()
-	tc := newTCluster(t, opt)
-	return tc.of(tc.StartNode(id, bootstrap))
+	return newTestClusterOpts(t, 1, opt).leader()
 }
 
 // newTestCluster starts size nodes: n1 bootstraps, the others are added

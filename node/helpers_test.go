@@ -122,6 +122,9 @@ func newCluster(t testing.TB, size int, mod func(*Config)) []*Node {
 	nodes := make([]*Node, size)
 	for i := range nodes {
 		cfg := testConfig(t, fmt.Sprintf("n%d", i+1), i == 0)
+		if size == 1 { // alone for good: see timing.SoloHeartbeatTimeout
+			cfg.HeartbeatTimeout, cfg.ElectionTimeout = timing.SoloHeartbeatTimeout, timing.SoloElectionTimeout
+		}
 		if mod != nil {
 			mod(&cfg)
 		}

@@ -26,11 +26,15 @@ type testNode = testcluster.Node
 var waitFor = testcluster.WaitFor
 
 // startNode starts one node serving the Redis protocol with cfg, in a
-// cluster of its own; it bootstraps if bootstrap is set, and is not
-// waited for.
+// cluster of its own: with bootstrap, a one-node cluster (named n1) that
+// serves when startNode returns; without, a node that waits for a
+// cluster to add it.
 func startNode(t *testing.T, id string, bootstrap bool, cfg resp.Config) *testNode {
 	t.Helper()
-	return testcluster.New(t, testcluster.Options{RESP: &cfg}).StartNode(id, bootstrap)
+	if bootstrap {
+		return testcluster.Start(t, 1, testcluster.Options{RESP: &cfg}).Leader(t)
+	}
+	return testcluster.New(t, testcluster.Options{RESP: &cfg}).StartNode(id, false)
 }
 
 // serves reports whether n leads, has applied an entry of its term and

@@ -86,8 +86,9 @@ type NodeConfig struct {
 // Cluster is a set of in-process nodes. Nodes are started (StartNode) and
 // made members (Join); Start does both for a whole cluster.
 type Cluster struct {
-	t   testing.TB
-	opt Options
+	t    testing.TB
+	opt  Options
+	solo bool // a cluster of one node for good: its nodes run the solo timing
 
 	mu    sync.Mutex
 	nodes []*Node
@@ -127,10 +128,13 @@ func New(t testing.TB, opt Options) *Cluster {
 }
 
 // Start starts size nodes: n1 bootstraps, then n2... are added as voters
-// through the leader. It returns once WaitAgreed holds.
+// through the leader. It returns once WaitAgreed holds. A cluster of one
+// node runs the solo timing (timing.SoloHeartbeatTimeout) and cannot
+// grow; start a growing cluster with New and StartNode.
 func Start(t testing.TB, size int, opt Options) *Cluster {
 	t.Helper()
 	c := New(t, opt)
+	c.solo = size == 1
 	// Every node starts at once: the others open their stores while n1
 	// waits for its first election. They know no peers, so they stand
 	// by until they are added.
@@ -167,6 +171,9 @@ func (c *Cluster) StartNode(id string, bootstrap bool) *Node {
 			MaxMemory:         c.opt.MaxMemory,
 		},
 		TLS: c.opt.TLS,
+	}
+	if c.solo {
+		cfg.Node.HeartbeatTimeout, cfg.Node.ElectionTimeout = timing.SoloHeartbeatTimeout, timing.SoloElectionTimeout
 	}
 	if c.opt.HTTP != nil {
 		h := *c.opt.HTTP
@@ -273,6 +280,9 @@ func (n *Node) start(t testing.TB, httpLn, respLn net.Listener) {
 // n and registered its addresses; WaitAgreed waits for n to catch up.
 func (c *Cluster) Join(t testing.TB, n *Node, voter bool) {
 	t.Helper()
+	if c.solo {
+		t.Fatalf("testcluster: %s cannot join a cluster started with one node, which runs the solo timing; use New and StartNode", n.ID())
+	}
 	m := node.Member{ID: n.ID(), RaftAddr: n.RaftAddr(), HTTPAddr: n.HTTPAddr(), RESPAddr: n.RESPAddr(), Voter: voter}
 	var last error
 	WaitForState(t, "adding "+m.ID, func() bool {
