@@ -348,6 +348,15 @@ func (c *Cluster) URLs() []string {
 	return out
 }
 
+// RESPAddrs returns every node's Redis-protocol address, in start order.
+func (c *Cluster) RESPAddrs() []string {
+	var out []string
+	for _, n := range c.Nodes() {
+		out = append(out, n.RESPAddr())
+	}
+	return out
+}
+
 // Leader waits for a running node that leads, serves strong reads and
 // has its own addresses registered, and returns it.
 func (c *Cluster) Leader(t testing.TB) *Node {
