@@ -122,14 +122,14 @@ func newCluster(t testing.TB, size int, mod func(*Config)) []*Node {
 	nodes := make([]*Node, size)
 	for i := range nodes {
 		cfg := testConfig(t, fmt.Sprintf("n%d", i+1), i == 0)
-		if size == 1 { // alone for good: see timing.SoloHeartbeatTimeout
-			cfg.HeartbeatTimeout, cfg.ElectionTimeout = timing.SoloHeartbeatTimeout, timing.SoloElectionTimeout
-		}
 		if mod != nil {
 			mod(&cfg)
 		}
 		nodes[i] = startNode(t, cfg)
 		if i == 0 {
+			if err := timing.ElectNow(nodes[0].RaftAddr()); err != nil {
+				t.Logf("n1 elects itself after its heartbeat timeout: %v", err)
+			}
 			waitForLeader(t, nodes[0])
 			continue
 		}

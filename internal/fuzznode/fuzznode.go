@@ -30,10 +30,11 @@ func Get(f *testing.F) *node.Node {
 			f.Fatal(err)
 		}
 		n, err = node.New(node.Config{ID: "fuzz", RaftAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:1", DataDir: dir,
-			Bootstrap: true, Logger: hclog.NewNullLogger(), HeartbeatTimeout: timing.SoloHeartbeatTimeout, ElectionTimeout: timing.SoloElectionTimeout})
+			Bootstrap: true, Logger: hclog.NewNullLogger(), HeartbeatTimeout: timing.HeartbeatTimeout, ElectionTimeout: timing.ElectionTimeout})
 		if err != nil {
 			f.Fatal(err)
 		}
+		_ = timing.ElectNow(n.RaftAddr()) // or it elects itself after its heartbeat timeout
 		f.Cleanup(func() {
 			n.Close()
 			os.RemoveAll(dir)

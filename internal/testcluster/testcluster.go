@@ -86,9 +86,8 @@ type NodeConfig struct {
 // Cluster is a set of in-process nodes. Nodes are started (StartNode) and
 // made members (Join); Start does both for a whole cluster.
 type Cluster struct {
-	t    testing.TB
-	opt  Options
-	solo bool // a cluster of one node for good: its nodes run the solo timing
+	t   testing.TB
+	opt Options
 
 	mu    sync.Mutex
 	nodes []*Node
@@ -128,13 +127,10 @@ func New(t testing.TB, opt Options) *Cluster {
 }
 
 // Start starts size nodes: n1 bootstraps, then n2... are added as voters
-// through the leader. It returns once WaitAgreed holds. A cluster of one
-// node runs the solo timing (timing.SoloHeartbeatTimeout) and cannot
-// grow; start a growing cluster with New and StartNode.
+// through the leader. It returns once WaitAgreed holds.
 func Start(t testing.TB, size int, opt Options) *Cluster {
 	t.Helper()
 	c := New(t, opt)
-	c.solo = size == 1
 	// Every node starts at once: the others open their stores while n1
 	// waits for its first election. They know no peers, so they stand
 	// by until they are added.
@@ -151,8 +147,9 @@ func Start(t testing.TB, size int, opt Options) *Cluster {
 }
 
 // StartNode starts a node with id that bootstraps a new cluster if
-// bootstrap is set, and otherwise waits to be added (Join, or a test's
-// own call). It does not wait for anything.
+// bootstrap is set (and then stands for election at once: timing.ElectNow),
+// and otherwise waits to be added (Join, or a test's own call). It does
+// not wait for anything.
 func (c *Cluster) StartNode(id string, bootstrap bool) *Node {
 	t := c.t
 	t.Helper()
@@ -171,9 +168,6 @@ func (c *Cluster) StartNode(id string, bootstrap bool) *Node {
 			MaxMemory:         c.opt.MaxMemory,
 		},
 		TLS: c.opt.TLS,
-	}
-	if c.solo {
-		cfg.Node.HeartbeatTimeout, cfg.Node.ElectionTimeout = timing.SoloHeartbeatTimeout, timing.SoloElectionTimeout
 	}
 	if c.opt.HTTP != nil {
 		h := *c.opt.HTTP
@@ -206,6 +200,11 @@ func (c *Cluster) StartNode(id string, bootstrap bool) *Node {
 	c.nodes = append(c.nodes, n)
 	c.mu.Unlock()
 	n.start(t, httpLn, respLn)
+	if bootstrap && !n.IsLeader() {
+		if err := timing.ElectNow(n.RaftAddr()); err != nil {
+			t.Logf("testcluster: %s elects itself after its heartbeat timeout: %v", id, err)
+		}
+	}
 	return n
 }
 
@@ -280,9 +279,6 @@ func (n *Node) start(t testing.TB, httpLn, respLn net.Listener) {
 // n and registered its addresses; WaitAgreed waits for n to catch up.
 func (c *Cluster) Join(t testing.TB, n *Node, voter bool) {
 	t.Helper()
-	if c.solo {
-		t.Fatalf("testcluster: %s cannot join a cluster started with one node, which runs the solo timing; use New and StartNode", n.ID())
-	}
 	m := node.Member{ID: n.ID(), RaftAddr: n.RaftAddr(), HTTPAddr: n.HTTPAddr(), RESPAddr: n.RESPAddr(), Voter: voter}
 	var last error
 	WaitForState(t, "adding "+m.ID, func() bool {
