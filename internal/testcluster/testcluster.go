@@ -131,9 +131,8 @@ func New(t testing.TB, opt Options) *Cluster {
 func Start(t testing.TB, size int, opt Options) *Cluster {
 	t.Helper()
 	c := New(t, opt)
-	// Every node starts at once: the others open their stores while n1
-	// waits for its first election. They know no peers, so they stand
-	// by until they are added.
+	// Every node starts before any is added: the others know no peers,
+	// so they stand by until then.
 	nodes := []*Node{c.StartNode("n1", true)}
 	for i := 2; i <= size; i++ {
 		nodes = append(nodes, c.StartNode(fmt.Sprintf("n%d", i), false))

@@ -9,7 +9,11 @@
 // to ride out a starved moment: at 100, 150 and 200 ms, a 700 KiB write
 // under -race starved the followers' heartbeats past their timeout, the
 // leader lost its lease and answered "unknown outcome" (resp's
-// TestLargeRepliesSpill, every run at 200 ms); at 300 ms it passes.
+// TestLargeRepliesSpill, every run at 200 ms). 300 ms is what resp's
+// tests had settled on; it passes almost always. No timeout is immune:
+// under -race on a busy machine, stalls of 800 ms were seen, and a
+// longer timeout slows every failover test; a test that cannot tolerate
+// a leader change must retry, not lean on the timing.
 //
 // That timing alone would make every cluster start slow: a bootstrapped
 // node waits between one and two heartbeat timeouts before its first
