@@ -2,95 +2,41 @@ package bench
 
 import (
 	"context"
-	"net/http"
-	"net/http/httptest"
-	"strconv"
 	"testing"
 	"time"
 
-	"github.com/raftcache/raftcache/node"
+	"github.com/raftcache/raftcache/internal/testcluster"
 	"github.com/raftcache/raftcache/transport"
 )
 
-// startCluster runs a real cluster of size nodes in process (the first
-// bootstraps, the others are added by it) and returns their URLs, the
-// leader's first, once every node is ready. A zero timeout keeps Raft's
-// defaults.
-func startCluster(tb testing.TB, size int, timeout time.Duration) []string {
+// startCluster runs a real cluster of size nodes in process
+// (internal/testcluster) and returns their URLs, the leader's first, once
+// they agree on a leader that serves. defaults keeps the node's own Raft
+// timings and snapshot settings (a profile of production settings)
+// instead of the tests' short ones.
+func startCluster(tb testing.TB, size int, defaults bool) []string {
 	tb.Helper()
-	var urls []string
-	var nodes []*node.Node
-	for i := range size {
-		srv := httptest.NewUnstartedServer(nil)
-		n, err := node.New(node.Config{
-			ID:               "n" + strconv.Itoa(i+1),
-			RaftAddr:         "127.0.0.1:0",
-			HTTPAddr:         srv.Listener.Addr().String(),
-			DataDir:          tb.TempDir(),
-			Bootstrap:        i == 0,
-			HeartbeatTimeout: timeout,
-			ElectionTimeout:  timeout,
-		})
-		if err != nil {
-			tb.Fatal(err)
+	opt := testcluster.Options{HTTP: &transport.Config{}}
+	if defaults {
+		opt.Configure = func(_ string, c *testcluster.NodeConfig) {
+			c.Node.HeartbeatTimeout, c.Node.ElectionTimeout = 0, 0
+			c.Node.SnapshotThreshold, c.Node.SnapshotInterval, c.Node.TrailingLogs = 0, 0, 0
 		}
-		srv.Config.Handler = transport.New(n, transport.Config{})
-		srv.Start()
-		tb.Cleanup(func() {
-			srv.Close()
-			if err := n.Close(); err != nil {
-				tb.Errorf("close node: %v", err)
-			}
-		})
-		urls = append(urls, srv.URL)
-		nodes = append(nodes, n)
-		if i == 0 {
-			waitReady(tb, srv.URL, true)
-		} else {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			err := nodes[0].AddMember(ctx, node.Member{ID: n.ID(), RaftAddr: n.RaftAddr(), HTTPAddr: n.HTTPAddr(), Voter: true})
-			cancel()
-			if err != nil {
-				tb.Fatalf("add %s: %v", n.ID(), err)
-			}
-			waitReady(tb, srv.URL, true)
-		}
+	}
+	c := testcluster.Start(tb, size, opt)
+	l := c.WaitAgreed(tb)
+	urls := []string{l.URL}
+	for _, f := range c.Followers(l) {
+		urls = append(urls, f.URL)
 	}
 	return urls
-}
-
-// waitReady polls url's /readyz (and, when leader is true, /v1/cluster
-// until it names the leader's HTTP address) for up to 10s.
-func waitReady(tb testing.TB, url string, leader bool) {
-	tb.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		ok := false
-		resp, err := http.Get(url + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			ok = resp.StatusCode == http.StatusOK
-		}
-		if ok && leader {
-			var cj clusterJSON
-			ok = getJSON(context.Background(), http.DefaultClient, url+"/v1/cluster", &cj) == nil &&
-				cj.Leader != nil && cj.Leader.HTTPAddr != ""
-		}
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("%s not ready after 10s (last error: %v)", url, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func TestRunAgainstOneNode(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a real node")
 	}
-	url := startCluster(t, 1, 50*time.Millisecond)[0]
+	url := startCluster(t, 1, false)[0]
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 

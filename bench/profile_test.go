@@ -17,7 +17,7 @@ import (
 // bench.(*runner).one. Figures here are not comparable with compare.sh's:
 // client and servers share one process and its scheduler.
 func BenchmarkCluster(b *testing.B) {
-	urls := startCluster(b, 3, 0)
+	urls := startCluster(b, 3, true)
 	for _, w := range Workloads {
 		b.Run(w, func(b *testing.B) {
 			res, err := Run(context.Background(), Config{

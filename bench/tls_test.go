@@ -5,15 +5,13 @@ import (
 	"crypto/tls"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/raftcache/raftcache/auth"
 	"github.com/raftcache/raftcache/internal/testcerts"
-	"github.com/raftcache/raftcache/node"
+	"github.com/raftcache/raftcache/internal/testcluster"
+	"github.com/raftcache/raftcache/internal/testtokens"
 	"github.com/raftcache/raftcache/transport"
 )
 
@@ -23,32 +21,8 @@ const benchToken = "bench-write-token-0123456789"
 // that requires a write token.
 func startSecureNode(t *testing.T, ca *testcerts.CA) string {
 	t.Helper()
-	tokens := filepath.Join(t.TempDir(), "tokens")
-	if err := os.WriteFile(tokens, []byte("write "+benchToken+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	toks, err := auth.Load(tokens)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewUnstartedServer(nil)
-	srv.TLS = ca.ServerConfig(t, nil)
-	n, err := node.New(node.Config{
-		ID: "n1", RaftAddr: "127.0.0.1:0", HTTPAddr: srv.Listener.Addr().String(), DataDir: t.TempDir(),
-		Bootstrap: true, HeartbeatTimeout: 50 * time.Millisecond, ElectionTimeout: 50 * time.Millisecond,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Config.Handler = transport.New(n, transport.Config{Auth: toks, TLS: true})
-	srv.StartTLS()
-	t.Cleanup(func() {
-		srv.Close()
-		if err := n.Close(); err != nil {
-			t.Errorf("close node: %v", err)
-		}
-	})
-	return srv.URL
+	toks, _ := testtokens.File(t, "write "+benchToken)
+	return testcluster.Start(t, 1, testcluster.Options{HTTP: &transport.Config{}, TLS: ca.ServerConfig(t, nil), Tokens: toks}).Leader(t).URL
 }
 
 // TestRunTLSAndToken: with the CA and a token, every request of a run

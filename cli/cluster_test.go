@@ -71,7 +71,7 @@ func TestClusterCommands(t *testing.T) {
 	var st statusDoc
 	cliOK(t, e, &st, "status")
 	l := tc.leader()
-	if st.Leader == nil || st.Leader.ID != l.id || st.Term == 0 || st.AppliedIndex == 0 || len(st.Members) != 3 {
+	if st.Leader == nil || st.Leader.ID != l.ID() || st.Term == 0 || st.AppliedIndex == 0 || len(st.Members) != 3 {
 		t.Fatalf("status %+v", st)
 	}
 	for _, m := range st.Members {
@@ -101,7 +101,7 @@ func TestClusterCommands(t *testing.T) {
 		} `json:"members"`
 	}
 	cliOK(t, e, &ml, "members", "list")
-	if ml.Leader.ID != l.id || len(ml.Members) != 3 {
+	if ml.Leader.ID != l.ID() || len(ml.Members) != 3 {
 		t.Fatalf("members list %+v", ml)
 	}
 	// "members" alone lists too.
@@ -124,7 +124,7 @@ func TestClusterCommands(t *testing.T) {
 
 	// A non-voter for read scaling: add, promote, demote, remove.
 	n4 := tc.add("n4")
-	cliOK(t, e, nil, "members", "add", "n4", "--raft-addr", n4.n.RaftAddr(), "--http-addr", n4.addr, "--non-voter")
+	cliOK(t, e, nil, "members", "add", "n4", "--raft-addr", n4.RaftAddr(), "--http-addr", n4.HTTPAddr(), "--non-voter")
 	waitStatus(t, e, "n4 to be a ready non-voter", func(s statusDoc) bool {
 		voter, ok, found := s.member("n4")
 		return found && ok && !voter && s.Healthy
@@ -147,13 +147,13 @@ func TestClusterCommands(t *testing.T) {
 		_, _, found := s.member("n4")
 		return !found && len(s.Members) == 3
 	})
-	n4.stop()
+	n4.Stop()
 
 	// Leadership transfer to a named member, then to any.
 	var to string
-	for _, tn := range tc.nodes[:3] {
+	for _, tn := range tc.Nodes()[:3] {
 		if tn != tc.leader() {
-			to = tn.id
+			to = tn.ID()
 		}
 	}
 	var tr struct {
@@ -166,13 +166,13 @@ func TestClusterCommands(t *testing.T) {
 	if tr.Leader.ID != to {
 		t.Fatalf("transfer to %s answered %+v", to, tr)
 	}
-	waitFor(t, to+" to serve as leader", func() bool { return tc.leader().id == to })
+	waitFor(t, to+" to serve as leader", func() bool { return tc.leader().ID() == to })
 	cliOK(t, e, &tr, "transfer-leadership")
 	if tr.Previous != to || tr.Leader.ID == to || tr.Leader.ID == "" {
 		t.Fatalf("transfer away from %s answered %+v", to, tr)
 	}
 	// Transferring to the current leader changes nothing.
-	now := tc.leader().id
+	now := tc.leader().ID()
 	cliOK(t, e, &tr, "transfer-leadership", "--to", now)
 	if tr.Leader.ID != now {
 		t.Fatalf("transfer to the leader itself answered %+v", tr)
@@ -309,8 +309,8 @@ func TestSnapshotSaveAndRestore(t *testing.T) {
 	// Every member converges on the same contents.
 	waitFor(t, "members to converge after the restore", func() bool {
 		var digests []string
-		for _, tn := range tc.nodes {
-			d, _ := tn.n.FSM().Digest()
+		for _, tn := range tc.Nodes() {
+			d, _ := tn.FSM().Digest()
 			digests = append(digests, d)
 		}
 		return len(slices.Compact(digests)) == 1
@@ -346,26 +346,26 @@ func TestSnapshotFromFollowerEndpoint(t *testing.T) {
 	tc := newTestCluster(t, 3)
 	l := tc.leader()
 	var f *tnode
-	for _, tn := range tc.nodes {
+	for _, tn := range tc.Nodes() {
 		if tn != l {
 			f = tn
 		}
 	}
 	big := strings.Repeat("x", 200<<10) // the restore body exceeds the 64 KiB Expect: 100-continue bound
 	for i := 0; i < 5; i++ {
-		cliOK(t, f.url, nil, "set", fmt.Sprintf("big%d", i), big)
+		cliOK(t, f.URL, nil, "set", fmt.Sprintf("big%d", i), big)
 	}
 	path := filepath.Join(t.TempDir(), "b.snap")
-	cliOK(t, f.url, nil, "snapshot", "save", path)
-	cliOK(t, f.url, nil, "del-prefix", "big")
+	cliOK(t, f.URL, nil, "snapshot", "save", path)
+	cliOK(t, f.URL, nil, "del-prefix", "big")
 	var restored struct {
 		Keys int `json:"keys"`
 	}
-	cliOK(t, f.url, &restored, "restore", path)
+	cliOK(t, f.URL, &restored, "restore", path)
 	if restored.Keys != 5 {
 		t.Fatalf("restored %d keys, want 5", restored.Keys)
 	}
-	if r := runCLI(t, "", "-e", f.url, "get", "big3"); r.stdout != big {
+	if r := runCLI(t, "", "-e", f.URL, "get", "big3"); r.stdout != big {
 		t.Fatalf("big3 after restore: %d bytes", len(r.stdout))
 	}
 }
@@ -412,13 +412,13 @@ func TestTransferToNonVoterFails(t *testing.T) {
 	tc := newTestCluster(t, 3)
 	e := tc.endpoints()
 	n4 := tc.add("n4")
-	cliOK(t, e, nil, "members", "add", "n4", "--raft-addr", n4.n.RaftAddr(), "--http-addr", n4.addr, "--non-voter")
-	waitFor(t, "n4 to be ready", func() bool { return n4.n.Ready() })
+	cliOK(t, e, nil, "members", "add", "n4", "--raft-addr", n4.RaftAddr(), "--http-addr", n4.HTTPAddr(), "--non-voter")
+	waitFor(t, "n4 to be ready", func() bool { return n4.Ready() })
 	r := runCLI(t, "", "-e", e, "--timeout", "20s", "transfer-leadership", "--to", "n4")
 	if r.code != ExitError || !(strings.Contains(r.stderr, "did not move") || strings.Contains(r.stderr, "not a voter")) {
 		t.Fatalf("transfer to a non-voter: %+v", r)
 	}
-	if n4.n.IsLeader() {
+	if n4.IsLeader() {
 		t.Fatal("a non-voter leads")
 	}
 }

@@ -14,7 +14,9 @@ import (
 
 	"github.com/raftcache/raftcache/client"
 	"github.com/raftcache/raftcache/fsm"
+	"github.com/raftcache/raftcache/internal/testcluster"
 	"github.com/raftcache/raftcache/node"
+	"github.com/raftcache/raftcache/transport"
 )
 
 // TestLevelFetcher: what the leader learns of a member through GET
@@ -25,9 +27,8 @@ func TestLevelFetcher(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
-	tn := startTNodeOpts(t, "n1", true, tnodeOpts{})
-	t.Cleanup(tn.stop)
-	if l, err := fetch(ctx, node.Member{ID: "n1", HTTPAddr: tn.addr}); err != nil || l != fsm.FeatureLevel {
+	tn := newTestCluster(t, 1).leader()
+	if l, err := fetch(ctx, node.Member{ID: "n1", HTTPAddr: tn.HTTPAddr()}); err != nil || l != fsm.FeatureLevel {
 		t.Fatalf("a current node: level %d, %v; want %d", l, err, fsm.FeatureLevel)
 	}
 
@@ -59,10 +60,12 @@ func TestLevelFetcher(t *testing.T) {
 // cluster's level is refused (409 feature_level); joinCluster stops
 // retrying at once and says why in one error line.
 func TestJoinBelowLevelGivesUp(t *testing.T) {
-	tn := startTNodeOpts(t, "n1", true, tnodeOpts{levels: true})
-	t.Cleanup(tn.stop)
+	// n1 asks members for their level over HTTP, as `raftcache node` does.
+	tn := testcluster.Start(t, 1, testcluster.Options{HTTP: &transport.Config{}, Configure: func(_ string, c *testcluster.NodeConfig) {
+		c.Node.FetchLevel = levelFetcher(false, nil)
+	}}).Leader(t)
 	// Alone, n1 is every member: it raises the cluster to its own level.
-	waitFor(t, "n1 at cluster level 2", func() bool { return tn.n.IsLeader() && tn.n.ClusterLevel() == fsm.FeatureLevel })
+	waitFor(t, "n1 at cluster level 2", func() bool { return tn.IsLeader() && tn.ClusterLevel() == fsm.FeatureLevel })
 
 	var logs lockedBuffer
 	logger := hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Info})
@@ -71,7 +74,7 @@ func TestJoinBelowLevelGivesUp(t *testing.T) {
 	self := client.Member{ID: "old", RaftAddr: "127.0.0.1:1", HTTPAddr: "127.0.0.1:2", FeatureLevel: 1}
 	done := make(chan struct{})
 	go func() {
-		joinCluster(ctx, logger, []string{tn.url}, client.Config{}, self, false, func() bool { return true })
+		joinCluster(ctx, logger, []string{tn.URL}, client.Config{}, self, false, func() bool { return true })
 		close(done)
 	}()
 	select {
@@ -83,7 +86,7 @@ func TestJoinBelowLevelGivesUp(t *testing.T) {
 	if !strings.Contains(out, "[ERROR]") || !strings.Contains(out, "feature level") || !strings.Contains(out, "feature_level=1") {
 		t.Fatalf("log: %s", out)
 	}
-	if ms, _ := tn.n.Members(); len(ms) != 1 {
+	if ms, _ := tn.Members(); len(ms) != 1 {
 		t.Fatalf("members after a refused join: %+v", ms)
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/raftcache/raftcache/auth"
-	"github.com/raftcache/raftcache/client"
 	"github.com/raftcache/raftcache/internal/testcerts"
 	"github.com/raftcache/raftcache/internal/testtokens"
 )
@@ -51,20 +50,16 @@ func testAuth(t *testing.T) *auth.Tokens {
 func TestTLSCommands(t *testing.T) {
 	f := newTLSFiles(t)
 	serverTLS := f.ca.ServerConfig(t, f.ca) // client certificates required
-	adminTLS, err := client.TLSConfigFromFiles(f.caFile, f.clientCert, f.clientKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tc := newTestClusterOpts(t, 3, tnodeOpts{tls: serverTLS, auth: testAuth(t)}, client.Config{TLS: adminTLS, Token: adminToken})
+	tc := newTestClusterOpts(t, 3, tnodeOpts{tls: serverTLS, auth: testAuth(t)})
 	leader := tc.leader()
 	var follower *tnode
-	for _, tn := range tc.nodes {
+	for _, tn := range tc.Nodes() {
 		if tn != leader {
 			follower = tn
 			break
 		}
 	}
-	tlsFlags := []string{"-e", follower.url, "--timeout", "20s", "--cacert", f.caFile, "--cert", f.clientCert, "--key", f.clientKey}
+	tlsFlags := []string{"-e", follower.URL, "--timeout", "20s", "--cacert", f.caFile, "--cert", f.clientCert, "--key", f.clientKey}
 	cli := func(token string, args ...string) cliResult {
 		t.Helper()
 		return runCLI(t, "", append(append(append([]string{}, tlsFlags...), "--token", token), args...)...)
@@ -80,7 +75,7 @@ func TestTLSCommands(t *testing.T) {
 		t.Errorf("set with a read token: %+v, want a 403", r)
 	}
 	var view struct{ Members []map[string]any }
-	cliOK(t, follower.url, &view, append(tlsFlags[2:], "--token", adminToken, "members", "list")...)
+	cliOK(t, follower.URL, &view, append(tlsFlags[2:], "--token", adminToken, "members", "list")...)
 	if len(view.Members) != 3 {
 		t.Errorf("members list over TLS: %v", view)
 	}
@@ -100,11 +95,11 @@ func TestTLSCommands(t *testing.T) {
 	t.Setenv("RAFTCACHE_CERT", f.clientCert)
 	t.Setenv("RAFTCACHE_KEY", f.clientKey)
 	t.Setenv("RAFTCACHE_TOKEN", readToken)
-	if r := runCLI(t, "", "get", "greeting", "-e", follower.url); r.code != 0 || r.stdout != "hello" {
+	if r := runCLI(t, "", "get", "greeting", "-e", follower.URL); r.code != 0 || r.stdout != "hello" {
 		t.Errorf("get with RAFTCACHE_CACERT/CERT/KEY: %+v", r)
 	}
 	t.Setenv("RAFTCACHE_TOKEN", writeToken) // the read workloads preload their keys
-	if r := runCLI(t, "", "-e", follower.url, "bench", "-t", "get-stale", "-n", "20", "-c", "2", "-r", "10"); r.code != 0 {
+	if r := runCLI(t, "", "-e", follower.URL, "bench", "-t", "get-stale", "-n", "20", "-c", "2", "-r", "10"); r.code != 0 {
 		t.Errorf("bench with the environment: %+v", r)
 	}
 	os.Unsetenv("RAFTCACHE_CERT")
@@ -117,13 +112,13 @@ func TestTLSCommands(t *testing.T) {
 		code int
 		want string
 	}{
-		{"no client certificate", []string{"-e", follower.url, "get", "greeting"}, ExitError, "TLS handshake failed"},
-		{"client certificate of another CA", []string{"-e", follower.url, "--cert", f.rogueCert, "--key", f.rogueKey, "get", "greeting"}, ExitError, "TLS handshake failed"},
-		{"untrusted server", []string{"-e", follower.url, "--cacert", f.rogue, "--cert", f.clientCert, "--key", f.clientKey, "get", "greeting"}, ExitError, "certificate signed by unknown authority"},
-		{"plaintext endpoint", []string{"-e", "http://" + follower.addr, "get", "greeting"}, ExitUsage, "not https"},
-		{"cert without key", []string{"-e", follower.url, "--cert", f.clientCert, "get", "greeting"}, ExitUsage, "--cert and --key"},
-		{"missing CA file", []string{"-e", follower.url, "--cacert", "/nonexistent/ca.pem", "get", "greeting"}, ExitUsage, "CA file"},
-		{"bench on a plaintext endpoint", []string{"-e", "http://" + follower.addr, "bench", "-n", "1"}, ExitUsage, "https://"},
+		{"no client certificate", []string{"-e", follower.URL, "get", "greeting"}, ExitError, "TLS handshake failed"},
+		{"client certificate of another CA", []string{"-e", follower.URL, "--cert", f.rogueCert, "--key", f.rogueKey, "get", "greeting"}, ExitError, "TLS handshake failed"},
+		{"untrusted server", []string{"-e", follower.URL, "--cacert", f.rogue, "--cert", f.clientCert, "--key", f.clientKey, "get", "greeting"}, ExitError, "certificate signed by unknown authority"},
+		{"plaintext endpoint", []string{"-e", "http://" + follower.HTTPAddr(), "get", "greeting"}, ExitUsage, "not https"},
+		{"cert without key", []string{"-e", follower.URL, "--cert", f.clientCert, "get", "greeting"}, ExitUsage, "--cert and --key"},
+		{"missing CA file", []string{"-e", follower.URL, "--cacert", "/nonexistent/ca.pem", "get", "greeting"}, ExitUsage, "CA file"},
+		{"bench on a plaintext endpoint", []string{"-e", "http://" + follower.HTTPAddr(), "bench", "-n", "1"}, ExitUsage, "https://"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			r := runCLI(t, "", append([]string{"--timeout", "20s"}, tt.args...)...)

@@ -43,7 +43,7 @@ func moveLeadership(t *testing.T, tc *tcluster) *tnode {
 		if l = tc.leader(); l != old {
 			return true
 		}
-		if err := old.n.TransferLeadership(""); err != nil {
+		if err := old.TransferLeadership(""); err != nil {
 			t.Logf("leadership transfer: %v (retrying)", err)
 			return false
 		}
@@ -109,7 +109,7 @@ func TestSnapshotRestoreRedirectedAndRetried(t *testing.T) {
 			t.Fatal(err)
 		}
 		old, l = l, moveLeadership(t, tc)
-		for _, tn := range tc.nodes {
+		for _, tn := range tc.nodes() {
 			tn.forget()
 		}
 		var refused atomic.Bool
@@ -170,13 +170,13 @@ func TestTransferPromoteDemoteMemberStatus(t *testing.T) {
 	}
 	waitFor(t, to.id+" to lead", func() bool { return tc.leader() == to })
 	// To the leader itself: nothing is sent.
-	for _, tn := range tc.nodes {
+	for _, tn := range tc.nodes() {
 		tn.forget()
 	}
 	if v, err := c.TransferLeadership(ctx, to.id); err != nil || v.Leader.ID != to.id {
 		t.Fatalf("TransferLeadership to the leader = %+v, %v", v, err)
 	}
-	for _, tn := range tc.nodes {
+	for _, tn := range tc.nodes() {
 		if r := tn.requests(func(s seenReq) bool { return strings.Contains(s.Path, "transfer") }); len(r) != 0 {
 			t.Fatalf("a transfer to the current leader was sent: %+v", r)
 		}
@@ -189,7 +189,7 @@ func TestTransferPromoteDemoteMemberStatus(t *testing.T) {
 	// leads instead of sending it again (which would move leadership on).
 	var drops atomic.Int32
 	l = tc.leader()
-	for _, tn := range tc.nodes {
+	for _, tn := range tc.nodes() {
 		tn.forget()
 		tn.setHook(func(w http.ResponseWriter, r *http.Request, api http.Handler) {
 			if r.URL.Path != "/v1/cluster/transfer-leadership" {
@@ -213,14 +213,14 @@ func TestTransferPromoteDemoteMemberStatus(t *testing.T) {
 		})
 	}
 	v, err = c.TransferLeadership(ctx, "")
-	for _, tn := range tc.nodes {
+	for _, tn := range tc.nodes() {
 		tn.setHook(nil)
 	}
 	if err != nil || v.Leader == nil || v.Leader.ID == l.id {
 		t.Fatalf("TransferLeadership with a lost answer = %+v, %v (leader was %s)", v, err, l.id)
 	}
 	sent := 0
-	for _, tn := range tc.nodes {
+	for _, tn := range tc.nodes() {
 		sent += len(tn.requests(func(s seenReq) bool {
 			return s.Path == "/v1/cluster/transfer-leadership" && s.Status != http.StatusTemporaryRedirect
 		}))
@@ -230,9 +230,8 @@ func TestTransferPromoteDemoteMemberStatus(t *testing.T) {
 	}
 
 	// A non-voter: added, promoted, demoted.
-	n4 := startTNode(t, "n4", false)
-	tc.nodes = append(tc.nodes, n4)
-	if err := c.AddNonVoter(ctx, client.Member{ID: "n4", RaftAddr: n4.n.RaftAddr(), HTTPAddr: n4.addr}); err != nil {
+	n4 := tc.add("n4")
+	if err := c.AddNonVoter(ctx, client.Member{ID: "n4", RaftAddr: n4.RaftAddr(), HTTPAddr: n4.addr}); err != nil {
 		t.Fatal(err)
 	}
 	voter := func(v *client.Cluster, id string) (bool, bool) {
@@ -266,8 +265,8 @@ func TestTransferPromoteDemoteMemberStatus(t *testing.T) {
 	// MemberStatus asks each member directly. Membership changes just
 	// moved the commit index, so a member may be a moment behind: wait for
 	// each to be ready, then check what MemberStatus reports.
-	for _, tn := range tc.nodes {
-		waitFor(t, tn.id+" to be ready", func() bool { return tn.n.Ready() })
+	for _, tn := range tc.nodes() {
+		waitFor(t, tn.id+" to be ready", func() bool { return tn.Ready() })
 		st := c.MemberStatus(ctx, tn.addr)
 		if st.Err != nil || st.View == nil || st.View.NodeID != tn.id {
 			t.Fatalf("MemberStatus(%s) = %+v", tn.id, st)

@@ -58,7 +58,7 @@ func TestRedirectCarriesBodyAndHeaders(t *testing.T) {
 	}
 	var ok []seenReq
 	var okNode *tnode
-	for _, tn := range tc.nodes {
+	for _, tn := range tc.nodes() {
 		for _, s := range puts(tn) {
 			if s.Auth != "Bearer s3cret" {
 				t.Errorf("%s got a PUT without the Authorization header: %+v", tn.id, s)
@@ -99,7 +99,7 @@ func TestRedirectCarriesBodyAndHeaders(t *testing.T) {
 		t.Fatalf("Incr = %d, %v", n, err)
 	}
 	keys := map[string]bool{}
-	for _, tn := range tc.nodes {
+	for _, tn := range tc.nodes() {
 		for _, s := range tn.requests(func(s seenReq) bool { return strings.HasPrefix(s.Path, "/v1/incr/") }) {
 			keys[s.IdemKey] = true
 			if s.Query != "by=7" {
@@ -185,7 +185,7 @@ func TestFailoverWhenEndpointsDown(t *testing.T) {
 		incr()
 	}
 	old := tc.leader()
-	old.stop()
+	old.Stop()
 	start := time.Now()
 	for i := 0; i < 10; i++ {
 		incr()
@@ -220,7 +220,7 @@ func TestMembershipLearnedFromOneEndpoint(t *testing.T) {
 		slices.Sort(want)
 		return slices.Equal(eps, want)
 	})
-	f.srv.Close() // the only configured endpoint stops answering
+	f.HTTP.Close() // the only configured endpoint stops answering
 	for i := 0; i < 5; i++ {
 		w, err := c.Set(callCtx(t), "k", []byte(fmt.Sprint(i)))
 		if err != nil {
@@ -322,7 +322,7 @@ func TestUnknownOutcomeAndOneApplication(t *testing.T) {
 		w.WriteHeader(http.StatusGatewayTimeout)
 		_, _ = w.Write([]byte(`{"error":"write outcome unknown","code":"unknown_outcome"}` + "\n"))
 	})
-	for _, tn := range tc.nodes {
+	for _, tn := range tc.nodes() {
 		tn.setHook(func(w http.ResponseWriter, r *http.Request, api http.Handler) {
 			if strings.HasPrefix(r.URL.Path, "/v1/incr/") {
 				unknown(w, r, api)
@@ -339,7 +339,7 @@ func TestUnknownOutcomeAndOneApplication(t *testing.T) {
 	}
 	keys := map[string]int{}
 	var replayed int
-	for _, tn := range tc.nodes {
+	for _, tn := range tc.nodes() {
 		for _, s := range tn.requests(func(s seenReq) bool { return strings.HasPrefix(s.Path, "/v1/incr/") }) {
 			keys[s.IdemKey]++
 			if s.Replayed {
@@ -380,7 +380,7 @@ func TestUnknownOutcomeAndOneApplication(t *testing.T) {
 
 	// Reads and plain writes that only ever meet 503 end with ErrNoLeader,
 	// not an unknown outcome: nothing was applied.
-	for _, tn := range tc.nodes {
+	for _, tn := range tc.nodes() {
 		tn.setHook(func(w http.ResponseWriter, r *http.Request, api http.Handler) {
 			w.Header().Set("Retry-After", "1")
 			w.WriteHeader(http.StatusServiceUnavailable)
@@ -431,7 +431,7 @@ func TestLostResponseRetriedOnce(t *testing.T) {
 		w.WriteHeader(rec.Code)
 		_, _ = w.Write(rec.Body.Bytes())
 	}
-	for _, tn := range tc.nodes {
+	for _, tn := range tc.nodes() {
 		tn.setHook(drop)
 	}
 	ctx := callCtx(t)
@@ -449,7 +449,7 @@ func TestLostResponseRetriedOnce(t *testing.T) {
 	// from the server's memory. (Batch replays carry no
 	// Idempotent-Replayed header: the value above shows the dedup.)
 	replays := 0
-	for _, tn := range tc.nodes {
+	for _, tn := range tc.nodes() {
 		for _, s := range tn.requests(func(s seenReq) bool { return strings.HasPrefix(s.Path, "/v1/incr/") }) {
 			if s.Replayed {
 				replays++
@@ -469,7 +469,7 @@ func TestSessionMinIndex(t *testing.T) {
 	c := newClient(t, client.Config{Endpoints: tc.urls()})
 	s := c.Session()
 	ctx := callCtx(t)
-	for _, tn := range tc.nodes {
+	for _, tn := range tc.nodes() {
 		tn.forget()
 	}
 	last := uint64(0)
@@ -500,7 +500,7 @@ func TestSessionMinIndex(t *testing.T) {
 	if len(servedBy) < 2 {
 		t.Errorf("session reads were served by %v: want them spread over the members", servedBy)
 	}
-	for _, tn := range tc.nodes {
+	for _, tn := range tc.nodes() {
 		for _, r := range tn.requests(func(r seenReq) bool { return r.Method == http.MethodGet && strings.HasPrefix(r.Path, "/v1/kv/") }) {
 			q, _ := url.ParseQuery(r.Query)
 			if q.Get("consistency") != "stale" || q.Get("min_index") == "" {
@@ -614,14 +614,14 @@ func TestListingBatchesAdmin(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the member to be gone", func() bool {
-		m, err := l.n.Members()
+		m, err := l.Members()
 		return err == nil && len(m) == 2
 	})
-	if err := c.AddMember(ctx, client.Member{ID: f.id, RaftAddr: f.n.RaftAddr(), HTTPAddr: f.addr}); err != nil {
+	if err := c.AddMember(ctx, client.Member{ID: f.id, RaftAddr: f.RaftAddr(), HTTPAddr: f.addr}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the member to be back", func() bool {
-		m, err := tc.leader().n.Members()
+		m, err := tc.leader().Members()
 		return err == nil && len(m) == 3
 	})
 }

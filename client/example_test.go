@@ -5,91 +5,37 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"log"
-	"net/http/httptest"
-	"os"
-	"path/filepath"
-	"testing"
 	"time"
 
 	"github.com/raftcache/raftcache/client"
 	"github.com/raftcache/raftcache/internal/testcerts"
-	"github.com/raftcache/raftcache/node"
+	"github.com/raftcache/raftcache/internal/testcluster"
 	"github.com/raftcache/raftcache/transport"
 )
 
 // startExampleNode runs a real one-node cluster in this process (Raft on
 // loopback, bolt files in a temporary directory, the HTTP API on an
-// httptest server) and returns its URL and a function that stops it. The
-// node may not have elected itself yet when it returns: the client's
-// retries take care of that.
+// httptest server) and returns its URL once it serves, and a function
+// that stops it.
 func startExampleNode() (url string, stop func()) {
-	dir, err := os.MkdirTemp("", "raftcache-example-")
-	if err != nil {
-		log.Fatal(err)
-	}
-	srv := httptest.NewUnstartedServer(nil)
-	n, err := node.New(node.Config{
-		ID:               "n1",
-		RaftAddr:         "127.0.0.1:0",
-		HTTPAddr:         srv.Listener.Addr().String(),
-		DataDir:          dir,
-		Bootstrap:        true,
-		HeartbeatTimeout: 100 * time.Millisecond,
-		ElectionTimeout:  100 * time.Millisecond,
-	})
-	if err != nil {
-		log.Fatal(err)
-	}
-	srv.Config.Handler = transport.New(n, transport.Config{})
-	srv.Start()
-	return srv.URL, func() {
-		srv.Close()
-		n.Close()
-		os.RemoveAll(dir)
-	}
+	tb := testcluster.NewStandalone()
+	n := testcluster.Start(tb, 1, testcluster.Options{HTTP: &transport.Config{}}).Leader(tb)
+	return n.URL, tb.Close
 }
-
-// exampleT lets the examples use the tests' certificate helpers, which
-// report errors through a testing.TB.
-type exampleT struct{ testing.TB }
-
-func (exampleT) Helper()           {}
-func (exampleT) Fatal(args ...any) { log.Fatal(args...) }
 
 // startExampleTLSNode is startExampleNode on HTTPS, with certificates of
 // a throw-away CA: it returns the node's https:// URL and the files of the
 // CA and of a client certificate, as an operator would hand them out.
 func startExampleTLSNode() (url, caFile, certFile, keyFile string, stop func()) {
-	dir, err := os.MkdirTemp("", "raftcache-example-tls-")
-	if err != nil {
-		log.Fatal(err)
-	}
-	ca := testcerts.NewCA(exampleT{}, "example CA")
-	certFile, keyFile, caFile = ca.WriteFiles(exampleT{}, dir, "app")
-	srv := httptest.NewUnstartedServer(nil)
-	srv.TLS = ca.ServerConfig(exampleT{}, ca) // as raftcache node --tls-cert ... --tls-client-ca ...
-	n, err := node.New(node.Config{
-		ID:               "n1",
-		RaftAddr:         "127.0.0.1:0",
-		HTTPAddr:         srv.Listener.Addr().String(),
-		DataDir:          filepath.Join(dir, "data"),
-		Bootstrap:        true,
-		HeartbeatTimeout: 100 * time.Millisecond,
-		ElectionTimeout:  100 * time.Millisecond,
-	})
-	if err != nil {
-		log.Fatal(err)
-	}
-	srv.Config.Handler = transport.New(n, transport.Config{TLS: true})
-	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
-	srv.StartTLS()
-	return srv.URL, caFile, certFile, keyFile, func() {
-		srv.Close()
-		n.Close()
-		os.RemoveAll(dir)
-	}
+	tb := testcluster.NewStandalone()
+	ca := testcerts.NewCA(tb, "example CA")
+	certFile, keyFile, caFile = ca.WriteFiles(tb, tb.TempDir(), "app")
+	n := testcluster.Start(tb, 1, testcluster.Options{
+		HTTP: &transport.Config{},
+		TLS:  ca.ServerConfig(tb, ca), // as raftcache node --tls-cert ... --tls-client-ca ...
+	}).Leader(tb)
+	return n.URL, caFile, certFile, keyFile, tb.Close
 }
 
 // A cluster on HTTPS with a private CA, requiring client certificates:

@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -14,37 +12,27 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-
-	"github.com/raftcache/raftcache/internal/testlog"
-
 	"github.com/raftcache/raftcache/auth"
 	"github.com/raftcache/raftcache/client"
-	"github.com/raftcache/raftcache/fsm"
-	"github.com/raftcache/raftcache/node"
+	"github.com/raftcache/raftcache/internal/testcluster"
 	"github.com/raftcache/raftcache/transport"
 )
 
 const (
-	maxValue     = 1 << 20          // node.Config.MaxValueSize in these tests
-	waitDeadline = 30 * time.Second // generous bound for any wait on Raft (2 noisy cores, -race)
+	maxValue     = 1 << 20          // transport.Config.MaxValueSize in these tests
 	callDeadline = 20 * time.Second // bound on one client call
-	// raftTimeout is the nodes' heartbeat and election timeout. Short, so
-	// failovers are quick; but at 100ms (a 50ms leader lease) a 3-node
-	// cluster under -race on this busy 2-core machine went through 20s of
-	// back-to-back elections, so a little longer.
-	raftTimeout = 100 * time.Millisecond
 )
 
-// tnode is one real node (Raft on loopback, bolt files in t.TempDir())
-// behind a real HTTP server that records every request and can inject
-// faults through hook.
+// waitFor polls cond with the harness's deadline.
+var waitFor = testcluster.WaitFor
+
+// tnode is one node of a testcluster behind a real HTTP server that
+// records every request and can inject faults through hook.
 type tnode struct {
-	id   string
+	*testcluster.Node
+	id   string // the node's id
 	addr string // host:port of the HTTP server, the node's advertised HTTP address
 	url  string
-	n    *node.Node
-	srv  *httptest.Server
 	api  http.Handler
 
 	hook atomic.Pointer[hookFunc]
@@ -149,197 +137,101 @@ func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return w.ResponseWriter.(http.Hijacker).Hijack()
 }
 
-func testLogger(t testing.TB, name string) hclog.Logger {
-	return testlog.New(t, name, hclog.Warn)
-}
-
-// startTNode starts one node; its advertised HTTP address is its own test
-// server's, so redirects point at something real.
-func startTNode(t *testing.T, id string, bootstrap bool) *tnode {
-	return startTNodeOpts(t, id, bootstrap, tnodeOpts{})
-}
-
 // tnodeOpts secure a test node's API.
 type tnodeOpts struct {
 	tls  *tls.Config  // serve HTTPS with this configuration
 	auth *auth.Tokens // require tokens
 }
 
-func startTNodeOpts(t *testing.T, id string, bootstrap bool, opt tnodeOpts) *tnode {
-	t.Helper()
-	logger := testLogger(t, id)
-	tn := &tnode{id: id}
-	tn.srv = httptest.NewUnstartedServer(tn)
-	tn.addr = tn.srv.Listener.Addr().String()
-	tn.url = "http://" + tn.addr
-	if opt.tls != nil {
-		tn.url = "https://" + tn.addr
-		tn.srv.TLS = opt.tls.Clone()
-	}
-	n, err := node.New(node.Config{
-		ID:               id,
-		RaftAddr:         "127.0.0.1:0",
-		HTTPAddr:         tn.addr,
-		DataDir:          t.TempDir(),
-		Bootstrap:        bootstrap,
-		Logger:           logger,
-		HeartbeatTimeout: raftTimeout,
-		ElectionTimeout:  raftTimeout,
-		MaxValueSize:     maxValue,
-	})
-	if err != nil {
-		tn.srv.Close()
-		t.Fatalf("node.New(%s): %v", id, err)
-	}
-	tn.n = n
-	tn.api = transport.New(n, transport.Config{Logger: logger.Named("http"), Auth: opt.auth, TLS: opt.tls != nil})
-	if opt.tls != nil {
-		tn.srv.StartTLS()
-	} else {
-		tn.srv.Start()
-	}
-	return tn
-}
-
-// stop closes the node's HTTP server (connections are refused from now
-// on) and then the node.
-func (tn *tnode) stop() {
-	tn.srv.Close()
-	_ = tn.n.Close()
-}
-
+// tcluster is a testcluster whose nodes' handlers are tnodes.
 type tcluster struct {
+	*testcluster.Cluster
 	t     *testing.T
-	nodes []*tnode
+	mu    sync.Mutex
+	tnode map[*testcluster.Node]*tnode
+}
+
+func (tc *tcluster) options(opt tnodeOpts) testcluster.Options {
+	return testcluster.Options{
+		HTTP:         &transport.Config{},
+		MaxValueSize: maxValue,
+		TLS:    opt.tls,
+		Tokens: opt.auth,
+		WrapHTTP: func(n *testcluster.Node, api http.Handler) http.Handler {
+			tn := &tnode{Node: n, id: n.ID(), addr: n.HTTPAddr(), api: api}
+			tn.url = "http://" + tn.addr
+			if opt.tls != nil {
+				tn.url = "https://" + tn.addr
+			}
+			tc.mu.Lock()
+			tc.tnode[n] = tn
+			tc.mu.Unlock()
+			return tn
+		},
+	}
+}
+
+func (tc *tcluster) of(n *testcluster.Node) *tnode {
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	return tc.tnode[n]
+}
+
+// startTNode starts a one-node cluster (its node is n1) and returns its
+// node once it serves.
+func startTNode(t *testing.T) *tnode {
+	return startTNodeOpts(t, tnodeOpts{})
+}
+
+func startTNodeOpts(t *testing.T, opt tnodeOpts) *tnode {
+	t.Helper()
+	return newTestClusterOpts(t, 1, opt).leader()
 }
 
 // newTestCluster starts size nodes: n1 bootstraps, the others are added
-// with client.AddMember through n1. It returns once every node knows all
-// members' HTTP addresses and the leader serves strong reads.
+// through it. It returns once every node knows all members' HTTP
+// addresses and the leader serves strong reads.
 func newTestCluster(t *testing.T, size int) *tcluster {
-	return newTestClusterOpts(t, size, tnodeOpts{}, client.Config{})
+	return newTestClusterOpts(t, size, tnodeOpts{})
 }
 
-// newTestClusterOpts is newTestCluster with secured nodes; admin is the
-// client configuration (TLS, token) that adds the members.
-func newTestClusterOpts(t *testing.T, size int, opt tnodeOpts, admin client.Config) *tcluster {
+// newTestClusterOpts is newTestCluster with secured nodes.
+func newTestClusterOpts(t *testing.T, size int, opt tnodeOpts) *tcluster {
 	t.Helper()
-	tc := &tcluster{t: t}
-	_ = t.TempDir() // registers the removal of the nodes' dirs to run after tc.close
-	t.Cleanup(tc.close)
-	first := startTNodeOpts(t, "n1", true, opt)
-	tc.nodes = append(tc.nodes, first)
-	waitFor(t, "n1 to lead", func() bool { return servesStrongReads(first) })
-	admin.Endpoints = []string{first.url}
-	adminClient := newClient(t, admin)
-	for i := 2; i <= size; i++ {
-		tn := startTNodeOpts(t, fmt.Sprintf("n%d", i), false, opt)
-		tc.nodes = append(tc.nodes, tn)
-		ctx, cancel := context.WithTimeout(context.Background(), waitDeadline)
-		err := adminClient.AddMember(ctx, client.Member{ID: tn.id, RaftAddr: tn.n.RaftAddr(), HTTPAddr: tn.addr})
-		cancel()
-		if err != nil {
-			t.Fatalf("adding %s: %v", tn.id, err)
-		}
-	}
-	waitFor(t, "every node to know all members and be ready", func() bool {
-		for _, tn := range tc.nodes {
-			members, err := tn.n.Members()
-			if err != nil || len(members) != size || !tn.n.Ready() {
-				return false
-			}
-			for _, m := range members {
-				if m.HTTPAddr == "" {
-					return false
-				}
-			}
-		}
-		return true
-	})
-	tc.leader()
+	tc := &tcluster{t: t, tnode: map[*testcluster.Node]*tnode{}}
+	tc.Cluster = testcluster.Start(t, size, tc.options(opt))
 	return tc
 }
 
-// close stops every node at once: HTTP servers first, then the nodes in
-// parallel. Closing them one after another lets the survivors elect a
-// leader whose heartbeat can reach a node between its Raft shutdown and
-// its store closing, and hashicorp/raft then panics ("failed to save
-// current term: database not open"); see the report on node.Close.
-func (tc *tcluster) close() {
-	for _, tn := range tc.nodes {
-		tn.srv.Close()
+// nodes returns every node, in start order.
+func (tc *tcluster) nodes() []*tnode {
+	var out []*tnode
+	for _, n := range tc.Nodes() {
+		out = append(out, tc.of(n))
 	}
-	var wg sync.WaitGroup
-	for _, tn := range tc.nodes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_ = tn.n.Close()
-		}()
-	}
-	wg.Wait()
+	return out
+}
+
+// add starts a node with id that is not a member yet.
+func (tc *tcluster) add(id string) *tnode {
+	return tc.of(tc.StartNode(id, false))
 }
 
 // leader waits for a node that leads and serves strong reads.
 func (tc *tcluster) leader() *tnode {
 	tc.t.Helper()
-	var l *tnode
-	waitFor(tc.t, "a leader that serves", func() bool {
-		for _, tn := range tc.nodes {
-			if servesStrongReads(tn) {
-				l = tn
-				return true
-			}
-		}
-		return false
-	})
-	return l
+	return tc.of(tc.Leader(tc.t))
 }
 
 func (tc *tcluster) followers(leader *tnode) []*tnode {
 	var out []*tnode
-	for _, tn := range tc.nodes {
-		if tn != leader {
-			out = append(out, tn)
-		}
+	for _, n := range tc.Followers(leader.Node) {
+		out = append(out, tc.of(n))
 	}
 	return out
 }
 
-func (tc *tcluster) urls() []string {
-	var out []string
-	for _, tn := range tc.nodes {
-		out = append(out, tn.url)
-	}
-	return out
-}
-
-// servesStrongReads reports whether n is a leader that has applied an
-// entry of its term and registered its HTTP address.
-func servesStrongReads(tn *tnode) bool {
-	if !tn.n.IsLeader() || tn.n.FSM().MemberAddr(tn.id) != tn.addr {
-		return false
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	_, err := tn.n.Get(ctx, []byte("readiness-probe"), node.ReadOptions{})
-	return errors.Is(err, fsm.ErrNotFound)
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	timeout := time.After(waitDeadline)
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-timeout:
-			t.Fatalf("timed out after %v waiting for %s", waitDeadline, what)
-		}
-	}
-}
+func (tc *tcluster) urls() []string { return tc.URLs() }
 
 func newClient(t testing.TB, cfg client.Config) *client.Client {
 	t.Helper()

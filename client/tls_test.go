@@ -37,11 +37,10 @@ func testAuth(t *testing.T) *auth.Tokens {
 func TestTLSThroughFollower(t *testing.T) {
 	ca := testcerts.NewCA(t, "client CA")
 	trust := &tls.Config{RootCAs: ca.Pool()}
-	tc := newTestClusterOpts(t, 3, tnodeOpts{tls: ca.ServerConfig(t, nil), auth: testAuth(t)},
-		client.Config{TLS: trust, Token: adminToken})
+	tc := newTestClusterOpts(t, 3, tnodeOpts{tls: ca.ServerConfig(t, nil), auth: testAuth(t)})
 	leader := tc.leader()
 	follower := tc.followers(leader)[0]
-	for _, tn := range tc.nodes {
+	for _, tn := range tc.nodes() {
 		tn.forget()
 	}
 
@@ -96,11 +95,8 @@ func TestTLSHandshakeFailures(t *testing.T) {
 	badCert, badKey, _ := rogue.WriteFiles(t, t.TempDir(), "intruder")
 
 	// Members that require client certificates of ca.
-	secure := startTNodeOpts(t, "n1", true, tnodeOpts{tls: ca.ServerConfig(t, ca)})
-	t.Cleanup(secure.stop)
-	plain := startTNode(t, "p1", true)
-	t.Cleanup(plain.stop)
-	waitFor(t, "both nodes to lead", func() bool { return servesStrongReads(secure) && servesStrongReads(plain) })
+	secure := startTNodeOpts(t, tnodeOpts{tls: ca.ServerConfig(t, ca)})
+	plain := startTNode(t)
 
 	withCert := func(cert, key string) *tls.Config {
 		cfg, err := client.TLSConfigFromFiles(caFile, cert, key)

@@ -9,18 +9,19 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/raftcache/raftcache/internal/testcluster/timing"
 	"github.com/raftcache/raftcache/internal/testlog"
 
 	"github.com/raftcache/raftcache/fsm"
 )
 
+// These tests are in package node, so they cannot use
+// internal/testcluster (which imports node) and keep this small starter;
+// their timing is the one every in-process test uses.
 const (
-	// raftTimeout is every test node's heartbeat and election timeout.
-	// 50ms made leaders flap on this loaded 2-core machine under -race.
-	raftTimeout = 200 * time.Millisecond
 	// waitDeadline bounds every poll for a Raft condition; generous, so a
 	// slow machine makes a test slower, not flaky.
-	waitDeadline = 20 * time.Second
+	waitDeadline = timing.Wait
 )
 
 func testLogger(t testing.TB, name string) hclog.Logger {
@@ -35,14 +36,17 @@ func httpAddr(id string) string { return "http-" + id + ".test:80" }
 // testConfig is a node config on loopback with its data in a fresh temp dir.
 func testConfig(t testing.TB, id string, bootstrap bool) Config {
 	return Config{
-		ID:               id,
-		RaftAddr:         "127.0.0.1:0",
-		HTTPAddr:         httpAddr(id),
-		DataDir:          t.TempDir(),
-		Bootstrap:        bootstrap,
-		Logger:           testLogger(t, id),
-		HeartbeatTimeout: raftTimeout,
-		ElectionTimeout:  raftTimeout,
+		ID:                id,
+		RaftAddr:          "127.0.0.1:0",
+		HTTPAddr:          httpAddr(id),
+		DataDir:           t.TempDir(),
+		Bootstrap:         bootstrap,
+		Logger:            testLogger(t, id),
+		HeartbeatTimeout:  timing.HeartbeatTimeout,
+		ElectionTimeout:   timing.ElectionTimeout,
+		SnapshotThreshold: timing.SnapshotThreshold,
+		SnapshotInterval:  timing.SnapshotInterval,
+		TrailingLogs:      timing.TrailingLogs,
 	}
 }
 
@@ -70,7 +74,7 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out after %v waiting for %s", waitDeadline, what)
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(timing.Poll)
 	}
 }
 
@@ -123,6 +127,9 @@ func newCluster(t testing.TB, size int, mod func(*Config)) []*Node {
 		}
 		nodes[i] = startNode(t, cfg)
 		if i == 0 {
+			if err := timing.ElectNow(nodes[0].RaftAddr()); err != nil {
+				t.Logf("n1 elects itself after its heartbeat timeout: %v", err)
+			}
 			waitForLeader(t, nodes[0])
 			continue
 		}

@@ -40,7 +40,7 @@ func TestAuthRolesOnTheWire(t *testing.T) {
 	for _, n := range []*testNode{c.leader(t), c.follower(t)} {
 		t.Run(n.ID(), func(t *testing.T) {
 			k := n.ID() + ":k"
-			r := dialRaw(t, n.addr)
+			r := dialRaw(t, n.RESPAddr())
 			for _, before := range []string{cmd("PING"), cmd("GET", k), cmd("SET", k, "v"), cmd("NOSUCH"),
 				cmd("RAFTCACHE.FORWARDED", "x"), cmd("CLIENT", "LIST")} {
 				r.send(before)
@@ -74,7 +74,7 @@ func TestAuthRolesOnTheWire(t *testing.T) {
 	}
 
 	// go-redis with a URL, as an app would configure it.
-	opt, err := redis.ParseURL("redis://:" + writeTok + "@" + c.follower(t).addr + "/0")
+	opt, err := redis.ParseURL("redis://:" + writeTok + "@" + c.follower(t).RESPAddr() + "/0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func TestAuthRolesOnTheWire(t *testing.T) {
 	if err := rdb.Set(ctxT(t), "url", "ok", time.Minute).Err(); err != nil {
 		t.Fatalf("SET through a follower with a write token: %v", err)
 	}
-	ro := redis.NewClient(&redis.Options{Addr: c.follower(t).addr, Password: readTok})
+	ro := redis.NewClient(&redis.Options{Addr: c.follower(t).RESPAddr(), Password: readTok})
 	defer ro.Close()
 	if got, err := ro.Get(ctxT(t), "url").Result(); err != nil || got != "ok" {
 		t.Fatalf("GET with a read token = %q, %v", got, err)
@@ -91,7 +91,7 @@ func TestAuthRolesOnTheWire(t *testing.T) {
 	if err := ro.Set(ctxT(t), "url", "no", 0).Err(); err == nil || !strings.HasPrefix(err.Error(), "NOPERM") {
 		t.Fatalf("SET with a read token: %v, want NOPERM", err)
 	}
-	bad := redis.NewClient(&redis.Options{Addr: c.leader(t).addr, Password: "not-a-token-0123456789", MaxRetries: -1})
+	bad := redis.NewClient(&redis.Options{Addr: c.leader(t).RESPAddr(), Password: "not-a-token-0123456789", MaxRetries: -1})
 	defer bad.Close()
 	if err := bad.Ping(ctxT(t)).Err(); err == nil || !strings.Contains(err.Error(), "WRONGPASS") {
 		t.Fatalf("PING with an unknown token: %v, want WRONGPASS", err)
@@ -99,7 +99,7 @@ func TestAuthRolesOnTheWire(t *testing.T) {
 
 	// A token removed from the file stops working on connections that
 	// authenticated with it, at the next command after the reload.
-	r := dialRaw(t, c.leader(t).addr)
+	r := dialRaw(t, c.leader(t).RESPAddr())
 	r.send(cmd("AUTH", adminTok) + cmd("PING"))
 	r.expect("+OK\r\n+PONG\r\n")
 	if err := os.WriteFile(path, []byte("write "+writeTok+"\n"), 0o600); err != nil {
@@ -129,7 +129,7 @@ func TestRelayCarriesCallerIdentity(t *testing.T) {
 		}
 		waitFor(t, "n1 to lead again", func() bool { return c.leader(t).ID() == "n1" })
 	}
-	r := dialRaw(t, c.follower(t).addr)
+	r := dialRaw(t, c.follower(t).RESPAddr())
 	r.send(cmd("AUTH", elevTok) + cmd("GET", "relayed"))
 	r.expect("+OK\r\n$-1\r\n")
 	r.send(cmd("SET", "relayed", "v"))
@@ -146,7 +146,7 @@ func TestTLSAndClientCertificates(t *testing.T) {
 			ForwardTLS: serverCA.ClientConfig(t, clientCA)}
 	})
 	for _, n := range []*testNode{c.leader(t), c.follower(t)} {
-		rdb := redis.NewClient(&redis.Options{Addr: n.addr, Password: writeTok, TLSConfig: serverCA.ClientConfig(t, clientCA)})
+		rdb := redis.NewClient(&redis.Options{Addr: n.RESPAddr(), Password: writeTok, TLSConfig: serverCA.ClientConfig(t, clientCA)})
 		defer rdb.Close()
 		if err := rdb.Set(ctxT(t), "tls:"+n.ID(), "v", 0).Err(); err != nil {
 			t.Fatalf("SET over TLS on %s: %v", n.ID(), err)
@@ -155,7 +155,7 @@ func TestTLSAndClientCertificates(t *testing.T) {
 			t.Fatalf("GET over TLS on %s = %q, %v", n.ID(), got, err)
 		}
 	}
-	addr := c.leader(t).addr
+	addr := c.leader(t).RESPAddr()
 	for name, cfg := range map[string]*tls.Config{
 		"no client certificate":              serverCA.ClientConfig(t, nil),
 		"a client certificate of a rogue CA": serverCA.ClientConfig(t, rogue),
@@ -178,8 +178,8 @@ func TestAuthTimeoutClosesIdleUnauthenticated(t *testing.T) {
 	toks, _ := testtokens.File(t, "write "+writeTok)
 	n := startNode(t, "n1", true, resp.Config{Auth: toks, Limits: resp.Limits{AuthTimeout: 300 * time.Millisecond}})
 	waitFor(t, "n1 to lead", func() bool { return serves(n) })
-	idle := dialRaw(t, n.addr)
-	authed := dialRaw(t, n.addr)
+	idle := dialRaw(t, n.RESPAddr())
+	authed := dialRaw(t, n.RESPAddr())
 	authed.send(cmd("AUTH", writeTok))
 	authed.expect("+OK\r\n")
 	start := time.Now()

@@ -36,7 +36,7 @@ func TestCommands(t *testing.T) {
 			if tc.follower {
 				n = c.follower(t)
 			}
-			commandSuite(t, client(t, n.addr, tc.proto), tc.name+":", tc.follower, tc.proto)
+			commandSuite(t, client(t, n.RESPAddr(), tc.proto), tc.name+":", tc.follower, tc.proto)
 		})
 	}
 }
@@ -618,7 +618,7 @@ func commandSuite(t *testing.T, rdb *redis.Client, p string, follower bool, prot
 // TestFlush checks FLUSHDB/FLUSHALL and DBSIZE.
 func TestFlush(t *testing.T) {
 	c := startCluster(t, resp.Config{})
-	rdb := client(t, c.follower(t).addr, 3)
+	rdb := client(t, c.follower(t).RESPAddr(), 3)
 	ctx := ctxT(t)
 	check(t, "MSET", rdb.MSet(ctx, "a", 1, "b", 2, "c", 3).Err())
 	n, err := rdb.DBSize(ctx).Result()

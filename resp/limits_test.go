@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/raftcache/raftcache/internal/testcluster"
 	"github.com/raftcache/raftcache/internal/testtokens"
-	"github.com/raftcache/raftcache/node"
 	"github.com/raftcache/raftcache/resp"
 )
 
@@ -43,9 +43,8 @@ func (c *rawConn) expectClosed() {
 }
 
 func TestLimitsCutHostileCommands(t *testing.T) {
-	n := startNode(t, "n1", true, resp.Config{
-		Limits: resp.Limits{MaxClients: 3, MaxArgs: 100, MaxCommandBytes: 64 << 10, MaxInline: 1 << 10}},
-		func(c *node.Config) { c.MaxValueSize = 1 << 10 })
+	n := testcluster.Start(t, 1, testcluster.Options{MaxValueSize: 1 << 10, RESP: &resp.Config{
+		Limits: resp.Limits{MaxClients: 3, MaxArgs: 100, MaxCommandBytes: 64 << 10, MaxInline: 1 << 10}}}).Leader(t)
 	waitFor(t, "n1 to lead", func() bool { return serves(n) })
 	for _, tc := range []struct{ name, send, reply string }{
 		{"a bulk announced at 4 GB", "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$4000000000\r\nxxxx", "-ERR Protocol error: invalid bulk length\r\n"},
@@ -55,7 +54,7 @@ func TestLimitsCutHostileCommands(t *testing.T) {
 		{"a command over 64 KiB", "*100\r\n$4\r\nMSET\r\n" + strings.Repeat("$1024\r\n"+strings.Repeat("v", 1024)+"\r\n", 70), "-ERR Protocol error: command too big\r\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := dialRaw(t, n.addr)
+			r := dialRaw(t, n.RESPAddr())
 			r.send(cmd("SET", "before", "1"))
 			r.expect("+OK\r\n")
 			r.send(tc.send)
@@ -65,7 +64,7 @@ func TestLimitsCutHostileCommands(t *testing.T) {
 	}
 	// A value over the value limit but under the bulk limit gets the
 	// polite error and the connection stays.
-	r := dialRaw(t, n.addr)
+	r := dialRaw(t, n.RESPAddr())
 	r.send(cmd("SET", "k", strings.Repeat("v", 2<<10)) + cmd("GET", "before"))
 	r.expect("-ERR value is larger than the limit of 1024 bytes\r\n$1\r\n1\r\n")
 
@@ -73,17 +72,17 @@ func TestLimitsCutHostileCommands(t *testing.T) {
 	waitFor(t, "the cut connections to be gone", func() bool {
 		return r.info("clients", "connected_clients:1\r\n")
 	})
-	a, b := dialRaw(t, n.addr), dialRaw(t, n.addr)
+	a, b := dialRaw(t, n.RESPAddr()), dialRaw(t, n.RESPAddr())
 	a.send(cmd("PING"))
 	a.expect("+PONG\r\n")
 	b.send(cmd("PING"))
 	b.expect("+PONG\r\n")
-	extra := dialRaw(t, n.addr)
+	extra := dialRaw(t, n.RESPAddr())
 	extra.expect("-ERR max number of clients reached\r\n")
 	extra.expectClosed()
 	a.nc.Close()
 	waitFor(t, "a slot to free up", func() bool {
-		c := dialRaw(t, n.addr)
+		c := dialRaw(t, n.RESPAddr())
 		defer c.nc.Close()
 		c.send(cmd("PING"))
 		line, _ := c.rd.ReadString('\n')
@@ -95,12 +94,12 @@ func TestPreAuthLimits(t *testing.T) {
 	toks, _ := testtokens.File(t, "write "+writeTok)
 	n := startNode(t, "n1", true, resp.Config{Auth: toks})
 	waitFor(t, "n1 to lead", func() bool { return serves(n) })
-	r := dialRaw(t, n.addr)
+	r := dialRaw(t, n.RESPAddr())
 	r.send(cmd("SET", "k", strings.Repeat("v", 100<<10)))
 	r.expect("-ERR Protocol error: invalid bulk length\r\n")
 	r.expectClosed()
 
-	r = dialRaw(t, n.addr)
+	r = dialRaw(t, n.RESPAddr())
 	r.send(cmd("AUTH", writeTok))
 	r.expect("+OK\r\n")
 	r.send(cmd("SET", "k", strings.Repeat("v", 100<<10)))
@@ -114,7 +113,7 @@ func TestLargeRepliesSpill(t *testing.T) {
 	c := startCluster(t, resp.Config{})
 	big := strings.Repeat("x", 700<<10)
 	for _, n := range []*testNode{c.leader(t), c.follower(t)} {
-		r := dialRaw(t, n.addr)
+		r := dialRaw(t, n.RESPAddr())
 		k := n.ID() + ":big"
 		r.send(cmd("SET", k, big))
 		r.expect("+OK\r\n")
@@ -136,7 +135,7 @@ func TestResetStartsTheAuthDeadlineAgain(t *testing.T) {
 	toks, _ := testtokens.File(t, "write "+writeTok)
 	n := startNode(t, "n1", true, resp.Config{Auth: toks, Limits: resp.Limits{AuthTimeout: 300 * time.Millisecond}})
 	waitFor(t, "n1 to lead", func() bool { return serves(n) })
-	r := dialRaw(t, n.addr)
+	r := dialRaw(t, n.RESPAddr())
 	r.send(cmd("AUTH", writeTok))
 	r.expect("+OK\r\n")
 	r.send(cmd("SET", "k", strings.Repeat("v", 100<<10)))
@@ -152,7 +151,7 @@ func TestResetStartsTheAuthDeadlineAgain(t *testing.T) {
 func TestRelayedReplyBound(t *testing.T) {
 	c := startCluster(t, resp.Config{Limits: resp.Limits{MaxRelayReply: 1 << 20}})
 	big := strings.Repeat("x", 700<<10)
-	r := dialRaw(t, c.follower(t).addr)
+	r := dialRaw(t, c.follower(t).RESPAddr())
 	r.send(cmd("SET", "big", big) + cmd("GET", "big"))
 	r.expect("+OK\r\n$" + strconv.Itoa(len(big)) + "\r\n" + big + "\r\n")
 	r.send(cmd("ECHO", "before") + cmd("MGET", "big", "big") + cmd("GET", "nothing") + cmd("ECHO", "after"))
@@ -168,7 +167,7 @@ func TestClientThatDoesNotReadIsCut(t *testing.T) {
 	toks, _ := testtokens.File(t, "write "+writeTok)
 	n := startNode(t, "n1", true, resp.Config{Auth: toks, Limits: resp.Limits{AuthTimeout: 300 * time.Millisecond}})
 	waitFor(t, "n1 to lead", func() bool { return serves(n) })
-	mute := dialRaw(t, n.addr)
+	mute := dialRaw(t, n.RESPAddr())
 	go func() { // the node's replies fill the socket buffers long before this ends
 		flood := []byte(strings.Repeat("HELLO 2\r\n", 1<<12))
 		for i := 0; i < 256; i++ {
@@ -177,7 +176,7 @@ func TestClientThatDoesNotReadIsCut(t *testing.T) {
 			}
 		}
 	}()
-	r := dialRaw(t, n.addr)
+	r := dialRaw(t, n.RESPAddr())
 	r.send(cmd("AUTH", writeTok))
 	r.expect("+OK\r\n")
 	waitFor(t, "the client that does not read to be cut", func() bool {

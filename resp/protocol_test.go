@@ -19,7 +19,7 @@ func TestWire(t *testing.T) {
 	for _, n := range []*testNode{c.leader(t), c.follower(t)} {
 		t.Run(n.ID(), func(t *testing.T) {
 			p := n.ID() + ":"
-			r := dialRaw(t, n.addr)
+			r := dialRaw(t, n.RESPAddr())
 			r.send("PING\r\n") // inline, as telnet or redis-cli -x would
 			r.expect("+PONG\r\n")
 			r.send(cmd("GET", p+"missing"))
@@ -78,7 +78,7 @@ func TestWire(t *testing.T) {
 			if b, err := r.rd.ReadByte(); err == nil {
 				t.Fatalf("read %q after QUIT", b)
 			}
-			rdb := client(t, n.addr, 2)
+			rdb := client(t, n.RESPAddr(), 2)
 			if err := rdb.Get(ctxT(t), p+"after-quit").Err(); err != redis.Nil {
 				t.Errorf("a command after QUIT ran: %v", err)
 			}
@@ -113,7 +113,7 @@ func TestForwarding(t *testing.T) {
 		}
 	}
 	ctx := ctxT(t)
-	f1, f2 := client(t, followers[0].addr, 3), client(t, followers[1].addr, 2)
+	f1, f2 := client(t, followers[0].RESPAddr(), 3), client(t, followers[1].RESPAddr(), 2)
 	for i := 0; i < 100; i++ {
 		v := fmt.Sprint(i)
 		check(t, "SET via follower 1", f1.Set(ctx, "lin", v, 0).Err())
@@ -172,7 +172,7 @@ func TestPipelining(t *testing.T) {
 	leader := c.leader(t)
 	ctx := ctxT(t)
 	for _, n := range []*testNode{leader, c.follower(t)} {
-		rdb := client(t, n.addr, 3)
+		rdb := client(t, n.RESPAddr(), 3)
 		before := leader.Status().CommitIndex
 		const writes = 2000
 		cmds, err := rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
@@ -209,7 +209,7 @@ func TestPipelining(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			rdb := redis.NewClient(&redis.Options{Addr: leader.addr, PoolSize: 1})
+			rdb := redis.NewClient(&redis.Options{Addr: leader.RESPAddr(), PoolSize: 1})
 			defer rdb.Close()
 			for j := 0; j < each; j++ {
 				if err := rdb.Set(ctx, fmt.Sprintf("gc%d:%d", i, j), j, 0).Err(); err != nil {
@@ -240,7 +240,7 @@ func TestLeaderChange(t *testing.T) {
 	old := c.leader(t)
 	clients := map[string]*redis.Client{}
 	for _, n := range c.nodes {
-		clients[n.ID()] = client(t, n.addr, 3)
+		clients[n.ID()] = client(t, n.RESPAddr(), 3)
 	}
 	check(t, "SET", clients[old.ID()].Set(ctx, "before", "1", 0).Err())
 	// A transfer times out after one election timeout, which a busy
@@ -264,8 +264,7 @@ func TestLeaderChange(t *testing.T) {
 	}
 
 	// Stop the leader: the two others elect a new one and go on.
-	next.srv.Close()
-	next.Close()
+	next.Stop()
 	var rest []*redis.Client
 	for id, rdb := range clients {
 		if id != next.ID() {
@@ -288,7 +287,7 @@ func TestLeaderChange(t *testing.T) {
 // after waiting LeaderWait.
 func TestNoLeader(t *testing.T) {
 	n := startNode(t, "lonely", false, resp.Config{LeaderWait: 100 * time.Millisecond})
-	r := dialRaw(t, n.addr)
+	r := dialRaw(t, n.RESPAddr())
 	r.send(cmd("SET", "k", "v") + cmd("GET", "k") + cmd("PING"))
 	r.expect("-TRYAGAIN no leader available, retry shortly\r\n-TRYAGAIN no leader available, retry shortly\r\n+PONG\r\n")
 	r.send(cmd("READONLY") + cmd("GET", "k"))
@@ -300,13 +299,13 @@ func TestNoLeader(t *testing.T) {
 func TestShutdown(t *testing.T) {
 	c := startCluster(t, resp.Config{})
 	n := c.leader(t)
-	rdb := client(t, n.addr, 3)
+	rdb := client(t, n.RESPAddr(), 3)
 	ctx := ctxT(t)
 	check(t, "SET", rdb.Set(ctx, "k", "v", 0).Err())
-	r := dialRaw(t, n.addr)
+	r := dialRaw(t, n.RESPAddr())
 	r.send(cmd("PING"))
 	r.expect("+PONG\r\n")
-	if err := n.srv.Shutdown(ctx); err != nil {
+	if err := n.RESP.Shutdown(ctx); err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
 	if b, err := r.rd.ReadByte(); err == nil {

@@ -28,7 +28,7 @@ type clusterBody struct {
 
 func cluster(t *testing.T, n *testNode) clusterBody {
 	t.Helper()
-	r := do(t, http.MethodGet, n.url+"/v1/cluster", nil)
+	r := do(t, http.MethodGet, n.URL+"/v1/cluster", nil)
 	if r.status != http.StatusOK {
 		t.Fatalf("GET /v1/cluster = %s", r)
 	}
@@ -40,10 +40,10 @@ func cluster(t *testing.T, n *testNode) clusterBody {
 func TestHealthEndpoints(t *testing.T) {
 	n := startLeader(t)
 	for _, m := range []string{http.MethodGet, http.MethodHead} {
-		if r := do(t, m, n.url+"/livez", nil); r.status != http.StatusOK {
+		if r := do(t, m, n.URL+"/livez", nil); r.status != http.StatusOK {
 			t.Errorf("%s /livez = %s", m, r)
 		}
-		if r := do(t, m, n.url+"/readyz", nil); r.status != http.StatusOK {
+		if r := do(t, m, n.URL+"/readyz", nil); r.status != http.StatusOK {
 			t.Errorf("%s /readyz on the ready leader = %s", m, r)
 		}
 	}
@@ -56,8 +56,8 @@ func TestClusterShape(t *testing.T) {
 	if c.NodeID != "n1" || c.State != "Leader" {
 		t.Errorf("node_id %q state %q", c.NodeID, c.State)
 	}
-	if c.Leader == nil || c.Leader.ID != "n1" || c.Leader.HTTPAddr != n.addr || c.Leader.RaftAddr != n.RaftAddr() {
-		t.Errorf("leader = %+v, want n1 at %s / %s", c.Leader, n.addr, n.RaftAddr())
+	if c.Leader == nil || c.Leader.ID != "n1" || c.Leader.HTTPAddr != n.HTTPAddr() || c.Leader.RaftAddr != n.RaftAddr() {
+		t.Errorf("leader = %+v, want n1 at %s / %s", c.Leader, n.HTTPAddr(), n.RaftAddr())
 	}
 	if c.Term == nil || *c.Term == 0 || c.CommitIndex == nil || *c.CommitIndex < w.Index ||
 		c.AppliedIndex == nil || *c.AppliedIndex < w.Index {
@@ -67,7 +67,7 @@ func TestClusterShape(t *testing.T) {
 		t.Fatalf("members = %+v, want exactly n1", c.Members)
 	}
 	m := c.Members[0]
-	if m.ID != "n1" || m.HTTPAddr != n.addr || m.RaftAddr != n.RaftAddr() || m.Voter == nil || !*m.Voter {
+	if m.ID != "n1" || m.HTTPAddr != n.HTTPAddr() || m.RaftAddr != n.RaftAddr() || m.Voter == nil || !*m.Voter {
 		t.Errorf("member = %+v", m)
 	}
 }
@@ -100,7 +100,7 @@ func TestStaleReadIndexTimeout(t *testing.T) {
 	n := startLeader(t)
 	w := put(t, n, "k", "v", "")
 	start := time.Now()
-	r := do(t, http.MethodGet, n.url+"/v1/kv/k?consistency=stale&min_index=1000000000", nil)
+	r := do(t, http.MethodGet, n.URL+"/v1/kv/k?consistency=stale&min_index=1000000000", nil)
 	elapsed := time.Since(start)
 	wantError(t, "min_index in the future", r, http.StatusGatewayTimeout, "index_timeout")
 	if r.header.Get("Location") != "" {
@@ -114,7 +114,7 @@ func TestStaleReadIndexTimeout(t *testing.T) {
 	// The write's own index is reachable: served, with the read's index
 	// at or past it and the leader's contact time (0).
 	idx := strconv.FormatUint(w.Index, 10)
-	ok := do(t, http.MethodGet, n.url+"/v1/kv/k?consistency=stale&min_index="+idx, nil)
+	ok := do(t, http.MethodGet, n.URL+"/v1/kv/k?consistency=stale&min_index="+idx, nil)
 	if ok.status != 200 || string(ok.body) != "v" || ok.header.Get("X-Last-Contact") != "0" {
 		t.Errorf("stale read at index %s = %s, headers %v", idx, ok, ok.header)
 	}

@@ -21,11 +21,11 @@ func TestBadRequestsAreRejectedAndHarmless(t *testing.T) {
 	put(t, n, "a%2Fb", "slash", "")
 	before := map[string]response{}
 	for _, k := range []string{"keep-1", "keep-2", "a%2Fb"} {
-		before[k] = do(t, http.MethodGet, n.url+"/v1/kv/"+k, nil)
+		before[k] = do(t, http.MethodGet, n.URL+"/v1/kv/"+k, nil)
 	}
 	statsBefore := stats(t, n)
 
-	kv := n.url + "/v1/kv/"
+	kv := n.URL + "/v1/kv/"
 	type badReq struct {
 		method, url string
 		body        string
@@ -35,7 +35,7 @@ func TestBadRequestsAreRejectedAndHarmless(t *testing.T) {
 	long := strings.Repeat("k", 1025)
 	var cases []badReq
 	for _, m := range []string{http.MethodGet, http.MethodPut, http.MethodDelete, http.MethodHead} {
-		for _, u := range []string{n.url + "/v1/kv/", n.url + "/v1/kv"} {
+		for _, u := range []string{n.URL + "/v1/kv/", n.URL + "/v1/kv"} {
 			cases = append(cases, badReq{m, u, "", 400, "empty_key"})
 		}
 		cases = append(cases,
@@ -61,19 +61,19 @@ func TestBadRequestsAreRejectedAndHarmless(t *testing.T) {
 		cases = append(cases, badReq{http.MethodGet, kv + "keep-1?" + q, "", 400, code})
 	}
 	cases = append(cases,
-		badReq{http.MethodGet, n.url + "/nope", "", 404, "no_route"},
-		badReq{http.MethodGet, n.url + "/v1/kvx/a", "", 404, "no_route"},
-		badReq{http.MethodGet, n.url + "/v2/kv/a", "", 404, "no_route"},
-		badReq{http.MethodDelete, n.url + "/v1/cluster/members/", "", 404, "no_route"},
+		badReq{http.MethodGet, n.URL + "/nope", "", 404, "no_route"},
+		badReq{http.MethodGet, n.URL + "/v1/kvx/a", "", 404, "no_route"},
+		badReq{http.MethodGet, n.URL + "/v2/kv/a", "", 404, "no_route"},
+		badReq{http.MethodDelete, n.URL + "/v1/cluster/members/", "", 404, "no_route"},
 		badReq{http.MethodPost, kv + "keep-1", "x", 405, "method_not_allowed"},
 		badReq{http.MethodPatch, kv + "keep-1", "x", 405, "method_not_allowed"},
-		badReq{http.MethodPut, n.url + "/v1/cluster", "", 405, "method_not_allowed"},
-		badReq{http.MethodDelete, n.url + "/v1/stats", "", 405, "method_not_allowed"},
-		badReq{http.MethodGet, n.url + "/v1/cluster/members", "", 405, "method_not_allowed"},
-		badReq{http.MethodPost, n.url + "/livez", "", 405, "method_not_allowed"},
-		badReq{http.MethodDelete, n.url + "/v1/cluster/members/nosuch", "", 404, "unknown_member"},
+		badReq{http.MethodPut, n.URL + "/v1/cluster", "", 405, "method_not_allowed"},
+		badReq{http.MethodDelete, n.URL + "/v1/stats", "", 405, "method_not_allowed"},
+		badReq{http.MethodGet, n.URL + "/v1/cluster/members", "", 405, "method_not_allowed"},
+		badReq{http.MethodPost, n.URL + "/livez", "", 405, "method_not_allowed"},
+		badReq{http.MethodDelete, n.URL + "/v1/cluster/members/nosuch", "", 404, "unknown_member"},
 	)
-	members := n.url + "/v1/cluster/members"
+	members := n.URL + "/v1/cluster/members"
 	good := map[string]string{"id": "n9", "raft_addr": "127.0.0.1:1", "http_addr": "127.0.0.1:2"}
 	memberJSON := func(field, value string) string {
 		m := map[string]string{}
@@ -119,7 +119,7 @@ func TestBadRequestsAreRejectedAndHarmless(t *testing.T) {
 
 	// Nothing was written, lost or changed.
 	for k, want := range before {
-		got := do(t, http.MethodGet, n.url+"/v1/kv/"+k, nil)
+		got := do(t, http.MethodGet, n.URL+"/v1/kv/"+k, nil)
 		if got.status != 200 || !bytes.Equal(got.body, want.body) || got.header.Get("ETag") != want.header.Get("ETag") ||
 			got.header.Get("X-Expires-At") != want.header.Get("X-Expires-At") {
 			t.Errorf("%s changed: %s (ETag %s), was %s (ETag %s)", k, got, got.header.Get("ETag"), want, want.header.Get("ETag"))
@@ -147,7 +147,7 @@ func TestKeySizeLimitIsAfterDecoding(t *testing.T) {
 
 func TestValueSizeLimit(t *testing.T) {
 	n := startLeader(t)
-	kv := n.url + "/v1/kv/"
+	kv := n.URL + "/v1/kv/"
 
 	// Exactly the limit is accepted, with and without Content-Length.
 	put(t, n, "max", strings.Repeat("m", maxValue), "")
@@ -159,9 +159,9 @@ func TestValueSizeLimit(t *testing.T) {
 	// One byte more is 413 either way. With Content-Length the server
 	// answers from the headers; send them alone, so the answer cannot race
 	// with the client still writing the body.
-	r = raw(t, n.addr, "PUT /v1/kv/big HTTP/1.1\r\nHost: x\r\nContent-Length: "+fmt.Sprint(maxValue+1)+"\r\n\r\n")
+	r = raw(t, n.HTTPAddr(), "PUT /v1/kv/big HTTP/1.1\r\nHost: x\r\nContent-Length: "+fmt.Sprint(maxValue+1)+"\r\n\r\n")
 	wantError(t, "Content-Length over the limit", r, http.StatusRequestEntityTooLarge, "value_too_large")
-	r = raw(t, n.addr, "PUT /v1/kv/big HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999\r\n\r\n")
+	r = raw(t, n.HTTPAddr(), "PUT /v1/kv/big HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999\r\n\r\n")
 	wantError(t, "huge Content-Length", r, http.StatusRequestEntityTooLarge, "value_too_large")
 	r = chunkedPut(t, kv+"big", maxValue+1)
 	wantError(t, "chunked body over the limit", r, http.StatusRequestEntityTooLarge, "value_too_large")
@@ -206,7 +206,7 @@ type statsBody struct {
 
 func stats(t *testing.T, n *testNode) statsBody {
 	t.Helper()
-	r := do(t, http.MethodGet, n.url+"/v1/stats", nil)
+	r := do(t, http.MethodGet, n.URL+"/v1/stats", nil)
 	var s statsBody
 	decodeJSON(t, r, &s)
 	if r.status != 200 || s.Keys == nil || s.Digest == "" {

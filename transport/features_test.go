@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"sort"
 	"strconv"
@@ -25,6 +24,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/raftcache/raftcache/internal/testcluster"
 	"github.com/raftcache/raftcache/node"
 	"github.com/raftcache/raftcache/transport"
 )
@@ -40,36 +40,8 @@ type featServer struct {
 // waits until it serves strong reads.
 func featStart(t *testing.T, maxMemory int64) *featServer {
 	t.Helper()
-	srv := httptest.NewUnstartedServer(http.NotFoundHandler())
-	n, err := node.New(node.Config{
-		ID:               "n1",
-		RaftAddr:         "127.0.0.1:0",
-		HTTPAddr:         srv.Listener.Addr().String(),
-		DataDir:          t.TempDir(),
-		Bootstrap:        true,
-		HeartbeatTimeout: 50 * time.Millisecond,
-		ElectionTimeout:  50 * time.Millisecond,
-		MaxMemory:        maxMemory,
-	})
-	if err != nil {
-		srv.Close()
-		t.Fatalf("node.New: %v", err)
-	}
-	t.Cleanup(func() { _ = n.Close() })
-	srv.Config.Handler = transport.New(n, transport.Config{})
-	srv.Start()
-	t.Cleanup(srv.Close)
-	s := &featServer{t: t, n: n, url: srv.URL}
-	// A strong read answers 404 (not 503) once the node leads and has
-	// applied an entry of its term.
-	featEventually(t, "the node serves strong reads", func() error {
-		r := s.do(http.MethodGet, "/v1/kv/feat-ready-probe", nil, nil)
-		if r.status != http.StatusNotFound {
-			return fmt.Errorf("strong read: %d %s", r.status, r.body)
-		}
-		return nil
-	})
-	return s
+	n := testcluster.Start(t, 1, testcluster.Options{HTTP: &transport.Config{}, MaxMemory: maxMemory}).Leader(t)
+	return &featServer{t: t, n: n.Node, url: n.URL}
 }
 
 // featEventually polls f every 20ms for up to 20s.

@@ -2,123 +2,51 @@ package transport_test
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-
-	"github.com/raftcache/raftcache/internal/testlog"
-
-	"github.com/raftcache/raftcache/fsm"
+	"github.com/raftcache/raftcache/internal/testcluster"
 	"github.com/raftcache/raftcache/node"
 	"github.com/raftcache/raftcache/transport"
 )
 
 const (
-	maxValue = 1 << 20          // node.Config.MaxValueSize in these tests
-	deadline = 10 * time.Second // generous bound for any wait on Raft
+	maxValue = 1 << 20          // transport.Config.MaxValueSize in these tests
+	deadline = 10 * time.Second // bound on one request or connection step
 )
 
-// testNode is one real node (Raft on loopback, bolt files in t.TempDir())
-// behind a real HTTP server.
-type testNode struct {
-	*node.Node
-	srv  *httptest.Server
-	addr string // host:port of the HTTP server
-	url  string
-}
+// testNode is one real node behind a real HTTP server whose address it
+// advertises, so redirects point at something real.
+type testNode = testcluster.Node
 
-func testLogger(t testing.TB, name string) hclog.Logger {
-	return testlog.New(t, name, hclog.Info)
-}
+// waitFor polls cond with the harness's deadline.
+var waitFor = testcluster.WaitFor
 
-// startNode starts a node whose advertised HTTP address is its own test
-// server's, so redirects point at something real.
-func startNode(t *testing.T, id string, bootstrap bool) *testNode {
+// startCluster starts a cluster of size nodes behind HTTP servers serving
+// the API with MaxValueSize maxValue; it returns once they agree on a
+// leader that serves strong reads.
+func startCluster(t *testing.T, size int) *testcluster.Cluster {
 	t.Helper()
-	return startNodeWith(t, id, bootstrap, nil)
+	return testcluster.Start(t, size, testcluster.Options{HTTP: &transport.Config{}, MaxValueSize: maxValue})
 }
 
-// startNodeWith is startNode with mod applied to the node's config.
+// startNodeWith starts one node (bootstrapping a cluster of its own, or
+// to be added by the test) whose node configuration mod adjusts.
 func startNodeWith(t *testing.T, id string, bootstrap bool, mod func(*node.Config)) *testNode {
 	t.Helper()
-	logger := testLogger(t, id)
-	var api http.Handler
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		api.ServeHTTP(w, r) // set before Start, so no race
-	}))
-	addr := srv.Listener.Addr().String()
-	cfg := node.Config{
-		ID:               id,
-		RaftAddr:         "127.0.0.1:0",
-		HTTPAddr:         addr,
-		DataDir:          t.TempDir(),
-		Bootstrap:        bootstrap,
-		Logger:           logger,
-		HeartbeatTimeout: 50 * time.Millisecond,
-		ElectionTimeout:  50 * time.Millisecond,
-		MaxValueSize:     maxValue,
-	}
-	if mod != nil {
-		mod(&cfg)
-	}
-	n, err := node.New(cfg)
-	if err != nil {
-		srv.Close()
-		t.Fatalf("node.New(%s): %v", id, err)
-	}
-	t.Cleanup(func() {
-		if err := n.Close(); err != nil {
-			t.Logf("closing %s: %v", id, err)
-		}
-	})
-	api = transport.New(n, transport.Config{Logger: logger})
-	srv.Start()
-	t.Cleanup(srv.Close) // runs before the node closes
-	return &testNode{Node: n, srv: srv, addr: addr, url: "http://" + addr}
+	return testcluster.New(t, testcluster.Options{HTTP: &transport.Config{}, MaxValueSize: maxValue,
+		Configure: func(_ string, c *testcluster.NodeConfig) { mod(&c.Node) }}).StartNode(id, bootstrap)
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	timeout := time.After(deadline)
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-timeout:
-			t.Fatalf("timed out after %v waiting for %s", deadline, what)
-		}
-	}
-}
-
-// servesStrongReads reports whether n is a leader that has applied an
-// entry of its term and registered its HTTP address.
-func servesStrongReads(n *testNode) bool {
-	if !n.IsLeader() || n.FSM().MemberAddr(n.ID()) != n.addr {
-		return false
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	_, err := n.Get(ctx, []byte("readiness-probe"), node.ReadOptions{})
-	return errors.Is(err, fsm.ErrNotFound)
-}
-
-// startLeader starts a one-node cluster and waits until it serves.
+// startLeader starts a one-node cluster and returns it once it serves.
 func startLeader(t *testing.T) *testNode {
 	t.Helper()
-	n := startNode(t, "n1", true)
-	waitFor(t, "n1 to lead and serve strong reads", func() bool { return servesStrongReads(n) })
-	return n
+	return startCluster(t, 1).Leader(t)
 }
 
 // response is a fully read HTTP response.

@@ -16,7 +16,7 @@ type writeResult struct {
 // put writes value to key (escaped path) and returns the decoded answer.
 func put(t *testing.T, n *testNode, key, value string, query string) writeResult {
 	t.Helper()
-	url := n.url + "/v1/kv/" + key
+	url := n.URL + "/v1/kv/" + key
 	if query != "" {
 		url += "?" + query
 	}
@@ -36,7 +36,7 @@ func put(t *testing.T, n *testNode, key, value string, query string) writeResult
 // hit carries.
 func get(t *testing.T, n *testNode, key, want string) response {
 	t.Helper()
-	r := do(t, http.MethodGet, n.url+"/v1/kv/"+key, nil)
+	r := do(t, http.MethodGet, n.URL+"/v1/kv/"+key, nil)
 	if r.status != http.StatusOK || string(r.body) != want {
 		t.Fatalf("GET %s = %s, want 200 %q", key, r, want)
 	}
@@ -75,7 +75,7 @@ func TestPutGetDelete(t *testing.T) {
 	}
 
 	// HEAD: same headers, no body.
-	h := do(t, http.MethodHead, n.url+"/v1/kv/greeting", nil)
+	h := do(t, http.MethodHead, n.URL+"/v1/kv/greeting", nil)
 	if h.status != http.StatusOK || len(h.body) != 0 || h.header.Get("Content-Length") != "7" ||
 		h.header.Get("ETag") != r.header.Get("ETag") || h.header.Get("X-Served-By") != n.ID() {
 		t.Errorf("HEAD = %s, headers %v", h, h.header)
@@ -86,7 +86,7 @@ func TestPutGetDelete(t *testing.T) {
 	get(t, n, "empty", "")
 
 	// DELETE reports whether a live key was removed.
-	d := do(t, http.MethodDelete, n.url+"/v1/kv/greeting", nil)
+	d := do(t, http.MethodDelete, n.URL+"/v1/kv/greeting", nil)
 	var del struct {
 		Deleted *bool   `json:"deleted"`
 		Index   *uint64 `json:"index"`
@@ -95,23 +95,23 @@ func TestPutGetDelete(t *testing.T) {
 	if d.status != http.StatusOK || del.Deleted == nil || !*del.Deleted || del.Index == nil || *del.Index <= w2.Index {
 		t.Fatalf("DELETE = %s", d)
 	}
-	d = do(t, http.MethodDelete, n.url+"/v1/kv/greeting", nil)
+	d = do(t, http.MethodDelete, n.URL+"/v1/kv/greeting", nil)
 	if d.status != http.StatusOK || !strings.Contains(string(d.body), `"deleted":false`) {
 		t.Errorf("second DELETE = %s, want deleted false", d)
 	}
 
-	wantError(t, "GET after delete", do(t, http.MethodGet, n.url+"/v1/kv/greeting", nil), http.StatusNotFound, "not_found")
-	h = do(t, http.MethodHead, n.url+"/v1/kv/greeting", nil)
+	wantError(t, "GET after delete", do(t, http.MethodGet, n.URL+"/v1/kv/greeting", nil), http.StatusNotFound, "not_found")
+	h = do(t, http.MethodHead, n.URL+"/v1/kv/greeting", nil)
 	if h.status != http.StatusNotFound || len(h.body) != 0 {
 		t.Errorf("HEAD after delete = %s", h)
 	}
-	wantError(t, "GET never written", do(t, http.MethodGet, n.url+"/v1/kv/never", nil), http.StatusNotFound, "not_found")
+	wantError(t, "GET never written", do(t, http.MethodGet, n.URL+"/v1/kv/never", nil), http.StatusNotFound, "not_found")
 }
 
 // expiresAt returns the X-Expires-At header of a GET of key, in ms.
 func expiresAt(t *testing.T, n *testNode, key string) int64 {
 	t.Helper()
-	r := do(t, http.MethodGet, n.url+"/v1/kv/"+key, nil)
+	r := do(t, http.MethodGet, n.URL+"/v1/kv/"+key, nil)
 	if r.status != http.StatusOK {
 		t.Fatalf("GET %s: %s", key, r)
 	}
@@ -154,8 +154,8 @@ func TestPutTTL(t *testing.T) {
 	put(t, n, "short", "v", "ttl=200ms")
 	put(t, n, "long", "v", "ttl=1h")
 	waitFor(t, "the 200ms key to expire", func() bool {
-		return do(t, http.MethodGet, n.url+"/v1/kv/short", nil).status == http.StatusNotFound
+		return do(t, http.MethodGet, n.URL+"/v1/kv/short", nil).status == http.StatusNotFound
 	})
-	wantError(t, "expired key", do(t, http.MethodGet, n.url+"/v1/kv/short", nil), http.StatusNotFound, "not_found")
+	wantError(t, "expired key", do(t, http.MethodGet, n.URL+"/v1/kv/short", nil), http.StatusNotFound, "not_found")
 	get(t, n, "long", "v")
 }

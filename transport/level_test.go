@@ -25,7 +25,7 @@ type levelBody struct {
 
 func levels(t *testing.T, n *testNode) levelBody {
 	t.Helper()
-	r := do(t, http.MethodGet, n.url+"/v1/cluster", nil)
+	r := do(t, http.MethodGet, n.URL+"/v1/cluster", nil)
 	if r.status != http.StatusOK {
 		t.Fatalf("GET /v1/cluster = %s", r)
 	}
@@ -38,8 +38,9 @@ func levels(t *testing.T, n *testNode) levelBody {
 }
 
 func TestNodeEndpoint(t *testing.T) {
-	n := startLeader(t)
-	r := do(t, http.MethodGet, n.url+"/v1/node", nil)
+	n := startNodeWith(t, "n1", true, func(c *node.Config) { c.FetchLevel = nil })
+	waitFor(t, "n1 to serve", n.ServesStrongReads)
+	r := do(t, http.MethodGet, n.URL+"/v1/node", nil)
 	var b struct {
 		ID           string  `json:"id"`
 		FeatureLevel *uint32 `json:"feature_level"`
@@ -68,12 +69,12 @@ func TestJoinBelowLevelRefused(t *testing.T) {
 	n := startNodeWith(t, "n1", true, func(c *node.Config) {
 		c.FetchLevel = func(context.Context, node.Member) (uint32, error) { return 0, errors.New("no other member to ask") }
 	})
-	waitFor(t, "n1 to serve at cluster level 2", func() bool { return servesStrongReads(n) && n.ClusterLevel() == 2 })
+	waitFor(t, "n1 to serve at cluster level 2", func() bool { return n.ServesStrongReads() && n.ClusterLevel() == 2 })
 	for _, body := range []string{
 		`{"id":"old","raft_addr":"127.0.0.1:1","http_addr":"127.0.0.1:2","voter":false}`,
 		`{"id":"old","raft_addr":"127.0.0.1:1","http_addr":"127.0.0.1:2","voter":false,"feature_level":1}`,
 	} {
-		r := do(t, http.MethodPost, n.url+"/v1/cluster/members", strings.NewReader(body), "Content-Type", "application/json")
+		r := do(t, http.MethodPost, n.URL+"/v1/cluster/members", strings.NewReader(body), "Content-Type", "application/json")
 		wantError(t, "join below the level", r, http.StatusConflict, "feature_level")
 		if !strings.Contains(string(r.body), "level 2") {
 			t.Errorf("the refusal does not name the level: %s", r)
@@ -86,7 +87,7 @@ func TestJoinBelowLevelRefused(t *testing.T) {
 	// its named addresses and incarnation recorded.
 	body := `{"id":"new","raft_addr":"127.0.0.1:1","http_addr":"127.0.0.1:2","resp_addr":"127.0.0.1:3","voter":false,` +
 		`"feature_level":2,"incarnation":"abc123","addrs":{"grpc":"127.0.0.1:4"}}`
-	if r := do(t, http.MethodPost, n.url+"/v1/cluster/members", strings.NewReader(body), "Content-Type", "application/json"); r.status != http.StatusOK {
+	if r := do(t, http.MethodPost, n.URL+"/v1/cluster/members", strings.NewReader(body), "Content-Type", "application/json"); r.status != http.StatusOK {
 		t.Fatalf("join at the level = %s", r)
 	}
 	c := levels(t, n)
@@ -108,7 +109,7 @@ func TestJoinBelowLevelRefused(t *testing.T) {
 		t.Fatalf("the new member is missing: %+v", c.Members)
 	}
 	bad := `{"id":"x","raft_addr":"127.0.0.1:1","http_addr":"127.0.0.1:2","voter":false,"feature_level":2,"addrs":{"grpc":"nope"}}`
-	r := do(t, http.MethodPost, n.url+"/v1/cluster/members", strings.NewReader(bad), "Content-Type", "application/json")
+	r := do(t, http.MethodPost, n.URL+"/v1/cluster/members", strings.NewReader(bad), "Content-Type", "application/json")
 	wantError(t, "a named address that is not host:port", r, http.StatusBadRequest, "bad_member")
 }
 
@@ -124,31 +125,31 @@ func TestPoisonedNodeProbes(t *testing.T) {
 		liar(c)
 		c.FeatureLevel = 2
 	})
-	waitFor(t, "n1 to serve", func() bool { return servesStrongReads(n1) })
+	waitFor(t, "n1 to serve", func() bool { return n1.ServesStrongReads() })
 	put(t, n1, "k", "v", "")
 	n2 := startNodeWith(t, "n2", false, func(c *node.Config) { c.FeatureLevel = 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
 	// A non-voter, so n1 keeps its quorum when n2 stops.
-	if err := n1.AddMember(ctx, node.Member{ID: "n2", RaftAddr: n2.RaftAddr(), HTTPAddr: n2.addr, Level: 2}); err != nil {
+	if err := n1.AddMember(ctx, node.Member{ID: "n2", RaftAddr: n2.RaftAddr(), HTTPAddr: n2.HTTPAddr(), Level: 2}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "n2 poisoned", func() bool { return n2.Poisoned() != nil })
 
-	if r := do(t, http.MethodGet, n2.url+"/livez", nil); r.status != http.StatusOK {
+	if r := do(t, http.MethodGet, n2.URL+"/livez", nil); r.status != http.StatusOK {
 		t.Errorf("/livez on the poisoned node = %s", r)
 	}
-	r := do(t, http.MethodGet, n2.url+"/readyz", nil)
+	r := do(t, http.MethodGet, n2.URL+"/readyz", nil)
 	wantError(t, "/readyz on the poisoned node", r, http.StatusServiceUnavailable, "poisoned")
 	if !strings.Contains(string(r.body), "op cluster-level") || !strings.Contains(string(r.body), "entry ") {
 		t.Errorf("/readyz does not name the entry: %s", r)
 	}
-	r = do(t, http.MethodGet, n2.url+"/v1/kv/k?consistency=stale", nil)
+	r = do(t, http.MethodGet, n2.URL+"/v1/kv/k?consistency=stale", nil)
 	wantError(t, "a stale read on the poisoned node", r, http.StatusServiceUnavailable, "poisoned")
 	if n1.ClusterLevel() != 2 {
 		t.Errorf("n1 at cluster level %d", n1.ClusterLevel())
 	}
-	if r := do(t, http.MethodGet, n1.url+"/v1/kv/k", nil); r.status != http.StatusOK || string(r.body) != "v" {
+	if r := do(t, http.MethodGet, n1.URL+"/v1/kv/k", nil); r.status != http.StatusOK || string(r.body) != "v" {
 		t.Errorf("a strong read on n1 = %s", r)
 	}
 }

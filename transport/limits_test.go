@@ -340,20 +340,20 @@ func TestPrefixDeleteIsBoundedPerEntry(t *testing.T) {
 			ops = append(ops, fmt.Sprintf(`{"op":"set","key":"p/%05d","value":"v"}`, i))
 		}
 		body := `{"atomic":false,"ops":[` + strings.Join(ops, ",") + `]}`
-		if r := do(t, http.MethodPost, n.url+"/v1/batch", strings.NewReader(body)); r.status != http.StatusOK {
+		if r := do(t, http.MethodPost, n.URL+"/v1/batch", strings.NewReader(body)); r.status != http.StatusOK {
 			t.Fatalf("batch: %s", r)
 		}
 	}
-	do(t, http.MethodPut, n.url+"/v1/kv/q", strings.NewReader("kept"))
+	do(t, http.MethodPut, n.URL+"/v1/kv/q", strings.NewReader("kept"))
 
 	var d struct{ Deleted, Entries int }
-	r := do(t, http.MethodDelete, n.url+"/v1/keys?prefix=p/", nil)
+	r := do(t, http.MethodDelete, n.URL+"/v1/keys?prefix=p/", nil)
 	if err := json.Unmarshal(r.body, &d); err != nil || r.status != http.StatusOK || d.Deleted != under || d.Entries != 2 {
 		t.Fatalf("DELETE prefix=p/ over %d keys: %s; want %d deleted in 2 entries", under, r, under)
 	}
-	r = do(t, http.MethodDelete, n.url+"/v1/keys?prefix="+strings.Repeat("x", transport.MaxKeySize+1), nil)
+	r = do(t, http.MethodDelete, n.URL+"/v1/keys?prefix="+strings.Repeat("x", transport.MaxKeySize+1), nil)
 	wantError(t, "a prefix longer than a key", r, http.StatusBadRequest, "bad_prefix")
-	r = do(t, http.MethodDelete, n.url+"/v1/keys?all=true", nil)
+	r = do(t, http.MethodDelete, n.URL+"/v1/keys?all=true", nil)
 	if err := json.Unmarshal(r.body, &d); err != nil || d.Deleted != 1 || d.Entries != 1 {
 		t.Fatalf("flush: %s; want 1 deleted in 1 entry", r)
 	}

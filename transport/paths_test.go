@@ -11,11 +11,11 @@ import (
 // neither net/url nor net/http may clean or re-escape it.
 func opaque(t *testing.T, n *testNode, method, path string, body string) response {
 	t.Helper()
-	req, err := http.NewRequest(method, n.url+"/", strings.NewReader(body))
+	req, err := http.NewRequest(method, n.URL+"/", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.URL.Opaque = "//" + n.addr + path
+	req.URL.Opaque = "//" + n.HTTPAddr() + path
 	return send(t, noRedirects, req)
 }
 
@@ -31,7 +31,7 @@ func TestDotSegmentsAreKeyBytes(t *testing.T) {
 	}
 	// The key is the four bytes a/../b, not b.
 	get(t, n, url.PathEscape("a/../b"), "dots")
-	wantError(t, "GET b", do(t, http.MethodGet, n.url+"/v1/kv/b", nil), 404, "not_found")
+	wantError(t, "GET b", do(t, http.MethodGet, n.URL+"/v1/kv/b", nil), 404, "not_found")
 
 	// The same through a raw connection, and for other uncleaned forms.
 	for path, key := range map[string]string{
@@ -40,15 +40,15 @@ func TestDotSegmentsAreKeyBytes(t *testing.T) {
 		"/v1/kv/d/":      "d/",
 		"/v1/kv/x/./../": "x/./../",
 	} {
-		r := raw(t, n.addr, "PUT "+path+" HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nConnection: close\r\n\r\nraw")
+		r := raw(t, n.HTTPAddr(), "PUT "+path+" HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nConnection: close\r\n\r\nraw")
 		if r.status != http.StatusOK {
 			t.Errorf("raw PUT %s = %s", path, r)
 			continue
 		}
 		get(t, n, url.PathEscape(key), "raw")
 	}
-	wantError(t, "GET c", do(t, http.MethodGet, n.url+"/v1/kv/c", nil), 404, "not_found")
-	wantError(t, "GET lead", do(t, http.MethodGet, n.url+"/v1/kv/lead", nil), 404, "not_found")
+	wantError(t, "GET c", do(t, http.MethodGet, n.URL+"/v1/kv/c", nil), 404, "not_found")
+	wantError(t, "GET lead", do(t, http.MethodGet, n.URL+"/v1/kv/lead", nil), 404, "not_found")
 }
 
 func TestEscapedSlashIsTheSameKey(t *testing.T) {
@@ -78,7 +78,7 @@ func TestArbitraryKeyBytesRoundTrip(t *testing.T) {
 		get(t, n, url.PathEscape(k), "value-"+k)
 		if i == 0 {
 			// Not the same key as a near miss.
-			wantError(t, "near miss", do(t, http.MethodGet, n.url+"/v1/kv/"+url.PathEscape("\x00\xff spaces "), nil), 404, "not_found")
+			wantError(t, "near miss", do(t, http.MethodGet, n.URL+"/v1/kv/"+url.PathEscape("\x00\xff spaces "), nil), 404, "not_found")
 		}
 	}
 	if s := stats(t, n); *s.Keys != len(keys) {
@@ -93,7 +93,7 @@ func TestBadPercentEncoding(t *testing.T) {
 	n := startLeader(t)
 	for _, path := range []string{"/v1/kv/%zz", "/v1/kv/a%", "/v1/kv/a%2"} {
 		for _, m := range []string{"GET", "PUT", "DELETE"} {
-			r := raw(t, n.addr, m+" "+path+" HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nConnection: close\r\n\r\nv")
+			r := raw(t, n.HTTPAddr(), m+" "+path+" HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nConnection: close\r\n\r\nv")
 			if r.status != http.StatusBadRequest {
 				t.Errorf("%s %s = %s, want 400", m, path, r)
 			}

@@ -1,7 +1,6 @@
 package transport_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -11,74 +10,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/raftcache/raftcache/node"
+	"github.com/raftcache/raftcache/internal/testcluster"
 )
 
-// startCluster starts three nodes: n1 bootstraps, then the leader adds n2
-// and n3. It returns once every node knows the leader's HTTP address.
-func startCluster(t *testing.T) []*testNode {
-	t.Helper()
-	n1 := startLeader(t)
-	nodes := []*testNode{n1, startNode(t, "n2", false), startNode(t, "n3", false)}
-	for _, joiner := range nodes[1:] {
-		m := node.Member{ID: joiner.ID(), RaftAddr: joiner.RaftAddr(), HTTPAddr: joiner.addr, Voter: true}
-		waitFor(t, joiner.ID()+" to be added", func() bool {
-			// Elections may move leadership meanwhile: ask whoever leads.
-			for _, n := range nodes {
-				if n.IsLeader() {
-					ctx, cancel := context.WithTimeout(context.Background(), deadline)
-					defer cancel()
-					err := n.AddMember(ctx, m)
-					if err != nil {
-						t.Logf("adding %s through %s: %v", m.ID, n.ID(), err)
-					}
-					return err == nil
-				}
-			}
-			return false
-		})
-	}
-	waitStable(t, nodes)
-	return nodes
-}
-
-// waitStable waits until one node leads and serves, and every node
-// (itself included) knows it with its HTTP address and all three members.
-func waitStable(t *testing.T, nodes []*testNode) (leader *testNode, followers []*testNode) {
-	t.Helper()
-	waitFor(t, "a stable leader known to all", func() bool {
-		leader, followers = nil, nil
-		for _, n := range nodes {
-			if n.IsLeader() {
-				leader = n
-			} else {
-				followers = append(followers, n)
-			}
-		}
-		if leader == nil || len(followers) != len(nodes)-1 || !servesStrongReads(leader) {
-			return false
-		}
-		for _, n := range nodes {
-			l, ok := n.Leader()
-			if !ok || l.ID != leader.ID() || l.HTTPAddr != leader.addr || len(n.FSM().Members()) != len(nodes) {
-				return false
-			}
-		}
-		return true
-	})
-	return leader, followers
-}
-
 // withStableLeader runs check against a stable leader and a follower. If
-// the check fails only because leadership moved while it ran (frequent with
-// 50 ms timeouts under -race on a loaded 2-core machine), it runs again
+// the check fails only because leadership moved while it ran (a loaded
+// 2-core machine under -race can cause an election), it runs again
 // with the new leader, for up to 3*deadline; a failure under a steady
 // leader is final.
-func withStableLeader(t *testing.T, nodes []*testNode, check func(leader, follower *testNode) error) {
+func withStableLeader(t *testing.T, c *testcluster.Cluster, check func(leader, follower *testNode) error) {
 	t.Helper()
 	giveUp := time.Now().Add(3 * deadline)
 	for attempt := 1; ; attempt++ {
-		leader, followers := waitStable(t, nodes)
+		leader := c.WaitAgreed(t)
+		followers := c.Followers(leader)
 		term := leader.Status().Term
 		err := check(leader, followers[0])
 		if err == nil {
@@ -93,8 +38,8 @@ func withStableLeader(t *testing.T, nodes []*testNode, check func(leader, follow
 }
 
 func TestFollowerRedirects(t *testing.T) {
-	nodes := startCluster(t)
-	withStableLeader(t, nodes, func(leader, f *testNode) error {
+	c := startCluster(t, 3)
+	withStableLeader(t, c, func(leader, f *testNode) error {
 		for _, tc := range []struct {
 			method, path, body string
 		}{
@@ -104,8 +49,8 @@ func TestFollowerRedirects(t *testing.T) {
 			{http.MethodGet, "/v1/kv/r1", ""},
 			{http.MethodGet, "/v1/kv/r1?consistency=strong", ""},
 		} {
-			r := do(t, tc.method, f.url+tc.path, strings.NewReader(tc.body))
-			want := "http://" + leader.addr + tc.path
+			r := do(t, tc.method, f.URL+tc.path, strings.NewReader(tc.body))
+			want := "http://" + leader.HTTPAddr() + tc.path
 			if r.status != http.StatusTemporaryRedirect || r.header.Get("Location") != want {
 				return errors.New(tc.method + " " + tc.path + " on a follower: " + r.String() + ", Location " +
 					r.header.Get("Location") + "; want 307 to " + want)
@@ -117,14 +62,13 @@ func TestFollowerRedirects(t *testing.T) {
 		return nil
 	})
 	// Bad requests are refused by the follower itself, not redirected.
-	_, followers := waitStable(t, nodes)
-	f := followers[0]
-	wantError(t, "bad ttl on a follower", do(t, http.MethodPut, f.url+"/v1/kv/x?ttl=abc", strings.NewReader("v")), 400, "bad_ttl")
-	wantError(t, "empty key on a follower", do(t, http.MethodPut, f.url+"/v1/kv/", strings.NewReader("v")), 400, "empty_key")
-	wantError(t, "bad consistency on a follower", do(t, http.MethodGet, f.url+"/v1/kv/x?consistency=bogus", nil), 400, "bad_consistency")
+	f := c.Followers(c.WaitAgreed(t))[0]
+	wantError(t, "bad ttl on a follower", do(t, http.MethodPut, f.URL+"/v1/kv/x?ttl=abc", strings.NewReader("v")), 400, "bad_ttl")
+	wantError(t, "empty key on a follower", do(t, http.MethodPut, f.URL+"/v1/kv/", strings.NewReader("v")), 400, "empty_key")
+	wantError(t, "bad consistency on a follower", do(t, http.MethodGet, f.URL+"/v1/kv/x?consistency=bogus", nil), 400, "bad_consistency")
 
 	// Nothing was written by the redirected requests themselves.
-	for _, n := range nodes {
+	for _, n := range c.Nodes() {
 		if s := stats(t, n); *s.Keys != 0 {
 			t.Errorf("%s holds %d keys after redirects only", n.ID(), *s.Keys)
 		}
@@ -133,14 +77,14 @@ func TestFollowerRedirects(t *testing.T) {
 
 // TestFollowerStatus: a caught-up follower is ready and names the leader.
 func TestFollowerStatus(t *testing.T) {
-	nodes := startCluster(t)
-	withStableLeader(t, nodes, func(leader, f *testNode) error {
-		if r := do(t, http.MethodGet, f.url+"/readyz", nil); r.status != http.StatusOK {
+	c := startCluster(t, 3)
+	withStableLeader(t, c, func(leader, f *testNode) error {
+		if r := do(t, http.MethodGet, f.URL+"/readyz", nil); r.status != http.StatusOK {
 			return errors.New("/readyz on a follower: " + r.String())
 		}
 		c := cluster(t, f)
 		if c.NodeID != f.ID() || c.State != "Follower" || c.Leader == nil || c.Leader.ID != leader.ID() ||
-			c.Leader.HTTPAddr != leader.addr || len(c.Members) != 3 {
+			c.Leader.HTTPAddr != leader.HTTPAddr() || len(c.Members) != 3 {
 			return errors.New("/v1/cluster on a follower: " + trunc(fmt.Sprintf("%+v", c)))
 		}
 		for _, m := range c.Members {
@@ -155,11 +99,11 @@ func TestFollowerStatus(t *testing.T) {
 // TestFollowingRedirects uses Go's default client, which follows 307 and
 // must re-send the body; then a stale read on the follower sees the write.
 func TestFollowingRedirects(t *testing.T) {
-	nodes := startCluster(t)
+	c := startCluster(t, 3)
 	follows := &http.Client{Timeout: 30 * time.Second}
-	withStableLeader(t, nodes, func(leader, f *testNode) error {
+	withStableLeader(t, c, func(leader, f *testNode) error {
 		body := strings.Repeat("payload ", 1000)
-		req, _ := http.NewRequest(http.MethodPut, f.url+"/v1/kv/followed%2Fkey?ttl=1h", strings.NewReader(body))
+		req, _ := http.NewRequest(http.MethodPut, f.URL+"/v1/kv/followed%2Fkey?ttl=1h", strings.NewReader(body))
 		r := send(t, follows, req)
 		if r.status != http.StatusOK || r.header.Get("X-Served-By") != leader.ID() {
 			return errors.New("followed PUT: " + r.String() + " served by " + r.header.Get("X-Served-By"))
@@ -171,7 +115,7 @@ func TestFollowingRedirects(t *testing.T) {
 		get(t, leader, "followed/key", body)
 
 		// A stale read on the follower is served there, once it applied w.
-		stale := do(t, http.MethodGet, f.url+"/v1/kv/followed%2Fkey?consistency=stale&min_index="+strconv.FormatUint(w.Index, 10), nil)
+		stale := do(t, http.MethodGet, f.URL+"/v1/kv/followed%2Fkey?consistency=stale&min_index="+strconv.FormatUint(w.Index, 10), nil)
 		if stale.status != http.StatusOK || string(stale.body) != body || stale.header.Get("X-Served-By") != f.ID() ||
 			stale.header.Get("Location") != "" {
 			return errors.New("stale read on the follower: " + trunc(stale.String()) + " served by " + stale.header.Get("X-Served-By"))
@@ -181,7 +125,7 @@ func TestFollowingRedirects(t *testing.T) {
 		}
 
 		// DELETE through the follower, followed.
-		req, _ = http.NewRequest(http.MethodDelete, f.url+"/v1/kv/followed%2Fkey", nil)
+		req, _ = http.NewRequest(http.MethodDelete, f.URL+"/v1/kv/followed%2Fkey", nil)
 		if d := send(t, follows, req); d.status != http.StatusOK || !strings.Contains(string(d.body), `"deleted":true`) {
 			return errors.New("followed DELETE: " + d.String())
 		}
@@ -194,17 +138,17 @@ func TestFollowingRedirects(t *testing.T) {
 // Location header removes dot segments (RFC 3986 5.2; Go's http.Client
 // and curl both do), so the Location must spell dot segments escaped.
 func TestRedirectKeepsDotSegmentKey(t *testing.T) {
-	nodes := startCluster(t)
+	c := startCluster(t, 3)
 	follows := &http.Client{Timeout: 30 * time.Second}
-	withStableLeader(t, nodes, func(leader, f *testNode) error {
-		req, _ := http.NewRequest(http.MethodPut, f.url+"/", strings.NewReader("dots"))
-		req.URL.Opaque = "//" + f.addr + "/v1/kv/a/../b"
+	withStableLeader(t, c, func(leader, f *testNode) error {
+		req, _ := http.NewRequest(http.MethodPut, f.URL+"/", strings.NewReader("dots"))
+		req.URL.Opaque = "//" + f.HTTPAddr() + "/v1/kv/a/../b"
 		r := send(t, follows, req)
 		if r.status != http.StatusOK {
 			return errors.New("followed PUT: " + r.String())
 		}
-		if g := do(t, http.MethodGet, leader.url+"/v1/kv/"+url.PathEscape("a/../b"), nil); g.status != http.StatusOK {
-			b := do(t, http.MethodGet, leader.url+"/v1/kv/b", nil)
+		if g := do(t, http.MethodGet, leader.URL+"/v1/kv/"+url.PathEscape("a/../b"), nil); g.status != http.StatusOK {
+			b := do(t, http.MethodGet, leader.URL+"/v1/kv/b", nil)
 			t.Fatalf("key a/../b: %s; key b: %s: the redirect wrote another key", g, b)
 		}
 		return nil

@@ -12,6 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/raftcache/raftcache/fsm"
+	"github.com/raftcache/raftcache/internal/testlog"
 	"github.com/raftcache/raftcache/node"
 	"github.com/raftcache/raftcache/transport"
 )
@@ -26,8 +30,11 @@ import (
 func TestRetryAcrossSnapshotRestoreNeverLies(t *testing.T) {
 	cfg := node.Config{
 		ID: "n1", RaftAddr: "127.0.0.1:0", DataDir: t.TempDir(), Bootstrap: true,
-		Logger: testLogger(t, "n1"), HeartbeatTimeout: 50 * time.Millisecond, ElectionTimeout: 50 * time.Millisecond,
+		Logger: testlog.New(t, "n1", hclog.Warn), HeartbeatTimeout: 50 * time.Millisecond, ElectionTimeout: 50 * time.Millisecond,
 		SnapshotThreshold: 16, SnapshotInterval: 20 * time.Millisecond, TrailingLogs: 4,
+		// At this binary's level: the requests are engine units whose
+		// replies the snapshot must keep.
+		FetchLevel: func(context.Context, node.Member) (uint32, error) { return fsm.FeatureLevel, nil },
 	}
 	start := func(cfg node.Config) (*node.Node, *httptest.Server) {
 		var n *node.Node

@@ -63,9 +63,9 @@ func TestBatchGetNeverTorn(t *testing.T) {
 		t.Skip("runs for 10 s")
 	}
 	const run = 10 * time.Second
-	nodes := startCluster(t)
-	leader, followers := waitStable(t, nodes)
-	follower := followers[0]
+	c := startCluster(t, 3)
+	leader := c.WaitAgreed(t)
+	follower := c.Followers(leader)[0]
 
 	client := &http.Client{Timeout: deadline, Transport: &http.Transport{MaxIdleConnsPerHost: 16}} // follows 307s, re-sending bodies
 	t.Cleanup(client.CloseIdleConnections)
@@ -89,7 +89,7 @@ func TestBatchGetNeverTorn(t *testing.T) {
 			ops = append(ops, fmt.Sprintf(`{"op":"set","key":%q,"value":"%d"}`, k, v))
 		}
 		// Whoever leads: a follower redirects, and the client follows.
-		status, body, err := post(leader.url+"/v1/batch", `{"atomic":true,"ops":[`+ops[0]+","+ops[1]+","+ops[2]+`]}`)
+		status, body, err := post(leader.URL+"/v1/batch", `{"atomic":true,"ops":[`+ops[0]+","+ops[1]+","+ops[2]+`]}`)
 		switch {
 		case err != nil || status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout:
 			// An election on a busy machine: not applied, or perhaps
@@ -176,8 +176,8 @@ func TestBatchGetNeverTorn(t *testing.T) {
 	var onLeader, onFollower []seen
 	var leaderPair, followerPair [2]tornRead
 	wg.Add(2)
-	go reader(leader.url+"/v1/batch/get", &onLeader, &leaderPair)
-	go reader(follower.url+"/v1/batch/get?consistency=stale", &onFollower, &followerPair)
+	go reader(leader.URL+"/v1/batch/get", &onLeader, &leaderPair)
+	go reader(follower.URL+"/v1/batch/get?consistency=stale", &onFollower, &followerPair)
 
 	select {
 	case err := <-errs:

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/raftcache/raftcache/internal/testcluster/timing"
 	"github.com/raftcache/raftcache/node"
 )
 
@@ -29,15 +30,16 @@ func Get(f *testing.F) *node.Node {
 			f.Fatal(err)
 		}
 		n, err = node.New(node.Config{ID: "fuzz", RaftAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:1", DataDir: dir,
-			MaxValueSize: 1 << 16, Bootstrap: true, Logger: hclog.NewNullLogger(), HeartbeatTimeout: 50 * time.Millisecond, ElectionTimeout: 50 * time.Millisecond})
+			MaxValueSize: 1 << 16, Bootstrap: true, Logger: hclog.NewNullLogger(), HeartbeatTimeout: timing.HeartbeatTimeout, ElectionTimeout: timing.ElectionTimeout})
 		if err != nil {
 			f.Fatal(err)
 		}
+		_ = timing.ElectNow(n.RaftAddr()) // or it elects itself after its heartbeat timeout
 		f.Cleanup(func() {
 			n.Close()
 			os.RemoveAll(dir)
 		})
-		for end := time.Now().Add(10 * time.Second); !n.Ready() && time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		for end := time.Now().Add(timing.Wait); !n.Ready() && time.Now().Before(end); time.Sleep(timing.Poll) {
 		}
 	})
 	return n
