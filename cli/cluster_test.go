@@ -79,8 +79,8 @@ func TestClusterCommands(t *testing.T) {
 			t.Fatalf("member in status: %+v", m)
 		}
 	}
-	// The test nodes have no FetchLevel: the cluster stays at level 1.
-	if st.ClusterFeatureLevel != 1 || st.FeatureLevel != fsm.FeatureLevel {
+	// The test nodes all run this binary: the cluster reaches its level.
+	if st.ClusterFeatureLevel != fsm.FeatureLevel || st.FeatureLevel != fsm.FeatureLevel {
 		t.Fatalf("levels in status: cluster %d, binary %d", st.ClusterFeatureLevel, st.FeatureLevel)
 	}
 	if r := runCLI(t, "", "-e", e, "status", "--check"); r.code != 0 || !strings.Contains(r.stdout, "LAG") ||

@@ -231,7 +231,7 @@ func TestTransferPromoteDemoteMemberStatus(t *testing.T) {
 
 	// A non-voter: added, promoted, demoted.
 	n4 := tc.add("n4")
-	if err := c.AddNonVoter(ctx, client.Member{ID: "n4", RaftAddr: n4.RaftAddr(), HTTPAddr: n4.addr}); err != nil {
+	if err := c.AddNonVoter(ctx, client.Member{ID: "n4", RaftAddr: n4.RaftAddr(), HTTPAddr: n4.addr, FeatureLevel: fsm.FeatureLevel}); err != nil {
 		t.Fatal(err)
 	}
 	voter := func(v *client.Cluster, id string) (bool, bool) {

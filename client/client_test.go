@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/raftcache/raftcache/client"
+	"github.com/raftcache/raftcache/fsm"
 )
 
 // A client that knows only a follower is redirected to the leader and
@@ -617,7 +618,7 @@ func TestListingBatchesAdmin(t *testing.T) {
 		m, err := l.Members()
 		return err == nil && len(m) == 2
 	})
-	if err := c.AddMember(ctx, client.Member{ID: f.id, RaftAddr: f.RaftAddr(), HTTPAddr: f.addr}); err != nil {
+	if err := c.AddMember(ctx, client.Member{ID: f.id, RaftAddr: f.RaftAddr(), HTTPAddr: f.addr, FeatureLevel: fsm.FeatureLevel}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the member to be back", func() bool {

@@ -155,8 +155,8 @@ func (tc *tcluster) options(opt tnodeOpts) testcluster.Options {
 	return testcluster.Options{
 		HTTP:         &transport.Config{},
 		MaxValueSize: maxValue,
-		TLS:    opt.tls,
-		Tokens: opt.auth,
+		TLS:          opt.tls,
+		Tokens:       opt.auth,
 		WrapHTTP: func(n *testcluster.Node, api http.Handler) http.Handler {
 			tn := &tnode{Node: n, id: n.ID(), addr: n.HTTPAddr(), api: api}
 			tn.url = "http://" + tn.addr
