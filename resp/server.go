@@ -69,9 +69,32 @@ type Config struct {
 	Limits Limits
 }
 
+// Node is what the Redis front asks of the cluster member it serves:
+// *node.Node, or a fake in tests of parsing, framing and the error table.
+type Node interface {
+	ID() string
+	IsLeader() bool
+	Leader() (node.Member, bool)
+	Members() ([]node.Member, error)
+	Status() node.Status
+	ReadStats() node.ReadStats
+	MaxMemory() int64
+	MaxValueSize() int64
+	// CheckCommand refuses a command over the node's limits or unknown
+	// to the engine, before it is queued or proposed.
+	CheckCommand(args [][]byte) error
+	// View pins one state after the consistency gate; LocalView pins
+	// the node's current state without one.
+	View(ctx context.Context, opt node.ReadOptions) (*fsm.View, error)
+	LocalView() *fsm.View
+	// Exec runs units of commands through the log.
+	Exec(ctx context.Context, units ...fsm.Unit) ([]fsm.Result, error)
+	WaitForLeader(ctx context.Context) error
+}
+
 // Server serves the Redis protocol for one node.
 type Server struct {
-	node      *node.Node
+	node      Node
 	cfg       Config
 	logger    hclog.Logger
 	fwd       *forwarder
@@ -121,7 +144,7 @@ type txState struct {
 }
 
 // New builds the Redis front for n. Serve starts it.
-func New(n *node.Node, cfg Config) *Server {
+func New(n Node, cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
