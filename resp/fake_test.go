@@ -30,15 +30,17 @@ type fakeNode struct {
 
 func newFakeNode() *fakeNode { return &fakeNode{f: fsm.New(nil)} }
 
-func (n *fakeNode) ID() string                      { return "fake" }
-func (n *fakeNode) IsLeader() bool                  { return true }
-func (n *fakeNode) Leader() (node.Member, bool)     { return node.Member{ID: "fake"}, true }
-func (n *fakeNode) Members() ([]node.Member, error) { return []node.Member{{ID: "fake", Voter: true}}, nil }
-func (n *fakeNode) Status() node.Status             { return node.Status{State: "Leader", HasLeader: true} }
-func (n *fakeNode) ReadStats() node.ReadStats       { return node.ReadStats{} }
-func (n *fakeNode) MaxMemory() int64                { return 0 }
-func (n *fakeNode) MaxValueSize() int64             { return 1 << 20 }
-func (n *fakeNode) LocalView() *fsm.View            { return n.f.View(time.Now().UnixNano()) }
+func (n *fakeNode) ID() string                  { return "fake" }
+func (n *fakeNode) IsLeader() bool              { return true }
+func (n *fakeNode) Leader() (node.Member, bool) { return node.Member{ID: "fake"}, true }
+func (n *fakeNode) Members() ([]node.Member, error) {
+	return []node.Member{{ID: "fake", Voter: true}}, nil
+}
+func (n *fakeNode) Status() node.Status       { return node.Status{State: "Leader", HasLeader: true} }
+func (n *fakeNode) ReadStats() node.ReadStats { return node.ReadStats{} }
+func (n *fakeNode) MaxMemory() int64          { return 0 }
+func (n *fakeNode) MaxValueSize() int64       { return 1 << 20 }
+func (n *fakeNode) LocalView() *fsm.View      { return n.f.View(time.Now().UnixNano()) }
 func (n *fakeNode) WaitForLeader(context.Context) error {
 	return nil
 }
