@@ -129,12 +129,15 @@ type state struct {
 	bytes       int64                 // sum of item sizes, expired items included until removed
 	lastVersion uint64                // the largest version handed out
 	counters    Counters
-	index       uint64     // the last Raft index applied to this view
-	dedup       dedupTable // recent request ids and their results
+	index       uint64      // the last Raft index applied to this view
+	dedup       dedupTable  // recent request ids and their results
+	scripts     scriptCache // the replicated script cache (script.go)
+	changes     changeLog   // per-key change record for WATCH (watch.go)
 }
 
 func newState() *state {
-	return &state{tree: btree.NewG(32, itemLess), ttl: btree.NewG(32, ttlLess), dedup: newDedup()}
+	return &state{tree: btree.NewG(32, itemLess), ttl: btree.NewG(32, ttlLess), dedup: newDedup(),
+		scripts: newScriptCache(), changes: newChangeLog()}
 }
 
 // clone returns a private copy for the writer; the copy-on-write trees
@@ -142,6 +145,7 @@ func newState() *state {
 func (s *state) clone() *state {
 	c := *s
 	c.tree, c.ttl, c.dedup = s.tree.Clone(), s.ttl.Clone(), s.dedup.clone()
+	c.scripts, c.changes = s.scripts.clone(), s.changes.clone()
 	return &c
 }
 
@@ -210,6 +214,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 			f.clock.Store(cmd.Now)
 		}
 		var ch changeSet
+		next.changes.applying = l.Index
 		out[i] = f.applyOnce(next, l.Index, &cmd, &ch)
 		if f.onChange != nil {
 			changes = append(changes, ch.change(l.Index))

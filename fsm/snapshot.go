@@ -10,7 +10,6 @@ import (
 	"io"
 	"sort"
 
-	"github.com/google/btree"
 	"github.com/hashicorp/raft"
 )
 
@@ -95,6 +94,7 @@ func (s *snapshot) write(w io.Writer) error {
 		buf = appendResult(buf, e.res)
 		return true
 	})
+	buf = appendSnapshotExt(buf, s.root)
 	if _, err := bw.Write(buf); err != nil {
 		return err
 	}
@@ -214,6 +214,9 @@ func readSnapshot(r *bufio.Reader) (*snapshot, error) {
 		root.dedup.byID.ReplaceOrInsert(e)
 		root.dedup.byTime.ReplaceOrInsert(e)
 	}
+	if err := readSnapshotExt(r, root); err != nil {
+		return fail("extension", err)
+	}
 	s.root = root
 	return s, nil
 }
@@ -265,7 +268,7 @@ func (f *FSM) Stats() Stats {
 	s := f.root.Load()
 	return Stats{
 		Keys:         s.tree.Len(),
-		Bytes:        s.bytes,
+		Bytes:        s.bytes + s.scripts.bytes,
 		Hits:         f.hits.Load(),
 		Misses:       f.misses.Load(),
 		AppliedIndex: s.index,
@@ -278,10 +281,11 @@ func (f *FSM) Stats() Stats {
 // at the same index report the same digest. It scans the whole cache.
 func (f *FSM) Digest() (string, uint64) {
 	s := f.root.Load()
-	return digest(s.tree), s.index
+	return digest(s), s.index
 }
 
-func digest(t *btree.BTreeG[*item]) string {
+func digest(s *state) string {
+	t := s.tree
 	h := sha256.New()
 	var buf []byte
 	t.Ascend(func(it *item) bool {
@@ -292,5 +296,6 @@ func digest(t *btree.BTreeG[*item]) string {
 		h.Write(buf)
 		return true
 	})
+	digestExt(h, s)
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }

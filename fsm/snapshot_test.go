@@ -132,8 +132,14 @@ func badSnapshots(t *testing.T) map[string][]byte {
 	valid := snapshotBytes(t, src)
 
 	bad := map[string][]byte{}
+	// The stream cut exactly before the scripts/WATCH trailer is a valid
+	// stream of the previous binary (snapshot_ext.go).
+	// TODO(merge with level): the v2 snapshot's sections end explicitly.
+	v1 := bytes.LastIndex(valid, extMagic[:])
 	for n := 0; n < len(valid); n++ {
-		bad[fmt.Sprintf("prefix-%d", n)] = valid[:n:n]
+		if n != v1 {
+			bad[fmt.Sprintf("prefix-%d", n)] = valid[:n:n]
+		}
 	}
 	for i := 0; i < 4; i++ {
 		m := append([]byte(nil), valid...)

@@ -1,0 +1,522 @@
+package fsm
+
+import (
+	"context"
+	"errors"
+	"math"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	lua "github.com/yuin/gopher-lua"
+)
+
+// The Lua runtime of EVAL and friends (gopher-lua v1.1.1, Lua 5.1, as in
+// Redis). A script runs inside the state machine on every node, so every
+// run must be a function of the log alone:
+//
+//   - time is the entry's leader time (Tx.now), frozen for the whole run;
+//   - math.random is a generator seeded from the entry's index and the
+//     script's position in it (Tx.seed), never Go's global one;
+//   - globals and library tables are read-only (as in Redis 7): a script
+//     writes neither to them nor, through rawset or metatables, to the
+//     tables behind them, and a pooled interpreter is checked back to its
+//     pristine state after every run;
+//   - the budget is an instruction count, not a clock: gopher-lua v1.1.1's
+//     VM loop calls ctx.Done() once per instruction after SetContext, and
+//     budgetCtx.Done counts the calls (TestScriptBudgetCount pins it);
+//   - builtins that do unbounded work or allocate in one instruction
+//     (string.rep, concatenation, table.concat, unpack, string.format
+//     widths, table.sort, cjson) are charged against the instruction
+//     budget and a per-run allocation budget before they run;
+//   - os, io, load*, dofile, require, debug, coroutines, getfenv/setfenv
+//     and print are not there.
+//
+// The runtime is therefore part of the replicated state machine: its
+// version belongs to the cluster's feature level, and the members of a
+// cluster must run one CPU architecture (floating point may differ).
+
+// Script limits. They are part of the state machine's semantics (a
+// script stopped on one node is stopped on every node at the same
+// instruction): changing one needs a new feature level.
+const (
+	// ScriptMaxInstructions is a run's instruction budget.
+	ScriptMaxInstructions = 20_000_000
+	// ScriptMaxAlloc bounds the bytes of strings and tables a run builds
+	// through builtins and concatenation.
+	ScriptMaxAlloc = 64 << 20
+	// ScriptMaxBody bounds a script's source, in bytes.
+	ScriptMaxBody = 1 << 20
+	// ScriptMaxDepth bounds the nesting of a script's syntax tree, so the
+	// compiler's recursion never overflows the Go stack.
+	ScriptMaxDepth = 200
+	// scriptMaxStack bounds the Lua value stack (unpack, deep recursion).
+	scriptMaxStack = 1 << 18
+	// scriptMaxCallDepth bounds Lua call depth.
+	scriptMaxCallDepth = 200
+	// scriptMaxJSONDepth bounds cjson nesting, as lua-cjson's default.
+	scriptMaxJSONDepth = 1000
+)
+
+// Error texts for stopped scripts: identical on every node.
+const (
+	msgScriptBudget = "ERR script exceeded its instruction budget (" + "20000000" + " instructions) and was stopped; nothing it wrote was kept"
+	msgScriptAlloc  = "ERR script exceeded its memory budget (64 MiB) and was stopped; nothing it wrote was kept"
+)
+
+func init() {
+	// Keep one Lua instruction from allocating an array of up to 64M
+	// slots (t[67108863] = 1): beyond this index keys go to the hash part.
+	lua.MaxArrayIndex = 1 << 17
+}
+
+// errBudget is the error the VM raises when the budget is spent.
+var errBudget = errors.New("script budget exhausted")
+
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// budgetCtx is a context.Context whose Done counts the VM's instructions:
+// gopher-lua's mainLoopWithContext selects on Done() before each one.
+type budgetCtx struct {
+	left    int64 // instructions left
+	alloc   int64 // bytes left
+	stopped string
+}
+
+func (c *budgetCtx) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (c *budgetCtx) Value(any) any               { return nil }
+func (c *budgetCtx) Err() error                  { return errBudget }
+
+func (c *budgetCtx) Done() <-chan struct{} {
+	c.left--
+	if c.left < 0 || c.stopped != "" {
+		if c.stopped == "" {
+			c.stopped = msgScriptBudget
+		}
+		return closedChan
+	}
+	return nil
+}
+
+var _ context.Context = (*budgetCtx)(nil)
+
+// charge takes n instructions and bytes allocated by a builtin, raising
+// the script's stop when either budget is spent. Once stopped, every
+// following instruction fails too, so pcall cannot swallow the stop.
+func (vm *luaVM) charge(instr, bytes int64) {
+	c := vm.ctx
+	c.left -= instr
+	c.alloc -= bytes
+	switch {
+	case c.alloc < 0:
+		c.stopped = msgScriptAlloc
+	case c.left < 0 && c.stopped == "":
+		c.stopped = msgScriptBudget
+	}
+	if c.stopped != "" {
+		vm.L.RaiseError("%s", c.stopped)
+	}
+}
+
+// luaVM is one pooled interpreter with its protected environment.
+type luaVM struct {
+	L       *lua.LState
+	ctx     *budgetCtx
+	realG   *lua.LTable   // the globals behind the read-only proxy
+	proxies []*lua.LTable // read-only views handed to scripts (globals, libraries)
+	metas   []*lua.LTable // their metatables, in the same order
+	strMeta *lua.LTable   // the string metatable, and its pristine fields
+	strIdx  lua.LValue
+
+	run  *scriptRun     // the run in progress
+	null *lua.LUserData // cjson.null
+}
+
+// scriptRun is what one execution needs from outside the VM.
+type scriptRun struct {
+	t        *Tx
+	sha      string
+	readOnly bool // no writes allowed (EVAL_RO, no-writes flag, a view)
+	resp     int  // protocol of redis.call replies (redis.setresp)
+	rng      uint64
+	errLine  string // where redis.call raised its error (user_script:N:)
+}
+
+var vmPool = sync.Pool{New: func() any { return newVM() }}
+
+// newVM builds an interpreter with the libraries a Redis script sees.
+func newVM() *luaVM {
+	L := lua.NewState(lua.Options{
+		SkipOpenLibs:     true,
+		CallStackSize:    scriptMaxCallDepth,
+		RegistrySize:     1024,
+		RegistryMaxSize:  scriptMaxStack,
+		RegistryGrowStep: 1024,
+	})
+	vm := &luaVM{L: L, ctx: &budgetCtx{}}
+	for _, lib := range []struct {
+		name string
+		fn   lua.LGFunction
+	}{{lua.BaseLibName, lua.OpenBase}, {lua.TabLibName, lua.OpenTable}, {lua.StringLibName, lua.OpenString}, {lua.MathLibName, lua.OpenMath}} {
+		L.Push(L.NewFunction(lib.fn))
+		L.Push(lua.LString(lib.name))
+		L.Call(1, 0)
+	}
+	g := L.G.Global
+	vm.realG = g
+	for _, name := range []string{"dofile", "loadfile", "load", "loadstring", "require", "module", "getfenv", "setfenv",
+		"_printregs", "newproxy", "_GOPHER_LUA_VERSION", "package", "os", "io", "debug", "coroutine", "channel"} {
+		g.RawSetString(name, lua.LNil)
+	}
+	g.RawSetString("print", L.NewFunction(func(L *lua.LState) int { return 0 }))
+	g.RawSetString("collectgarbage", L.NewFunction(func(L *lua.LState) int { L.Push(lua.LNumber(0)); return 1 }))
+	g.RawSetString("getmetatable", L.NewFunction(luaGetMetatable))
+	g.RawSetString("tostring", L.NewFunction(luaToString))
+	g.RawSetString("unpack", L.NewFunction(vm.unpack))
+	g.RawSetString("\x00concat", L.NewFunction(vm.concat))
+
+	str := g.RawGetString("string").(*lua.LTable)
+	vm.wrapString(str)
+	tbl := g.RawGetString("table").(*lua.LTable)
+	tbl.RawSetString("concat", L.NewFunction(vm.tableConcat))
+	sort := tbl.RawGetString("sort").(*lua.LFunction)
+	tbl.RawSetString("sort", L.NewFunction(func(L *lua.LState) int {
+		n := int64(L.CheckTable(1).Len())
+		vm.charge(n*int64(bitsLen(n)+1), 0)
+		return vm.callOrig(sort)
+	}))
+	tbl.RawSetString("getn", L.NewFunction(func(L *lua.LState) int { L.Push(lua.LNumber(L.CheckTable(1).Len())); return 1 }))
+	m := g.RawGetString("math").(*lua.LTable)
+	m.RawSetString("random", L.NewFunction(vm.mathRandom))
+	m.RawSetString("randomseed", L.NewFunction(vm.mathRandomSeed))
+	g.RawSetString("redis", vm.redisLib())
+	g.RawSetString("cjson", vm.cjsonLib())
+	g.RawSetString("bit", vm.bitLib())
+
+	// Read-only views: every library table a script can name is reached
+	// through an empty proxy whose metatable refuses writes and is itself
+	// protected; the globals too, which also refuse unknown names.
+	ro := L.NewFunction(func(L *lua.LState) int { L.RaiseError("Attempt to modify a readonly table"); return 0 })
+	for _, name := range []string{"string", "table", "math", "redis", "cjson", "bit"} {
+		lib := g.RawGetString(name).(*lua.LTable)
+		p, mt := L.NewTable(), L.NewTable()
+		mt.RawSetString("__index", lib)
+		mt.RawSetString("__newindex", ro)
+		mt.RawSetString("__metatable", lua.LFalse)
+		L.SetMetatable(p, mt)
+		g.RawSetString(name, p)
+		vm.proxies, vm.metas = append(vm.proxies, p), append(vm.metas, mt)
+	}
+	gp, gmt := L.NewTable(), L.NewTable()
+	gmt.RawSetString("__index", L.NewFunction(func(L *lua.LState) int {
+		k := L.Get(2)
+		v := g.RawGet(k)
+		if v == lua.LNil {
+			L.RaiseError("Script attempted to access nonexistent global variable '%s'", lua.LVAsString(k))
+		}
+		L.Push(v)
+		return 1
+	}))
+	gmt.RawSetString("__newindex", ro)
+	gmt.RawSetString("__metatable", lua.LFalse)
+	L.SetMetatable(gp, gmt)
+	g.RawSetString("_G", gp)
+	vm.proxies, vm.metas = append(vm.proxies, gp), append(vm.metas, gmt)
+	if mt, ok := L.GetMetatable(lua.LString("")).(*lua.LTable); ok {
+		vm.strMeta, vm.strIdx = mt, mt.RawGetString("__index")
+		mt.RawSetString("__metatable", lua.LFalse)
+	}
+	L.SetContext(vm.ctx)
+	return vm
+}
+
+// globals is the environment scripts run in: the read-only proxy.
+func (vm *luaVM) globals() *lua.LTable { return vm.proxies[len(vm.proxies)-1] }
+
+// reset brings the VM back to its pristine state after a run: proxies
+// empty (rawset reaches them) with their own metatables, the string
+// metatable as built, the stack empty. It says false if the VM cannot be
+// trusted again (then it is dropped, not pooled).
+func (vm *luaVM) reset() bool {
+	L := vm.L
+	L.SetTop(0)
+	for i, p := range vm.proxies {
+		if k, _ := p.Next(lua.LNil); k != lua.LNil {
+			return false
+		}
+		if L.GetMetatable(p) != vm.metas[i] {
+			return false
+		}
+	}
+	if vm.strMeta != nil && (vm.strMeta.RawGetString("__index") != vm.strIdx || vm.strMeta.RawGetString("__metatable") != lua.LFalse) {
+		return false
+	}
+	vm.realG.RawSetString("KEYS", lua.LNil)
+	vm.realG.RawSetString("ARGV", lua.LNil)
+	vm.run = nil
+	return true
+}
+
+func bitsLen(n int64) int {
+	b := 0
+	for n > 0 {
+		b++
+		n >>= 1
+	}
+	return b
+}
+
+// callOrig calls a library's own Go function with the current arguments.
+func (vm *luaVM) callOrig(fn *lua.LFunction) int {
+	L := vm.L
+	top := L.GetTop()
+	L.Insert(fn, 1)
+	L.Call(top, lua.MultRet)
+	return L.GetTop()
+}
+
+// luaGetMetatable honours __metatable, as Lua 5.1's getmetatable does.
+func luaGetMetatable(L *lua.LState) int {
+	mt := L.GetMetatable(L.CheckAny(1))
+	if t, ok := mt.(*lua.LTable); ok {
+		if p := t.RawGetString("__metatable"); p != lua.LNil {
+			L.Push(p)
+			return 1
+		}
+	}
+	L.Push(mt)
+	return 1
+}
+
+// luaNumber formats a number as Lua 5.1 does (%.14g).
+func luaNumber(f float64) string {
+	switch {
+	case math.IsInf(f, 1):
+		return "inf"
+	case math.IsInf(f, -1):
+		return "-inf"
+	case math.IsNaN(f):
+		return "nan"
+	}
+	return strconv.FormatFloat(f, 'g', 14, 64)
+}
+
+// luaStr is tostring for strings and numbers (Lua's formatting).
+func luaStr(v lua.LValue) (string, bool) {
+	switch x := v.(type) {
+	case lua.LString:
+		return string(x), true
+	case lua.LNumber:
+		return luaNumber(float64(x)), true
+	}
+	return "", false
+}
+
+func luaToString(L *lua.LState) int {
+	v := L.CheckAny(1)
+	if s, ok := luaStr(v); ok {
+		L.Push(lua.LString(s))
+		return 1
+	}
+	L.Push(L.ToStringMeta(v))
+	return 1
+}
+
+// concat is the `..` operator (the compiler's concatenations are
+// rewritten into calls of it, see compileScript): Lua's semantics, with
+// the result charged to the allocation budget before it is built.
+func (vm *luaVM) concat(L *lua.LState) int {
+	a, b := L.Get(1), L.Get(2)
+	sa, oka := luaStr(a)
+	sb, okb := luaStr(b)
+	if !oka || !okb {
+		for _, v := range []lua.LValue{a, b} {
+			if mm := L.GetMetaField(v, "__concat"); mm != lua.LNil {
+				L.Push(mm)
+				L.Push(a)
+				L.Push(b)
+				L.Call(2, 1)
+				return 1
+			}
+		}
+		bad := a
+		if oka {
+			bad = b
+		}
+		L.RaiseError("attempt to concatenate a %s value", bad.Type().String())
+	}
+	n := int64(len(sa) + len(sb))
+	vm.charge(n/256, n)
+	L.Push(lua.LString(sa + sb))
+	return 1
+}
+
+func (vm *luaVM) unpack(L *lua.LState) int {
+	tb := L.CheckTable(1)
+	start := L.OptInt(2, 1)
+	end := L.OptInt(3, tb.Len())
+	if end < start {
+		return 0
+	}
+	if int64(end)-int64(start) >= 8000 {
+		L.RaiseError("too many results to unpack")
+	}
+	vm.charge(int64(end-start)/8, 0)
+	for i := start; i <= end; i++ {
+		L.Push(tb.RawGetInt(i))
+	}
+	return end - start + 1
+}
+
+func (vm *luaVM) tableConcat(L *lua.LState) int {
+	tb := L.CheckTable(1)
+	sep := L.OptString(2, "")
+	i := L.OptInt(3, 1)
+	j := L.OptInt(4, tb.Len())
+	if j < i {
+		L.Push(lua.LString(""))
+		return 1
+	}
+	if int64(j)-int64(i) > int64(ScriptMaxAlloc) {
+		vm.charge(0, ScriptMaxAlloc+1)
+	}
+	var n int64
+	parts := make([]string, 0, min(j-i+1, 1024))
+	for k := i; k <= j; k++ {
+		s, ok := luaStr(tb.RawGetInt(k))
+		if !ok {
+			L.RaiseError("invalid value (at index %d) in table for 'concat'", k)
+		}
+		n += int64(len(s) + len(sep))
+		if n > vm.ctx.alloc {
+			vm.charge(0, n)
+		}
+		parts = append(parts, s)
+	}
+	vm.charge(int64(len(parts))/8+n/256, n)
+	L.Push(lua.LString(strings.Join(parts, sep)))
+	return 1
+}
+
+// wrapString charges the string library: string.rep and string.format
+// are checked before they run; every function's string results are
+// charged to the allocation budget, its input to the instruction budget.
+func (vm *luaVM) wrapString(str *lua.LTable) {
+	L := vm.L
+	var names []string
+	str.ForEach(func(k, v lua.LValue) {
+		if _, ok := v.(*lua.LFunction); ok {
+			names = append(names, lua.LVAsString(k))
+		}
+	})
+	for _, name := range names {
+		orig := str.RawGetString(name).(*lua.LFunction)
+		name := name
+		str.RawSetString(name, L.NewFunction(func(L *lua.LState) int {
+			var in int64
+			for i := 1; i <= L.GetTop(); i++ {
+				if s, ok := L.Get(i).(lua.LString); ok {
+					in += int64(len(s))
+				}
+			}
+			switch name {
+			case "rep":
+				s := L.CheckString(1)
+				n := L.CheckInt(2)
+				if n > 0 {
+					total := int64(len(s)) * int64(n)
+					if len(s) > 0 && total/int64(len(s)) != int64(n) {
+						total = math.MaxInt64
+					}
+					if total > vm.ctx.alloc {
+						vm.charge(0, total)
+					}
+				}
+			case "format":
+				checkFormatWidths(L, L.CheckString(1))
+			}
+			vm.charge(in/256, 0)
+			n := vm.callOrig(orig)
+			var out int64
+			for i := 1; i <= n; i++ {
+				if s, ok := L.Get(i).(lua.LString); ok {
+					out += int64(len(s))
+				}
+			}
+			vm.charge(out/256, out)
+			return n
+		}))
+	}
+}
+
+// checkFormatWidths refuses widths and precisions over two digits, as
+// Lua 5.1's string.format does (Go's fmt would honour any width).
+func checkFormatWidths(L *lua.LState, f string) {
+	for i := 0; i < len(f); i++ {
+		if f[i] != '%' {
+			continue
+		}
+		i++
+		if i < len(f) && f[i] == '%' {
+			continue
+		}
+		for i < len(f) && strings.IndexByte("-+ #0", f[i]) >= 0 {
+			i++
+		}
+		digits := 0
+		for i < len(f) && f[i] >= '0' && f[i] <= '9' {
+			i++
+			digits++
+		}
+		if i < len(f) && f[i] == '.' {
+			i++
+			p := 0
+			for i < len(f) && f[i] >= '0' && f[i] <= '9' {
+				i++
+				p++
+			}
+			digits = max(digits, p)
+		}
+		if digits > 2 {
+			L.RaiseError("invalid format (width or precision too long)")
+		}
+	}
+}
+
+// The generator behind math.random: splitmix64, seeded per run from the
+// entry index and the script's position in the entry.
+func (r *scriptRun) next() uint64 {
+	r.rng += 0x9e3779b97f4a7c15
+	z := r.rng
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	return z ^ (z >> 31)
+}
+
+func (vm *luaVM) mathRandom(L *lua.LState) int {
+	r := vm.run
+	f := float64(r.next()>>11) / (1 << 53)
+	switch L.GetTop() {
+	case 0:
+		L.Push(lua.LNumber(f))
+	case 1:
+		u := L.CheckInt64(1)
+		if u < 1 {
+			L.ArgError(1, "interval is empty")
+		}
+		L.Push(lua.LNumber(math.Floor(f*float64(u)) + 1))
+	default:
+		l, u := L.CheckInt64(1), L.CheckInt64(2)
+		if l > u {
+			L.ArgError(2, "interval is empty")
+		}
+		L.Push(lua.LNumber(math.Floor(f*float64(u-l+1)) + float64(l)))
+	}
+	return 1
+}
+
+func (vm *luaVM) mathRandomSeed(L *lua.LState) int {
+	vm.run.rng = uint64(L.CheckInt64(1))
+	return 0
+}

@@ -1,0 +1,215 @@
+package fsm
+
+import (
+	"strings"
+	"testing"
+)
+
+// evalUnit is one EVAL command as a unit.
+func evalUnit(body string, keys []string, args ...string) Unit {
+	a := [][]byte{[]byte("EVAL"), []byte(body), num(int64(len(keys)))}
+	for _, k := range keys {
+		a = append(a, []byte(k))
+	}
+	for _, v := range args {
+		a = append(a, []byte(v))
+	}
+	return Unit{Cmds: [][][]byte{a}}
+}
+
+func evalOne(t testing.TB, f *FSM, b *logBuilder, body string, keys []string, args ...string) Reply {
+	t.Helper()
+	return execEntry(t, f, b, t0, evalUnit(body, keys, args...)).Results[0].Replies[0]
+}
+
+func TestScriptConversions(t *testing.T) {
+	f := New(nil)
+	var b logBuilder
+	for _, c := range []struct{ body, want string }{
+		{`return 1`, `(integer) 1`},
+		{`return 3.99`, `(integer) 3`},
+		{`return -3.99`, `(integer) -3`},
+		{`return "x"`, `"x"`},
+		{`return true`, `(integer) 1`},
+		{`return false`, `(nil)`},
+		{`return nil`, `(nil)`},
+		{`return {1,2,3.7,nil,5}`, `[(integer) 1 (integer) 2 (integer) 3]`},
+		{`return {ok="fine"}`, `fine`},
+		{`return {err="FOO bar"}`, `(error) FOO bar`},
+		{`return redis.status_reply("S")`, `S`},
+		{`return redis.error_reply("My err")`, `(error) My err`},
+		{`return redis.sha1hex("")`, `"da39a3ee5e6b4b0d3255bfef95601890afd80709"`},
+		{`return tostring(1/3) .. " " .. tostring(1e15) .. " " .. tostring(0.1) .. " " .. tostring(1/0)`, `"0.33333333333333 1e+15 0.1 inf"`},
+		{`return redis.call("set","k",3.5)`, `OK`},
+		{`return redis.call("get","k")`, `"3.5"`},
+		{`return redis.call("get","nokey")`, `(integer) 0`}, // false -> nil? no: false in a table... see below
+		{`return bit.band(-1, 0xffffffff)`, `(integer) -1`},
+		{`return bit.tohex(255)`, `"000000ff"`},
+		{`return cjson.encode({a=1.5,b={1,2}})`, `"{\"a\":1.5,\"b\":[1,2]}"`},
+		{`return cjson.decode('{"a":[1,2,{"b":null}]}').a[2]`, `(integer) 2`},
+		{`return string.format("%d %s", 3, "x")`, `"3 x"`},
+		{`return #KEYS + #ARGV`, `(integer) 0`},
+		{`return redis.REDIS_VERSION`, `"7.0.0"`},
+		{`return type(redis.pcall("incr"))`, `"table"`},
+	} {
+		if c.body == `return redis.call("get","nokey")` {
+			c.want = `(nil)`
+		}
+		if got := evalOne(t, f, &b, c.body, nil).String(); got != c.want {
+			t.Errorf("%s: %s, want %s", c.body, got, c.want)
+		}
+	}
+}
+
+func TestScriptErrors(t *testing.T) {
+	f := New(nil)
+	var b logBuilder
+	for _, c := range []struct{ body, prefix string }{
+		{`x = 5 return 1`, `(error) ERR user_script:1: Attempt to modify a readonly table script:`},
+		{`return y`, `(error) ERR user_script:1: Script attempted to access nonexistent global variable 'y' script:`},
+		{`math.pi = 4 return 1`, `(error) ERR user_script:1: Attempt to modify a readonly table`},
+		{`error("boom")`, `(error) ERR user_script:1: boom script: `},
+		{`error({err="X y"})`, `(error) X y script: `},
+		{`return redis.call("incr")`, `(error) ERR Wrong number of args calling Redis command from script script: `},
+		{`return redis.call("nosuch")`, `(error) ERR Unknown Redis command called from script script: `},
+		{`return redis.call("set",KEYS[1],"v")`, `(error) ERR Lua redis lib command arguments must be strings or integers script:`},
+		{`return redis.call("eval","return 1","0")`, `(error) ERR This Redis command is not allowed from script`},
+		{`return os.time()`, `(error) ERR user_script:1: Script attempted to access nonexistent global variable 'os'`},
+		{`return loadstring("return 1")`, `(error) ERR user_script:1: Script attempted to access nonexistent global variable 'loadstring'`},
+		{`while true do end`, `(error) ERR script exceeded its instruction budget`},
+		{`local s = "x" while true do s = s .. s end`, `(error) ERR script exceeded its memory budget`},
+		{`return string.rep("x", 1e9)`, `(error) ERR script exceeded its memory budget`},
+		{`return string.format("%999999999d", 1)`, `(error) ERR user_script:1: invalid format`},
+		{`local t = {} t[67108000] = 1 return 1`, `(integer) 1`},
+		{`rawset(math, "pi", 4) return math.pi`, `(integer) 4`},
+		{`return math.pi`, `(integer) 3`},
+		{`setmetatable(math, {})`, `(error) ERR user_script:1: cannot change a protected metatable`},
+		{`return getmetatable("")`, `(nil)`},
+		{`pcall(function() while true do end end) return 1`, `(error) ERR script exceeded its instruction budget`},
+	} {
+		got := evalOne(t, f, &b, c.body, nil).String()
+		if !strings.HasPrefix(got, c.prefix) {
+			t.Errorf("%s: %s, want %s...", c.body, got, c.prefix)
+		}
+	}
+}
+
+func TestScriptCompileLimits(t *testing.T) {
+	deep := strings.Repeat("{", 20000) + "1" + strings.Repeat("}", 20000)
+	chain := "return " + strings.Repeat("'a'..", 20000) + "'a'"
+	for _, body := range []string{"return " + deep, chain, "return " + strings.Repeat("- ", 20000) + "1", "return +", strings.Repeat("x", ScriptMaxBody+1)} {
+		if err := checkEval([][]byte{[]byte("eval"), []byte(body), []byte("0")}); err == nil {
+			t.Errorf("%.40q compiled", body)
+		}
+	}
+	if err := checkEval([][]byte{[]byte("eval"), []byte("return 1"), []byte("0")}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A script that fails keeps none of its writes; EVALSHA finds what EVAL
+// cached; SCRIPT LOAD/EXISTS/FLUSH.
+func TestScriptAllOrNothingAndCache(t *testing.T) {
+	f := New(nil)
+	var b logBuilder
+	if got := evalOne(t, f, &b, `redis.call("set","a","1") error("stop")`, nil).String(); !strings.HasPrefix(got, "(error)") {
+		t.Fatal(got)
+	}
+	if got := evalOne(t, f, &b, `redis.call("set","b","1") while true do end`, nil).String(); !strings.HasPrefix(got, "(error)") {
+		t.Fatal(got)
+	}
+	res := execEntry(t, f, &b, t0, unit(UnitPlain, "MGET a b"))
+	if got := replies(res.Results[0].Replies); got != `[(nil) (nil)]` {
+		t.Fatalf("a failed script's writes remain: %s", got)
+	}
+	body := `return redis.call("incr", KEYS[1])`
+	sha := sha1hex([]byte(body))
+	evalOne(t, f, &b, body, []string{"c"})
+	res = execEntry(t, f, &b, t0, unit(UnitPlain, "EVALSHA "+sha+" 1 c", "SCRIPT EXISTS "+sha+" ffff", "SCRIPT FLUSH", "EVALSHA "+sha+" 1 c"))
+	if got := replies(res.Results[0].Replies); got != `(integer) 2, [(integer) 1 (integer) 0], OK, (error) NOSCRIPT No matching script. Please use EVAL.` {
+		t.Fatal(got)
+	}
+	res = execEntry(t, f, &b, t0, Unit{Cmds: [][][]byte{{[]byte("SCRIPT"), []byte("LOAD"), []byte(body)}}})
+	if got := replies(res.Results[0].Replies); got != `"`+sha+`"` {
+		t.Fatal(got)
+	}
+	// survives a snapshot
+	g := New(nil)
+	if err := restore(g, snapshotBytes(t, f)); err != nil {
+		t.Fatal(err)
+	}
+	if !g.View(t0).HasScript(sha) {
+		t.Fatal("script cache lost in a snapshot")
+	}
+	if d1, _ := f.Digest(); func() string { d2, _ := g.Digest(); return d2 }() != d1 {
+		t.Fatal("digest differs after restore")
+	}
+}
+
+// Read-only scripts run on a view; a write in one is an error.
+func TestScriptReadOnly(t *testing.T) {
+	f := New(nil)
+	var b logBuilder
+	evalOne(t, f, &b, `return redis.call("set","k","v")`, nil)
+	v := f.View(t0)
+	if got := v.Exec(argv(`EVAL_RO return(redis.call('get','k')) 0`)).String(); got != `"v"` {
+		t.Fatal(got)
+	}
+	if got := v.Exec(argv(`EVAL_RO return(redis.call('set','k','x')) 0`)).String(); !strings.HasPrefix(got, "(error) ERR Write commands are not allowed from read-only scripts.") {
+		t.Fatal(got)
+	}
+	if got := evalOne(t, f, &b, "#!lua flags=no-writes\nreturn redis.call('set','k','x')", nil).String(); !strings.HasPrefix(got, "(error) ERR Write commands are not allowed") {
+		t.Fatal(got)
+	}
+	if Writes([][]byte{[]byte("eval"), []byte("#!lua flags=no-writes\nreturn 1"), []byte("0")}, nil) {
+		t.Fatal("a no-writes script counts as a write")
+	}
+}
+
+// The budget is an instruction count: the same script stops at the same
+// instruction every time (gopher-lua v1.1.1 calls ctx.Done once per
+// instruction), so what it managed to do before stopping is identical.
+func TestScriptBudgetCount(t *testing.T) {
+	vm := newVM()
+	c, err := compileScript([]byte(`local n = 0 for i = 1, 1000 do n = n + 1 end return n`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var counts []int64
+	for i := 0; i < 3; i++ {
+		vm.ctx.left, vm.ctx.alloc, vm.ctx.stopped = ScriptMaxInstructions, ScriptMaxAlloc, ""
+		vm.run = &scriptRun{resp: 2}
+		fn := vm.L.NewFunctionFromProto(c.proto)
+		fn.Env = vm.globals()
+		vm.L.Push(fn)
+		if err := vm.L.PCall(0, 1, nil); err != nil {
+			t.Fatal(err)
+		}
+		counts = append(counts, ScriptMaxInstructions-vm.ctx.left)
+		vm.reset()
+	}
+	// 1000 iterations of FORLOOP + ADD, plus the setup and return.
+	if counts[0] != counts[1] || counts[1] != counts[2] || counts[0] < 2000 || counts[0] > 2010 {
+		t.Fatalf("instruction counts %v, want equal and about 2000 (is gopher-lua still v1.1.1?)", counts)
+	}
+}
+
+// math.random is seeded from the entry and the script's place in it: the
+// same log gives the same numbers on every FSM.
+func TestScriptRandomDeterministic(t *testing.T) {
+	run := func() string {
+		f := New(nil)
+		var b logBuilder
+		var out []string
+		for i := 0; i < 3; i++ {
+			res := execEntry(t, f, &b, t0, evalUnit(`return {math.random(1000), math.random(1000)}`, nil), evalUnit(`return math.random(1,6)`, nil))
+			for _, r := range res.Results {
+				out = append(out, r.Replies[0].String())
+			}
+		}
+		return strings.Join(out, " ")
+	}
+	if a, b := run(), run(); a != b {
+		t.Fatalf("%s\n%s", a, b)
+	}
+}
