@@ -145,7 +145,7 @@ func (t *Tx) exec(args [][]byte) Reply {
 	if !spec.ArityOK(len(args)) {
 		return replyArity(spec.Name)
 	}
-	if spec.Write() && !t.write {
+	if spec.Write() && !t.write && t.s.writes(args) {
 		return errReply(ErrReadOnly)
 	}
 	return spec.run(t, args)

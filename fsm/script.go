@@ -499,6 +499,14 @@ func cmdScript(t *Tx, a [][]byte) Reply {
 // up in v for EVALSHA, when v is not nil), and SCRIPT, whose EXISTS,
 // KILL and HELP only read.
 func Writes(args [][]byte, v *View) bool {
+	var s *state
+	if v != nil {
+		s = v.t.s
+	}
+	return s.writes(args)
+}
+
+func (s *state) writes(args [][]byte) bool {
 	spec := Lookup(args[0])
 	if spec == nil || !spec.Write() {
 		return false
@@ -507,14 +515,14 @@ func Writes(args [][]byte, v *View) bool {
 	case "script":
 		return len(args) > 1 && (eq(args[1], "load") || eq(args[1], "flush"))
 	case "eval":
-		if bytes.HasPrefix(args[1], []byte("#!")) {
+		if len(args) > 1 && bytes.HasPrefix(args[1], []byte("#!")) {
 			if c, err := compileCached(sha1hex(args[1]), args[1]); err == nil && c.noWrites {
 				return false
 			}
 		}
 	case "evalsha":
-		if v != nil && len(args) > 1 {
-			if e, ok := v.t.s.scripts.get(strings.ToLower(string(args[1]))); ok && bytes.HasPrefix(e.body, []byte("#!")) {
+		if s != nil && len(args) > 1 {
+			if e, ok := s.scripts.get(strings.ToLower(string(args[1]))); ok && bytes.HasPrefix(e.body, []byte("#!")) {
 				if c, err := compileCached(e.sha, e.body); err == nil && c.noWrites {
 					return false
 				}
