@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -603,6 +604,22 @@ func (t *Tx) execLua(sha string, c *compiled, keys, argv [][]byte, readOnly bool
 	return luaReply(L.Get(-1), 0)
 }
 
+var gopherArith = regexp.MustCompile(`cannot perform \w+ operation between (\w+) and (\w+)`)
+
+// luaArithMessage words gopher-lua's arithmetic error as Lua 5.1 does:
+// the type of the operand that is not a number (the left one first,
+// unless it is a string and the right one is neither number nor string).
+func luaArithMessage(msg string) string {
+	return gopherArith.ReplaceAllStringFunc(msg, func(m string) string {
+		p := gopherArith.FindStringSubmatch(m)
+		bad := p[1]
+		if bad == "number" || bad == "string" && p[2] != "number" && p[2] != "string" {
+			bad = p[2]
+		}
+		return "attempt to perform arithmetic on a " + bad + " value"
+	})
+}
+
 // scriptError turns an error raised by a script into Redis's reply.
 func (vm *luaVM) scriptError(err error) Reply {
 	var obj lua.LValue = lua.LString(err.Error())
@@ -622,6 +639,7 @@ func (vm *luaVM) scriptError(err error) Reply {
 	if msg == "" {
 		msg = obj.String()
 	}
+	msg = luaArithMessage(msg)
 	where := ""
 	if strings.HasPrefix(msg, "user_script:") {
 		if i := strings.Index(msg[len("user_script:"):], ":"); i > 0 {

@@ -175,6 +175,29 @@ func newVM() *luaVM {
 	g.RawSetString("tostring", L.NewFunction(luaToString))
 	g.RawSetString("unpack", L.NewFunction(vm.unpack))
 	g.RawSetString("\x00concat", L.NewFunction(vm.concat))
+	g.RawSetString("tonumber", L.NewFunction(luaToNumber))
+	origError := g.RawGetString("error").(*lua.LFunction)
+	g.RawSetString("error", L.NewFunction(func(L *lua.LState) int {
+		if _, ok := L.Get(1).(*lua.LTable); ok && vm.run != nil {
+			vm.run.errLine = L.Where(max(L.OptInt(2, 1), 1))
+		}
+		return vm.callOrig(origError)
+	}))
+	// As Redis's: an error table caught by pcall comes back as its message.
+	for _, name := range []string{"pcall", "xpcall"} {
+		orig := g.RawGetString(name).(*lua.LFunction)
+		g.RawSetString(name, L.NewFunction(func(L *lua.LState) int {
+			n := vm.callOrig(orig)
+			if n >= 2 && L.Get(1) == lua.LFalse {
+				if t, ok := L.Get(2).(*lua.LTable); ok {
+					if e, ok := t.RawGetString("err").(lua.LString); ok {
+						L.Replace(2, e)
+					}
+				}
+			}
+			return n
+		}))
+	}
 
 	str := g.RawGetString("string").(*lua.LTable)
 	vm.wrapString(str)
@@ -311,6 +334,63 @@ func luaStr(v lua.LValue) (string, bool) {
 		return luaNumber(float64(x)), true
 	}
 	return "", false
+}
+
+// luaToNumber is tonumber as Lua 5.1's (strtod: exponents, hex, spaces).
+func luaToNumber(L *lua.LState) int {
+	v := L.CheckAny(1)
+	base := L.OptInt(2, 10)
+	if n, ok := v.(lua.LNumber); ok && base == 10 {
+		L.Push(n)
+		return 1
+	}
+	s, ok := luaStr(v)
+	if !ok {
+		L.Push(lua.LNil)
+		return 1
+	}
+	s = strings.TrimSpace(s)
+	if base != 10 {
+		if base < 2 || base > 36 {
+			L.ArgError(2, "base out of range")
+		}
+		n, err := strconv.ParseInt(s, base, 64)
+		if err != nil {
+			L.Push(lua.LNil)
+		} else {
+			L.Push(lua.LNumber(n))
+		}
+		return 1
+	}
+	neg := false
+	h := s
+	if strings.HasPrefix(h, "-") {
+		neg, h = true, h[1:]
+	}
+	if strings.HasPrefix(h, "0x") || strings.HasPrefix(h, "0X") {
+		n, err := strconv.ParseUint(h[2:], 16, 64)
+		if err != nil || strings.ContainsAny(h[2:], "_+-") {
+			L.Push(lua.LNil)
+			return 1
+		}
+		f := float64(n)
+		if neg {
+			f = -f
+		}
+		L.Push(lua.LNumber(f))
+		return 1
+	}
+	if s == "" || strings.ContainsAny(s, "_xXpP") {
+		L.Push(lua.LNil)
+		return 1
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil && !errors.Is(err, strconv.ErrRange) {
+		L.Push(lua.LNil)
+		return 1
+	}
+	L.Push(lua.LNumber(f))
+	return 1
 }
 
 func luaToString(L *lua.LState) int {
