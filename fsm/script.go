@@ -573,12 +573,13 @@ func (t *Tx) execLua(sha string, c *compiled, keys, argv [][]byte, readOnly bool
 	L := vm.L
 	vm.ctx.left, vm.ctx.alloc, vm.ctx.stopped = ScriptMaxInstructions, ScriptMaxAlloc, ""
 	vm.run = &scriptRun{t: t, sha: sha, readOnly: readOnly, resp: 2, rng: t.seed}
+	trusted := true
 	defer func() {
 		if r := recover(); r != nil { // a bug in a builtin: the same on every node
 			rep = cmdErr(ErrScript, fmt.Sprintf("ERR script failed: %v script: %s", r, sha))
 			return // not pooled: its state is unknown
 		}
-		if vm.reset() {
+		if vm.reset() && trusted {
 			vmPool.Put(vm)
 		}
 	}()
@@ -599,6 +600,10 @@ func (t *Tx) execLua(sha string, c *compiled, keys, argv [][]byte, readOnly bool
 		return cmdErr(ErrScript, vm.ctx.stopped+" script: "+sha)
 	}
 	if err != nil {
+		var ae *lua.ApiError
+		if errors.As(err, &ae) && ae.Type == lua.ApiErrorPanic {
+			trusted = false // a Go panic inside the interpreter: do not reuse it
+		}
 		return vm.scriptError(err)
 	}
 	return luaReply(L.Get(-1), 0)

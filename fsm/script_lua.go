@@ -268,7 +268,7 @@ func (vm *luaVM) reset() bool {
 		if k, _ := p.Next(lua.LNil); k != lua.LNil {
 			return false
 		}
-		if L.GetMetatable(p) != vm.metas[i] {
+		if p.Metatable != lua.LValue(vm.metas[i]) {
 			return false
 		}
 	}

@@ -147,6 +147,39 @@ func TestScriptAllOrNothingAndCache(t *testing.T) {
 }
 
 // Read-only scripts run on a view; a write in one is an error.
+// A pooled interpreter is pristine again for the next script, whatever
+// the last one tried.
+func TestScriptIsolation(t *testing.T) {
+	for _, attack := range []string{
+		`rawset(math, "pi", 4)`, `rawset(_G, "x", 1)`, `pcall(setmetatable, math, {})`,
+		`local mt = getmetatable("") if mt then mt.__index = {} end`, `pcall(function() string.rep = nil end)`,
+	} {
+		vm := newVM()
+		for _, body := range []string{attack + " return 1", `return {math.pi, type(string.rep), rawget(_G, "x") == nil}`} {
+			c, err := compileScript([]byte(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			vm.ctx.left, vm.ctx.alloc, vm.ctx.stopped = ScriptMaxInstructions, ScriptMaxAlloc, ""
+			vm.run = &scriptRun{resp: 2}
+			fn := vm.L.NewFunctionFromProto(c.proto)
+			fn.Env = vm.globals()
+			vm.L.Push(fn)
+			perr := vm.L.PCall(0, 1, nil)
+			got := "error"
+			if perr == nil {
+				got = luaReply(vm.L.Get(-1), 0).String()
+			}
+			if !vm.reset() {
+				vm = newVM() // what execLua does: an interpreter it cannot trust is dropped
+			}
+			if body != attack+" return 1" && got != `[(integer) 3 "function" (integer) 1]` {
+				t.Fatalf("after %s: %s", attack, got)
+			}
+		}
+	}
+}
+
 func TestScriptReadOnly(t *testing.T) {
 	f := New(nil)
 	var b logBuilder
@@ -186,7 +219,9 @@ func TestScriptBudgetCount(t *testing.T) {
 			t.Fatal(err)
 		}
 		counts = append(counts, ScriptMaxInstructions-vm.ctx.left)
-		vm.reset()
+		if !vm.reset() {
+			t.Fatal("a script that changed nothing left its interpreter unusable: none would be pooled")
+		}
 	}
 	// 1000 iterations of FORLOOP + ADD, plus the setup and return.
 	if counts[0] != counts[1] || counts[1] != counts[2] || counts[0] < 2000 || counts[0] > 2010 {
@@ -211,5 +246,35 @@ func TestScriptRandomDeterministic(t *testing.T) {
 	}
 	if a, b := run(), run(); a != b {
 		t.Fatalf("%s\n%s", a, b)
+	}
+}
+
+// BenchmarkApplyEvalSHA is the rate-limit script's cost inside Apply,
+// beside BenchmarkApplyIncr's plain INCR.
+func BenchmarkApplyEvalSHA(b *testing.B) {
+	benchApply(b, "EVALSHA")
+}
+
+func BenchmarkApplyIncr(b *testing.B) {
+	benchApply(b, "INCR")
+}
+
+func benchApply(b *testing.B, kind string) {
+	f := New(nil)
+	var lb logBuilder
+	body := `local v = redis.call("INCR", KEYS[1]) if v == 1 then redis.call("EXPIRE", KEYS[1], ARGV[1]) end return v`
+	execEntry(b, f, &lb, t0, Unit{Cmds: [][][]byte{{[]byte("SCRIPT"), []byte("LOAD"), []byte(body)}}})
+	cmd := [][]byte{[]byte("EVALSHA"), []byte(sha1hex([]byte(body))), []byte("1"), []byte("rl:hot"), []byte("60")}
+	if kind == "INCR" {
+		cmd = [][]byte{[]byte("INCR"), []byte("rl:hot")}
+	}
+	const perEntry = 32 // a group-commit entry
+	units := make([]Unit, perEntry)
+	for i := range units {
+		units[i] = Unit{Cmds: [][][]byte{cmd}}
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i += perEntry {
+		execEntry(b, f, &lb, t0, units...)
 	}
 }
