@@ -200,6 +200,10 @@ func newVM() *luaVM {
 	}
 
 	str := g.RawGetString("string").(*lua.LTable)
+	str.RawSetString("find", L.NewFunction(vm.strFind))
+	str.RawSetString("match", L.NewFunction(vm.strMatch))
+	str.RawSetString("gmatch", L.NewFunction(vm.strGmatch))
+	str.RawSetString("gsub", L.NewFunction(vm.strGsub))
 	vm.wrapString(str)
 	tbl := g.RawGetString("table").(*lua.LTable)
 	tbl.RawSetString("concat", L.NewFunction(vm.tableConcat))

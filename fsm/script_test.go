@@ -51,6 +51,14 @@ func TestScriptConversions(t *testing.T) {
 		{`return #KEYS + #ARGV`, `(integer) 0`},
 		{`return redis.REDIS_VERSION`, `"7.0.0"`},
 		{`return type(redis.pcall("incr"))`, `"table"`},
+		{`return string.gsub("hello world", "(o)", "[%1%%]")`, `"hell[o%] w[o%]rld"`},
+		{`return {string.match("  trim me  ", "^%s*(.-)%s*$")}`, `["trim me"]`},
+		{`local t = {} for w in string.gmatch("one two three", "%a+") do t[#t+1] = w end return t`, `["one" "two" "three"]`},
+		{`return string.gsub("abc", "x*", "-")`, `"-a-b-c-"`},
+		{`return string.gsub("hello", "l+", function(s) return #s end)`, `"he2o"`},
+		{`return string.gsub("$name is $x", "%$(%w+)", {name="Ann"})`, `"Ann is $x"`},
+		{`return {string.find("key:123", "(%a+):(%d+)")}`, `[(integer) 1 (integer) 7 "key" "123"]`},
+		{`return #string.gsub(string.rep("a", 100000), "a", "aa")`, `(integer) 200000`},
 	} {
 		if c.body == `return redis.call("get","nokey")` {
 			c.want = `(nil)`
@@ -86,6 +94,11 @@ func TestScriptErrors(t *testing.T) {
 		{`setmetatable(math, {})`, `(error) ERR user_script:1: cannot change a protected metatable`},
 		{`return getmetatable("")`, `(nil)`},
 		{`pcall(function() while true do end end) return 1`, `(error) ERR script exceeded its instruction budget`},
+		// backtracking patterns count against the budget; a greedy match
+		// never recurses on the Go stack
+		{`return string.find(string.rep("a", 16), string.rep("a*", 16) .. "b")`, `(error) ERR script exceeded its instruction budget`},
+		{`local ok, e = pcall(string.find, string.rep("a", 1100000), "a*b") return {ok, e}`, `[(nil) "user_script:1: pattern too complex"]`},
+		{`return string.find("x", string.rep("(", 40) .. "x" .. string.rep(")", 40))`, `(error) ERR user_script:1: too many captures`},
 	} {
 		got := evalOne(t, f, &b, c.body, nil).String()
 		if !strings.HasPrefix(got, c.prefix) {
