@@ -386,7 +386,12 @@ func (w *rewriter) expr(e ast.Expr, d int) ast.Expr {
 	case *ast.UnaryNotOpExpr:
 		x.Expr = w.expr(x.Expr, d)
 	case *ast.UnaryLenOpExpr:
-		x.Expr = w.expr(x.Expr, d)
+		call := &ast.FuncCallExpr{Func: &ast.IdentExpr{Value: "\x00len"}, Args: []ast.Expr{w.expr(x.Expr, d)}}
+		call.SetLine(x.Line())
+		call.SetLastLine(x.LastLine())
+		call.Func.(*ast.IdentExpr).SetLine(x.Line())
+		call.Func.(*ast.IdentExpr).SetLastLine(x.LastLine())
+		return call
 	case *ast.FunctionExpr:
 		w.stmts(x.Stmts, d)
 	case *ast.StringConcatOpExpr:

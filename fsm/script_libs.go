@@ -116,7 +116,7 @@ func (vm *luaVM) jsonEncode(b *strings.Builder, v lua.LValue, depth int) {
 				if i > 1 {
 					b.WriteByte(',')
 				}
-				vm.jsonEncode(b, x.RawGetInt(i), depth+1)
+				vm.jsonEncode(b, rawGeti(x, i), depth+1)
 			}
 			b.WriteByte(']')
 			return

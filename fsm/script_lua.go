@@ -207,13 +207,8 @@ func newVM() *luaVM {
 	vm.wrapString(str)
 	tbl := g.RawGetString("table").(*lua.LTable)
 	tbl.RawSetString("concat", L.NewFunction(vm.tableConcat))
-	sort := tbl.RawGetString("sort").(*lua.LFunction)
-	tbl.RawSetString("sort", L.NewFunction(func(L *lua.LState) int {
-		n := int64(L.CheckTable(1).Len())
-		vm.charge(n*int64(bitsLen(n)+1), 0)
-		return vm.callOrig(sort)
-	}))
-	tbl.RawSetString("getn", L.NewFunction(func(L *lua.LState) int { L.Push(lua.LNumber(L.CheckTable(1).Len())); return 1 }))
+	vm.tableLib(tbl)
+	g.RawSetString("\x00len", L.NewFunction(vm.length))
 	m := g.RawGetString("math").(*lua.LTable)
 	m.RawSetString("random", L.NewFunction(vm.mathRandom))
 	m.RawSetString("randomseed", L.NewFunction(vm.mathRandomSeed))
@@ -439,7 +434,7 @@ func (vm *luaVM) concat(L *lua.LState) int {
 func (vm *luaVM) unpack(L *lua.LState) int {
 	tb := L.CheckTable(1)
 	start := L.OptInt(2, 1)
-	end := L.OptInt(3, tb.Len())
+	end := L.OptInt(3, border(tb))
 	if end < start {
 		return 0
 	}
@@ -448,7 +443,7 @@ func (vm *luaVM) unpack(L *lua.LState) int {
 	}
 	vm.charge(int64(end-start)/8, 0)
 	for i := start; i <= end; i++ {
-		L.Push(tb.RawGetInt(i))
+		L.Push(rawGeti(tb, i))
 	}
 	return end - start + 1
 }
@@ -457,7 +452,7 @@ func (vm *luaVM) tableConcat(L *lua.LState) int {
 	tb := L.CheckTable(1)
 	sep := L.OptString(2, "")
 	i := L.OptInt(3, 1)
-	j := L.OptInt(4, tb.Len())
+	j := L.OptInt(4, border(tb))
 	if j < i {
 		L.Push(lua.LString(""))
 		return 1
@@ -468,7 +463,7 @@ func (vm *luaVM) tableConcat(L *lua.LState) int {
 	var n int64
 	parts := make([]string, 0, min(j-i+1, 1024))
 	for k := i; k <= j; k++ {
-		s, ok := luaStr(tb.RawGetInt(k))
+		s, ok := luaStr(rawGeti(tb, k))
 		if !ok {
 			L.RaiseError("invalid value (at index %d) in table for 'concat'", k)
 		}

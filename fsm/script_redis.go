@@ -250,7 +250,7 @@ func luaReply(v lua.LValue, depth int) Reply {
 		}
 		var out []Reply
 		for i := 1; ; i++ {
-			e := x.RawGetInt(i)
+			e := rawGeti(x, i)
 			if e == lua.LNil {
 				break
 			}

@@ -59,6 +59,11 @@ func TestScriptConversions(t *testing.T) {
 		{`return string.gsub("$name is $x", "%$(%w+)", {name="Ann"})`, `"Ann is $x"`},
 		{`return {string.find("key:123", "(%a+):(%d+)")}`, `[(integer) 1 (integer) 7 "key" "123"]`},
 		{`return #string.gsub(string.rep("a", 100000), "a", "aa")`, `(integer) 200000`},
+		{`local t = {} for i = 1, 200000 do t[i] = i end table.insert(t, 0) local n = 0 for _, v in ipairs(t) do n = n + 1 end return {#t, t[#t], table.getn(t), n}`, `[(integer) 200001 (integer) 0 (integer) 200001 (integer) 200001]`},
+		{`local t = {} t[131000] = 1 t[131000] = nil local n = 0 for i = 1, 300000 do n = n + #t end return n`, `(integer) 0`},
+		{`return {#{1, nil, 3}, #{1, 2, 3.7, nil, 5}, #"abc", #{}}`, `[(integer) 3 (integer) 5 (integer) 3 (integer) 0]`},
+		{`local t = {5, 1, 4} table.insert(t, 1, 9) table.insert(t, 7) local r = table.remove(t, 2) table.sort(t) return {r, unpack(t)}`, `[(integer) 5 (integer) 1 (integer) 4 (integer) 7 (integer) 9]`},
+		{`local t = {} for i = 1, 150000 do t[i] = -i end table.sort(t, function(a, b) return a > b end) return {t[1], t[150000], table.concat({1, 2}, ",")}`, `[(integer) -1 (integer) -150000 "1,2"]`},
 	} {
 		if c.body == `return redis.call("get","nokey")` {
 			c.want = `(nil)`
