@@ -166,7 +166,7 @@ func (vm *luaVM) tableLib(tbl *lua.LTable) {
 		vm.charge(int64(n)*int64(bitsLen(int64(n))+1), int64(n)*16)
 		vals := make([]lua.LValue, n)
 		for i := range vals {
-			vals[i] = rawGeti(t, i + 1)
+			vals[i] = rawGeti(t, i+1)
 		}
 		sort.Slice(vals, func(a, b int) bool {
 			if fn == nil {
