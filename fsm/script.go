@@ -272,7 +272,9 @@ func compileScript(body []byte) (c *compiled, e *Error) {
 		return nil, compileErr(strings.TrimSpace(err.Error()))
 	}
 	w := rewriter{}
-	w.stmts(chunk, 0)
+	chunk = w.stmts(chunk, 0)
+	prologue := &ast.LocalAssignStmt{Names: helperNames, Exprs: []ast.Expr{&ast.Comma3Expr{}}}
+	chunk = append([]ast.Stmt{prologue}, chunk...)
 	if w.tooDeep {
 		return nil, compileErr(fmt.Sprintf("user_script: nesting deeper than %d levels", ScriptMaxDepth))
 	}
@@ -295,10 +297,33 @@ func (w *rewriter) deep(d int) bool {
 	return w.tooDeep
 }
 
-func (w *rewriter) stmts(ss []ast.Stmt, d int) {
-	for _, s := range ss {
-		w.stmt(s, d)
+func (w *rewriter) stmts(ss []ast.Stmt, d int) []ast.Stmt {
+	for i := range ss {
+		ss[i] = w.stmt(ss[i], d)
 	}
+	return ss
+}
+
+// helperNames are the runtime's hidden helpers, locals of every chunk
+// (passed as its varargs by callChunk): names no script can write.
+var helperNames = []string{"\x00concat", "\x00len", "\x00set", "\x00new"}
+
+func helperCall(name string, line, last int, args ...ast.Expr) *ast.FuncCallExpr {
+	id := &ast.IdentExpr{Value: name}
+	id.SetLine(line)
+	id.SetLastLine(last)
+	call := &ast.FuncCallExpr{Func: id, Args: args}
+	call.SetLine(line)
+	call.SetLastLine(last)
+	return call
+}
+
+// setStmt is `obj[key] = v` as a call of the charged store.
+func setStmt(a *ast.AttrGetExpr, v ast.Expr, line, last int) ast.Stmt {
+	st := &ast.FuncCallStmt{Expr: helperCall("\x00set", line, last, a.Object, a.Key, v)}
+	st.SetLine(line)
+	st.SetLastLine(last)
+	return st
 }
 
 func (w *rewriter) exprs(es []ast.Expr, d int) {
@@ -307,43 +332,82 @@ func (w *rewriter) exprs(es []ast.Expr, d int) {
 	}
 }
 
-func (w *rewriter) stmt(s ast.Stmt, d int) {
+func (w *rewriter) stmt(s ast.Stmt, d int) ast.Stmt {
 	if w.deep(d) {
-		return
+		return s
 	}
 	d++
 	switch x := s.(type) {
 	case *ast.AssignStmt:
 		w.exprs(x.Lhs, d)
 		w.exprs(x.Rhs, d)
+		// Stores into tables go through the charged store (vm.set).
+		stores := false
+		for _, l := range x.Lhs {
+			if _, ok := l.(*ast.AttrGetExpr); ok {
+				stores = true
+			}
+		}
+		if !stores {
+			return x
+		}
+		line, last := x.Line(), x.LastLine()
+		if len(x.Lhs) == 1 && len(x.Rhs) == 1 {
+			return setStmt(x.Lhs[0].(*ast.AttrGetExpr), x.Rhs[0], line, last)
+		}
+		// Several targets: the values first, as Lua evaluates them.
+		names := make([]string, len(x.Lhs))
+		for i := range names {
+			names[i] = "\x00v" + strconv.Itoa(i)
+		}
+		local := &ast.LocalAssignStmt{Names: names, Exprs: x.Rhs}
+		local.SetLine(line)
+		local.SetLastLine(last)
+		out := []ast.Stmt{local}
+		for i, l := range x.Lhs {
+			v := &ast.IdentExpr{Value: names[i]}
+			v.SetLine(line)
+			if a, ok := l.(*ast.AttrGetExpr); ok {
+				out = append(out, setStmt(a, v, line, last))
+				continue
+			}
+			as := &ast.AssignStmt{Lhs: []ast.Expr{l}, Rhs: []ast.Expr{v}}
+			as.SetLine(line)
+			as.SetLastLine(last)
+			out = append(out, as)
+		}
+		block := &ast.DoBlockStmt{Stmts: out}
+		block.SetLine(line)
+		block.SetLastLine(last)
+		return block
 	case *ast.LocalAssignStmt:
 		w.exprs(x.Exprs, d)
 	case *ast.FuncCallStmt:
 		x.Expr = w.expr(x.Expr, d)
 	case *ast.DoBlockStmt:
-		w.stmts(x.Stmts, d)
+		x.Stmts = w.stmts(x.Stmts, d)
 	case *ast.WhileStmt:
 		x.Condition = w.expr(x.Condition, d)
-		w.stmts(x.Stmts, d)
+		x.Stmts = w.stmts(x.Stmts, d)
 	case *ast.RepeatStmt:
 		x.Condition = w.expr(x.Condition, d)
-		w.stmts(x.Stmts, d)
+		x.Stmts = w.stmts(x.Stmts, d)
 	case *ast.IfStmt:
 		x.Condition = w.expr(x.Condition, d)
-		w.stmts(x.Then, d)
+		x.Then = w.stmts(x.Then, d)
 		// elseif chains nest in the tree but not in the compiler's
 		// recursion much; count them at the same depth
-		w.stmts(x.Else, d)
+		x.Else = w.stmts(x.Else, d)
 	case *ast.NumberForStmt:
 		x.Init = w.expr(x.Init, d)
 		x.Limit = w.expr(x.Limit, d)
 		if x.Step != nil {
 			x.Step = w.expr(x.Step, d)
 		}
-		w.stmts(x.Stmts, d)
+		x.Stmts = w.stmts(x.Stmts, d)
 	case *ast.GenericForStmt:
 		w.exprs(x.Exprs, d)
-		w.stmts(x.Stmts, d)
+		x.Stmts = w.stmts(x.Stmts, d)
 	case *ast.FuncDefStmt:
 		if x.Name != nil && x.Name.Func != nil {
 			x.Name.Func = w.expr(x.Name.Func, d)
@@ -351,10 +415,11 @@ func (w *rewriter) stmt(s ast.Stmt, d int) {
 		if x.Name != nil && x.Name.Receiver != nil {
 			x.Name.Receiver = w.expr(x.Name.Receiver, d)
 		}
-		w.stmts(x.Func.Stmts, d)
+		x.Func.Stmts = w.stmts(x.Func.Stmts, d)
 	case *ast.ReturnStmt:
 		w.exprs(x.Exprs, d)
 	}
+	return s
 }
 
 func (w *rewriter) expr(e ast.Expr, d int) ast.Expr {
@@ -371,6 +436,7 @@ func (w *rewriter) expr(e ast.Expr, d int) ast.Expr {
 			f.Key = w.expr(f.Key, d)
 			f.Value = w.expr(f.Value, d)
 		}
+		return helperCall("\x00new", x.Line(), x.LastLine(), x)
 	case *ast.FuncCallExpr:
 		x.Func = w.expr(x.Func, d)
 		x.Receiver = w.expr(x.Receiver, d)
@@ -386,21 +452,12 @@ func (w *rewriter) expr(e ast.Expr, d int) ast.Expr {
 	case *ast.UnaryNotOpExpr:
 		x.Expr = w.expr(x.Expr, d)
 	case *ast.UnaryLenOpExpr:
-		call := &ast.FuncCallExpr{Func: &ast.IdentExpr{Value: "\x00len"}, Args: []ast.Expr{w.expr(x.Expr, d)}}
-		call.SetLine(x.Line())
-		call.SetLastLine(x.LastLine())
-		call.Func.(*ast.IdentExpr).SetLine(x.Line())
-		call.Func.(*ast.IdentExpr).SetLastLine(x.LastLine())
-		return call
+		return helperCall("\x00len", x.Line(), x.LastLine(), w.expr(x.Expr, d))
 	case *ast.FunctionExpr:
-		w.stmts(x.Stmts, d)
+		x.Stmts = w.stmts(x.Stmts, d)
+		return helperCall("\x00new", x.Line(), x.LastLine(), x)
 	case *ast.StringConcatOpExpr:
-		call := &ast.FuncCallExpr{Func: &ast.IdentExpr{Value: "\x00concat"}, Args: []ast.Expr{w.expr(x.Lhs, d), w.expr(x.Rhs, d)}}
-		call.SetLine(x.Line())
-		call.SetLastLine(x.LastLine())
-		call.Func.(*ast.IdentExpr).SetLine(x.Line())
-		call.Func.(*ast.IdentExpr).SetLastLine(x.LastLine())
-		return call
+		return helperCall("\x00concat", x.Line(), x.LastLine(), w.expr(x.Lhs, d), w.expr(x.Rhs, d))
 	}
 	return e
 }
@@ -597,10 +654,7 @@ func (t *Tx) execLua(sha string, c *compiled, keys, argv [][]byte, readOnly bool
 	}
 	vm.realG.RawSetString("KEYS", mk(keys))
 	vm.realG.RawSetString("ARGV", mk(argv))
-	fn := L.NewFunctionFromProto(c.proto)
-	fn.Env = vm.globals()
-	L.Push(fn)
-	err := L.PCall(0, 1, nil)
+	err := vm.callChunk(c.proto)
 	if vm.ctx.stopped != "" {
 		return cmdErr(ErrScript, vm.ctx.stopped+" script: "+sha)
 	}

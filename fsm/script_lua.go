@@ -45,7 +45,7 @@ const (
 	ScriptMaxInstructions = 20_000_000
 	// ScriptMaxAlloc bounds the bytes of strings and tables a run builds
 	// through builtins and concatenation.
-	ScriptMaxAlloc = 64 << 20
+	ScriptMaxAlloc = 32 << 20
 	// ScriptMaxBody bounds a script's source, in bytes.
 	ScriptMaxBody = 1 << 20
 	// ScriptMaxDepth bounds the nesting of a script's syntax tree, so the
@@ -62,13 +62,14 @@ const (
 // Error texts for stopped scripts: identical on every node.
 const (
 	msgScriptBudget = "ERR script exceeded its instruction budget (" + "20000000" + " instructions) and was stopped; nothing it wrote was kept"
-	msgScriptAlloc  = "ERR script exceeded its memory budget (64 MiB) and was stopped; nothing it wrote was kept"
+	msgScriptAlloc  = "ERR script exceeded its memory budget (32 MiB) and was stopped; nothing it wrote was kept"
 )
 
 func init() {
-	// Keep one Lua instruction from allocating an array of up to 64M
-	// slots (t[67108863] = 1): beyond this index keys go to the hash part.
-	lua.MaxArrayIndex = 1 << 17
+	// An integer key past the end of a table's array part makes gopher-lua
+	// fill the gap with nils in one instruction: vm.set charges the gap
+	// before the store, and keys beyond this index go to the hash part.
+	lua.MaxArrayIndex = 1 << 22
 }
 
 // errBudget is the error the VM raises when the budget is spent.
@@ -129,8 +130,9 @@ type luaVM struct {
 	strMeta *lua.LTable   // the string metatable, and its pristine fields
 	strIdx  lua.LValue
 
-	run  *scriptRun     // the run in progress
-	null *lua.LUserData // cjson.null
+	run     *scriptRun     // the run in progress
+	null    *lua.LUserData // cjson.null
+	helpers []lua.LValue   // concat, length, set, newValue: every chunk's hidden locals
 }
 
 // scriptRun is what one execution needs from outside the VM.
@@ -174,7 +176,6 @@ func newVM() *luaVM {
 	g.RawSetString("getmetatable", L.NewFunction(luaGetMetatable))
 	g.RawSetString("tostring", L.NewFunction(luaToString))
 	g.RawSetString("unpack", L.NewFunction(vm.unpack))
-	g.RawSetString("\x00concat", L.NewFunction(vm.concat))
 	g.RawSetString("tonumber", L.NewFunction(luaToNumber))
 	origError := g.RawGetString("error").(*lua.LFunction)
 	g.RawSetString("error", L.NewFunction(func(L *lua.LState) int {
@@ -208,7 +209,6 @@ func newVM() *luaVM {
 	tbl := g.RawGetString("table").(*lua.LTable)
 	tbl.RawSetString("concat", L.NewFunction(vm.tableConcat))
 	vm.tableLib(tbl)
-	g.RawSetString("\x00len", L.NewFunction(vm.length))
 	m := g.RawGetString("math").(*lua.LTable)
 	m.RawSetString("random", L.NewFunction(vm.mathRandom))
 	m.RawSetString("randomseed", L.NewFunction(vm.mathRandomSeed))
@@ -249,8 +249,92 @@ func newVM() *luaVM {
 		vm.strMeta, vm.strIdx = mt, mt.RawGetString("__index")
 		mt.RawSetString("__metatable", lua.LFalse)
 	}
+	vm.helpers = []lua.LValue{L.NewFunction(vm.concat), L.NewFunction(vm.length), L.NewFunction(vm.set), L.NewFunction(vm.newValue)}
+	rawset := g.RawGetString("rawset").(*lua.LFunction)
+	g.RawSetString("rawset", L.NewFunction(func(L *lua.LState) int {
+		if t, ok := L.Get(1).(*lua.LTable); ok {
+			vm.chargeStore(t, L.Get(2), L.Get(3))
+		}
+		return vm.callOrig(rawset)
+	}))
 	L.SetContext(vm.ctx)
 	return vm
+}
+
+// callChunk runs a compiled script in the read-only globals, with the
+// hidden helpers as the chunk's varargs (compileScript's prologue makes
+// them its locals).
+func (vm *luaVM) callChunk(proto *lua.FunctionProto) error {
+	L := vm.L
+	fn := L.NewFunctionFromProto(proto)
+	fn.Env = vm.globals()
+	L.Push(fn)
+	for _, h := range vm.helpers {
+		L.Push(h)
+	}
+	return L.PCall(len(vm.helpers), 1, nil)
+}
+
+// Bytes charged per table entry, table, closure: rough, but every node
+// counts alike, and they bound what a script can hold.
+const (
+	costSlot  = 16  // an integer key appended to the array part
+	costEntry = 100 // a key of the hash part (gopher-lua keeps it in two maps and a slice)
+	costTable = 64
+	costFunc  = 128
+)
+
+// chargeStore charges t[k] = v before it is made: a new entry, and the
+// nil slots gopher-lua fills when an integer key lands past the end of
+// the array part.
+func (vm *luaVM) chargeStore(t *lua.LTable, k, v lua.LValue) {
+	if v == lua.LNil || t.RawGet(k) != lua.LNil {
+		return
+	}
+	cost := int64(costEntry)
+	if n, ok := k.(lua.LNumber); ok && float64(n) >= 1 && float64(n) < float64(lua.MaxArrayIndex) && float64(n) == math.Floor(float64(n)) {
+		cost = costSlot
+		if gap := int64(n) - int64(arrayLen(t)) - 1; gap > 0 {
+			cost += gap * costSlot
+		}
+	}
+	vm.charge(0, cost)
+}
+
+// set is `obj[key] = v` (compileScript rewrites table stores into it).
+func (vm *luaVM) set(L *lua.LState) int {
+	obj, k, v := L.Get(1), L.Get(2), L.Get(3)
+	if t, ok := obj.(*lua.LTable); ok {
+		if t.Metatable == lua.LNil {
+			switch x := k.(type) {
+			case *lua.LNilType:
+				L.RaiseError("table index is nil")
+			case lua.LNumber:
+				if math.IsNaN(float64(x)) {
+					L.RaiseError("table index is NaN")
+				}
+			}
+			vm.chargeStore(t, k, v)
+			t.RawSet(k, v)
+			return 0
+		}
+		vm.chargeStore(t, k, v)
+	}
+	L.SetTable(obj, k, v)
+	return 0
+}
+
+// newValue charges a table constructor or a closure and returns it.
+func (vm *luaVM) newValue(L *lua.LState) int {
+	v := L.Get(1)
+	switch x := v.(type) {
+	case *lua.LTable:
+		vm.charge(0, costTable+int64(arrayLen(x))*16)
+	case *lua.LFunction:
+		vm.charge(0, costFunc)
+	}
+	L.Push(v)
+	return 1
 }
 
 // globals is the environment scripts run in: the read-only proxy.
