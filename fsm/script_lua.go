@@ -188,7 +188,11 @@ func newVM() *luaVM {
 	for _, name := range []string{"pcall", "xpcall"} {
 		orig := g.RawGetString(name).(*lua.LFunction)
 		g.RawSetString(name, L.NewFunction(func(L *lua.LState) int {
+			vm.charge(costPcall, 0)
 			n := vm.callOrig(orig)
+			if n >= 1 && L.Get(1) == lua.LFalse {
+				vm.charge(costCaught, 0) // unwinding a Lua error is a Go panic and recover
+			}
 			if n >= 2 && L.Get(1) == lua.LFalse {
 				if t, ok := L.Get(2).(*lua.LTable); ok {
 					if e, ok := t.RawGetString("err").(lua.LString); ok {
@@ -216,6 +220,16 @@ func newVM() *luaVM {
 	g.RawSetString("cjson", vm.cjsonLib())
 	g.RawSetString("bit", vm.bitLib())
 
+	// Every builtin call costs instructions beyond its CALL: a Go call is
+	// worth some twenty VM instructions.
+	for _, name := range []string{"", "string", "table", "math", "redis", "cjson", "bit"} {
+		lib := g
+		if name != "" {
+			lib = g.RawGetString(name).(*lua.LTable)
+		}
+		vm.chargeCalls(lib, costCall)
+	}
+
 	// Read-only views: every library table a script can name is reached
 	// through an empty proxy whose metatable refuses writes and is itself
 	// protected; the globals too, which also refuse unknown names.
@@ -231,15 +245,16 @@ func newVM() *luaVM {
 		vm.proxies, vm.metas = append(vm.proxies, p), append(vm.metas, mt)
 	}
 	gp, gmt := L.NewTable(), L.NewTable()
-	gmt.RawSetString("__index", L.NewFunction(func(L *lua.LState) int {
-		k := L.Get(2)
-		v := g.RawGet(k)
-		if v == lua.LNil {
-			L.RaiseError("Script attempted to access nonexistent global variable '%s'", lua.LVAsString(k))
-		}
-		L.Push(v)
-		return 1
+	// A global is found in the real table through a table __index (no Go
+	// call per access); only a missing one reaches the Go function that
+	// raises Redis's error.
+	gmt.RawSetString("__index", g)
+	missing := L.NewTable()
+	missing.RawSetString("__index", L.NewFunction(func(L *lua.LState) int {
+		L.RaiseError("Script attempted to access nonexistent global variable '%s'", lua.LVAsString(L.Get(2)))
+		return 0
 	}))
+	L.SetMetatable(g, missing)
 	gmt.RawSetString("__newindex", ro)
 	gmt.RawSetString("__metatable", lua.LFalse)
 	L.SetMetatable(gp, gmt)
@@ -259,6 +274,36 @@ func newVM() *luaVM {
 	}))
 	L.SetContext(vm.ctx)
 	return vm
+}
+
+// Instruction costs of calls that do more than one instruction's work.
+const (
+	costCall   = 20   // any builtin
+	costPcall  = 100  // pcall, xpcall
+	costCaught = 1000 // an error caught by pcall
+	costRedis  = 100  // redis.call, redis.pcall
+	// costRedisWrite is added for a write command (a copy-on-write store).
+	costRedisWrite = 200
+)
+
+// chargeCalls makes every Go function of lib (without upvalues) cost
+// cost instructions per call.
+func (vm *luaVM) chargeCalls(lib *lua.LTable, cost int64) {
+	var names []string
+	lib.ForEach(func(k, v lua.LValue) {
+		if f, ok := v.(*lua.LFunction); ok && f.IsG && len(f.Upvalues) == 0 {
+			if s, ok := k.(lua.LString); ok {
+				names = append(names, string(s))
+			}
+		}
+	})
+	for _, name := range names {
+		fn := lib.RawGetString(name).(*lua.LFunction).GFunction
+		lib.RawSetString(name, vm.L.NewFunction(func(L *lua.LState) int {
+			vm.ctx.left -= cost
+			return fn(L)
+		}))
+	}
 }
 
 // callChunk runs a compiled script in the read-only globals, with the

@@ -135,7 +135,7 @@ func (vm *luaVM) redisCall(raise bool) lua.LGFunction {
 			}
 			size += int64(len(args[i-1]))
 		}
-		vm.charge(size/256, size)
+		vm.charge(costRedis+size/256, size)
 		spec := Lookup(args[0])
 		switch {
 		case spec == nil || spec.Flags&FlagInternal != 0:
@@ -146,6 +146,9 @@ func (vm *luaVM) redisCall(raise bool) lua.LGFunction {
 			return fail(msgScriptArity)
 		case spec.Write() && (vm.run.readOnly || !vm.run.t.write):
 			return fail(msgScriptReadOnly)
+		}
+		if spec.Write() {
+			vm.charge(costRedisWrite, 0)
 		}
 		rep := spec.run(vm.run.t, args)
 		if rep.IsError() {
