@@ -96,10 +96,17 @@ func TestWatch(t *testing.T) {
 			t.Fatalf("%s: the aborted transaction wrote: %q", n.ID(), v)
 		}
 	}
-	// No lost update: 4 clients (2 on followers) x 15 increments by GET + SET.
+	// No lost update: 4 clients (2 on followers, one of them READONLY:
+	// stale reads and a watch on the follower's own state) x 15
+	// increments by GET + SET.
 	var wg sync.WaitGroup
 	for i := 0; i < 4; i++ {
 		rdb := client(t, c.nodes[i%3].addr, 2)
+		if i == 3 {
+			rdb = redis.NewClient(&redis.Options{Addr: c.follower(t).addr,
+				OnConnect: func(ctx context.Context, cn *redis.Conn) error { return cn.Do(ctx, "READONLY").Err() }})
+			defer rdb.Close()
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
