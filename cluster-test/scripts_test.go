@@ -69,6 +69,43 @@ elif mode == "tx":
     for i in range(n):
         r.transaction(incr, "tx:counter")
     print("ok")
+elif mode == "lockkill":
+    # the lock through a leader kill: a command may fail (TRYAGAIN, or an
+    # unknown outcome); the worker gives up that round and goes on, as an
+    # app would. Mutual exclusion must hold throughout.
+    ok = unknown = 0
+    deadline = time.time() + 120
+    while ok < n and time.time() < deadline:
+        lock = r.lock("klock", timeout=8, sleep=0.02, blocking_timeout=30)
+        try:
+            if not lock.acquire():
+                continue
+        except redis.exceptions.RedisError:
+            time.sleep(0.05)
+            continue
+        try:
+            if r.incr("klock:inside") != 1:
+                sys.exit("two holders inside the lock")
+            v = int(r.get("klock:counter") or 0)
+            try:
+                r.set("klock:counter", v + 1)
+                ok += 1
+            except redis.exceptions.RedisError:
+                unknown += 1
+            r.decr("klock:inside")
+        except redis.exceptions.RedisError:
+            unknown += 1
+            r2 = redis.Redis(host=host, port=int(port), socket_timeout=20)
+            try:
+                r2.set("klock:inside", 0)  # this holder left; the lock still excludes the others
+            except redis.exceptions.RedisError:
+                pass
+        finally:
+            try:
+                lock.release()
+            except redis.exceptions.RedisError:
+                pass
+    print(ok, unknown)
 elif mode == "limits":
     from limits import storage, strategies, parse
     s = storage.RedisStorage("redis://" + os.environ["ADDR"])
@@ -322,6 +359,61 @@ func TestScriptsLeaderKill(t *testing.T) {
 	leader.Start(c.Nodes[0].URL())
 	c.WaitReady(leader)
 	c.WaitConverged()
+}
+
+// redis-py's Lock from processes on both followers while the leader is
+// killed: mutual exclusion holds throughout, and the counter the holders
+// increment counts every acknowledged increment.
+func TestScriptLockLeaderKill(t *testing.T) {
+	c, byID := respCluster(t)
+	leader := c.WaitForLeader()
+	var addrs []string
+	for _, f := range c.Followers(leader) {
+		addrs = append(addrs, byID[f.ID])
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: addrs[0]})
+	defer rdb.Close()
+	// Kill the leader once the workers are well under way (polled here,
+	// off the test goroutine, which runs the workers).
+	killed := make(chan error, 1)
+	go func() {
+		deadline := time.Now().Add(2 * time.Minute)
+		for time.Now().Before(deadline) {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			n, err := rdb.Get(ctx, "klock:counter").Int()
+			cancel()
+			if err == nil && n >= 20 {
+				leader.Kill()
+				killed <- nil
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		killed <- errors.New("the workers made no progress before the kill")
+	}()
+	out := pyWorkers(t, "lockkill", 4, addrs, "N=40")
+	if err := <-killed; err != nil {
+		t.Fatal(err)
+	}
+	okSum, unknownSum := 0, 0
+	for _, o := range out {
+		var ok, unknown int
+		if _, err := fmt.Sscan(o, &ok, &unknown); err != nil {
+			t.Fatalf("worker said %q", o)
+		}
+		okSum += ok
+		unknownSum += unknown
+	}
+	var n int
+	Eventually(t, "reading the counter", func() error {
+		var err error
+		n, err = rdb.Get(context.Background(), "klock:counter").Int()
+		return err
+	})
+	if n < okSum || n > okSum+unknownSum {
+		t.Fatalf("counter %d: %d increments acknowledged, %d of unknown outcome", n, okSum, unknownSum)
+	}
+	t.Logf("counter %d: %d acknowledged, %d unknown, across a leader kill", n, okSum, unknownSum)
 }
 
 // An endless script and a memory-hungry one are stopped with the same
