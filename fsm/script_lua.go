@@ -3,6 +3,7 @@ package fsm
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -142,7 +143,8 @@ type scriptRun struct {
 	readOnly bool // no writes allowed (EVAL_RO, no-writes flag, a view)
 	resp     int  // protocol of redis.call replies (redis.setresp)
 	rng      uint64
-	errLine  string // where redis.call raised its error (user_script:N:)
+	errLine  string             // where redis.call raised its error (user_script:N:)
+	ids      map[lua.LValue]int // objects tostring printed (objectID)
 }
 
 var vmPool = sync.Pool{New: func() any { return newVM() }}
@@ -174,7 +176,7 @@ func newVM() *luaVM {
 	g.RawSetString("print", L.NewFunction(func(L *lua.LState) int { return 0 }))
 	g.RawSetString("collectgarbage", L.NewFunction(func(L *lua.LState) int { L.Push(lua.LNumber(0)); return 1 }))
 	g.RawSetString("getmetatable", L.NewFunction(luaGetMetatable))
-	g.RawSetString("tostring", L.NewFunction(luaToString))
+	g.RawSetString("tostring", L.NewFunction(vm.toString))
 	g.RawSetString("unpack", L.NewFunction(vm.unpack))
 	g.RawSetString("tonumber", L.NewFunction(luaToNumber))
 	origError := g.RawGetString("error").(*lua.LFunction)
@@ -521,14 +523,45 @@ func luaToNumber(L *lua.LState) int {
 	return 1
 }
 
-func luaToString(L *lua.LState) int {
+// toString is tostring. A table, function or userdata prints as Lua's
+// "table: 0x..." with a number counted per run instead of its address,
+// which differs between nodes (a script that stored it would diverge).
+func (vm *luaVM) toString(L *lua.LState) int {
 	v := L.CheckAny(1)
 	if s, ok := luaStr(v); ok {
 		L.Push(lua.LString(s))
 		return 1
 	}
-	L.Push(L.ToStringMeta(v))
+	if mm := L.GetMetaField(v, "__tostring"); mm != lua.LNil {
+		L.Push(mm)
+		L.Push(v)
+		L.Call(1, 1)
+		return 1
+	}
+	switch v.(type) {
+	case lua.LBool, *lua.LNilType:
+		L.Push(lua.LString(v.String()))
+		return 1
+	}
+	L.Push(lua.LString(fmt.Sprintf("%s: 0x%08x", v.Type().String(), vm.objectID(v))))
 	return 1
+}
+
+// objectID numbers the objects a run prints, in the order it prints them.
+func (vm *luaVM) objectID(v lua.LValue) int {
+	r := vm.run
+	if r == nil {
+		return 0
+	}
+	if r.ids == nil {
+		r.ids = map[lua.LValue]int{}
+	}
+	id, ok := r.ids[v]
+	if !ok {
+		id = len(r.ids) + 1
+		r.ids[v] = id
+	}
+	return id
 }
 
 // concat is the `..` operator (the compiler's concatenations are
@@ -643,6 +676,13 @@ func (vm *luaVM) wrapString(str *lua.LTable) {
 				}
 			case "format":
 				checkFormatWidths(L, L.CheckString(1))
+				for i := 2; i <= L.GetTop(); i++ {
+					switch L.Get(i).(type) {
+					case *lua.LTable, *lua.LFunction, *lua.LUserData, *lua.LState:
+						// gopher-lua would print its address, which differs between nodes
+						L.ArgError(i, "string expected, got "+L.Get(i).Type().String())
+					}
+				}
 			}
 			vm.charge(in/256, 0)
 			n := vm.callOrig(orig)
