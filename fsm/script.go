@@ -703,7 +703,7 @@ func (vm *luaVM) scriptError(err error) Reply {
 	if msg == "" {
 		msg = obj.String()
 	}
-	msg = luaArithMessage(msg)
+	msg = noAddresses(luaArithMessage(msg))
 	where := ""
 	if strings.HasPrefix(msg, "user_script:") {
 		if i := strings.Index(msg[len("user_script:"):], ":"); i > 0 {

@@ -36,7 +36,9 @@ func randomScript(rng *rand.Rand) string {
 		func() string { return "if math.random(6) == 1 then local s = 'x' while true do s = s .. s end end" },
 		func() string { return "acc[#acc+1] = math.pi" },
 		func() string { return "redis.call('SET', " + key() + ", tostring({}) .. tostring(acc))" },
-		func() string { return "local t = {} for k, v in pairs({x = 1, y = 2, [3] = 4, z = {}}) do t[#t+1] = tostring(k) end acc[#acc+1] = table.concat(t, ',')" },
+		func() string {
+			return "local t = {} for k, v in pairs({x = 1, y = 2, [3] = 4, z = {}}) do t[#t+1] = tostring(k) end acc[#acc+1] = table.concat(t, ',')"
+		},
 	}
 	var b strings.Builder
 	b.WriteString("local acc = {}\n")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -196,10 +197,13 @@ func newVM() *luaVM {
 				vm.charge(costCaught, 0) // unwinding a Lua error is a Go panic and recover
 			}
 			if n >= 2 && L.Get(1) == lua.LFalse {
-				if t, ok := L.Get(2).(*lua.LTable); ok {
-					if e, ok := t.RawGetString("err").(lua.LString); ok {
-						L.Replace(2, e)
+				switch e := L.Get(2).(type) {
+				case *lua.LTable:
+					if msg, ok := e.RawGetString("err").(lua.LString); ok {
+						L.Replace(2, msg)
 					}
+				case lua.LString:
+					L.Replace(2, lua.LString(noAddresses(string(e))))
 				}
 			}
 			return n
@@ -440,6 +444,18 @@ func luaGetMetatable(L *lua.LState) int {
 	}
 	L.Push(mt)
 	return 1
+}
+
+var addressRE = regexp.MustCompile(`(table|function|userdata|thread|channel): 0x[0-9a-f]+`)
+
+// noAddresses takes the Go addresses out of an interpreter's error
+// message (gopher-lua prints a table key's address): they differ between
+// nodes, and a script may store the message.
+func noAddresses(msg string) string {
+	if !strings.Contains(msg, ": 0x") {
+		return msg
+	}
+	return addressRE.ReplaceAllString(msg, "$1")
 }
 
 // luaNumber formats a number as Lua 5.1 does (%.14g).

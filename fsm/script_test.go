@@ -54,6 +54,7 @@ func TestScriptConversions(t *testing.T) {
 		{`return type(redis.pcall("incr"))`, `"table"`},
 		// addresses differ between nodes: objects print as numbered per run
 		{`local t = {} return {tostring(t), tostring(print), tostring(t), tostring({})}`, `["table: 0x00000001" "function: 0x00000002" "table: 0x00000001" "table: 0x00000003"]`},
+		{`local ok, e = pcall(function() local x x[{}] = 1 end) return e`, `"user_script:1: attempt to index a non-table object(nil) with key 'table'"`},
 		{`return {pcall(string.format, "%s", {})}`, `[(nil) "user_script:1: bad argument #2 to (anonymous) (string expected, got table)"]`},
 		{`return string.gsub("hello world", "(o)", "[%1%%]")`, `"hell[o%] w[o%]rld"`},
 		{`return {string.match("  trim me  ", "^%s*(.-)%s*$")}`, `["trim me"]`},
