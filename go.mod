@@ -16,7 +16,13 @@ require (
 	github.com/redis/go-redis/v9 v9.23.0
 	github.com/tidwall/redcon v1.6.4
 	github.com/urfave/cli/v2 v2.27.7
+	github.com/yuin/gopher-lua v1.1.1 // pinned: the script budget counts its VM's ctx.Done() calls (fsm/script_lua.go)
 	go.etcd.io/bbolt v1.3.6
+)
+
+require (
+	github.com/go-redis/redis_rate/v10 v10.0.1
+	github.com/go-redsync/redsync/v4 v4.18.1
 )
 
 require (

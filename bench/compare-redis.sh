@@ -15,6 +15,14 @@
 #
 #   redis-benchmark -t set,get -c CLIENTS -n REQUESTS -d VALUE_SIZE
 #
+# and two rate-limit workloads on one hot key:
+#
+#   INCR rl:incr                       a plain counter
+#   EVALSHA <sha> 1 rl:hot 60          INCR, and EXPIRE on the first hit
+#                                      (the fixed-window script of limits,
+#                                      slowapi, fastapi-limiter), loaded
+#                                      with SCRIPT LOAD first
+#
 # once against each (raftcache: its leader's RESP port), prints a table of
 # requests/s and latency percentiles and the ratios raftcache/redis, and
 # replaces the "## Redis" section of docs/benchmarks.md (appending it at
@@ -204,6 +212,41 @@ log "raftcache leader RESP $RC_LEADER_RESP (term $RC_TERM)"
 
 # --- runs -----------------------------------------------------------------
 
+RATE_SCRIPT='local v = redis.call("INCR", KEYS[1]) if v == 1 then redis.call("EXPIRE", KEYS[1], ARGV[1]) end return v'
+
+# bench_cmd NAME HOST PORT CMD...: one measured redis-benchmark run of one
+# command line; sets RPS P50 P99.
+bench_cmd() {
+	local name=$1 host=$2 port=$3 label
+	shift 3
+	label=$(tr -c 'A-Za-z0-9\n' _ <<<"$1")
+	local csv="$TMP/out/$name.$label.csv" errf="$TMP/out/$name.$label.err"
+	if ((WARMUP > 0)); then
+		redis-benchmark -h "$host" -p "$port" -c "$CLIENTS" -n "$WARMUP" -q "$@" >/dev/null 2>&1 || true
+	fi
+	log "redis-benchmark $1 against $name"
+	redis-benchmark -h "$host" -p "$port" -c "$CLIENTS" -n "$REQUESTS" --csv "$@" >"$csv" 2>"$errf" ||
+		die "redis-benchmark $1 against $name failed: $(tail -3 "$errf")"
+	if grep -qi "error" "$errf" "$csv"; then
+		die "redis-benchmark $1 against $name saw errors: $(grep -i error "$errf" "$csv" | head -3)"
+	fi
+	read -r RPS P50 P99 < <(awk -F, 'NR == 2 {gsub(/"/, ""); print $2, $5, $7}' "$csv")
+	[[ -n $RPS ]] || die "no results from redis-benchmark $1 against $name: $(cat "$csv")"
+}
+
+# bench_rate NAME HOST PORT: the INCR and EVALSHA rate-limit workloads;
+# sets RPS_INCR RPS_EVAL P50_INCR P50_EVAL P99_INCR P99_EVAL.
+bench_rate() {
+	local name=$1 host=$2 port=$3 sha
+	sha=$(redis-cli -h "$host" -p "$port" SCRIPT LOAD "$RATE_SCRIPT") || die "SCRIPT LOAD on $name failed"
+	[[ $sha =~ ^[0-9a-f]{40}$ ]] || die "SCRIPT LOAD on $name answered $sha"
+	bench_cmd "$name" "$host" "$port" INCR rl:incr
+	RPS_INCR=$RPS P50_INCR=$P50 P99_INCR=$P99
+	bench_cmd "$name" "$host" "$port" EVALSHA "$sha" 1 rl:hot 60
+	RPS_EVAL=$RPS P50_EVAL=$P50 P99_EVAL=$P99
+	[[ $(redis-cli -h "$host" -p "$port" TTL rl:hot) -gt 0 ]] || die "the EVALSHA workload left rl:hot without an expiry on $name"
+}
+
 # bench NAME HOST PORT: one measured redis-benchmark run (after a warm-up);
 # sets RPS_SET RPS_GET P50_SET P50_GET P99_SET P99_GET.
 bench() {
@@ -242,12 +285,21 @@ for target in raftcache redis redis-always; do
 		# Raft entry (group commit); and strong GETs per leadership round.
 		PER_ENTRY=$(awk -v n="$((REQUESTS + WARMUP))" -v e="$((idx1 - idx0))" 'BEGIN {if (e > 0) printf "%.1f", n / e; else print "-"}')
 		PER_ROUND=$(awk -v r="$((reads1 - reads0))" -v n="$((rounds1 - rounds0))" 'BEGIN {if (n > 0) printf "%.1f", r / n; else print "-"}')
+		bench_rate raftcache "${RC_LEADER_RESP%:*}" "${RC_LEADER_RESP##*:}"
 		;;
-	redis) bench redis 127.0.0.1 "$REDIS_PORT" ;;
-	redis-always) bench redis-always 127.0.0.1 "$REDIS_ALWAYS_PORT" ;;
+	redis)
+		bench redis 127.0.0.1 "$REDIS_PORT"
+		bench_rate redis 127.0.0.1 "$REDIS_PORT"
+		;;
+	redis-always)
+		bench redis-always 127.0.0.1 "$REDIS_ALWAYS_PORT"
+		bench_rate redis-always 127.0.0.1 "$REDIS_ALWAYS_PORT"
+		;;
 	esac
 	R[$target.set]=$RPS_SET R[$target.get]=$RPS_GET
 	R[$target.p50set]=$P50_SET R[$target.p50get]=$P50_GET R[$target.p99set]=$P99_SET R[$target.p99get]=$P99_GET
+	R[$target.incr]=$RPS_INCR R[$target.eval]=$RPS_EVAL
+	R[$target.p50incr]=$P50_INCR R[$target.p50eval]=$P50_EVAL R[$target.p99incr]=$P99_INCR R[$target.p99eval]=$P99_EVAL
 done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 term0=$RC_TERM
@@ -264,6 +316,14 @@ TABLE=$(
 			"${R[$target.get]}" "${R[$target.p50get]}" "${R[$target.p99get]}"
 	done
 )
+RATE_TABLE=$(
+	printf '| target | INCR req/s | INCR p50 / p99 ms | EVALSHA req/s | EVALSHA p50 / p99 ms | EVALSHA / INCR |\n'
+	printf '|---|---:|---:|---:|---:|---:|\n'
+	for target in raftcache redis redis-always; do
+		printf '| %s | %.0f | %s / %s | %.0f | %s / %s | %s |\n' "$target" "${R[$target.incr]}" "${R[$target.p50incr]}" "${R[$target.p99incr]}" \
+			"${R[$target.eval]}" "${R[$target.p50eval]}" "${R[$target.p99eval]}" "$(ratio "${R[$target.eval]}" "${R[$target.incr]}")"
+	done
+)
 RATIOS=$(
 	printf '| ratio | SET | GET |\n|---|---:|---:|\n'
 	printf '| raftcache / redis | %s | %s |\n' "$(ratio "${R[raftcache.set]}" "${R[redis.set]}")" "$(ratio "${R[raftcache.get]}" "${R[redis.get]}")"
@@ -274,6 +334,8 @@ echo
 echo "$TABLE"
 echo
 echo "$RATIOS"
+echo
+echo "$RATE_TABLE"
 echo
 echo "raftcache: $PER_ENTRY SETs per Raft entry, $PER_ROUND GETs per leadership round"
 echo "raftcache elections during the runs: $ELECTIONS; load average before $LOAD_BEFORE, after $LOAD_AFTER"
@@ -301,6 +363,14 @@ before and $LOAD_AFTER after. Settings: \`redis-benchmark -t set,get -c $CLIENTS
 $TABLE
 
 $RATIOS
+
+The rate-limit workloads, one hot key each: \`INCR rl:incr\`, and
+\`EVALSHA\` of the fixed-window script (INCR, and EXPIRE on the first hit)
+after \`SCRIPT LOAD\`. In raftcache the script runs inside the state
+machine on every node, as one unit of a shared Raft entry (target: at
+least half of INCR's throughput).
+
+$RATE_TABLE
 
 raftcache packed $PER_ENTRY SETs into each Raft entry (group commit) and
 served $PER_ROUND GETs per leadership round.

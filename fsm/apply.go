@@ -214,6 +214,7 @@ func (s *state) put(it, old *item, index uint64, now int64) uint64 {
 		s.drop(old)
 	}
 	s.tree.ReplaceOrInsert(it)
+	s.changes.written(it.key)
 	s.bytes += it.size()
 	if it.expireAt != 0 {
 		s.ttl.ReplaceOrInsert(ttlKey{it.expireAt, it.key})
@@ -225,6 +226,7 @@ func (s *state) put(it, old *item, index uint64, now int64) uint64 {
 func (s *state) remove(it *item) {
 	s.tree.Delete(it)
 	s.drop(it)
+	s.changes.removed(it.key)
 }
 
 // clear removes every key at once, as deleting them one by one would, and
@@ -243,6 +245,7 @@ func (s *state) clear(now int64) int {
 	live := s.tree.Len() - expired
 	s.tree, s.ttl = btree.NewG(32, itemLess), btree.NewG(32, ttlLess)
 	s.bytes = 0
+	s.changes.flushed()
 	return live
 }
 

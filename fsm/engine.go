@@ -34,6 +34,20 @@ type Spec struct {
 	// Redis's COMMAND (LastKey -1: the last argument).
 	FirstKey, LastKey, Step int
 	run                     func(t *Tx, args [][]byte) Reply
+	// keys, if set, locates the keys instead (EVAL's numkeys).
+	keys func(args [][]byte) [][]byte
+	// check, if set, refuses arguments before they are proposed (a
+	// script that does not compile).
+	check func(args [][]byte) error
+}
+
+// Check runs the command's own checks that need no state (a script that
+// does not compile), before anything is proposed.
+func (s *Spec) Check(args [][]byte) error {
+	if s.check == nil {
+		return nil
+	}
+	return s.check(args)
 }
 
 // Write says whether the command changes the keyspace.
@@ -50,6 +64,9 @@ func (s *Spec) ArityOK(n int) bool {
 // Keys returns the key arguments of args (the name included), for limit
 // checks and, later, for tracking.
 func (s *Spec) Keys(args [][]byte) [][]byte {
+	if s.keys != nil {
+		return s.keys(args)
+	}
 	if s.FirstKey == 0 || s.FirstKey >= len(args) {
 		return nil
 	}
@@ -113,6 +130,7 @@ type Tx struct {
 	write  bool
 	limits Limits
 	ch     *changeSet // inside Apply: the keys this entry changed
+	seed   uint64     // a script's random seed: its entry and place in it
 }
 
 // exec runs one command, checking what a command table guarantees.
@@ -127,7 +145,7 @@ func (t *Tx) exec(args [][]byte) Reply {
 	if !spec.ArityOK(len(args)) {
 		return replyArity(spec.Name)
 	}
-	if spec.Write() && !t.write {
+	if spec.Write() && !t.write && t.s.writes(args) {
 		return errReply(ErrReadOnly)
 	}
 	return spec.run(t, args)
@@ -251,7 +269,8 @@ func (f *FSM) View(now int64) *View {
 	if c := f.clock.Load(); c > now {
 		now = c
 	}
-	return &View{t: Tx{f: f, s: f.root.Load(), now: now}}
+	s := f.root.Load()
+	return &View{t: Tx{f: f, s: s, now: now, seed: s.index}}
 }
 
 // Index is the last Raft index applied to the viewed state.
@@ -267,12 +286,12 @@ func (v *View) Exec(args [][]byte) Reply { return v.t.exec(args) }
 // Stats are the view's replicated statistics and this node's hit counts.
 func (v *View) Stats() Stats {
 	s := v.t.s
-	return Stats{Keys: s.tree.Len(), Bytes: s.bytes, Hits: v.t.f.hits.Load(), Misses: v.t.f.misses.Load(),
+	return Stats{Keys: s.tree.Len(), Bytes: s.bytes + s.scripts.bytes, Hits: v.t.f.hits.Load(), Misses: v.t.f.misses.Load(),
 		AppliedIndex: s.index, Counters: s.counters}
 }
 
 // Digest hashes the view's items (see FSM.Digest).
-func (v *View) Digest() string { return digest(v.t.s.tree) }
+func (v *View) Digest() string { return digest(v.t.s) }
 
 // Expires counts the keys that have an expiry (INFO keyspace).
 func (v *View) Expires() int { return v.t.s.ttl.Len() }

@@ -37,6 +37,10 @@ type Unit struct {
 	ReqID []byte
 	Mode  UnitMode
 	Cmds  [][][]byte // argument vectors, the command name first
+	// Watch, if set, makes the unit conditional (WATCH ... EXEC): if a
+	// watched key changed after it, the unit applies nothing and its
+	// result's Err is ErrWatch.
+	Watch *Watch
 }
 
 // Size is the bytes of arguments the unit carries.
@@ -74,8 +78,37 @@ func (c *Command) encodeExec(dst []byte) []byte {
 				dst = appendBytes(dst, a)
 			}
 		}
+		dst = appendWatch(dst, u.Watch)
 	}
 	return dst
+}
+
+// appendWatch encodes a unit's watch: nkeys(uvarint), then, if any,
+// index version(uvarint) now(varint) keys.
+func appendWatch(dst []byte, w *Watch) []byte {
+	if w == nil || len(w.Keys) == 0 {
+		return binary.AppendUvarint(dst, 0)
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(w.Keys)))
+	dst = binary.AppendUvarint(dst, w.Index)
+	dst = binary.AppendUvarint(dst, w.Version)
+	dst = binary.AppendVarint(dst, w.Now)
+	for _, k := range w.Keys {
+		dst = appendBytes(dst, k)
+	}
+	return dst
+}
+
+func (d *decoder) watch(u *Unit) {
+	n := d.countN(maxArgs)
+	if n == 0 || d.err != nil {
+		return
+	}
+	w := &Watch{Index: d.uvarint(), Version: d.uvarint(), Now: d.varint()}
+	for i := 0; i < n && d.err == nil; i++ {
+		w.Keys = append(w.Keys, d.bytes())
+	}
+	u.Watch = w
 }
 
 func (d *decoder) exec(c *Command) {
@@ -104,6 +137,7 @@ func (d *decoder) exec(c *Command) {
 			}
 			u.Cmds = append(u.Cmds, args)
 		}
+		d.watch(&u)
 		c.Units = append(c.Units, u)
 	}
 }
@@ -112,9 +146,11 @@ func (d *decoder) exec(c *Command) {
 // result is in Results, its replies in Replies.
 func (f *FSM) applyExec(s *state, index uint64, c *Command, ch *changeSet) Result {
 	r := Result{Index: index, Results: make([]Result, len(c.Units))}
+	s.changes.startExec(index)
 	for i := range c.Units {
 		u := &c.Units[i]
-		r.Results[i] = s.once(u.ReqID, c.Now, func() Result { return f.runUnit(s, index, c, u, ch) })
+		seed := index<<20 ^ uint64(i)<<8
+		r.Results[i] = s.once(u.ReqID, c.Now, func() Result { return f.runUnit(s, index, c, u, ch, seed) })
 	}
 	return r
 }
@@ -122,14 +158,18 @@ func (f *FSM) applyExec(s *state, index uint64, c *Command, ch *changeSet) Resul
 // runUnit runs one unit. An atomic unit runs on a copy-on-write clone of
 // the state and records its changes aside; both are kept only if every
 // command succeeded.
-func (f *FSM) runUnit(s *state, index uint64, c *Command, u *Unit, ch *changeSet) Result {
+func (f *FSM) runUnit(s *state, index uint64, c *Command, u *Unit, ch *changeSet, seed uint64) Result {
+	if u.Watch != nil && s.watchBroken(u.Watch, c.Now) {
+		return Result{Index: index, Err: ErrWatch}
+	}
 	t := Tx{f: f, s: s, now: c.Now, index: index, write: true, limits: c.Limits, ch: ch}
 	var unitCh changeSet
 	if u.Mode == UnitAtomic {
 		t.s, t.ch = s.clone(), &unitCh
 	}
 	res := Result{Index: index, Replies: make([]Reply, 0, len(u.Cmds))}
-	for _, args := range u.Cmds {
+	for j, args := range u.Cmds {
+		t.seed = seed ^ uint64(j)
 		rep := t.exec(args)
 		res.Replies = append(res.Replies, rep)
 		if u.Mode == UnitAtomic && rep.IsError() {

@@ -143,8 +143,10 @@ type state struct {
 	bytes       int64                 // sum of item sizes, expired items included until removed
 	lastVersion uint64                // the largest version handed out
 	counters    Counters
-	index       uint64     // the last Raft index applied to this view
-	dedup       dedupTable // recent request ids and their results
+	index       uint64      // the last Raft index applied to this view
+	dedup       dedupTable  // recent request ids and their results
+	scripts     scriptCache // the replicated script cache (script.go)
+	changes     changeLog   // per-key change record for WATCH (watch.go)
 	// members is the member records by id. The map and the records in it
 	// are never modified once published: a change copies the map.
 	members map[string]*Member
@@ -153,7 +155,7 @@ type state struct {
 
 func newState() *state {
 	return &state{tree: btree.NewG(32, itemLess), ttl: btree.NewG(32, ttlLess), dedup: newDedup(),
-		members: map[string]*Member{}}
+		members: map[string]*Member{}, scripts: newScriptCache(), changes: newChangeLog()}
 }
 
 // clone returns a private copy for the writer; the copy-on-write trees
@@ -161,6 +163,7 @@ func newState() *state {
 func (s *state) clone() *state {
 	c := *s
 	c.tree, c.ttl, c.dedup = s.tree.Clone(), s.ttl.Clone(), s.dedup.clone()
+	c.scripts, c.changes = s.scripts.clone(), s.changes.clone()
 	return &c
 }
 
@@ -249,6 +252,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 			f.clock.Store(cmd.Now)
 		}
 		var ch changeSet
+		next.changes.applying = l.Index
 		out[i] = f.applyOnce(next, l.Index, &cmd, &ch)
 		last = l.Index
 		if f.onChange != nil {

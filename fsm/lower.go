@@ -24,6 +24,9 @@ type lowered struct {
 // turns the applied result back into the unit's result. ok is false when
 // some command of u has no such form.
 func LowerUnit(u *Unit, now int64) (cmd *Command, replies func(*Result) Result, ok bool) {
+	if u.Watch != nil {
+		return nil, nil, false // the first format has no conditional units: never drop a watch
+	}
 	var parts []lowered
 	for _, args := range u.Cmds {
 		l, ok := lowerCmd(args, now)

@@ -47,7 +47,7 @@ func (f *FSM) Expired(now int64, limit int) [][]byte {
 }
 
 // Bytes is the accounted memory of all stored items.
-func (f *FSM) Bytes() int64 { return f.root.Load().bytes }
+func (f *FSM) Bytes() int64 { s := f.root.Load(); return s.bytes + s.scripts.bytes }
 
 // EvictionCandidates approximates least-recently-used eviction the way
 // Redis does, by sampling: it scans up to scan keys in key order starting

@@ -27,9 +27,6 @@ func replyCode(err error) uint64 {
 	return 0
 }
 
-// maxReplyDepth bounds the nesting of a stored reply.
-const maxReplyDepth = 64
-
 // appendReply encodes r: kind(1), then its fields.
 func appendReply(dst []byte, r *Reply) []byte {
 	dst = append(dst, byte(r.Kind))

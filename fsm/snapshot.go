@@ -11,7 +11,6 @@ import (
 	"math"
 	"sort"
 
-	"github.com/google/btree"
 	"github.com/hashicorp/raft"
 )
 
@@ -49,6 +48,8 @@ const (
 	secMembers byte = 2 // the member records
 	secItems   byte = 3 // the cache
 	secDedup   byte = 4 // recent request ids and their results
+	secScripts byte = 5 // the replicated script cache (script.go)
+	secChanges byte = 6 // WATCH's per-key change record (watch.go)
 )
 
 // snapshot is a point-in-time view. Because published trees are never
@@ -163,6 +164,8 @@ func (s *snapshot) writeV2(w *snapWriter) {
 		{secMembers, s.writeMembers},
 		{secItems, s.writeItems},
 		{secDedup, func(w *snapWriter) { writeDedup(w, s.root.dedup, s.format) }},
+		{secScripts, func(w *snapWriter) { w.buf = appendScripts(w.buf, &s.root.scripts) }},
+		{secChanges, func(w *snapWriter) { w.buf = appendChangeLog(w.buf, &s.root.changes) }},
 	} {
 		w.buf = append(w.buf, sec.tag)
 		sec.write(w)
@@ -324,6 +327,18 @@ func (sr *snapReader) readV1(s *snapshot) error {
 func (sr *snapReader) readV2(s *snapshot) error {
 	read := map[byte]func(*snapshot) error{
 		secHeader: sr.readHeader, secMembers: sr.readMembers, secItems: sr.readItems, secDedup: sr.readDedup,
+		secScripts: func(s *snapshot) error {
+			if err := readScripts(sr.r, &s.root.scripts); err != nil {
+				return sr.fail("scripts", err)
+			}
+			return nil
+		},
+		secChanges: func(s *snapshot) error {
+			if err := readChangeLog(sr.r, &s.root.changes); err != nil {
+				return sr.fail("change log", err)
+			}
+			return nil
+		},
 	}
 	seen := map[byte]bool{}
 	for {
@@ -537,7 +552,7 @@ func (f *FSM) Stats() Stats {
 	s := f.root.Load()
 	return Stats{
 		Keys:         s.tree.Len(),
-		Bytes:        s.bytes,
+		Bytes:        s.bytes + s.scripts.bytes,
 		Hits:         f.hits.Load(),
 		Misses:       f.misses.Load(),
 		AppliedIndex: s.index,
@@ -550,10 +565,11 @@ func (f *FSM) Stats() Stats {
 // at the same index report the same digest. It scans the whole cache.
 func (f *FSM) Digest() (string, uint64) {
 	s := f.root.Load()
-	return digest(s.tree), s.index
+	return digest(s), s.index
 }
 
-func digest(t *btree.BTreeG[*item]) string {
+func digest(s *state) string {
+	t := s.tree
 	h := sha256.New()
 	var buf []byte
 	t.Ascend(func(it *item) bool {
@@ -564,5 +580,6 @@ func digest(t *btree.BTreeG[*item]) string {
 		h.Write(buf)
 		return true
 	})
+	digestExt(h, s)
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }

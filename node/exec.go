@@ -60,6 +60,9 @@ func (n *Node) CheckCommand(args [][]byte) error {
 	if !spec.ArityOK(len(args)) {
 		return &fsm.Error{Code: fsm.ErrArity, Msg: "ERR wrong number of arguments for '" + spec.Name + "' command"}
 	}
+	if err := spec.Check(args); err != nil {
+		return err
+	}
 	keys := spec.Keys(args)
 	for _, k := range keys {
 		if err := CheckKey(k); err != nil {
@@ -260,4 +263,23 @@ func (n *Node) execLegacy(ctx context.Context, now int64, units []fsm.Unit) ([]f
 		i = j
 	}
 	return out, nil
+}
+
+// WaitScript blocks until this node's state holds the script sha (a
+// SCRIPT LOAD relayed to the leader, so the EVALSHA that follows on the
+// same connection finds it here too), or ctx ends.
+func (n *Node) WaitScript(ctx context.Context, sha string) error {
+	for {
+		changed := n.fsm.Changed()
+		if n.LocalView().HasScript(sha) {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return fmt.Errorf("%w: script %s not applied here yet", ErrIndexTimeout, sha)
+		case <-n.closing:
+			return ErrClosed
+		}
+	}
 }

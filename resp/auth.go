@@ -27,12 +27,13 @@ var noAuth = map[string]bool{"auth": true, "hello": true, "quit": true, "reset":
 // read role, like /v1/stats on the HTTP API.
 var infoRead = map[string]bool{"info": true, "client": true, "config": true}
 
-// role is what a command requires of the caller.
-func (c *command) role() auth.Role {
+// role is what a command run as k requires of the caller (a script that
+// cannot write needs only the read role).
+func (c *command) role(k kind) auth.Role {
 	switch {
-	case c.kind == kindWrite:
+	case k == kindWrite:
 		return auth.RoleWrite
-	case c.kind == kindRead, infoRead[c.name]:
+	case k == kindRead, infoRead[c.name]:
 		return auth.RoleRead
 	}
 	return auth.RoleNone
@@ -40,7 +41,7 @@ func (c *command) role() auth.Role {
 
 // authorize returns the error to answer instead of running the command
 // name (cmd nil when unknown), or "" to run it.
-func (s *Server) authorize(cl *client, name string, cmd *command) string {
+func (s *Server) authorize(cl *client, name string, cmd *command, k kind) string {
 	if s.cfg.Auth == nil || noAuth[name] {
 		return ""
 	}
@@ -51,9 +52,9 @@ func (s *Server) authorize(cl *client, name string, cmd *command) string {
 	if !cl.authed {
 		return msgNoAuth
 	}
-	if cmd != nil && cl.principal.Role < cmd.role() {
+	if cmd != nil && cl.principal.Role < cmd.role(k) {
 		return "NOPERM User " + cl.principal.Name + " has no permissions to run the '" + name +
-			"' command (role " + cl.principal.Role.String() + ", needs " + cmd.role().String() + ")"
+			"' command (role " + cl.principal.Role.String() + ", needs " + cmd.role(k).String() + ")"
 	}
 	return ""
 }

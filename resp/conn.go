@@ -1,6 +1,7 @@
 package resp
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -10,7 +11,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tidwall/redcon"
+
 	"github.com/raftcache/raftcache/fsm"
+	"github.com/raftcache/raftcache/node"
 )
 
 // redisVersion is the Redis version raftcache answers as (HELLO, INFO):
@@ -43,9 +47,9 @@ func initConnCommands() {
 		commands[c.name] = c
 	}
 	for _, name := range []string{"eval", "evalsha", "eval_ro", "evalsha_ro", "script", "function", "fcall", "fcall_ro"} {
-		commands[name] = &command{name: name, arity: -1, kind: kindConn, flags: []string{"noscript"},
-			conn: func(s *Server, cl *client, args [][]byte) { cl.w.error(msgScripts) }}
+		commands[name].flags = append(commands[name].flags, "noscript")
 	}
+	commands[watchAtName] = &command{name: watchAtName, arity: -5, kind: kindConn, flags: []string{"fast"}, conn: cmdWatchAt}
 }
 
 var forwardedName = strings.ToLower(forwardedCmd)
@@ -56,6 +60,7 @@ func cmdQuit(s *Server, cl *client, args [][]byte) {
 }
 
 func cmdReset(s *Server, cl *client, args [][]byte) {
+	cl.watch = nil
 	cl.tx, cl.readonly, cl.name, cl.w.proto = nil, false, "", 2
 	s.logout(cl)
 	cl.w.status("RESET")
@@ -500,19 +505,84 @@ func cmdDiscard(s *Server, cl *client, args [][]byte) {
 		cl.w.error("ERR DISCARD without MULTI")
 		return
 	}
-	cl.tx = nil
+	cl.tx, cl.watch = nil, nil
 	cl.w.ok()
 }
 
+// cmdWatch records what this node's state shows of the keys. Any later
+// read on the connection is answered from a state at least as new (a
+// strong read on the leader, this node's state after READONLY, the
+// leader's for a follower's relayed reads), so a change the reads could
+// have missed is always after the watch; EXEC carries the watch in its
+// unit and the state machine judges it at the EXEC entry. A second WATCH
+// adds keys and keeps the first one's point (older: safe).
 func cmdWatch(s *Server, cl *client, args [][]byte) {
 	if cl.tx != nil {
 		cl.w.error("ERR WATCH inside MULTI is not allowed")
 		return
 	}
-	cl.w.error("ERR WATCH is not supported by raftcache: use SET with NX/XX, MSETNX, or the HTTP API's compare-and-set")
+	for _, k := range args[1:] {
+		if len(k) > node.MaxKeySize {
+			cl.w.fail(&node.LimitError{Err: node.ErrKeyTooLarge, Limit: node.MaxKeySize, Size: int64(len(k))})
+			return
+		}
+	}
+	if cl.watch != nil && len(cl.watch.Keys)+len(args)-1 > maxWatchKeys {
+		cl.w.error("ERR too many watched keys (at most " + strconv.Itoa(maxWatchKeys) + ")")
+		return
+	}
+	w := s.node.LocalView().Watch(args[1:])
+	if cl.watch != nil {
+		cl.watch.Keys = append(cl.watch.Keys, w.Keys...)
+	} else {
+		cl.watch = w
+	}
+	cl.w.ok()
 }
 
-func cmdUnwatch(s *Server, cl *client, args [][]byte) { cl.w.ok() }
+// maxWatchKeys bounds one connection's watched keys.
+const maxWatchKeys = 4096
+
+func cmdUnwatch(s *Server, cl *client, args [][]byte) {
+	cl.watch = nil
+	cl.w.ok()
+}
+
+// watchAtCmd carries a relayed transaction's watch to the leader, inside
+// MULTI (a leader that does not know it answers EXECABORT rather than run
+// the transaction unwatched): RAFTCACHE.WATCHAT index version now key...
+const watchAtCmd = "RAFTCACHE.WATCHAT"
+
+var watchAtName = strings.ToLower(watchAtCmd)
+
+func watchAtFrame(w *fsm.Watch) []byte {
+	b := redcon.AppendArray(nil, 4+len(w.Keys))
+	b = redcon.AppendBulkString(b, watchAtCmd)
+	b = redcon.AppendBulkString(b, strconv.FormatUint(w.Index, 10))
+	b = redcon.AppendBulkString(b, strconv.FormatUint(w.Version, 10))
+	b = redcon.AppendBulkString(b, strconv.FormatInt(w.Now, 10))
+	for _, k := range w.Keys {
+		b = redcon.AppendBulk(b, k)
+	}
+	return b
+}
+
+func cmdWatchAt(s *Server, cl *client, args [][]byte) {
+	if !cl.forwarded || cl.tx == nil {
+		cl.w.error("ERR " + watchAtCmd + " is for relays between members, inside MULTI")
+		return
+	}
+	idx, err1 := strconv.ParseUint(string(args[1]), 10, 64)
+	ver, err2 := strconv.ParseUint(string(args[2]), 10, 64)
+	now, err3 := strconv.ParseInt(string(args[3]), 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil {
+		cl.tx.dirty = true
+		cl.w.error("ERR syntax error")
+		return
+	}
+	cl.tx.watch = &fsm.Watch{Index: idx, Version: ver, Now: now, Keys: args[4:]}
+	cl.w.ok()
+}
 
 func cmdExec(s *Server, cl *client, args [][]byte) {
 	tx := cl.tx
@@ -520,18 +590,22 @@ func cmdExec(s *Server, cl *client, args [][]byte) {
 		cl.w.error("ERR EXEC without MULTI")
 		return
 	}
-	cl.tx = nil
+	watch := cl.watch
+	if tx.watch != nil {
+		watch = tx.watch
+	}
+	cl.tx, cl.watch = nil, nil
 	if tx.dirty {
 		cl.w.error("EXECABORT Transaction discarded because of previous errors.")
 		return
 	}
 	for _, it := range tx.items { // again: the token file may have been reloaded since they were queued
-		if msg := s.authorize(cl, it.name, it.cmd); msg != "" {
+		if msg := s.authorize(cl, it.name, it.cmd, it.kind); msg != "" {
 			cl.w.error("EXECABORT Transaction discarded: " + msg)
 			return
 		}
 	}
-	s.execTx(cl, tx.items, 0)
+	s.execTx(cl, tx.items, watch, 0)
 }
 
 // execTx runs a transaction as Redis does: its commands in order, with no
@@ -543,18 +617,18 @@ func cmdExec(s *Server, cl *client, args [][]byte) {
 // relayed to the leader (unless it only reads and the connection is
 // READONLY). Connection commands queued in it (CLIENT SETNAME, SELECT...)
 // run at EXEC, in their place among the replies.
-func (s *Server) execTx(cl *client, items []*item, depth int) {
+func (s *Server) execTx(cl *client, items []*item, watch *fsm.Watch, depth int) {
 	var engine [][][]byte
 	writes, reads := false, false
 	for _, it := range items {
-		if it.cmd.kind != kindConn {
+		if it.kind != kindConn {
 			engine = append(engine, it.args)
 		}
-		writes = writes || it.cmd.kind == kindWrite
-		reads = reads || it.cmd.kind == kindRead
+		writes = writes || it.kind == kindWrite
+		reads = reads || it.kind == kindRead
 	}
 	if (writes || reads && !cl.readonly) && !cl.forwarded && !s.node.IsLeader() {
-		s.relayTx(cl, items, depth)
+		s.relayTx(cl, items, watch, depth)
 		return
 	}
 	ctx, cancel := s.context()
@@ -562,20 +636,28 @@ func (s *Server) execTx(cl *client, items []*item, depth int) {
 	var replies []fsm.Reply
 	switch {
 	case writes:
-		res, err := s.node.Exec(ctx, fsm.Unit{Cmds: engine})
+		res, err := s.node.Exec(ctx, fsm.Unit{Cmds: engine, Watch: watch})
 		if err != nil {
-			s.txFailed(cl, items, depth, err)
+			s.txFailed(cl, items, watch, depth, err)
+			return
+		}
+		if errors.Is(res[0].Err, fsm.ErrWatch) {
+			cl.w.reply(fsm.Reply{Kind: fsm.KindNullArray})
 			return
 		}
 		replies = res[0].Replies
-	case len(engine) > 0:
+	default:
 		v := s.node.LocalView()
 		if reads {
 			var err error
 			if v, err = s.view(ctx, cl); err != nil {
-				s.txFailed(cl, items, depth, err)
+				s.txFailed(cl, items, watch, depth, err)
 				return
 			}
+		}
+		if watch != nil && v.WatchBroken(watch) {
+			cl.w.reply(fsm.Reply{Kind: fsm.KindNullArray})
+			return
 		}
 		for _, args := range engine {
 			replies = append(replies, v.Exec(args))
@@ -583,7 +665,7 @@ func (s *Server) execTx(cl *client, items []*item, depth int) {
 	}
 	cl.w.array(len(items))
 	for _, it := range items {
-		if it.cmd.kind == kindConn {
+		if it.kind == kindConn {
 			it.cmd.conn(s, cl, it.args)
 			continue
 		}
@@ -592,9 +674,9 @@ func (s *Server) execTx(cl *client, items []*item, depth int) {
 	}
 }
 
-func (s *Server) txFailed(cl *client, items []*item, depth int, err error) {
+func (s *Server) txFailed(cl *client, items []*item, watch *fsm.Watch, depth int, err error) {
 	if canRelay(cl, err, depth) {
-		s.relayTx(cl, items, depth+1)
+		s.relayTx(cl, items, watch, depth+1)
 		return
 	}
 	cl.w.fail(err)
@@ -603,8 +685,8 @@ func (s *Server) txFailed(cl *client, items []*item, depth int, err error) {
 // relayTx sends the transaction to the leader as one item: MULTI, the
 // queued commands and EXEC on one connection, answered with the leader's
 // EXEC reply.
-func (s *Server) relayTx(cl *client, items []*item, depth int) {
-	s.relayItems(cl, []*item{{txn: items}}, depth)
+func (s *Server) relayTx(cl *client, items []*item, watch *fsm.Watch, depth int) {
+	s.relayItems(cl, []*item{{txn: items, watch: watch}}, depth)
 }
 
 func command1(name string) []byte {

@@ -14,7 +14,6 @@ import (
 const (
 	msgNoLeader = "TRYAGAIN no leader available, retry shortly"
 	msgUnknown  = "UNKNOWN write outcome unknown: it may or may not have been applied; read before retrying a non-idempotent write"
-	msgScripts  = "ERR scripts are not supported by raftcache: EVAL, EVALSHA, SCRIPT and FUNCTION are refused (every write is one replicated operation; use MULTI/EXEC for several)"
 )
 
 // errorReplies is the one table that turns node and fsm errors into RESP

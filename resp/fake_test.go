@@ -36,14 +36,13 @@ func (n *fakeNode) Leader() (node.Member, bool) { return node.Member{ID: "fake"}
 func (n *fakeNode) Members() ([]node.Member, error) {
 	return []node.Member{{ID: "fake", Voter: true}}, nil
 }
-func (n *fakeNode) Status() node.Status       { return node.Status{State: "Leader", HasLeader: true} }
-func (n *fakeNode) ReadStats() node.ReadStats { return node.ReadStats{} }
-func (n *fakeNode) MaxMemory() int64          { return 0 }
-func (n *fakeNode) MaxValueSize() int64       { return 1 << 20 }
-func (n *fakeNode) LocalView() *fsm.View      { return n.f.View(time.Now().UnixNano()) }
-func (n *fakeNode) WaitForLeader(context.Context) error {
-	return nil
-}
+func (n *fakeNode) Status() node.Status                      { return node.Status{State: "Leader", HasLeader: true} }
+func (n *fakeNode) ReadStats() node.ReadStats                { return node.ReadStats{} }
+func (n *fakeNode) MaxMemory() int64                         { return 0 }
+func (n *fakeNode) MaxValueSize() int64                      { return 1 << 20 }
+func (n *fakeNode) LocalView() *fsm.View                     { return n.f.View(time.Now().UnixNano()) }
+func (n *fakeNode) WaitForLeader(context.Context) error      { return nil }
+func (n *fakeNode) WaitScript(context.Context, string) error { return nil }
 
 func (n *fakeNode) CheckCommand(args [][]byte) error {
 	spec := fsm.Lookup(args[0])

@@ -90,6 +90,9 @@ type Node interface {
 	// Exec runs units of commands through the log.
 	Exec(ctx context.Context, units ...fsm.Unit) ([]fsm.Result, error)
 	WaitForLeader(ctx context.Context) error
+	// WaitScript waits until this node's state holds a script (a SCRIPT
+	// LOAD relayed to the leader, before the EVALSHA that follows).
+	WaitScript(ctx context.Context, sha string) error
 }
 
 // Server serves the Redis protocol for one node.
@@ -133,14 +136,16 @@ type client struct {
 	gen       uint64 // token file generation principal was looked up in
 	limits    *limitConn
 	quit      bool
-	tx        *txState // inside MULTI
+	tx        *txState   // inside MULTI
+	watch     *fsm.Watch // WATCH: what the connection's view saw of the watched keys
 	w         writer
 	lastCmd   string
 }
 
 type txState struct {
 	items []*item
-	dirty bool // a command failed to queue: EXEC answers EXECABORT
+	dirty bool       // a command failed to queue: EXEC answers EXECABORT
+	watch *fsm.Watch // a relayed transaction's watch (watchAtCmd)
 }
 
 // New builds the Redis front for n. Serve starts it.
@@ -294,22 +299,24 @@ func (s *Server) handle(conn redcon.Conn, cmd redcon.Command) {
 
 // item is one parsed command, or (txn set) a transaction to relay whole.
 type item struct {
-	raw  []byte
-	name string
-	cmd  *command
-	args [][]byte
-	txn  []*item // a MULTI ... EXEC relayed as one: its queued commands
+	raw   []byte
+	name  string
+	cmd   *command
+	kind  kind // cmd's kind, or kindRead for a script that cannot write
+	args  [][]byte
+	txn   []*item    // a MULTI ... EXEC relayed as one: its queued commands
+	watch *fsm.Watch // and its watch
 }
 
 // write says whether the item may change keys: it is not safe to send
 // twice when its outcome is unknown.
 func (it *item) write() bool {
 	for _, q := range it.txn {
-		if q.cmd.kind == kindWrite {
+		if q.kind == kindWrite {
 			return true
 		}
 	}
-	return it.cmd != nil && it.cmd.kind == kindWrite
+	return it.cmd != nil && it.kind == kindWrite
 }
 
 // frames are the raw commands that relay the item: a transaction is
@@ -319,6 +326,9 @@ func (it *item) frames() [][]byte {
 		return [][]byte{it.raw}
 	}
 	f := [][]byte{command1("MULTI")}
+	if it.watch != nil {
+		f = append(f, watchAtFrame(it.watch))
+	}
 	for _, q := range it.txn {
 		f = append(f, q.raw)
 	}
@@ -337,8 +347,9 @@ func (s *Server) process(cl *client, cmds []redcon.Command) {
 		s.cmdsTotal.Add(1)
 		it := &item{raw: c.Raw, args: c.Args, name: strings.ToLower(string(c.Args[0]))}
 		it.cmd = commands[it.name]
+		it.kind = s.kindOf(it)
 		cl.lastCmd = it.name
-		if msg := s.authorize(cl, it.name, it.cmd); msg != "" {
+		if msg := s.authorize(cl, it.name, it.cmd, it.kind); msg != "" {
 			r.flush()
 			if cl.tx != nil && !txControl[it.name] {
 				cl.tx.dirty = true
@@ -356,7 +367,7 @@ func (s *Server) process(cl *client, cmds []redcon.Command) {
 			cl.w.fail(err)
 			continue
 		}
-		switch it.cmd.kind {
+		switch it.kind {
 		case kindConn:
 			r.flush()
 			it.cmd.conn(s, cl, it.args)
@@ -369,6 +380,21 @@ func (s *Server) process(cl *client, cmds []redcon.Command) {
 	}
 	r.flush()
 }
+
+// kindOf is how an item runs: its command's kind, except that a script
+// that cannot write (EVAL of a no-writes script, EVALSHA of one cached
+// here; SCRIPT EXISTS) runs as a read.
+func (s *Server) kindOf(it *item) kind {
+	if it.cmd == nil {
+		return kindConn
+	}
+	if it.cmd.kind == kindWrite && scriptCmds[it.name] && !fsm.Writes(it.args, s.node.LocalView()) {
+		return kindRead
+	}
+	return it.cmd.kind
+}
+
+var scriptCmds = map[string]bool{"eval": true, "evalsha": true, "script": true}
 
 // check refuses what the command table and the node's limits refuse,
 // before anything runs: an unknown command, a wrong arity, a key or value
@@ -421,9 +447,9 @@ func (r *runner) add(it *item) {
 	s, cl := r.s, r.cl
 	kind := runRead
 	switch {
-	case r.depth == 0 && !cl.forwarded && !s.node.IsLeader() && (it.cmd.kind == kindWrite || !cl.readonly):
+	case r.depth == 0 && !cl.forwarded && !s.node.IsLeader() && (it.kind == kindWrite || !cl.readonly):
 		kind = runRemote
-	case it.cmd.kind == kindWrite:
+	case it.kind == kindWrite:
 		kind = runWrite
 	}
 	size := 0
@@ -447,9 +473,25 @@ func (r *runner) flush() {
 			r.s.runReads(r.cl, r.items, r.depth)
 		case runRemote:
 			r.s.relayItems(r.cl, r.items, r.depth)
+			r.s.awaitScripts(r.items)
 		}
 	}
 	r.kind, r.items, r.size = runNone, nil, 0
+}
+
+// awaitScripts waits, after SCRIPT LOADs were relayed to the leader,
+// until this node has applied them: redis-py answers NOSCRIPT with
+// SCRIPT LOAD and then EVALSHA, which a READONLY connection may run
+// here. A load that does not arrive in time leaves the reply as it is
+// (EVALSHA then answers NOSCRIPT, and the client loads again).
+func (s *Server) awaitScripts(items []*item) {
+	for _, it := range items {
+		if it.name == "script" && len(it.args) == 3 && strings.EqualFold(string(it.args[1]), "load") {
+			ctx, cancel := s.context()
+			_ = s.node.WaitScript(ctx, fsm.ScriptSHA(it.args[2]))
+			cancel()
+		}
+	}
 }
 
 // runLocal runs relayed items on this node, which has meanwhile become
@@ -459,7 +501,7 @@ func (s *Server) runLocal(cl *client, items []*item, depth int) {
 	for _, it := range items {
 		if it.txn != nil {
 			r.flush()
-			s.execTx(cl, it.txn, depth)
+			s.execTx(cl, it.txn, it.watch, depth)
 			continue
 		}
 		r.add(it)
