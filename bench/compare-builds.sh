@@ -19,6 +19,9 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/raftcache-builds.XXXXXX")
 log() { printf '%s compare-builds: %s\n' "$(date +%T)" "$*" >&2; }
 
 log "building $REV and the work tree into $TMP"
+# The scripts run from a copy, so that the work tree may change meanwhile.
+mkdir -p "$TMP/bench"
+cp "$ROOT"/bench/compare.sh "$ROOT"/bench/compare-redis.sh "$TMP/bench/"
 mkdir -p "$TMP/old-src"
 git -C "$ROOT" archive "$REV" | tar -x -C "$TMP/old-src"
 (cd "$TMP/old-src" && CGO_ENABLED=0 go build -o "$TMP/old" .)
@@ -27,9 +30,9 @@ git -C "$ROOT" archive "$REV" | tar -x -C "$TMP/old-src"
 for r in $(seq 1 "$ROUNDS"); do
 	for b in old new; do
 		log "round $r: $b"
-		RAFTCACHE_BIN=$TMP/$b DOC= bash "$ROOT/bench/compare-redis.sh" >"$TMP/redis-$b-$r.txt" 2>"$TMP/redis-$b-$r.err" ||
+		RAFTCACHE_BIN=$TMP/$b DOC= RATE=0 bash "$TMP/bench/compare-redis.sh" >"$TMP/redis-$b-$r.txt" 2>"$TMP/redis-$b-$r.err" ||
 			log "compare-redis.sh failed for $b round $r (see $TMP/redis-$b-$r.err)"
-		RAFTCACHE_BIN=$TMP/$b bash "$ROOT/bench/compare.sh" >"$TMP/etcd-$b-$r.txt" 2>"$TMP/etcd-$b-$r.err" ||
+		RAFTCACHE_BIN=$TMP/$b bash "$TMP/bench/compare.sh" >"$TMP/etcd-$b-$r.txt" 2>"$TMP/etcd-$b-$r.err" ||
 			log "compare.sh failed for $b round $r (see $TMP/etcd-$b-$r.err)"
 	done
 done

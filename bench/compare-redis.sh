@@ -38,6 +38,7 @@
 #   PORT_BASE=17300    ports PORT_BASE+1..3 raftcache HTTP, +11..13 Raft,
 #                      +21..23 RESP, +31 redis, +32 redis-always
 #   DOC=docs/benchmarks.md   where the results go ("" to skip)
+#   RATE=1             0: skip the INCR and EVALSHA rate-limit workloads
 #   RAFTCACHE_BIN=     a raftcache binary to run instead of building this work tree
 #   KEEP=0             1: keep the temp dir (logs, outputs) and print it
 #
@@ -238,6 +239,10 @@ bench_cmd() {
 # sets RPS_INCR RPS_EVAL P50_INCR P50_EVAL P99_INCR P99_EVAL.
 bench_rate() {
 	local name=$1 host=$2 port=$3 sha
+	if [[ ${RATE:-1} == 0 ]]; then # a build without scripts (compare-builds.sh)
+		RPS_INCR=0 P50_INCR=- P99_INCR=- RPS_EVAL=0 P50_EVAL=- P99_EVAL=-
+		return
+	fi
 	sha=$(redis-cli -h "$host" -p "$port" SCRIPT LOAD "$RATE_SCRIPT") || die "SCRIPT LOAD on $name failed"
 	[[ $sha =~ ^[0-9a-f]{40}$ ]] || die "SCRIPT LOAD on $name answered $sha"
 	bench_cmd "$name" "$host" "$port" INCR rl:incr
