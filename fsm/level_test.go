@@ -224,7 +224,10 @@ func TestRestoreRejectsBadV2Streams(t *testing.T) {
 	bad["unknown section"] = append(valid[:len(valid)-1:len(valid)-1], 9, 0)
 	bad["members missing"] = append([]byte("RCS\x02"), secHeader, 0, 0, 0, 0, 0, 0, 0, 0, secItems, 0, secDedup, 0, secEnd)
 	bad["members first"] = append([]byte("RCS\x02"), secMembers, 0, secHeader, 0, 0, 0, 0, 0, 0, 0, 0, secItems, 0, secDedup, 0, secEnd)
-	control := append([]byte("RCS\x02"), secHeader, 0, 0, 0, 0, 0, 0, 0, 0, secMembers, 0, secItems, 0, secDedup, 0, secEnd)
+	control := append([]byte("RCS\x02"), secHeader, 0, 0, 0, 0, 0, 0, 0, 0, secMembers, 0, secItems, 0, secDedup, 0, secScripts)
+	empty := newState()
+	control = append(appendScripts(control, &empty.scripts), secChanges)
+	control = append(appendChangeLog(control, &empty.changes), secEnd)
 	if err := restore(New(nil), control); err != nil {
 		t.Fatalf("control: a minimal format 2 stream: %v", err)
 	}

@@ -151,6 +151,7 @@ func TestScriptCompileLimits(t *testing.T) {
 func TestScriptAllOrNothingAndCache(t *testing.T) {
 	f := New(nil)
 	var b logBuilder
+	applyOne(t, f, b.cmd(Command{Op: OpClusterLevel, Now: t0, Level: 2})) // where scripts run
 	if got := evalOne(t, f, &b, `redis.call("set","a","1") error("stop")`, nil).String(); !strings.HasPrefix(got, "(error)") {
 		t.Fatal(got)
 	}

@@ -108,9 +108,16 @@ func TestBatchGetNeverTorn(t *testing.T) {
 		mu.Unlock()
 		return nil
 	}
-	if err := write(); err != nil || len(writeIndex) == 0 {
-		t.Fatalf("first batch: %v", err)
-	}
+	// The first batch, retried while the cluster settles (a 503 is not
+	// an error of the check).
+	waitFor(t, "a first batch", func() bool {
+		if err := write(); err != nil {
+			t.Fatalf("first batch: %v", err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		return len(writeIndex) > 0
+	})
 
 	type seen struct {
 		value int
