@@ -460,12 +460,17 @@ func (n *Node) watchRemoval() {
 		}
 		servers := f.Configuration().Servers
 		in := slices.ContainsFunc(servers, func(s raft.Server) bool { return string(s.ID) == n.cfg.ID })
+		// A registered node has met its own entry in the configuration
+		// (the leader registers a member after adding it), even if a
+		// removal came before this loop looked.
+		sawSelf = sawSelf || n.mayVote()
 		switch {
 		case in:
 			sawSelf, outSince = true, time.Time{}
 		case !sawSelf || len(servers) == 0:
 		case outSince.IsZero():
 			outSince = time.Now()
+			n.logger.Debug("the configuration no longer lists this node; removed unless a leader contacts it", "wait", n.removedAfter())
 		case time.Since(outSince) > n.removedAfter() && n.lastContact() > n.removedAfter():
 			n.markRemoved("the configuration no longer lists this node and no leader has contacted it since")
 			if err := n.raft.Shutdown().Error(); err != nil {
