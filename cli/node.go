@@ -280,7 +280,13 @@ func joinCluster(ctx context.Context, logger hclog.Logger, urls []string, cfg cl
 			return err
 		}
 		req := joinRequest(self, view)
-		if nonVoter {
+		learner := nonVoter
+		for _, m := range view.Members {
+			// A member that is a non-voter by choice (added with
+			// --non-voter) stays one; promote it with members promote.
+			learner = learner || (m.ID == self.ID && !m.Voter && m.State != "catching_up")
+		}
+		if learner {
 			err = cl.AddNonVoter(ctx, req)
 			state = "learner"
 		} else {
@@ -299,7 +305,7 @@ func joinCluster(ctx context.Context, logger hclog.Logger, urls []string, cfg cl
 			"feature_level", self.FeatureLevel, "error", refused)
 		return
 	}
-	if nonVoter || state == "voter" {
+	if state == "learner" || state == "voter" {
 		logger.Info("joined the cluster", "via", urls, "state", state)
 		return
 	}

@@ -139,16 +139,16 @@ func (n *Node) SetVoter(ctx context.Context, id string, voter, force bool) error
 			pctx, cancel := context.WithTimeout(ctx, quorumProbeTimeout)
 			info, err := n.probe(pctx, m)
 			cancel()
-			if err != nil || !info.HasIndex || info.AppliedIndex+n.cfg.PromoteMaxLag < n.raft.CommitIndex() ||
+			if err != nil || !n.caughtUp(id, info, n.raft.CommitIndex()) ||
 				n.wiped(m, info) || info.State == raft.Shutdown.String() || info.Removed {
 				n.logger.Info("a promotion was asked for a member that has not caught up: it will be promoted once it has", "member", id)
-				n.track.setWant(id, true)
+				n.track.setWant(id, true, n.fsm.AppliedIndex())
 				n.kickLevels()
 				return nil
 			}
 			f = n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(m.RaftAddr), 0, n.timeout(ctx))
 		default:
-			n.track.setWant(id, false)
+			n.track.setWant(id, false, 0)
 			if !m.Voter {
 				return nil
 			}
@@ -162,7 +162,7 @@ func (n *Node) SetVoter(ctx context.Context, id string, voter, force bool) error
 		if err := f.Error(); err != nil {
 			return n.classify(err, true)
 		}
-		n.track.setWant(id, false)
+		n.track.setWant(id, false, 0)
 		n.kickLevels()
 		return nil
 	}

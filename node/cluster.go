@@ -271,10 +271,11 @@ func (n *Node) AddMember(ctx context.Context, m Member) error {
 		if err != nil {
 			return n.classify(err, true)
 		}
-		n.track.setWant(m.ID, m.Voter || wasVoter)
+		n.track.setWant(m.ID, false, 0)
+		n.track.setWant(m.ID, m.Voter || wasVoter, n.fsm.AppliedIndex())
 		defer n.kickLevels()
 	} else if m.Voter && !wasVoter && !n.track.wants(m.ID) {
-		n.track.setWant(m.ID, true)
+		n.track.setWant(m.ID, true, n.fsm.AppliedIndex())
 		defer n.kickLevels()
 	}
 	return n.register(ctx, m)
@@ -326,7 +327,7 @@ func (n *Node) RemoveMember(ctx context.Context, id string, force bool) error {
 	if err := n.raft.RemoveServer(raft.ServerID(id), 0, n.timeout(ctx)).Error(); err != nil {
 		return n.classify(err, true)
 	}
-	n.track.setWant(id, false)
+	n.track.setWant(id, false, 0)
 	n.kickLevels() // the member that held the level back may be gone
 	if id == n.cfg.ID {
 		return nil // a leader that removed itself steps down; the next leader keeps the stale address harmlessly

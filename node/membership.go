@@ -130,21 +130,30 @@ func (n *Node) canPromote() bool { return n.cfg.Probe != nil }
 // tracker is the leader's memory of the members: who asked for a vote,
 // since when each has been caught up, and when each last answered.
 type tracker struct {
-	mu        sync.Mutex
-	want      map[string]bool
+	mu sync.Mutex
+	// want: the members that asked for a vote, each with the leader's
+	// applied index when it asked: it must reach that index (which only
+	// replication brings) before it counts as caught up.
+	want      map[string]uint64
 	stable    map[string]time.Time // caught up and answering since
 	lastHeard map[string]time.Time
 }
 
 func newTracker() *tracker {
-	return &tracker{want: map[string]bool{}, stable: map[string]time.Time{}, lastHeard: map[string]time.Time{}}
+	return &tracker{want: map[string]uint64{}, stable: map[string]time.Time{}, lastHeard: map[string]time.Time{}}
 }
 
-func (t *tracker) setWant(id string, w bool) {
+// setWant records whether id wants a vote; applied is the leader's
+// applied index now. Asking again changes nothing (the stabilization
+// period is not restarted).
+func (t *tracker) setWant(id string, w bool, applied uint64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if _, ok := t.want[id]; ok && w {
+		return
+	}
 	if w {
-		t.want[id] = true
+		t.want[id] = max(applied, 1)
 	} else {
 		delete(t.want, id)
 	}
@@ -152,6 +161,13 @@ func (t *tracker) setWant(id string, w bool) {
 }
 
 func (t *tracker) wants(id string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	_, ok := t.want[id]
+	return ok
+}
+
+func (t *tracker) minApplied(id string) uint64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.want[id]
@@ -259,8 +275,7 @@ func (n *Node) checkMembers(results []probeResult) {
 		if r.m.Voter || !n.track.wants(r.m.ID) {
 			continue
 		}
-		ok := r.info.HasIndex && r.info.AppliedIndex+n.cfg.PromoteMaxLag >= commit && n.working(r) &&
-			(r.m.Incarnation == "" || r.info.Incarnation == r.m.Incarnation)
+		ok := n.caughtUp(r.m.ID, r.info, commit) && n.working(r) && (r.m.Incarnation == "" || r.info.Incarnation == r.m.Incarnation)
 		n.track.mu.Lock()
 		since, was := n.track.stable[r.m.ID]
 		switch {
@@ -291,6 +306,15 @@ func (n *Node) checkMembers(results []probeResult) {
 	n.track.mu.Unlock()
 }
 
+// caughtUp says whether member id, which reported info, has caught up
+// with the leader: it applied within PromoteMaxLag of the commit index,
+// and at least what the leader had applied when the member asked for a
+// vote, which only replication can have brought it: an empty node next to
+// a short log is not caught up.
+func (n *Node) caughtUp(id string, info NodeInfo, commit uint64) bool {
+	return info.HasIndex && info.AppliedIndex+n.cfg.PromoteMaxLag >= commit && info.AppliedIndex >= max(n.track.minApplied(id), 1)
+}
+
 func (n *Node) promote(m Member, info NodeInfo, commit uint64) {
 	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
 	defer cancel()
@@ -299,7 +323,7 @@ func (n *Node) promote(m Member, info NodeInfo, commit uint64) {
 		n.logger.Warn("promoting a caught-up member failed", "member", m.ID, "error", err)
 		return
 	}
-	n.track.setWant(m.ID, false)
+	n.track.setWant(m.ID, false, 0)
 	n.logger.Info("promoted a member to voter: caught up and stable", "member", m.ID, "applied", info.AppliedIndex,
 		"commit", commit, "stable_for", n.cfg.PromoteAfter)
 }
@@ -318,7 +342,7 @@ func (n *Node) replaceWiped(m Member, info NodeInfo) {
 	if info.State == raft.Leader.String() {
 		n.logger.Error("a member's data directory changed and it leads a cluster of its own (started with --bootstrap on an empty data directory?): removed it; empty its data directory and start it with --join",
 			"member", m.ID, "recorded_incarnation", m.Incarnation, "incarnation", info.Incarnation)
-		n.track.setWant(m.ID, false)
+		n.track.setWant(m.ID, false, 0)
 		return
 	}
 	n.logger.Warn("a member's data directory changed (wiped or replaced disk): removed it and adding it back as a non-voter; it votes again only once caught up",
@@ -327,7 +351,9 @@ func (n *Node) replaceWiped(m Member, info NodeInfo) {
 		n.logger.Warn("adding back a member whose data directory changed failed", "member", m.ID, "error", err)
 		return
 	}
-	n.track.setWant(m.ID, m.Voter || n.track.wants(m.ID))
+	want := m.Voter || n.track.wants(m.ID)
+	n.track.setWant(m.ID, false, 0) // a new data directory: its own threshold and period
+	n.track.setWant(m.ID, want, n.fsm.AppliedIndex())
 	m.Incarnation, m.Level = info.Incarnation, info.Level
 	if err := n.register(ctx, m); err != nil {
 		n.logger.Warn("registering a member's new incarnation failed", "member", m.ID, "error", err)
