@@ -263,3 +263,81 @@ func TestMembershipQuorumRefusal(t *testing.T) {
 	fndRemoveMember(t, l, stopped.ID) // the dead voter itself may go
 	fndPut(t, c.WaitForLeader(), "after", "refusal")
 }
+
+// TestMembershipWipedBootstrapNode: the node that bootstrapped the cluster
+// loses its disk and is started again with its usual flags, --bootstrap:
+// on an empty data directory it forms a cluster of its own. It refuses to
+// follow the old cluster's leader (their logs share indexes and terms but
+// not contents), and the old cluster drops it as a voter and goes on.
+// Started again on an empty directory with --join, it comes back as a
+// learner and is promoted.
+func TestMembershipWipedBootstrapNode(t *testing.T) {
+	c := NewCluster(t, Options{})
+	n1 := c.Nodes[0]
+	l := c.WaitForLeader()
+	fndPut(t, l, "old", "cluster")
+	n1.Kill()
+	if err := os.RemoveAll(n1.DataDir); err != nil {
+		t.Fatal(err)
+	}
+	fndStart(t, n1) // --bootstrap, as the Procfile line
+	n2 := c.Nodes[1]
+	Eventually(t, "the old cluster no longer counts "+n1.ID+" as a voter", func() error {
+		v, err := n2.View()
+		if err != nil {
+			return err
+		}
+		if v.Leader == nil || v.Leader.ID == n1.ID {
+			return fmt.Errorf("%s's view: leader %+v", n2.ID, v.Leader)
+		}
+		for _, m := range v.Members {
+			if m.ID == n1.ID && m.Voter {
+				return fmt.Errorf("%s is still a voter", n1.ID)
+			}
+		}
+		return nil
+	})
+	Eventually(t, n1.ID+" refuses the old cluster's leader", func() error {
+		if !strings.Contains(fndLog(t, n1), "refusing to follow a leader of another cluster") {
+			return fmt.Errorf("not in %s's log yet", n1.ID)
+		}
+		return nil
+	})
+	// The old cluster serves; the new one never received its data.
+	var old *Node
+	for _, n := range c.Nodes[1:] {
+		if v, err := n.View(); err == nil && v.State == "Leader" {
+			old = n
+		}
+	}
+	if old == nil {
+		t.Fatal("no leader among the old cluster's nodes")
+	}
+	fndPut(t, old, "still", "serving")
+	if r := fndDo(t, plainClient, http.MethodGet, n1.URL()+"/v1/kv/old?consistency=stale", nil); r.Status != http.StatusNotFound {
+		t.Fatalf("the wiped %s (its own cluster) has the old cluster's key: %d %s", n1.ID, r.Status, r.Body)
+	}
+
+	// The fix the logs advise: an empty data directory and --join.
+	n1.Kill()
+	if err := os.RemoveAll(n1.DataDir); err != nil {
+		t.Fatal(err)
+	}
+	fndStart(t, n1, old.URL())
+	Eventually(t, n1.ID+" a voter of the old cluster again", func() error {
+		v, err := old.View()
+		if err != nil {
+			return err
+		}
+		for _, m := range v.Members {
+			if m.ID == n1.ID && m.Voter {
+				return nil
+			}
+		}
+		return fmt.Errorf("%s is not a voter in %s's view", n1.ID, old.ID)
+	})
+	c.WaitForIndex(n1, fndPut(t, old, "after", "fix"))
+	if r := fndDo(t, plainClient, http.MethodGet, n1.URL()+"/v1/kv/old?consistency=stale", nil); r.Status != http.StatusOK {
+		t.Fatalf("%s back in the old cluster lacks its key: %d %s", n1.ID, r.Status, r.Body)
+	}
+}

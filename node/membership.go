@@ -275,7 +275,10 @@ func (n *Node) checkMembers(results []probeResult) {
 		if r.m.Voter || !n.track.wants(r.m.ID) {
 			continue
 		}
-		ok := n.caughtUp(r.m.ID, r.info, commit) && n.working(r) && (r.m.Incarnation == "" || r.info.Incarnation == r.m.Incarnation)
+		// A learner that leads or campaigns is not following this leader
+		// (a node that formed a cluster of its own): never promoted.
+		ok := n.caughtUp(r.m.ID, r.info, commit) && n.working(r) && r.info.State == raft.Follower.String() &&
+			(r.m.Incarnation == "" || r.info.Incarnation == r.m.Incarnation)
 		n.track.mu.Lock()
 		since, was := n.track.stable[r.m.ID]
 		switch {

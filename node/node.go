@@ -238,6 +238,10 @@ type Node struct {
 	removal    removal     // set once this node was removed from the cluster
 	registered atomic.Bool // the cluster registered this data directory: it may vote (votegate.go)
 	existing   bool        // Raft state existed when the node started
+	// bootstrapped: this node bootstrapped its data directory (votegate.go).
+	bootstrapped  atomic.Bool
+	foreignWarned atomic.Bool
+	gateRaft      atomic.Pointer[raft.Raft] // n.raft, for the transport's goroutine
 	// heartbeat and election are the Raft timeouts once registered.
 	heartbeat, election time.Duration
 	transportDone       chan struct{}
@@ -343,6 +347,9 @@ func (n *Node) open(newIncarnation bool) error {
 		rc.HeartbeatTimeout, rc.ElectionTimeout = unregisteredTimeout, unregisteredTimeout
 	}
 	n.raft, err = raft.NewRaft(rc, n.fsm, n.logs, n.store, snaps, newGateTransport(n, n.transport))
+	if err == nil {
+		n.gateRaft.Store(n.raft)
+	}
 	if err != nil {
 		return fmt.Errorf("node: start raft: %w", err)
 	}
@@ -354,6 +361,14 @@ func (n *Node) open(newIncarnation bool) error {
 		if err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
 			return fmt.Errorf("node: bootstrap: %w", err)
 		}
+		if err == nil {
+			if err := os.WriteFile(filepath.Join(n.cfg.DataDir, bootstrappedFile), []byte(n.cfg.Incarnation+"\n"), 0o644); err != nil {
+				return fmt.Errorf("node: bootstrap marker: %w", err)
+			}
+		}
+	}
+	if _, err := os.Stat(filepath.Join(n.cfg.DataDir, bootstrappedFile)); err == nil {
+		n.bootstrapped.Store(true)
 	}
 	return nil
 }

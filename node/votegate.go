@@ -1,6 +1,7 @@
 package node
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -93,8 +94,41 @@ func (n *Node) watchRegistration() {
 	}
 }
 
-// gateTransport refuses vote requests for an unregistered node; the rest
-// passes through.
+// bootstrappedFile marks a data directory on which this node bootstrapped
+// a new cluster.
+const bootstrappedFile = "bootstrapped"
+
+// errForeignLeader answers a leader of another cluster (see foreign).
+var errForeignLeader = errors.New("this node bootstrapped a cluster of its own on an empty data directory and does not follow a leader of another cluster")
+
+// foreign says whether an AppendEntries or InstallSnapshot from leader id
+// comes from another cluster: this node bootstrapped its data directory
+// and its configuration still lists only itself, so no other member of
+// its cluster can exist, let alone lead. (A wiped member started again
+// with --bootstrap: its old cluster's leader still knows its address.
+// Following it would mix two logs that share indexes and terms.)
+func (n *Node) foreign(id []byte) bool {
+	r := n.gateRaft.Load()
+	if !n.bootstrapped.Load() || r == nil || len(id) == 0 || string(id) == n.cfg.ID {
+		return false
+	}
+	f := r.GetConfiguration()
+	if f.Error() != nil {
+		return false
+	}
+	servers := f.Configuration().Servers
+	return len(servers) == 1 && string(servers[0].ID) == n.cfg.ID
+}
+
+func (n *Node) warnForeign(id []byte) {
+	if n.foreignWarned.CompareAndSwap(false, true) {
+		n.logger.Error("refusing to follow a leader of another cluster: this node bootstrapped a new cluster on an empty data directory, but another cluster lists this node's id and address (a wiped member started with --bootstrap?). Stop it, empty its data directory and start it with --join",
+			"leader", string(id))
+	}
+}
+
+// gateTransport refuses vote requests for an unregistered node, and
+// entries from a leader of another cluster; the rest passes through.
 type gateTransport struct {
 	*raft.NetworkTransport
 	n  *Node
@@ -109,6 +143,23 @@ func newGateTransport(n *Node, t *raft.NetworkTransport) *gateTransport {
 
 func (g *gateTransport) Consumer() <-chan raft.RPC { return g.ch }
 
+// SetHeartbeatHandler gates heartbeats too: the network transport hands
+// them to Raft directly, not through Consumer.
+func (g *gateTransport) SetHeartbeatHandler(cb func(rpc raft.RPC)) {
+	if cb == nil {
+		g.NetworkTransport.SetHeartbeatHandler(nil)
+		return
+	}
+	g.NetworkTransport.SetHeartbeatHandler(func(rpc raft.RPC) {
+		if req, ok := rpc.Command.(*raft.AppendEntriesRequest); ok && g.n.foreign(req.ID) {
+			g.n.warnForeign(req.ID)
+			rpc.Respond(nil, errForeignLeader)
+			return
+		}
+		cb(rpc)
+	})
+}
+
 func (g *gateTransport) run() {
 	in := g.NetworkTransport.Consumer()
 	for {
@@ -116,6 +167,18 @@ func (g *gateTransport) run() {
 		case <-g.n.transportDone:
 			return
 		case rpc := <-in:
+			var leader []byte
+			switch req := rpc.Command.(type) {
+			case *raft.AppendEntriesRequest:
+				leader = req.ID
+			case *raft.InstallSnapshotRequest:
+				leader = req.ID
+			}
+			if g.n.foreign(leader) {
+				g.n.warnForeign(leader)
+				rpc.Respond(nil, errForeignLeader)
+				continue
+			}
 			if !g.n.mayVote() {
 				hdr := raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, ID: []byte(g.n.cfg.ID), Addr: []byte(g.n.cfg.RaftAddr)}
 				switch req := rpc.Command.(type) {
