@@ -50,7 +50,7 @@ const (
 	heartbeat = 500 * time.Millisecond
 	deadline  = 30 * time.Second // generous bound for any wait on the cluster
 	// promoteAfter is how long a caught-up learner waits for its vote.
-	promoteAfter = 500 * time.Millisecond
+	promoteAfter = 250 * time.Millisecond
 )
 
 // Node is one raftcache process.
