@@ -82,6 +82,7 @@ func (n *Node) watchLeadership() {
 		case isLeader := <-n.notify:
 			if isLeader {
 				n.logger.Info("became leader", "term", n.raft.CurrentTerm())
+				n.track.resetRaftDown()
 				n.wg.Add(1)
 				go n.establishLeadership()
 			} else {

@@ -137,10 +137,13 @@ type tracker struct {
 	want      map[string]uint64
 	stable    map[string]time.Time // caught up and answering since
 	lastHeard map[string]time.Time
+	// raftDown: the leader's Raft heartbeats to the member fail (from
+	// Raft's observations; cleared when they resume or leadership moves).
+	raftDown map[string]bool
 }
 
 func newTracker() *tracker {
-	return &tracker{want: map[string]uint64{}, stable: map[string]time.Time{}, lastHeard: map[string]time.Time{}}
+	return &tracker{want: map[string]uint64{}, stable: map[string]time.Time{}, lastHeard: map[string]time.Time{}, raftDown: map[string]bool{}}
 }
 
 // setWant records whether id wants a vote; applied is the leader's
@@ -190,6 +193,49 @@ func (t *tracker) heardAt(id string) (time.Time, bool) {
 	defer t.mu.Unlock()
 	at, ok := t.lastHeard[id]
 	return at, ok
+}
+
+func (t *tracker) setRaftDown(id string, down bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if down {
+		t.raftDown[id] = true
+	} else {
+		delete(t.raftDown, id)
+	}
+}
+
+func (t *tracker) isRaftDown(id string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.raftDown[id]
+}
+
+// resetRaftDown forgets the heartbeat failures of an earlier leadership.
+func (t *tracker) resetRaftDown() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.raftDown = map[string]bool{}
+}
+
+// watchHeartbeats follows Raft's observations of failed and resumed
+// heartbeats to the members, so that the quorum check counts a member
+// whose HTTP answers but whose Raft port does not as unreachable.
+func (n *Node) watchHeartbeats(ch chan raft.Observation) {
+	defer n.wg.Done()
+	for {
+		select {
+		case <-n.closing:
+			return
+		case o := <-ch:
+			switch d := o.Data.(type) {
+			case raft.FailedHeartbeatObservation:
+				n.track.setRaftDown(string(d.PeerID), true)
+			case raft.ResumedHeartbeatObservation:
+				n.track.setRaftDown(string(d.PeerID), false)
+			}
+		}
+	}
 }
 
 // state is m's state as the leader sees it.
@@ -244,7 +290,7 @@ func (n *Node) probeAll(members []Member, timeout time.Duration) []probeResult {
 // working says whether a probed voter can vote: it answered, its Raft
 // runs, it was not removed, and its data directory is the registered one.
 func (n *Node) working(r probeResult) bool {
-	if r.err != nil || r.info.State == raft.Shutdown.String() || r.info.Removed {
+	if r.err != nil || r.info.State == raft.Shutdown.String() || r.info.Removed || n.track.isRaftDown(r.m.ID) {
 		return false
 	}
 	return !n.wiped(r.m, r.info)

@@ -36,9 +36,12 @@ func TestLearnerFirst(t *testing.T) {
 	nodes := newCluster(t, 3, probed) // join waits for each promotion
 	leader := waitForLeader(t, nodes...)
 	for _, n := range nodes {
-		if m, _ := leaderMember(t, leader, n.ID()); !m.Voter || m.State != StateVoter || m.Incarnation != n.Incarnation() {
-			t.Fatalf("member %s: %+v", n.ID(), m)
-		}
+		// The first member registered itself before the cluster reached
+		// level 2; the leader's next probe round records its incarnation.
+		waitFor(t, n.ID()+" a voter with its incarnation recorded", func() bool {
+			m, _ := leaderMember(t, leader, n.ID())
+			return m.Voter && m.State == StateVoter && m.Incarnation == n.Incarnation()
+		})
 		if !n.mayVote() {
 			t.Errorf("%s is registered but may not vote", n.ID())
 		}

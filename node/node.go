@@ -286,7 +286,16 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.reads = newReadIndex(n)
 	n.proposer = newProposer(n)
-	n.wg.Add(9)
+	obs := make(chan raft.Observation, 64)
+	n.raft.RegisterObserver(raft.NewObserver(obs, false, func(o *raft.Observation) bool {
+		switch o.Data.(type) {
+		case raft.FailedHeartbeatObservation, raft.ResumedHeartbeatObservation:
+			return true
+		}
+		return false
+	}))
+	n.wg.Add(10)
+	go n.watchHeartbeats(obs)
 	go n.proposer.run()
 	go n.watchLeadership()
 	go n.reads.run()
