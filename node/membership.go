@@ -51,6 +51,9 @@ const (
 	// fastProbeInterval is how often the leader probes while a member
 	// waits for promotion.
 	fastProbeInterval = 250 * time.Millisecond
+	// healthBound is how long a learner may go without answering a probe
+	// and still count as stable.
+	healthBound = 2 * time.Second
 	// quorumProbeTimeout bounds the fresh probe of the voters before a
 	// removal or demotion.
 	quorumProbeTimeout = 2 * time.Second
@@ -152,6 +155,10 @@ func newTracker() *tracker {
 func (t *tracker) setWant(id string, w bool, applied uint64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	// A membership change of id restarts Raft's replication to it: its
+	// heartbeat failures so far no longer say anything (a resumption is
+	// observed only within one replication run).
+	delete(t.raftDown, id)
 	if _, ok := t.want[id]; ok && w {
 		return
 	}
@@ -325,6 +332,11 @@ func (n *Node) checkMembers(results []probeResult) {
 		// (a node that formed a cluster of its own): never promoted.
 		ok := n.caughtUp(r.m.ID, r.info, commit) && n.working(r) && r.info.State == raft.Follower.String() &&
 			(r.m.Incarnation == "" || r.info.Incarnation == r.m.Incarnation)
+		if !ok {
+			n.logger.Debug("a learner that asked for a vote is not caught up yet", "member", r.m.ID, "applied", r.info.AppliedIndex,
+				"needs", max(n.track.minApplied(r.m.ID), 1), "commit", commit, "state", r.info.State, "raft_down", n.track.isRaftDown(r.m.ID),
+				"incarnation", r.info.Incarnation, "recorded", r.m.Incarnation)
+		}
 		n.track.mu.Lock()
 		since, was := n.track.stable[r.m.ID]
 		switch {
@@ -338,11 +350,16 @@ func (n *Node) checkMembers(results []probeResult) {
 			n.promote(r.m, r.info, commit)
 		}
 	}
+	// A learner that missed one probe on a loaded machine stays stable;
+	// one not heard from for a while starts its period again.
 	for _, r := range results {
 		if r.err != nil && !r.m.Voter {
-			n.track.mu.Lock()
-			delete(n.track.stable, r.m.ID)
-			n.track.mu.Unlock()
+			at, ok := n.track.heardAt(r.m.ID)
+			if !ok || now.Sub(at) > healthBound {
+				n.track.mu.Lock()
+				delete(n.track.stable, r.m.ID)
+				n.track.mu.Unlock()
+			}
 		}
 	}
 	n.track.mu.Lock()
