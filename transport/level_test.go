@@ -38,7 +38,7 @@ func levels(t *testing.T, n *testNode) levelBody {
 }
 
 func TestNodeEndpoint(t *testing.T) {
-	n := startNodeWith(t, "n1", true, func(c *node.Config) { c.FetchLevel = nil })
+	n := startNodeWith(t, "n1", true, func(c *node.Config) { c.FetchLevel, c.Probe = nil, nil })
 	waitFor(t, "n1 to serve", n.ServesStrongReads)
 	r := do(t, http.MethodGet, n.URL+"/v1/node", nil)
 	var b struct {
