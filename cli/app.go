@@ -28,6 +28,10 @@ const (
 	ExitError    = 1
 	ExitUsage    = 2
 	ExitNotFound = 3
+	// ExitRemoved: `raftcache node` stopped because the node was removed
+	// from the cluster. Started again with the same flags, it rejoins as
+	// a learner (systemd: RestartPreventExitStatus=4 keeps it out).
+	ExitRemoved = 4
 )
 
 // defaultEndpoints reach the single default node and the Procfile cluster.

@@ -6,7 +6,9 @@ import (
 	"io"
 	"math"
 	"strconv"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -55,6 +57,18 @@ type memberHealth struct {
 	// FeatureLevel is the level of the member's binary, as it says itself
 	// or else as the cluster last recorded it; 0 = unknown.
 	FeatureLevel uint32 `json:"feature_level"`
+	// MemberState is voter, catching_up or learner (the leader's view).
+	MemberState string `json:"member_state,omitempty"`
+	// LastHeardMS: how long ago the member last answered the leader
+	// (null when the leader does not say).
+	LastHeardMS *int64 `json:"last_heard_ms"`
+}
+
+// deadVoter is a voter the leader has not heard from for too long.
+type deadVoter struct {
+	ID          string `json:"id"`
+	LastHeardMS *int64 `json:"last_heard_ms"` // null: never, since this leader leads
+	Reachable   bool   `json:"reachable"`     // whether status itself reached it
 }
 
 type statusJSON struct {
@@ -69,6 +83,9 @@ type statusJSON struct {
 	// this CLI's binary's.
 	ClusterFeatureLevel uint32 `json:"cluster_feature_level"`
 	FeatureLevel        uint32 `json:"feature_level"`
+	// DeadVoters are voters not heard from (by the leader, or by this
+	// command) for longer than --dead-after: replace them (README).
+	DeadVoters []deadVoter `json:"dead_voters"`
 }
 
 func statusCommand() *cli.Command {
@@ -81,6 +98,10 @@ applied index minus the member's (both read within a few milliseconds, so a
 busy cluster shows a small lag even when healthy). "healthy" means a leader
 is known and every member is reachable and ready (and, with --max-lag, lags
 by at most that many entries); --check exits 1 unless the cluster is.
+"dead voters" lists the voters the leader has not heard from for longer
+than --dead-after (or that neither the leader nor this command reached):
+replace them as the README says (add a learner, let it be promoted, then
+remove the dead voter) before another failure costs the quorum.
    raftcache status
    raftcache status -o json | jq '.members[] | {id, lag}'
    raftcache status --check && echo healthy
@@ -88,6 +109,7 @@ by at most that many entries); --check exits 1 unless the cluster is.
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "check", Usage: "exit 1 unless the cluster is healthy"},
 			&cli.Uint64Flag{Name: "max-lag", Usage: "count a member lagging by more than this many entries as unhealthy"},
+			&cli.DurationFlag{Name: "dead-after", Value: 10 * time.Second, Usage: "list voters not heard from for longer than this as dead"},
 		},
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c); err != nil {
@@ -115,7 +137,20 @@ by at most that many entries); --check exits 1 unless the cluster is.
 						}
 						fmt.Fprintln(w)
 						h, rows := statusRows(st)
-						return writeTable(w, h, rows)
+						if err := writeTable(w, h, rows); err != nil {
+							return err
+						}
+						if len(st.DeadVoters) > 0 {
+							fmt.Fprintln(w)
+							for _, d := range st.DeadVoters {
+								heard := "never, since this leader leads"
+								if d.LastHeardMS != nil {
+									heard = (time.Duration(*d.LastHeardMS) * time.Millisecond).Round(100*time.Millisecond).String() + " ago"
+								}
+								fmt.Fprintf(w, "dead voter: %s (last heard by the leader: %s); replace it: add a learner, let it be promoted, then remove %s\n", d.ID, heard, d.ID)
+							}
+						}
+						return nil
 					},
 					table: func() ([]string, [][]string) { return statusRows(st) },
 				})
@@ -156,9 +191,16 @@ func statusRows(st *statusJSON) ([]string, [][]string) {
 		if m.FeatureLevel != 0 {
 			level = strconv.FormatUint(uint64(m.FeatureLevel), 10)
 		}
-		rows = append(rows, []string{m.ID, state, strconv.FormatBool(m.Voter), m.HTTPAddr, m.RaftAddr, ready, applied, lag, level})
+		role := m.MemberState
+		if role == "" {
+			role = "learner"
+			if m.Voter {
+				role = "voter"
+			}
+		}
+		rows = append(rows, []string{m.ID, state, role, m.HTTPAddr, m.RaftAddr, ready, applied, lag, level})
 	}
-	return []string{"ID", "STATE", "VOTER", "HTTP", "RAFT", "READY", "APPLIED", "LAG", "LEVEL"}, rows
+	return []string{"ID", "STATE", "ROLE", "HTTP", "RAFT", "READY", "APPLIED", "LAG", "LEVEL"}, rows
 }
 
 // clusterStatus gathers the member list and asks every member about itself.
@@ -184,6 +226,14 @@ func clusterStatus(c *cli.Context, cl *client.Client) (*statusJSON, error) {
 		}()
 	}
 	wg.Wait()
+	// The leader's view says whom it last heard from when.
+	if st.Leader != nil && view.NodeID != st.Leader.ID {
+		for i, m := range view.Members {
+			if h := health[i]; m.ID == st.Leader.ID && h.View != nil && len(h.View.Members) > 0 {
+				view.Members = mergeLeaderView(view.Members, h.View.Members)
+			}
+		}
+	}
 	// The leader's own figures, if it answered, are the reference.
 	var leaderApplied *uint64
 	for i, m := range view.Members {
@@ -199,7 +249,7 @@ func clusterStatus(c *cli.Context, cl *client.Client) (*statusJSON, error) {
 	for i, m := range view.Members {
 		h := health[i]
 		mh := memberHealth{ID: m.ID, HTTPAddr: m.HTTPAddr, RaftAddr: m.RaftAddr, Voter: m.Voter,
-			Ready: h.Ready, NotReady: h.NotReady, FeatureLevel: m.FeatureLevel}
+			Ready: h.Ready, NotReady: h.NotReady, FeatureLevel: m.FeatureLevel, MemberState: m.State, LastHeardMS: m.LastHeardMS}
 		if h.Err != nil {
 			mh.Error = h.Err.Error()
 		}
@@ -225,8 +275,36 @@ func clusterStatus(c *cli.Context, cl *client.Client) (*statusJSON, error) {
 			st.Healthy = false
 		}
 		st.Members = append(st.Members, mh)
+		if mh.Voter && (st.Leader == nil || mh.ID != st.Leader.ID) {
+			dead := mh.LastHeardMS != nil && time.Duration(*mh.LastHeardMS)*time.Millisecond > c.Duration("dead-after")
+			if mh.LastHeardMS == nil && !mh.Reachable {
+				dead = true // the leader does not say, and status could not reach it either
+			}
+			if dead {
+				st.DeadVoters = append(st.DeadVoters, deadVoter{ID: mh.ID, LastHeardMS: mh.LastHeardMS, Reachable: mh.Reachable})
+			}
+		}
+	}
+	if st.DeadVoters == nil {
+		st.DeadVoters = []deadVoter{}
 	}
 	return st, nil
+}
+
+// mergeLeaderView takes the leader's state and last-heard figures for the
+// members of a follower's view.
+func mergeLeaderView(ms, leader []client.Member) []client.Member {
+	byID := map[string]client.Member{}
+	for _, m := range leader {
+		byID[m.ID] = m
+	}
+	out := append([]client.Member(nil), ms...)
+	for i, m := range out {
+		if l, ok := byID[m.ID]; ok {
+			out[i].State, out[i].LastHeardMS = l.State, l.LastHeardMS
+		}
+	}
+	return out
 }
 
 type memberJSON struct {
@@ -234,6 +312,7 @@ type memberJSON struct {
 	HTTPAddr string `json:"http_addr"`
 	RaftAddr string `json:"raft_addr"`
 	Voter    bool   `json:"voter"`
+	State    string `json:"state,omitempty"` // voter, catching_up or learner
 }
 
 type membersJSON struct {
@@ -244,7 +323,7 @@ type membersJSON struct {
 func membersOf(v *client.Cluster) membersJSON {
 	out := membersJSON{Leader: leaderOf(v), Members: []memberJSON{}}
 	for _, m := range v.Members {
-		out.Members = append(out.Members, memberJSON{ID: m.ID, HTTPAddr: m.HTTPAddr, RaftAddr: m.RaftAddr, Voter: m.Voter})
+		out.Members = append(out.Members, memberJSON{ID: m.ID, HTTPAddr: m.HTTPAddr, RaftAddr: m.RaftAddr, Voter: m.Voter, State: m.State})
 	}
 	return out
 }
@@ -253,7 +332,11 @@ func membersRows(ms membersJSON) ([]string, [][]string) {
 	var rows [][]string
 	for _, m := range ms.Members {
 		role := "voter"
-		if !m.Voter {
+		switch {
+		case m.Voter:
+		case m.State == "catching_up":
+			role = "non-voter (catching up; promoted once caught up)"
+		default:
 			role = "non-voter"
 		}
 		if ms.Leader != nil && ms.Leader.ID == m.ID {
@@ -294,7 +377,12 @@ func membersCommand() *cli.Command {
 		Usage: "list, add, remove, promote or demote cluster members",
 		Description: `Membership changes go through the leader (any member redirects) and the
 Raft log. Keep an odd number of voters (3 or 5); non-voters replicate and
-serve stale reads without counting toward the quorum.
+serve stale reads without counting toward the quorum. Every add is learner
+first: the member joins as a non-voter and the leader promotes it once it
+has caught up and stayed healthy (--promote-after on the leader). Removing
+or demoting a voter while another voter does not answer, or so that the
+voters that answer would not be a majority, is refused (quorum_at_risk)
+unless --force.
    raftcache members list
    raftcache members add n4 --raft-addr 10.0.0.4:9001 --http-addr 10.0.0.4:8001
    raftcache members add r1 --raft-addr 10.0.0.9:9001 --http-addr 10.0.0.9:8001 --non-voter
@@ -313,10 +401,13 @@ serve stale reads without counting toward the quorum.
 				Usage:     "add a member (then start it with --join, or start it first)",
 				ArgsUsage: "ID",
 				Description: `Adds a member with the given Raft and HTTP addresses (what the node's
---raft-advertise/--raft-addr and --http-addr say). Start the new node with
---join pointing at any member, so it does not bootstrap a cluster of its
-own (its own join request is then a no-op). Adding a member already present
-with the same addresses changes nothing.
+--raft-advertise/--raft-addr and --http-addr say) as a non-voter; unless
+--non-voter, the leader promotes it once it has caught up and stayed
+healthy, so an unstarted or lagging node never counts toward the quorum.
+Start the new node with --join pointing at any member, so it does not
+bootstrap a cluster of its own. Adding a member already present with the
+same addresses changes nothing. (Simplest: just start the node with
+--join; it adds itself the same way.)
    raftcache members add n4 --raft-addr 127.0.0.1:9004 --http-addr 127.0.0.1:8004
    raftcache node --id n4 --http-addr 127.0.0.1:8004 --raft-addr 127.0.0.1:9004 --data-dir data/n4 --join http://127.0.0.1:8001
    raftcache members add r1 --raft-addr 127.0.0.1:9010 --http-addr 127.0.0.1:8010 --non-voter`,
@@ -342,20 +433,25 @@ with the same addresses changes nothing.
 							return err
 						}
 						m := joinRequest(m, view) // no level for a cluster that may run binaries from before levels
+						state := "learner"
 						if m.Voter {
-							err = cl.AddMember(c.Context, m)
+							state, err = cl.AddMemberState(c.Context, m)
 						} else {
 							err = cl.AddNonVoter(c.Context, m)
 						}
 						if err != nil {
 							return err
 						}
-						mj := memberJSON{ID: m.ID, HTTPAddr: m.HTTPAddr, RaftAddr: m.RaftAddr, Voter: m.Voter}
+						mj := memberJSON{ID: m.ID, HTTPAddr: m.HTTPAddr, RaftAddr: m.RaftAddr, Voter: state == "voter", State: state}
 						return emit(c, result{
 							json: map[string]any{"added": mj},
 							text: func(w io.Writer) error {
 								role := "voter"
-								if !m.Voter {
+								switch state {
+								case "voter":
+								case "catching_up":
+									role = "non-voter, catching up: promoted to voter once caught up and healthy"
+								default:
 									role = "non-voter"
 								}
 								_, err := fmt.Fprintf(w, "added %s (%s) raft=%s http=%s\n", m.ID, role, m.RaftAddr, m.HTTPAddr)
@@ -371,17 +467,28 @@ with the same addresses changes nothing.
 				Usage:     "remove a member",
 				ArgsUsage: "ID",
 				Description: `Removes the member from the Raft configuration (removing the leader makes
-it step down first); stop its process afterwards. To replace a dead node,
-remove it, then add the new one.
-   raftcache members remove n3`,
+it step down first). The removed node exits with status 4; started again
+with its flags it rejoins as a learner, so stop it for good to shrink.
+Removing a voter while another voter does not answer, or so that the
+voters that answer would not be a majority, is refused (exit 1, code
+quorum_at_risk, naming the unreachable voters) unless --force. To replace
+a dead voter, add the replacement first, wait until it is a voter, then
+remove the dead one.
+   raftcache members remove n3
+   raftcache members remove n3 --force     # disaster recovery only`,
+				Flags: []cli.Flag{&cli.BoolFlag{Name: "force", Usage: "remove even when it puts the quorum at risk"}},
 				Action: func(c *cli.Context) error {
 					id, err := oneArg(c, "ID")
 					if err != nil {
 						return err
 					}
 					return withClient(c, func(cl *client.Client) error {
-						if err := cl.RemoveMember(c.Context, id); err != nil {
-							return err
+						var opts []client.Option
+						if c.Bool("force") {
+							opts = append(opts, client.WithForce())
+						}
+						if err := cl.RemoveMember(c.Context, id, opts...); err != nil {
+							return quorumHint(err)
 						}
 						return emit(c, result{
 							json: map[string]any{"removed": id},
@@ -409,13 +516,33 @@ func oneArg(c *cli.Context, name string) (string, error) {
 	return c.Args().First(), nil
 }
 
+// quorumHint names the unreachable voters of a quorum_at_risk refusal.
+func quorumHint(err error) error {
+	var ce *client.Error
+	if errors.As(err, &ce) && errors.Is(err, client.ErrQuorumAtRisk) {
+		return fmt.Errorf("%w\nunreachable voters: %s; replace them first, or pass --force (disaster recovery only)", err, strings.Join(ce.Unreachable, ", "))
+	}
+	return err
+}
+
 func voterCommand(name, usage string, voter bool) *cli.Command {
+	var flags []cli.Flag
+	desc := `Prints the member list afterwards. A no-op if the member already is one.
+A member that has not caught up is not promoted at once: it is marked
+catching up and the leader promotes it once it has.`
+	if !voter {
+		flags = []cli.Flag{&cli.BoolFlag{Name: "force", Usage: "demote even when it puts the quorum at risk"}}
+		desc = `Prints the member list afterwards. A no-op if the member is not a voter.
+Refused (quorum_at_risk) when another voter does not answer, or when the
+voters that answer would not be a majority afterwards, unless --force.`
+	}
 	return &cli.Command{
 		Name:      name,
 		Usage:     usage,
 		ArgsUsage: "ID",
-		Description: fmt.Sprintf(`Prints the member list afterwards. A no-op if the member already is one.
-   raftcache members %s n4`, name),
+		Flags:     flags,
+		Description: fmt.Sprintf(`%s
+   raftcache members %s n4`, desc, name),
 		Action: func(c *cli.Context) error {
 			id, err := oneArg(c, "ID")
 			if err != nil {
@@ -426,10 +553,14 @@ func voterCommand(name, usage string, voter bool) *cli.Command {
 				if voter {
 					v, err = cl.Promote(c.Context, id)
 				} else {
-					v, err = cl.Demote(c.Context, id)
+					var opts []client.Option
+					if c.Bool("force") {
+						opts = append(opts, client.WithForce())
+					}
+					v, err = cl.Demote(c.Context, id, opts...)
 				}
 				if err != nil {
-					return err
+					return quorumHint(err)
 				}
 				return emitMembers(c, v)
 			})

@@ -73,6 +73,8 @@ func nodeFlags() []cli.Flag {
 		&cli.Uint64Flag{Name: "snapshot-threshold", EnvVars: env("SNAPSHOT_THRESHOLD"), Value: 8192, Usage: "log entries between snapshots"},
 		&cli.DurationFlag{Name: "snapshot-interval", EnvVars: env("SNAPSHOT_INTERVAL"), Value: 30 * time.Second, Usage: "how often to check the snapshot threshold"},
 		&cli.Uint64Flag{Name: "trailing-logs", EnvVars: env("TRAILING_LOGS"), Value: 10240, Usage: "log entries kept after a snapshot"},
+		&cli.DurationFlag{Name: "promote-after", EnvVars: env("PROMOTE_AFTER"), Value: 10 * time.Second, Usage: "as leader: promote a learner that asked for a vote once it has been caught up and healthy this long"},
+		&cli.Uint64Flag{Name: "promote-max-lag", EnvVars: env("PROMOTE_MAX_LAG"), Value: 256, Usage: "as leader: a learner within this many entries of the commit index counts as caught up"},
 	}
 	flags = append(flags, securityFlags()...)
 	flags = append(flags, respFlags()...)
@@ -170,7 +172,9 @@ func runNode(c *cli.Context) error {
 		MaxMemory:         maxMemory,
 		MaxValueSize:      c.Int64("max-value-size"),
 		PeerTLS:           sec.peerTLS,
-		FetchLevel:        levelFetcher(sec.serverTLS != nil, sec.peerHTTP),
+		Probe:             nodeProber(sec.serverTLS != nil, sec.peerHTTP),
+		PromoteAfter:      c.Duration("promote-after"),
+		PromoteMaxLag:     c.Uint64("promote-max-lag"),
 	})
 	if err != nil {
 		ln.Close()
@@ -195,6 +199,21 @@ func runNode(c *cli.Context) error {
 
 	ctx, cancel := context.WithCancel(c.Context)
 	defer cancel()
+	if len(join) == 0 && n.NeedsJoin() {
+		// Removed from the cluster earlier: nobody will contact this node,
+		// so it asks the members it last knew to take it back.
+		scheme := "http://"
+		if sec.serverTLS != nil {
+			scheme = "https://"
+		}
+		for _, a := range n.KnownPeers() {
+			join = append(join, scheme+a)
+		}
+		logger.Warn("this node is not in its own latest configuration (it was removed); asking the members it knew to add it back as a learner", "members", join)
+		if len(join) == 0 {
+			logger.Error("this node was removed and knows no member to ask; start it with --join URL")
+		}
+	}
 	if len(join) > 0 {
 		self := client.Member{ID: id, RaftAddr: n.RaftAddr(), HTTPAddr: n.HTTPAddr(), RESPAddr: n.RESPAddr(),
 			FeatureLevel: n.FeatureLevel(), Incarnation: n.Incarnation()}
@@ -210,6 +229,11 @@ func runNode(c *cli.Context) error {
 		err = nil
 	case err = <-serveErr:
 		logger.Error("server failed", "error", err)
+	case <-n.Removed():
+		why := n.RemovedReason()
+		logger.Error("exiting: this node was removed from the cluster. Start it again with the same flags to rejoin as a learner (promoted once caught up)",
+			"reason", why, "exit_code", ExitRemoved)
+		err = cli.Exit(fmt.Sprintf("raftcache node: %v; exiting with status %d", why, ExitRemoved), ExitRemoved)
 	}
 	cancel()
 	// Graceful: hand leadership over first (requests still arriving are
@@ -231,12 +255,15 @@ func runNode(c *cli.Context) error {
 // joinCluster makes this node a member through the members at urls,
 // retrying each step with jittered backoff until it succeeds or ctx ends.
 //
-// A node that is already a member (a restart) only refreshes its addresses,
-// keeping whatever vote it has. A new node joins as a non-voter, waits
-// until it has caught up with the log, and only then asks to be promoted
-// (the learner-first pattern of etcd and Consul): a node that cannot
-// replicate (unreachable, or refused by peer TLS) never becomes a voter, so
-// it never weakens the quorum. With nonVoter it stays a non-voter.
+// Every add is learner first (etcd's learners, Consul's autopilot): the
+// leader adds a new node as a non-voter and, unless nonVoter, promotes it
+// once it has caught up and stayed healthy; a node that cannot replicate
+// (unreachable, or refused by peer TLS) never becomes a voter, so it never
+// weakens the quorum. A node that is already a member (a restart) only
+// refreshes its record, keeping its vote, unless its data directory is
+// not the registered one (a wiped disk): the leader then re-adds it as a
+// non-voter. Until it is a voter, the node asks again every few seconds,
+// so a leader change does not lose its wish for a vote.
 func joinCluster(ctx context.Context, logger hclog.Logger, urls []string, cfg client.Config, self client.Member, nonVoter bool, caughtUp func() bool) {
 	cfg.Endpoints, cfg.Timeout = urls, 10*time.Second
 	cl, err := client.New(cfg)
@@ -245,21 +272,25 @@ func joinCluster(ctx context.Context, logger hclog.Logger, urls []string, cfg cl
 		return
 	}
 	defer cl.Close()
-	var member bool
 	var refused error
+	var state string
 	if !retry(ctx, logger, "join", func() error {
 		view, err := cl.Cluster(ctx)
 		if err != nil {
 			return err
 		}
-		for _, m := range view.Members {
-			member = member || m.ID == self.ID
-		}
 		req := joinRequest(self, view)
-		if member {
-			err = cl.AddMember(ctx, req) // refreshes addresses; the vote is unchanged
-		} else {
+		learner := nonVoter
+		for _, m := range view.Members {
+			// A member that is a non-voter by choice (added with
+			// --non-voter) stays one; promote it with members promote.
+			learner = learner || (m.ID == self.ID && !m.Voter && m.State != "catching_up")
+		}
+		if learner {
 			err = cl.AddNonVoter(ctx, req)
+			state = "learner"
+		} else {
+			state, err = cl.AddMemberState(ctx, req)
 		}
 		if errors.Is(err, client.ErrFeatureLevel) && req.FeatureLevel != 0 {
 			refused = err // retrying cannot help: this binary is too old
@@ -274,21 +305,37 @@ func joinCluster(ctx context.Context, logger hclog.Logger, urls []string, cfg cl
 			"feature_level", self.FeatureLevel, "error", refused)
 		return
 	}
-	if member || nonVoter {
-		logger.Info("joined the cluster", "via", urls, "voter", !nonVoter)
+	if state == "learner" || state == "voter" {
+		logger.Info("joined the cluster", "via", urls, "state", state)
 		return
 	}
-	logger.Info("joined as a non-voter; catching up before asking for a vote")
-	if !retry(ctx, logger, "catch up", func() error {
-		if !caughtUp() {
-			return errors.New("not caught up with the leader yet")
+	logger.Info("joined the cluster as a learner; the leader promotes it once it has caught up and stayed healthy", "via", urls, "state", state)
+	// Wait to be a voter, asking again now and then (a new leader does
+	// not know the wish of the old one). Bounded by ctx: the node's life.
+	for attempt := 0; ; attempt++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(2 * time.Second):
 		}
-		return nil
-	}) {
-		return
-	}
-	if retry(ctx, logger, "promotion", func() error { _, err := cl.Promote(ctx, self.ID); return err }) {
-		logger.Info("joined the cluster as a voter", "via", urls)
+		view, err := cl.Cluster(ctx)
+		if err != nil || view.Leader == nil {
+			continue
+		}
+		for _, m := range view.Members {
+			if m.ID != self.ID {
+				continue
+			}
+			switch {
+			case m.Voter:
+				logger.Info("promoted: this node is a voter", "caught_up", caughtUp())
+				return
+			case m.State != "catching_up" || attempt%5 == 4:
+				if _, err := cl.AddMemberState(ctx, joinRequest(self, view)); err != nil {
+					logger.Debug("asking again for a vote", "error", err)
+				}
+			}
+		}
 	}
 }
 
@@ -315,11 +362,20 @@ func joinRequest(self client.Member, view *client.Cluster) client.Member {
 	return self
 }
 
-// levelFetcher is node.Config.FetchLevel: GET /v1/node on the member's
-// HTTP address. A member that answers 404 runs a binary from before
-// feature levels (level 1); one that does not answer, or answers anything
-// else, is of unknown level.
+// levelFetcher is node.Config.FetchLevel: the level nodeProber finds.
 func levelFetcher(useTLS bool, tlsConfig *tls.Config) func(context.Context, node.Member) (uint32, error) {
+	probe := nodeProber(useTLS, tlsConfig)
+	return func(ctx context.Context, m node.Member) (uint32, error) {
+		info, err := probe(ctx, m)
+		return info.Level, err
+	}
+}
+
+// nodeProber is node.Config.Probe: GET /v1/node on the member's HTTP
+// address. A member that answers 404 runs a binary from before feature
+// levels (level 1, nothing else known); one that does not answer, or
+// answers anything else, is unreachable.
+func nodeProber(useTLS bool, tlsConfig *tls.Config) func(context.Context, node.Member) (node.NodeInfo, error) {
 	scheme := "http"
 	if useTLS {
 		scheme = "https"
@@ -330,33 +386,42 @@ func levelFetcher(useTLS bool, tlsConfig *tls.Config) func(context.Context, node
 		// A member answers itself; a redirect is not an answer.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	return func(ctx context.Context, m node.Member) (uint32, error) {
+	return func(ctx context.Context, m node.Member) (node.NodeInfo, error) {
 		if m.HTTPAddr == "" {
-			return 0, errNoHTTPAddr
+			return node.NodeInfo{}, errNoHTTPAddr
 		}
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, scheme+"://"+m.HTTPAddr+"/v1/node", nil)
 		if err != nil {
-			return 0, err
+			return node.NodeInfo{}, err
 		}
 		resp, err := hc.Do(req)
 		if err != nil {
-			return 0, err
+			return node.NodeInfo{}, err
 		}
 		defer resp.Body.Close()
 		switch resp.StatusCode {
 		case http.StatusOK:
 		case http.StatusNotFound:
-			return 1, nil
+			return node.NodeInfo{ID: m.ID, Level: 1}, nil
 		default:
-			return 0, fmt.Errorf("%w: GET /v1/node on %s: %s", errLevelUnknown, m.ID, resp.Status)
+			return node.NodeInfo{}, fmt.Errorf("%w: GET /v1/node on %s: %s", errLevelUnknown, m.ID, resp.Status)
 		}
 		var body struct {
-			FeatureLevel uint32 `json:"feature_level"`
+			ID           string  `json:"id"`
+			FeatureLevel uint32  `json:"feature_level"`
+			Incarnation  string  `json:"incarnation"`
+			State        string  `json:"state"`
+			AppliedIndex *uint64 `json:"applied_index"`
+			Removed      string  `json:"removed"`
 		}
 		if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&body); err != nil {
-			return 0, fmt.Errorf("%w: GET /v1/node on %s: %v", errLevelUnknown, m.ID, err)
+			return node.NodeInfo{}, fmt.Errorf("%w: GET /v1/node on %s: %v", errLevelUnknown, m.ID, err)
 		}
-		return max(body.FeatureLevel, 1), nil
+		info := node.NodeInfo{ID: body.ID, Level: max(body.FeatureLevel, 1), Incarnation: body.Incarnation, State: body.State, Removed: body.Removed != ""}
+		if body.AppliedIndex != nil {
+			info.AppliedIndex, info.HasIndex = *body.AppliedIndex, true
+		}
+		return info, nil
 	}
 }
 

@@ -26,30 +26,40 @@ import (
 // Like AddMember it is idempotent; a member already present with the same
 // addresses is left as it is (a voter stays a voter: use Demote).
 func (c *Client) AddNonVoter(ctx context.Context, m Member) error {
-	return c.addMember(ctx, m, false)
+	_, err := c.addMember(ctx, m, false)
+	return err
 }
 
 // Promote makes the member id a voter (a no-op if it is one) and returns
-// the leader's view of the cluster afterwards. It returns ErrUnknownMember
-// if there is no such member.
+// the leader's view of the cluster afterwards. A member that has not
+// caught up is not promoted at once: its state becomes "catching_up" and
+// the leader promotes it once it has. It returns ErrUnknownMember if there
+// is no such member.
 func (c *Client) Promote(ctx context.Context, id string) (*Cluster, error) {
-	return c.setVoter(ctx, id, "promote")
+	return c.setVoter(ctx, id, "promote", nil)
 }
 
 // Demote makes the member id a non-voter (a no-op if it is one): it keeps
 // replicating and serving stale reads but no longer votes. Demoting the
 // leader makes it step down. It returns the leader's view of the cluster
 // afterwards, or ErrUnknownMember.
-func (c *Client) Demote(ctx context.Context, id string) (*Cluster, error) {
-	return c.setVoter(ctx, id, "demote")
+//
+// Like RemoveMember, demoting a voter that the quorum needs returns
+// ErrQuorumAtRisk unless WithForce is given.
+func (c *Client) Demote(ctx context.Context, id string, opts ...Option) (*Cluster, error) {
+	var q url.Values
+	if collect(opts).force {
+		q = url.Values{"force": {"true"}}
+	}
+	return c.setVoter(ctx, id, "demote", q)
 }
 
-func (c *Client) setVoter(ctx context.Context, id, verb string) (*Cluster, error) {
+func (c *Client) setVoter(ctx context.Context, id, verb string, q url.Values) (*Cluster, error) {
 	if id == "" {
 		return nil, fmt.Errorf("%w: a member id is required", ErrBadRequest)
 	}
 	var out Cluster
-	if _, err := c.doJSON(ctx, &call{method: http.MethodPost, path: "/v1/cluster/members/" + url.PathEscape(id) + "/" + verb, write: true}, &out); err != nil {
+	if _, err := c.doJSON(ctx, &call{method: http.MethodPost, path: "/v1/cluster/members/" + url.PathEscape(id) + "/" + verb, query: q, write: true}, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil

@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -275,5 +276,44 @@ func TestTransferPromoteDemoteMemberStatus(t *testing.T) {
 	}
 	if st := c.MemberStatus(ctx, "127.0.0.1:1"); st.Err == nil {
 		t.Fatal("MemberStatus of an address that is no member's answered")
+	}
+}
+
+// A removal or demotion the cluster refuses for the quorum's sake is
+// ErrQuorumAtRisk, naming the unreachable voters; WithForce sends force.
+func TestQuorumAtRiskAndForce(t *testing.T) {
+	tc := newTestCluster(t, 1)
+	l := tc.leader()
+	var forced []string
+	l.setHook(func(w http.ResponseWriter, r *http.Request, api http.Handler) {
+		if !strings.HasPrefix(r.URL.Path, "/v1/cluster/members/n7") {
+			api.ServeHTTP(w, r)
+			return
+		}
+		if r.URL.Query().Get("force") == "true" {
+			forced = append(forced, r.Method+" "+r.URL.Path)
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"removed":"n7"}`))
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusConflict)
+		_, _ = w.Write([]byte(`{"error":"removing n7 while n3 does not answer","code":"quorum_at_risk","unreachable":["n3"]}`))
+	})
+	c := newClient(t, client.Config{Endpoints: []string{l.url}})
+	ctx := context.Background()
+	err := c.RemoveMember(ctx, "n7")
+	var ce *client.Error
+	if !errors.Is(err, client.ErrQuorumAtRisk) || !errors.As(err, &ce) || len(ce.Unreachable) != 1 || ce.Unreachable[0] != "n3" {
+		t.Fatalf("RemoveMember refused: %v (%+v)", err, ce)
+	}
+	if _, err := c.Demote(ctx, "n7"); !errors.Is(err, client.ErrQuorumAtRisk) {
+		t.Fatalf("Demote refused: %v", err)
+	}
+	if err := c.RemoveMember(ctx, "n7", client.WithForce()); err != nil {
+		t.Fatalf("RemoveMember forced: %v", err)
+	}
+	if len(forced) != 1 || forced[0] != "DELETE /v1/cluster/members/n7" {
+		t.Fatalf("forced requests: %v", forced)
 	}
 }

@@ -22,6 +22,13 @@ type Member struct {
 	FeatureLevel uint32 `json:"feature_level,omitempty"`
 	// Incarnation is the random id of the member's data directory.
 	Incarnation string `json:"incarnation,omitempty"`
+	// State is "voter", "catching_up" (a non-voter the leader promotes
+	// once it has caught up and stayed healthy) or "learner" (stays a
+	// non-voter). Every add is learner first.
+	State string `json:"state,omitempty"`
+	// LastHeardMS is, in the leader's view, how long ago the member last
+	// answered the leader; nil when unknown (or asked of a follower).
+	LastHeardMS *int64 `json:"last_heard_ms,omitempty"`
 }
 
 // Cluster is one node's view of the cluster.
@@ -42,6 +49,8 @@ type Cluster struct {
 	// ClusterFeatureLevel the cluster's (0: a node from before levels).
 	FeatureLevel        uint32 `json:"feature_level"`
 	ClusterFeatureLevel uint32 `json:"cluster_feature_level"`
+	// Removed, if set, says why the answering node is out of the cluster.
+	Removed string `json:"removed,omitempty"`
 }
 
 // NodeStats are one node's cache statistics.
@@ -105,15 +114,24 @@ func (c *Client) Stats(ctx context.Context, opts ...Option) (*Stats, error) {
 	return &out, nil
 }
 
-// AddMember asks the cluster to add a voting member (ID, RaftAddr and
-// HTTPAddr are required). Adding a member that is already present with
-// the same addresses succeeds and changes nothing, so it is retried
-// freely.
+// AddMember asks the cluster to add a member that will vote (ID, RaftAddr
+// and HTTPAddr are required). Every add is learner first: the member
+// joins as a non-voter and the leader promotes it once it has caught up
+// and stayed healthy for a while; AddMemberState says where it stands.
+// Adding a member that is already present with the same addresses
+// succeeds and changes nothing, so it is retried freely.
 func (c *Client) AddMember(ctx context.Context, m Member) error {
+	_, err := c.addMember(ctx, m, true)
+	return err
+}
+
+// AddMemberState is AddMember returning the member's state as the leader
+// answered it: "voter" if it already was one, else "catching_up".
+func (c *Client) AddMemberState(ctx context.Context, m Member) (string, error) {
 	return c.addMember(ctx, m, true)
 }
 
-func (c *Client) addMember(ctx context.Context, m Member, voter bool) error {
+func (c *Client) addMember(ctx context.Context, m Member, voter bool) (string, error) {
 	fields := map[string]any{"id": m.ID, "raft_addr": m.RaftAddr, "http_addr": m.HTTPAddr, "voter": voter}
 	if m.RESPAddr != "" {
 		fields["resp_addr"] = m.RESPAddr
@@ -126,18 +144,35 @@ func (c *Client) addMember(ctx context.Context, m Member, voter bool) error {
 	}
 	body, err := json.Marshal(fields)
 	if err != nil {
-		return err
+		return "", err
 	}
+	var out Member
 	_, err = c.doJSON(ctx, &call{method: http.MethodPost, path: "/v1/cluster/members", body: body, write: true,
-		header: http.Header{"Content-Type": {"application/json"}}}, nil)
-	return err
+		header: http.Header{"Content-Type": {"application/json"}}}, &out)
+	if err != nil {
+		return "", err
+	}
+	if out.State == "" { // a server from before learner-first adds
+		out.State = "voter"
+		if !out.Voter {
+			out.State = "learner"
+		}
+	}
+	return out.State, nil
 }
 
 // RemoveMember removes a member by id. A missing id returns
 // ErrUnknownMember, except when a previous attempt of this call may have
-// removed it already.
-func (c *Client) RemoveMember(ctx context.Context, id string) error {
-	res, err := c.doJSON(ctx, &call{method: http.MethodDelete, path: "/v1/cluster/members/" + url.PathEscape(id), write: true}, nil)
+// removed it already. Removing a voter while another voter does not
+// answer, or so that the voters that answer would not be a majority,
+// returns ErrQuorumAtRisk (an *Error whose Unreachable names them)
+// unless WithForce is given.
+func (c *Client) RemoveMember(ctx context.Context, id string, opts ...Option) error {
+	var q url.Values
+	if collect(opts).force {
+		q = url.Values{"force": {"true"}}
+	}
+	res, err := c.doJSON(ctx, &call{method: http.MethodDelete, path: "/v1/cluster/members/" + url.PathEscape(id), query: q, write: true}, nil)
 	if err != nil && res != nil && res.ambiguous && errors.Is(err, ErrUnknownMember) {
 		return nil
 	}

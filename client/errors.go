@@ -59,6 +59,12 @@ var (
 	// older than the cluster's feature level (409 feature_level), or a
 	// request that needs a higher level than the cluster runs at.
 	ErrFeatureLevel = errors.New("raftcache: feature level too low")
+	// ErrQuorumAtRisk: the cluster refused a membership change (removing
+	// or demoting a voter) that would put its quorum at risk (409
+	// quorum_at_risk): another voter does not answer, or the voters that
+	// answer would not be a majority afterwards. The *Error's Unreachable
+	// names the voters that did not answer. WithForce overrides.
+	ErrQuorumAtRisk = errors.New("raftcache: membership change would put the quorum at risk")
 )
 
 // Error is an error answer from the server.
@@ -69,6 +75,9 @@ type Error struct {
 	// FailedOp is the index of the operation that failed in a Batch, or
 	// -1.
 	FailedOp int
+	// Unreachable, with quorum_at_risk, lists the voters that did not
+	// answer the leader.
+	Unreachable []string
 }
 
 func (e *Error) Error() string {
@@ -103,6 +112,8 @@ func (e *Error) Is(target error) bool {
 		return e.Code == "unknown_member"
 	case ErrFeatureLevel:
 		return e.Code == "feature_level"
+	case ErrQuorumAtRisk:
+		return e.Code == "quorum_at_risk"
 	case ErrUnauthorized:
 		return e.Status == http.StatusUnauthorized
 	case ErrForbidden:
@@ -147,10 +158,11 @@ func (e *RedirectError) Is(target error) bool { return target == ErrRedirectRefu
 
 func decodeError(resp *response) error {
 	var body struct {
-		Error          string  `json:"error"`
-		Code           string  `json:"code"`
-		CurrentVersion *uint64 `json:"current_version"`
-		FailedOp       *int    `json:"failed_op"`
+		Error          string   `json:"error"`
+		Code           string   `json:"code"`
+		CurrentVersion *uint64  `json:"current_version"`
+		FailedOp       *int     `json:"failed_op"`
+		Unreachable    []string `json:"unreachable"`
 	}
 	if err := json.Unmarshal(resp.body, &body); err != nil || body.Code == "" {
 		body.Error, body.Code = http.StatusText(resp.status), fmt.Sprintf("http_%d", resp.status)
@@ -159,7 +171,7 @@ func decodeError(resp *response) error {
 			body.Error = "the member serves HTTPS: use https:// endpoints (and Config.TLS for a private CA)"
 		}
 	}
-	e := &Error{Status: resp.status, Code: body.Code, Message: body.Error, FailedOp: -1}
+	e := &Error{Status: resp.status, Code: body.Code, Message: body.Error, FailedOp: -1, Unreachable: body.Unreachable}
 	if body.FailedOp != nil {
 		e.FailedOp = *body.FailedOp
 	}

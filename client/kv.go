@@ -46,6 +46,7 @@ type callOptions struct {
 	cursor         string
 	clusterScope   bool
 	nonAtomic      bool
+	force          bool
 	idemKey        string
 }
 
@@ -88,6 +89,11 @@ func WithLimit(n int) Option { return func(o *callOptions) { o.limit = n } }
 
 // WithCursor continues a Keys listing after the page whose Next it is.
 func WithCursor(next string) Option { return func(o *callOptions) { o.cursor = next } }
+
+// WithForce makes RemoveMember or Demote go ahead even when it puts the
+// quorum at risk (the cluster otherwise refuses with ErrQuorumAtRisk):
+// for disaster recovery only.
+func WithForce() Option { return func(o *callOptions) { o.force = true } }
 
 // WithClusterScope makes Stats gather every member's statistics.
 func WithClusterScope() Option { return func(o *callOptions) { o.clusterScope = true } }

@@ -49,6 +49,8 @@ func TestMain(m *testing.M) {
 const (
 	heartbeat = 500 * time.Millisecond
 	deadline  = 30 * time.Second // generous bound for any wait on the cluster
+	// promoteAfter is how long a caught-up learner waits for its vote.
+	promoteAfter = 250 * time.Millisecond
 )
 
 // Node is one raftcache process.
@@ -141,6 +143,10 @@ func (n *Node) Start(join ...string) {
 		"--raft-heartbeat-timeout", heartbeat.String(), "--raft-election-timeout", heartbeat.String()}
 	if n.RaftAdvertise != "" && n.RaftAdvertise != n.RaftAddr {
 		args = append(args, "--raft-advertise", n.RaftAdvertise)
+	}
+	if n.Binary == "" {
+		// Promote learners quickly: tests wait for every member to vote.
+		args = append(args, "--promote-after", promoteAfter.String())
 	}
 	if len(join) == 0 {
 		args = append(args, "--bootstrap")
@@ -356,10 +362,12 @@ type ClusterView struct {
 	CommitIndex  uint64 `json:"commit_index"`
 	AppliedIndex uint64 `json:"applied_index"`
 	Members      []struct {
-		ID       string `json:"id"`
-		HTTPAddr string `json:"http_addr"`
-		RaftAddr string `json:"raft_addr"`
-		Voter    bool   `json:"voter"`
+		ID          string `json:"id"`
+		HTTPAddr    string `json:"http_addr"`
+		RaftAddr    string `json:"raft_addr"`
+		Voter       bool   `json:"voter"`
+		State       string `json:"state"` // voter, catching_up, learner
+		Incarnation string `json:"incarnation"`
 	} `json:"members"`
 }
 

@@ -184,9 +184,15 @@ func TestMembershipJoinRemoveRejoin(t *testing.T) {
 	fndRedirects(t, c, via, http.MethodDelete, "/v1/cluster/members/n4", nil)
 	fndRemoveMember(t, via, "n4")
 	fndWaitMemberList(t, orig, orig)
-	n4.Stop()
-	if code := fndExitCode(n4); code != 0 {
-		t.Errorf("removed %s exited with status %d after SIGTERM, want 0", n4.ID, code)
+	// A removed node does not pretend to be alive: it exits, status 4.
+	Eventually(t, "removed "+n4.ID+" exits by itself", func() error {
+		if n4.Running() {
+			return fmt.Errorf("%s still runs", n4.ID)
+		}
+		return nil
+	})
+	if code := fndExitCode(n4); code != 4 {
+		t.Errorf("removed %s exited with status %d, want 4", n4.ID, code)
 	}
 	c.WaitMembers(3)
 

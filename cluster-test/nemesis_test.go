@@ -5,6 +5,7 @@ package clustertest
 // Every loop is bounded in count and time.
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -330,3 +331,97 @@ func TestLinNemesisElectionReadRace(t *testing.T) {
 	c.WaitConverged()
 	w.Check()
 }
+
+// membershipFault removes a member through the API under load (the
+// leader, or with follower a follower of the moment), waits for the
+// removed process to exit (status 4), adds it back through the API as a
+// voter and starts it again with its usual flags; undo waits until it is
+// a voter again and the cluster has a leader.
+func membershipFault(follower bool) linFault {
+	var target *Node
+	return linFault{
+		name: "membership", cycles: 3, healthy: 1500 * time.Millisecond, hold: 2 * time.Second,
+		inject: func(e *nemesisEnv, l *Node, cycle int) string {
+			target = l
+			via := l
+			if follower {
+				target = e.c.Followers(l)[cycle%2]
+			}
+			start := time.Now()
+			msRemoveVia(e, via, target)
+			code := -1
+			for end := time.Now().Add(deadline); time.Now().Before(end) && target.Running(); time.Sleep(50 * time.Millisecond) {
+			}
+			if !target.Running() {
+				code = fndExitCode(target)
+			} else {
+				e.t.Errorf("removed %s still runs after %v", target.ID, deadline)
+				target.Kill()
+			}
+			if code != 4 {
+				e.t.Errorf("removed %s exited with status %d, want 4", target.ID, code)
+			}
+			next := e.leader(10 * time.Second)
+			if next == nil {
+				e.t.Errorf("cycle %d: no leader after removing %s", cycle, target.ID)
+				next = l
+			}
+			msAdd(e.t, next, target)
+			e.restart(target)
+			return fmt.Sprintf("remove %s via the API (it exited after %v), add it back", target.ID, time.Since(start).Round(time.Millisecond))
+		},
+		undo: func(e *nemesisEnv, l *Node) {
+			Eventually(e.t, target.ID+" a voter again", func() error {
+				n := e.leader(time.Second)
+				if n == nil {
+					return fmt.Errorf("no leader")
+				}
+				v, err := e.view(n)
+				if err != nil {
+					return err
+				}
+				for _, m := range v.Members {
+					if m.ID == target.ID && m.Voter {
+						return nil
+					}
+				}
+				return fmt.Errorf("%s is not a voter in %s's view", target.ID, n.ID)
+			})
+		},
+	}
+}
+
+// msRemoveVia removes target through via (redirects followed), retrying
+// while the cluster answers 503 (an election) or may have done it.
+func msRemoveVia(e *nemesisEnv, via, target *Node) {
+	ambiguous := false
+	Eventually(e.t, "remove "+target.ID, func() error {
+		if !via.Running() {
+			if via = e.leader(time.Second); via == nil {
+				return fmt.Errorf("no leader")
+			}
+		}
+		r, err := Do(context.Background(), followClient, http.MethodDelete, via.URL()+"/v1/cluster/members/"+target.ID, nil)
+		switch {
+		case err != nil:
+			ambiguous = true
+			return err
+		case r.Status == http.StatusOK:
+			return nil
+		case r.Status == http.StatusNotFound && ambiguous:
+			return nil
+		case r.Status == http.StatusServiceUnavailable || r.Status == http.StatusGatewayTimeout || fndCode(r) == "quorum_at_risk":
+			ambiguous = ambiguous || r.Status == http.StatusGatewayTimeout
+			return fmt.Errorf("%d %s", r.Status, r.Body)
+		}
+		e.t.Fatalf("DELETE %s: %d %s", target.ID, r.Status, r.Body)
+		return nil
+	})
+}
+
+// TestLinNemesisMembershipLeader: under load, remove the leader through
+// the API and add it back, three times; porcupine checks the history.
+func TestLinNemesisMembershipLeader(t *testing.T) { runNemesis(t, membershipFault(false), false) }
+
+// TestLinNemesisMembershipFollower: the same with a follower.
+func TestLinNemesisMembershipFollower(t *testing.T) { runNemesis(t, membershipFault(true), false) }

@@ -109,11 +109,18 @@ func (n *Node) TransferLeadership(id string) error {
 }
 
 // SetVoter promotes a non-voting member to voter, or demotes a voter to
-// non-voter (it keeps replicating and serving stale reads).
-func (n *Node) SetVoter(ctx context.Context, id string, voter bool) error {
+// non-voter (it keeps replicating and serving stale reads). A promotion
+// is made at once only if the member answers and has caught up (within
+// Config.PromoteMaxLag of the commit index); otherwise the member is
+// marked as wanting a vote and the leader promotes it once it has (see
+// MemberState). Unless force, a demotion is refused with a *QuorumError
+// as RemoveMember's removal of a voter is.
+func (n *Node) SetVoter(ctx context.Context, id string, voter, force bool) error {
 	if !n.IsLeader() {
 		return ErrNotLeader
 	}
+	n.joinMu.Lock()
+	defer n.joinMu.Unlock()
 	members, err := n.Members()
 	if err != nil {
 		return err
@@ -123,14 +130,39 @@ func (n *Node) SetVoter(ctx context.Context, id string, voter bool) error {
 			continue
 		}
 		var f raft.IndexFuture
-		if voter {
+		switch {
+		case voter && m.Voter:
+			return nil
+		case voter && !n.canPromote():
 			f = n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(m.RaftAddr), 0, n.timeout(ctx))
-		} else {
+		case voter:
+			pctx, cancel := context.WithTimeout(ctx, quorumProbeTimeout)
+			info, err := n.probe(pctx, m)
+			cancel()
+			if err != nil || !n.caughtUp(id, info, n.raft.CommitIndex()) ||
+				n.wiped(m, info) || info.State == raft.Shutdown.String() || info.Removed {
+				n.logger.Info("a promotion was asked for a member that has not caught up: it will be promoted once it has", "member", id)
+				n.track.setWant(id, true, n.fsm.AppliedIndex())
+				n.kickLevels()
+				return nil
+			}
+			f = n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(m.RaftAddr), 0, n.timeout(ctx))
+		default:
+			n.track.setWant(id, false, 0)
+			if !m.Voter {
+				return nil
+			}
+			if !force {
+				if err := n.checkQuorum(id); err != nil {
+					return err
+				}
+			}
 			f = n.raft.DemoteVoter(raft.ServerID(id), 0, n.timeout(ctx))
 		}
 		if err := f.Error(); err != nil {
 			return n.classify(err, true)
 		}
+		n.track.setWant(id, false, 0)
 		n.kickLevels()
 		return nil
 	}

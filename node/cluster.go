@@ -33,6 +33,12 @@ type Member struct {
 	// reported; 0 = unknown. In a join request, the joiner's level (0 =
 	// 1, a binary from before levels).
 	Level uint32
+	// State is StateVoter, StateCatchingUp or StateLearner (in Members).
+	State string
+	// LastHeard is, on the leader, how long ago the member last answered
+	// its probe (0 for the leader itself); -1 when unknown (never heard
+	// since this node leads, or asked on a follower).
+	LastHeard time.Duration
 }
 
 // fill completes m from its record, if any.
@@ -76,6 +82,7 @@ func (n *Node) watchLeadership() {
 		case isLeader := <-n.notify:
 			if isLeader {
 				n.logger.Info("became leader", "term", n.raft.CurrentTerm())
+				n.track.resetRaftDown()
 				n.wg.Add(1)
 				go n.establishLeadership()
 			} else {
@@ -143,6 +150,14 @@ func (n *Node) Members() ([]Member, error) {
 		m := Member{ID: string(s.ID), RaftAddr: string(s.Address), Voter: s.Suffrage == raft.Voter}
 		rec, ok := recs[m.ID]
 		n.fill(&m, rec, ok)
+		m.State = n.memberState(m)
+		if at, ok := n.track.heardAt(m.ID); ok && n.IsLeader() {
+			m.LastHeard = time.Since(at)
+		} else if m.ID == n.cfg.ID {
+			m.LastHeard = 0
+		} else {
+			m.LastHeard = -1
+		}
 		out = append(out, m)
 	}
 	return out, nil
@@ -186,10 +201,16 @@ func (n *Node) Ready() bool {
 	return n.applied(n.raft.CommitIndex())
 }
 
-// AddMember adds (or re-adds) a member, voting or not, and replicates its
-// record. Adding a member that is already present with the same Raft
-// address only refreshes its record (its vote is changed only by
-// SetVoter), so a restarted node may ask to join again harmlessly.
+// AddMember adds (or re-adds) a member and replicates its record. Every
+// add is learner first: a member not yet present joins as a non-voter;
+// with m.Voter it is promoted by the leader once it has caught up and
+// stayed healthy for Config.PromoteAfter (MemberState says where it
+// stands). Adding a member that is already present with the same Raft
+// address and data directory only refreshes its record and, with
+// m.Voter, renews its wish for a vote, so a restarted node may ask to join
+// again harmlessly. A member present under another incarnation (a wiped
+// or replaced disk) is removed and added back as a non-voter: it lost the
+// log it voted with.
 //
 // A member whose level (m.Level; 0 = 1) is below the cluster's feature
 // level is refused with ErrFeatureLevel: it could not apply the log.
@@ -207,10 +228,21 @@ func (n *Node) AddMember(ctx context.Context, m Member) error {
 	if err := f.Error(); err != nil {
 		return n.classify(err, false)
 	}
-	present := false
+	present, wasVoter := false, false
 	for _, s := range f.Configuration().Servers {
 		sameID, sameAddr := string(s.ID) == m.ID, string(s.Address) == m.RaftAddr
+		if sameID {
+			wasVoter = s.Suffrage == raft.Voter
+		}
 		if sameID && sameAddr {
+			if rec := n.recordedIncarnation(m.ID); rec != "" && m.Incarnation != "" && rec != m.Incarnation {
+				n.logger.Warn("a member asks to join with another data directory than the one registered (wiped or replaced disk): removing it and adding it back as a non-voter",
+					"member", m.ID, "recorded_incarnation", rec, "incarnation", m.Incarnation, "was_voter", wasVoter)
+				if err := n.raft.RemoveServer(s.ID, 0, n.timeout(ctx)).Error(); err != nil {
+					return n.classify(err, true)
+				}
+				continue
+			}
 			present = true
 			continue
 		}
@@ -222,26 +254,60 @@ func (n *Node) AddMember(ctx context.Context, m Member) error {
 			}
 		}
 	}
-	if !present {
-		n.logger.Info("adding member", "id", m.ID, "raft_addr", m.RaftAddr, "http_addr", m.HTTPAddr, "voter", m.Voter)
+	if !present && !n.canPromote() {
+		// Without a way to ask members how far they got (Config.Probe),
+		// nothing could judge a promotion: add as asked.
 		add := n.raft.AddVoter
 		if !m.Voter {
 			add = n.raft.AddNonvoter
 		}
-		err := add(raft.ServerID(m.ID), raft.ServerAddress(m.RaftAddr), 0, n.timeout(ctx)).Error()
+		if err := add(raft.ServerID(m.ID), raft.ServerAddress(m.RaftAddr), 0, n.timeout(ctx)).Error(); err != nil {
+			return n.classify(err, true)
+		}
+		return n.register(ctx, m)
+	}
+	if !present {
+		n.logger.Info("adding member as a non-voter", "id", m.ID, "raft_addr", m.RaftAddr, "http_addr", m.HTTPAddr, "wants_vote", m.Voter || wasVoter)
+		err := n.raft.AddNonvoter(raft.ServerID(m.ID), raft.ServerAddress(m.RaftAddr), 0, n.timeout(ctx)).Error()
 		if err != nil {
 			return n.classify(err, true)
 		}
-		n.kickLevels()
+		n.track.setWant(m.ID, false, 0)
+		n.track.setWant(m.ID, m.Voter || wasVoter, n.fsm.AppliedIndex())
+		defer n.kickLevels()
+	} else if m.Voter && !wasVoter && !n.track.wants(m.ID) {
+		n.track.setWant(m.ID, true, n.fsm.AppliedIndex())
+		defer n.kickLevels()
 	}
 	return n.register(ctx, m)
 }
 
+// MemberState is id's state as this node sees it: StateVoter,
+// StateCatchingUp (a learner the leader will promote once it is caught
+// up) or StateLearner; ErrUnknownMember if it is not a member.
+func (n *Node) MemberState(id string) (string, error) {
+	members, err := n.Members()
+	if err != nil {
+		return "", err
+	}
+	for _, m := range members {
+		if m.ID == id {
+			return m.State, nil
+		}
+	}
+	return "", fmt.Errorf("%w: %q", ErrUnknownMember, id)
+}
+
 // RemoveMember removes a member from the cluster and forgets its record.
-func (n *Node) RemoveMember(ctx context.Context, id string) error {
+// Unless force, removing a voter is refused with a *QuorumError when
+// another voter does not answer, or when the voters left that answer
+// would not be a majority.
+func (n *Node) RemoveMember(ctx context.Context, id string, force bool) error {
 	if !n.IsLeader() {
 		return ErrNotLeader
 	}
+	n.joinMu.Lock()
+	defer n.joinMu.Unlock()
 	members, err := n.Members()
 	if err != nil {
 		return err
@@ -253,10 +319,16 @@ func (n *Node) RemoveMember(ctx context.Context, id string) error {
 	if !found {
 		return fmt.Errorf("%w: %q", ErrUnknownMember, id)
 	}
-	n.logger.Info("removing member", "id", id)
+	if !force {
+		if err := n.checkQuorum(id); err != nil {
+			return err
+		}
+	}
+	n.logger.Info("removing member", "id", id, "forced", force)
 	if err := n.raft.RemoveServer(raft.ServerID(id), 0, n.timeout(ctx)).Error(); err != nil {
 		return n.classify(err, true)
 	}
+	n.track.setWant(id, false, 0)
 	n.kickLevels() // the member that held the level back may be gone
 	if id == n.cfg.ID {
 		return nil // a leader that removed itself steps down; the next leader keeps the stale address harmlessly

@@ -80,8 +80,8 @@ func TestMembership(t *testing.T) {
 	})
 
 	for name, err := range map[string]error{
-		"RemoveMember": leader.RemoveMember(ctx, "ghost"),
-		"SetVoter":     leader.SetVoter(ctx, "ghost", true),
+		"RemoveMember": leader.RemoveMember(ctx, "ghost", false),
+		"SetVoter":     leader.SetVoter(ctx, "ghost", true, false),
 		"Transfer":     leader.TransferLeadership("ghost"),
 	} {
 		if !errors.Is(err, ErrUnknownMember) {
@@ -90,11 +90,11 @@ func TestMembership(t *testing.T) {
 	}
 
 	n3 := others(nodes, leader)[1]
-	if err := leader.SetVoter(ctx, n3.ID(), false); err != nil {
+	if err := leader.SetVoter(ctx, n3.ID(), false, false); err != nil {
 		t.Fatalf("demote %s: %v", n3.ID(), err)
 	}
 	waitMember(t, nodes, n3.ID(), "demoted", func(m Member, found bool) bool { return found && !m.Voter })
-	if err := leader.SetVoter(ctx, n3.ID(), true); err != nil {
+	if err := leader.SetVoter(ctx, n3.ID(), true, false); err != nil {
 		t.Fatalf("promote %s: %v", n3.ID(), err)
 	}
 	waitMember(t, nodes, n3.ID(), "promoted", func(m Member, found bool) bool { return found && m.Voter })
@@ -159,7 +159,7 @@ func TestReplaceAndRemoveMember(t *testing.T) {
 	}
 
 	ctx := ctxTimeout(t, 30*time.Second)
-	if err := leader.RemoveMember(ctx, fresh.ID()); err != nil {
+	if err := leader.RemoveMember(ctx, fresh.ID(), false); err != nil {
 		t.Fatalf("RemoveMember(%s): %v", fresh.ID(), err)
 	}
 	rest := others(nodes, old)

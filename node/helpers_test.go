@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -50,6 +51,22 @@ func testConfig(t testing.TB, id string, bootstrap bool) Config {
 	}
 }
 
+// testNodes are the running test nodes by Raft address, for testProbe.
+var testNodes sync.Map
+
+// testProbe is Config.Probe for in-process nodes: the node at m's Raft
+// address answers for itself. It reports no level (taken as 1), so a
+// test cluster stays at level 1 unless the test gives FetchLevel.
+func testProbe(ctx context.Context, m Member) (NodeInfo, error) {
+	v, ok := testNodes.Load(m.RaftAddr)
+	if !ok {
+		return NodeInfo{}, fmt.Errorf("no test node at %s", m.RaftAddr)
+	}
+	info := v.(*Node).Info()
+	info.Level = 0
+	return info, nil
+}
+
 // startNode starts a node with cfg and closes it when the test ends.
 func startNode(t testing.TB, cfg Config) *Node {
 	t.Helper()
@@ -57,7 +74,9 @@ func startNode(t testing.TB, cfg Config) *Node {
 	if err != nil {
 		t.Fatalf("New(%s): %v", cfg.ID, err)
 	}
+	testNodes.Store(n.RaftAddr(), n)
 	t.Cleanup(func() {
+		testNodes.CompareAndDelete(n.RaftAddr(), n)
 		if err := n.Close(); err != nil {
 			t.Logf("closing %s: %v", cfg.ID, err)
 		}
@@ -133,7 +152,8 @@ func newCluster(t testing.TB, size int, mod func(*Config)) []*Node {
 			waitForLeader(t, nodes[0])
 			continue
 		}
-		join(t, nodes[:i], Member{ID: cfg.ID, RaftAddr: nodes[i].RaftAddr(), HTTPAddr: cfg.HTTPAddr, Voter: true, Level: nodes[i].FeatureLevel()})
+		join(t, nodes[:i+1], Member{ID: cfg.ID, RaftAddr: nodes[i].RaftAddr(), HTTPAddr: cfg.HTTPAddr, Voter: true, Level: nodes[i].FeatureLevel(),
+			Incarnation: nodes[i].Incarnation()})
 	}
 	waitForCaughtUp(t, waitForLeader(t, nodes...), nodes...)
 	return nodes
@@ -153,6 +173,19 @@ func join(t testing.TB, members []*Node, m Member) {
 			t.Logf("adding %s: %v (retrying)", m.ID, last)
 		}
 		return last == nil
+	})
+	if !m.Voter {
+		return
+	}
+	// Learner first: the leader promotes it once it has caught up.
+	waitFor(t, m.ID+" promoted to voter", func() bool {
+		for _, n := range members {
+			if n.IsLeader() {
+				st, err := n.MemberState(m.ID)
+				return err == nil && st == StateVoter
+			}
+		}
+		return false
 	})
 }
 

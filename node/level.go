@@ -154,16 +154,21 @@ func (n *Node) kickLevels() {
 
 func (n *Node) levelLoop() {
 	defer n.wg.Done()
-	t := time.NewTicker(n.cfg.levelInterval)
-	defer t.Stop()
 	for {
+		wait := n.cfg.levelInterval
+		if n.track.pending() {
+			wait = min(wait, fastProbeInterval)
+		}
+		t := time.NewTimer(wait)
 		select {
 		case <-n.closing:
+			t.Stop()
 			return
 		case <-t.C:
 		case <-n.levelKick:
+			t.Stop()
 		}
-		if n.leaderReady() && n.cfg.FetchLevel != nil && n.Poisoned() == nil {
+		if n.leaderReady() && n.canProbe() && n.Poisoned() == nil {
 			n.checkLevels()
 		}
 	}
@@ -183,23 +188,12 @@ func (n *Node) checkLevels() {
 	if err != nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), levelTimeout)
-	defer cancel()
+	results := n.probeAll(members, levelTimeout)
 	got := make([]uint32, len(members))
 	errs := make([]error, len(members))
-	var wg sync.WaitGroup
-	for i, m := range members {
-		if m.ID == n.cfg.ID {
-			got[i] = n.FeatureLevel()
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			got[i], errs[i] = n.cfg.FetchLevel(ctx, m)
-		}()
+	for i, r := range results {
+		got[i], errs[i] = r.info.Level, r.err
 	}
-	wg.Wait()
 	seen := map[string]uint32{}
 	target, known := n.FeatureLevel(), true
 	var unknown []string
@@ -219,8 +213,9 @@ func (n *Node) checkLevels() {
 		}
 	}
 	n.levels.set(seen)
-	ctx, cancel = context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
 	defer cancel()
+	defer n.checkMembers(results)
 	switch {
 	case target <= cur:
 	case !known:
@@ -235,14 +230,19 @@ func (n *Node) checkLevels() {
 	if n.ClusterLevel() < 2 {
 		return
 	}
-	for _, m := range members {
+	for i, m := range members {
 		l, ok := seen[m.ID]
 		rec, has := n.fsm.Member(m.ID)
-		if !ok || !has || rec.Level == l {
+		// A record without an incarnation (registered before level 2, or
+		// by a request that named none) takes the one the member reports.
+		adopt := has && rec.Incarnation == "" && results[i].info.Incarnation != ""
+		if !ok || !has || (rec.Level == l && !adopt) {
 			continue
 		}
 		if m.ID == n.cfg.ID {
 			rec.Incarnation = n.cfg.Incarnation
+		} else if adopt {
+			rec.Incarnation = results[i].info.Incarnation
 		}
 		if _, err := n.propose(ctx, &fsm.Command{Op: fsm.OpMember, MemberID: rec.ID, Addrs: rec.Addrs, Incarnation: rec.Incarnation, Level: l}); err != nil {
 			n.logger.Debug("recording a member's level", "member", m.ID, "error", err)

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -124,6 +125,19 @@ type Config struct {
 	// the cluster's level down): tests of mixed-version clusters use it.
 	FeatureLevel uint32
 
+	// Probe asks a member about itself (GET /v1/node): its level,
+	// incarnation, Raft state and applied index. The leader probes every
+	// member to raise the feature level, to notice wiped data directories,
+	// to promote caught-up learners and to check the quorum before a
+	// removal. nil: FetchLevel alone (no promotions, no quorum check).
+	Probe func(ctx context.Context, m Member) (NodeInfo, error)
+	// PromoteAfter is how long a learner that asked for a vote must stay
+	// caught up (and answer) before the leader promotes it; default 10s.
+	PromoteAfter time.Duration
+	// PromoteMaxLag is how far behind the leader's commit index a learner
+	// may be and count as caught up; default 256 entries.
+	PromoteMaxLag uint64
+
 	// For tests: how often the leader asks for levels (0 =
 	// defaultLevelInterval).
 	levelInterval time.Duration
@@ -144,6 +158,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.FeatureLevel == 0 || c.FeatureLevel > fsm.FeatureLevel {
 		c.FeatureLevel = fsm.FeatureLevel
+	}
+	if c.PromoteAfter <= 0 {
+		c.PromoteAfter = defaultPromoteAfter
+	}
+	if c.PromoteMaxLag == 0 {
+		c.PromoteMaxLag = defaultPromoteMaxLag
 	}
 	if c.levelInterval == 0 {
 		c.levelInterval = defaultLevelInterval
@@ -214,6 +234,18 @@ type Node struct {
 	levels    levels        // members' levels as last asked, on the leader
 	levelKick chan struct{} // capacity 1: check the levels now
 
+	track      *tracker    // the leader's memory of the members (membership.go)
+	removal    removal     // set once this node was removed from the cluster
+	registered atomic.Bool // the cluster registered this data directory: it may vote (votegate.go)
+	existing   bool        // Raft state existed when the node started
+	// bootstrapped: this node bootstrapped its data directory (votegate.go).
+	bootstrapped  atomic.Bool
+	foreignWarned atomic.Bool
+	gateRaft      atomic.Pointer[raft.Raft] // n.raft, for the transport's goroutine
+	// heartbeat and election are the Raft timeouts once registered.
+	heartbeat, election time.Duration
+	transportDone       chan struct{}
+
 	closeOnce sync.Once
 	closing   chan struct{}
 	wg        sync.WaitGroup
@@ -229,6 +261,8 @@ func New(cfg Config) (*Node, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("node: data dir: %w", err)
 	}
+	_, statErr := os.Stat(filepath.Join(cfg.DataDir, incarnationFile))
+	newIncarnation := errors.Is(statErr, os.ErrNotExist)
 	if cfg.Incarnation == "" {
 		inc, err := loadIncarnation(cfg.DataDir)
 		if err != nil {
@@ -237,29 +271,44 @@ func New(cfg Config) (*Node, error) {
 		cfg.Incarnation = inc
 	}
 	n := &Node{
-		cfg:       cfg,
-		logger:    cfg.Logger,
-		fsm:       fsm.NewAtLevel(cfg.Logger.Named("fsm"), cfg.FeatureLevel),
-		closing:   make(chan struct{}),
-		levelKick: make(chan struct{}, 1),
+		cfg:           cfg,
+		logger:        cfg.Logger,
+		fsm:           fsm.NewAtLevel(cfg.Logger.Named("fsm"), cfg.FeatureLevel),
+		closing:       make(chan struct{}),
+		levelKick:     make(chan struct{}, 1),
+		track:         newTracker(),
+		removal:       removal{ch: make(chan struct{})},
+		transportDone: make(chan struct{}),
 	}
-	if err := n.open(); err != nil {
+	if err := n.open(newIncarnation); err != nil {
 		n.closeStores()
 		return nil, err
 	}
 	n.reads = newReadIndex(n)
 	n.proposer = newProposer(n)
-	n.wg.Add(6)
+	obs := make(chan raft.Observation, 64)
+	n.raft.RegisterObserver(raft.NewObserver(obs, false, func(o *raft.Observation) bool {
+		switch o.Data.(type) {
+		case raft.FailedHeartbeatObservation, raft.ResumedHeartbeatObservation:
+			return true
+		}
+		return false
+	}))
+	n.wg.Add(10)
+	go n.watchHeartbeats(obs)
 	go n.proposer.run()
 	go n.watchLeadership()
 	go n.reads.run()
 	go n.housekeeping()
 	go n.watchPoison()
 	go n.levelLoop()
+	go n.watchRegistration()
+	go n.watchRemoval()
+	go n.writePeers()
 	return n, nil
 }
 
-func (n *Node) open() error {
+func (n *Node) open(newIncarnation bool) error {
 	var err error
 	if n.store, err = openStore(n.cfg.LogStore, n.cfg.DataDir, n.cfg.WALSegmentSize); err != nil {
 		return fmt.Errorf("node: %w", err)
@@ -285,6 +334,7 @@ func (n *Node) open() error {
 	n.cfg.RaftAddr = string(n.transport.LocalAddr())
 
 	rc := n.cfg.raftConfig()
+	n.heartbeat, n.election = rc.HeartbeatTimeout, rc.ElectionTimeout
 	notify := make(chan bool, 16)
 	rc.NotifyCh = notify
 	n.notify = notify
@@ -293,7 +343,22 @@ func (n *Node) open() error {
 	if err != nil {
 		return fmt.Errorf("node: inspect state: %w", err)
 	}
-	n.raft, err = raft.NewRaft(rc, n.fsm, n.logs, n.store, snaps, n.transport)
+	n.existing = existing
+	switch {
+	case n.readRegistered():
+		n.registered.Store(true)
+	case n.cfg.Bootstrap && !existing, existing && newIncarnation:
+		// A new cluster's first member; a data directory from before
+		// incarnations.
+		n.writeRegistered()
+		n.registered.Store(true)
+	default:
+		rc.HeartbeatTimeout, rc.ElectionTimeout = unregisteredTimeout, unregisteredTimeout
+	}
+	n.raft, err = raft.NewRaft(rc, n.fsm, n.logs, n.store, snaps, newGateTransport(n, n.transport))
+	if err == nil {
+		n.gateRaft.Store(n.raft)
+	}
 	if err != nil {
 		return fmt.Errorf("node: start raft: %w", err)
 	}
@@ -305,6 +370,14 @@ func (n *Node) open() error {
 		if err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
 			return fmt.Errorf("node: bootstrap: %w", err)
 		}
+		if err == nil {
+			if err := os.WriteFile(filepath.Join(n.cfg.DataDir, bootstrappedFile), []byte(n.cfg.Incarnation+"\n"), 0o644); err != nil {
+				return fmt.Errorf("node: bootstrap marker: %w", err)
+			}
+		}
+	}
+	if _, err := os.Stat(filepath.Join(n.cfg.DataDir, bootstrappedFile)); err == nil {
+		n.bootstrapped.Store(true)
 	}
 	return nil
 }
@@ -326,6 +399,7 @@ func (n *Node) Close() error {
 
 func (n *Node) closeStores() {
 	if n.transport != nil {
+		close(n.transportDone)
 		n.transport.Close()
 		// Raft handles heartbeats in the transport's connection goroutines,
 		// which Close does not wait for; one that passed Raft's shutdown

@@ -252,8 +252,8 @@ func TestWritesOnFollowerAreRefused(t *testing.T) {
 		},
 		"DeletePrefix": func() error { _, err := f.DeletePrefix(ctx, nil); return err },
 		"AddMember":    func() error { return f.AddMember(ctx, Member{ID: "x", RaftAddr: "127.0.0.1:1"}) },
-		"RemoveMember": func() error { return f.RemoveMember(ctx, leader.ID()) },
-		"SetVoter":     func() error { return f.SetVoter(ctx, leader.ID(), false) },
+		"RemoveMember": func() error { return f.RemoveMember(ctx, leader.ID(), false) },
+		"SetVoter":     func() error { return f.SetVoter(ctx, leader.ID(), false, false) },
 		"Transfer":     func() error { return f.TransferLeadership("") },
 		"Restore": func() error {
 			_, _, err := f.RestoreBackup(ctx, bytes.NewReader(nil))

@@ -121,9 +121,14 @@ func (s *Server) handleVoter(voter bool) http.HandlerFunc {
 			s.redirectOrFail(w, r)
 			return
 		}
+		force, err := forceParam(r)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
 		ctx, cancel := context.WithTimeout(r.Context(), defaultWriteTimeout)
 		defer cancel()
-		if err := s.node.SetVoter(ctx, mux.Vars(r)["id"], voter); err != nil {
+		if err := s.node.SetVoter(ctx, mux.Vars(r)["id"], voter, force); err != nil {
 			s.writeFailed(w, r, err)
 			return
 		}

@@ -28,6 +28,12 @@ type memberJSON struct {
 	// FeatureLevel is the level of the member's binary as recorded or
 	// last asked by the leader; 0 = unknown.
 	FeatureLevel uint32 `json:"feature_level"`
+	// State is voter, catching_up (a learner the leader promotes once it
+	// has caught up and stayed healthy) or learner.
+	State string `json:"state,omitempty"`
+	// LastHeardMS is, in the leader's view, how long ago the member last
+	// answered the leader's probe; absent when unknown.
+	LastHeardMS *int64 `json:"last_heard_ms,omitempty"`
 }
 
 // addMemberJSON is POST /v1/cluster/members; voter defaults to true,
@@ -48,6 +54,11 @@ type nodeJSON struct {
 	ID           string `json:"id"`
 	FeatureLevel uint32 `json:"feature_level"`
 	Incarnation  string `json:"incarnation"`
+	// State is the node's Raft state; AppliedIndex what its cache has
+	// applied; Removed, if set, says why it is out of the cluster.
+	State        string `json:"state"`
+	AppliedIndex uint64 `json:"applied_index"`
+	Removed      string `json:"removed,omitempty"`
 }
 
 type leaderJSON struct {
@@ -69,6 +80,8 @@ type clusterJSON struct {
 	// cluster's, as applied here.
 	FeatureLevel        uint32 `json:"feature_level"`
 	ClusterFeatureLevel uint32 `json:"cluster_feature_level"`
+	// Removed, if set, says why this node is out of the cluster.
+	Removed string `json:"removed,omitempty"`
 }
 
 func (s *Server) handleCluster(w http.ResponseWriter, r *http.Request) {
@@ -93,9 +106,17 @@ func (s *Server) handleCluster(w http.ResponseWriter, r *http.Request) {
 	if st.HasLeader {
 		out.Leader = &leaderJSON{ID: st.Leader.ID, HTTPAddr: st.Leader.HTTPAddr, RaftAddr: st.Leader.RaftAddr}
 	}
+	if err := s.node.RemovedReason(); err != nil {
+		out.Removed = err.Error()
+	}
 	for _, m := range members {
-		out.Members = append(out.Members, memberJSON{ID: m.ID, HTTPAddr: m.HTTPAddr, RaftAddr: m.RaftAddr, RESPAddr: m.RESPAddr, Voter: m.Voter,
-			Addrs: m.Addrs, Incarnation: m.Incarnation, FeatureLevel: m.Level})
+		mj := memberJSON{ID: m.ID, HTTPAddr: m.HTTPAddr, RaftAddr: m.RaftAddr, RESPAddr: m.RESPAddr, Voter: m.Voter,
+			Addrs: m.Addrs, Incarnation: m.Incarnation, FeatureLevel: m.Level, State: m.State}
+		if m.LastHeard >= 0 {
+			ms := m.LastHeard.Milliseconds()
+			mj.LastHeardMS = &ms
+		}
+		out.Members = append(out.Members, mj)
 	}
 	w.Header().Set("X-Raft-Index", strconv.FormatUint(st.AppliedIndex, 10))
 	writeJSON(w, http.StatusOK, out)
@@ -124,6 +145,12 @@ func (s *Server) handleAddMember(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.writeFailed(w, r, err)
 		return
+	}
+	// Learner first: the answer says where the member stands now (voter
+	// only if it already was one; catching_up if it asked for a vote).
+	m.State, m.Voter = node.StateLearner, false
+	if st, err := s.node.MemberState(m.ID); err == nil {
+		m.State, m.Voter = st, st == node.StateVoter
 	}
 	writeJSON(w, http.StatusOK, m)
 }
@@ -162,7 +189,12 @@ func (s *Server) handleRemoveMember(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), defaultWriteTimeout)
 	defer cancel()
 	id := mux.Vars(r)["id"]
-	if err := s.node.RemoveMember(ctx, id); err != nil {
+	force, err := forceParam(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if err := s.node.RemoveMember(ctx, id, force); err != nil {
 		s.writeFailed(w, r, err)
 		return
 	}
@@ -285,14 +317,41 @@ func (s *Server) fetchStats(ctx context.Context, m node.Member, authz string, ou
 // member before raising the cluster's feature level. A binary from before
 // levels answers 404, which the asker takes for level 1.
 func (s *Server) handleNode(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, nodeJSON{ID: s.node.ID(), FeatureLevel: s.node.FeatureLevel(), Incarnation: s.node.Incarnation()})
+	info := s.node.Info()
+	out := nodeJSON{ID: info.ID, FeatureLevel: info.Level, Incarnation: info.Incarnation, State: info.State, AppliedIndex: info.AppliedIndex}
+	if err := s.node.RemovedReason(); err != nil {
+		out.Removed = err.Error()
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// forceParam reads ?force=true|false (default false).
+func forceParam(r *http.Request) (bool, error) {
+	v := r.URL.Query().Get("force")
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, badRequest("bad_force", "force must be true or false, not "+strconv.Quote(v))
+	}
+	return b, nil
 }
 
 func (s *Server) handleLivez(w http.ResponseWriter, r *http.Request) {
+	if err := s.node.RemovedReason(); err != nil {
+		// Removed: the process is about to exit (cli); never pretend.
+		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: err.Error(), Code: "removed"})
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
 func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
+	if err := s.node.RemovedReason(); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: err.Error(), Code: "removed"})
+		return
+	}
 	if err := s.node.Poisoned(); err != nil {
 		// Alive (livez stays 200: restarting the same binary would stop
 		// at the same entry) but never ready: it needs a newer binary.

@@ -28,6 +28,8 @@ var errorStatus = []struct {
 	{node.ErrClosed, http.StatusServiceUnavailable, "shutting_down"},
 	{node.ErrPoisoned, http.StatusServiceUnavailable, "poisoned"},
 	{node.ErrFeatureLevel, http.StatusConflict, "feature_level"},
+	{node.ErrQuorumAtRisk, http.StatusConflict, "quorum_at_risk"},
+	{node.ErrRemoved, http.StatusServiceUnavailable, "removed"},
 	{node.ErrUnknownOutcome, http.StatusGatewayTimeout, "unknown_outcome"},
 	{node.ErrIndexTimeout, http.StatusGatewayTimeout, "index_timeout"},
 	{node.ErrTooMany, http.StatusBadRequest, "too_many"},
@@ -70,6 +72,9 @@ type errorBody struct {
 	Code           string  `json:"code"`
 	CurrentVersion *uint64 `json:"current_version,omitempty"`
 	FailedOp       *int    `json:"failed_op,omitempty"`
+	// Unreachable comes with quorum_at_risk: the voters that did not
+	// answer the leader.
+	Unreachable []string `json:"unreachable,omitempty"`
 }
 
 // writeError answers with the status and code the table gives err.
@@ -109,6 +114,10 @@ func errorCode(err error) (status int, code string) {
 
 func writeErrorBody(w http.ResponseWriter, err error, body errorBody) {
 	status, code := errorCode(err)
+	var qe *node.QuorumError
+	if errors.As(err, &qe) {
+		body.Unreachable = append([]string{}, qe.Unreachable...)
+	}
 	if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
 		w.Header().Set("Retry-After", retryAfterSeconds)
 	}

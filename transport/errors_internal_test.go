@@ -31,6 +31,8 @@ func TestErrorTableMapsEngineAndLimitErrors(t *testing.T) {
 		{fsm.ErrNotFound, 404, "not_found"},
 		{fsm.ErrValueTooLarge, 413, "value_too_large"},
 		{errResultLost, 409, "result_unavailable"},
+		{&node.QuorumError{Unreachable: []string{"n3"}, Reason: "r"}, 409, "quorum_at_risk"},
+		{fmt.Errorf("%w: why", node.ErrRemoved), 503, "removed"},
 		{&fsm.Error{Code: fsm.ErrSyntax, Msg: "ERR syntax error"}, 500, "internal"}, // a command transport built wrong
 	} {
 		if status, code := errorCode(c.err); status != c.status || code != c.code {
@@ -57,5 +59,15 @@ func TestReplyErrorBody(t *testing.T) {
 	writeReplyError(w, &fsm.Error{Code: fsm.ErrConditionFailed, Msg: "ERR condition failed"})
 	if w.Header().Get("ETag") != "" || !strings.Contains(w.Body.String(), `"current_version":0`) {
 		t.Errorf("condition failed on an absent key: ETag %q %s", w.Header().Get("ETag"), w.Body.String())
+	}
+}
+
+// A refused membership change names the unreachable voters in its body.
+func TestQuorumErrorBody(t *testing.T) {
+	w := httptest.NewRecorder()
+	writeError(w, fmt.Errorf("removing: %w", &node.QuorumError{Unreachable: []string{"n2", "n3"}, Reason: "r"}))
+	if w.Code != http.StatusConflict || !strings.Contains(w.Body.String(), `"code":"quorum_at_risk"`) ||
+		!strings.Contains(w.Body.String(), `"unreachable":["n2","n3"]`) {
+		t.Fatalf("quorum error: %d %s", w.Code, w.Body)
 	}
 }

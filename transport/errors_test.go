@@ -72,6 +72,8 @@ func TestBadRequestsAreRejectedAndHarmless(t *testing.T) {
 		badReq{http.MethodGet, n.URL + "/v1/cluster/members", "", 405, "method_not_allowed"},
 		badReq{http.MethodPost, n.URL + "/livez", "", 405, "method_not_allowed"},
 		badReq{http.MethodDelete, n.URL + "/v1/cluster/members/nosuch", "", 404, "unknown_member"},
+		badReq{http.MethodDelete, n.URL + "/v1/cluster/members/n1?force=maybe", "", 400, "bad_force"},
+		badReq{http.MethodPost, n.URL + "/v1/cluster/members/n1/demote?force=2x", "", 400, "bad_force"},
 	)
 	members := n.URL + "/v1/cluster/members"
 	good := map[string]string{"id": "n9", "raft_addr": "127.0.0.1:1", "http_addr": "127.0.0.1:2"}

@@ -38,19 +38,23 @@ func levels(t *testing.T, n *testNode) levelBody {
 }
 
 func TestNodeEndpoint(t *testing.T) {
-	n := startNodeWith(t, "n1", true, func(c *node.Config) { c.FetchLevel = nil })
+	n := startNodeWith(t, "n1", true, func(c *node.Config) { c.FetchLevel, c.Probe = nil, nil })
 	waitFor(t, "n1 to serve", n.ServesStrongReads)
 	r := do(t, http.MethodGet, n.URL+"/v1/node", nil)
 	var b struct {
 		ID           string  `json:"id"`
 		FeatureLevel *uint32 `json:"feature_level"`
 		Incarnation  string  `json:"incarnation"`
+		State        string  `json:"state"`
+		AppliedIndex *uint64 `json:"applied_index"`
+		Removed      *string `json:"removed"`
 	}
 	if r.status != http.StatusOK {
 		t.Fatalf("GET /v1/node = %s", r)
 	}
 	decodeJSON(t, r, &b)
-	if b.ID != "n1" || b.FeatureLevel == nil || *b.FeatureLevel != fsm.FeatureLevel || b.Incarnation != n.Incarnation() || b.Incarnation == "" {
+	if b.ID != "n1" || b.FeatureLevel == nil || *b.FeatureLevel != fsm.FeatureLevel || b.Incarnation != n.Incarnation() || b.Incarnation == "" ||
+		b.State != "Leader" || b.AppliedIndex == nil || *b.AppliedIndex == 0 || b.Removed != nil {
 		t.Fatalf("GET /v1/node = %s", r)
 	}
 	// Without FetchLevel the leader never raises the level: the cluster

@@ -97,8 +97,9 @@ type Cluster struct {
 	t   testing.TB
 	opt Options
 
-	mu    sync.Mutex
-	nodes []*Node
+	mu     sync.Mutex
+	nodes  []*Node
+	voters map[string]bool // ids joined as voters: WaitAgreed waits for their promotion
 }
 
 // Node is one node of a cluster and its servers. The embedded *node.Node
@@ -177,6 +178,11 @@ func (c *Cluster) StartNode(id string, bootstrap bool) *Node {
 			FetchLevel: func(context.Context, node.Member) (uint32, error) {
 				return c.level(), nil // every member runs this binary
 			},
+			// The leader asks members about themselves in process (what
+			// GET /v1/node answers over HTTP): learners are promoted once
+			// caught up for PromoteAfter, and removals check the quorum.
+			Probe:        c.probe,
+			PromoteAfter: timing.PromoteAfter,
 		},
 		TLS: c.opt.TLS,
 	}
@@ -304,6 +310,12 @@ func (c *Cluster) Join(t testing.TB, n *Node, voter bool) {
 		}
 		return false
 	}, func() string { return fmt.Sprintf("last error %v", last) })
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.voters == nil {
+		c.voters = map[string]bool{}
+	}
+	c.voters[m.ID] = voter
 }
 
 // Add starts a node with id, adds it as a voter and waits until the
@@ -399,6 +411,21 @@ func (c *Cluster) WaitAgreed(t testing.TB) *Node {
 	return leader
 }
 
+// probe answers for a running member of this cluster as its GET /v1/node
+// would; a stopped or unknown one is unreachable.
+func (c *Cluster) probe(_ context.Context, m node.Member) (node.NodeInfo, error) {
+	for _, n := range c.Running() {
+		if n.ID() == m.ID {
+			info := n.Info()
+			if info.Level > c.level() {
+				info.Level = c.level()
+			}
+			return info, nil
+		}
+	}
+	return node.NodeInfo{}, fmt.Errorf("member %s is not running", m.ID)
+}
+
 // level is the feature level the cluster's members report.
 func (c *Cluster) level() uint32 {
 	if c.opt.Level == 0 {
@@ -419,6 +446,14 @@ func (c *Cluster) agreed(leader *Node) bool {
 	for _, n := range c.Running() {
 		running[n.ID()] = n
 	}
+	c.mu.Lock()
+	for _, m := range members {
+		if c.voters[m.ID] && !m.Voter {
+			c.mu.Unlock()
+			return false // added as a voter: a learner until the leader promotes it
+		}
+	}
+	c.mu.Unlock()
 	for _, m := range members {
 		if m.HTTPAddr == "" {
 			return false

@@ -41,6 +41,11 @@ const (
 	SnapshotInterval  = 10 * time.Second // how often Raft checks the threshold
 	TrailingLogs      = 10240            // entries kept after a snapshot
 
+	// PromoteAfter is how long a caught-up learner must stay caught up
+	// before the leader promotes it (node.Config.PromoteAfter): short, so
+	// that a test's members are voters soon after they join.
+	PromoteAfter = 250 * time.Millisecond
+
 	// Wait bounds every poll for a Raft condition (a leader, a member,
 	// an index applied): generous, so a slow machine makes a test
 	// slower, not flaky.

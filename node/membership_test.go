@@ -1,0 +1,187 @@
+package node
+
+import (
+	"errors"
+	"slices"
+	"testing"
+	"time"
+)
+
+// probed makes a test cluster's nodes ask each other through testProbe,
+// as the real binary does through GET /v1/node: learner-first adds,
+// promotions, incarnation checks and the quorum check all need it.
+func probed(c *Config) {
+	c.Probe = testProbe
+	c.PromoteAfter = 200 * time.Millisecond
+}
+
+func leaderMember(t testing.TB, leader *Node, id string) (Member, bool) {
+	t.Helper()
+	ms, err := leader.Members()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if m.ID == id {
+			return m, true
+		}
+	}
+	return Member{}, false
+}
+
+// TestLearnerFirst: a member added as a voter joins as a non-voter and is
+// promoted only once it answers and has caught up; one that never runs
+// stays a non-voter, visibly catching up.
+func TestLearnerFirst(t *testing.T) {
+	nodes := newCluster(t, 3, probed) // join waits for each promotion
+	leader := waitForLeader(t, nodes...)
+	for _, n := range nodes {
+		// The first member registered itself before the cluster reached
+		// level 2; the leader's next probe round records its incarnation.
+		waitFor(t, n.ID()+" a voter with its incarnation recorded", func() bool {
+			m, _ := leaderMember(t, leader, n.ID())
+			return m.Voter && m.State == StateVoter && m.Incarnation == n.Incarnation()
+		})
+		if !n.mayVote() {
+			t.Errorf("%s is registered but may not vote", n.ID())
+		}
+	}
+	ctx := ctxTimeout(t, 20*time.Second)
+	ghost := Member{ID: "ghost", RaftAddr: "127.0.0.1:1", HTTPAddr: httpAddr("ghost"), Voter: true, Level: 2, Incarnation: "abc"}
+	if err := leader.AddMember(ctx, ghost); err != nil {
+		t.Fatalf("AddMember(ghost): %v", err)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		m, ok := leaderMember(t, leader, "ghost")
+		if !ok || m.Voter || m.State != StateCatchingUp {
+			t.Fatalf("a member that never ran: %+v, %v; want a non-voter catching up", m, ok)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// An explicit promotion of a member that has not caught up only marks it.
+	if err := leader.SetVoter(ctx, "ghost", true, false); err != nil {
+		t.Fatalf("SetVoter(ghost): %v", err)
+	}
+	if m, _ := leaderMember(t, leader, "ghost"); m.Voter {
+		t.Fatalf("promoted a member that never ran: %+v", m)
+	}
+	if err := leader.RemoveMember(ctx, "ghost", false); err != nil {
+		t.Fatalf("removing a non-voter: %v", err)
+	}
+}
+
+// TestQuorumCheck: with one voter stopped, removing or demoting another
+// voter is refused, naming the stopped one; removing the stopped voter
+// itself is allowed.
+func TestQuorumCheck(t *testing.T) {
+	nodes := newCluster(t, 3, probed)
+	leader := waitForLeader(t, nodes...)
+	dead, other := others(nodes, leader)[0], others(nodes, leader)[1]
+	if err := dead.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxTimeout(t, 20*time.Second)
+	for name, err := range map[string]error{
+		"remove": leader.RemoveMember(ctx, other.ID(), false),
+		"demote": leader.SetVoter(ctx, other.ID(), false, false),
+		"self":   leader.RemoveMember(ctx, leader.ID(), false),
+	} {
+		var qe *QuorumError
+		if !errors.Is(err, ErrQuorumAtRisk) || !errors.As(err, &qe) || !slices.Equal(qe.Unreachable, []string{dead.ID()}) {
+			t.Errorf("%s with %s stopped: %v, want a QuorumError naming it", name, dead.ID(), err)
+		}
+	}
+	if m, _ := leaderMember(t, leader, other.ID()); !m.Voter {
+		t.Fatalf("%s lost its vote after a refused change: %+v", other.ID(), m)
+	}
+	if err := leader.RemoveMember(ctx, dead.ID(), false); err != nil {
+		t.Fatalf("removing the stopped voter itself: %v", err)
+	}
+	mustSet(t, waitForLeader(t, leader, other), "after", "removal")
+}
+
+// TestWipedMemberComesBackAsLearner: a follower's data directory is lost;
+// a fresh node starts under its id at its Raft address. It may not vote
+// until registered; the leader notices the new incarnation, removes it
+// and adds it back as a non-voter, and promotes it once it caught up.
+func TestWipedMemberComesBackAsLearner(t *testing.T) {
+	nodes := newCluster(t, 3, probed)
+	leader := waitForLeader(t, nodes...)
+	mustSet(t, leader, "k", "v")
+	old := others(nodes, leader)[0]
+	oldInc, addr := old.Incarnation(), old.RaftAddr()
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t, old.ID(), false)
+	probed(&cfg)
+	cfg.RaftAddr = addr
+	var fresh *Node
+	waitFor(t, "the wiped node to bind its old address", func() bool {
+		n, err := New(cfg)
+		if err != nil {
+			return false
+		}
+		fresh = n
+		return true
+	})
+	testNodes.Store(fresh.RaftAddr(), fresh)
+	t.Cleanup(func() { testNodes.CompareAndDelete(fresh.RaftAddr(), fresh); fresh.Close() })
+	if fresh.Incarnation() == oldInc {
+		t.Fatal("a new data directory kept the old incarnation")
+	}
+	if fresh.mayVote() {
+		t.Fatal("a wiped node may vote before the cluster registered it")
+	}
+	sawLearner := false
+	waitFor(t, "the wiped member back as a voter under its new incarnation", func() bool {
+		m, ok := leaderMember(t, waitForLeader(t, leader, others(nodes, old)[1]), old.ID())
+		if ok && m.Voter && m.Incarnation != fresh.Incarnation() && sawLearner {
+			t.Fatalf("a voter again under its old incarnation after being a learner: %+v", m)
+		}
+		if ok && !m.Voter && m.Incarnation == fresh.Incarnation() {
+			sawLearner = true
+		}
+		return ok && m.Voter && m.Incarnation == fresh.Incarnation()
+	})
+	if !sawLearner {
+		t.Error("the wiped member was never seen as a learner before its promotion")
+	}
+	waitFor(t, "the wiped node registered and voting", fresh.mayVote)
+	waitForCaughtUp(t, waitForLeader(t, nodes[0], nodes[1], nodes[2], fresh), fresh)
+	if e, ok := localGet(t, fresh, "k"); !ok || string(e.Value) != "v" {
+		t.Fatalf("the wiped node caught up without k: %q, %v", e.Value, ok)
+	}
+}
+
+// TestRemovedNodeKnowsIt: a removed follower and a leader that removed
+// itself both report it on Removed.
+func TestRemovedNodeKnowsIt(t *testing.T) {
+	nodes := newCluster(t, 3, probed)
+	leader := waitForLeader(t, nodes...)
+	f := others(nodes, leader)[0]
+	ctx := ctxTimeout(t, 20*time.Second)
+	if err := leader.RemoveMember(ctx, f.ID(), false); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-f.Removed():
+	case <-time.After(waitDeadline):
+		t.Fatalf("%s was removed but does not know it", f.ID())
+	}
+	if !errors.Is(f.RemovedReason(), ErrRemoved) {
+		t.Fatalf("RemovedReason: %v", f.RemovedReason())
+	}
+	rest := others(nodes, f)
+	leader = waitForLeader(t, rest...)
+	if err := leader.RemoveMember(ctx, leader.ID(), false); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-leader.Removed():
+	case <-time.After(waitDeadline):
+		t.Fatalf("leader %s removed itself but does not know it", leader.ID())
+	}
+	mustSet(t, waitForLeader(t, others(rest, leader)...), "after", "removals")
+}
