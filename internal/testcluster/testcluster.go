@@ -261,8 +261,10 @@ func (n *Node) start(t testing.TB, httpLn, respLn net.Listener) {
 	}
 	// From now on a restart binds the same Raft address.
 	n.cfg.Node.RaftAddr = nn.RaftAddr()
+	n.c.mu.Lock()
 	n.Node = nn
 	n.stopped = false
+	n.c.mu.Unlock()
 	if httpLn != nil {
 		hc := *cfg.HTTP
 		hc.Logger = n.logger.Named("http")
@@ -414,9 +416,17 @@ func (c *Cluster) WaitAgreed(t testing.TB) *Node {
 // probe answers for a running member of this cluster as its GET /v1/node
 // would; a stopped or unknown one is unreachable.
 func (c *Cluster) probe(_ context.Context, m node.Member) (node.NodeInfo, error) {
-	for _, n := range c.Running() {
-		if n.ID() == m.ID {
-			info := n.Info()
+	c.mu.Lock()
+	var running *node.Node // a node is started and stopped under c.mu
+	for _, n := range c.nodes {
+		if !n.stopped && n.Node != nil && n.Node.ID() == m.ID {
+			running = n.Node
+		}
+	}
+	c.mu.Unlock()
+	if running != nil {
+		{
+			info := running.Info()
 			if info.Level > c.level() {
 				info.Level = c.level()
 			}
@@ -466,8 +476,18 @@ func (c *Cluster) agreed(leader *Node) bool {
 		if !ok || l.ID != leader.ID() || l.HTTPAddr != leader.HTTPAddr() || l.RESPAddr != leader.RESPAddr() || !n.Ready() {
 			return false
 		}
-		if ms, err := n.Members(); err != nil || len(ms) != len(members) {
+		ms, err := n.Members()
+		if err != nil || len(ms) != len(members) {
 			return false
+		}
+		voter := map[string]bool{}
+		for _, o := range members {
+			voter[o.ID] = o.Voter
+		}
+		for _, o := range ms { // every member sees the promotions too
+			if v, ok := voter[o.ID]; !ok || v != o.Voter {
+				return false
+			}
 		}
 		for _, o := range members {
 			if n.FSM().MemberAddr(o.ID) != o.HTTPAddr || n.FSM().MemberRESPAddr(o.ID) != o.RESPAddr {
