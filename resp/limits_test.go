@@ -110,6 +110,9 @@ func TestPreAuthLimits(t *testing.T) {
 // they are produced; the bytes on the wire stay in order, on the leader
 // and relayed through a follower.
 func TestLargeRepliesSpill(t *testing.T) {
+	if raceEnabled {
+		t.Skip("moves 700 KiB values through a relay: the race detector slows it past the test's deadlines; the plain run covers it")
+	}
 	c := startCluster(t, resp.Config{})
 	big := strings.Repeat("x", 700<<10)
 	for _, n := range []*testNode{c.leader(t), c.follower(t)} {
@@ -149,6 +152,9 @@ func TestResetStartsTheAuthDeadlineAgain(t *testing.T) {
 // refuses one past MaxRelayReply with an error that says what to do; the
 // commands around it are answered.
 func TestRelayedReplyBound(t *testing.T) {
+	if raceEnabled {
+		t.Skip("moves 700 KiB values through a relay: the race detector slows it past the test's deadlines; the plain run covers it")
+	}
 	c := startCluster(t, resp.Config{Limits: resp.Limits{MaxRelayReply: 1 << 20}})
 	big := strings.Repeat("x", 700<<10)
 	r := dialRaw(t, c.follower(t).RESPAddr())
