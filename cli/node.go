@@ -238,9 +238,15 @@ func runNode(c *cli.Context) error {
 	cancel()
 	// Graceful: hand leadership over first (requests still arriving are
 	// redirected to the new leader), let in-flight requests finish within
-	// a bound, then stop Raft.
-	n.HandOffLeadership(5 * time.Second)
-	shutCtx, done := context.WithTimeout(context.Background(), 10*time.Second)
+	// a bound, then stop Raft. A removed node has nothing to hand over and
+	// nothing to finish: it exits promptly.
+	drain := 10 * time.Second
+	if n.RemovedReason() != nil {
+		drain = 2 * time.Second
+	} else {
+		n.HandOffLeadership(5 * time.Second)
+	}
+	shutCtx, done := context.WithTimeout(context.Background(), drain)
 	defer done()
 	if serr := srv.Shutdown(shutCtx); serr != nil && !errors.Is(serr, http.ErrServerClosed) {
 		logger.Warn("HTTP shutdown", "error", serr)

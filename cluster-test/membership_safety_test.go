@@ -260,6 +260,26 @@ func TestMembershipQuorumRefusal(t *testing.T) {
 	if _, voter, _, err := msMember(c, other.ID); err != nil || !voter {
 		t.Fatalf("%s after refused removals: voter %v, %v", other.ID, voter, err)
 	}
+	// status lists the stopped voter as dead once the leader has not heard
+	// from it for longer than --dead-after.
+	Eventually(t, "status lists "+stopped.ID+" as a dead voter", func() error {
+		code, stdout, stderr := opsCLI(t, "-e", l.URL(), "-o", "json", "status", "--dead-after", "1s")
+		if code != 0 {
+			return fmt.Errorf("status: exit %d: %s", code, stderr)
+		}
+		var st struct {
+			DeadVoters []struct {
+				ID string `json:"id"`
+			} `json:"dead_voters"`
+		}
+		if err := json.Unmarshal([]byte(stdout), &st); err != nil {
+			return err
+		}
+		if len(st.DeadVoters) != 1 || st.DeadVoters[0].ID != stopped.ID {
+			return fmt.Errorf("dead voters %+v", st.DeadVoters)
+		}
+		return nil
+	})
 	fndRemoveMember(t, l, stopped.ID) // the dead voter itself may go
 	fndPut(t, c.WaitForLeader(), "after", "refusal")
 }

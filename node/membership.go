@@ -563,6 +563,9 @@ func (n *Node) watchRemoval() {
 		case outSince.IsZero():
 			outSince = time.Now()
 			n.logger.Debug("the configuration no longer lists this node; removed unless a leader contacts it", "wait", n.removedAfter())
+		case n.raft.State() == raft.Leader:
+			// A leader removing itself leads until the change commits,
+			// then shuts down (above), or steps down.
 		case time.Since(outSince) > n.removedAfter() && n.lastContact() > n.removedAfter():
 			n.markRemoved("the configuration no longer lists this node and no leader has contacted it since")
 			if err := n.raft.Shutdown().Error(); err != nil {
