@@ -312,7 +312,7 @@ func (c *Cluster) cleanup() {
 	}
 	for _, n := range c.Nodes {
 		b, _ := os.ReadFile(n.logPath)
-		if len(b) > 12000 && os.Getenv("FULLLOGS") == "" {
+		if len(b) > 12000 {
 			b = b[len(b)-12000:]
 		}
 		c.t.Logf("---- last log lines of %s ----\n%s", n.ID, b)

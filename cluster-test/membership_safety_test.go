@@ -361,3 +361,27 @@ func TestMembershipWipedBootstrapNode(t *testing.T) {
 		t.Fatalf("%s back in the old cluster lacks its key: %d %s", n1.ID, r.Status, r.Body)
 	}
 }
+
+// TestMembershipRemovedWhilePaused: a follower removed while it is frozen
+// (SIGSTOP) may never receive the change: the leader stops replicating to
+// a removed member. Thawed, it either finds the change in its log, or
+// finds itself in its own configuration with no leader talking to it and
+// asks the members it knows, learns that the leader does not list it; in
+// both cases it exits with status 4 instead of campaigning forever.
+func TestMembershipRemovedWhilePaused(t *testing.T) {
+	c := NewCluster(t, Options{})
+	l := c.WaitForLeader()
+	f := c.Followers(l)[0]
+	f.Pause()
+	fndRemoveMember(t, l, f.ID) // the unreachable voter itself: allowed
+	fndPut(t, l, "after", "removal")
+	f.Resume()
+	if code := msWaitExit(t, f); code != 4 {
+		t.Fatalf("%s, removed while paused, exited with status %d, want 4", f.ID, code)
+	}
+	// Depending on what the kernel buffered for the frozen process, it
+	// may also have received the change itself.
+	if log := fndLog(t, f); !strings.Contains(log, "this node was removed from the cluster") {
+		t.Fatalf("%s's log does not say why it stopped:\n%s", f.ID, log)
+	}
+}
