@@ -173,6 +173,7 @@ func runNode(c *cli.Context) error {
 		MaxValueSize:      c.Int64("max-value-size"),
 		PeerTLS:           sec.peerTLS,
 		Probe:             nodeProber(sec.serverTLS != nil, sec.peerHTTP),
+		AskView:           viewAsker(sec.serverTLS != nil, sec.peerHTTP),
 		PromoteAfter:      c.Duration("promote-after"),
 		PromoteMaxLag:     c.Uint64("promote-max-lag"),
 	})
@@ -238,9 +239,15 @@ func runNode(c *cli.Context) error {
 	cancel()
 	// Graceful: hand leadership over first (requests still arriving are
 	// redirected to the new leader), let in-flight requests finish within
-	// a bound, then stop Raft.
-	n.HandOffLeadership(5 * time.Second)
-	shutCtx, done := context.WithTimeout(context.Background(), 10*time.Second)
+	// a bound, then stop Raft. A removed node has nothing to hand over and
+	// nothing to finish: it exits promptly.
+	drain := 10 * time.Second
+	if n.RemovedReason() != nil {
+		drain = 2 * time.Second
+	} else {
+		n.HandOffLeadership(5 * time.Second)
+	}
+	shutCtx, done := context.WithTimeout(context.Background(), drain)
 	defer done()
 	if serr := srv.Shutdown(shutCtx); serr != nil && !errors.Is(serr, http.ErrServerClosed) {
 		logger.Warn("HTTP shutdown", "error", serr)
@@ -368,6 +375,48 @@ func levelFetcher(useTLS bool, tlsConfig *tls.Config) func(context.Context, node
 	return func(ctx context.Context, m node.Member) (uint32, error) {
 		info, err := probe(ctx, m)
 		return info.Level, err
+	}
+}
+
+// viewAsker is node.Config.AskView: GET /v1/cluster on a member, not
+// following redirects.
+func viewAsker(useTLS bool, tlsConfig *tls.Config) func(context.Context, string) (node.PeerView, error) {
+	scheme := "http"
+	if useTLS {
+		scheme = "https"
+	}
+	hc := &http.Client{
+		Timeout:       2 * time.Second,
+		Transport:     &http.Transport{TLSClientConfig: tlsConfig, MaxIdleConnsPerHost: 1},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	return func(ctx context.Context, addr string) (node.PeerView, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, scheme+"://"+addr+"/v1/cluster", nil)
+		if err != nil {
+			return node.PeerView{}, err
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			return node.PeerView{}, err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return node.PeerView{}, fmt.Errorf("GET /v1/cluster on %s: %s", addr, resp.Status)
+		}
+		var body struct {
+			State   string `json:"state"`
+			Members []struct {
+				ID string `json:"id"`
+			} `json:"members"`
+		}
+		if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&body); err != nil {
+			return node.PeerView{}, err
+		}
+		v := node.PeerView{Leader: body.State == "Leader"}
+		for _, m := range body.Members {
+			v.Members = append(v.Members, m.ID)
+		}
+		return v, nil
 	}
 }
 

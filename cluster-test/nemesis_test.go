@@ -355,7 +355,11 @@ func membershipFault(follower bool) linFault {
 			if !target.Running() {
 				code = fndExitCode(target)
 			} else {
-				e.t.Errorf("removed %s still runs after %v", target.ID, deadline)
+				log := fndLog(e.t, target)
+				if len(log) > 6000 {
+					log = log[len(log)-6000:]
+				}
+				e.t.Errorf("removed %s still runs after %v; its log ends:\n%s", target.ID, deadline, log)
 				target.Kill()
 			}
 			if code != 4 {

@@ -510,6 +510,37 @@ func (n *Node) removedErr() error {
 // ErrRemoved).
 func (n *Node) RemovedReason() error { return n.removedErr() }
 
+// PeerView is a member's answer to AskView.
+type PeerView struct {
+	Leader  bool     // the member answering leads
+	Members []string // the ids in its configuration
+}
+
+// askRemoved asks the members this node knows whether the leader still
+// lists it; true only if a leader answered without it.
+func (n *Node) askRemoved() bool {
+	if n.cfg.AskView == nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for id, addr := range n.fsm.Members() {
+		if id == n.cfg.ID || addr == "" {
+			continue
+		}
+		v, err := n.cfg.AskView(ctx, addr)
+		if err != nil || !v.Leader {
+			continue
+		}
+		if !slices.Contains(v.Members, n.cfg.ID) {
+			n.logger.Warn("the leader does not list this node", "leader", id, "members", strings.Join(v.Members, ","))
+			return true
+		}
+		return false
+	}
+	return false
+}
+
 // removedAfter is how long a node that was in the configuration must be
 // out of it, and without word from a leader, before it counts as removed
 // (a node catching up passes through old configurations quickly).
@@ -526,7 +557,7 @@ func (n *Node) watchRemoval() {
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
 	sawSelf := false
-	var outSince time.Time
+	var outSince, lastAsk time.Time
 	for {
 		select {
 		case <-n.closing:
@@ -557,12 +588,28 @@ func (n *Node) watchRemoval() {
 		// removal came before this loop looked.
 		sawSelf = sawSelf || n.mayVote()
 		switch {
+		case in && n.raft.State() != raft.Leader && n.lastContact() > 2*n.removedAfter() && time.Since(lastAsk) > n.removedAfter():
+			// In its own configuration, but no leader talks to it: it may
+			// have been removed before the change reached it (the leader
+			// stops replicating to a removed member).
+			lastAsk = time.Now()
+			if n.askRemoved() {
+				n.markRemoved("the leader's configuration no longer lists this node (removed while it could not hear of it)")
+				if err := n.raft.Shutdown().Error(); err != nil {
+					n.logger.Warn("stopping raft after removal", "error", err)
+				}
+				return
+			}
+			sawSelf, outSince = true, time.Time{}
 		case in:
 			sawSelf, outSince = true, time.Time{}
 		case !sawSelf || len(servers) == 0:
 		case outSince.IsZero():
 			outSince = time.Now()
 			n.logger.Debug("the configuration no longer lists this node; removed unless a leader contacts it", "wait", n.removedAfter())
+		case n.raft.State() == raft.Leader:
+			// A leader removing itself leads until the change commits,
+			// then shuts down (above), or steps down.
 		case time.Since(outSince) > n.removedAfter() && n.lastContact() > n.removedAfter():
 			n.markRemoved("the configuration no longer lists this node and no leader has contacted it since")
 			if err := n.raft.Shutdown().Error(); err != nil {

@@ -131,6 +131,12 @@ type Config struct {
 	// to promote caught-up learners and to check the quorum before a
 	// removal. nil: FetchLevel alone (no promotions, no quorum check).
 	Probe func(ctx context.Context, m Member) (NodeInfo, error)
+	// AskView asks the member at an HTTP address for its view of the
+	// cluster (GET /v1/cluster): whether it leads, and the ids in its
+	// configuration. A node that no leader has contacted for a while asks
+	// the members it knows: a leader that does not list it means it was
+	// removed while it could not hear of it. nil: it never asks.
+	AskView func(ctx context.Context, httpAddr string) (PeerView, error)
 	// PromoteAfter is how long a learner that asked for a vote must stay
 	// caught up (and answer) before the leader promotes it; default 10s.
 	PromoteAfter time.Duration
