@@ -378,18 +378,24 @@ func levelFetcher(useTLS bool, tlsConfig *tls.Config) func(context.Context, node
 	}
 }
 
-// viewAsker is node.Config.AskView: GET /v1/cluster on a member, not
-// following redirects.
-func viewAsker(useTLS bool, tlsConfig *tls.Config) func(context.Context, string) (node.PeerView, error) {
+// memberClient is how a node asks another member about itself: the URL
+// scheme, and a client with a short timeout that does not follow
+// redirects (a member answers for itself; a redirect is not an answer).
+func memberClient(useTLS bool, tlsConfig *tls.Config) (string, *http.Client) {
 	scheme := "http"
 	if useTLS {
 		scheme = "https"
 	}
-	hc := &http.Client{
+	return scheme, &http.Client{
 		Timeout:       2 * time.Second,
 		Transport:     &http.Transport{TLSClientConfig: tlsConfig, MaxIdleConnsPerHost: 1},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
+}
+
+// viewAsker is node.Config.AskView: GET /v1/cluster on a member.
+func viewAsker(useTLS bool, tlsConfig *tls.Config) func(context.Context, string) (node.PeerView, error) {
+	scheme, hc := memberClient(useTLS, tlsConfig)
 	return func(ctx context.Context, addr string) (node.PeerView, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, scheme+"://"+addr+"/v1/cluster", nil)
 		if err != nil {
@@ -425,16 +431,7 @@ func viewAsker(useTLS bool, tlsConfig *tls.Config) func(context.Context, string)
 // levels (level 1, nothing else known); one that does not answer, or
 // answers anything else, is unreachable.
 func nodeProber(useTLS bool, tlsConfig *tls.Config) func(context.Context, node.Member) (node.NodeInfo, error) {
-	scheme := "http"
-	if useTLS {
-		scheme = "https"
-	}
-	hc := &http.Client{
-		Timeout:   2 * time.Second,
-		Transport: &http.Transport{TLSClientConfig: tlsConfig, MaxIdleConnsPerHost: 1},
-		// A member answers itself; a redirect is not an answer.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
+	scheme, hc := memberClient(useTLS, tlsConfig)
 	return func(ctx context.Context, m node.Member) (node.NodeInfo, error) {
 		if m.HTTPAddr == "" {
 			return node.NodeInfo{}, errNoHTTPAddr

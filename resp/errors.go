@@ -20,22 +20,21 @@ const (
 // error replies, the counterpart of transport's errorStatus.
 var errorReplies = []struct {
 	err    error
-	prefix string // code, or the whole message when full is set
-	full   bool
+	prefix string // the code; the error's text follows it
 }{
-	{node.ErrNotLeader, "TRYAGAIN", false},
-	{node.ErrNoLeader, "TRYAGAIN", false},
-	{node.ErrUnavailable, "TRYAGAIN", false},
-	{node.ErrTooStale, "TRYAGAIN", false},
-	{node.ErrClosed, "TRYAGAIN", false},
-	{node.ErrIndexTimeout, "TRYAGAIN", false},
-	{node.ErrUnknownOutcome, "UNKNOWN", false},
-	{node.ErrPoisoned, "TRYAGAIN", false},
-	{node.ErrTooMany, "ERR", false},
-	{node.ErrTooLarge, "OOM", false},
-	{node.ErrKeyTooLarge, "ERR", false},
-	{node.ErrValueTooLarge, "ERR", false},
-	{node.ErrFeatureLevel, "ERR", false},
+	{node.ErrNotLeader, "TRYAGAIN"},
+	{node.ErrNoLeader, "TRYAGAIN"},
+	{node.ErrUnavailable, "TRYAGAIN"},
+	{node.ErrTooStale, "TRYAGAIN"},
+	{node.ErrClosed, "TRYAGAIN"},
+	{node.ErrIndexTimeout, "TRYAGAIN"},
+	{node.ErrUnknownOutcome, "UNKNOWN"},
+	{node.ErrPoisoned, "TRYAGAIN"},
+	{node.ErrTooMany, "ERR"},
+	{node.ErrTooLarge, "OOM"},
+	{node.ErrKeyTooLarge, "ERR"},
+	{node.ErrValueTooLarge, "ERR"},
+	{node.ErrFeatureLevel, "ERR"},
 }
 
 // replyError is a problem found by the front itself; its text is the
@@ -56,9 +55,6 @@ func errorReply(err error) string {
 	}
 	for _, e := range errorReplies {
 		if errors.Is(err, e.err) {
-			if e.full {
-				return e.prefix
-			}
 			return e.prefix + " " + err.Error()
 		}
 	}
