@@ -277,7 +277,8 @@ var diffArities = []struct {
 	{"MGET", -2}, {"MSET", -3}, {"MSETNX", -3}, {"DEL", -2}, {"UNLINK", -2}, {"EXISTS", -2},
 	{"INCR", 2}, {"DECR", 2}, {"INCRBY", 3}, {"DECRBY", 3}, {"EXPIRE", -3}, {"PEXPIRE", -3},
 	{"EXPIREAT", -3}, {"PEXPIREAT", -3}, {"PERSIST", 2}, {"TTL", 2}, {"PTTL", 2}, {"TYPE", 2},
-	{"STRLEN", 2}, {"KEYS", 2}, {"SCAN", -2}, {"DBSIZE", 1},
+	{"STRLEN", 2}, {"KEYS", 2}, {"SCAN", -2}, {"DBSIZE", 1}, {"EXPIRETIME", 2}, {"PEXPIRETIME", 2},
+	{"ECHO", 2},
 }
 
 // cmdWrongArity is a known command with a wrong number of arguments.
@@ -330,7 +331,7 @@ func (g *diffGen) command() []string {
 		{9, g.cmdIncr},
 		{10, g.cmdExpire},
 		{3, func() []string { return []string{g.name("PERSIST"), g.key()} }},
-		{6, func() []string { return []string{g.name(g.pick([]string{"TTL", "PTTL"})), g.key()} }},
+		{6, func() []string { return []string{g.name(g.pick([]string{"TTL", "PTTL", "EXPIRETIME", "PEXPIRETIME"})), g.key()} }},
 		{2, func() []string { return []string{g.name("TYPE"), g.key()} }},
 		{2, func() []string { return []string{g.name("STRLEN"), g.key()} }},
 		{3, func() []string { return []string{g.name("KEYS"), g.pick(diffPatterns)} }},

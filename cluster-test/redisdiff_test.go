@@ -489,10 +489,11 @@ func (e *diffEnv) compare(argv []string, queued [][]string, w, g *reply) string 
 		if w.Kind == kInt && g.Kind == kInt && w.Int >= g.Int && w.Int-g.Int <= int64(len(diffKeys)) {
 			return ""
 		}
-	case "TTL", "PTTL":
+	case "TTL", "PTTL", "EXPIRETIME", "PEXPIRETIME":
+		// The two servers stamped their expiries a moment apart.
 		if w.Kind == kInt && g.Kind == kInt && w.Int >= 0 && g.Int >= 0 {
 			tol := int64(diffTTLTolerance)
-			if name == "PTTL" {
+			if name[0] == 'P' {
 				tol = diffPTTLTolerance
 			}
 			if d := w.Int - g.Int; d > tol || d < -tol {
