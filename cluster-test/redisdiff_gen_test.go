@@ -331,7 +331,9 @@ func (g *diffGen) command() []string {
 		{9, g.cmdIncr},
 		{10, g.cmdExpire},
 		{3, func() []string { return []string{g.name("PERSIST"), g.key()} }},
-		{6, func() []string { return []string{g.name(g.pick([]string{"TTL", "PTTL", "EXPIRETIME", "PEXPIRETIME"})), g.key()} }},
+		{6, func() []string {
+			return []string{g.name(g.pick([]string{"TTL", "PTTL", "EXPIRETIME", "PEXPIRETIME"})), g.key()}
+		}},
 		{2, func() []string { return []string{g.name("TYPE"), g.key()} }},
 		{2, func() []string { return []string{g.name("STRLEN"), g.key()} }},
 		{3, func() []string { return []string{g.name("KEYS"), g.pick(diffPatterns)} }},
