@@ -17,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/raftcache/raftcache/client"
+	"github.com/raftcache/raftcache/fsm"
 	"github.com/raftcache/raftcache/internal/testcerts"
 )
 
@@ -143,8 +144,8 @@ func TestSecurity(t *testing.T) {
 
 	t.Run("token roles", func(t *testing.T) {
 		leader := c.WaitForLeader()
-		// A join names its binary's feature level: a new cluster runs at level 2.
-		bogus := `{"id":"n9","raft_addr":"127.0.0.1:1","http_addr":"127.0.0.1:2","voter":false,"feature_level":2}`
+		// A join names its binary's feature level: a new cluster runs at the newest.
+		bogus := fmt.Sprintf(`{"id":"n9","raft_addr":"127.0.0.1:1","http_addr":"127.0.0.1:2","voter":false,"feature_level":%d}`, fsm.FeatureLevel)
 		for _, tc := range []struct {
 			method, path, token, body string
 			status                    int

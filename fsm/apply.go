@@ -215,7 +215,8 @@ func (s *state) put(it, old *item, index uint64, now int64) uint64 {
 	}
 	s.tree.ReplaceOrInsert(it)
 	s.changes.written(it.key)
-	s.bytes += it.size()
+	it.acct = it.size()
+	s.bytes += it.acct
 	if it.expireAt != 0 {
 		s.ttl.ReplaceOrInsert(ttlKey{it.expireAt, it.key})
 	}
@@ -252,7 +253,7 @@ func (s *state) clear(now int64) int {
 // drop forgets it's accounting and expiry entry (the tree slot is reused
 // or deleted by the caller).
 func (s *state) drop(it *item) {
-	s.bytes -= it.size()
+	s.bytes -= it.acct
 	if it.expireAt != 0 {
 		s.ttl.Delete(ttlKey{it.expireAt, it.key})
 	}

@@ -112,7 +112,10 @@ func (t *Tx) condFailed(key []byte, cond Cond, version uint64) (Reply, bool) {
 }
 
 func rcGet(t *Tx, a [][]byte) Reply {
-	it, ok := t.read(a[1])
+	it, ok, wrong := t.readTyped(a[1], TypeString)
+	if wrong {
+		return replyWrongType
+	}
 	if !ok {
 		return replyNull
 	}
@@ -133,7 +136,13 @@ func rcSet(t *Tx, a [][]byte) Reply {
 	flags := uint8(n[3])
 	exp := t.ttlAt(n[0])
 	prev := replyNull
-	if cur, live := t.lookup(a[1]); live {
+	// The HTTP API's values are strings: it does not replace a
+	// collection (a queue, a session hash) by accident.
+	cur, live, wrong := t.str(a[1])
+	if wrong {
+		return replyWrongType
+	}
+	if live {
 		if flags&FlagKeepTTL != 0 {
 			exp = cur.expireAt
 		}

@@ -57,8 +57,8 @@ func cmdExists(t *Tx, a [][]byte) Reply {
 }
 
 func cmdType(t *Tx, a [][]byte) Reply {
-	if _, ok := t.lookup(a[1]); ok {
-		return statusReply("string")
+	if it, ok := t.lookup(a[1]); ok {
+		return statusReply(it.kind().String())
 	}
 	return statusReply("none")
 }

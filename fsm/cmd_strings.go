@@ -31,22 +31,35 @@ func init() {
 }
 
 func cmdGet(t *Tx, a [][]byte) Reply {
-	if it, ok := t.read(a[1]); ok {
+	it, ok, wrong := t.readTyped(a[1], TypeString)
+	switch {
+	case wrong:
+		return replyWrongType
+	case ok:
 		return bulkReply(it.value)
 	}
 	return replyNull
 }
 
+// cmdMGet answers nil for a key of another type, as Redis does.
 func cmdMGet(t *Tx, a [][]byte) Reply {
 	out := make([]Reply, len(a)-1)
 	for i, k := range a[1:] {
-		out[i] = cmdGet(t, [][]byte{nil, k})
+		if it, ok, _ := t.readTyped(k, TypeString); ok {
+			out[i] = bulkReply(it.value)
+		} else {
+			out[i] = replyNull
+		}
 	}
 	return arrayReply(out)
 }
 
 func cmdStrlen(t *Tx, a [][]byte) Reply {
-	if it, ok := t.lookup(a[1]); ok {
+	it, ok, wrong := t.str(a[1])
+	switch {
+	case wrong:
+		return replyWrongType
+	case ok:
 		return intReply(int64(len(it.value)))
 	}
 	return intReply(0)
@@ -110,9 +123,14 @@ func cmdSet(t *Tx, a [][]byte) Reply {
 	if rep, ok := t.checkValue(a[2]); !ok {
 		return rep
 	}
+	// SET replaces a value of any type, but SET ... GET must read a
+	// string first.
 	cur, found := t.lookup(a[1])
 	prev := replyNull
 	if o.get && found {
+		if cur.obj != nil {
+			return replyWrongType
+		}
 		prev = bulkReply(cur.value)
 	}
 	if o.nx && found || o.xx && !found {
@@ -166,7 +184,11 @@ func cmdGetSet(t *Tx, a [][]byte) Reply {
 		return rep
 	}
 	prev := replyNull
-	if cur, found := t.lookup(a[1]); found {
+	cur, found, wrong := t.str(a[1])
+	if wrong {
+		return replyWrongType
+	}
+	if found {
 		prev = bulkReply(cur.value)
 	}
 	t.put(string(a[1]), bytes.Clone(a[2]), 0)
@@ -174,7 +196,10 @@ func cmdGetSet(t *Tx, a [][]byte) Reply {
 }
 
 func cmdGetDel(t *Tx, a [][]byte) Reply {
-	cur, found := t.lookup(a[1])
+	cur, found, wrong := t.str(a[1])
+	if wrong {
+		return replyWrongType
+	}
 	if !found {
 		return replyNull
 	}
@@ -244,7 +269,10 @@ func cmdIncr(sign int64, withArg bool) func(*Tx, [][]byte) Reply {
 // new value.
 func (t *Tx) incr(key []byte, by int64, expireAt int64) (int64, Reply, bool) {
 	var v int64
-	cur, found := t.lookup(key)
+	cur, found, wrong := t.str(key)
+	if wrong {
+		return 0, replyWrongType, false
+	}
 	if found {
 		var ok bool
 		if v, ok = ParseInt(cur.value); !ok {

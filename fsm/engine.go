@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"fmt"
 	"sort"
 	"strings"
 )
@@ -39,6 +40,12 @@ type Spec struct {
 	// check, if set, refuses arguments before they are proposed (a
 	// script that does not compile).
 	check func(args [][]byte) error
+	// Level is the cluster feature level the command needs (0: any).
+	// A command of a later level is refused, by node before it is
+	// proposed and by the engine (deterministically) if it reaches a
+	// state of a lower level, so no member of an older binary ever
+	// meets the state it would create.
+	Level uint32
 }
 
 // Check runs the command's own checks that need no state (a script that
@@ -145,10 +152,20 @@ func (t *Tx) exec(args [][]byte) Reply {
 	if !spec.ArityOK(len(args)) {
 		return replyArity(spec.Name)
 	}
+	if spec.Level > 1 && spec.Level > t.s.clusterLevel() {
+		return cmdErr(ErrNewerLevel, LevelText(spec, t.s.clusterLevel()))
+	}
 	if spec.Write() && !t.write && t.s.writes(args) {
 		return errReply(ErrReadOnly)
 	}
 	return spec.run(t, args)
+}
+
+// LevelText is the error for a command of a feature level the cluster
+// has not reached.
+func LevelText(spec *Spec, clusterLevel uint32) string {
+	return fmt.Sprintf("ERR command '%s' needs cluster feature level %d; the cluster runs at level %d (every member must run a binary of level %d or later first)",
+		spec.Name, spec.Level, clusterLevel, spec.Level)
 }
 
 // UnknownCommandText is Redis's reply for a command it does not know.
@@ -230,7 +247,7 @@ func (t *Tx) put(key string, value []byte, expireAt int64) uint64 {
 // setExpiry gives the live item it a new expiry (0: none) and a new
 // version; its value is kept.
 func (t *Tx) setExpiry(it *item, expireAt int64) uint64 {
-	n := &item{key: it.key, value: it.value, expireAt: expireAt}
+	n := &item{key: it.key, value: it.value, obj: it.obj, expireAt: expireAt}
 	v := t.s.put(n, it, t.index, t.now)
 	t.changed(it.key)
 	return v

@@ -189,6 +189,7 @@ type changeSet struct {
 	keys     []string
 	prefixes []string
 	all      bool
+	events   []KeyEvent // keyspace events, in order (Tx.event)
 }
 
 func (c *changeSet) key(k string) {
@@ -218,6 +219,7 @@ func (c *changeSet) merge(o *changeSet) {
 	for _, p := range o.prefixes {
 		c.prefix([]byte(p))
 	}
+	c.events = append(c.events, o.events...)
 }
 
 // legacy records what an entry of the first command format may change:
@@ -248,6 +250,10 @@ type Change struct {
 	Keys     []string // sorted, distinct
 	Prefixes []string // every key under these may have changed
 	All      bool     // every key may have changed
+	// Events are the keyspace events the entry's commands recorded, in
+	// order (keyspace notifications); a command records none unless it
+	// calls Tx.event.
+	Events []KeyEvent
 }
 
 func (c *changeSet) change(index uint64) Change {
@@ -263,11 +269,13 @@ func (c *changeSet) change(index uint64) Change {
 		}
 		keys = keys[:j]
 	}
-	return Change{Index: index, Keys: keys, Prefixes: c.prefixes, All: c.all}
+	return Change{Index: index, Keys: keys, Prefixes: c.prefixes, All: c.all, Events: c.events}
 }
 
 // Empty says whether nothing changed.
-func (c Change) Empty() bool { return !c.All && len(c.Keys) == 0 && len(c.Prefixes) == 0 }
+func (c Change) Empty() bool {
+	return !c.All && len(c.Keys) == 0 && len(c.Prefixes) == 0 && len(c.Events) == 0
+}
 
 // Covers says whether key may have changed.
 func (c Change) Covers(key string) bool {

@@ -85,13 +85,25 @@ const EntryOverhead = 64
 // local hint for eviction that is not replicated state.
 type item struct {
 	key      string
-	value    []byte
+	value    []byte // a string's value; nil for a collection
+	obj      object // a collection (types.go); nil for a string
 	version  uint64
 	expireAt int64 // Unix ns, 0 = never
 	access   atomic.Int64
+	// gen is the private state that made this item (state.gen): only
+	// that state may change obj in place (Tx.mutable).
+	gen uint64
+	// acct is the size accounted when the item was stored: a collection
+	// changed in place has a new size by the time its old one is dropped.
+	acct int64
 }
 
-func (it *item) size() int64 { return int64(len(it.key) + len(it.value) + EntryOverhead) }
+func (it *item) size() int64 {
+	if it.obj != nil {
+		return int64(len(it.key)+EntryOverhead) + it.obj.size()
+	}
+	return int64(len(it.key) + len(it.value) + EntryOverhead)
+}
 
 func (it *item) expired(now int64) bool { return it.expireAt != 0 && now >= it.expireAt }
 
@@ -151,11 +163,17 @@ type state struct {
 	// are never modified once published: a change copies the map.
 	members map[string]*Member
 	level   uint32 // the cluster's feature level; 0 = never raised (level 1)
+	// gen identifies this private copy (see Tx.mutable); every clone
+	// gets a new one. Not replicated: it only decides when to copy.
+	gen uint64
 }
+
+// gens hands out state generations.
+var gens atomic.Uint64
 
 func newState() *state {
 	return &state{tree: btree.NewG(32, itemLess), ttl: btree.NewG(32, ttlLess), dedup: newDedup(),
-		members: map[string]*Member{}, scripts: newScriptCache(), changes: newChangeLog()}
+		members: map[string]*Member{}, scripts: newScriptCache(), changes: newChangeLog(), gen: gens.Add(1)}
 }
 
 // clone returns a private copy for the writer; the copy-on-write trees
@@ -164,6 +182,7 @@ func (s *state) clone() *state {
 	c := *s
 	c.tree, c.ttl, c.dedup = s.tree.Clone(), s.ttl.Clone(), s.dedup.clone()
 	c.scripts, c.changes = s.scripts.clone(), s.changes.clone()
+	c.gen = gens.Add(1)
 	return &c
 }
 

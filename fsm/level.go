@@ -18,7 +18,12 @@ import (
 // Level 1 is the first binary: ops 1 to 11 and snapshot format 1.
 // Level 2 adds OpClusterLevel, OpMember (member records with named
 // addresses, incarnation and level) and snapshot format 2.
-const FeatureLevel uint32 = 2
+// Level 3 adds typed values (hashes, sets, sorted sets, lists, streams;
+// types.go), snapshot format 3, and every command whose Spec.Level is 3.
+const FeatureLevel uint32 = 3
+
+// LevelTypes is the level of typed values and snapshot format 3.
+const LevelTypes uint32 = 3
 
 // Names of a member's addresses. A new front registers its address under
 // a new name; no new entry type is needed.

@@ -10,6 +10,7 @@ import (
 	"io"
 	"math"
 	"sort"
+	"strconv"
 
 	"github.com/hashicorp/raft"
 )
@@ -25,6 +26,9 @@ const (
 	// snapshotV2 (level 2): tagged sections (see writeV2), members as
 	// full records, and the cluster level.
 	snapshotV2 byte = 2
+	// snapshotV3 (level 3): format 2 whose items carry their kind, with
+	// a collection's encoding in place of a string's value (types.go).
+	snapshotV3 byte = 3
 )
 
 var snapshotMagic = [3]byte{'R', 'C', 'S'}
@@ -32,7 +36,10 @@ var snapshotMagic = [3]byte{'R', 'C', 'S'}
 // snapshotFormat is the newest format a binary of level may write at a
 // cluster level of clusterLevel.
 func snapshotFormat(level, clusterLevel uint32) byte {
-	if min(level, clusterLevel) >= 2 {
+	switch l := min(level, clusterLevel); {
+	case l >= LevelTypes:
+		return snapshotV3
+	case l >= 2:
 		return snapshotV2
 	}
 	return snapshotV1
@@ -204,7 +211,11 @@ func (s *snapshot) writeItems(w *snapWriter) {
 	w.buf = binary.AppendUvarint(w.buf, uint64(s.root.tree.Len()))
 	s.root.tree.Ascend(func(it *item) bool {
 		w.buf = appendBytes(w.buf, []byte(it.key))
-		w.buf = appendBytes(w.buf, it.value)
+		if s.format >= snapshotV3 {
+			w.buf = appendItemValue(w.buf, it)
+		} else {
+			w.buf = appendBytes(w.buf, it.value)
+		}
 		w.buf = binary.AppendUvarint(w.buf, it.version)
 		w.buf = binary.AppendVarint(w.buf, it.expireAt)
 		w.maybeFlush()
@@ -445,11 +456,15 @@ func (sr *snapReader) readItems(s *snapshot) error {
 		if err != nil {
 			return sr.fail("key", err)
 		}
-		val, err := readBytes(sr.r)
-		if err != nil {
-			return sr.fail("value", err)
+		it := &item{key: string(key)}
+		if s.format >= snapshotV3 {
+			err = readItemValue(sr.r, it)
+		} else {
+			it.value, err = readBytes(sr.r)
 		}
-		it := &item{key: string(key), value: val}
+		if err != nil {
+			return sr.fail("value of "+strconv.Quote(it.key), err)
+		}
 		if it.version, err = sr.uvarint("version"); err != nil {
 			return err
 		}
@@ -459,7 +474,8 @@ func (sr *snapReader) readItems(s *snapshot) error {
 		if _, dup := root.tree.ReplaceOrInsert(it); dup {
 			return sr.fail("items", fmt.Errorf("duplicate key %q", it.key))
 		}
-		root.bytes += it.size()
+		it.acct = it.size()
+		root.bytes += it.acct
 		if it.expireAt != 0 {
 			root.ttl.ReplaceOrInsert(ttlKey{it.expireAt, it.key})
 		}
@@ -574,7 +590,11 @@ func digest(s *state) string {
 	var buf []byte
 	t.Ascend(func(it *item) bool {
 		buf = appendBytes(buf[:0], []byte(it.key))
-		buf = appendBytes(buf, it.value)
+		if it.obj != nil { // strings hash as before typed values existed
+			buf = appendItemValue(buf, it)
+		} else {
+			buf = appendBytes(buf, it.value)
+		}
 		buf = binary.AppendUvarint(buf, it.version)
 		buf = binary.AppendVarint(buf, it.expireAt)
 		h.Write(buf)

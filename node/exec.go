@@ -63,6 +63,11 @@ func (n *Node) CheckCommand(args [][]byte) error {
 	if err := spec.Check(args); err != nil {
 		return err
 	}
+	if spec.Level > 1 {
+		if cl := n.ClusterLevel(); cl < spec.Level {
+			return fmt.Errorf("%w: %s", ErrFeatureLevel, fsm.LevelText(spec, cl))
+		}
+	}
 	keys := spec.Keys(args)
 	for _, k := range keys {
 		if err := CheckKey(k); err != nil {

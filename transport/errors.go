@@ -37,12 +37,13 @@ var errorStatus = []struct {
 	{node.ErrValueTooLarge, http.StatusRequestEntityTooLarge, "value_too_large"},
 	{fsm.ErrValueTooLarge, http.StatusRequestEntityTooLarge, "value_too_large"}, // a limit lowered after the command was proposed
 	{node.ErrTooLarge, http.StatusRequestEntityTooLarge, "too_large_for_memory"},
-	{node.ErrFeatureLevel, http.StatusConflict, "feature_level"},
 	{fsm.ErrConditionFailed, http.StatusPreconditionFailed, "cas_conflict"},
 	{fsm.ErrBadSnapshot, http.StatusBadRequest, "bad_backup"},
 	{node.ErrInvalid, http.StatusBadRequest, "invalid"},
 	{fsm.ErrNotInteger, http.StatusConflict, "not_integer"},
 	{fsm.ErrOverflow, http.StatusConflict, "overflow"},
+	{fsm.ErrWrongType, http.StatusConflict, "wrong_type"},
+	{fsm.ErrNewerLevel, http.StatusConflict, "feature_level"},
 	{errResultLost, http.StatusConflict, "result_unavailable"},
 }
 

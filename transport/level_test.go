@@ -3,6 +3,7 @@ package transport_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -66,21 +67,21 @@ func TestNodeEndpoint(t *testing.T) {
 	}
 }
 
-// TestJoinBelowLevelRefused: once the cluster is at level 2 (a one-node
-// cluster raises it at once: its only member runs level 2), a join that
+// TestJoinBelowLevelRefused: once the cluster is at the newest level (a
+// one-node cluster raises it at once), a join that
 // reports a lower level, or none, is refused with 409 feature_level.
 func TestJoinBelowLevelRefused(t *testing.T) {
 	n := startNodeWith(t, "n1", true, func(c *node.Config) {
 		c.FetchLevel = func(context.Context, node.Member) (uint32, error) { return 0, errors.New("no other member to ask") }
 	})
-	waitFor(t, "n1 to serve at cluster level 2", func() bool { return n.ServesStrongReads() && n.ClusterLevel() == 2 })
+	waitFor(t, "n1 to serve at the newest cluster level", func() bool { return n.ServesStrongReads() && n.ClusterLevel() == fsm.FeatureLevel })
 	for _, body := range []string{
 		`{"id":"old","raft_addr":"127.0.0.1:1","http_addr":"127.0.0.1:2","voter":false}`,
 		`{"id":"old","raft_addr":"127.0.0.1:1","http_addr":"127.0.0.1:2","voter":false,"feature_level":1}`,
 	} {
 		r := do(t, http.MethodPost, n.URL+"/v1/cluster/members", strings.NewReader(body), "Content-Type", "application/json")
 		wantError(t, "join below the level", r, http.StatusConflict, "feature_level")
-		if !strings.Contains(string(r.body), "level 2") {
+		if !strings.Contains(string(r.body), fmt.Sprintf("level %d", fsm.FeatureLevel)) {
 			t.Errorf("the refusal does not name the level: %s", r)
 		}
 	}
@@ -90,12 +91,12 @@ func TestJoinBelowLevelRefused(t *testing.T) {
 	// At the level it joins (a non-voter: the address is not real), with
 	// its named addresses and incarnation recorded.
 	body := `{"id":"new","raft_addr":"127.0.0.1:1","http_addr":"127.0.0.1:2","resp_addr":"127.0.0.1:3","voter":false,` +
-		`"feature_level":2,"incarnation":"abc123","addrs":{"grpc":"127.0.0.1:4"}}`
+		fmt.Sprintf(`"feature_level":%d,"incarnation":"abc123","addrs":{"grpc":"127.0.0.1:4"}}`, fsm.FeatureLevel)
 	if r := do(t, http.MethodPost, n.URL+"/v1/cluster/members", strings.NewReader(body), "Content-Type", "application/json"); r.status != http.StatusOK {
 		t.Fatalf("join at the level = %s", r)
 	}
 	c := levels(t, n)
-	if *c.ClusterFeatureLevel != 2 {
+	if *c.ClusterFeatureLevel != fsm.FeatureLevel {
 		t.Fatalf("cluster level %d", *c.ClusterFeatureLevel)
 	}
 	found := false
@@ -105,14 +106,14 @@ func TestJoinBelowLevelRefused(t *testing.T) {
 		}
 		found = true
 		want := map[string]string{"http": "127.0.0.1:2", "redis": "127.0.0.1:3", "grpc": "127.0.0.1:4"}
-		if *m.FeatureLevel != 2 || m.Incarnation != "abc123" || len(m.Addrs) != 3 || m.Addrs["grpc"] != want["grpc"] || m.Addrs["redis"] != want["redis"] {
+		if *m.FeatureLevel != fsm.FeatureLevel || m.Incarnation != "abc123" || len(m.Addrs) != 3 || m.Addrs["grpc"] != want["grpc"] || m.Addrs["redis"] != want["redis"] {
 			t.Fatalf("the new member: %+v", m)
 		}
 	}
 	if !found {
 		t.Fatalf("the new member is missing: %+v", c.Members)
 	}
-	bad := `{"id":"x","raft_addr":"127.0.0.1:1","http_addr":"127.0.0.1:2","voter":false,"feature_level":2,"addrs":{"grpc":"nope"}}`
+	bad := fmt.Sprintf(`{"id":"x","raft_addr":"127.0.0.1:1","http_addr":"127.0.0.1:2","voter":false,"feature_level":%d,"addrs":{"grpc":"nope"}}`, fsm.FeatureLevel)
 	r := do(t, http.MethodPost, n.URL+"/v1/cluster/members", strings.NewReader(bad), "Content-Type", "application/json")
 	wantError(t, "a named address that is not host:port", r, http.StatusBadRequest, "bad_member")
 }
