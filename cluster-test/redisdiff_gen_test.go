@@ -36,7 +36,28 @@ type diffGen struct {
 	usedRel map[int]bool
 	usedAbs map[int]bool
 	inMulti bool // inside a MULTI block: SCAN only as one complete page
+	// extra, in a data type's stage, generates that type's commands; it
+	// is mixed with the string and key commands above.
+	extra func(*diffGen) []string
 }
+
+// diffStage is a stage of TestRedisDiff added by a data type's file (one
+// file per type: redisdiff_<type>_test.go, registering in init): its
+// generator, its fixed sequences and its comparers. Keeping each type's
+// generator in its own file lets the types grow independently.
+type diffStage struct {
+	name    string
+	command func(*diffGen) []string
+	fixed   [][][]string
+	seqs    int // random sequences; 0: 30
+}
+
+var diffStages []diffStage
+
+// diffComparers compare the replies of one command by its meaning
+// (unordered replies as sets, random replies by their properties),
+// registered by the data type files. handled false: compare as usual.
+var diffComparers = map[string]func(argv []string, w, g *reply) (why string, handled bool){}
 
 func newDiffGen(r *rand.Rand, t0 int64) *diffGen {
 	return &diffGen{r: r, t0: t0, usedRel: map[int]bool{}, usedAbs: map[int]bool{}}
@@ -310,6 +331,9 @@ func (g *diffGen) cmdUnknown() []string {
 
 // command is one random command of the string part.
 func (g *diffGen) command() []string {
+	if g.extra != nil && g.chance(0.7) {
+		return g.extra(g)
+	}
 	type entry struct {
 		w int
 		f func() []string

@@ -156,7 +156,7 @@ func TestRedisDiff(t *testing.T) {
 		examples: map[string]string{},
 	}
 	start := time.Now()
-	for i, st := range []struct {
+	type stage struct {
 		name   string
 		fixed  [][][]string
 		seqs   int
@@ -164,11 +164,21 @@ func TestRedisDiff(t *testing.T) {
 		multi  bool
 		resp3  bool
 		follow int // every follow-th sequence goes to the follower (0: none)
-	}{
+		extra  func(*diffGen) []string
+	}
+	stages := []stage{
 		{name: "strings", fixed: diffFixedStrings, seqs: 50, cmds: 50, follow: 4},
 		{name: "multi", fixed: diffFixedMulti, seqs: 50, cmds: 50, multi: true, follow: 4},
 		{name: "resp3", fixed: diffFixedResp3, seqs: 10, cmds: 50, multi: true, resp3: true},
-	} {
+	}
+	for _, ds := range diffStages {
+		st := stage{name: ds.name, fixed: ds.fixed, seqs: ds.seqs, cmds: 50, multi: true, follow: 4, extra: ds.command}
+		if st.seqs == 0 {
+			st.seqs = 30
+		}
+		stages = append(stages, st)
+	}
+	for i, st := range stages {
 		t.Run(st.name, func(t *testing.T) {
 			seqs, cmds := st.seqs, st.cmds
 			if *diffSeqsFlag > 0 {
@@ -200,7 +210,9 @@ func TestRedisDiff(t *testing.T) {
 					continue
 				}
 				r := rand.New(rand.NewPCG(seed, uint64(i)<<32|uint64(j)))
-				seq := newDiffGen(r, time.Now().Unix()).sequence(cmds, st.multi)
+				gen := newDiffGen(r, time.Now().Unix())
+				gen.extra = st.extra
+				seq := gen.sequence(cmds, st.multi)
 				run(fmt.Sprintf("random sequence %d", j), seq, st.follow > 0 && j%st.follow == st.follow-1)
 			}
 			if failed >= *diffMaxFailFlag {
@@ -464,6 +476,11 @@ func (e *diffEnv) run(t *testing.T, subtest, label string, seq [][]string, targe
 // compare returns why w (Redis) and g (raftcache) differ for argv, or "".
 func (e *diffEnv) compare(argv []string, queued [][]string, w, g *reply) string {
 	name := strings.ToUpper(argv[0])
+	if f := diffComparers[name]; f != nil && w.Kind != kError && g.Kind != kError {
+		if why, handled := f(argv, w, g); handled {
+			return why
+		}
+	}
 	if w.Kind == kError || g.Kind == kError {
 		if w.Kind != kError || g.Kind != kError {
 			return "one server answered an error, the other did not"
