@@ -294,7 +294,8 @@ func (c Change) Covers(key string) bool {
 	return false
 }
 
-// OnChange sets the function told, on the FSM goroutine and after the
-// new state is published, what each applied entry changed. It must not
-// block (hand the change to a queue). Set it before Raft starts.
-func (f *FSM) OnChange(fn func(Change)) { f.onChange = fn }
+// OnChange adds a function told, on the FSM goroutine and after the new
+// state is published, what each applied entry changed (blocking pops,
+// pub/sub, tracking and watch streams each add one). It must not block
+// (hand the change to a queue). Add them before Raft starts.
+func (f *FSM) OnChange(fn func(Change)) { f.onChange = append(f.onChange, fn) }

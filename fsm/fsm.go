@@ -205,7 +205,7 @@ type FSM struct {
 
 	hits, misses atomic.Uint64 // local read statistics, not replicated
 
-	onChange func(Change) // told what each applied entry changed; set before start
+	onChange []func(Change) // told what each applied entry changed; set before start
 	cursors  cursorTable  // SCAN positions handed out by this node
 }
 
@@ -274,7 +274,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 		next.changes.applying = l.Index
 		out[i] = f.applyOnce(next, l.Index, &cmd, &ch)
 		last = l.Index
-		if f.onChange != nil {
+		if len(f.onChange) > 0 {
 			changes = append(changes, ch.change(l.Index))
 		}
 	}
@@ -283,7 +283,9 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 	f.notify()
 	for _, c := range changes {
 		if !c.Empty() {
-			f.onChange(c)
+			for _, fn := range f.onChange {
+				fn(c)
+			}
 		}
 	}
 	return out
