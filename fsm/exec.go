@@ -254,6 +254,13 @@ type Change struct {
 	// order (keyspace notifications); a command records none unless it
 	// calls Tx.event.
 	Events []KeyEvent
+	// Versions, beside Keys, is each key's version once the entry was
+	// applied; 0 if the entry left it absent (deleted, expired).
+	Versions []uint64
+	// Restored: a snapshot replaced the state (Index is its index, All
+	// is set). Changes between the previous state and the snapshot are
+	// never reported; a change stream starts over.
+	Restored bool
 }
 
 func (c *changeSet) change(index uint64) Change {

@@ -275,7 +275,16 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 		out[i] = f.applyOnce(next, l.Index, &cmd, &ch)
 		last = l.Index
 		if len(f.onChange) > 0 {
-			changes = append(changes, ch.change(l.Index))
+			c := ch.change(l.Index)
+			if len(c.Keys) > 0 {
+				c.Versions = make([]uint64, len(c.Keys))
+				for j, k := range c.Keys {
+					if it, ok := next.get([]byte(k)); ok && !it.expired(cmd.Now) {
+						c.Versions[j] = it.version
+					}
+				}
+			}
+			changes = append(changes, c)
 		}
 	}
 	next.index = last

@@ -144,6 +144,14 @@ type Config struct {
 	// may be and count as caught up; default 256 entries.
 	PromoteMaxLag uint64
 
+	// The change feed of watch streams (feed.go): events kept for
+	// resuming (default DefaultFeedRing), the interval of progress
+	// notices (DefaultProgressInterval) and the streams allowed at once
+	// (DefaultMaxWatches).
+	FeedRing         int
+	ProgressInterval time.Duration
+	MaxWatches       int
+
 	// For tests: how often the leader asks for levels (0 =
 	// defaultLevelInterval).
 	levelInterval time.Duration
@@ -170,6 +178,15 @@ func (c *Config) setDefaults() {
 	}
 	if c.PromoteMaxLag == 0 {
 		c.PromoteMaxLag = defaultPromoteMaxLag
+	}
+	if c.FeedRing <= 0 {
+		c.FeedRing = DefaultFeedRing
+	}
+	if c.ProgressInterval <= 0 {
+		c.ProgressInterval = DefaultProgressInterval
+	}
+	if c.MaxWatches <= 0 {
+		c.MaxWatches = DefaultMaxWatches
 	}
 	if c.levelInterval == 0 {
 		c.levelInterval = defaultLevelInterval
@@ -251,6 +268,7 @@ type Node struct {
 	// heartbeat and election are the Raft timeouts once registered.
 	heartbeat, election time.Duration
 	transportDone       chan struct{}
+	feed                *feed // watch streams' change events (feed.go)
 
 	closeOnce sync.Once
 	closing   chan struct{}
@@ -285,7 +303,9 @@ func New(cfg Config) (*Node, error) {
 		track:         newTracker(),
 		removal:       removal{ch: make(chan struct{})},
 		transportDone: make(chan struct{}),
+		feed:          newFeed(cfg.FeedRing, cfg.MaxWatches),
 	}
+	n.fsm.OnChange(n.feed.apply)
 	if err := n.open(newIncarnation); err != nil {
 		n.closeStores()
 		return nil, err
@@ -300,7 +320,8 @@ func New(cfg Config) (*Node, error) {
 		}
 		return false
 	}))
-	n.wg.Add(10)
+	n.wg.Add(11)
+	go n.progressLoop()
 	go n.watchHeartbeats(obs)
 	go n.proposer.run()
 	go n.watchLeadership()

@@ -3,6 +3,7 @@ package transport
 import (
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -19,6 +20,10 @@ import (
 type metrics struct {
 	reg      *prometheus.Registry
 	duration *prometheus.HistogramVec
+	// watch streams open now, and events (and progress notices) written
+	// to them, in writes.
+	watches     atomic.Int64
+	watchEvents atomic.Uint64
 }
 
 func (s *Server) newMetrics() *metrics {
@@ -47,6 +52,8 @@ func (s *Server) newMetrics() *metrics {
 		gauge("raftcache_raft_applied_index", "Raft index applied to this node's cache.", func() float64 { return float64(n.Status().AppliedIndex) }),
 		counter("raftcache_strong_read_rounds_total", "Leadership confirmations (VerifyLeader rounds) for strong reads.", func() float64 { return float64(n.ReadStats().Rounds) }),
 		counter("raftcache_strong_reads_total", "Strong reads served through those rounds.", func() float64 { return float64(n.ReadStats().Reads) }),
+		gauge("raftcache_watch_streams", "Open watch streams (GET /v1/watch) on this node.", func() float64 { return float64(m.watches.Load()) }),
+		counter("raftcache_watch_writes_total", "Writes of change events and progress notices to watch streams.", func() float64 { return float64(m.watchEvents.Load()) }),
 		counter("raftcache_http_overloaded_total", "Requests refused with 503 overloaded by the in-flight bound.", func() float64 { return float64(s.overloaded.Load()) }),
 		gauge("raftcache_http_connections_open", "Open HTTP connections (bounded by --max-connections).", func() float64 { return float64(s.conns().Open) }),
 		counter("raftcache_http_connections_evicted_total", "Idle or header-sending connections closed to make room under --max-connections.", func() float64 { return float64(s.conns().Evicted) }),
@@ -135,6 +142,10 @@ func (w *statusWriter) WriteHeader(code int) {
 	w.status = code
 	w.ResponseWriter.WriteHeader(code)
 }
+
+// Unwrap lets http.ResponseController reach the connection (watch
+// streams flush and set write deadlines through it).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // conns is the listener's connection counters, zero if the Server is not
 // served through NewHTTPServer.

@@ -111,6 +111,7 @@ func (s *Server) routes() *mux.Router {
 	r.HandleFunc("/v1/keys", write(s.handleDeletePrefix)).Methods(http.MethodDelete)
 	r.HandleFunc("/v1/batch", write(s.handleBatch)).Methods(http.MethodPost)
 	r.HandleFunc("/v1/batch/get", read(s.handleBatchGet)).Methods(http.MethodPost)
+	r.HandleFunc("/v1/watch", read(s.handleWatch)).Methods(http.MethodGet)
 	r.HandleFunc("/v1/eval", read(s.handleEval)).Methods(http.MethodPost) // a script that may write checks for write itself (eval.go)
 	r.HandleFunc("/v1/kv/", s.handleEmptyKey)
 	r.HandleFunc("/v1/kv", s.handleEmptyKey)
