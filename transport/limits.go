@@ -144,6 +144,9 @@ func NewHTTPServer(h http.Handler, lim ServerLimits) *HTTPServer {
 	if m, ok := h.(connMetrics); ok {
 		m.setConnStats(srv.ConnStats)
 	}
+	if s, ok := h.(*Server); ok {
+		srv.RegisterOnShutdown(s.CloseStreams)
+	}
 	return srv
 }
 

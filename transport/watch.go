@@ -71,6 +71,12 @@ func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request) {
 		}
 		after = &id
 	}
+	select {
+	case <-s.streamsDone:
+		writeError(w, node.ErrClosed)
+		return
+	default:
+	}
 	watch, err := s.node.Watch(prefix, after)
 	if err != nil {
 		writeError(w, err)
@@ -103,6 +109,10 @@ func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request) {
 	for {
 		select {
 		case <-r.Context().Done():
+			return
+		case <-s.streamsDone:
+			buf = appendSSE(buf[:0], "", "error", mustJSON(map[string]string{"error": node.ErrClosed.Error()}))
+			write()
 			return
 		case e, ok := <-watch.C():
 			if !ok {
