@@ -44,7 +44,10 @@ const (
 	DefaultFeedRing         = 65536                  // events kept for resuming
 	DefaultProgressInterval = 100 * time.Millisecond // between progress notices
 	DefaultMaxWatches       = 1024                   // streams per node
-	watchQueue              = 4096                   // events queued per stream before it is ended as slow
+	// DefaultCommitTimeout bounds how long a follower waits to learn of a
+	// commit when writes pause (hashicorp/raft's default is 50 ms).
+	DefaultCommitTimeout = 10 * time.Millisecond
+	watchQueue           = 4096 // events queued per stream before it is ended as slow
 )
 
 // EventID is a position in the feed: the entry's index and the event's

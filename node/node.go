@@ -96,6 +96,7 @@ type Config struct {
 	Clock  func() time.Time // nil = time.Now; the leader stamps commands with it
 
 	HeartbeatTimeout  time.Duration // default 1s (hashicorp/raft's)
+	CommitTimeout     time.Duration // default DefaultCommitTimeout (raftConfig explains)
 	ElectionTimeout   time.Duration // default 1s
 	SnapshotThreshold uint64        // entries between snapshots; default 8192
 	SnapshotInterval  time.Duration // how often to check the threshold; default 30s
@@ -179,6 +180,9 @@ func (c *Config) setDefaults() {
 	if c.PromoteMaxLag == 0 {
 		c.PromoteMaxLag = defaultPromoteMaxLag
 	}
+	if c.CommitTimeout <= 0 {
+		c.CommitTimeout = DefaultCommitTimeout
+	}
 	if c.FeedRing <= 0 {
 		c.FeedRing = DefaultFeedRing
 	}
@@ -208,6 +212,13 @@ func (c *Config) raftConfig() *raft.Config {
 	// Each replication RPC otherwise emits its metrics twice (per-peer
 	// legacy names too); nothing here reads either.
 	rc.NoLegacyTelemetry = true
+	// A follower learns that an entry committed only with the leader's
+	// next AppendEntries: the next write's, or, when writes pause, one
+	// sent after CommitTimeout (randomized up to twice it). That delay is
+	// what a follower's watch streams, tracking clients and stale reads
+	// lag behind an acknowledged write, so it is kept short; the idle
+	// cost is one empty AppendEntries per follower per interval.
+	rc.CommitTimeout = c.CommitTimeout
 	if c.HeartbeatTimeout > 0 {
 		rc.HeartbeatTimeout = c.HeartbeatTimeout
 	}
