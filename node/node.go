@@ -1,5 +1,5 @@
 // Package node is one raftcache cluster member: it owns the Raft instance,
-// its bolt log and stable store, the file snapshot store and the cache FSM,
+// its log and stable store (stores.go), the file snapshot store and the cache FSM,
 // and offers the operations the fronts (HTTP, and later others) need:
 // replicated writes, reads at a chosen consistency, and membership.
 //

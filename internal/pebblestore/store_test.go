@@ -170,3 +170,12 @@ func mustDelete(t *testing.T, s *Store, min, max uint64) {
 		t.Fatal(err)
 	}
 }
+
+func TestBudgetFigures(t *testing.T) {
+	// The figures docs/benchmarks.md quotes.
+	for max, want := range map[int64]int64{256 << 20: 10 << 20, 512 << 20: 20 << 20, 0: 40 << 20} {
+		if got := Budget(max).Memory(); got != want {
+			t.Errorf("Budget(%d).Memory() = %d, want %d", max, got, want)
+		}
+	}
+}
