@@ -31,6 +31,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"sync"
 	"time"
 
@@ -423,10 +424,18 @@ func uvarintLen(v uint64) int {
 }
 
 // hclogAdapter routes pebble's log lines to the node's logger. Pebble logs
-// every flush and compaction at Info: those go to Debug.
+// every flush and compaction at Info: those go to Debug. The line that
+// says where the replay of a WAL stopped at start stays at Info: after a
+// crash or a damaged disk it tells how much of the log came back.
 type hclogAdapter struct{ l hclog.Logger }
 
-func (a hclogAdapter) Infof(format string, args ...any) { a.l.Debug(fmt.Sprintf(format, args...)) }
+func (a hclogAdapter) Infof(format string, args ...any) {
+	if strings.Contains(format, "stopped reading at offset") {
+		a.l.Info(fmt.Sprintf(format, args...))
+		return
+	}
+	a.l.Debug(fmt.Sprintf(format, args...))
+}
 
 // Fatalf is pebble's "cannot continue" (a failed WAL sync, a corrupt
 // manifest). Going on could acknowledge writes that are not on disk.
