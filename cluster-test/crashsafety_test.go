@@ -200,9 +200,12 @@ func newestWAL(t *testing.T, n *Node) string {
 }
 
 // TestTruncatedWAL truncates the newest pebble WAL of a killed follower,
-// then of a killed leader, at a random offset, and starts it again. The
-// node must either refuse to start with an error that names the problem,
-// or start, catch up from its peers, and lose no acknowledged write.
+// then of a killed leader (twice each), at a random offset, and starts it
+// again. The node must either refuse to start with an error that names
+// the problem (then it is wiped and rejoins, the documented way back), or
+// start, catch up from its peers, and lose no acknowledged write. Pebble
+// reads a damaged tail of its newest WAL as the end of the log, so in
+// practice the node starts with a shorter log and Raft repairs it.
 func TestTruncatedWAL(t *testing.T) {
 	if s := os.Getenv("RAFTCACHE_KILL_STORE"); s != "" && s != "pebble" {
 		t.Skip("the WAL truncated here is pebble's")
@@ -222,7 +225,7 @@ func TestTruncatedWAL(t *testing.T) {
 		wg.Wait()
 	}()
 	count := func() int { acks.mu.Lock(); defer acks.mu.Unlock(); return len(acks.acked) }
-	for _, role := range []string{"follower", "leader"} {
+	for _, role := range []string{"follower", "leader", "follower", "leader"} {
 		before := count()
 		Eventually(t, "writes acknowledged", func() error {
 			if count() < before+200 {
@@ -266,7 +269,10 @@ func TestTruncatedWAL(t *testing.T) {
 				t.Fatalf("%s exited without naming its store:\n%s", victim.ID, log)
 			}
 			t.Logf("%s refused to start: %s", victim.ID, log[max(0, len(log)-400):])
-			t.Fatal("refusal path: wipe and rejoin is not exercised here")
+			if err := os.RemoveAll(victim.DataDir); err != nil {
+				t.Fatal(err)
+			}
+			fndStart(t, victim, c.Nodes[0].URL())
 		}
 		c.WaitReady(victim)
 		nl := c.WaitForLeader()
