@@ -18,7 +18,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 KILLS=${KILLS:-100}
 SEED=${SEED:-$(date +%s)}
-OUT=$(mktemp)
+OUT=$(mktemp /tmp/kill-test.XXXXXX)
 trap 'rm -f "$OUT"' EXIT
 echo "kill-test: $KILLS kills, seed $SEED, store ${STORE:-default}, load average $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%FT%TZ), commit $(git -C "$ROOT" rev-parse --short HEAD)"
 # 100 kills take a few minutes on a quiet 2-core machine; allow for a busy one.
