@@ -107,6 +107,18 @@ func (o Options) pebbleOptions(cache *pebble.Cache) *pebble.Options {
 		// that delays the WAL's fdatasync behind it.
 		BytesPerSync: 512 << 10,
 		Logger:       hclogAdapter{o.Logger.Named("pebble")},
+		// What an operator of a Raft log needs to hear about: failures
+		// in the background, a disk slow to answer (every Raft append
+		// waits on it) and stalled writes.
+		EventListener: &pebble.EventListener{
+			BackgroundError: func(err error) { o.Logger.Named("pebble").Error("background error", "error", err) },
+			DiskSlow: func(info pebble.DiskSlowInfo) {
+				o.Logger.Named("pebble").Warn("disk slow", "op", info.OpType.String(), "path", info.Path, "duration", info.Duration)
+			},
+			WriteStallBegin: func(info pebble.WriteStallBeginInfo) {
+				o.Logger.Named("pebble").Warn("writes stalled", "reason", info.Reason)
+			},
+		},
 	}
 	po.EnsureDefaults()
 	return po

@@ -179,3 +179,26 @@ func TestBudgetFigures(t *testing.T) {
 		}
 	}
 }
+
+// TestSecondOpenRefused: a store is locked while open, so an offline tool
+// (raftcache recover) cannot open the store of a running node.
+func TestSecondOpenRefused(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s2, err := Open(dir, Options{}); err == nil {
+		s2.Close()
+		t.Fatal("a second Open of a live store succeeded")
+	} else {
+		t.Logf("second open: %v", err)
+	}
+	s.Close()
+	s3, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatalf("open after close: %v", err)
+	}
+	s3.Close()
+}
