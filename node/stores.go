@@ -67,6 +67,9 @@ func DetectLogStore(dataDir string) (string, error) {
 // kind other than the one the directory holds is an error, never a new
 // empty store beside the old one. This is the one way in for the node and
 // for offline tools (raftcache recover); the three results are one object.
+// An offline tool should call DetectLogStore first: on a directory that
+// holds no store, OpenStores creates one. A store in use by a running node
+// is refused (pebble and bolt lock their files).
 func OpenStores(dataDir, kind string) (raft.LogStore, raft.StableStore, io.Closer, error) {
 	s, err := openStore(kind, dataDir, storeOptions{})
 	if err != nil {
