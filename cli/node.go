@@ -58,7 +58,7 @@ func nodeFlags() []cli.Flag {
 		&cli.StringFlag{Name: "raft-addr", EnvVars: env("RAFT_ADDR"), Value: "127.0.0.1:7071", Usage: "Raft transport address (host:port); keep it on a private interface"},
 		&cli.StringFlag{Name: "raft-advertise", EnvVars: env("RAFT_ADVERTISE"), Usage: "Raft address other members dial, if not --raft-addr (e.g. when binding 0.0.0.0)"},
 		&cli.StringFlag{Name: "data-dir", EnvVars: env("DATA_DIR"), Value: "data", Usage: "directory for the Raft log, stable store and snapshots"},
-		&cli.StringFlag{Name: "log-store", EnvVars: env("LOG_STORE"), Value: "bolt", Usage: "Raft log and stable store: bolt (raft-boltdb) or wal (raft-wal: one fsync per append, faster, but see docs/benchmarks.md before using it)"},
+		&cli.StringFlag{Name: "log-store", EnvVars: env("LOG_STORE"), Usage: "Raft log and stable store: pebble (one fsync per append) or bolt (raft-boltdb); wal (raft-wal) is kept for old data dirs, see docs/benchmarks.md (default: the one the data directory holds, pebble for a new one; a mismatch is refused)"},
 		&cli.Int64Flag{Name: "wal-segment-size", EnvVars: env("WAL_SEGMENT_SIZE"), Usage: "WAL segment file size in bytes (default 64 MiB); the log is truncated a segment at a time"},
 		&cli.BoolFlag{Name: "bootstrap", EnvVars: env("BOOTSTRAP"), Usage: "form a new cluster if the data directory holds none"},
 		&cli.BoolFlag{Name: "non-voter", EnvVars: env("NON_VOTER"), Usage: "join as a non-voting member (replicates and serves stale reads; does not vote)"},

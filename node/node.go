@@ -1,5 +1,5 @@
 // Package node is one raftcache cluster member: it owns the Raft instance,
-// its bolt log and stable store, the file snapshot store and the cache FSM,
+// its log and stable store (stores.go), the file snapshot store and the cache FSM,
 // and offers the operations the fronts (HTTP, and later others) need:
 // replicated writes, reads at a chosen consistency, and membership.
 //
@@ -82,8 +82,10 @@ type Config struct {
 	RaftAdvertise string
 	HTTPAddr      string // this node's client API address, replicated to all members
 	RESPAddr      string // this node's Redis-protocol address, if it serves one; replicated
-	DataDir       string // the log store (raft.db or wal/) and snapshots/ live here
-	LogStore      string // LogStoreBolt (default) or LogStoreWAL
+	DataDir       string // the log store (pebble/, raft.db or wal/) and snapshots/ live here
+	// LogStore is LogStorePebble, LogStoreBolt or LogStoreWAL; "" = the
+	// one DataDir holds, pebble for a new one (node/stores.go).
+	LogStore string
 	// WALSegmentSize is the WAL's segment file size in bytes; 0 = 64 MiB.
 	WALSegmentSize int
 	// PeerTLS, if set, makes the Raft transport mutual TLS (see
@@ -348,9 +350,11 @@ func New(cfg Config) (*Node, error) {
 
 func (n *Node) open(newIncarnation bool) error {
 	var err error
-	if n.store, err = openStore(n.cfg.LogStore, n.cfg.DataDir, n.cfg.WALSegmentSize); err != nil {
+	so := storeOptions{walSegmentSize: n.cfg.WALSegmentSize, maxMemory: n.cfg.MaxMemory, logger: n.logger}
+	if n.store, err = openStore(n.cfg.LogStore, n.cfg.DataDir, so); err != nil {
 		return fmt.Errorf("node: %w", err)
 	}
+	n.cfg.LogStore, _ = DetectLogStore(n.cfg.DataDir) // the kind opened
 	n.logs, err = raft.NewLogCache(1024, n.store)
 	if err != nil {
 		return err
