@@ -86,8 +86,8 @@ type Config struct {
 	// is refused (AdvertiseAddr makes one from a bound address).
 	HTTPAddr string
 	RESPAddr string // "" if it serves no Redis protocol
-	DataDir       string // the log store (raft.db or wal/) and snapshots/ live here
-	LogStore      string // LogStoreBolt (default) or LogStoreWAL
+	DataDir  string // the log store (raft.db or wal/) and snapshots/ live here
+	LogStore string // LogStoreBolt (default) or LogStoreWAL
 	// WALSegmentSize is the WAL's segment file size in bytes; 0 = 64 MiB.
 	WALSegmentSize int
 	// PeerTLS, if set, makes the Raft transport mutual TLS (see
@@ -259,7 +259,9 @@ type Node struct {
 	heartbeat, election time.Duration
 	transportDone       chan struct{}
 
+	versions  sync.Map               // member id -> build, from the leader's probes
 	clusterID atomic.Pointer[string] // DataDir/cluster-id (clusterid.go)
+	lock      *os.File               // DataDir/lock, held while the node runs
 	cidMu     sync.Mutex
 
 	closeOnce sync.Once
@@ -284,11 +286,16 @@ func New(cfg Config) (*Node, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("node: data dir: %w", err)
 	}
+	lock, err := lockDir(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
 	_, statErr := os.Stat(filepath.Join(cfg.DataDir, incarnationFile))
 	newIncarnation := errors.Is(statErr, os.ErrNotExist)
 	if cfg.Incarnation == "" {
 		inc, err := loadIncarnation(cfg.DataDir)
 		if err != nil {
+			lock.Close()
 			return nil, fmt.Errorf("node: incarnation: %w", err)
 		}
 		cfg.Incarnation = inc
@@ -302,9 +309,11 @@ func New(cfg Config) (*Node, error) {
 		track:         newTracker(),
 		removal:       removal{ch: make(chan struct{})},
 		transportDone: make(chan struct{}),
+		lock:          lock,
 	}
 	cid, err := ReadClusterID(cfg.DataDir)
 	if err != nil {
+		lock.Close()
 		return nil, fmt.Errorf("node: cluster id: %w", err)
 	}
 	n.clusterID.Store(&cid)
@@ -445,6 +454,9 @@ func (n *Node) closeStores() {
 	}
 	if n.store != nil {
 		n.store.Close()
+	}
+	if n.lock != nil {
+		n.lock.Close()
 	}
 }
 

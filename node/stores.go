@@ -104,6 +104,18 @@ func (s *walStore) Close() error {
 	return err
 }
 
+// openExisting opens whichever log store dir holds, for offline tools
+// (recover) that must work on every kind. A new store kind adds a case.
+func openExisting(dir string) (raftStore, error) {
+	switch {
+	case exists(filepath.Join(dir, "wal")):
+		return openStore(LogStoreWAL, dir, 0)
+	case exists(filepath.Join(dir, "raft.db")):
+		return openStore(LogStoreBolt, dir, 0)
+	}
+	return nil, fmt.Errorf("%s holds no Raft log store", dir)
+}
+
 func exists(path string) bool {
 	_, err := os.Stat(path)
 	return !errors.Is(err, os.ErrNotExist)
