@@ -136,3 +136,25 @@ func (n *Node) AdoptClusterID(id string) error {
 	n.logger.Info("joining a cluster: adopting its cluster id", "cluster_id", id)
 	return n.setClusterID(id)
 }
+
+// adoptFromPeer is the stream's answer to a peer with a cluster id
+// dialling this node while it has none: a node without Raft state of its
+// own (new, or wiped) is being contacted by the cluster that lists it,
+// and takes that cluster's id; a node with state (a data directory from
+// before cluster ids) does not.
+func (n *Node) adoptFromPeer(id string) string {
+	n.cidMu.Lock()
+	cur := n.ClusterID()
+	n.cidMu.Unlock()
+	if cur != "" {
+		return cur
+	}
+	if r := n.gateRaft.Load(); n.existing || r == nil || r.LastIndex() > 0 {
+		return ""
+	}
+	if err := n.AdoptClusterID(id); err != nil {
+		n.logger.Warn("adopting the cluster id of the leader that contacts this node", "error", err)
+		return n.ClusterID()
+	}
+	return id
+}

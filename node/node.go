@@ -359,7 +359,7 @@ func (n *Node) open(newIncarnation bool) error {
 		return fmt.Errorf("node: snapshot store: %w", err)
 	}
 	stream, err := newTCPStream(n.cfg.RaftAddr, n.cfg.RaftAdvertise, n.cfg.PeerTLS,
-		func() (string, string) { return n.ClusterID(), n.cfg.ID }, n.logger.Named("stream"))
+		func() (string, string) { return n.ClusterID(), n.cfg.ID }, n.adoptFromPeer, n.logger.Named("stream"))
 	if err != nil {
 		return fmt.Errorf("node: %w", err)
 	}

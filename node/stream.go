@@ -35,7 +35,11 @@ type tcpStream struct {
 	tls       *tls.Config // nil: plaintext
 	// ident returns this node's cluster id ("" for none: no handshake is
 	// sent, and only peers without one are accepted) and member id.
-	ident  func() (cluster, id string)
+	ident func() (cluster, id string)
+	// adopt is called when a peer with a cluster id dials a node without
+	// one; it returns the node's cluster id afterwards ("" if it did not
+	// take the peer's).
+	adopt  func(cluster string) string
 	logger hclog.Logger
 	warned sync.Map // peer -> time.Time of the last refusal logged
 }
@@ -46,7 +50,7 @@ type tcpStream struct {
 // peerTLS, both directions are mutual TLS: a peer must present a
 // certificate signed by the peer CA to send or receive a single Raft
 // message (append, vote, snapshot).
-func newTCPStream(bind, advertise string, peerTLS *tls.Config, ident func() (string, string), logger hclog.Logger) (*tcpStream, error) {
+func newTCPStream(bind, advertise string, peerTLS *tls.Config, ident func() (string, string), adopt func(string) string, logger hclog.Logger) (*tcpStream, error) {
 	ln, err := net.Listen("tcp", bind)
 	if err != nil {
 		return nil, fmt.Errorf("listen on raft address: %w", err)
@@ -59,10 +63,13 @@ func newTCPStream(bind, advertise string, peerTLS *tls.Config, ident func() (str
 	if ident == nil {
 		ident = func() (string, string) { return "", "" }
 	}
+	if adopt == nil {
+		adopt = func(string) string { return "" }
+	}
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	s := &tcpStream{ln: ln, advertise: nameAddr(adv), tls: peerTLS, ident: ident, logger: logger}
+	s := &tcpStream{ln: ln, advertise: nameAddr(adv), tls: peerTLS, ident: ident, adopt: adopt, logger: logger}
 	if peerTLS != nil {
 		s.ln = tls.NewListener(ln, peerTLS)
 	}
@@ -221,6 +228,9 @@ func (c *helloConn) handshake() {
 	if err := errors.Join(err1, err2); err != nil {
 		c.fail(fmt.Errorf("raft handshake from %s: %w", remote, err))
 		return
+	}
+	if mine == "" && theirs != "" {
+		mine = c.s.adopt(theirs)
 	}
 	ok := mine == "" || theirs == mine
 	status := helloOK

@@ -119,7 +119,7 @@ func TestPeerTLSCluster(t *testing.T) {
 // direction.
 func TestStreamAuthenticatesBothWays(t *testing.T) {
 	good, rogue := testcerts.NewCA(t, "peer CA"), testcerts.NewCA(t, "rogue CA")
-	srv, err := newTCPStream("127.0.0.1:0", "", peerTLS(t, good, "server"), nil, nil)
+	srv, err := newTCPStream("127.0.0.1:0", "", peerTLS(t, good, "server"), nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +150,7 @@ func TestStreamAuthenticatesBothWays(t *testing.T) {
 
 	// A member: both sides verify, the bytes arrive.
 	ch := serve()
-	client, err := newTCPStream("127.0.0.1:0", "", peerTLS(t, good, "client"), nil, nil)
+	client, err := newTCPStream("127.0.0.1:0", "", peerTLS(t, good, "client"), nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +168,7 @@ func TestStreamAuthenticatesBothWays(t *testing.T) {
 	// A rogue peer: its dial fails on the server's certificate, and the
 	// server refuses its certificate.
 	ch = serve()
-	rogueStream, err := newTCPStream("127.0.0.1:0", "", peerTLS(t, rogue, "rogue"), nil, nil)
+	rogueStream, err := newTCPStream("127.0.0.1:0", "", peerTLS(t, rogue, "rogue"), nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +207,7 @@ func TestStreamAdvertise(t *testing.T) {
 	if err != nil {
 		t.Skip("no host name:", err)
 	}
-	s, err := newTCPStream("0.0.0.0:0", "", nil, nil, nil)
+	s, err := newTCPStream("0.0.0.0:0", "", nil, nil, nil, nil)
 	if err != nil {
 		t.Fatalf("wildcard bind without an advertise address: %v", err)
 	}
@@ -217,12 +217,12 @@ func TestStreamAdvertise(t *testing.T) {
 	}
 	s.Close()
 	for _, bad := range []string{"0.0.0.0:7000", "[::]:7000", ":7000", "rc1:0", "rc1"} {
-		if _, err := newTCPStream("127.0.0.1:0", bad, nil, nil, nil); !errors.Is(err, ErrUnadvertisable) {
+		if _, err := newTCPStream("127.0.0.1:0", bad, nil, nil, nil, nil); !errors.Is(err, ErrUnadvertisable) {
 			t.Errorf("advertise %q: %v, want ErrUnadvertisable", bad, err)
 		}
 	}
 	// A name stays a name: it is resolved when dialled, not at start.
-	s, err = newTCPStream("0.0.0.0:0", "rc1.invalid:7000", nil, nil, nil)
+	s, err = newTCPStream("0.0.0.0:0", "rc1.invalid:7000", nil, nil, nil, nil)
 	if err != nil {
 		t.Fatalf("wildcard bind with an advertised name: %v", err)
 	}
