@@ -268,7 +268,7 @@ func TestDeployRecoverLostQuorum(t *testing.T) {
 		t.Fatalf("recover on a running node's data directory: %v, %s; want refused (in use)", err, out)
 	}
 	n1.Stop()
-	out, err := recoverCmd(t, "--data-dir", n1.DataDir)
+	out, err := recoverCmd(t, "--data-dir", n1.DataDir, "--id", "n1")
 	if err != nil {
 		t.Fatalf("recover: %v: %s", err, out)
 	}
@@ -281,7 +281,7 @@ func TestDeployRecoverLostQuorum(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		t.Fatalf("recover output: %v: %s", err, out)
 	}
-	if res.ID != "n1" || res.OldClusterID != before.ClusterID || res.NewClusterID == "" || res.NewClusterID == before.ClusterID || len(res.Previous) != 3 {
+	if before.ClusterID == "" || res.ID != "n1" || res.OldClusterID != before.ClusterID || res.NewClusterID == "" || res.NewClusterID == before.ClusterID || len(res.Previous) != 3 {
 		t.Fatalf("recover: %+v, cluster id before %q", res, before.ClusterID)
 	}
 
