@@ -22,6 +22,12 @@ type Build struct {
 	FeatureLevel uint32
 }
 
+// Set with -ldflags "-X github.com/raftcache/raftcache/node.buildVersion=v1.2.3
+// -X github.com/raftcache/raftcache/node.buildRevision=<commit>" to stamp a
+// binary built without VCS information (GOFLAGS=-buildvcs=false, a source
+// tarball, a container build without .git); they win over ReadBuildInfo.
+var buildVersion, buildRevision string
+
 var (
 	buildOnce sync.Once
 	build     Build
@@ -31,6 +37,14 @@ var (
 func BuildInfo() Build {
 	buildOnce.Do(func() {
 		build = Build{Version: "(devel)", FeatureLevel: fsm.FeatureLevel}
+		defer func() {
+			if buildVersion != "" {
+				build.Version = buildVersion
+			}
+			if buildRevision != "" {
+				build.Revision, build.Modified = buildRevision, false
+			}
+		}()
 		bi, ok := debug.ReadBuildInfo()
 		if !ok {
 			return
