@@ -331,3 +331,64 @@ func TestDeployRecoverLostQuorum(t *testing.T) {
 		})
 	}
 }
+
+// TestDeployAdvertisedNames: a node bound to 0.0.0.0 without advertise
+// flags registers this host's name; nodes given --http-advertise and
+// --raft-advertise names register those; names stay names in the member
+// records and in Raft's configuration, Raft dials them, and a follower's
+// redirect names the leader's advertised HTTP address.
+func TestDeployAdvertisedNames(t *testing.T) {
+	host, err := os.Hostname()
+	if err != nil {
+		t.Skip("no host name:", err)
+	}
+	c := &Cluster{t: t, dir: t.TempDir()}
+	t.Cleanup(c.cleanup)
+	for i := 0; i < 3; i++ {
+		n := c.AddNode(Options{Args: []string{"--bootstrap-expect", "3"}}, i)
+		_, hport, _ := strings.Cut(n.HTTPAddr, ":")
+		_, rport, _ := strings.Cut(n.RaftAddr, ":")
+		if i == 0 {
+			n.Args = append(n.Args, "--http-addr", "0.0.0.0:"+hport, "--raft-addr", "0.0.0.0:"+rport)
+		} else {
+			n.Args = append(n.Args, "--http-advertise", "localhost:"+hport, "--raft-advertise", "localhost:"+rport)
+		}
+	}
+	var urls []string
+	for _, n := range c.Nodes {
+		urls = append(urls, n.URL())
+	}
+	for _, n := range c.Nodes {
+		n.Start(urls...)
+	}
+	c.WaitMembers(3)
+	leader := c.WaitForLeader()
+	want := map[string][2]string{}
+	for i, n := range c.Nodes {
+		_, hport, _ := strings.Cut(n.HTTPAddr, ":")
+		_, rport, _ := strings.Cut(n.RaftAddr, ":")
+		name := "localhost"
+		if i == 0 {
+			name = host
+		}
+		want[n.ID] = [2]string{name + ":" + hport, name + ":" + rport}
+	}
+	v, err := leader.View()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range v.Members {
+		if got := [2]string{m.HTTPAddr, m.RaftAddr}; got != want[m.ID] {
+			t.Errorf("%s registered %v, want %v", m.ID, got, want[m.ID])
+		}
+	}
+	c.Put(c.Nodes[1], "named", "yes")
+	f := c.Followers(leader)[0]
+	r, err := f.Request(context.Background(), http.MethodPut, "/v1/kv/named", "", []byte("again"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if loc := r.Header.Get("Location"); r.Status != http.StatusTemporaryRedirect || !strings.HasPrefix(loc, "http://"+want[leader.ID][0]+"/") {
+		t.Fatalf("PUT on follower %s: %d, Location %q; want a redirect to http://%s/", f.ID, r.Status, loc, want[leader.ID][0])
+	}
+}
