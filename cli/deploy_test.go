@@ -25,8 +25,9 @@ func TestNodeFormationFlags(t *testing.T) {
 		want string
 	}{
 		{[]string{"--bootstrap-expect", "3", "--join", "http://a:1,http://b:1"}, "exactly the 3 members"},
-		{[]string{"--bootstrap-expect", "2", "--bootstrap", "--join", "http://a:1,http://b:1"}, "exclude each other"},
+		{[]string{"--bootstrap-expect", "2", "--bootstrap"}, "exclude each other"},
 		{[]string{"--bootstrap-expect", "-1"}, "0 or more"},
+		{[]string{"--bootstrap", "--join", "http://a:1"}, "cluster of one beside"},
 		{[]string{"--http-addr", "127.0.0.1:0", "--http-advertise", "0.0.0.0:8000"}, "wildcard"},
 		{[]string{"--http-addr", "127.0.0.1:0", "--resp-advertise", "rc1:6379"}, "needs --resp-addr"},
 	} {

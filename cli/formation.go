@@ -41,6 +41,8 @@ func splitURLs(vals []string) []string {
 
 func checkFormationFlags(c *cli.Context, join []string, expect int) error {
 	switch {
+	case c.Bool("bootstrap") && len(join) > 0:
+		return usagef("--bootstrap with --join would form a cluster of one beside the members it lists when the data directory is empty; use --join alone, or --bootstrap-expect N with the same --join list on every member")
 	case expect < 0:
 		return usagef("--bootstrap-expect must be 0 or more, not %d", expect)
 	case expect == 0:

@@ -31,12 +31,16 @@ func nodeCommand() *cli.Command {
 with data in ./data, bootstrapping a one-node cluster.
 
 A node given --join asks the listed members to add it, retrying until one
-does; a node given neither --join nor --bootstrap bootstraps when its data
-directory is empty. A node restarted on its data directory rejoins with the
-same flags.
+does, and never bootstraps; a node given neither --join nor --bootstrap
+bootstraps when its data directory is empty. With --bootstrap-expect N and
+--join listing all N members, identical flags on every member form one
+cluster (a member whose data directory was lost joins the others' instead).
+A node restarted on its data directory rejoins with the same flags. Bound
+to 0.0.0.0, a node advertises its host name (see the --*-advertise flags).
 
    raftcache node --id n1 --http-addr 127.0.0.1:8001 --raft-addr 127.0.0.1:9001 --data-dir data/n1 --bootstrap
-   raftcache node --id n2 --http-addr 127.0.0.1:8002 --raft-addr 127.0.0.1:9002 --data-dir data/n2 --join http://127.0.0.1:8001`,
+   raftcache node --id n2 --http-addr 127.0.0.1:8002 --raft-addr 127.0.0.1:9002 --data-dir data/n2 --join http://127.0.0.1:8001
+   raftcache node --http-addr 0.0.0.0:8001 --raft-addr 0.0.0.0:9001 --data-dir /data --bootstrap-expect 3 --join http://rc1:8001,http://rc2:8001,http://rc3:8001`,
 		Flags: flags,
 		// The same flag values must be passed: altsrc sets them in place.
 		Before: altsrc.InitInputSourceWithContext(flags, altsrc.NewYamlSourceFromFlagFunc("config")),
