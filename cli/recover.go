@@ -51,7 +51,7 @@ directory's lock file), and works with any log store (bolt, wal, ...).
    raftcache recover --data-dir data/n1 --id n1`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "data-dir", Required: true, Usage: "the surviving node's data directory (the node must be stopped)"},
-			&cli.StringFlag{Name: "id", Usage: "the surviving node's member id (default: the configuration's only member, or this host's name)"},
+			&cli.StringFlag{Name: "id", Usage: "the surviving node's member id (default: the member whose record carries this data directory's incarnation)"},
 			&cli.StringFlag{Name: "raft-advertise", Usage: "the survivor's Raft address in the new configuration (default: the one the old configuration lists)"},
 		},
 		Action: func(c *cli.Context) error {

@@ -268,7 +268,7 @@ func TestDeployRecoverLostQuorum(t *testing.T) {
 		t.Fatalf("recover on a running node's data directory: %v, %s; want refused (in use)", err, out)
 	}
 	n1.Stop()
-	out, err := recoverCmd(t, "--data-dir", n1.DataDir, "--id", "n1")
+	out, err := recoverCmd(t, "--data-dir", n1.DataDir) // finds n1 by its incarnation
 	if err != nil {
 		t.Fatalf("recover: %v: %s", err, out)
 	}

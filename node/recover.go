@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
@@ -27,6 +28,37 @@ import (
 // back, are of the old cluster and are refused at the Raft handshake, so
 // they cannot re-form the old quorum next to the recovered cluster.
 
+// selfByIncarnation finds the member whose record carries this data
+// directory's incarnation, replaying the log past the snapshot already
+// restored into state; "" if none does (a cluster below level 2).
+func selfByIncarnation(dataDir string, state *fsm.FSM, logs raft.LogStore, snaps raft.SnapshotStore) string {
+	inc, err := os.ReadFile(filepath.Join(dataDir, incarnationFile))
+	if err != nil {
+		return ""
+	}
+	from := uint64(0)
+	if ss, err := snaps.List(); err == nil && len(ss) > 0 {
+		from = ss[0].Index
+	}
+	first, err1 := logs.FirstIndex()
+	last, err2 := logs.LastIndex()
+	if err1 != nil || err2 != nil {
+		return ""
+	}
+	for i := max(from+1, first); i <= last && i > 0; i++ {
+		var l raft.Log
+		if logs.GetLog(i, &l) == nil && l.Type == raft.LogCommand {
+			state.Apply(&l)
+		}
+	}
+	for _, m := range state.MemberRecords() {
+		if m.Incarnation != "" && m.Incarnation == strings.TrimSpace(string(inc)) {
+			return m.ID
+		}
+	}
+	return ""
+}
+
 // RecoverResult says what Recover did.
 type RecoverResult struct {
 	ID, RaftAddr        string
@@ -38,7 +70,8 @@ type RecoverResult struct {
 
 // Recover makes the node id, at raftAddr ("" = the address the latest
 // configuration lists for it), the only voter of the Raft state in dataDir.
-// id "" picks the configuration's only member, or hostname if listed. It
+// id "" picks the member whose record carries this directory's
+// incarnation, else the configuration's only member, or hostname if listed. It
 // refuses while a node holds the directory (ErrLocked), on a directory
 // without Raft state, and for an id the configuration does not list.
 func Recover(dataDir, id, raftAddr, hostname string, logger hclog.Logger) (RecoverResult, error) {
@@ -70,9 +103,13 @@ func Recover(dataDir, id, raftAddr, hostname string, logger hclog.Logger) (Recov
 	rc.Logger = logger.Named("raft")
 	rc.LocalID = "recover"
 	_, trans := raft.NewInmemTransport("")
-	conf, err := raft.GetConfiguration(rc, fsm.New(hclog.NewNullLogger()), store, store, snaps, trans)
+	state := fsm.New(hclog.NewNullLogger())
+	conf, err := raft.GetConfiguration(rc, state, store, store, snaps, trans) // restores the latest snapshot into state
 	if err != nil {
 		return res, fmt.Errorf("recover: read the configuration: %w", err)
+	}
+	if id == "" {
+		id = selfByIncarnation(dataDir, state, store, snaps)
 	}
 	for _, s := range conf.Servers {
 		if s.Suffrage == raft.Voter {
