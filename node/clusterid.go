@@ -149,7 +149,11 @@ func (n *Node) adoptFromPeer(id string) string {
 	if cur != "" {
 		return cur
 	}
-	if r := n.gateRaft.Load(); n.existing || r == nil || r.LastIndex() > 0 {
+	// Only a node that started without Raft state: a data directory from
+	// before cluster ids keeps none. (A node that started empty has taken
+	// entries only from a leader that dialled it, with this same id, or
+	// from a cluster without ids, whose members never send one.)
+	if n.existing {
 		return ""
 	}
 	if err := n.AdoptClusterID(id); err != nil {

@@ -358,6 +358,13 @@ func (n *Node) open(newIncarnation bool) error {
 	if err != nil {
 		return fmt.Errorf("node: snapshot store: %w", err)
 	}
+	// Known before the stream accepts a connection: whether this node may
+	// take the cluster id of a leader that dials it (clusterid.go).
+	existing, err := raft.HasExistingState(n.logs, n.store, snaps)
+	if err != nil {
+		return fmt.Errorf("node: inspect state: %w", err)
+	}
+	n.existing = existing
 	stream, err := newTCPStream(n.cfg.RaftAddr, n.cfg.RaftAdvertise, n.cfg.PeerTLS,
 		func() (string, string) { return n.ClusterID(), n.cfg.ID }, n.adoptFromPeer, n.logger.Named("stream"))
 	if err != nil {
@@ -377,11 +384,6 @@ func (n *Node) open(newIncarnation bool) error {
 	rc.NotifyCh = notify
 	n.notify = notify
 
-	existing, err := raft.HasExistingState(n.logs, n.store, snaps)
-	if err != nil {
-		return fmt.Errorf("node: inspect state: %w", err)
-	}
-	n.existing = existing
 	switch {
 	case n.readRegistered():
 		n.registered.Store(true)
