@@ -77,12 +77,16 @@ var (
 type Config struct {
 	ID       string // unique, stable member id
 	RaftAddr string // bind address of the Raft transport
-	// RaftAdvertise is the address other members dial; default RaftAddr.
-	// Set it when binding 0.0.0.0 or when a proxy stands in front.
+	// RaftAdvertise is the address other members dial (a DNS name or an
+	// IP, kept as given and resolved at each dial); default RaftAddr, or
+	// this host's name for a wildcard bind (see AdvertiseAddr).
 	RaftAdvertise string
-	HTTPAddr      string // this node's client API address, replicated to all members
-	RESPAddr      string // this node's Redis-protocol address, if it serves one; replicated
-	DataDir       string // the log store (pebble/, raft.db or wal/) and snapshots/ live here
+	// HTTPAddr and RESPAddr are this node's advertised client API and
+	// Redis-protocol addresses, replicated to all members; a wildcard IP
+	// is refused (AdvertiseAddr makes one from a bound address).
+	HTTPAddr string
+	RESPAddr string // "" if it serves no Redis protocol
+	DataDir  string // the log store (pebble/, raft.db or wal/) and snapshots/ live here
 	// LogStore is LogStorePebble, LogStoreBolt or LogStoreWAL; "" = the
 	// one DataDir holds, pebble for a new one (node/stores.go).
 	LogStore string
@@ -91,8 +95,11 @@ type Config struct {
 	// PeerTLS, if set, makes the Raft transport mutual TLS (see
 	// PeerTLSConfig); otherwise it is plaintext and unauthenticated, and
 	// the Raft address must stay on a private interface.
-	PeerTLS   *tls.Config
-	Bootstrap bool // form a one-node cluster if DataDir holds no Raft state
+	PeerTLS *tls.Config
+	// Bootstrap forms a one-node cluster, with a new cluster id, if
+	// DataDir holds no Raft state. Without it a new node waits to be
+	// added, or to Form a cluster with others.
+	Bootstrap bool
 
 	Logger hclog.Logger     // nil discards
 	Clock  func() time.Time // nil = time.Now; the leader stamps commands with it
@@ -283,6 +290,11 @@ type Node struct {
 	transportDone       chan struct{}
 	feed                *feed // watch streams' change events (feed.go)
 
+	versions  sync.Map               // member id -> build, from the leader's probes
+	clusterID atomic.Pointer[string] // DataDir/cluster-id (clusterid.go)
+	lock      *os.File               // DataDir/lock, held while the node runs
+	cidMu     sync.Mutex
+
 	closeOnce sync.Once
 	closing   chan struct{}
 	wg        sync.WaitGroup
@@ -295,14 +307,26 @@ func New(cfg Config) (*Node, error) {
 	if cfg.ID == "" || cfg.RaftAddr == "" || cfg.DataDir == "" {
 		return nil, fmt.Errorf("node: ID, RaftAddr and DataDir are required")
 	}
+	for _, a := range []string{cfg.HTTPAddr, cfg.RESPAddr} {
+		if a != "" {
+			if err := CheckAdvertisable(a); err != nil {
+				return nil, fmt.Errorf("node: %w", err)
+			}
+		}
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("node: data dir: %w", err)
+	}
+	lock, err := lockDir(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("node: %w", err)
 	}
 	_, statErr := os.Stat(filepath.Join(cfg.DataDir, incarnationFile))
 	newIncarnation := errors.Is(statErr, os.ErrNotExist)
 	if cfg.Incarnation == "" {
 		inc, err := loadIncarnation(cfg.DataDir)
 		if err != nil {
+			lock.Close()
 			return nil, fmt.Errorf("node: incarnation: %w", err)
 		}
 		cfg.Incarnation = inc
@@ -317,8 +341,15 @@ func New(cfg Config) (*Node, error) {
 		removal:       removal{ch: make(chan struct{})},
 		transportDone: make(chan struct{}),
 		feed:          newFeed(cfg.FeedRing, cfg.MaxWatches),
+		lock:          lock,
 	}
 	n.fsm.OnChange(n.feed.apply)
+	cid, err := ReadClusterID(cfg.DataDir)
+	if err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("node: cluster id: %w", err)
+	}
+	n.clusterID.Store(&cid)
 	if err := n.open(newIncarnation); err != nil {
 		n.closeStores()
 		return nil, err
@@ -363,7 +394,15 @@ func (n *Node) open(newIncarnation bool) error {
 	if err != nil {
 		return fmt.Errorf("node: snapshot store: %w", err)
 	}
-	stream, err := newTCPStream(n.cfg.RaftAddr, n.cfg.RaftAdvertise, n.cfg.PeerTLS)
+	// Known before the stream accepts a connection: whether this node may
+	// take the cluster id of a leader that dials it (clusterid.go).
+	existing, err := raft.HasExistingState(n.logs, n.store, snaps)
+	if err != nil {
+		return fmt.Errorf("node: inspect state: %w", err)
+	}
+	n.existing = existing
+	stream, err := newTCPStream(n.cfg.RaftAddr, n.cfg.RaftAdvertise, n.cfg.PeerTLS,
+		func() (string, string) { return n.ClusterID(), n.cfg.ID }, n.adoptFromPeer, n.logger.Named("stream"))
 	if err != nil {
 		return fmt.Errorf("node: %w", err)
 	}
@@ -381,11 +420,6 @@ func (n *Node) open(newIncarnation bool) error {
 	rc.NotifyCh = notify
 	n.notify = notify
 
-	existing, err := raft.HasExistingState(n.logs, n.store, snaps)
-	if err != nil {
-		return fmt.Errorf("node: inspect state: %w", err)
-	}
-	n.existing = existing
 	switch {
 	case n.readRegistered():
 		n.registered.Store(true)
@@ -404,8 +438,15 @@ func (n *Node) open(newIncarnation bool) error {
 	if err != nil {
 		return fmt.Errorf("node: start raft: %w", err)
 	}
+	if n.cfg.Bootstrap && !existing && n.ClusterID() != "" {
+		return fmt.Errorf("node: will not bootstrap: this data directory joined cluster %s but holds no Raft state; start the node with --join", n.ClusterID())
+	}
 	if n.cfg.Bootstrap && !existing {
-		n.logger.Info("bootstrapping a new cluster", "id", n.cfg.ID, "raft_addr", n.cfg.RaftAddr)
+		cid := NewClusterID()
+		n.logger.Info("bootstrapping a new cluster", "id", n.cfg.ID, "raft_addr", n.cfg.RaftAddr, "cluster_id", cid)
+		if err := n.setClusterID(cid); err != nil {
+			return err
+		}
 		err := n.raft.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{
 			Suffrage: raft.Voter, ID: raft.ServerID(n.cfg.ID), Address: raft.ServerAddress(n.cfg.RaftAddr),
 		}}}).Error()
@@ -451,6 +492,9 @@ func (n *Node) closeStores() {
 	}
 	if n.store != nil {
 		n.store.Close()
+	}
+	if n.lock != nil {
+		n.lock.Close()
 	}
 }
 

@@ -194,6 +194,19 @@ func (s *walStore) Close() error {
 	return err
 }
 
+// openExisting opens whichever log store dir holds, for offline tools
+// (recover) that must work on every kind. A new store kind adds a case.
+func openExisting(dir string) (raftStore, error) {
+	held, err := DetectLogStore(dir)
+	if err != nil {
+		return nil, err
+	}
+	if held == "" {
+		return nil, fmt.Errorf("%s holds no Raft log store", dir)
+	}
+	return openStore(held, dir, storeOptions{})
+}
+
 func exists(path string) bool {
 	_, err := os.Stat(path)
 	return !errors.Is(err, os.ErrNotExist)

@@ -161,11 +161,15 @@ func TestLogStoreKindIsChecked(t *testing.T) {
 func TestNewRefusesBadConfig(t *testing.T) {
 	good := testConfig(t, "n1", true)
 	for name, mod := range map[string]func(*Config){
-		"no id":            func(c *Config) { c.ID = "" },
-		"no data dir":      func(c *Config) { c.DataDir = "" },
-		"no raft address":  func(c *Config) { c.RaftAddr = "" },
-		"unknown store":    func(c *Config) { c.LogStore = "rocks" },
-		"unspecified bind": func(c *Config) { c.RaftAddr = "0.0.0.0:0" },
+		"no id":           func(c *Config) { c.ID = "" },
+		"no data dir":     func(c *Config) { c.DataDir = "" },
+		"no raft address": func(c *Config) { c.RaftAddr = "" },
+		"unknown store":   func(c *Config) { c.LogStore = "rocks" },
+		// A wildcard bind advertises the host name; a wildcard advertised
+		// address is refused.
+		"wildcard raft advertise": func(c *Config) { c.RaftAddr, c.RaftAdvertise = "0.0.0.0:0", "0.0.0.0:9000" },
+		"wildcard http address":   func(c *Config) { c.HTTPAddr = "[::]:8000" },
+		"wildcard resp address":   func(c *Config) { c.RESPAddr = "0.0.0.0:6379" },
 	} {
 		cfg := good
 		cfg.DataDir = t.TempDir()

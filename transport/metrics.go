@@ -46,6 +46,7 @@ func (s *Server) newMetrics() *metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		cacheCollector{n},
+		buildInfo(),
 		gauge("raftcache_cache_max_memory_bytes", "The --max-memory bound, 0 if none.", func() float64 { return float64(n.MaxMemory()) }),
 		gauge("raftcache_log_store_memory_bytes", "The most memory the Raft log store keeps (pebble's block cache and memtables; 0 for bolt).", func() float64 { return float64(n.StoreMemory()) }),
 		gauge("raftcache_raft_term", "Current Raft term.", func() float64 { return float64(n.Status().Term) }),
@@ -71,6 +72,19 @@ func (s *Server) newMetrics() *metrics {
 		}),
 	)
 	return m
+}
+
+// buildInfo is raftcache_build_info: always 1, the binary in its labels
+// (as Prometheus' own *_build_info), so a rolling upgrade shows which
+// members run which build.
+func buildInfo() prometheus.Collector {
+	b := node.BuildInfo()
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "raftcache_build_info",
+		Help: "Always 1; labels: the binary's module version, VCS revision, Go version and feature level.",
+		ConstLabels: prometheus.Labels{"version": b.Version, "revision": b.ShortRevision(), "goversion": b.GoVersion,
+			"feature_level": strconv.FormatUint(uint64(b.FeatureLevel), 10)},
+	}, func() float64 { return 1 })
 }
 
 // cacheCollector reports the cache's figures from one view of it per

@@ -127,6 +127,7 @@ func (s *Server) routes() *mux.Router {
 	r.HandleFunc("/v1/kv", s.handleEmptyKey)
 
 	r.HandleFunc("/v1/cluster", read(s.handleCluster)).Methods(http.MethodGet)
+	r.HandleFunc("/v1/cluster/formation", admin(s.handleFormation)).Methods(http.MethodGet)
 	r.HandleFunc("/v1/cluster/members", admin(s.handleAddMember)).Methods(http.MethodPost)
 	r.HandleFunc("/v1/cluster/members/{id}", admin(s.handleRemoveMember)).Methods(http.MethodDelete)
 	r.HandleFunc("/v1/cluster/members/{id}/promote", admin(s.handleVoter(true))).Methods(http.MethodPost)
