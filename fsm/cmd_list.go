@@ -42,13 +42,11 @@ var (
 )
 
 // parsePositive is Redis's getPositiveLongFromObjectOrReply: an integer
-// that is not negative; msg replaces the range error's words if set.
+// that is not negative. Its one error (msg, or Redis's default words)
+// answers both a negative number and one that is not a number.
 func parsePositive(arg []byte, msg string) (int64, Reply, bool) {
 	n, ok := ParseInt(arg)
-	if !ok {
-		return 0, replyNotInteger, false
-	}
-	if n < 0 {
+	if !ok || n < 0 {
 		if msg == "" {
 			msg = "value is out of range, must be positive"
 		}
