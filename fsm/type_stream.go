@@ -23,8 +23,8 @@ import (
 // (fsm/bench_list_test.go) and compared with Redis in docs/api.md.
 // Replicated constants: they must never change meaning.
 const (
-	StreamEntryOverhead = 80
-	StreamFieldOverhead = 24
+	StreamEntryOverhead = 64
+	StreamFieldOverhead = 28
 )
 
 // streamID is an entry ID: milliseconds, then a sequence number.
