@@ -46,7 +46,7 @@ func (lb *listBench) apply(c Command) {
 }
 
 // entry encodes one command as a whole entry.
-func execData(line ...string) []byte {
+func listExecData(line ...string) []byte {
 	var args [][]byte
 	for _, a := range line {
 		args = append(args, []byte(a))
@@ -83,21 +83,21 @@ func BenchmarkList(b *testing.B) {
 			}
 			return out
 		}
-		set := pre(1000, func(i int) []byte { return execData("SET", "s", "value-of-16bytes") })
-		lpush := execData("LPUSH", "l", "element-new-0000")
-		rpop := execData("RPOP", "l")
-		lsets := pre(1000, func(int) []byte { return execData("LSET", "l", fmt.Sprint(r.IntN(n)), "element-set-0000") })
+		set := pre(1000, func(i int) []byte { return listExecData("SET", "s", "value-of-16bytes") })
+		lpush := listExecData("LPUSH", "l", "element-new-0000")
+		rpop := listExecData("RPOP", "l")
+		lsets := pre(1000, func(int) []byte { return listExecData("LSET", "l", fmt.Sprint(r.IntN(n)), "element-set-0000") })
 		refill := func(k int) {
 			args := []string{"RPUSH", "l"}
 			for i := 0; i < k; i++ {
 				args = append(args, "element-refill00")
 			}
 			lb.index++
-			lb.f.Apply(&raft.Log{Index: lb.index, Term: 1, Type: raft.LogCommand, Data: execData(args...)})
+			lb.f.Apply(&raft.Log{Index: lb.index, Term: 1, Type: raft.LogCommand, Data: listExecData(args...)})
 		}
 		trim := func(int) {
 			lb.index++
-			lb.f.Apply(&raft.Log{Index: lb.index, Term: 1, Type: raft.LogCommand, Data: execData("LTRIM", "l", "0", fmt.Sprint(n-1))})
+			lb.f.Apply(&raft.Log{Index: lb.index, Term: 1, Type: raft.LogCommand, Data: listExecData("LTRIM", "l", "0", fmt.Sprint(n-1))})
 		}
 		b.Run(fmt.Sprintf("SET-baseline/n=%d", n), func(b *testing.B) { run(b, func(i int) []byte { return set[i%len(set)] }, nil) })
 		b.Run(fmt.Sprintf("LPUSH/n=%d", n), func(b *testing.B) { run(b, func(int) []byte { return lpush }, trim) })

@@ -37,14 +37,14 @@ func init() {
 
 var (
 	replyIndexRange = cmdErr(ErrSyntax, "ERR index out of range")
-	replyNullArray  = Reply{Kind: KindNullArray}
-	replyEmptyArray = Reply{Kind: KindArray, Elems: []Reply{}}
+	listNullArray   = Reply{Kind: KindNullArray}
+	listEmptyArray  = Reply{Kind: KindArray, Elems: []Reply{}}
 )
 
-// parsePositive is Redis's getPositiveLongFromObjectOrReply: an integer
+// parseListCount is Redis's getPositiveLongFromObjectOrReply: an integer
 // that is not negative. Its one error (msg, or Redis's default words)
 // answers both a negative number and one that is not a number.
-func parsePositive(arg []byte, msg string) (int64, Reply, bool) {
+func parseListCount(arg []byte, msg string) (int64, Reply, bool) {
 	n, ok := ParseInt(arg)
 	if !ok || n < 0 {
 		if msg == "" {
@@ -111,7 +111,7 @@ func cmdPop(name string, left bool) func(t *Tx, a [][]byte) Reply {
 		if len(a) == 2 {
 			return listPop(t, a[1], left, 0)
 		}
-		n, rep, ok := parsePositive(a[2], "")
+		n, rep, ok := parseListCount(a[2], "")
 		if !ok {
 			return rep
 		}
@@ -121,9 +121,9 @@ func cmdPop(name string, left bool) func(t *Tx, a [][]byte) Reply {
 			case wrong:
 				return replyWrongType
 			case !found:
-				return replyNullArray
+				return listNullArray
 			}
-			return replyEmptyArray
+			return listEmptyArray
 		}
 		return listPop(t, a[1], left, int(min(n, 1<<40)))
 	}
@@ -141,7 +141,7 @@ func listPop(t *Tx, key []byte, left bool, count int) Reply {
 	case wrong:
 		return replyWrongType
 	case !found && count > 0:
-		return replyNullArray
+		return listNullArray
 	case !found:
 		return replyNull
 	}
@@ -253,7 +253,7 @@ func cmdLRange(t *Tx, a [][]byte) Reply {
 	case wrong:
 		return replyWrongType
 	case !found:
-		return replyEmptyArray
+		return listEmptyArray
 	}
 	o := it.obj.(*listObj)
 	lo, hi := listRange(start, stop, o.length())
@@ -443,10 +443,10 @@ func cmdLPos(t *Tx, a [][]byte) Reply {
 			}
 		case more && eq(a[j], "count"):
 			j++
-			count, rep, ok = parsePositive(a[j], "COUNT can't be negative")
+			count, rep, ok = parseListCount(a[j], "COUNT can't be negative")
 		case more && eq(a[j], "maxlen"):
 			j++
-			maxlen, rep, ok = parsePositive(a[j], "MAXLEN can't be negative")
+			maxlen, rep, ok = parseListCount(a[j], "MAXLEN can't be negative")
 		default:
 			return replySyntax
 		}
@@ -465,7 +465,7 @@ func cmdLPos(t *Tx, a [][]byte) Reply {
 	case wrong:
 		return replyWrongType
 	case !found && count >= 0:
-		return replyEmptyArray
+		return listEmptyArray
 	case !found:
 		return replyNull
 	}
@@ -500,7 +500,7 @@ func cmdLPos(t *Tx, a [][]byte) Reply {
 	}
 	if count >= 0 {
 		if out == nil {
-			return replyEmptyArray
+			return listEmptyArray
 		}
 		return arrayReply(out)
 	}

@@ -11,17 +11,17 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// typedFSM is an FSM at level 3 and its log builder.
-func typedFSM(t testing.TB) (*FSM, *logBuilder) {
+// listStreamFSM is an FSM at level 3 and its log builder.
+func listStreamFSM(t testing.TB) (*FSM, *logBuilder) {
 	f := New(nil)
 	b := &logBuilder{}
 	raiseLevel(t.(*testing.T), f, b, 3)
 	return f, b
 }
 
-// checkReplies runs lines as one plain unit at now and compares each
+// checkListStream runs lines as one plain unit at now and compares each
 // reply's rendering with want (a line each).
-func checkReplies(t *testing.T, f *FSM, b *logBuilder, now int64, lines []string, want []string) {
+func checkListStream(t *testing.T, f *FSM, b *logBuilder, now int64, lines []string, want []string) {
 	t.Helper()
 	if len(lines) != len(want) {
 		t.Fatalf("%d commands, %d replies wanted", len(lines), len(want))
@@ -37,8 +37,8 @@ func checkReplies(t *testing.T, f *FSM, b *logBuilder, now int64, lines []string
 // The replies are Redis 7.0's (the differential test checks the same
 // against a real redis-server); here they pin the engine's own view.
 func TestListCommands(t *testing.T) {
-	f, b := typedFSM(t)
-	checkReplies(t, f, b, t0, []string{
+	f, b := listStreamFSM(t)
+	checkListStream(t, f, b, t0, []string{
 		"RPUSH l a b c d e", "LPUSH l y z", "LRANGE l 0 -1", "LLEN l",
 		"LPOP l", "RPOP l", "LPOP l 2", "RPOP l 2", "LPOP l 0", "LRANGE l 0 -1",
 		"LPOP l 5", "EXISTS l", "LPOP l", "LPOP l 2", "LPOP l 0", "RPOP l -1", "RPOP l x", "LPOP l 1 2",
@@ -60,7 +60,7 @@ func TestListCommands(t *testing.T) {
 		t.Errorf("LPOP nope: kind %d, want KindNull", k)
 	}
 
-	checkReplies(t, f, b, t0, []string{
+	checkListStream(t, f, b, t0, []string{
 		"DEL l", "RPUSH l 0 1 2 3 4 5", "LRANGE l -3 -1", "LRANGE l -100 100", "LRANGE l 4 2", "LRANGE l 6 10", "LRANGE l x 1",
 		"LINDEX l -1", "LINDEX l 6", "LINDEX l -7", "LINDEX l x", "LINDEX nope x",
 		"LSET l -1 z", "LSET l 6 z", "LSET l x z", "LSET nope 0 z", "LSET nope x z",
@@ -72,7 +72,7 @@ func TestListCommands(t *testing.T) {
 		"OK", `["1" "2" "3" "4"]`, "(error) ERR value is not an integer or out of range", "OK", "OK", "(integer) 0",
 	})
 
-	checkReplies(t, f, b, t0, []string{
+	checkListStream(t, f, b, t0, []string{
 		"RPUSH l a b a c a b", "LREM l 1 a", "LRANGE l 0 -1", "LREM l -1 b", "LRANGE l 0 -1", "LREM l 0 a", "LRANGE l 0 -1",
 		"LREM l 0 zz", "LREM l x a", "LREM nope 0 a",
 		"LINSERT l BEFORE c q", "LINSERT l after c r", "LINSERT l AFTER zz r", "LINSERT l MIDDLE c r", "LINSERT nope BEFORE c r",
@@ -93,7 +93,7 @@ func TestListCommands(t *testing.T) {
 		"(integer) 2",
 	})
 
-	checkReplies(t, f, b, t0, []string{
+	checkListStream(t, f, b, t0, []string{
 		"DEL l m", "RPUSH l a b c", "LMOVE l m LEFT RIGHT", "LMOVE l m right left", "LRANGE l 0 -1", "LRANGE m 0 -1",
 		"LMOVE m m LEFT RIGHT", "LRANGE m 0 -1", "RPOPLPUSH m m", "LRANGE m 0 -1", "LMOVE l l LEFT LEFT", "LRANGE l 0 -1",
 		"RPOPLPUSH l n", "EXISTS l", "RPOPLPUSH l n", "LMOVE nope n LEFT LEFT",
@@ -104,17 +104,17 @@ func TestListCommands(t *testing.T) {
 		"(integer) 2", "(integer) 3", `"a"`, `"c"`, `["b"]`, `["c" "a"]`,
 		`"c"`, `["a" "c"]`, `"c"`, `["c" "a"]`, `"b"`, `["b"]`,
 		`"b"`, "(integer) 0", "(nil)", "(nil)",
-		"OK", wrongType, wrongType, wrongType, `["b"]`, "(error) ERR syntax error",
-		wrongType, wrongType, wrongType, wrongType, wrongType, wrongType, wrongType, wrongType, wrongType,
-		wrongType, wrongType, "list", wrongType,
+		"OK", wrongTypeText, wrongTypeText, wrongTypeText, `["b"]`, "(error) ERR syntax error",
+		wrongTypeText, wrongTypeText, wrongTypeText, wrongTypeText, wrongTypeText, wrongTypeText, wrongTypeText, wrongTypeText, wrongTypeText,
+		wrongTypeText, wrongTypeText, "list", wrongTypeText,
 	})
 }
 
-const wrongType = "(error) WRONGTYPE Operation against a key holding the wrong kind of value"
+const wrongTypeText = "(error) WRONGTYPE Operation against a key holding the wrong kind of value"
 
 // TestListEvents checks the keyspace events, in Redis's names and order.
 func TestListEvents(t *testing.T) {
-	f, b := typedFSM(t)
+	f, b := listStreamFSM(t)
 	var got []string
 	f.OnChange(func(c Change) {
 		for _, e := range c.Events {
@@ -133,7 +133,7 @@ func TestListEvents(t *testing.T) {
 // TestListCopyOnWrite: a view pinned before an entry keeps its list
 // whatever the entry does to it, and the accounting follows the list.
 func TestListCopyOnWrite(t *testing.T) {
-	f, b := typedFSM(t)
+	f, b := listStreamFSM(t)
 	var cmds []string
 	for i := 0; i < 2000; i++ {
 		cmds = append(cmds, fmt.Sprintf("RPUSH l e%d", i))

@@ -271,9 +271,9 @@ func cmdXRange(rev bool) func(t *Tx, a [][]byte) Reply {
 		case wrong:
 			return replyWrongType
 		case !found:
-			return replyEmptyArray
+			return listEmptyArray
 		case count == 0:
-			return replyNullArray
+			return listNullArray
 		}
 		s := it.obj.(*streamObj)
 		out := []Reply{}

@@ -7,9 +7,9 @@ import (
 )
 
 func TestStreamCommands(t *testing.T) {
-	f, b := typedFSM(t)
+	f, b := listStreamFSM(t)
 	ms := t0 / 1e6
-	checkReplies(t, f, b, t0, []string{
+	checkListStream(t, f, b, t0, []string{
 		"XADD s 1-1 f v", "XADD s 1-1 f v", "XADD s 1-0 f v", "XADD s 1-* g w", "XADD s 1 f v", "XADD s 2 f v",
 		"XADD s 0-0 f v", "XADD s 0 f v", "XADD t 0-* f v", "XADD s abc f v", "XADD s 3-1 f", "XADD s 3-1 f v g",
 		"XADD s +6-007 f v", "XADD s 5-18446744073709551616 f v", "XRANGE s - +", "XLEN s",
@@ -32,14 +32,14 @@ func TestStreamCommands(t *testing.T) {
 	})
 	// A later entry from a leader whose clock is behind: the IDs still
 	// grow, from the last one.
-	checkReplies(t, f, b, t0-5e9, []string{"XADD s * c 3", "XREVRANGE s + - COUNT 2"}, []string{
+	checkListStream(t, f, b, t0-5e9, []string{"XADD s * c 3", "XREVRANGE s + - COUNT 2"}, []string{
 		fmt.Sprintf(`"%d-2"`, ms),
 		fmt.Sprintf(`[["%d-2" ["c" "3"]] ["%d-1" ["b" "2"]]]`, ms, ms),
 	})
-	checkReplies(t, f, b, t0+1e6, []string{"XADD s * d 4"}, []string{fmt.Sprintf(`"%d-0"`, ms+1)})
+	checkListStream(t, f, b, t0+1e6, []string{"XADD s * d 4"}, []string{fmt.Sprintf(`"%d-0"`, ms+1)})
 
-	f, b = typedFSM(t)
-	checkReplies(t, f, b, t0, []string{
+	f, b = listStreamFSM(t)
+	checkListStream(t, f, b, t0, []string{
 		"XADD s 1-1 a 1", "XADD s 2-1 b 2", "XADD s 3-1 c 3 d 4", "XADD s 5-0 e 5",
 		"XRANGE s 2 3", "XRANGE s (1-1 (5", "XREVRANGE s + - COUNT 2", "XREVRANGE s (5-0 (1-1",
 		"XRANGE s - + COUNT 0", "XRANGE nope - + COUNT 0", "XRANGE s - + COUNT -1", "XRANGE s - + COUNT", "XRANGE s - + FOO 1",
@@ -61,7 +61,7 @@ func TestStreamCommands(t *testing.T) {
 	}
 
 	// XDEL and trimming keep the last ID; an emptied stream stays.
-	checkReplies(t, f, b, t0, []string{
+	checkListStream(t, f, b, t0, []string{
 		"XDEL s 2-1 2-1 9-9", "XDEL s 1-1 abc", "XLEN s", "XDEL s 1-1 3-1 5", "XLEN s", "EXISTS s", "TYPE s",
 		"XADD s 5-0 c 3", "XADD s 5-1 c 3", "XDEL nope 1-1", "XDEL nope abc",
 		"XADD s 6 a 1", "XADD s 7 a 1", "XADD s 8 a 1", "XTRIM s MAXLEN 3", "XTRIM s MAXLEN = 2", "XTRIM s MINID 8",
@@ -82,7 +82,7 @@ func TestStreamCommands(t *testing.T) {
 	})
 
 	// XADD's options; `~` trims exactly, LIMIT caps it.
-	checkReplies(t, f, b, t0, []string{
+	checkListStream(t, f, b, t0, []string{
 		"XADD n NOMKSTREAM * f v", "EXISTS n", "XADD n MAXLEN 0 1-1 f v", "EXISTS n", "XLEN n",
 		"XADD n NOMKSTREAM 2-1 f v", "XADD n MAXLEN 2 3-1 f v", "XADD n MAXLEN = 2 4-1 f v", "XADD n MAXLEN 1 NOMKSTREAM 5-1 f v",
 		"XRANGE n - +", "XADD n MINID 5-1 6-1 f v", "XRANGE n - +", "XADD n MAXLEN -1 * f v", "XADD n MAXLEN abc * f v",
@@ -97,14 +97,14 @@ func TestStreamCommands(t *testing.T) {
 		"(error) ERR syntax error, LIMIT cannot be used without the special ~ option", `"7-1"`, "(integer) 2", `"8-1"`, "(integer) 0",
 		"(error) ERR wrong number of arguments for 'xadd' command", "(error) ERR Invalid stream ID specified as stream command argument",
 		"(error) ERR wrong number of arguments for 'xadd' command",
-		"OK", wrongType, wrongType, wrongType, wrongType, wrongType, "(error) ERR value is not an integer or out of range",
+		"OK", wrongTypeText, wrongTypeText, wrongTypeText, wrongTypeText, wrongTypeText, "(error) ERR value is not an integer or out of range",
 	})
 }
 
 // TestStreamEvents checks the keyspace events and that a command that
 // removes nothing changes nothing (no new version, no event).
 func TestStreamEvents(t *testing.T) {
-	f, b := typedFSM(t)
+	f, b := listStreamFSM(t)
 	var got []string
 	f.OnChange(func(c Change) {
 		for _, e := range c.Events {
@@ -128,7 +128,7 @@ func TestStreamEvents(t *testing.T) {
 // stream and its last ID included) through a snapshot: same digest,
 // same bytes, and the restored stream still refuses old IDs.
 func TestListStreamSnapshot(t *testing.T) {
-	f, b := typedFSM(t)
+	f, b := listStreamFSM(t)
 	execEntry(t, f, b, t0, unit(UnitPlain,
 		"RPUSH l a b c", "LPUSH l z", "RPUSH big "+strings.Repeat("x ", 3000), "EXPIRE l 100",
 		"XADD s 5-1 f v g w", "XADD s 7-3 h x", "XDEL s 5-1",
@@ -148,7 +148,7 @@ func TestListStreamSnapshot(t *testing.T) {
 	}
 	var gb logBuilder
 	gb.index = b.index
-	checkReplies(t, g, &gb, t0, []string{
+	checkListStream(t, g, &gb, t0, []string{
 		"LRANGE l 0 -1", "TTL l", "LLEN big", "XRANGE s - +", "EXISTS e", "XLEN e", "XADD e 9-9 f v", "XADD e 9-* f v",
 		"XADD s 7-3 f v",
 	}, []string{
