@@ -357,3 +357,13 @@ func TestTypedListStreamDeterminism(t *testing.T) {
 		t.Fatal("different list contents, same digest")
 	}
 }
+
+// TestScanTypeLists: SCAN's TYPE filter knows lists and streams.
+func TestScanTypeLists(t *testing.T) {
+	f, b := listStreamFSM(t)
+	checkListStream(t, f, b, t0, []string{
+		"RPUSH l a", "XADD s 1-1 f v", "SET str v", "SCAN 0 TYPE list", "SCAN 0 TYPE STREAM", "SCAN 0 TYPE string", "SCAN 0 TYPE hash",
+	}, []string{
+		"(integer) 1", `"1-1"`, "OK", `["0" ["l"]]`, `["0" ["s"]]`, `["0" ["str"]]`, `["0" []]`,
+	})
+}
