@@ -74,6 +74,7 @@ func nodeFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "snapshot-interval", EnvVars: env("SNAPSHOT_INTERVAL"), Value: 30 * time.Second, Usage: "how often to check the snapshot threshold"},
 		&cli.Uint64Flag{Name: "trailing-logs", EnvVars: env("TRAILING_LOGS"), Value: 10240, Usage: "log entries kept after a snapshot"},
 		&cli.DurationFlag{Name: "promote-after", EnvVars: env("PROMOTE_AFTER"), Value: 10 * time.Second, Usage: "as leader: promote a learner that asked for a vote once it has been caught up and healthy this long"},
+		&cli.Uint64Flag{Name: "ready-max-lag", EnvVars: env("READY_MAX_LAG"), Value: 1024, Usage: "a follower applied within this many entries of the leader's commit index is ready (GET /readyz); unready beyond twice that"},
 		&cli.Uint64Flag{Name: "promote-max-lag", EnvVars: env("PROMOTE_MAX_LAG"), Value: 256, Usage: "as leader: a learner within this many entries of the commit index counts as caught up"},
 	}
 	flags = append(flags, securityFlags()...)
@@ -148,16 +149,28 @@ func runNode(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen on --http-addr: %w", err)
 	}
+	httpAddr := ln.Addr().String()
+	// Serve /livez before the stores open and the snapshot is restored
+	// (minutes for a big cache): a liveness probe must not kill a node
+	// that is restoring. The same server serves the API once the node runs.
+	starting := transport.NewStarting()
+	srv := transport.NewHTTPServer(starting, limits)
+	ln = srv.Listener(ln) // the connection cap counts TLS handshakes too
+	serveErr := make(chan error, 2)
+	if sec.serverTLS != nil {
+		ln = tls.NewListener(ln, sec.serverTLS)
+	}
+	go func() { serveErr <- srv.Serve(ln) }()
 	respLn, err := listenRESP(c.String("resp-addr"))
 	if err != nil {
-		ln.Close()
+		srv.Close()
 		return err
 	}
 	n, err := node.New(node.Config{
 		ID:                id,
 		RaftAddr:          c.String("raft-addr"),
 		RaftAdvertise:     c.String("raft-advertise"),
-		HTTPAddr:          ln.Addr().String(),
+		HTTPAddr:          httpAddr,
 		RESPAddr:          listenerAddr(respLn),
 		DataDir:           c.String("data-dir"),
 		LogStore:          c.String("log-store"),
@@ -176,9 +189,10 @@ func runNode(c *cli.Context) error {
 		AskView:           viewAsker(sec.serverTLS != nil, sec.peerHTTP),
 		PromoteAfter:      c.Duration("promote-after"),
 		PromoteMaxLag:     c.Uint64("promote-max-lag"),
+		ReadyMaxLag:       c.Uint64("ready-max-lag"),
 	})
 	if err != nil {
-		ln.Close()
+		srv.Close()
 		if respLn != nil {
 			respLn.Close()
 		}
@@ -188,13 +202,7 @@ func runNode(c *cli.Context) error {
 		Logger: logger.Named("http"), Pprof: c.Bool("pprof"),
 		Auth: sec.auth, TLS: sec.serverTLS != nil, PeerClientTLS: sec.peerHTTP, MaxInflight: maxInflight,
 	})
-	srv := transport.NewHTTPServer(api, limits)
-	ln = srv.Listener(ln) // the connection cap counts TLS handshakes too
-	serveErr := make(chan error, 2)
-	if sec.serverTLS != nil {
-		ln = tls.NewListener(ln, sec.serverTLS)
-	}
-	go func() { serveErr <- srv.Serve(ln) }()
+	starting.Serve(api)
 	stopRESP := serveRESP(n, respLn, respConfig(c, sec, logger.Named("resp")), serveErr)
 	logger.Info("serving", "id", id, "http_addr", n.HTTPAddr(), "resp_addr", n.RESPAddr(), "raft_addr", n.RaftAddr(), "data_dir", c.String("data-dir"))
 

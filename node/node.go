@@ -143,6 +143,10 @@ type Config struct {
 	// PromoteMaxLag is how far behind the leader's commit index a learner
 	// may be and count as caught up; default 256 entries.
 	PromoteMaxLag uint64
+	// ReadyMaxLag is how far behind the leader's commit index a follower
+	// may have applied and still be ready (GET /readyz; see ready.go);
+	// default 1024 entries.
+	ReadyMaxLag uint64
 
 	// For tests: how often the leader asks for levels (0 =
 	// defaultLevelInterval).
@@ -170,6 +174,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.PromoteMaxLag == 0 {
 		c.PromoteMaxLag = defaultPromoteMaxLag
+	}
+	if c.ReadyMaxLag == 0 {
+		c.ReadyMaxLag = defaultReadyMaxLag
 	}
 	if c.levelInterval == 0 {
 		c.levelInterval = defaultLevelInterval
@@ -234,6 +241,9 @@ type Node struct {
 	// entry of its own (a barrier). Strong reads are served only while the
 	// current term equals it.
 	readyTerm atomic.Uint64
+	// leaderCommit is the leader's commit index as last announced to this
+	// node, for readiness (ready.go).
+	leaderCommit leaderCommit
 
 	// joinMu orders joins against raising the cluster level (checkLevels).
 	joinMu    sync.Mutex

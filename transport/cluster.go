@@ -358,9 +358,11 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: err.Error(), Code: "poisoned"})
 		return
 	}
-	if !s.node.Ready() {
+	// Readiness, not Ready: a busy leader stays ready, and a follower is
+	// judged against the leader's commit index (node/ready.go).
+	if ok, why := s.node.Readiness(); !ok {
 		w.Header().Set("Retry-After", "1")
-		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: "no known leader, or the local state is behind the commit index", Code: "not_ready"})
+		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: "not ready: " + why, Code: "not_ready"})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
