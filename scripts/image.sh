@@ -5,6 +5,7 @@
 # Uses podman, or docker when podman is absent (CONTAINER_ENGINE overrides).
 # With podman, CONTAINERS_CONF defaults to deploy/containers.conf (runc, no
 # default ulimits: what Debian's podman 4.3 needs on hosts like CI).
+# RAFTCACHE_BIN=path uses that static binary instead of building one.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 tag=${1:-raftcache:dev}
@@ -19,7 +20,12 @@ if [ "$(basename "$engine")" = podman ]; then
 fi
 ctx=$(mktemp -d)
 trap 'rm -rf "$ctx"' EXIT
-(cd "$root" && CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$ctx/raftcache" .)
+if [ -n "${RAFTCACHE_BIN:-}" ]; then
+  # A static binary built already (the container test reuses its own).
+  cp "$RAFTCACHE_BIN" "$ctx/raftcache"
+else
+  (cd "$root" && CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$ctx/raftcache" .)
+fi
 mkdir -m 0700 "$ctx/data"
 cp "$root/Dockerfile" "$ctx/Dockerfile"
 "$engine" build --quiet -t "$tag" -f "$ctx/Dockerfile" "$ctx" >/dev/null
