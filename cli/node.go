@@ -64,7 +64,7 @@ func nodeFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "non-voter", EnvVars: env("NON_VOTER"), Usage: "join as a non-voting member (replicates and serves stale reads; does not vote)"},
 		&cli.StringSliceFlag{Name: "join", EnvVars: env("JOIN"), Usage: "URLs of members to join through (comma-separated)"},
 		&cli.Int64Flag{Name: "max-value-size", EnvVars: env("MAX_VALUE_SIZE"), Value: node.DefaultMaxValueSize, Usage: "largest value accepted, in bytes"},
-		&cli.StringFlag{Name: "max-memory", EnvVars: env("MAX_MEMORY"), Value: "0", Usage: "bound on cached keys, values and overhead, e.g. 256MB; least recently used keys are evicted above it (0: no bound)"},
+		&cli.StringFlag{Name: "max-memory", EnvVars: env("MAX_MEMORY"), Value: "auto", Usage: "bound on cached keys, values and overhead, e.g. 256MB; least recently used keys are evicted above it. auto: half the container's memory limit (or the machine's memory) less Raft's share, with GOMEMLIMIT to match; 0: no bound"},
 		&cli.BoolFlag{Name: "pprof", EnvVars: env("PPROF"), Usage: "serve Go's profiler under /debug/pprof/ on the HTTP address"},
 		&cli.StringFlag{Name: "log-level", EnvVars: env("LOG_LEVEL"), Value: "info", Usage: "trace, debug, info, warn or error"},
 		&cli.StringFlag{Name: "log-format", EnvVars: env("LOG_FORMAT"), Value: "text", Usage: "text or json"},
@@ -137,9 +137,9 @@ func runNode(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	maxMemory, err := parseSize(c.String("max-memory"))
+	maxMemory, err := maxMemoryBound(c, logger)
 	if err != nil {
-		return usagef("--max-memory: %v", err)
+		return err
 	}
 	limits, maxInflight, err := serverLimits(c, logger)
 	if err != nil {
@@ -265,6 +265,28 @@ func runNode(c *cli.Context) error {
 		logger.Warn("raft shutdown", "error", cerr)
 	}
 	return err
+}
+
+// maxMemoryBound is --max-memory, or with "auto" the default bound
+// (memory.go), which also sets GOMEMLIMIT.
+func maxMemoryBound(c *cli.Context, logger hclog.Logger) (int64, error) {
+	v := strings.TrimSpace(c.String("max-memory"))
+	if v != "auto" && v != "" {
+		n, err := parseSize(v)
+		if err != nil {
+			return 0, usagef("--max-memory: %v", err)
+		}
+		return n, nil
+	}
+	limit, source := memoryLimit()
+	if limit == 0 {
+		logger.Warn("memory limit unknown: the cache is not bounded; set --max-memory")
+		return 0, nil
+	}
+	bound, goLimit := autoMaxMemory(limit, c.Int64("max-value-size"))
+	set := setGoMemoryLimit(goLimit)
+	logger.Info("memory bound from the memory limit (set --max-memory to choose it)", "max_memory", bound, "limit", limit, "source", source, "gomemlimit_set", set, "gomemlimit", goLimit)
+	return bound, nil
 }
 
 // joinCluster makes this node a member through the members at urls,
@@ -467,11 +489,12 @@ func nodeProber(useTLS bool, tlsConfig *tls.Config) func(context.Context, node.M
 			State        string  `json:"state"`
 			AppliedIndex *uint64 `json:"applied_index"`
 			Removed      string  `json:"removed"`
+			MaxMemory    int64   `json:"max_memory"`
 		}
 		if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&body); err != nil {
 			return node.NodeInfo{}, fmt.Errorf("%w: GET /v1/node on %s: %v", errLevelUnknown, m.ID, err)
 		}
-		info := node.NodeInfo{ID: body.ID, Level: max(body.FeatureLevel, 1), Incarnation: body.Incarnation, State: body.State, Removed: body.Removed != ""}
+		info := node.NodeInfo{ID: body.ID, Level: max(body.FeatureLevel, 1), Incarnation: body.Incarnation, State: body.State, Removed: body.Removed != "", MaxMemory: body.MaxMemory}
 		if body.AppliedIndex != nil {
 			info.AppliedIndex, info.HasIndex = *body.AppliedIndex, true
 		}

@@ -86,12 +86,13 @@ type NodeInfo struct {
 	AppliedIndex uint64
 	HasIndex     bool // AppliedIndex is known
 	Removed      bool // it knows it was removed from the cluster
+	MaxMemory    int64 // its own memory bound; 0 = none (or not reported)
 }
 
 // Info is this node's own NodeInfo.
 func (n *Node) Info() NodeInfo {
 	return NodeInfo{ID: n.cfg.ID, Level: n.FeatureLevel(), Incarnation: n.cfg.Incarnation, State: n.raft.State().String(),
-		AppliedIndex: n.fsm.AppliedIndex(), HasIndex: true, Removed: n.removedErr() != nil}
+		AppliedIndex: n.fsm.AppliedIndex(), HasIndex: true, Removed: n.removedErr() != nil, MaxMemory: n.cfg.MaxMemory}
 }
 
 // probe asks m about itself through Config.Probe (or, without one,

@@ -244,6 +244,8 @@ type Node struct {
 	// leaderCommit is the leader's commit index as last announced to this
 	// node, for readiness (ready.go).
 	leaderCommit leaderCommit
+	// memBounds: the members' memory bounds, as the leader last heard them.
+	memBounds memBounds
 
 	// joinMu orders joins against raising the cluster level (checkLevels).
 	joinMu    sync.Mutex
@@ -440,8 +442,6 @@ func (n *Node) RESPAddr() string { return n.cfg.RESPAddr }
 // HTTPAddr returns the client API address this node advertises.
 func (n *Node) HTTPAddr() string { return n.cfg.HTTPAddr }
 
-// MaxMemory is the configured memory bound, 0 if none.
-func (n *Node) MaxMemory() int64 { return n.cfg.MaxMemory }
 
 // FSM exposes the local cache for stale reads and statistics.
 func (n *Node) FSM() *fsm.FSM { return n.fsm }

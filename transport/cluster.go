@@ -59,6 +59,9 @@ type nodeJSON struct {
 	State        string `json:"state"`
 	AppliedIndex uint64 `json:"applied_index"`
 	Removed      string `json:"removed,omitempty"`
+	// MaxMemory is the node's own memory bound (0: none); the leader
+	// enforces the smallest any member reports.
+	MaxMemory int64 `json:"max_memory"`
 }
 
 type leaderJSON struct {
@@ -318,7 +321,7 @@ func (s *Server) fetchStats(ctx context.Context, m node.Member, authz string, ou
 // levels answers 404, which the asker takes for level 1.
 func (s *Server) handleNode(w http.ResponseWriter, r *http.Request) {
 	info := s.node.Info()
-	out := nodeJSON{ID: info.ID, FeatureLevel: info.Level, Incarnation: info.Incarnation, State: info.State, AppliedIndex: info.AppliedIndex}
+	out := nodeJSON{ID: info.ID, FeatureLevel: info.Level, Incarnation: info.Incarnation, State: info.State, AppliedIndex: info.AppliedIndex, MaxMemory: info.MaxMemory}
 	if err := s.node.RemovedReason(); err != nil {
 		out.Removed = err.Error()
 	}
