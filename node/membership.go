@@ -84,8 +84,8 @@ type NodeInfo struct {
 	Incarnation  string
 	State        string // Raft state: Leader, Follower, Candidate, Shutdown; "" unknown
 	AppliedIndex uint64
-	HasIndex     bool // AppliedIndex is known
-	Removed      bool // it knows it was removed from the cluster
+	HasIndex     bool  // AppliedIndex is known
+	Removed      bool  // it knows it was removed from the cluster
 	MaxMemory    int64 // its own memory bound; 0 = none (or not reported)
 }
 

@@ -442,7 +442,6 @@ func (n *Node) RESPAddr() string { return n.cfg.RESPAddr }
 // HTTPAddr returns the client API address this node advertises.
 func (n *Node) HTTPAddr() string { return n.cfg.HTTPAddr }
 
-
 // FSM exposes the local cache for stale reads and statistics.
 func (n *Node) FSM() *fsm.FSM { return n.fsm }
 
