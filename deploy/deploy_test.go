@@ -8,6 +8,8 @@ package deploy
 
 import (
 	"bytes"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"os"
 	"os/exec"
@@ -295,5 +297,44 @@ func TestSystemdUnit(t *testing.T) {
 	out, err := exec.Command(analyze, "verify", path).CombinedOutput()
 	if err != nil || len(bytes.TrimSpace(out)) > 0 {
 		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+	}
+}
+
+// TestGenCertsNames: scripts/gen-certs.sh puts the names it is given in
+// the HTTPS certificate, and a wildcard for the headless Service verifies
+// for every pod's name (one label) and nothing deeper.
+func TestGenCertsNames(t *testing.T) {
+	if _, err := exec.LookPath("openssl"); err != nil {
+		t.Skip("openssl not installed")
+	}
+	dir := t.TempDir()
+	out, err := exec.Command("../scripts/gen-certs.sh", dir, "*.raftcache-peers", "*.raftcache-peers.default.svc.cluster.local", "rc1").CombinedOutput()
+	if err != nil {
+		t.Fatalf("gen-certs.sh: %v\n%s", err, out)
+	}
+	load := func(name string) *x509.Certificate {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		blk, _ := pem.Decode(b)
+		c, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(load("ca.pem"))
+	server := load("server.pem")
+	for host, ok := range map[string]bool{
+		"raftcache-0.raftcache-peers": true, "raftcache-2.raftcache-peers.default.svc.cluster.local": true,
+		"rc1": true, "localhost": true, "127.0.0.1": true,
+		"a.raftcache-0.raftcache-peers": false, "raftcache-peers": false, "rc2": false,
+	} {
+		_, err := server.Verify(x509.VerifyOptions{DNSName: host, Roots: roots})
+		if (err == nil) != ok {
+			t.Errorf("server certificate for %q: %v, want valid=%v", host, err, ok)
+		}
 	}
 }
