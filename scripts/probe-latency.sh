@@ -60,9 +60,9 @@ client() {
   while [ $SECONDS -lt $load_end ]; do
     for op in put get get get; do
       if [ $op = put ]; then
-        code=$(curl -s -o /dev/null --max-time 30 -w '%{http_code}' -X PUT --data-binary @"$work/value" "$leader_url/v1/kv/big/$1" || echo 000)
+        code=$(curl -sL -o /dev/null --max-time 30 -w '%{http_code}' -X PUT --data-binary @"$work/value" "$leader_url/v1/kv/big/$1" || echo 000)
       else
-        code=$(curl -s -o /dev/null --max-time 30 -w '%{http_code}' "$leader_url/v1/kv/big/$1" || echo 000)
+        code=$(curl -sL -o /dev/null --max-time 30 -w '%{http_code}' "$leader_url/v1/kv/big/$1" || echo 000)
       fi
       if [ "$code" = 200 ] || { [ $op = get ] && [ "$code" = 404 ]; }; then ok=$((ok + 1)); else bad=$((bad + 1)); fi
     done

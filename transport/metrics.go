@@ -41,7 +41,7 @@ func (s *Server) newMetrics() *metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		cacheCollector{n},
-		gauge("raftcache_cache_max_memory_bytes", "The --max-memory bound, 0 if none.", func() float64 { return float64(n.MaxMemory()) }),
+		gauge("raftcache_cache_max_memory_bytes", "The memory bound this node enforces (--max-memory or its default; on the leader the smallest any member reports), 0 if none.", func() float64 { return float64(n.MaxMemory()) }),
 		gauge("raftcache_raft_term", "Current Raft term.", func() float64 { return float64(n.Status().Term) }),
 		gauge("raftcache_raft_commit_index", "Raft commit index known to this node.", func() float64 { return float64(n.Status().CommitIndex) }),
 		gauge("raftcache_raft_applied_index", "Raft index applied to this node's cache.", func() float64 { return float64(n.Status().AppliedIndex) }),
