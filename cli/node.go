@@ -71,7 +71,7 @@ func nodeFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "join", EnvVars: env("JOIN"), Usage: "URLs of members to join through (comma-separated); with --bootstrap-expect, all N members, this one included"},
 		&cli.IntFlag{Name: "bootstrap-expect", EnvVars: env("BOOTSTRAP_EXPECT"), Usage: "form a new cluster of N voters with the N members --join lists, once all answer and none holds Raft state (identical flags on every member)"},
 		&cli.Int64Flag{Name: "max-value-size", EnvVars: env("MAX_VALUE_SIZE"), Value: node.DefaultMaxValueSize, Usage: "largest value accepted, in bytes"},
-		&cli.StringFlag{Name: "max-memory", EnvVars: env("MAX_MEMORY"), Value: "0", Usage: "bound on cached keys, values and overhead, e.g. 256MB; least recently used keys are evicted above it (0: no bound)"},
+		&cli.StringFlag{Name: "max-memory", EnvVars: env("MAX_MEMORY"), Value: "auto", Usage: "bound on cached keys, values and overhead, e.g. 256MB; least recently used keys are evicted above it. auto: half the container's memory limit (or the machine's memory) less Raft's share, with GOMEMLIMIT to match; 0: no bound"},
 		&cli.BoolFlag{Name: "pprof", EnvVars: env("PPROF"), Usage: "serve Go's profiler under /debug/pprof/ on the HTTP address"},
 		&cli.StringFlag{Name: "log-level", EnvVars: env("LOG_LEVEL"), Value: "info", Usage: "trace, debug, info, warn or error"},
 		&cli.StringFlag{Name: "log-format", EnvVars: env("LOG_FORMAT"), Value: "text", Usage: "text or json"},
@@ -81,6 +81,7 @@ func nodeFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "snapshot-interval", EnvVars: env("SNAPSHOT_INTERVAL"), Value: 30 * time.Second, Usage: "how often to check the snapshot threshold"},
 		&cli.Uint64Flag{Name: "trailing-logs", EnvVars: env("TRAILING_LOGS"), Value: 10240, Usage: "log entries kept after a snapshot"},
 		&cli.DurationFlag{Name: "promote-after", EnvVars: env("PROMOTE_AFTER"), Value: 10 * time.Second, Usage: "as leader: promote a learner that asked for a vote once it has been caught up and healthy this long"},
+		&cli.Uint64Flag{Name: "ready-max-lag", EnvVars: env("READY_MAX_LAG"), Value: 1024, Usage: "a follower applied within this many entries of the leader's commit index is ready (GET /readyz); unready beyond twice that"},
 		&cli.Uint64Flag{Name: "promote-max-lag", EnvVars: env("PROMOTE_MAX_LAG"), Value: 256, Usage: "as leader: a learner within this many entries of the commit index counts as caught up"},
 	}
 	flags = append(flags, securityFlags()...)
@@ -149,9 +150,9 @@ func runNode(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	maxMemory, err := parseSize(c.String("max-memory"))
+	maxMemory, err := maxMemoryBound(c, logger)
 	if err != nil {
-		return usagef("--max-memory: %v", err)
+		return err
 	}
 	limits, maxInflight, err := serverLimits(c, logger)
 	if err != nil {
@@ -161,9 +162,21 @@ func runNode(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen on --http-addr: %w", err)
 	}
+	httpAddr := ln.Addr().String()
+	// Serve /livez before the stores open and the snapshot is restored
+	// (minutes for a big cache): a liveness probe must not kill a node
+	// that is restoring. The same server serves the API once the node runs.
+	starting := transport.NewStarting()
+	srv := transport.NewHTTPServer(starting, limits)
+	ln = srv.Listener(ln) // the connection cap counts TLS handshakes too
+	serveErr := make(chan error, 2)
+	if sec.serverTLS != nil {
+		ln = tls.NewListener(ln, sec.serverTLS)
+	}
+	go func() { serveErr <- srv.Serve(ln) }()
 	respLn, err := listenRESP(c.String("resp-addr"))
 	if err != nil {
-		ln.Close()
+		srv.Close()
 		return err
 	}
 	httpAddr, respAddr, err := advertised(c, ln, respLn)
@@ -197,9 +210,10 @@ func runNode(c *cli.Context) error {
 		AskView:           viewAsker(sec.serverTLS != nil, sec.peerHTTP),
 		PromoteAfter:      c.Duration("promote-after"),
 		PromoteMaxLag:     c.Uint64("promote-max-lag"),
+		ReadyMaxLag:       c.Uint64("ready-max-lag"),
 	})
 	if err != nil {
-		ln.Close()
+		srv.Close()
 		if respLn != nil {
 			respLn.Close()
 		}
@@ -209,13 +223,7 @@ func runNode(c *cli.Context) error {
 		Logger: logger.Named("http"), Pprof: c.Bool("pprof"),
 		Auth: sec.auth, TLS: sec.serverTLS != nil, PeerClientTLS: sec.peerHTTP, MaxInflight: maxInflight,
 	})
-	srv := transport.NewHTTPServer(api, limits)
-	ln = srv.Listener(ln) // the connection cap counts TLS handshakes too
-	serveErr := make(chan error, 2)
-	if sec.serverTLS != nil {
-		ln = tls.NewListener(ln, sec.serverTLS)
-	}
-	go func() { serveErr <- srv.Serve(ln) }()
+	starting.Serve(api)
 	stopRESP := serveRESP(n, respLn, respConfig(c, sec, logger.Named("resp")), serveErr)
 	logger.Info("serving", "id", id, "http_addr", n.HTTPAddr(), "resp_addr", n.RESPAddr(), "raft_addr", n.RaftAddr(), "data_dir", c.String("data-dir"),
 		"cluster_id", n.ClusterID(), "version", node.BuildInfo().String())
@@ -283,6 +291,28 @@ func runNode(c *cli.Context) error {
 		logger.Warn("raft shutdown", "error", cerr)
 	}
 	return err
+}
+
+// maxMemoryBound is --max-memory, or with "auto" the default bound
+// (memory.go), which also sets GOMEMLIMIT.
+func maxMemoryBound(c *cli.Context, logger hclog.Logger) (int64, error) {
+	v := strings.TrimSpace(c.String("max-memory"))
+	if v != "auto" && v != "" {
+		n, err := parseSize(v)
+		if err != nil {
+			return 0, usagef("--max-memory: %v", err)
+		}
+		return n, nil
+	}
+	limit, source := memoryLimit()
+	if limit == 0 {
+		logger.Warn("memory limit unknown: the cache is not bounded; set --max-memory")
+		return 0, nil
+	}
+	bound, goLimit := autoMaxMemory(limit, c.Int64("max-value-size"))
+	set := setGoMemoryLimit(goLimit)
+	logger.Info("memory bound from the memory limit (set --max-memory to choose it)", "max_memory", bound, "limit", limit, "source", source, "gomemlimit_set", set, "gomemlimit", goLimit)
+	return bound, nil
 }
 
 // joinCluster makes this node a member through the members at urls,
@@ -497,11 +527,12 @@ func nodeProber(useTLS bool, tlsConfig *tls.Config) func(context.Context, node.M
 			State        string  `json:"state"`
 			AppliedIndex *uint64 `json:"applied_index"`
 			Removed      string  `json:"removed"`
+			MaxMemory    int64   `json:"max_memory"`
 		}
 		if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&body); err != nil {
 			return node.NodeInfo{}, fmt.Errorf("%w: GET /v1/node on %s: %v", errLevelUnknown, m.ID, err)
 		}
-		info := node.NodeInfo{ID: body.ID, Level: max(body.FeatureLevel, 1), Incarnation: body.Incarnation, State: body.State, Removed: body.Removed != ""}
+		info := node.NodeInfo{ID: body.ID, Level: max(body.FeatureLevel, 1), Incarnation: body.Incarnation, State: body.State, Removed: body.Removed != "", MaxMemory: body.MaxMemory}
 		if body.Version != "" {
 			info.Version = node.Build{Version: body.Version, Revision: body.Revision}.String()
 		}

@@ -91,7 +91,10 @@ type DeletePrefixResult struct {
 }
 
 // DeletePrefix removes every key starting with prefix (which must not be
-// empty: see DeleteAll) in one replicated entry. It is idempotent and is
+// empty: see DeleteAll): up to 4096 keys in one replicated entry (atomic),
+// a bigger prefix 4096 keys per entry, entry after entry, so a reader may
+// see it partly deleted meanwhile (Entries says how many). It is
+// idempotent and is
 // retried as it is; a retry after an ambiguous failure may report fewer
 // deletions than the first attempt made.
 func (c *Client) DeletePrefix(ctx context.Context, prefix string) (*DeletePrefixResult, error) {

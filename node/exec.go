@@ -77,6 +77,11 @@ func (n *Node) CheckCommand(args [][]byte) error {
 	if !spec.Write() {
 		return nil
 	}
+	if spec.Flags&fsm.FlagDenyOOM != 0 {
+		if err := n.checkMemory(); err != nil {
+			return err
+		}
+	}
 	var key int
 	if len(keys) > 0 {
 		key = len(keys[0])
@@ -85,7 +90,7 @@ func (n *Node) CheckCommand(args [][]byte) error {
 		if int64(len(a)) > n.cfg.MaxValueSize {
 			return &LimitError{Err: ErrValueTooLarge, Limit: n.cfg.MaxValueSize, Size: int64(len(a))}
 		}
-		if mm := n.cfg.MaxMemory; mm > 0 && spec.Flags&fsm.FlagDenyOOM != 0 {
+		if mm := n.MaxMemory(); mm > 0 && spec.Flags&fsm.FlagDenyOOM != 0 {
 			if size := int64(key+len(a)) + fsm.EntryOverhead; size > mm {
 				return &LimitError{Err: ErrTooLarge, Limit: mm, Size: size}
 			}

@@ -87,12 +87,14 @@ type NodeInfo struct {
 	HasIndex     bool   // AppliedIndex is known
 	Removed      bool   // it knows it was removed from the cluster
 	Version      string // its build (Build.String); "" from a binary before versions
+	MaxMemory    int64  // its own memory bound; 0 = none (or not reported)
 }
 
 // Info is this node's own NodeInfo.
 func (n *Node) Info() NodeInfo {
 	return NodeInfo{ID: n.cfg.ID, Level: n.FeatureLevel(), Incarnation: n.cfg.Incarnation, State: n.raft.State().String(),
-		AppliedIndex: n.fsm.AppliedIndex(), HasIndex: true, Removed: n.removedErr() != nil, Version: BuildInfo().String()}
+		AppliedIndex: n.fsm.AppliedIndex(), HasIndex: true, Removed: n.removedErr() != nil, Version: BuildInfo().String(),
+		MaxMemory: n.cfg.MaxMemory}
 }
 
 // probe asks m about itself through Config.Probe (or, without one,

@@ -153,6 +153,10 @@ type Config struct {
 	// PromoteMaxLag is how far behind the leader's commit index a learner
 	// may be and count as caught up; default 256 entries.
 	PromoteMaxLag uint64
+	// ReadyMaxLag is how far behind the leader's commit index a follower
+	// may have applied and still be ready (GET /readyz; see ready.go);
+	// default 1024 entries.
+	ReadyMaxLag uint64
 
 	// The change feed of watch streams (feed.go): events kept for
 	// resuming (default DefaultFeedRing), the interval of progress
@@ -200,6 +204,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxWatches <= 0 {
 		c.MaxWatches = DefaultMaxWatches
+	}
+	if c.ReadyMaxLag == 0 {
+		c.ReadyMaxLag = defaultReadyMaxLag
 	}
 	if c.levelInterval == 0 {
 		c.levelInterval = defaultLevelInterval
@@ -271,6 +278,11 @@ type Node struct {
 	// entry of its own (a barrier). Strong reads are served only while the
 	// current term equals it.
 	readyTerm atomic.Uint64
+	// leaderCommit is the leader's commit index as last announced to this
+	// node, for readiness (ready.go).
+	leaderCommit leaderCommit
+	// memBounds: the members' memory bounds, as the leader last heard them.
+	memBounds memBounds
 
 	// joinMu orders joins against raising the cluster level (checkLevels).
 	joinMu    sync.Mutex
@@ -509,9 +521,6 @@ func (n *Node) RESPAddr() string { return n.cfg.RESPAddr }
 
 // HTTPAddr returns the client API address this node advertises.
 func (n *Node) HTTPAddr() string { return n.cfg.HTTPAddr }
-
-// MaxMemory is the configured memory bound, 0 if none.
-func (n *Node) MaxMemory() int64 { return n.cfg.MaxMemory }
 
 // FSM exposes the local cache for stale reads and statistics.
 func (n *Node) FSM() *fsm.FSM { return n.fsm }

@@ -179,6 +179,7 @@ func (g *gateTransport) run() {
 			switch req := rpc.Command.(type) {
 			case *raft.AppendEntriesRequest:
 				leader = req.ID
+				g.n.leaderCommit.heard(req.Term, req.LeaderCommitIndex)
 			case *raft.InstallSnapshotRequest:
 				leader = req.ID
 			}

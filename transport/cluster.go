@@ -67,6 +67,9 @@ type nodeJSON struct {
 	Version   string `json:"version"`
 	Revision  string `json:"revision,omitempty"`
 	ClusterID string `json:"cluster_id,omitempty"`
+	// MaxMemory is the node's own memory bound (0: none); the leader
+	// enforces the smallest any member reports.
+	MaxMemory int64 `json:"max_memory"`
 }
 
 // formationJSON is GET /v1/cluster/formation: what a founder of a
@@ -353,7 +356,7 @@ func (s *Server) handleNode(w http.ResponseWriter, r *http.Request) {
 	info := s.node.Info()
 	b := node.BuildInfo()
 	out := nodeJSON{ID: info.ID, FeatureLevel: info.Level, Incarnation: info.Incarnation, State: info.State, AppliedIndex: info.AppliedIndex,
-		Version: b.Version, Revision: b.Revision, ClusterID: s.node.ClusterID()}
+		Version: b.Version, Revision: b.Revision, ClusterID: s.node.ClusterID(), MaxMemory: info.MaxMemory}
 	if err := s.node.RemovedReason(); err != nil {
 		out.Removed = err.Error()
 	}
@@ -402,9 +405,11 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: err.Error(), Code: "poisoned"})
 		return
 	}
-	if !s.node.Ready() {
+	// Readiness, not Ready: a busy leader stays ready, and a follower is
+	// judged against the leader's commit index (node/ready.go).
+	if ok, why := s.node.Readiness(); !ok {
 		w.Header().Set("Retry-After", "1")
-		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: "no known leader, or the local state is behind the commit index", Code: "not_ready"})
+		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: "not ready: " + why, Code: "not_ready"})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})

@@ -47,7 +47,7 @@ func (s *Server) newMetrics() *metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		cacheCollector{n},
 		buildInfo(),
-		gauge("raftcache_cache_max_memory_bytes", "The --max-memory bound, 0 if none.", func() float64 { return float64(n.MaxMemory()) }),
+		gauge("raftcache_cache_max_memory_bytes", "The memory bound this node enforces (--max-memory or its default; on the leader the smallest any member reports), 0 if none.", func() float64 { return float64(n.MaxMemory()) }),
 		gauge("raftcache_log_store_memory_bytes", "The most memory the Raft log store keeps (pebble's block cache and memtables; 0 for bolt).", func() float64 { return float64(n.StoreMemory()) }),
 		gauge("raftcache_raft_term", "Current Raft term.", func() float64 { return float64(n.Status().Term) }),
 		gauge("raftcache_raft_commit_index", "Raft commit index known to this node.", func() float64 { return float64(n.Status().CommitIndex) }),
