@@ -128,11 +128,6 @@ func (p *pod) cli(m member, args ...string) (string, error) {
 	return p.run(append([]string{"exec", m.container, "/raftcache", "--endpoints", "http://" + m.name + ":7070"}, args...)...)
 }
 
-// knows says whether the image's binary has a node flag.
-func (p *pod) knows(flag string) bool {
-	out, _ := p.run("run", "--rm", "-v", "/data", p.image, "node", "--help")
-	return strings.Contains(out, "--"+flag)
-}
 
 // hostGet is GET http://ip:7070path from the test process.
 func hostGet(ip, path string, out any) (int, error) {
@@ -188,10 +183,6 @@ func TestContainerCluster(t *testing.T) {
 	ms := map[string]member{}
 	for _, n := range names {
 		ms[n] = p.member(n)
-	}
-	if !p.knows("bootstrap-expect") || !p.knows("http-advertise") {
-		containerClusterToday(t, p, names, ms)
-		t.Skip("image built and served; the rest needs --http-advertise and --bootstrap-expect (issue 15, items 1-2), not in this binary yet")
 	}
 	args := containerArgs(names)
 	for _, n := range names {
@@ -298,39 +289,6 @@ func TestContainerCluster(t *testing.T) {
 	}
 }
 
-// containerClusterToday is what runs on a binary without advertised HTTP
-// names and --bootstrap-expect: three containers form a cluster the old
-// way (one bootstraps, the others join it by name), serve /livez and
-// /readyz, and replicate a write. Delete it once items 1-2 are merged.
-func containerClusterToday(t *testing.T, p *pod, names []string, ms map[string]member) {
-	base := []string{"--data-dir=/data", "--http-addr=0.0.0.0:7070", "--raft-addr=0.0.0.0:7071", "--resp-addr=0.0.0.0:6379"}
-	ips := map[string]string{}
-	for i, n := range names {
-		args := append(append([]string(nil), base...), "--id="+n, "--raft-advertise="+n+":7071")
-		if i > 0 {
-			args = append(args, "--join=http://"+names[0]+":7070")
-		}
-		p.start(ms[n], "", args)
-		ips[n] = p.ip(ms[n])
-		waitStatus(t, ips[n], "/livez", http.StatusOK)
-	}
-	// Learners are not promoted here: the members registered their
-	// listeners' [::]:7070, which the leader's probes cannot reach (the
-	// bug advertised names fix). They replicate all the same.
-	for _, n := range names {
-		waitStatus(t, ips[n], "/readyz", http.StatusOK)
-	}
-	if out, err := p.cli(ms[names[0]], "set", "greeting", "hello"); err != nil {
-		t.Fatalf("put through %s: %v %s", names[0], err, out)
-	}
-	Eventually(t, "the write replicated to "+names[2], func() error {
-		out, err := p.cli(ms[names[2]], "get", "--stale", "greeting")
-		if err != nil || !strings.Contains(out, "hello") {
-			return fmt.Errorf("%q, %v", out, err)
-		}
-		return nil
-	})
-}
 
 // containerLeader waits for the member every member names as leader.
 func containerLeader(t *testing.T, ips map[string]string, names []string) string {
@@ -426,18 +384,6 @@ func TestContainerCompose(t *testing.T) {
 		_, _ = run("down", "-v", "-t", "0")
 		p.try("network", "rm", "-f", p.prefix+"_default") // podman-compose 1.0 leaves it
 	})
-	if !p.knows("bootstrap-expect") {
-		out, err := run("--dry-run", "up", "-d")
-		if err != nil {
-			t.Fatalf("podman-compose --dry-run up: %v\n%s", err, out)
-		}
-		for _, want := range []string{"--hostname rc1", "--hostname rc3", p.image + " node --data-dir=/data", "127.0.0.1:" + ports["RC2_HTTP"] + ":7070"} {
-			if !strings.Contains(out, want) {
-				t.Errorf("podman-compose would not run %q:\n%s", want, out)
-			}
-		}
-		t.Skip("compose.yaml parsed by podman-compose; bringing it up needs --bootstrap-expect (issue 15, items 1-2), not in this binary yet")
-	}
 	if out, err := run("up", "-d"); err != nil {
 		t.Fatalf("podman-compose up: %v\n%s", err, out)
 	}

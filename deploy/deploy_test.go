@@ -26,12 +26,6 @@ import (
 	"github.com/raftcache/raftcache/cli"
 )
 
-// fromDeployA are the flags of issue 15's advertised names and safe
-// formation, built on another branch: until it is merged, their absence is
-// logged, not failed. Once merged they are known and this has no effect;
-// delete it then.
-var fromDeployA = map[string]bool{"http-advertise": true, "resp-advertise": true, "bootstrap-expect": true}
-
 // probePaths are the paths the binary serves without credentials for
 // probes (transport/server.go).
 var probePaths = map[string]bool{"/livez": true, "/readyz": true}
@@ -103,8 +97,6 @@ func checkArgs(t *testing.T, where string, args []string) map[string]string {
 		}
 		name, val, ok := strings.Cut(strings.TrimLeft(a, "-"), "=")
 		switch {
-		case !known[name] && fromDeployA[name]:
-			t.Logf("%s: --%s is not in this binary yet (issue 15, items 1-2)", where, name)
 		case !known[name]:
 			t.Errorf("%s: `raftcache node` has no flag --%s", where, name)
 		}
@@ -266,7 +258,7 @@ func TestSystemdUnit(t *testing.T) {
 		if !ok || !strings.HasPrefix(name, "RAFTCACHE_") || strings.Contains(name, " ") {
 			continue
 		}
-		if !known[name] && !fromDeployA[strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(name, "RAFTCACHE_"), "_", "-"))] {
+		if !known[name] {
 			t.Errorf("raftcache.env sets %s, which `raftcache node` does not read", name)
 		}
 	}
