@@ -128,7 +128,6 @@ func (p *pod) cli(m member, args ...string) (string, error) {
 	return p.run(append([]string{"exec", m.container, "/raftcache", "--endpoints", "http://" + m.name + ":7070"}, args...)...)
 }
 
-
 // hostGet is GET http://ip:7070path from the test process.
 func hostGet(ip, path string, out any) (int, error) {
 	resp, err := plainClient.Get("http://" + net.JoinHostPort(ip, "7070") + path)
@@ -164,7 +163,7 @@ func containerArgs(names []string) []string {
 	}
 	return []string{"--data-dir=/data", "--http-addr=0.0.0.0:7070", "--raft-addr=0.0.0.0:7071", "--resp-addr=0.0.0.0:6379",
 		"--bootstrap-expect=3", "--join=" + strings.Join(join, ","),
-		"--raft-heartbeat-timeout=1s", "--promote-after=2s"}
+		"--raft-heartbeat-timeout=1s", "--promote-after=8s"} // long enough to see a wiped member as a learner
 }
 
 // otherIP is an address of ip's /24 other than ip and the gateway.
@@ -203,16 +202,20 @@ func TestContainerCluster(t *testing.T) {
 			follower = n
 		}
 	}
-	// Every member registered its name, never 0.0.0.0 or an IP.
-	var v ClusterView
-	if _, err := hostGet(ips[leader], "/v1/cluster", &v); err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range v.Members {
-		if m.HTTPAddr != m.ID+":7070" || m.RaftAddr != m.ID+":7071" {
-			t.Errorf("member %s registered HTTP %q and Raft %q, want its name", m.ID, m.HTTPAddr, m.RaftAddr)
+	// Every member registers its name, never 0.0.0.0 or an IP (a founder
+	// registers its HTTP address once the cluster has a leader).
+	Eventually(t, "every member registered under its name", func() error {
+		var v ClusterView
+		if _, err := hostGet(ips[leader], "/v1/cluster", &v); err != nil {
+			return err
 		}
-	}
+		for _, m := range v.Members {
+			if m.HTTPAddr != m.ID+":7070" || m.RaftAddr != m.ID+":7071" {
+				return fmt.Errorf("member %s registered HTTP %q and Raft %q, want its name", m.ID, m.HTTPAddr, m.RaftAddr)
+			}
+		}
+		return nil
+	})
 
 	// Write through a follower (redirected to the leader's name), read
 	// through another member.
@@ -288,7 +291,6 @@ func TestContainerCluster(t *testing.T) {
 		t.Fatalf("stale get on the wiped %s after catching up: %q, %v", follower, out, err)
 	}
 }
-
 
 // containerLeader waits for the member every member names as leader.
 func containerLeader(t *testing.T, ips map[string]string, names []string) string {
