@@ -223,6 +223,9 @@ func (g *diffGen) zsetCommand() []string {
 // shape and length, distinct members for a positive count, the whole set
 // when the count covers it.
 func diffZRandMember(argv []string, w, g *reply) (string, bool) {
+	if w.Kind == kStatus || g.Kind == kStatus { // QUEUED
+		return "", false
+	}
 	if len(argv) == 2 {
 		if w.Kind == g.Kind && (w.Kind == kBulk || w.Kind == kNilBulk || w.Kind == kNull) {
 			return "", true
@@ -274,6 +277,9 @@ func diffZRandMember(argv []string, w, g *reply) (string, bool) {
 // pairs (Redis answers a small set in score order, raftcache in member
 // order).
 func diffZScan(argv []string, w, g *reply) (string, bool) {
+	if w.Kind == kStatus || g.Kind == kStatus { // QUEUED
+		return "", false
+	}
 	if w.Kind != kArray || g.Kind != kArray || len(w.Elems) != 2 || len(g.Elems) != 2 {
 		return "", false
 	}

@@ -1079,6 +1079,7 @@ func zsetFrom(elems []zmember) *zset {
 	z := newZSet()
 	nodes := make([]*znode, len(elems))
 	for i, e := range elems {
+		e.score = zkeep(e.score)
 		nodes[i] = &znode{member: e.m, score: e.score, size: 1, height: 1, tok: z.tok}
 		z.members.ReplaceOrInsert(e)
 		z.bytes += int64(len(e.m))

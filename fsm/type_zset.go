@@ -146,6 +146,7 @@ func (z *zset) score(member string) (float64, bool) {
 
 // add inserts member (absent) with score.
 func (z *zset) add(member string, score float64) {
+	score = zkeep(score)
 	z.members.ReplaceOrInsert(zmember{member, score})
 	z.bytes += int64(len(member))
 	z.root = z.insert(z.root, &znode{member: member, score: score, size: 1, height: 1, tok: z.tok})
@@ -164,9 +165,19 @@ func (z *zset) remove(member string) (float64, bool) {
 
 // update moves member (present with score old) to score s.
 func (z *zset) update(member string, old, s float64) {
+	s = zkeep(s)
 	z.members.ReplaceOrInsert(zmember{member, s})
 	z.root = z.delete(z.root, old, member)
 	z.root = z.insert(z.root, &znode{member: member, score: s, size: 1, height: 1, tok: z.tok})
+}
+
+// zkeep is the score a set keeps: -0 becomes 0, as in Redis's compact
+// encoding of sorted sets, which stores a score "-0" as the integer 0.
+func zkeep(s float64) float64 {
+	if s == 0 {
+		return 0
+	}
+	return s
 }
 
 // rank is member's 0-based position in (score, member) order.
