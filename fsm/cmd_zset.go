@@ -41,8 +41,8 @@ func init() {
 		one(&Spec{Name: "zpopmax", Arity: -2, Flags: FlagWrite | FlagFast, run: func(t *Tx, a [][]byte) Reply { return cmdZPop(t, a, true) }}),
 		one(&Spec{Name: "zrandmember", Arity: -2, Flags: ro, run: cmdZRandMember}),
 		one(&Spec{Name: "zscan", Arity: -3, Flags: ro, run: cmdZScan}),
-		&Spec{Name: "zunionstore", Arity: -4, Flags: rw, keys: zstoreKeys, Level: LevelTypes, run: zstore(false)},
-		&Spec{Name: "zinterstore", Arity: -4, Flags: rw, keys: zstoreKeys, Level: LevelTypes, run: zstore(true)},
+		&Spec{Name: "zunionstore", Arity: -4, Flags: rw, FirstKey: 1, LastKey: 1, Step: 1, keys: zstoreKeys, Level: LevelTypes, run: zstore(false)},
+		&Spec{Name: "zinterstore", Arity: -4, Flags: rw, FirstKey: 1, LastKey: 1, Step: 1, keys: zstoreKeys, Level: LevelTypes, run: zstore(true)},
 	)
 }
 
