@@ -29,6 +29,20 @@ func BenchmarkZSet(b *testing.B) {
 		entry := func(cmds ...[][]byte) *raft.Log {
 			return lb.cmd(Command{Op: OpExec, Now: t0, Units: []Unit{{Mode: UnitPlain, Cmds: cmds}}})
 		}
+		b.Run(fmt.Sprintf("SET-baseline/n=%d", n), func(b *testing.B) {
+			// The cost of an entry itself at this heap size (decoding,
+			// publishing, the garbage collector's share), for comparison.
+			logs := make([]*raft.Log, b.N)
+			for i := range logs {
+				logs[i] = entry([][]byte{[]byte("SET"), []byte("other"), []byte(strconv.Itoa(i))})
+			}
+			b.ResetTimer()
+			c0 := cpuTime()
+			for _, l := range logs {
+				f.Apply(l)
+			}
+			reportCPU(b, c0)
+		})
 		b.Run(fmt.Sprintf("ZADD/n=%d", n), func(b *testing.B) {
 			// A new score for an existing member: a removal and an
 			// insertion in the tree, the size unchanged.
