@@ -893,12 +893,13 @@ func zstoreKeys(a [][]byte) [][]byte {
 }
 
 // zsetSource is what ZUNIONSTORE and ZINTERSTORE need of a plain set
-// among their sources (Redis takes sets, each member with score 1): the
-// set type implements it.
+// among their sources (Redis takes sets, each member with score 1); the
+// set type has these methods. members lists them in a deterministic
+// order (they are sorted).
 type zsetSource interface {
 	length() int
 	has(member string) bool
-	each(fn func(member string) bool)
+	members() []string
 }
 
 type zsrc struct {
@@ -932,7 +933,9 @@ func (s *zsrc) each(fn func(m string, score float64)) {
 	case s.z != nil:
 		s.z.descend(s.z.length()-1, func(n *znode) bool { fn(n.member, n.score); return true })
 	case s.set != nil:
-		s.set.each(func(m string) bool { fn(m, 1); return true })
+		for _, m := range s.set.members() {
+			fn(m, 1)
+		}
 	}
 }
 
