@@ -108,7 +108,13 @@ func (c *Client) DeleteAll(ctx context.Context) (*DeletePrefixResult, error) {
 
 func (c *Client) deletePrefix(ctx context.Context, q url.Values) (*DeletePrefixResult, error) {
 	var out DeletePrefixResult
-	if _, err := c.doJSON(ctx, &call{method: http.MethodDelete, path: "/v1/keys", query: q, write: true}, &out); err != nil {
+	_, err := c.doJSON(ctx, &call{method: http.MethodDelete, path: "/v1/keys", query: q, write: true}, &out)
+	if c.near != nil {
+		// The prefix's keys change at out.Index (unknown on an error:
+		// the events, when they come, drop them).
+		c.near.invalidatePrefix(q.Get("prefix"), out.Index)
+	}
+	if err != nil {
 		return nil, err
 	}
 	return &out, nil

@@ -64,8 +64,9 @@ var diffAllowed = []struct {
 	{
 		reason: "Expiry times more than 100 years ahead are refused with `ERR invalid expire time`.",
 		match: func(argv []string, redis, rc *reply) bool {
-			// (Redis may refuse the command for another reason found
-			// later, such as SET ... GET on a key of another type.)
+			// Redis accepts the time, then may answer what the command
+			// does with it: SET ... GET on a key of another type is
+			// WRONGTYPE there, refused earlier here.
 			return rc.Kind == kError && strings.HasPrefix(rc.Str, "ERR invalid expire time") &&
 				(redis.Kind != kError || redis.firstWord() == "WRONGTYPE") && diffHasFarTime(argv)
 		},

@@ -45,6 +45,9 @@ var errorStatus = []struct {
 	{fsm.ErrWrongType, http.StatusConflict, "wrong_type"},
 	{fsm.ErrNewerLevel, http.StatusConflict, "feature_level"},
 	{errResultLost, http.StatusConflict, "result_unavailable"},
+	{node.ErrCompacted, http.StatusGone, "compacted"},
+	{node.ErrBadEventID, http.StatusBadRequest, "bad_event_id"},
+	{node.ErrWatchLimit, http.StatusServiceUnavailable, "too_many_watches"},
 }
 
 // errResultLost: a retried request (same Idempotency-Key) was applied
