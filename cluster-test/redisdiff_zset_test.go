@@ -31,7 +31,7 @@ var (
 )
 
 func init() {
-	diffStages = append(diffStages, diffStage{name: "zset", command: (*diffGen).zsetCommand, fixed: diffFixedZSet, seqs: 60})
+	diffStages = append(diffStages, diffStage{name: "zset", command: (*diffGen).zsetCommand, fixed: append(diffFixedZSet, diffBigZSet()), seqs: 60})
 	diffComparers["ZRANDMEMBER"] = diffZRandMember
 	diffComparers["ZSCAN"] = diffZScan
 	// HELLO 3 in a fixed sequence: the server descriptions differ.
@@ -384,4 +384,27 @@ var diffFixedZSet = [][][]string{
 		{"MULTI"}, {"ZREMRANGEBYSCORE", "rate", "0", "1600"}, {"ZADD", "rate", "2500", "req2"}, {"ZCARD", "rate"}, {"EXPIRE", "rate", "60"}, {"EXEC"},
 		{"ZRANGE", "rate", "0", "-1", "WITHSCORES"}, {"TTL", "rate"},
 	},
+}
+
+// diffBigZSet is a sequence on sets past Redis's compact encoding (200
+// elements), where Redis uses its skiplist: ranks, scores and lex ranges
+// on a set of one score and on one of many.
+func diffBigZSet() [][]string {
+	one := []string{"ZADD", "k1"}
+	many := []string{"ZADD", "k2"}
+	for i := 0; i < 200; i++ {
+		one = append(one, "0", fmt.Sprintf("m%03d", i))
+		many = append(many, strconv.Itoa(i%17)+".5", fmt.Sprintf("m%03d", i))
+	}
+	return [][]string{
+		one, many, {"ZCARD", "k1"}, {"ZRANGEBYLEX", "k1", "[m050", "(m060"}, {"ZREVRANGEBYLEX", "k1", "(m150", "-", "LIMIT", "3", "4"},
+		{"ZLEXCOUNT", "k1", "(m010", "+"}, {"ZRANGE", "k1", "[m190", "+", "BYLEX"}, {"ZREMRANGEBYLEX", "k1", "[m100", "[m149"}, {"ZCARD", "k1"},
+		{"ZRANK", "k1", "m150"}, {"ZREVRANK", "k1", "m020"}, {"ZRANGE", "k1", "-5", "-1"}, {"ZREMRANGEBYRANK", "k1", "10", "-10"}, {"ZRANGE", "k1", "0", "-1"},
+		{"ZRANGEBYSCORE", "k2", "(3.5", "5.5", "WITHSCORES", "LIMIT", "2", "5"}, {"ZREVRANGEBYSCORE", "k2", "+inf", "16", "WITHSCORES"},
+		{"ZCOUNT", "k2", "(0.5", "10.5"}, {"ZRANK", "k2", "m100"}, {"ZREVRANK", "k2", "m100"}, {"ZRANGE", "k2", "100", "104", "WITHSCORES"},
+		{"ZREVRANGE", "k2", "0", "3", "WITHSCORES"}, {"ZREMRANGEBYSCORE", "k2", "(2.5", "10.5"}, {"ZCARD", "k2"}, {"ZPOPMIN", "k2", "3"}, {"ZPOPMAX", "k2", "2"},
+		{"ZUNIONSTORE", "k3", "2", "k1", "k2", "WEIGHTS", "1", "2"}, {"ZRANGE", "k3", "0", "9", "WITHSCORES"}, {"ZCARD", "k3"},
+		{"ZINTERSTORE", "k3", "2", "k1", "k2", "AGGREGATE", "MAX"}, {"ZRANGE", "k3", "0", "-1", "WITHSCORES"}, {"ZRANDMEMBER", "k2", "5"},
+		{"ZMSCORE", "k2", "m016", "m999"}, {"ZINCRBY", "k2", "0.25", "m016"}, {"ZSCORE", "k2", "m016"}, {"ZREM", "k2", "m016", "m015"}, {"ZCARD", "k2"},
+	}
 }

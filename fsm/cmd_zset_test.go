@@ -349,3 +349,46 @@ func TestZSetRandom(t *testing.T) {
 		t.Error("a view's ZRANDMEMBER always answers the same")
 	}
 }
+
+// ZSCAN pages a set too big for Redis's compact encoding with cursors:
+// every member present throughout is returned, none twice, even when
+// the set changes between pages.
+func TestZSetScanPages(t *testing.T) {
+	f, b := zsetFSM(t)
+	add := "ZADD z"
+	for i := range 300 {
+		add += fmt.Sprintf(" %d m%03d", i%7, i)
+	}
+	execEntry(t, f, b, t0, unit(UnitPlain, add))
+	seen := map[string]int{}
+	cursor, pages := "0", 0
+	for {
+		r := f.View(t0).Exec(argv("ZSCAN z " + cursor + " COUNT 25"))
+		if r.IsError() || len(r.Elems) != 2 {
+			t.Fatalf("ZSCAN: %s", r)
+		}
+		pages++
+		els := r.Elems[1].Elems
+		for i := 0; i < len(els); i += 2 {
+			seen[string(els[i].Bulk)]++
+		}
+		if pages == 3 {
+			execEntry(t, f, b, t0, unit(UnitPlain, "ZADD z 1 a-new 2 zz-new", "ZREM z m299"))
+		}
+		cursor = string(r.Elems[0].Bulk)
+		if cursor == "0" {
+			break
+		}
+	}
+	for i := range 299 {
+		if m := fmt.Sprintf("m%03d", i); seen[m] != 1 {
+			t.Errorf("%s returned %d times", m, seen[m])
+		}
+	}
+	if pages < 12 || seen["zz-new"] != 1 {
+		t.Errorf("%d pages; a member added after the cursor passed its place: %d", pages, seen["zz-new"])
+	}
+	if r := f.View(t0).Exec(argv("ZSCAN z 12345")); !r.IsError() {
+		t.Errorf("unknown cursor on a big set: %s", r)
+	}
+}
