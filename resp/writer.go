@@ -114,7 +114,7 @@ func (w *writer) reply(r fsm.Reply) {
 	case fsm.KindBulk:
 		w.bulk(r.Bulk)
 	case fsm.KindDouble:
-		s := strconv.FormatFloat(r.Float, 'g', 17, 64)
+		s := fsm.FormatDouble(r.Float)
 		if w.proto == 3 {
 			w.b = append(append(append(w.b, ','), s...), '\r', '\n')
 		} else {
@@ -131,6 +131,20 @@ func (w *writer) reply(r fsm.Reply) {
 		} else {
 			w.array(len(r.Elems))
 		}
+		for _, e := range r.Elems {
+			w.reply(e)
+		}
+	case fsm.KindPairs:
+		if w.proto == 3 {
+			w.array(len(r.Elems) / 2)
+			for i := 0; i+1 < len(r.Elems); i += 2 {
+				w.array(2)
+				w.reply(r.Elems[i])
+				w.reply(r.Elems[i+1])
+			}
+			return
+		}
+		w.array(len(r.Elems))
 		for _, e := range r.Elems {
 			w.reply(e)
 		}
