@@ -163,6 +163,7 @@ type state struct {
 	// are never modified once published: a change copies the map.
 	members map[string]*Member
 	level   uint32 // the cluster's feature level; 0 = never raised (level 1)
+	notify  uint32 // notify-keyspace-events (pubsub.go)
 	// gen identifies this private copy (see Tx.mutable); every clone
 	// gets a new one. Not replicated: it only decides when to copy.
 	gen uint64
@@ -205,7 +206,7 @@ type FSM struct {
 
 	hits, misses atomic.Uint64 // local read statistics, not replicated
 
-	onChange func(Change) // told what each applied entry changed; set before start
+	onChange []func(Change) // told what each applied entry changed; set before start
 	cursors  cursorTable  // SCAN positions handed out by this node
 }
 
@@ -275,7 +276,9 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 		out[i] = f.applyOnce(next, l.Index, &cmd, &ch)
 		last = l.Index
 		if f.onChange != nil {
-			changes = append(changes, ch.change(l.Index))
+			c := ch.change(l.Index)
+			c.Notify = next.notify
+			changes = append(changes, c)
 		}
 	}
 	next.index = last
@@ -283,7 +286,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 	f.notify()
 	for _, c := range changes {
 		if !c.Empty() {
-			f.onChange(c)
+			f.tellChange(c)
 		}
 	}
 	return out
@@ -297,7 +300,7 @@ func (f *FSM) applyOnce(s *state, index uint64, cmd *Command, ch *changeSet) *Re
 		return &res
 	}
 	ch.legacy(cmd)
-	res := s.once(cmd.ReqID, cmd.Now, func() Result { return f.apply(s, index, cmd) })
+	res := s.once(cmd.ReqID, cmd.Now, func() Result { return f.apply(s, index, cmd, ch) })
 	return &res
 }
 
