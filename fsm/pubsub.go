@@ -30,6 +30,7 @@ const LevelChanges uint32 = 3
 type Message struct {
 	Channel string
 	Data    []byte
+	Shard   bool // SPUBLISH: for SSUBSCRIBE subscribers only, as in Redis
 }
 
 func init() {
@@ -52,7 +53,7 @@ func RCNotify(flags string) [][]byte { return [][]byte{[]byte("rc.notify"), []by
 
 func cmdPublish(t *Tx, a [][]byte) Reply {
 	if t.ch != nil {
-		t.ch.messages = append(t.ch.messages, Message{Channel: string(a[1]), Data: a[2]})
+		t.ch.messages = append(t.ch.messages, Message{Channel: string(a[1]), Data: a[2], Shard: eq(a[0], "spublish")})
 	}
 	return intReply(0)
 }
@@ -132,10 +133,7 @@ func ParseNotifyFlags(s string) (uint32, bool) {
 func NotifyFlagsString(f uint32) string {
 	var b strings.Builder
 	if f&NotifyAll == NotifyAll {
-		b.WriteByte('A')
-		if f&NotifyNew != 0 {
-			b.WriteByte('n')
-		}
+		b.WriteByte('A') // and no 'n', as Redis writes it
 	} else {
 		for _, nc := range notifyChars {
 			if f&nc.flag != 0 {

@@ -49,7 +49,7 @@ func toBytes(s []string) [][]byte {
 }
 
 func TestNotifyFlags(t *testing.T) {
-	for in, want := range map[string]string{"": "", "KEA": "AKE", "Kx": "xK", "gE": "gE", "AKEmn": "AnKEm", "$lshz": "$lshz"} {
+	for in, want := range map[string]string{"": "", "KEA": "AKE", "Kx": "xK", "gE": "gE", "AKEmn": "AKEm", "$lshz": "$lshz"} {
 		f, ok := ParseNotifyFlags(in)
 		if !ok || NotifyFlagsString(f) != want {
 			t.Errorf("%q: %q %v, want %q", in, NotifyFlagsString(f), ok, want)

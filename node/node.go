@@ -228,6 +228,7 @@ type Node struct {
 
 	reads    *readIndex
 	proposer *proposer
+	hub      *Hub // the change fan-out to local subscribers (hub.go)
 	notify   <-chan bool // Raft's leadership change notifications
 
 	// readyTerm is the term in which this node, as leader, has applied an
@@ -286,6 +287,8 @@ func New(cfg Config) (*Node, error) {
 		removal:       removal{ch: make(chan struct{})},
 		transportDone: make(chan struct{}),
 	}
+	n.hub = newHub(n.fsm.AppliedIndex)
+	n.fsm.OnChange(n.hub.feed)
 	if err := n.open(newIncarnation); err != nil {
 		n.closeStores()
 		return nil, err
@@ -300,7 +303,8 @@ func New(cfg Config) (*Node, error) {
 		}
 		return false
 	}))
-	n.wg.Add(10)
+	n.wg.Add(11)
+	go func() { defer n.wg.Done(); n.hub.Run(n.closing) }()
 	go n.watchHeartbeats(obs)
 	go n.proposer.run()
 	go n.watchLeadership()
@@ -322,6 +326,11 @@ func (n *Node) open(newIncarnation bool) error {
 	n.logs, err = raft.NewLogCache(1024, n.store)
 	if err != nil {
 		return err
+	}
+	// Entries up to here are replayed after a restart: their messages
+	// were delivered before it.
+	if n.hub.floor, err = n.logs.LastIndex(); err != nil {
+		return fmt.Errorf("node: last log index: %w", err)
 	}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(n.cfg.DataDir, 2, n.logger.Named("snapshots"))
 	if err != nil {
