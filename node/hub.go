@@ -99,12 +99,12 @@ type HubStats struct {
 type Hub struct {
 	applied func() uint64
 
-	mu       sync.Mutex
-	pending  []fsm.Change
-	kick     chan struct{}
-	floor    uint64 // the last log index when the node started
-	subs     map[*Sub]struct{}
-	byID     map[int64]*Sub
+	mu      sync.Mutex
+	pending []fsm.Change
+	kick    chan struct{}
+	floor   uint64 // the last log index when the node started
+	subs    map[*Sub]struct{}
+	byID    map[int64]*Sub
 	// by kind: channel (pattern) -> subscriber -> start index
 	named    [numKinds]map[string]map[*Sub]uint64
 	tracked  map[string]map[*Sub]uint64 // key -> subscriber -> index it was read at

@@ -228,7 +228,7 @@ type Node struct {
 
 	reads    *readIndex
 	proposer *proposer
-	hub      *Hub // the change fan-out to local subscribers (hub.go)
+	hub      *Hub        // the change fan-out to local subscribers (hub.go)
 	notify   <-chan bool // Raft's leadership change notifications
 
 	// readyTerm is the term in which this node, as leader, has applied an

@@ -714,7 +714,7 @@ func (s *Server) relayItems(cl *client, items []*item, depth int) {
 			return
 		}
 		var raws [][]byte
-		var last []bool    // the frame whose reply is the client's
+		var last []bool   // the frame whose reply is the client's
 		var owner []*item // the item of each frame
 		for _, it := range items {
 			f := it.frames()
