@@ -23,6 +23,7 @@ require (
 require (
 	github.com/go-redis/redis_rate/v10 v10.0.1
 	github.com/go-redsync/redsync/v4 v4.18.1
+	github.com/redis/rueidis v1.0.79
 )
 
 require (

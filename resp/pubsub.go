@@ -386,7 +386,7 @@ func cmdConfigSet(s *Server, cl *client, args [][]byte) {
 		return
 	}
 	if lower(args[2]) != "notify-keyspace-events" {
-		w.error("ERR CONFIG SET " + printable(args[2]) + " is not supported by raftcache: only notify-keyspace-events can be set; the other settings are node flags")
+		w.error("ERR CONFIG SET is not supported by raftcache for '" + printable(args[2]) + "': only notify-keyspace-events can be set; the other settings are node flags")
 		return
 	}
 	if s.cfg.Auth != nil && cl.principal.Role < auth.RoleWrite {
