@@ -170,13 +170,18 @@ func (h *Hub) Run(stop <-chan struct{}) {
 		case <-stop:
 			return
 		}
-		h.mu.Lock()
-		batch := h.pending
-		h.pending = nil
-		for i := range batch {
-			h.dispatch(&batch[i])
-		}
-		h.mu.Unlock()
+		h.drain()
+	}
+}
+
+// drain dispatches the pending changes.
+func (h *Hub) drain() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	batch := h.pending
+	h.pending = nil
+	for i := range batch {
+		h.dispatch(&batch[i])
 	}
 }
 
