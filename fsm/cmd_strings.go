@@ -144,9 +144,11 @@ func cmdSet(t *Tx, a [][]byte) Reply {
 		exp = cur.expireAt
 	}
 	if exp != 0 && exp <= t.now {
-		if t.del(a[1]) { // an expiry already past: Redis deletes the key at once
-			t.event("del", string(a[1]))
-		}
+		t.del(a[1]) // an expiry already past: Redis deletes the key at once
+		// and reports it as Redis 7.0 does: stored, given its expiry, expired.
+		t.event("set", string(a[1]))
+		t.event("expire", string(a[1]))
+		t.event("expired", string(a[1]))
 	} else {
 		t.put(string(a[1]), bytes.Clone(a[2]), exp)
 		t.event("set", string(a[1]))
