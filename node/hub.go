@@ -99,12 +99,16 @@ type HubStats struct {
 type Hub struct {
 	applied func() uint64
 
-	mu      sync.Mutex
+	// inMu guards pending alone, so that feeding the hub never waits
+	// for a dispatch in progress.
+	inMu    sync.Mutex
 	pending []fsm.Change
 	kick    chan struct{}
-	floor   uint64 // the last log index when the node started
-	subs    map[*Sub]struct{}
-	byID    map[int64]*Sub
+
+	mu    sync.Mutex
+	floor uint64 // the last log index when the node started
+	subs  map[*Sub]struct{}
+	byID  map[int64]*Sub
 	// by kind: channel (pattern) -> subscriber -> start index
 	named    [numKinds]map[string]map[*Sub]uint64
 	tracked  map[string]map[*Sub]uint64 // key -> subscriber -> index it was read at
@@ -153,9 +157,9 @@ func (n *Node) Hub() *Hub { return n.hub }
 
 // feed is the FSM's OnChange: it never blocks.
 func (h *Hub) feed(c fsm.Change) {
-	h.mu.Lock()
+	h.inMu.Lock()
 	h.pending = append(h.pending, c)
-	h.mu.Unlock()
+	h.inMu.Unlock()
 	select {
 	case h.kick <- struct{}{}:
 	default:
@@ -176,10 +180,12 @@ func (h *Hub) Run(stop <-chan struct{}) {
 
 // drain dispatches the pending changes.
 func (h *Hub) drain() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
+	h.inMu.Lock()
 	batch := h.pending
 	h.pending = nil
+	h.inMu.Unlock()
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	for i := range batch {
 		h.dispatch(&batch[i])
 	}
@@ -204,6 +210,10 @@ type Sub struct {
 
 	ready chan struct{} // capacity 1: the queue is not empty
 	done  chan struct{} // closed when dropped or closed
+
+	// Read without the hub's lock on every command of a connection.
+	nsubs   atomic.Int32 // subscriptions of every kind
+	pending atomic.Bool  // the queue is not empty
 }
 
 // NewSub registers a subscriber. id names it for REDIRECT (a connection
@@ -254,6 +264,7 @@ func (s *Sub) Take(buf []Event) []Event {
 	s.h.mu.Lock()
 	defer s.h.mu.Unlock()
 	buf = append(buf, s.q...)
+	s.pending.Store(false)
 	clear(s.q)
 	s.q, s.qBytes = s.q[:0], 0
 	if cap(s.q) > 1024 {
@@ -274,6 +285,7 @@ func (s *Sub) Close() {
 		}
 		s.mine[k] = map[string]bool{}
 	}
+	s.nsubs.Store(0)
 	h.untrack(s)
 	delete(h.watchers, s)
 	delete(h.subs, s)
@@ -303,11 +315,14 @@ func (h *Hub) unsub(m map[string]map[*Sub]uint64, name string, s *Sub) {
 // (Count). Messages of entries applied after the call are delivered.
 func (s *Sub) Subscribe(kind SubKind, name string) int {
 	h := s.h
-	start := h.applied()
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	// Read under the lock: every change up to start is dispatched or
+	// pending (and skipped), every later one is dispatched after this.
+	start := h.applied()
 	if !s.mine[kind][name] && !s.closed {
 		s.mine[kind][name] = true
+		s.nsubs.Add(1)
 		m := h.named[kind]
 		if m[name] == nil {
 			m[name] = map[*Sub]uint64{}
@@ -324,6 +339,7 @@ func (s *Sub) Unsubscribe(kind SubKind, name string) int {
 	defer h.mu.Unlock()
 	if s.mine[kind][name] {
 		delete(s.mine[kind], name)
+		s.nsubs.Add(-1)
 		h.unsub(h.named[kind], name, s)
 	}
 	return s.countLocked(kind)
@@ -357,12 +373,8 @@ func (s *Sub) countLocked(kind SubKind) int {
 }
 
 // Subscribed says whether the subscriber has any subscription (RESP2's
-// subscribed mode).
-func (s *Sub) Subscribed() bool {
-	s.h.mu.Lock()
-	defer s.h.mu.Unlock()
-	return s.subscribedLocked()
-}
+// subscribed mode). It takes no lock.
+func (s *Sub) Subscribed() bool { return s.nsubs.Load() > 0 }
 
 func (s *Sub) subscribedLocked() bool {
 	return len(s.mine[Channel])+len(s.mine[Pattern])+len(s.mine[Shard]) > 0
@@ -372,9 +384,9 @@ func (s *Sub) subscribedLocked() bool {
 // (EventChange), or stops it.
 func (s *Sub) Watch(on bool) {
 	h := s.h
-	start := h.applied()
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	start := h.applied()
 	if on && !s.closed {
 		h.watchers[s] = start
 	} else {
@@ -461,6 +473,7 @@ func (h *Hub) push(s *Sub, e Event) {
 		return
 	}
 	s.q = append(s.q, e)
+	s.pending.Store(true)
 	s.qBytes += e.size()
 	if s.qBytes > s.limit {
 		s.closeLocked(ErrSlowSubscriber)
@@ -552,9 +565,9 @@ type TrackOptions struct {
 // key).
 func (s *Sub) Track(opts *TrackOptions) {
 	h := s.h
-	start := h.applied()
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	start := h.applied()
 	h.untrack(s)
 	if opts == nil || s.closed {
 		return
@@ -783,9 +796,6 @@ func (s *Sub) Has(kind SubKind, name string) bool {
 	return s.mine[kind][name]
 }
 
-// Pending says whether events wait in the subscriber's queue.
-func (s *Sub) Pending() bool {
-	s.h.mu.Lock()
-	defer s.h.mu.Unlock()
-	return len(s.q) > 0
-}
+// Pending says whether events wait in the subscriber's queue. It takes
+// no lock.
+func (s *Sub) Pending() bool { return s.pending.Load() }
