@@ -276,7 +276,7 @@ func (cl *client) writeEvent(e *node.Event) {
 			w.bulkString(k)
 		}
 	case node.EventRedirBroken:
-		if w.proto == 3 {
+		if w.proto == 3 && cl.track != nil {
 			w.pushHeader(2)
 			w.bulkString("tracking-redir-broken")
 			w.int(cl.track.redirect)
