@@ -72,6 +72,15 @@ func TestPubSubAcrossNodes(t *testing.T) {
 		}
 	}
 
+	// The figures of INFO and /metrics.
+	if st := followers[0].Hub().Stats(); st.Subscribers != 1 || st.Channels != 1 || st.Delivered < 6 || st.Published < 7 {
+		t.Fatalf("follower hub stats %+v", st)
+	}
+	if info, err := client(t, followers[1].RESPAddr(), 2).Info(ctx, "stats").Result(); err != nil ||
+		!strings.Contains(info, "pubsub_patterns:1\r\n") || !strings.Contains(info, "pubsub_messages_delivered:6\r\n") {
+		t.Fatalf("INFO stats: %v\n%s", err, info)
+	}
+
 	// PUBSUB answers for the node asked.
 	f0 := client(t, followers[0].RESPAddr(), 2)
 	if n, err := f0.PubSubNumSub(ctx, "news", "none").Result(); err != nil || n["news"] != 1 || n["none"] != 0 {
