@@ -356,6 +356,11 @@ func (s *Server) serveDetached(dc redcon.DetachedConn, cl *client) {
 			}
 			return
 		}
+		if s.cfg.Auth != nil && cl.sub.Pending() && s.authorize(cl, "subscribe", commands["subscribe"], kindConn) != "" {
+			// Its token was revoked (or lost the read role) since it
+			// subscribed: it hears nothing more.
+			return
+		}
 		evs = cl.sub.Take(evs[:0])
 		for i := range evs {
 			cl.writeEvent(&evs[i])
