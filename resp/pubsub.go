@@ -311,6 +311,16 @@ func (s *Server) serveDetached(dc redcon.DetachedConn, cl *client) {
 			}
 		}
 	}()
+	go func() {
+		select {
+		case <-cl.sub.Done(): // dropped: cut it now, even if a write to it is blocked
+			if cl.sub.Err() != nil {
+				s.logger.Debug("closing a subscriber that does not keep up", "client", cl.id, "addr", cl.addr)
+				dc.NetConn().Close()
+			}
+		case <-quit:
+		}
+	}()
 	defer func() {
 		close(quit)
 		dc.NetConn().Close()
@@ -351,9 +361,6 @@ func (s *Server) serveDetached(dc redcon.DetachedConn, cl *client) {
 			s.busy.Add(-1)
 		case <-cl.sub.Ready():
 		case <-cl.sub.Done():
-			if cl.sub.Err() != nil {
-				s.logger.Debug("closing a subscriber that does not keep up", "client", cl.id, "addr", cl.addr)
-			}
 			return
 		}
 		if s.cfg.Auth != nil && cl.sub.Pending() && s.authorize(cl, "subscribe", commands["subscribe"], kindConn) != "" {

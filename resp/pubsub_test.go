@@ -1,7 +1,9 @@
 package resp_test
 
 import (
+	"io"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -188,5 +190,47 @@ func (c *rawConn) hello3() {
 	c.t.Helper()
 	c.send(cmd("HELLO", "3"))
 	for c.expectPrefix("") != "*0\r\n" { // the last field: modules, an empty array
+	}
+}
+
+// A subscriber that does not read is disconnected once its pushes pass
+// the bound; a subscriber that reads goes on.
+func TestSlowSubscriberDropped(t *testing.T) {
+	c := startCluster(t, resp.Config{Limits: resp.Limits{MaxPushBytes: 256 << 10}})
+	leader := c.leader(t)
+	f := c.Followers(leader)[0]
+	ctx := ctxT(t)
+	slow := dialRaw(t, f.RESPAddr())
+	slow.send(cmd("SUBSCRIBE", "c"))
+	slow.expect("*3\r\n$9\r\nsubscribe\r\n$1\r\nc\r\n:1\r\n")
+	good := client(t, f.RESPAddr(), 3).Subscribe(ctx, "c")
+	if _, err := good.Receive(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var received atomic.Int64
+	go func() {
+		for range good.Channel(redis.WithChannelSize(1 << 12)) {
+			received.Add(1)
+		}
+	}()
+	pub := client(t, leader.RESPAddr(), 2)
+	payload := strings.Repeat("x", 64<<10)
+	sent := int64(0)
+	waitFor(t, "the slow subscriber dropped", func() bool {
+		for i := 0; i < 10; i++ {
+			if err := pub.Publish(ctx, "c", payload).Err(); err != nil {
+				t.Fatal(err)
+			}
+			sent++
+		}
+		return f.Hub().Stats().Dropped > 0
+	})
+	if d := f.Hub().Stats().Dropped; d != 1 {
+		t.Fatalf("%d subscribers dropped", d)
+	}
+	waitFor(t, "every message to the subscriber that reads", func() bool { return received.Load() == sent })
+	_ = slow.nc.SetReadDeadline(time.Now().Add(deadline))
+	if n, err := io.Copy(io.Discard, slow.rd); err != nil {
+		t.Fatalf("the slow connection was not closed: %v (%d bytes read)", err, n)
 	}
 }

@@ -276,7 +276,7 @@ func (s *Server) accept(conn redcon.Conn) bool {
 	if lc != nil {
 		cl.w.out = lc
 	}
-	cl.sub = s.node.Hub().NewSub(cl.id, 0)
+	cl.sub = s.node.Hub().NewSub(cl.id, int(s.cfg.Limits.MaxPushBytes))
 	conn.SetContext(cl)
 	s.connsTotal.Add(1)
 	s.mu.Lock()
