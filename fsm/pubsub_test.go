@@ -90,6 +90,15 @@ func TestKeyspaceNotifications(t *testing.T) {
 	if ns := c.Notifications(); len(ns) != 1 || ns[0].Channel != "__keyevent@0__:expired" || string(ns[0].Data) != "e" {
 		t.Fatalf("expired: %+v", ns)
 	}
+	// Eviction's entry says 'evicted', for the keys it removed only.
+	execEntry(t, f, &b, t0, unit(UnitPlain, "rc.notify Ee"), unit(UnitPlain, "SET v1 x"))
+	v1 := mustGet(t, f, "v1", t0, "x").Version
+	applyOne(t, f, b.cmd(Command{Op: OpEvict, Now: t0, Keys: [][]byte{[]byte("v1"), []byte("gone")}, Versions: []uint64{v1, 7}}))
+	c = got[len(got)-1]
+	if ns := c.Notifications(); len(ns) != 1 || ns[0].Channel != "__keyevent@0__:evicted" || string(ns[0].Data) != "v1" {
+		t.Fatalf("evicted: %+v", ns)
+	}
+	execEntry(t, f, &b, t0, unit(UnitPlain, "rc.notify Ex"))
 	g := New(nil)
 	var restored []Change
 	g.OnChange(func(c Change) { restored = append(restored, c) })
