@@ -40,6 +40,7 @@ func cmdDel(t *Tx, a [][]byte) Reply {
 	n := 0
 	for _, k := range a[1:] {
 		if t.del(k) {
+			t.event("del", string(k))
 			n++
 		}
 	}
@@ -155,9 +156,11 @@ func cmdExpire(name string, unit time.Duration, absolute bool) func(*Tx, [][]byt
 		}
 		if at <= t.now {
 			t.del(a[1])
+			t.event("del", string(a[1]))
 			return intReply(1)
 		}
 		t.setExpiry(it, at)
+		t.event("expire", string(a[1]))
 		return intReply(1)
 	}
 }
@@ -168,6 +171,7 @@ func cmdPersist(t *Tx, a [][]byte) Reply {
 		return intReply(0)
 	}
 	t.setExpiry(it, 0)
+	t.event("persist", string(a[1]))
 	return intReply(1)
 }
 

@@ -163,6 +163,7 @@ type state struct {
 	// are never modified once published: a change copies the map.
 	members map[string]*Member
 	level   uint32 // the cluster's feature level; 0 = never raised (level 1)
+	notify  uint32 // notify-keyspace-events (pubsub.go)
 	// gen identifies this private copy (see Tx.mutable); every clone
 	// gets a new one. Not replicated: it only decides when to copy.
 	gen uint64
@@ -276,6 +277,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 		last = l.Index
 		if len(f.onChange) > 0 {
 			c := ch.change(l.Index)
+			c.Notify = next.notify
 			if len(c.Keys) > 0 {
 				c.Versions = make([]uint64, len(c.Keys))
 				for j, k := range c.Keys {
@@ -292,9 +294,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 	f.notify()
 	for _, c := range changes {
 		if !c.Empty() {
-			for _, fn := range f.onChange {
-				fn(c)
-			}
+			f.tellChange(c)
 		}
 	}
 	return out
@@ -308,7 +308,7 @@ func (f *FSM) applyOnce(s *state, index uint64, cmd *Command, ch *changeSet) *Re
 		return &res
 	}
 	ch.legacy(cmd)
-	res := s.once(cmd.ReqID, cmd.Now, func() Result { return f.apply(s, index, cmd) })
+	res := s.once(cmd.ReqID, cmd.Now, func() Result { return f.apply(s, index, cmd, ch) })
 	return &res
 }
 

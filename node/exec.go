@@ -22,6 +22,10 @@ const (
 	MaxKeySize = 1024
 	// DefaultMaxValueSize is Config.MaxValueSize's default, in bytes.
 	DefaultMaxValueSize = 4 << 20
+	// MaxMessageSize bounds a published message (PUBLISH's payload is
+	// written to the Raft log like a value, and queued once per
+	// subscriber on every node); its channel is bounded as a key.
+	MaxMessageSize = 1 << 20
 )
 
 // LimitError is a command refused by a limit before it was proposed. Its
@@ -66,6 +70,14 @@ func (n *Node) CheckCommand(args [][]byte) error {
 	if spec.Level > 1 {
 		if cl := n.ClusterLevel(); cl < spec.Level {
 			return fmt.Errorf("%w: %s", ErrFeatureLevel, fsm.LevelText(spec, cl))
+		}
+	}
+	if spec.Name == "publish" || spec.Name == "spublish" {
+		if err := CheckKey(args[1]); err != nil {
+			return err
+		}
+		if len(args[2]) > MaxMessageSize {
+			return &LimitError{Err: ErrValueTooLarge, Limit: MaxMessageSize, Size: int64(len(args[2]))}
 		}
 	}
 	keys := spec.Keys(args)

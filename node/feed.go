@@ -279,12 +279,14 @@ func (n *Node) Watch(prefix string, after *EventID) (*Watch, error) {
 }
 
 // progressLoop sends progress notices to every watcher while this node
-// can vouch for its state, and ends every watch when it cannot.
+// can vouch for its state; when it cannot, it ends every watch and sends
+// tracking clients the flush-everything invalidation.
 func (n *Node) progressLoop() {
 	defer n.wg.Done()
 	tick := time.NewTicker(n.cfg.ProgressInterval)
 	defer tick.Stop()
 	var lastCommit uint64
+	vouched := true
 	for {
 		select {
 		case <-n.closing:
@@ -302,6 +304,12 @@ func (n *Node) progressLoop() {
 		// applied (a busy node is never judged at one instant).
 		ok = ok && applied >= lastCommit
 		lastCommit = n.raft.CommitIndex()
+		if !ok {
+			// Tracking clients drop what they cached from this node, at
+			// once and then whatever they read while it stays cut off.
+			n.hub.FlushTracking(vouched)
+		}
+		vouched = ok
 		f := n.feed
 		f.mu.Lock()
 		if !ok {

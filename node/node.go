@@ -272,6 +272,7 @@ type Node struct {
 
 	reads    *readIndex
 	proposer *proposer
+	hub      *Hub        // the change fan-out to local subscribers (hub.go)
 	notify   <-chan bool // Raft's leadership change notifications
 
 	// readyTerm is the term in which this node, as leader, has applied an
@@ -362,6 +363,8 @@ func New(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("node: cluster id: %w", err)
 	}
 	n.clusterID.Store(&cid)
+	n.hub = newHub(n.fsm.AppliedIndex)
+	n.fsm.OnChange(n.hub.feed)
 	if err := n.open(newIncarnation); err != nil {
 		n.closeStores()
 		return nil, err
@@ -376,8 +379,9 @@ func New(cfg Config) (*Node, error) {
 		}
 		return false
 	}))
-	n.wg.Add(11)
+	n.wg.Add(12)
 	go n.progressLoop()
+	go func() { defer n.wg.Done(); n.hub.Run(n.closing) }()
 	go n.watchHeartbeats(obs)
 	go n.proposer.run()
 	go n.watchLeadership()
@@ -401,6 +405,11 @@ func (n *Node) open(newIncarnation bool) error {
 	n.logs, err = raft.NewLogCache(1024, n.store)
 	if err != nil {
 		return err
+	}
+	// Entries up to here are replayed after a restart: their messages
+	// were delivered before it.
+	if n.hub.floor, err = n.logs.LastIndex(); err != nil {
+		return fmt.Errorf("node: last log index: %w", err)
 	}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(n.cfg.DataDir, 2, n.logger.Named("snapshots"))
 	if err != nil {

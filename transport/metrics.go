@@ -60,6 +60,7 @@ func (s *Server) newMetrics() *metrics {
 		gauge("raftcache_http_connections_open", "Open HTTP connections (bounded by --max-connections).", func() float64 { return float64(s.conns().Open) }),
 		counter("raftcache_http_connections_evicted_total", "Idle or header-sending connections closed to make room under --max-connections.", func() float64 { return float64(s.conns().Evicted) }),
 		counter("raftcache_http_connections_refused_total", "Connections refused with 503: every open one was inside a handler.", func() float64 { return float64(s.conns().Refused) }),
+		hubCollector{n.Hub()},
 		prometheus.CollectorFunc(func(ch chan<- prometheus.Metric) {
 			cur := n.Status().State
 			for _, st := range []string{"Follower", "Candidate", "Leader", "Shutdown"} {
@@ -169,4 +170,44 @@ func (s *Server) conns() ConnStats {
 		return (*f)()
 	}
 	return ConnStats{}
+}
+
+// hubCollector reports the node's change fan-out (pub/sub, tracking) from
+// one Stats call per scrape.
+type hubCollector struct{ h *node.Hub }
+
+var hubDescs = []struct {
+	desc  *prometheus.Desc
+	typ   prometheus.ValueType
+	value func(*node.HubStats) float64
+}{
+	{prometheus.NewDesc("raftcache_pubsub_subscribers", "Connections of this node with at least one pub/sub subscription.", nil, nil),
+		prometheus.GaugeValue, func(s *node.HubStats) float64 { return float64(s.Subscribers) }},
+	{prometheus.NewDesc("raftcache_pubsub_channels", "Channels (and shard channels) subscribed on this node.", nil, nil),
+		prometheus.GaugeValue, func(s *node.HubStats) float64 { return float64(s.Channels) }},
+	{prometheus.NewDesc("raftcache_pubsub_patterns", "Patterns subscribed on this node.", nil, nil),
+		prometheus.GaugeValue, func(s *node.HubStats) float64 { return float64(s.Patterns) }},
+	{prometheus.NewDesc("raftcache_pubsub_messages_published_total", "Messages and keyspace notifications applied by this node (every node counts each).", nil, nil),
+		prometheus.CounterValue, func(s *node.HubStats) float64 { return float64(s.Published) }},
+	{prometheus.NewDesc("raftcache_pubsub_messages_delivered_total", "Messages queued to this node's subscribers.", nil, nil),
+		prometheus.CounterValue, func(s *node.HubStats) float64 { return float64(s.Delivered) }},
+	{prometheus.NewDesc("raftcache_pubsub_slow_subscribers_dropped_total", "Subscribers disconnected because their queue passed its bound.", nil, nil),
+		prometheus.CounterValue, func(s *node.HubStats) float64 { return float64(s.Dropped) }},
+	{prometheus.NewDesc("raftcache_tracking_clients", "Connections of this node with CLIENT TRACKING on.", nil, nil),
+		prometheus.GaugeValue, func(s *node.HubStats) float64 { return float64(s.TrackingClients) }},
+	{prometheus.NewDesc("raftcache_tracking_invalidations_total", "Invalidation pushes queued by this node.", nil, nil),
+		prometheus.CounterValue, func(s *node.HubStats) float64 { return float64(s.Invalidations) }},
+}
+
+func (c hubCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range hubDescs {
+		ch <- d.desc
+	}
+}
+
+func (c hubCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.h.Stats()
+	for _, d := range hubDescs {
+		ch <- prometheus.MustNewConstMetric(d.desc, d.typ, d.value(&st))
+	}
 }
