@@ -218,7 +218,7 @@ func (c *Cluster) StartNode(id string, bootstrap bool) *Node {
 	c.mu.Unlock()
 	n.start(t, httpLn, respLn)
 	if bootstrap && !n.IsLeader() {
-		if err := timing.ElectNow(n.RaftAddr()); err != nil {
+		if err := timing.ElectNow(n.RaftAddr(), n.ClusterID()); err != nil {
 			t.Logf("testcluster: %s elects itself after its heartbeat timeout: %v", id, err)
 		}
 	}
