@@ -1,0 +1,232 @@
+package fsm
+
+import (
+	"math/bits"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/google/btree"
+)
+
+// Helpers shared by the hash and set commands: the random source of a
+// command, random picks from an ordered tree, and the HSCAN/SSCAN
+// cursor and options.
+
+// randN returns a function drawing uniformly from [0, n). Inside Apply
+// (and MULTI, scripts) it is a splitmix64 generator seeded by the entry
+// (t.seed, which it advances so that later draws of the same entry
+// differ); on a view nothing is replicated, so it is math/rand/v2.
+func (t *Tx) randN() func(n int) int {
+	if !t.write {
+		return func(n int) int { return rand.IntN(n) }
+	}
+	return func(n int) int {
+		t.seed += 0x9e3779b97f4a7c15
+		z := t.seed
+		z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+		z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+		z ^= z >> 31
+		// Multiply-shift: unbiased enough for n far below 2^32, and
+		// the same on every architecture.
+		hi, _ := bits.Mul64(z, uint64(n))
+		return int(hi)
+	}
+}
+
+// randWalkMax is the size up to which a random pick walks the tree to a
+// uniformly drawn index. Above it a pick seeks a random position between
+// the smallest and largest element (O(log n), close to uniform for keys
+// spread over their range; Redis's own pick on big hash tables is
+// approximate too).
+const randWalkMax = 4096
+
+// nth returns the i-th element (0-based) of tr by walking it.
+func nth[T any](tr *btree.BTreeG[T], i int) T {
+	var out T
+	tr.Ascend(func(x T) bool {
+		if i == 0 {
+			out = x
+			return false
+		}
+		i--
+		return true
+	})
+	return out
+}
+
+// randomPick returns one element of the non-empty tree tr. key gives an
+// element's sort key and probe makes an element that sorts at a key.
+func randomPick[T any](tr *btree.BTreeG[T], r func(int) int, key func(T) string, probe func(string) T) T {
+	n := tr.Len()
+	if n <= randWalkMax {
+		return nth(tr, r(n))
+	}
+	lo, _ := tr.Min()
+	hi, _ := tr.Max()
+	pivot := between(key(lo), key(hi), r)
+	var out T
+	found := false
+	tr.AscendGreaterOrEqual(probe(pivot), func(x T) bool { out, found = x, true; return false })
+	if !found {
+		out = lo
+	}
+	return out
+}
+
+// between draws a string in [lo, hi] byte by byte: after the common
+// prefix, each byte uniform within the bounds still open.
+func between(lo, hi string, r func(int) int) string {
+	b := make([]byte, 0, len(hi)+1)
+	loOpen, hiOpen := false, false // already strictly above lo / below hi
+	for i := 0; i < len(hi) || i < len(lo); i++ {
+		min, max := 0, 255
+		if !loOpen && i < len(lo) {
+			min = int(lo[i])
+		}
+		if !hiOpen {
+			if i >= len(hi) {
+				break
+			}
+			max = int(hi[i])
+		}
+		c := min + r(max-min+1)
+		loOpen = loOpen || i >= len(lo) || c > int(lo[i])
+		hiOpen = hiOpen || c < max
+		b = append(b, byte(c))
+		if loOpen && hiOpen && i >= 8 {
+			break
+		}
+	}
+	return string(b)
+}
+
+// distinctIndexes draws k distinct indexes of [0, n) (k <= n), in
+// ascending order, for a pick of k distinct elements in one walk.
+func distinctIndexes(n, k int, r func(int) int) []int {
+	picked := make(map[int]bool, k)
+	out := make([]int, 0, k)
+	// Floyd's algorithm: k draws, no rejection loop.
+	for j := n - k; j < n; j++ {
+		x := r(j + 1)
+		if picked[x] {
+			x = j
+		}
+		picked[x] = true
+		out = append(out, x)
+	}
+	sortInts(out)
+	return out
+}
+
+func sortInts(a []int) {
+	for i := 1; i < len(a); i++ {
+		for j := i; j > 0 && a[j] < a[j-1]; j-- {
+			a[j], a[j-1] = a[j-1], a[j]
+		}
+	}
+}
+
+// pickDistinct returns k distinct elements of tr (k < tr.Len()).
+func pickDistinct[T any](tr *btree.BTreeG[T], k int, r func(int) int, key func(T) string, probe func(string) T) []T {
+	n := tr.Len()
+	out := make([]T, 0, k)
+	if n <= randWalkMax || k*4 >= n {
+		idx := distinctIndexes(n, k, r)
+		i, j := 0, 0
+		tr.Ascend(func(x T) bool {
+			if idx[j] == i {
+				out = append(out, x)
+				j++
+			}
+			i++
+			return j < len(idx)
+		})
+		return out
+	}
+	seen := make(map[string]bool, k)
+	for len(out) < k {
+		x := randomPick(tr, r, key, probe)
+		if !seen[key(x)] {
+			seen[key(x)] = true
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// maxRandCount bounds the elements HRANDFIELD / SRANDMEMBER answer for a
+// negative count (repetitions allowed), so one command cannot build an
+// unbounded reply. Redis has no bound; docs/api.md lists the difference.
+const maxRandCount = 1 << 20
+
+func replyRandCount() Reply {
+	return cmdErr(ErrSyntax, "ERR count is too large (raftcache answers at most "+strconv.Itoa(maxRandCount)+" random elements)")
+}
+
+const collCursorMark = '\x01'
+
+// collScan is a parsed HSCAN/SSCAN: where to start and what to return.
+type collScan struct {
+	after   string // the last element returned before
+	resume  bool   // after is set (a cursor other than 0)
+	pattern []byte
+	count   int
+}
+
+// parseCollScan reads "key cursor [MATCH pattern] [COUNT count]". The
+// cursor scheme is SCAN's (cursor.go): a number standing for the last
+// element returned, kept on the node that issued it.
+func (t *Tx) parseCollScan(a [][]byte) (collScan, Reply, bool) {
+	var s collScan
+	cursor, err := strconv.ParseUint(string(a[2]), 10, 64)
+	if err != nil {
+		return s, cmdErr(ErrSyntax, "ERR invalid cursor"), false
+	}
+	s.count = 10
+	for i := 3; i < len(a); i += 2 {
+		if i+1 >= len(a) {
+			return s, replySyntax, false
+		}
+		switch {
+		case eq(a[i], "match"):
+			s.pattern = a[i+1]
+		case eq(a[i], "count"):
+			n, ok := ParseInt(a[i+1])
+			if !ok {
+				return s, replyNotInteger, false
+			}
+			if n < 1 {
+				return s, replySyntax, false
+			}
+			s.count = int(min(n, maxScanCount))
+		default:
+			return s, replySyntax, false
+		}
+	}
+	if cursor != 0 {
+		var pos string
+		ok := t.f != nil
+		if ok {
+			pos, ok = t.f.cursors.get(cursor, t.now)
+		}
+		// Positions of collection scans carry a mark, so that the
+		// empty element is a position too.
+		if !ok || len(pos) == 0 || pos[0] != collCursorMark {
+			return s, cmdErr(ErrSyntax, "ERR invalid cursor: unknown or expired on this node (cursors live "+
+				time.Duration(cursorTTL).String()+" on the node that issued them)"), false
+		}
+		s.after, s.resume = pos[1:], true
+	}
+	return s, Reply{}, true
+}
+
+// collScanReply builds the two-element reply; more says whether the scan
+// stopped before the end, last is the last element examined.
+func (t *Tx) collScanReply(more bool, last string, elems []Reply) Reply {
+	next := uint64(0)
+	if more && t.f != nil {
+		next = t.f.cursors.put(string(collCursorMark)+last, t.now)
+	}
+	return arrayReply([]Reply{bulkReply(strconv.AppendUint(nil, next, 10)), arrayReply(elems)})
+}
