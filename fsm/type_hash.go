@@ -29,6 +29,9 @@ func hfieldLess(a, b hfield) bool { return a.f < b.f }
 type hashObj struct {
 	t     *btree.BTreeG[hfield]
 	bytes int64 // element bytes + overheads, kept as fields change
+	// big: Redis would hold this hash as a hashtable, not a listpack; it
+	// never converts back, so neither does this flag (OBJECT ENCODING).
+	big bool
 }
 
 func newHash() object { return &hashObj{t: btree.NewG(16, hfieldLess)} }
@@ -36,7 +39,7 @@ func newHash() object { return &hashObj{t: btree.NewG(16, hfieldLess)} }
 func (h *hashObj) kind() ValueType { return TypeHash }
 func (h *hashObj) length() int     { return h.t.Len() }
 func (h *hashObj) size() int64     { return h.bytes }
-func (h *hashObj) clone() object   { return &hashObj{t: h.t.Clone(), bytes: h.bytes} }
+func (h *hashObj) clone() object   { c := *h; c.t = h.t.Clone(); return &c }
 
 func fieldSize(f string, v []byte) int64 { return int64(len(f)+len(v)) + HashFieldOverhead }
 
@@ -53,6 +56,9 @@ func (h *hashObj) set(f string, v []byte) bool {
 		h.bytes -= fieldSize(old.f, old.v)
 	}
 	h.bytes += fieldSize(f, v)
+	if len(f) > 64 || len(v) > 64 || h.t.Len() > 128 {
+		h.big = true
+	}
 	return !replaced
 }
 
@@ -64,9 +70,10 @@ func (h *hashObj) del(f string) bool {
 	return ok
 }
 
-// appendTo encodes the count, then field and value of each field in
-// order.
+// appendTo encodes a flags byte (1: big), the count, then field and
+// value of each field in order.
 func (h *hashObj) appendTo(b []byte) []byte {
+	b = append(b, boolByte(h.big))
 	b = binary.AppendUvarint(b, uint64(h.t.Len()))
 	h.t.Ascend(func(x hfield) bool {
 		b = appendBytes(b, []byte(x.f))
@@ -78,6 +85,7 @@ func (h *hashObj) appendTo(b []byte) []byte {
 
 func decodeHash(b []byte) (object, error) {
 	d := decoder{b: b}
+	flags := d.byte()
 	n := d.countN(len(b))
 	h := newHash().(*hashObj)
 	for i := 0; i < n && d.err == nil; i++ {
@@ -89,29 +97,28 @@ func decodeHash(b []byte) (object, error) {
 	if d.err != nil {
 		return nil, d.err
 	}
-	if len(d.b) != 0 {
-		return nil, errors.New("trailing bytes")
+	if len(d.b) != 0 || flags > 1 {
+		return nil, errors.New("trailing bytes or unknown flags")
 	}
+	h.big = h.big || flags == 1
 	return h, nil
 }
 
 func init() { registerKind(TypeHash, decodeHash) }
 
-// encoding is what OBJECT ENCODING answers, as Redis 7.0 would for the
-// hash's current contents (hash-max-listpack-entries 128, -value 64).
-// Redis never converts a hash back to a listpack once it outgrew one;
-// this answer does not remember (docs/api.md).
+func boolByte(b bool) byte {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// encoding is what OBJECT ENCODING answers, as Redis 7.0 would
+// (hash-max-listpack-entries 128, hash-max-listpack-value 64; a hash
+// that outgrew a listpack stays a hashtable).
 func (h *hashObj) encoding() string {
-	if h.t.Len() > 128 {
+	if h.big {
 		return "hashtable"
 	}
-	enc := "listpack"
-	h.t.Ascend(func(x hfield) bool {
-		if len(x.f) > 64 || len(x.v) > 64 {
-			enc = "hashtable"
-			return false
-		}
-		return true
-	})
-	return enc
+	return "listpack"
 }

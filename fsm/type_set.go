@@ -19,9 +19,12 @@ const SetMemberOverhead = 40
 func strLess(a, b string) bool { return a < b }
 
 type setObj struct {
-	t       *btree.BTreeG[string]
-	bytes   int64
-	nonInts int // members that are not integers (OBJECT ENCODING)
+	t     *btree.BTreeG[string]
+	bytes int64
+	// big: Redis would hold this set as a hashtable, not an intset (a
+	// member that is not an integer, or over 512 members); it never
+	// converts back, so neither does this flag (OBJECT ENCODING).
+	big bool
 }
 
 func newSet() object { return &setObj{t: btree.NewG(16, strLess)} }
@@ -41,8 +44,8 @@ func (s *setObj) add(m string) bool {
 		return false
 	}
 	s.bytes += int64(len(m)) + SetMemberOverhead
-	if !isIntMember(m) {
-		s.nonInts++
+	if !s.big && (s.t.Len() > 512 || !isIntMember(m)) {
+		s.big = true
 	}
 	return true
 }
@@ -52,9 +55,6 @@ func (s *setObj) remove(m string) bool {
 		return false
 	}
 	s.bytes -= int64(len(m)) + SetMemberOverhead
-	if !isIntMember(m) {
-		s.nonInts--
-	}
 	return true
 }
 
@@ -64,7 +64,10 @@ func (s *setObj) members() []string {
 	return out
 }
 
+// appendTo encodes a flags byte (1: big), the count, then the members in
+// order.
 func (s *setObj) appendTo(b []byte) []byte {
+	b = append(b, boolByte(s.big))
 	b = binary.AppendUvarint(b, uint64(s.t.Len()))
 	s.t.Ascend(func(m string) bool {
 		b = appendBytes(b, []byte(m))
@@ -75,6 +78,7 @@ func (s *setObj) appendTo(b []byte) []byte {
 
 func decodeSet(b []byte) (object, error) {
 	d := decoder{b: b}
+	flags := d.byte()
 	n := d.countN(len(b))
 	s := newSet().(*setObj)
 	for i := 0; i < n && d.err == nil; i++ {
@@ -86,21 +90,20 @@ func decodeSet(b []byte) (object, error) {
 	if d.err != nil {
 		return nil, d.err
 	}
-	if len(d.b) != 0 {
-		return nil, errors.New("trailing bytes")
+	if len(d.b) != 0 || flags > 1 {
+		return nil, errors.New("trailing bytes or unknown flags")
 	}
+	s.big = s.big || flags == 1
 	return s, nil
 }
 
 func init() { registerKind(TypeSet, decodeSet) }
 
-// encoding is what OBJECT ENCODING answers, as Redis 7.0 would for the
-// set's current members (set-max-intset-entries 512; Redis 7.0 has no
-// listpack sets). Redis never converts a set back to an intset; this
-// answer does not remember (docs/api.md).
+// encoding is what OBJECT ENCODING answers, as Redis 7.0 would
+// (set-max-intset-entries 512; Redis 7.0 has no listpack sets).
 func (s *setObj) encoding() string {
-	if s.nonInts == 0 && s.t.Len() <= 512 {
-		return "intset"
+	if s.big {
+		return "hashtable"
 	}
-	return "hashtable"
+	return "intset"
 }
