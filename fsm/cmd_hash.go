@@ -253,6 +253,9 @@ func cmdHIncrByFloat(t *Tx, a [][]byte) Reply {
 	if !ok {
 		return replyNotFloat
 	}
+	if by.IsInf() {
+		return cmdErr(ErrSyntax, "ERR value is NaN or Infinity")
+	}
 	it, _, wrong := t.mutable(a[1], TypeHash, newHash)
 	if wrong {
 		return replyWrongType
@@ -282,6 +285,16 @@ func cmdHIncrByFloat(t *Tx, a [][]byte) Reply {
 // answers distinct fields, a negative one may repeat them. Inside Apply
 // (MULTI, scripts) the draws are seeded by the entry.
 func cmdHRandField(t *Tx, a [][]byte) Reply {
+	var count int64
+	if len(a) > 2 {
+		var ok bool
+		if count, ok = ParseInt(a[2]); !ok {
+			return replyNotInteger
+		}
+		if count == math.MinInt64 {
+			return replyCountRange
+		}
+	}
 	if len(a) > 4 || len(a) == 4 && !eq(a[3], "withvalues") {
 		return replySyntax
 	}
@@ -298,12 +311,8 @@ func cmdHRandField(t *Tx, a [][]byte) Reply {
 		}
 		return bulkReply([]byte(randomPick(h.t, r, key, probe).f))
 	}
-	count, ok := ParseInt(a[2])
-	if !ok {
-		return replyNotInteger
-	}
 	withValues := len(a) == 4
-	if count < -math.MaxInt64/2 && withValues || count == math.MinInt64 {
+	if count < -math.MaxInt64/2 && withValues {
 		return cmdErr(ErrSyntax, "ERR value is out of range")
 	}
 	if !found || count == 0 {
@@ -346,8 +355,7 @@ func shuffle[T any](xs []T, r func(int) int) {
 // Redis keeps as a listpack (128 fields or fewer, each of 64 bytes or
 // fewer) is answered whole in one page with cursor 0, as Redis does.
 func cmdHScan(t *Tx, a [][]byte) Reply {
-	s, rep, ok := t.parseCollScan(a)
-	if !ok {
+	if _, rep, ok := scanCursor(a); !ok {
 		return rep
 	}
 	h, found, wrong := t.hashOf(a[1])
@@ -357,9 +365,14 @@ func cmdHScan(t *Tx, a [][]byte) Reply {
 	if !found {
 		return t.collScanReply(false, "", []Reply{})
 	}
+	s, rep, ok := t.parseCollScan(a, h.encoding() == "listpack")
+	if !ok {
+		return rep
+	}
 	count := s.count
-	if !s.resume && h.encoding() == "listpack" {
-		count = h.length()
+	if h.encoding() == "listpack" {
+		// Redis answers a compact hash whole, whatever the cursor.
+		count, s.resume, s.after = h.length(), false, ""
 	}
 	var out []Reply
 	seen, last, more := 0, "", false

@@ -28,7 +28,7 @@ func init() {
 		k1(&Spec{Name: "setrange", Arity: 4, Flags: rw, run: cmdSetRange}),
 		k1(&Spec{Name: "getex", Arity: -2, Flags: FlagWrite | FlagFast, run: cmdGetEx}),
 		k1(&Spec{Name: "incrbyfloat", Arity: 3, Flags: rw | FlagFast, run: cmdIncrByFloat}),
-		&Spec{Name: "object", Arity: -2, Flags: FlagReadOnly, FirstKey: 2, LastKey: 2, Step: 1, Level: LevelTypes, run: cmdObject},
+		&Spec{Name: "object", Arity: -2, Flags: FlagReadOnly, FirstKey: 2, LastKey: 2, Step: 1, Level: LevelTypes, run: cmdObject, check: checkObject},
 	)
 }
 
@@ -230,19 +230,32 @@ func cmdGetEx(t *Tx, a [][]byte) Reply {
 	abs, persist := false, false
 	for i := 2; i < len(a); i++ {
 		o := a[i]
+		// As Redis: an option may repeat (the last time wins), but
+		// two different ones conflict.
 		switch {
-		case eq(o, "persist") && expArg == nil && !persist:
+		case eq(o, "persist") && expArg == nil:
 			persist = true
-		case (eq(o, "ex") || eq(o, "px") || eq(o, "exat") || eq(o, "pxat")) && i+1 < len(a) && expArg == nil && !persist:
-			unit, abs = time.Second, len(o) == 4
+		case (eq(o, "ex") || eq(o, "px") || eq(o, "exat") || eq(o, "pxat")) && i+1 < len(a) && !persist:
+			u, ab := time.Second, len(o) == 4
 			if o[0] == 'p' || o[0] == 'P' {
-				unit = time.Millisecond
+				u = time.Millisecond
 			}
-			expArg = a[i+1]
+			if expArg != nil && (u != unit || ab != abs) {
+				return replySyntax
+			}
+			unit, abs, expArg = u, ab, a[i+1]
 			i++
 		default:
 			return replySyntax
 		}
+	}
+	// As Redis: the key is looked up before the time is parsed.
+	it, found, wrong := t.readTyped(a[1], TypeString)
+	if wrong {
+		return replyWrongType
+	}
+	if !found {
+		return replyNull
 	}
 	var at int64
 	if expArg != nil {
@@ -251,13 +264,6 @@ func cmdGetEx(t *Tx, a [][]byte) Reply {
 		if at, rep, ok = expireIn(expArg, unit, abs, t.now, "getex"); !ok {
 			return rep
 		}
-	}
-	it, found, wrong := t.readTyped(a[1], TypeString)
-	if wrong {
-		return replyWrongType
-	}
-	if !found {
-		return replyNull
 	}
 	v := bulkReply(it.value)
 	switch {
@@ -277,20 +283,21 @@ func cmdGetEx(t *Tx, a [][]byte) Reply {
 // cmdIncrByFloat adds in long double precision, as Redis 7.0 does
 // (longdouble.go), keeping the key's expiry.
 func cmdIncrByFloat(t *Tx, a [][]byte) Reply {
-	by, ok := parseLongDouble(a[2])
-	if !ok {
-		return replyNotFloat
-	}
 	cur, found, wrong := t.str(a[1])
 	if wrong {
 		return replyWrongType
 	}
 	v, exp := new(big.Float), int64(0)
+	ok := true
 	if found {
 		if v, ok = parseLongDouble(cur.value); !ok {
 			return replyNotFloat
 		}
 		exp = cur.expireAt
+	}
+	by, ok := parseLongDouble(a[2])
+	if !ok {
+		return replyNotFloat
 	}
 	sum, ok := addLongDouble(v, by)
 	if !ok {
@@ -323,25 +330,39 @@ var objectHelp = []string{
 	"    Prints this help.",
 }
 
+// checkObject refuses an unknown subcommand or a subcommand's wrong
+// arity before the command is queued or proposed, as Redis does with
+// its subcommand table.
+func checkObject(a [][]byte) error {
+	sub := strings.ToLower(string(a[1]))
+	want := 3
+	switch sub {
+	case "help":
+		want = 2
+	case "encoding", "idletime", "refcount", "freq":
+	default:
+		return &Error{Code: ErrSyntax, Msg: "ERR unknown subcommand '" + printable(a[1]) + "'. Try OBJECT HELP."}
+	}
+	if len(a) != want {
+		return &Error{Code: ErrArity, Msg: "ERR wrong number of arguments for 'object|" + sub + "' command"}
+	}
+	return nil
+}
+
 // cmdObject is OBJECT ENCODING / IDLETIME / REFCOUNT / FREQ / HELP.
 // ENCODING answers what Redis 7.0 would for the value as it is now;
 // IDLETIME comes from the node's LRU hint (not replicated).
 func cmdObject(t *Tx, a [][]byte) Reply {
+	if err := checkObject(a); err != nil {
+		return errReply(err)
+	}
 	sub := strings.ToLower(string(a[1]))
-	if sub == "help" && len(a) == 2 {
+	if sub == "help" {
 		out := make([]Reply, len(objectHelp))
 		for i, l := range objectHelp {
 			out[i] = statusReply(l)
 		}
 		return arrayReply(out)
-	}
-	switch sub {
-	case "encoding", "idletime", "refcount", "freq":
-		if len(a) != 3 {
-			return replyArity("object|" + sub)
-		}
-	default:
-		return cmdErr(ErrSyntax, "ERR unknown subcommand '"+printable(a[1])+"'. Try OBJECT HELP.")
 	}
 	it, found := t.lookup(a[2])
 	if !found {

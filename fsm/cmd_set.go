@@ -216,6 +216,16 @@ func cmdSRandMember(t *Tx, a [][]byte) Reply {
 	if len(a) > 3 {
 		return replySyntax
 	}
+	var count int64
+	if len(a) == 3 {
+		var ok bool
+		if count, ok = ParseInt(a[2]); !ok {
+			return replyNotInteger
+		}
+		if count == math.MinInt64 {
+			return replyCountRange
+		}
+	}
 	s, found, wrong := t.setOf(a[1])
 	if wrong {
 		return replyWrongType
@@ -226,13 +236,6 @@ func cmdSRandMember(t *Tx, a [][]byte) Reply {
 			return replyNull
 		}
 		return bulkReply([]byte(randomPick(s.t, r, setKey, setProbe)))
-	}
-	count, ok := ParseInt(a[2])
-	if !ok {
-		return replyNotInteger
-	}
-	if count == math.MinInt64 {
-		return cmdErr(ErrSyntax, "ERR value is out of range")
 	}
 	if !found || count == 0 {
 		return arrayReply([]Reply{})
@@ -256,7 +259,11 @@ func cmdSRandMember(t *Tx, a [][]byte) Reply {
 }
 
 func cmdSMove(t *Tx, a [][]byte) Reply {
-	src, found, wrong := t.mutable(a[1], TypeSet, nil)
+	// Redis's order: a missing source answers 0 before any type check.
+	if _, found := t.lookup(a[1]); !found {
+		return intReply(0)
+	}
+	src, _, wrong := t.mutable(a[1], TypeSet, nil)
 	if wrong {
 		return replyWrongType
 	}
@@ -264,7 +271,7 @@ func cmdSMove(t *Tx, a [][]byte) Reply {
 		return replyWrongType
 	}
 	m := string(a[3])
-	if !found || !src.obj.(*setObj).has(m) {
+	if !src.obj.(*setObj).has(m) {
 		return intReply(0)
 	}
 	if string(a[1]) == string(a[2]) {
@@ -417,8 +424,7 @@ func cmdSInterCard(t *Tx, a [][]byte) Reply {
 // cmdSScan is SSCAN key cursor [MATCH pattern] [COUNT count]. A set
 // Redis keeps as an intset is answered whole with cursor 0, as Redis does.
 func cmdSScan(t *Tx, a [][]byte) Reply {
-	sc, rep, ok := t.parseCollScan(a)
-	if !ok {
+	if _, rep, ok := scanCursor(a); !ok {
 		return rep
 	}
 	s, found, wrong := t.setOf(a[1])
@@ -428,9 +434,14 @@ func cmdSScan(t *Tx, a [][]byte) Reply {
 	if !found {
 		return t.collScanReply(false, "", []Reply{})
 	}
+	sc, rep, ok := t.parseCollScan(a, s.encoding() == "intset")
+	if !ok {
+		return rep
+	}
 	count := sc.count
-	if !sc.resume && s.encoding() == "intset" {
-		count = s.length()
+	if s.encoding() == "intset" {
+		// Redis answers a compact set whole, whatever the cursor.
+		count, sc.resume, sc.after = s.length(), false, ""
 	}
 	out := []Reply{}
 	seen, last, more := 0, "", false

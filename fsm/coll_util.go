@@ -160,6 +160,9 @@ func pickDistinct[T any](tr *btree.BTreeG[T], k int, r func(int) int, key func(T
 // unbounded reply. Redis has no bound; docs/api.md lists the difference.
 const maxRandCount = 1 << 20
 
+// replyCountRange is Redis's reply to a count of -2^63.
+var replyCountRange = cmdErr(ErrSyntax, "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807")
+
 func replyRandCount() Reply {
 	return cmdErr(ErrSyntax, "ERR count is too large (raftcache answers at most "+strconv.Itoa(maxRandCount)+" random elements)")
 }
@@ -174,14 +177,42 @@ type collScan struct {
 	count   int
 }
 
+// scanCursor reads HSCAN/SSCAN's cursor as Redis does (strtoul: an
+// optional sign, digits, no leading space; "" is 0), before it looks the
+// key up (and the options only after).
+func scanCursor(a [][]byte) (uint64, Reply, bool) {
+	s := string(a[2])
+	bad := cmdErr(ErrSyntax, "ERR invalid cursor")
+	if s == "" {
+		return 0, Reply{}, true
+	}
+	neg := s[0] == '-'
+	if s[0] == '-' || s[0] == '+' {
+		s = s[1:]
+	}
+	if s == "" || s[0] < '0' || s[0] > '9' {
+		return 0, bad, false
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, bad, false
+	}
+	if neg {
+		n = -n
+	}
+	return n, Reply{}, true
+}
+
 // parseCollScan reads "key cursor [MATCH pattern] [COUNT count]". The
 // cursor scheme is SCAN's (cursor.go): a number standing for the last
 // element returned, kept on the node that issued it.
-func (t *Tx) parseCollScan(a [][]byte) (collScan, Reply, bool) {
+// whole: the collection is answered whole, and the cursor is not looked
+// up (Redis ignores it for compact encodings).
+func (t *Tx) parseCollScan(a [][]byte, whole bool) (collScan, Reply, bool) {
 	var s collScan
-	cursor, err := strconv.ParseUint(string(a[2]), 10, 64)
-	if err != nil {
-		return s, cmdErr(ErrSyntax, "ERR invalid cursor"), false
+	cursor, rep, ok := scanCursor(a)
+	if !ok {
+		return s, rep, false
 	}
 	s.count = 10
 	for i := 3; i < len(a); i += 2 {
@@ -204,7 +235,7 @@ func (t *Tx) parseCollScan(a [][]byte) (collScan, Reply, bool) {
 			return s, replySyntax, false
 		}
 	}
-	if cursor != 0 {
+	if cursor != 0 && !whole {
 		var pos string
 		ok := t.f != nil
 		if ok {

@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"math/big"
+	"strconv"
 	"strings"
 )
 
@@ -25,6 +26,12 @@ func parseLongDouble(b []byte) (*big.Float, bool) {
 	case "inf", "infinity":
 		return new(big.Float).SetInf(s[0] == '-'), true
 	}
+	if f, ok := parseHexFloat(s); ok {
+		return f, true
+	}
+	if len(s) > 2 && (s[1] == 'x' || s[1] == 'X' || len(s) > 3 && (s[2] == 'x' || s[2] == 'X')) {
+		return nil, false // a hexadecimal form parseHexFloat refused
+	}
 	f, _, err := big.ParseFloat(s, 10, ldPrec, big.ToNearestEven)
 	if err != nil {
 		return nil, false
@@ -32,14 +39,77 @@ func parseLongDouble(b []byte) (*big.Float, bool) {
 	return f, true
 }
 
+// parseHexFloat reads strtold's hexadecimal form: [+-] 0x hexdigits
+// [. hexdigits] [p [+-] digits] (the exponent is optional, unlike Go's).
+func parseHexFloat(s string) (*big.Float, bool) {
+	neg := false
+	if s[0] == '+' || s[0] == '-' {
+		neg, s = s[0] == '-', s[1:]
+	}
+	if len(s) < 3 || s[0] != '0' || s[1] != 'x' && s[1] != 'X' {
+		return nil, false
+	}
+	s = s[2:]
+	mant := new(big.Int)
+	exp, digits, i := 0, 0, 0
+	point := false
+	for ; i < len(s); i++ {
+		c := s[i]
+		var d int
+		switch {
+		case c >= '0' && c <= '9':
+			d = int(c - '0')
+		case c >= 'a' && c <= 'f':
+			d = int(c-'a') + 10
+		case c >= 'A' && c <= 'F':
+			d = int(c-'A') + 10
+		case c == '.' && !point:
+			point = true
+			continue
+		default:
+			goto tail
+		}
+		mant.Lsh(mant, 4).Or(mant, big.NewInt(int64(d)))
+		digits++
+		if point {
+			exp -= 4
+		}
+	}
+tail:
+	if digits == 0 {
+		return nil, false
+	}
+	if i < len(s) {
+		if s[i] != 'p' && s[i] != 'P' {
+			return nil, false
+		}
+		e, err := strconv.Atoi(s[i+1:])
+		if err != nil || s[i+1] == '+' && len(s) == i+2 {
+			return nil, false
+		}
+		if e > 1<<20 || e < -(1<<20) {
+			return nil, false
+		}
+		exp += e
+	}
+	f := new(big.Float).SetPrec(ldPrec).SetMode(big.ToNearestEven).SetInt(mant)
+	f.SetMantExp(f, exp)
+	if neg {
+		f.Neg(f)
+	}
+	return f, true
+}
+
 // ldSyntax accepts strtold's decimal forms: [+-] digits [. digits]
 // [e [+-] digits], with digits on at least one side of the point, and
-// inf/infinity. (strtold's hexadecimal forms are not accepted; see
-// docs/api.md.)
+// inf/infinity. Hexadecimal forms are read by parseHexFloat.
 func ldSyntax(s string) bool {
 	i := 0
 	if s[0] == '+' || s[0] == '-' {
 		i++
+	}
+	if len(s) > i+1 && s[i] == '0' && (s[i+1] == 'x' || s[i+1] == 'X') {
+		return true // parseHexFloat decides
 	}
 	switch strings.ToLower(s[i:]) {
 	case "inf", "infinity":
