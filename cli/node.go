@@ -64,7 +64,7 @@ func nodeFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "non-voter", EnvVars: env("NON_VOTER"), Usage: "join as a non-voting member (replicates and serves stale reads; does not vote)"},
 		&cli.StringSliceFlag{Name: "join", EnvVars: env("JOIN"), Usage: "URLs of members to join through (comma-separated)"},
 		&cli.Int64Flag{Name: "max-value-size", EnvVars: env("MAX_VALUE_SIZE"), Value: node.DefaultMaxValueSize, Usage: "largest value accepted, in bytes"},
-		&cli.StringFlag{Name: "max-memory", EnvVars: env("MAX_MEMORY"), Value: "0", Usage: "bound on cached keys, values and overhead, e.g. 256MB; least recently used keys are evicted above it (0: no bound)"},
+		&cli.StringFlag{Name: "max-memory", EnvVars: env("MAX_MEMORY"), Value: "0", Usage: "bound on cached keys, values and overhead, e.g. 256MB; above it --maxmemory-policy applies (0: no bound)"},
 		&cli.BoolFlag{Name: "pprof", EnvVars: env("PPROF"), Usage: "serve Go's profiler under /debug/pprof/ on the HTTP address"},
 		&cli.StringFlag{Name: "log-level", EnvVars: env("LOG_LEVEL"), Value: "info", Usage: "trace, debug, info, warn or error"},
 		&cli.StringFlag{Name: "log-format", EnvVars: env("LOG_FORMAT"), Value: "text", Usage: "text or json"},
@@ -79,6 +79,7 @@ func nodeFlags() []cli.Flag {
 	flags = append(flags, securityFlags()...)
 	flags = append(flags, respFlags()...)
 	flags = append(flags, limitFlags()...)
+	flags = append(flags, evictionFlags()...)
 	for i, f := range flags[1:] {
 		flags[i+1] = fileSettable(f)
 	}
@@ -140,6 +141,10 @@ func runNode(c *cli.Context) error {
 	if err != nil {
 		return usagef("--max-memory: %v", err)
 	}
+	policy, err := evictionPolicy(c)
+	if err != nil {
+		return err
+	}
 	limits, maxInflight, err := serverLimits(c, logger)
 	if err != nil {
 		return err
@@ -170,6 +175,7 @@ func runNode(c *cli.Context) error {
 		SnapshotInterval:  c.Duration("snapshot-interval"),
 		TrailingLogs:      c.Uint64("trailing-logs"),
 		MaxMemory:         maxMemory,
+		MaxMemoryPolicy:   policy,
 		MaxValueSize:      c.Int64("max-value-size"),
 		PeerTLS:           sec.peerTLS,
 		Probe:             nodeProber(sec.serverTLS != nil, sec.peerHTTP),

@@ -306,10 +306,7 @@ func cmdConfig(s *Server, cl *client, args [][]byte) {
 		w.fail(wrongArgs("config|get"))
 		return
 	}
-	policy := "noeviction"
-	if s.node.MaxMemory() > 0 {
-		policy = "allkeys-lru"
-	}
+	policy := s.node.MaxMemoryPolicy().String()
 	params := [][2]string{
 		{"appendfsync", "always"}, // every write is in a quorum's fsynced Raft log before the reply
 		{"appendonly", "yes"},
@@ -389,11 +386,7 @@ func cmdInfo(s *Server, cl *client, args [][]byte) {
 		add("used_memory_human", humanBytes(st.Bytes))
 		add("maxmemory", s.node.MaxMemory())
 		add("maxmemory_human", humanBytes(s.node.MaxMemory()))
-		policy := "noeviction"
-		if s.node.MaxMemory() > 0 {
-			policy = "allkeys-lru"
-		}
-		add("maxmemory_policy", policy)
+		add("maxmemory_policy", s.node.MaxMemoryPolicy().String())
 	})
 	section("Stats", func(add func(string, any)) {
 		add("total_connections_received", s.connsTotal.Load())

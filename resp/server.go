@@ -79,6 +79,7 @@ type Node interface {
 	Status() node.Status
 	ReadStats() node.ReadStats
 	MaxMemory() int64
+	MaxMemoryPolicy() fsm.EvictPolicy
 	MaxValueSize() int64
 	// CheckCommand refuses a command over the node's limits or unknown
 	// to the engine, before it is queued or proposed.
