@@ -61,7 +61,8 @@ func cmdQuit(s *Server, cl *client, args [][]byte) {
 
 func cmdReset(s *Server, cl *client, args [][]byte) {
 	cl.watch = nil
-	cl.tx, cl.readonly, cl.name, cl.w.proto = nil, false, "", 2
+	cl.tx, cl.readonly, cl.w.proto = nil, false, 2
+	cl.setName("")
 	s.logout(cl)
 	cl.w.status("RESET")
 }
@@ -110,7 +111,7 @@ func cmdHello(s *Server, cl *client, args [][]byte) {
 	}
 	cl.w.proto = proto
 	if setName {
-		cl.name = name
+		cl.setName(name)
 	}
 	w := &cl.w
 	w.mapHeader(7)
@@ -132,6 +133,13 @@ func cmdHello(s *Server, cl *client, args [][]byte) {
 
 const msgClientName = "ERR Client names cannot contain spaces, newlines or special characters."
 
+// setName names the connection (CLIENT SETNAME, HELLO SETNAME), also for
+// other connections' CLIENT LIST.
+func (cl *client) setName(name string) {
+	cl.name = name
+	cl.sharedName.Store(&name)
+}
+
 func validClientName(name string) bool {
 	for i := 0; i < len(name); i++ {
 		if name[i] < '!' || name[i] > '~' {
@@ -152,7 +160,7 @@ func cmdClient(s *Server, cl *client, args [][]byte) {
 			w.error(msgClientName)
 			return
 		}
-		cl.name = string(args[2])
+		cl.setName(string(args[2]))
 		w.ok()
 	case sub == "getname" && len(args) == 2:
 		w.value([]byte(cl.name), cl.name != "")
@@ -197,7 +205,11 @@ func cmdClient(s *Server, cl *client, args [][]byte) {
 // fields are read without their lock: they are informational.
 func (s *Server) clientLine(c, self *client) string {
 	if c != self {
-		return fmt.Sprintf("id=%d addr=%s name= age=%d db=0 resp=? cmd=?\n", c.id, c.addr, int(time.Since(c.created).Seconds()))
+		name := ""
+		if p := c.sharedName.Load(); p != nil {
+			name = *p
+		}
+		return fmt.Sprintf("id=%d addr=%s name=%s age=%d db=0 resp=? cmd=?\n", c.id, c.addr, name, int(time.Since(c.created).Seconds()))
 	}
 	multi := -1
 	if c.tx != nil {
