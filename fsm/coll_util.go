@@ -35,11 +35,11 @@ func (t *Tx) randN() func(n int) int {
 }
 
 // randWalkMax is the size up to which a random pick walks the tree to a
-// uniformly drawn index. Above it a pick seeks a random position between
-// the smallest and largest element (O(log n), close to uniform for keys
-// spread over their range; Redis's own pick on big hash tables is
-// approximate too).
-const randWalkMax = 4096
+// uniformly drawn index (O(n), exactly uniform, well under a millisecond).
+// Above it a pick descends by bisection of the key range (bisectPick):
+// O(log n) seeks for keys spread over their range, approximately uniform
+// (Redis's own pick on big hash tables is approximate too; docs/api.md).
+const randWalkMax = 1 << 16
 
 // nth returns the i-th element (0-based) of tr by walking it.
 func nth[T any](tr *btree.BTreeG[T], i int) T {
@@ -58,47 +58,94 @@ func nth[T any](tr *btree.BTreeG[T], i int) T {
 // randomPick returns one element of the non-empty tree tr. key gives an
 // element's sort key and probe makes an element that sorts at a key.
 func randomPick[T any](tr *btree.BTreeG[T], r func(int) int, key func(T) string, probe func(string) T) T {
-	n := tr.Len()
-	if n <= randWalkMax {
+	if n := tr.Len(); n <= randWalkMax {
 		return nth(tr, r(n))
 	}
-	lo, _ := tr.Min()
-	hi, _ := tr.Max()
-	pivot := between(key(lo), key(hi), r)
-	var out T
-	found := false
-	tr.AscendGreaterOrEqual(probe(pivot), func(x T) bool { out, found = x, true; return false })
-	if !found {
-		out = lo
-	}
-	return out
+	return bisectPick(tr, r, key, probe)
 }
 
-// between draws a string in [lo, hi] byte by byte: after the common
-// prefix, each byte uniform within the bounds still open.
-func between(lo, hi string, r func(int) int) string {
-	b := make([]byte, 0, len(hi)+1)
-	loOpen, hiOpen := false, false // already strictly above lo / below hi
-	for i := 0; i < len(hi) || i < len(lo); i++ {
-		min, max := 0, 255
-		if !loOpen && i < len(lo) {
-			min = int(lo[i])
-		}
-		if !hiOpen {
-			if i >= len(hi) {
-				break
+// bisectPick halves the interval [lo, hi) of byte strings (as base-256
+// fractions) that holds the elements, keeping a half at random weighted
+// by its element count (counted up to k), until both halves are counted
+// exactly; then it draws uniformly among them.
+func bisectPick[T any](tr *btree.BTreeG[T], r func(int) int, key func(T) string, probe func(string) T) T {
+	const k = 64
+	// count counts the elements of [from, to), up to k+1 of them.
+	count := func(from, to string) int {
+		n := 0
+		tr.AscendGreaterOrEqual(probe(from), func(x T) bool {
+			if key(x) >= to {
+				return false
 			}
-			max = int(hi[i])
-		}
-		c := min + r(max-min+1)
-		loOpen = loOpen || i >= len(lo) || c > int(lo[i])
-		hiOpen = hiOpen || c < max
-		b = append(b, byte(c))
-		if loOpen && hiOpen && i >= 8 {
+			n++
+			return n <= k
+		})
+		return n
+	}
+	// at returns the i-th element of [from, ...).
+	at := func(from string, i int) T {
+		var out T
+		tr.AscendGreaterOrEqual(probe(from), func(x T) bool {
+			out = x
+			i--
+			return i >= 0
+		})
+		return out
+	}
+	mn, _ := tr.Min()
+	mx, _ := tr.Max()
+	lo, hi := key(mn), key(mx)+"\x00" // [lo, hi) holds every element
+	for step := 0; step < 256; step++ {
+		m := midString(lo, hi)
+		if m <= lo || m >= hi {
 			break
 		}
+		nl, nr := count(lo, m), count(m, hi)
+		i := r(nl + nr)
+		if nl <= k && nr <= k { // both halves counted: exact
+			return at(lo, i)
+		}
+		// A half holds more than k: keep one by the counts known (at
+		// least k+1 for a big half), and halve again.
+		if i < nl {
+			hi = m
+		} else {
+			lo = m
+		}
 	}
-	return string(b)
+	return at(lo, r(max(count(lo, hi), 1)))
+}
+
+// midString is the midpoint of lo < hi read as base-256 fractions (a
+// string sorting between them, or lo itself when none is shorter than
+// both plus one byte).
+func midString(lo, hi string) string {
+	n := max(len(lo), len(hi)) + 1
+	sum := make([]int, n+1) // sum[0] is the carry
+	for i := n - 1; i >= 0; i-- {
+		v := sum[i+1]
+		if i < len(lo) {
+			v += int(lo[i])
+		}
+		if i < len(hi) {
+			v += int(hi[i])
+		}
+		sum[i+1] = v & 255
+		sum[i] += v >> 8
+	}
+	out := make([]byte, n)
+	rem := 0
+	for i := 0; i <= n; i++ {
+		v := rem*256 + sum[i]
+		if i > 0 {
+			out[i-1] = byte(v / 2)
+		}
+		rem = v % 2
+	}
+	for len(out) > 0 && out[len(out)-1] == 0 {
+		out = out[:len(out)-1]
+	}
+	return string(out)
 }
 
 // distinctIndexes draws k distinct indexes of [0, n) (k <= n), in

@@ -210,3 +210,28 @@ func TestTypesDeterminism(t *testing.T) {
 		t.Fatal("the random log did not exercise the typed commands")
 	}
 }
+
+// TestRandomPickSpread: picks by bisection of the key range (collections
+// above randWalkMax) reach nearly every element, none far more often
+// than the others, for keys of the usual "prefix:number" shape.
+func TestRandomPickSpread(t *testing.T) {
+	const n, draws = 4096, 3 * 4096
+	s := newSet().(*setObj)
+	for i := 0; i < n; i++ {
+		s.add(fmt.Sprintf("member:%d", i))
+	}
+	rng := rand.New(rand.NewSource(1))
+	count := map[string]int{}
+	for i := 0; i < draws; i++ {
+		count[bisectPick(s.t, rng.Intn, setKey, setProbe)]++
+	}
+	most := 0
+	for _, c := range count {
+		most = max(most, c)
+	}
+	t.Logf("%d of %d elements drawn in %d draws; the most drawn %d times (uniform: %d)", len(count), n, draws, most, draws/n)
+	// Uniform draws would reach 95% of the elements, none more than ~12 times.
+	if len(count) < n*7/10 || most > 40*draws/n {
+		t.Fatal("random picks are far from uniform")
+	}
+}
