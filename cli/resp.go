@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"runtime/debug"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/urfave/cli/v2"
@@ -52,11 +51,7 @@ func respFlags() []cli.Flag {
 // clients need a client certificate too), and for relaying to the leader
 // the client side used between members.
 func respConfig(c *cli.Context, sec *security, logger hclog.Logger) resp.Config {
-	version := ""
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		version = bi.Main.Version
-	}
-	return resp.Config{Logger: logger, Version: version,
+	return resp.Config{Logger: logger, Version: node.BuildInfo().Version,
 		Auth: sec.auth, TLS: sec.serverTLS, ForwardTLS: sec.peerHTTP,
 		Limits: resp.Limits{MaxClients: c.Int("resp-max-clients")}}
 }

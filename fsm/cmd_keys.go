@@ -196,7 +196,7 @@ func cmdScan(t *Tx, a [][]byte) Reply {
 	}
 	var pattern []byte
 	count := int64(10)
-	var typeName []byte // TYPE: only keys of this type (case-insensitive)
+	var typ []byte // TYPE's name; nil: every type
 	for i := 2; i < len(a); i += 2 {
 		if i+1 >= len(a) {
 			return replySyntax
@@ -213,7 +213,7 @@ func cmdScan(t *Tx, a [][]byte) Reply {
 				return replySyntax
 			}
 		case eq(a[i], "type"):
-			typeName = a[i+1]
+			typ = a[i+1]
 		default:
 			return replySyntax
 		}
@@ -236,7 +236,7 @@ func cmdScan(t *Tx, a [][]byte) Reply {
 		}
 		seen++
 		last = it.key
-		if (typeName == nil || eq(typeName, it.kind().String())) && (pattern == nil || GlobMatch(pattern, []byte(it.key))) {
+		if (typ == nil || eq(typ, it.kind().String())) && (pattern == nil || GlobMatch(pattern, []byte(it.key))) {
 			keys = append(keys, bulkReply([]byte(it.key)))
 		}
 		return true

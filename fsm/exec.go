@@ -254,6 +254,13 @@ type Change struct {
 	// order (keyspace notifications); a command records none unless it
 	// calls Tx.event.
 	Events []KeyEvent
+	// Versions, beside Keys, is each key's version once the entry was
+	// applied; 0 if the entry left it absent (deleted, expired).
+	Versions []uint64
+	// Restored: a snapshot replaced the state (Index is its index, All
+	// is set). Changes between the previous state and the snapshot are
+	// never reported; a change stream starts over.
+	Restored bool
 }
 
 func (c *changeSet) change(index uint64) Change {
@@ -294,7 +301,8 @@ func (c Change) Covers(key string) bool {
 	return false
 }
 
-// OnChange sets the function told, on the FSM goroutine and after the
-// new state is published, what each applied entry changed. It must not
-// block (hand the change to a queue). Set it before Raft starts.
-func (f *FSM) OnChange(fn func(Change)) { f.onChange = fn }
+// OnChange adds a function told, on the FSM goroutine and after the new
+// state is published, what each applied entry changed (blocking pops,
+// pub/sub, tracking and watch streams each add one). It must not block
+// (hand the change to a queue). Add them before Raft starts.
+func (f *FSM) OnChange(fn func(Change)) { f.onChange = append(f.onChange, fn) }

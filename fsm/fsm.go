@@ -205,8 +205,8 @@ type FSM struct {
 
 	hits, misses atomic.Uint64 // local read statistics, not replicated
 
-	onChange func(Change) // told what each applied entry changed; set before start
-	cursors  cursorTable  // SCAN positions handed out by this node
+	onChange []func(Change) // told what each applied entry changed; set before start
+	cursors  cursorTable    // SCAN positions handed out by this node
 }
 
 // New returns an empty cache. A nil logger discards logs.
@@ -274,8 +274,17 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 		next.changes.applying = l.Index
 		out[i] = f.applyOnce(next, l.Index, &cmd, &ch)
 		last = l.Index
-		if f.onChange != nil {
-			changes = append(changes, ch.change(l.Index))
+		if len(f.onChange) > 0 {
+			c := ch.change(l.Index)
+			if len(c.Keys) > 0 {
+				c.Versions = make([]uint64, len(c.Keys))
+				for j, k := range c.Keys {
+					if it, ok := next.get([]byte(k)); ok && !it.expired(cmd.Now) {
+						c.Versions[j] = it.version
+					}
+				}
+			}
+			changes = append(changes, c)
 		}
 	}
 	next.index = last
@@ -283,7 +292,9 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 	f.notify()
 	for _, c := range changes {
 		if !c.Empty() {
-			f.onChange(c)
+			for _, fn := range f.onChange {
+				fn(c)
+			}
 		}
 	}
 	return out

@@ -265,6 +265,12 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.clock.Store(snap.clock)
 	f.root.Store(snap.root)
 	f.notify()
+	// Every key may have changed, and the entries between what this FSM
+	// held and the snapshot will never be reported: change streams
+	// start over from the snapshot's index.
+	for _, fn := range f.onChange {
+		fn(Change{Index: snap.root.index, All: true, Restored: true})
+	}
 	return nil
 }
 

@@ -80,6 +80,11 @@ func (n *Node) CheckCommand(args [][]byte) error {
 	if err := n.checkOOM(spec.Flags&fsm.FlagDenyOOM != 0); err != nil {
 		return err
 	}
+	if spec.Flags&fsm.FlagDenyOOM != 0 {
+		if err := n.checkMemory(); err != nil {
+			return err
+		}
+	}
 	var key int
 	if len(keys) > 0 {
 		key = len(keys[0])
@@ -88,7 +93,7 @@ func (n *Node) CheckCommand(args [][]byte) error {
 		if int64(len(a)) > n.cfg.MaxValueSize {
 			return &LimitError{Err: ErrValueTooLarge, Limit: n.cfg.MaxValueSize, Size: int64(len(a))}
 		}
-		if mm := n.cfg.MaxMemory; mm > 0 && spec.Flags&fsm.FlagDenyOOM != 0 {
+		if mm := n.MaxMemory(); mm > 0 && spec.Flags&fsm.FlagDenyOOM != 0 {
 			if size := int64(key+len(a)) + fsm.EntryOverhead; size > mm {
 				return &LimitError{Err: ErrTooLarge, Limit: mm, Size: size}
 			}
@@ -297,7 +302,7 @@ func (n *Node) WaitScript(ctx context.Context, sha string) error {
 // policy with no key that has an expiry), as Redis answers OOM. Under the
 // other policies the leader's housekeeping evicts instead.
 func (n *Node) checkOOM(grows bool) error {
-	mm, p := n.cfg.MaxMemory, n.cfg.MaxMemoryPolicy
+	mm, p := n.MaxMemory(), n.cfg.MaxMemoryPolicy
 	if mm <= 0 || !grows || n.fsm.Bytes() <= mm {
 		return nil
 	}

@@ -376,6 +376,9 @@ func cmdInfo(s *Server, cl *client, args [][]byte) {
 	section("Server", func(add func(string, any)) {
 		add("redis_version", redisVersion)
 		add("raftcache_version", s.cfg.Version)
+		b := node.BuildInfo()
+		add("raftcache_git_sha1", b.ShortRevision())
+		add("raftcache_feature_level", b.FeatureLevel)
 		add("redis_mode", "standalone")
 		add("os", runtime.GOOS)
 		add("arch_bits", strconv.IntSize)

@@ -3,6 +3,7 @@ package transport
 import (
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -19,6 +20,10 @@ import (
 type metrics struct {
 	reg      *prometheus.Registry
 	duration *prometheus.HistogramVec
+	// watch streams open now, and events (and progress notices) written
+	// to them, in writes.
+	watches     atomic.Int64
+	watchEvents atomic.Uint64
 }
 
 func (s *Server) newMetrics() *metrics {
@@ -41,12 +46,16 @@ func (s *Server) newMetrics() *metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		cacheCollector{n},
-		gauge("raftcache_cache_max_memory_bytes", "The --max-memory bound, 0 if none.", func() float64 { return float64(n.MaxMemory()) }),
+		buildInfo(),
+		gauge("raftcache_cache_max_memory_bytes", "The memory bound this node enforces (--max-memory or its default; on the leader the smallest any member reports), 0 if none.", func() float64 { return float64(n.MaxMemory()) }),
+		gauge("raftcache_log_store_memory_bytes", "The most memory the Raft log store keeps (pebble's block cache and memtables; 0 for bolt).", func() float64 { return float64(n.StoreMemory()) }),
 		gauge("raftcache_raft_term", "Current Raft term.", func() float64 { return float64(n.Status().Term) }),
 		gauge("raftcache_raft_commit_index", "Raft commit index known to this node.", func() float64 { return float64(n.Status().CommitIndex) }),
 		gauge("raftcache_raft_applied_index", "Raft index applied to this node's cache.", func() float64 { return float64(n.Status().AppliedIndex) }),
 		counter("raftcache_strong_read_rounds_total", "Leadership confirmations (VerifyLeader rounds) for strong reads.", func() float64 { return float64(n.ReadStats().Rounds) }),
 		counter("raftcache_strong_reads_total", "Strong reads served through those rounds.", func() float64 { return float64(n.ReadStats().Reads) }),
+		gauge("raftcache_watch_streams", "Open watch streams (GET /v1/watch) on this node.", func() float64 { return float64(m.watches.Load()) }),
+		counter("raftcache_watch_writes_total", "Writes of change events and progress notices to watch streams.", func() float64 { return float64(m.watchEvents.Load()) }),
 		counter("raftcache_http_overloaded_total", "Requests refused with 503 overloaded by the in-flight bound.", func() float64 { return float64(s.overloaded.Load()) }),
 		gauge("raftcache_http_connections_open", "Open HTTP connections (bounded by --max-connections).", func() float64 { return float64(s.conns().Open) }),
 		counter("raftcache_http_connections_evicted_total", "Idle or header-sending connections closed to make room under --max-connections.", func() float64 { return float64(s.conns().Evicted) }),
@@ -63,6 +72,19 @@ func (s *Server) newMetrics() *metrics {
 		}),
 	)
 	return m
+}
+
+// buildInfo is raftcache_build_info: always 1, the binary in its labels
+// (as Prometheus' own *_build_info), so a rolling upgrade shows which
+// members run which build.
+func buildInfo() prometheus.Collector {
+	b := node.BuildInfo()
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "raftcache_build_info",
+		Help: "Always 1; labels: the binary's module version, VCS revision, Go version and feature level.",
+		ConstLabels: prometheus.Labels{"version": b.Version, "revision": b.ShortRevision(), "goversion": b.GoVersion,
+			"feature_level": strconv.FormatUint(uint64(b.FeatureLevel), 10)},
+	}, func() float64 { return 1 })
 }
 
 // cacheCollector reports the cache's figures from one view of it per
@@ -135,6 +157,10 @@ func (w *statusWriter) WriteHeader(code int) {
 	w.status = code
 	w.ResponseWriter.WriteHeader(code)
 }
+
+// Unwrap lets http.ResponseController reach the connection (watch
+// streams flush and set write deadlines through it).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // conns is the listener's connection counters, zero if the Server is not
 // served through NewHTTPServer.
