@@ -109,9 +109,13 @@ elif mode == "lockkill":
 elif mode == "limits":
     from limits import storage, strategies, parse
     s = storage.RedisStorage("redis://" + os.environ["ADDR"])
-    lim = strategies.FixedWindowRateLimiter(s)
+    if os.environ.get("STRATEGY") == "moving":
+        lim = strategies.MovingWindowRateLimiter(s)  # a list per key and a Lua script
+    else:
+        lim = strategies.FixedWindowRateLimiter(s)
     item = parse(os.environ["LIMIT"])
-    print(sum(1 for _ in range(n) if lim.hit(item, "user42")))
+    who = "user42-" + os.environ.get("STRATEGY", "fixed")  # each strategy's keys have their own type
+    print(sum(1 for _ in range(n) if lim.hit(item, who)))
 `
 
 const python3 = "/usr/bin/python3" // the first python3 on PATH may be another one, without the packages
@@ -202,6 +206,20 @@ func TestScriptLibraries(t *testing.T) {
 		}
 		if total != 25 {
 			t.Fatalf("%d hits admitted across processes (%v), want exactly the limit 25", total, out)
+		}
+	})
+	t.Run("limits moving window", func(t *testing.T) {
+		out := pyWorkers(t, "limits", 4, addrs, "N=20", "LIMIT=25/hour", "STRATEGY=moving")
+		total := 0
+		for _, o := range out {
+			n, err := strconv.Atoi(o)
+			if err != nil {
+				t.Fatalf("limits worker said %q", o)
+			}
+			total += n
+		}
+		if total != 25 {
+			t.Fatalf("%d hits admitted across processes by the moving window (%v), want exactly the limit 25", total, out)
 		}
 	})
 	t.Run("redis_rate", func(t *testing.T) {
