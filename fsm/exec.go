@@ -181,6 +181,7 @@ func (f *FSM) runUnit(s *state, index uint64, c *Command, u *Unit, ch *changeSet
 		*s = *t.s
 		ch.merge(&unitCh)
 	}
+	res.forget = blockedNothing(u, &res)
 	return res
 }
 
@@ -294,7 +295,8 @@ func (c Change) Covers(key string) bool {
 	return false
 }
 
-// OnChange sets the function told, on the FSM goroutine and after the
-// new state is published, what each applied entry changed. It must not
-// block (hand the change to a queue). Set it before Raft starts.
-func (f *FSM) OnChange(fn func(Change)) { f.onChange = fn }
+// OnChange adds a function told, on the FSM goroutine and after the new
+// state is published, what each applied entry changed; every function
+// added is told, in the order added. It must not block (hand the change
+// to a queue). Add them before Raft starts.
+func (f *FSM) OnChange(fn func(Change)) { f.onChange = append(f.onChange, fn) }

@@ -141,6 +141,9 @@ type Result struct {
 	Results   []Result // batch: one per sub-command
 	Duplicate bool     // the request id was seen: this is the first attempt's result
 	Replies   []Reply  // an OpExec unit: one reply per command run
+	// forget: not remembered under its request id (a blocking command
+	// that found nothing; blocking.go).
+	forget bool
 }
 
 // Counters are replicated totals: equal on every node at the same index.
@@ -205,7 +208,7 @@ type FSM struct {
 
 	hits, misses atomic.Uint64 // local read statistics, not replicated
 
-	onChange func(Change) // told what each applied entry changed; set before start
+	onChange []func(Change) // told what each applied entry changed; set before start
 	cursors  cursorTable  // SCAN positions handed out by this node
 }
 
@@ -274,7 +277,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 		next.changes.applying = l.Index
 		out[i] = f.applyOnce(next, l.Index, &cmd, &ch)
 		last = l.Index
-		if f.onChange != nil {
+		if len(f.onChange) > 0 {
 			changes = append(changes, ch.change(l.Index))
 		}
 	}
@@ -283,7 +286,9 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 	f.notify()
 	for _, c := range changes {
 		if !c.Empty() {
-			f.onChange(c)
+			for _, fn := range f.onChange {
+				fn(c)
+			}
 		}
 	}
 	return out
