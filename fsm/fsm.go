@@ -209,7 +209,7 @@ type FSM struct {
 	hits, misses atomic.Uint64 // local read statistics, not replicated
 
 	onChange []func(Change) // told what each applied entry changed; set before start
-	cursors  cursorTable  // SCAN positions handed out by this node
+	cursors  cursorTable    // SCAN positions handed out by this node
 }
 
 // New returns an empty cache. A nil logger discards logs.
