@@ -252,6 +252,8 @@ type Node struct {
 	heartbeat, election time.Duration
 	transportDone       chan struct{}
 
+	blocks *blocker // the leader's blocked clients (blocking.go)
+
 	closeOnce sync.Once
 	closing   chan struct{}
 	wg        sync.WaitGroup
@@ -286,6 +288,8 @@ func New(cfg Config) (*Node, error) {
 		removal:       removal{ch: make(chan struct{})},
 		transportDone: make(chan struct{}),
 	}
+	n.blocks = newBlocker(n)
+	n.fsm.OnChange(n.blocks.changed)
 	if err := n.open(newIncarnation); err != nil {
 		n.closeStores()
 		return nil, err
@@ -300,7 +304,8 @@ func New(cfg Config) (*Node, error) {
 		}
 		return false
 	}))
-	n.wg.Add(10)
+	n.wg.Add(11)
+	go n.blocks.run()
 	go n.watchHeartbeats(obs)
 	go n.proposer.run()
 	go n.watchLeadership()
