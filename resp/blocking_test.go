@@ -202,9 +202,9 @@ func TestBlockingLists(t *testing.T) {
 	out := make(chan string, 2)
 	go func() {
 		v, err := rdb.BLMove(context.Background(), "jobs", "processing", "RIGHT", "LEFT", 0).Result()
-		out <- fmt.Sprint(v, err)
+		out <- fmt.Sprintf("%v %v", v, err)
 		kv, err := rdb.BRPop(context.Background(), 0, "jobs").Result()
-		out <- fmt.Sprint(kv, err)
+		out <- fmt.Sprintf("%v %v", kv, err)
 	}()
 	blockedOn(t, c, 1)
 	w := client(t, c.leader(t).RESPAddr(), 2)
