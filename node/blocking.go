@@ -77,13 +77,15 @@ type blocker struct {
 	inflight map[string]int      // per key: proposals in flight made for it
 	dirty    map[string]struct{} // keys to look at again
 	seq      uint64
-	next     time.Time // the earliest deadline of a waiter, zero if none
+	next     time.Time     // the earliest deadline of a waiter, zero if none
+	pending  []*waiter     // chosen by step, for proposeLoop, in order
+	propKick chan struct{} // capacity 1
 
 	served, timedOut, lost atomic.Uint64
 }
 
 func newBlocker(n *Node) *blocker {
-	return &blocker{n: n, wake: make(chan struct{}, 1), queues: map[string][]*waiter{}, byID: map[string]*waiter{},
+	return &blocker{n: n, wake: make(chan struct{}, 1), propKick: make(chan struct{}, 1), queues: map[string][]*waiter{}, byID: map[string]*waiter{},
 		inflight: map[string]int{}, dirty: map[string]struct{}{}}
 }
 
@@ -254,6 +256,8 @@ func (b *blocker) changed(c fsm.Change) {
 // completion, a deadline, and a periodic check of leadership.
 func (b *blocker) run() {
 	defer b.n.wg.Done()
+	b.n.wg.Add(1)
+	go b.proposeLoop()
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -323,7 +327,40 @@ func (b *blocker) step() {
 		}
 	}
 	if len(batch) > 0 {
-		go b.propose(batch)
+		b.pending = append(b.pending, batch...)
+		select {
+		case b.propKick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// proposeLoop proposes the waiters step chose, in the order chosen, one
+// entry at a time: a single proposer keeps first-blocked-first-served
+// across steps (two goroutines could reach the log in either order), and
+// every waiter ready meanwhile shares the next entry.
+func (b *blocker) proposeLoop() {
+	defer b.n.wg.Done()
+	for {
+		select {
+		case <-b.propKick:
+		case <-b.n.closing:
+			b.mu.Lock()
+			ws := b.pending
+			b.pending = nil
+			b.mu.Unlock()
+			for _, w := range ws {
+				b.finish(w, nil, ErrClosed)
+			}
+			return
+		}
+		b.mu.Lock()
+		ws := b.pending
+		b.pending = nil
+		b.mu.Unlock()
+		if len(ws) > 0 {
+			b.propose(ws)
+		}
 	}
 }
 
@@ -366,7 +403,7 @@ func (b *blocker) propose(ws []*waiter) {
 			if err == nil && i < len(res) {
 				r = res[i : i+1]
 			}
-			b.finish(w, w.inflight, r, err)
+			b.finish(w, r, err)
 		}
 	}
 }
@@ -378,10 +415,11 @@ const maxBlockBatch = 512
 // w's answer; nothing leaves w blocked, or times it out if its deadline
 // passed meanwhile; a failed proposal answers the error (the front retries
 // with the same id, which the dedup table makes safe).
-func (b *blocker) finish(w *waiter, key string, res []fsm.Result, err error) {
+func (b *blocker) finish(w *waiter, res []fsm.Result, err error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	key, w.inflight = w.inflight, ""
+	key := w.inflight
+	w.inflight = ""
 	if b.inflight[key]--; b.inflight[key] <= 0 {
 		delete(b.inflight, key)
 	}
