@@ -1,7 +1,6 @@
 package node
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -462,12 +461,6 @@ func (b *blocker) finish(w *waiter, res []fsm.Result, err error) {
 }
 
 // timeoutReply is a blocking command's answer at its timeout, as Redis
-// gives it: a nil bulk string for BLMOVE and BRPOPLPUSH, a nil array for
-// the others.
-func timeoutReply(args [][]byte) fsm.Reply {
-	switch string(bytes.ToLower(args[0])) {
-	case "blmove", "brpoplpush":
-		return fsm.Reply{Kind: fsm.KindNull}
-	}
-	return fsm.Reply{Kind: fsm.KindNullArray}
-}
+// 7.0 gives it: a nil array, BLMOVE and BRPOPLPUSH included (inside
+// MULTI those answer a nil bulk string instead, from the engine).
+func timeoutReply([][]byte) fsm.Reply { return fsm.Reply{Kind: fsm.KindNullArray} }
