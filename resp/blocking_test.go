@@ -250,3 +250,44 @@ func TestBlockingRetryGetsTheElementPoppedForIt(t *testing.T) {
 		t.Fatalf("r = %q: the retry popped again", v)
 	}
 }
+
+// Many clients blocked through a follower hold relay connections of their
+// own: the follower's pool (two idle connections here) still relays
+// other commands at once, and every blocked client is served.
+func TestBlockingManyClientsLeaveTheRelayPool(t *testing.T) {
+	c := startCluster(t, resp.Config{ForwardIdle: 2})
+	f := c.follower(t)
+	const n = 40
+	out := make(chan popped, n)
+	for i := 0; i < n; i++ {
+		rdb := blockingClient(t, f.RESPAddr())
+		go func(i int) {
+			v, err := rdb.Do(context.Background(), bpop, fmt.Sprint("many", i), "0").Slice()
+			out <- popped{i, v, err}
+		}(i)
+	}
+	blockedOn(t, c, n)
+	w := client(t, f.RESPAddr(), 2)
+	start := time.Now()
+	if err := w.Set(ctxT(t), "other", "1", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("a write through the follower took %v with %d clients blocked", d, n)
+	}
+	for i := 0; i < n; i++ {
+		if err := w.Set(ctxT(t), fmt.Sprint("many", i), "v", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < n; i++ {
+		select {
+		case p := <-out:
+			if p.err != nil || len(p.val) != 2 || p.val[0] != fmt.Sprint("many", p.who) {
+				t.Fatalf("client %d: %v %v", p.who, p.val, p.err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("%d of %d blocked clients served", i, n)
+		}
+	}
+}
