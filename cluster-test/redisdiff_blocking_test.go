@@ -73,4 +73,9 @@ var diffFixedBlocking = [][][]string{
 		{"MULTI"}, {"BLPOP", "k1", "0"}, {"RPUSH", "k1", "a"}, {"BRPOP", "k1", "0"}, {"BZPOPMIN", "z9", "0"},
 		{"BLMOVE", "k1", "k2", "LEFT", "LEFT", "0"}, {"BRPOPLPUSH", "k1", "k2", "0"}, {"BLPOP", "k1", "-1"}, {"EXEC"},
 	},
+	// Scripts may not call them (Redis 7.0: noscript).
+	{
+		{"RPUSH", "k1", "a"}, {"EVAL", "return redis.call('blpop', KEYS[1], '0')", "1", "k1"},
+		{"EVAL", "return redis.pcall('bzpopmin', KEYS[1], '0')", "1", "k1"}, {"LRANGE", "k1", "0", "-1"},
+	},
 }

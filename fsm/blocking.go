@@ -13,7 +13,8 @@ import (
 // The engine never blocks. Each blocking command runs here as its
 // non-blocking form through the engine, by name (LPOP, RPOP, LMOVE,
 // ZPOPMIN, ZPOPMAX), and answers nil when every key is empty: exactly what
-// Redis answers inside MULTI or a script, where a command may not block.
+// Redis answers inside MULTI, where a command may not block. Scripts may
+// not call them, as in Redis 7.0.
 // Blocking itself is the leader's business (node/blocking.go): it keeps
 // the waiters, and when a watched key may hold an element it proposes the
 // blocking command as a unit under the waiter's request id, so the pop
@@ -36,7 +37,9 @@ const (
 )
 
 func init() {
-	bl := FlagWrite | FlagBlocking
+	// FlagNoScript: Redis 7.0 refuses them in scripts ("This Redis command
+	// is not allowed from script"); inside MULTI they do not block.
+	bl := FlagWrite | FlagBlocking | FlagNoScript
 	register(
 		&Spec{Name: "blpop", Arity: -3, Flags: bl, FirstKey: 1, LastKey: -2, Step: 1, run: blockingPop("lpop", TypeList), Level: LevelTypes},
 		&Spec{Name: "brpop", Arity: -3, Flags: bl, FirstKey: 1, LastKey: -2, Step: 1, run: blockingPop("rpop", TypeList), Level: LevelTypes},

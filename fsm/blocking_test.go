@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -95,4 +96,16 @@ func fmtInfo(keys []string, kind ValueType, d time.Duration, err string) string 
 		s += k
 	}
 	return s + "] " + string(rune('0'+kind)) + " " + d.String() + " " + err
+}
+
+// Scripts may not call blocking commands, as in Redis 7.0.
+func TestBlockingCommandsRefusedInScripts(t *testing.T) {
+	f := New(nil)
+	var b logBuilder
+	raiseLevel(t, f, &b, LevelTypes)
+	u := Unit{Cmds: [][][]byte{{[]byte("EVAL"), []byte("return redis.call('blpop', 'k', '0')"), []byte("0")}}}
+	got := replies(execEntry(t, f, &b, t0, u).Results[0].Replies)
+	if !strings.Contains(got, "This Redis command is not allowed from script") {
+		t.Fatalf("BLPOP from a script: %s", got)
+	}
 }

@@ -71,12 +71,12 @@ func engineCommand(spec *fsm.Spec) *command {
 	if spec.Flags&fsm.FlagDenyOOM != 0 {
 		c.flags = append(c.flags, "denyoom")
 	}
+	if spec.Flags&fsm.FlagBlocking != 0 { // noscript too, as Redis 7.0 (scripts get theirs in conn.go)
+		c.blocking = true
+		c.flags = append(c.flags, "noscript", "blocking")
+	}
 	if spec.Flags&fsm.FlagFast != 0 {
 		c.flags = append(c.flags, "fast")
-	}
-	if spec.Flags&fsm.FlagBlocking != 0 {
-		c.blocking = true
-		c.flags = append(c.flags, "blocking")
 	}
 	return c
 }
