@@ -23,8 +23,11 @@
 #                                      slowapi, fastapi-limiter), loaded
 #                                      with SCRIPT LOAD first
 #
-# once against each (raftcache: its leader's RESP port), prints a table of
-# requests/s and latency percentiles and the ratios raftcache/redis, and
+# against each (raftcache: its leader's RESP port), ROUNDS times, prints a
+# table of the medians of requests/s, latency percentiles and server CPU
+# per request (user+system time of the server processes, from
+# /proc/PID/stat: the three raftcache nodes, or the one redis-server), the
+# ratios raftcache/redis and the load average before and after, and
 # replaces the "## Redis" section of docs/benchmarks.md (appending it at
 # the end if there is none). It exits non-zero if redis-benchmark saw an
 # error reply or raftcache changed leader during a run.
@@ -34,6 +37,9 @@
 #   REQUESTS=100000    requests per test (-n)
 #   VALUE_SIZE=100     value size in bytes (-d)
 #   WARMUP=5000        requests of an unmeasured run before each measured one (0: none)
+#   ROUNDS=3           rounds over the three targets, in alternating order
+#                      (raftcache first in odd rounds, last in even ones); the
+#                      tables give each figure's median over the rounds
 #   RC_ARGS=""         extra flags for every raftcache node, e.g. "--log-store wal"
 #   PORT_BASE=17300    ports PORT_BASE+1..3 raftcache HTTP, +11..13 Raft,
 #                      +21..23 RESP, +31 redis, +32 redis-always
@@ -50,6 +56,7 @@ CLIENTS=${CLIENTS:-50}
 REQUESTS=${REQUESTS:-100000}
 VALUE_SIZE=${VALUE_SIZE:-100}
 WARMUP=${WARMUP:-5000}
+ROUNDS=${ROUNDS:-3}
 RC_ARGS=${RC_ARGS:-}
 PORT_BASE=${PORT_BASE:-17300}
 KEEP=${KEEP:-0}
@@ -83,6 +90,7 @@ command -v go >/dev/null || die "go is needed to build raftcache"
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/raftcache-compare-redis.XXXXXX")
 PIDS=()
 declare -A NAMES
+declare -A SERVER_PIDS # target -> the PIDs whose CPU time it uses
 
 cleanup() {
 	local rc=$? pid deadline
@@ -135,7 +143,7 @@ if [[ -n ${RAFTCACHE_BIN:-} ]]; then
 else
 	(cd "$ROOT" && go build -o "$TMP/raftcache" .)
 fi
-LOG_STORE=$("$TMP/raftcache" node --help | sed -n 's/.*--log-store value.*(default: "\([a-z]*\)").*/\1/p')
+LOG_STORE=pebble # the default for a new data directory
 [[ $RC_ARGS =~ --log-store[=\ ]+([a-z]+) ]] && LOG_STORE=${BASH_REMATCH[1]}
 mkdir -p "$TMP/rc" "$TMP/redis" "$TMP/redis-always" "$TMP/out"
 
@@ -152,6 +160,7 @@ for i in 1 2 3; do
 	fi
 	"$TMP/raftcache" "${args[@]}" >"$TMP/rc/n$i.log" 2>&1 </dev/null &
 	PIDS+=($!)
+	SERVER_PIDS[raftcache]="${SERVER_PIDS[raftcache]:-} $!"
 	NAMES[$!]="raftcache n$i"
 	if ((i == 1)); then
 		sleep 0.5 # let n1 bootstrap before the others ask it to add them
@@ -163,10 +172,12 @@ log "starting redis-server $REDIS_VERSION on 127.0.0.1:$REDIS_PORT and :$REDIS_A
 redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no --dir "$TMP/redis" \
 	--daemonize no --logfile "$TMP/redis/redis.log" </dev/null &
 PIDS+=($!)
+SERVER_PIDS[redis]=$!
 NAMES[$!]="redis-server"
 redis-server --bind 127.0.0.1 --port "$REDIS_ALWAYS_PORT" --save "" --appendonly yes --appendfsync always \
 	--dir "$TMP/redis-always" --daemonize no --logfile "$TMP/redis-always/redis.log" </dev/null &
 PIDS+=($!)
+SERVER_PIDS[redis-always]=$!
 NAMES[$!]="redis-server (appendfsync always)"
 
 alive() {
@@ -218,21 +229,48 @@ RATE_SCRIPT='local v = redis.call("INCR", KEYS[1]) if v == 1 then redis.call("EX
 # bench_cmd NAME HOST PORT CMD...: one measured redis-benchmark run of one
 # command line; sets RPS P50 P99.
 bench_cmd() {
-	local name=$1 host=$2 port=$3 label
-	shift 3
-	label=$(tr -c 'A-Za-z0-9\n' _ <<<"$1")
-	local csv="$TMP/out/$name.$label.csv" errf="$TMP/out/$name.$label.err"
+	local label
+	label=$(tr -c 'A-Za-z0-9\n' _ <<<"$4")
+	measure "$1" "$label" "$2" "$3" "${@:4}"
+}
+
+TICK=$(getconf CLK_TCK)
+# cpu_ticks PID...: user+system CPU ticks used so far by the processes.
+cpu_ticks() {
+	local pid sum=0 f
+	for pid in "$@"; do
+		# Fields after the ")" of the command name: utime is the 12th, stime the 13th.
+		f=$(sed 's/.*) //' "/proc/$pid/stat")
+		sum=$((sum + $(awk '{print $12 + $13}' <<<"$f")))
+	done
+	echo "$sum"
+}
+
+# measure NAME LABEL HOST PORT ARGS...: one measured redis-benchmark run
+# (after a warm-up) of ARGS against target NAME; sets RPS P50 P99 and CPU
+# (server CPU microseconds per request).
+measure() {
+	local name=$1 label=$2 host=$3 port=$4 t0 t1
+	shift 4
+	local csv="$TMP/out/$name.$label.$ROUND.csv" errf="$TMP/out/$name.$label.$ROUND.err"
+	alive
 	if ((WARMUP > 0)); then
 		redis-benchmark -h "$host" -p "$port" -c "$CLIENTS" -n "$WARMUP" -q "$@" >/dev/null 2>&1 || true
 	fi
-	log "redis-benchmark $1 against $name"
+	log "round $ROUND: redis-benchmark $label against $name"
+	# shellcheck disable=SC2086 # a list of PIDs
+	t0=$(cpu_ticks ${SERVER_PIDS[$name]})
 	redis-benchmark -h "$host" -p "$port" -c "$CLIENTS" -n "$REQUESTS" --csv "$@" >"$csv" 2>"$errf" ||
-		die "redis-benchmark $1 against $name failed: $(tail -3 "$errf")"
+		die "redis-benchmark $label against $name failed: $(tail -3 "$errf")"
+	# shellcheck disable=SC2086
+	t1=$(cpu_ticks ${SERVER_PIDS[$name]})
 	if grep -qi "error" "$errf" "$csv"; then
-		die "redis-benchmark $1 against $name saw errors: $(grep -i error "$errf" "$csv" | head -3)"
+		die "redis-benchmark $label against $name saw errors: $(grep -i error "$errf" "$csv" | head -3)"
 	fi
+	# "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
 	read -r RPS P50 P99 < <(awk -F, 'NR == 2 {gsub(/"/, ""); print $2, $5, $7}' "$csv")
-	[[ -n $RPS ]] || die "no results from redis-benchmark $1 against $name: $(cat "$csv")"
+	[[ -n $RPS ]] || die "no results from redis-benchmark $label against $name: $(cat "$csv")"
+	CPU=$(awk -v t="$((t1 - t0))" -v hz="$TICK" -v n="$REQUESTS" 'BEGIN {printf "%.0f", t / hz * 1e6 / n}')
 }
 
 # bench_rate NAME HOST PORT: the INCR and EVALSHA rate-limit workloads;
@@ -252,25 +290,13 @@ bench_rate() {
 	[[ $(redis-cli -h "$host" -p "$port" TTL rl:hot) -gt 0 ]] || die "the EVALSHA workload left rl:hot without an expiry on $name"
 }
 
-# bench NAME HOST PORT: one measured redis-benchmark run (after a warm-up);
-# sets RPS_SET RPS_GET P50_SET P50_GET P99_SET P99_GET.
+# bench NAME HOST PORT: measured SET then GET runs; sets RPS_SET RPS_GET
+# P50_SET P50_GET P99_SET P99_GET CPU_SET CPU_GET.
 bench() {
-	local name=$1 host=$2 port=$3 csv="$TMP/out/$1.csv" errf="$TMP/out/$1.err"
-	alive
-	if ((WARMUP > 0)); then
-		redis-benchmark -h "$host" -p "$port" -t set,get -c "$CLIENTS" -n "$WARMUP" -d "$VALUE_SIZE" -q >/dev/null 2>&1 || true
-	fi
-	log "redis-benchmark against $name ($host:$port)"
-	redis-benchmark -h "$host" -p "$port" -t set,get -c "$CLIENTS" -n "$REQUESTS" -d "$VALUE_SIZE" --csv >"$csv" 2>"$errf" ||
-		die "redis-benchmark against $name failed: $(tail -3 "$errf")"
-	if grep -qi "error" "$errf" "$csv"; then
-		die "redis-benchmark against $name saw errors: $(grep -i error "$errf" "$csv" | head -3)"
-	fi
-	# "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
-	field() { awk -F'","' -v t="\"$1" -v c="$2" '$1 == t {gsub(/"/, "", $c); print $c}' "$csv"; }
-	RPS_SET=$(field SET 2) P50_SET=$(field SET 5) P99_SET=$(field SET 7)
-	RPS_GET=$(field GET 2) P50_GET=$(field GET 5) P99_GET=$(field GET 7)
-	[[ -n $RPS_SET && -n $RPS_GET ]] || die "no results from redis-benchmark against $name: $(cat "$csv")"
+	measure "$1" SET "$2" "$3" -t set -d "$VALUE_SIZE"
+	RPS_SET=$RPS P50_SET=$P50 P99_SET=$P99 CPU_SET=$CPU
+	measure "$1" GET "$2" "$3" -t get -d "$VALUE_SIZE"
+	RPS_GET=$RPS P50_GET=$P50 P99_GET=$P99 CPU_GET=$CPU
 }
 
 # rc_stats: the leader's applied index, strong read rounds and strong reads.
@@ -280,45 +306,71 @@ rc_stats() {
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 declare -A R
-for target in raftcache redis redis-always; do
-	case $target in
-	raftcache)
-		read -r idx0 rounds0 reads0 <<<"$(rc_stats)"
-		bench raftcache "${RC_LEADER_RESP%:*}" "${RC_LEADER_RESP##*:}"
-		read -r idx1 rounds1 reads1 <<<"$(rc_stats)"
-		# The SET tests (warm-up and measured) are the only writers: SETs per
-		# Raft entry (group commit); and strong GETs per leadership round.
-		PER_ENTRY=$(awk -v n="$((REQUESTS + WARMUP))" -v e="$((idx1 - idx0))" 'BEGIN {if (e > 0) printf "%.1f", n / e; else print "-"}')
-		PER_ROUND=$(awk -v r="$((reads1 - reads0))" -v n="$((rounds1 - rounds0))" 'BEGIN {if (n > 0) printf "%.1f", r / n; else print "-"}')
-		bench_rate raftcache "${RC_LEADER_RESP%:*}" "${RC_LEADER_RESP##*:}"
-		;;
-	redis)
-		bench redis 127.0.0.1 "$REDIS_PORT"
-		bench_rate redis 127.0.0.1 "$REDIS_PORT"
-		;;
-	redis-always)
-		bench redis-always 127.0.0.1 "$REDIS_ALWAYS_PORT"
-		bench_rate redis-always 127.0.0.1 "$REDIS_ALWAYS_PORT"
-		;;
-	esac
-	R[$target.set]=$RPS_SET R[$target.get]=$RPS_GET
-	R[$target.p50set]=$P50_SET R[$target.p50get]=$P50_GET R[$target.p99set]=$P99_SET R[$target.p99get]=$P99_GET
-	R[$target.incr]=$RPS_INCR R[$target.eval]=$RPS_EVAL
-	R[$target.p50incr]=$P50_INCR R[$target.p50eval]=$P50_EVAL R[$target.p99incr]=$P99_INCR R[$target.p99eval]=$P99_EVAL
+METRICS=(set get p50set p50get p99set p99get cpuset cpuget incr eval p50incr p50eval p99incr p99eval)
+PER_ENTRY_ALL=() PER_ROUND_ALL=()
+for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
+	# Alternate the order, so no target always runs on a machine just
+	# warmed (or heated) by another.
+	if ((ROUND % 2 == 1)); then order=(raftcache redis redis-always); else order=(redis-always redis raftcache); fi
+	for target in "${order[@]}"; do
+		case $target in
+		raftcache)
+			read -r idx0 rounds0 reads0 <<<"$(rc_stats)"
+			bench raftcache "${RC_LEADER_RESP%:*}" "${RC_LEADER_RESP##*:}"
+			read -r idx1 rounds1 reads1 <<<"$(rc_stats)"
+			# The SET runs (warm-up and measured) are the only writers: SETs
+			# per Raft entry (group commit); and strong GETs per leadership round.
+			PER_ENTRY_ALL+=("$(awk -v n="$((REQUESTS + 2 * WARMUP))" -v e="$((idx1 - idx0))" 'BEGIN {if (e > 0) printf "%.1f", n / e; else print "-"}')")
+			PER_ROUND_ALL+=("$(awk -v r="$((reads1 - reads0))" -v n="$((rounds1 - rounds0))" 'BEGIN {if (n > 0) printf "%.1f", r / n; else print "-"}')")
+			bench_rate raftcache "${RC_LEADER_RESP%:*}" "${RC_LEADER_RESP##*:}"
+			;;
+		redis)
+			bench redis 127.0.0.1 "$REDIS_PORT"
+			bench_rate redis 127.0.0.1 "$REDIS_PORT"
+			;;
+		redis-always)
+			bench redis-always 127.0.0.1 "$REDIS_ALWAYS_PORT"
+			bench_rate redis-always 127.0.0.1 "$REDIS_ALWAYS_PORT"
+			;;
+		esac
+		R[$target.set.$ROUND]=$RPS_SET R[$target.get.$ROUND]=$RPS_GET
+		R[$target.p50set.$ROUND]=$P50_SET R[$target.p50get.$ROUND]=$P50_GET R[$target.p99set.$ROUND]=$P99_SET R[$target.p99get.$ROUND]=$P99_GET
+		R[$target.cpuset.$ROUND]=$CPU_SET R[$target.cpuget.$ROUND]=$CPU_GET
+		R[$target.incr.$ROUND]=$RPS_INCR R[$target.eval.$ROUND]=$RPS_EVAL
+		R[$target.p50incr.$ROUND]=$P50_INCR R[$target.p50eval.$ROUND]=$P50_EVAL R[$target.p99incr.$ROUND]=$P99_INCR R[$target.p99eval.$ROUND]=$P99_EVAL
+		log "round $ROUND $target: SET $RPS_SET req/s (p99 $P99_SET ms, $CPU_SET us CPU/req), GET $RPS_GET req/s (p99 $P99_GET ms, $CPU_GET us CPU/req)"
+	done
 done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 term0=$RC_TERM
 rc_leader || die "raftcache has no ready leader after the runs"
 ELECTIONS=$((RC_TERM - term0))
 
+# median V...: the median of numbers ("-" ignored; "-" if none).
+median() {
+	printf '%s\n' "$@" | grep -v '^-$' | sort -g |
+		awk '{a[NR] = $1} END {if (NR == 0) print "-"; else if (NR % 2) print a[(NR + 1) / 2]; else printf "%.2f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2}'
+}
+# R[target.metric] is the median over the rounds.
+for target in raftcache redis redis-always; do
+	for m in "${METRICS[@]}"; do
+		vals=()
+		for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do vals+=("${R[$target.$m.$ROUND]}"); done
+		R[$target.$m]=$(median "${vals[@]}")
+	done
+done
+PER_ENTRY=$(median "${PER_ENTRY_ALL[@]}") PER_ROUND=$(median "${PER_ROUND_ALL[@]}")
+COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+[[ -z $(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null) ]] || COMMIT="$COMMIT+dirty"
+
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "-"}'; }
 
 TABLE=$(
-	printf '| target | SET req/s | SET p50 / p99 ms | GET req/s | GET p50 / p99 ms |\n'
-	printf '|---|---:|---:|---:|---:|\n'
+	printf '| target | SET req/s | SET p50 / p99 ms | SET CPU/req | GET req/s | GET p50 / p99 ms | GET CPU/req |\n'
+	printf '|---|---:|---:|---:|---:|---:|---:|\n'
 	for target in raftcache redis redis-always; do
-		printf '| %s | %.0f | %s / %s | %.0f | %s / %s |\n' "$target" "${R[$target.set]}" "${R[$target.p50set]}" "${R[$target.p99set]}" \
-			"${R[$target.get]}" "${R[$target.p50get]}" "${R[$target.p99get]}"
+		printf '| %s | %.0f | %s / %s | %s us | %.0f | %s / %s | %s us |\n' "$target" "${R[$target.set]}" "${R[$target.p50set]}" "${R[$target.p99set]}" \
+			"${R[$target.cpuset]}" "${R[$target.get]}" "${R[$target.p50get]}" "${R[$target.p99get]}" "${R[$target.cpuget]}"
 	done
 )
 RATE_TABLE=$(
@@ -343,7 +395,7 @@ echo
 echo "$RATE_TABLE"
 echo
 echo "raftcache: $PER_ENTRY SETs per Raft entry, $PER_ROUND GETs per leadership round"
-echo "raftcache elections during the runs: $ELECTIONS; load average before $LOAD_BEFORE, after $LOAD_AFTER"
+echo "medians of $ROUNDS rounds; commit $COMMIT; raftcache elections during the runs: $ELECTIONS; load average before $LOAD_BEFORE, after $LOAD_AFTER"
 ((ELECTIONS == 0)) || die "raftcache changed leader during the runs; the figures are not comparable"
 
 # --- docs -----------------------------------------------------------------
@@ -353,10 +405,14 @@ if [[ -n $DOC ]]; then
 		cat <<EOF
 ## Redis
 
-\`bench/compare-redis.sh\` (redis-benchmark, the Redis protocol front): one
-run on $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, load average $LOAD_BEFORE
-before and $LOAD_AFTER after. Settings: \`redis-benchmark -t set,get -c $CLIENTS -n $REQUESTS -d $VALUE_SIZE\`
-(one key per test, no pipelining), after an unmeasured run of $WARMUP requests.
+Latest: \`bench/compare-redis.sh\` (redis-benchmark, the Redis protocol
+front) on $(date -u +%Y-%m-%dT%H:%MZ), commit $COMMIT, $(nproc) cores, load
+average $LOAD_BEFORE before and $LOAD_AFTER after; each figure is the
+median of $ROUNDS rounds in alternating order. Settings: \`redis-benchmark -t set\`
+then \`-t get\`, \`-c $CLIENTS -n $REQUESTS -d $VALUE_SIZE\` (one key per test,
+no pipelining), each after an unmeasured run of $WARMUP requests. CPU/req:
+user+system time of the server processes (all three raftcache nodes, or
+the one redis-server) per request, from /proc/PID/stat.
 
 - **raftcache**: a 3-node cluster on this machine (${LOG_STORE:-default} log store,
   default timings${RC_ARGS:+, flags \`$RC_ARGS\`}), redis-benchmark against the leader's RESP port. A SET is
@@ -384,13 +440,13 @@ Reading the figures: all three raftcache nodes, redis-benchmark and
 redis-server share this machine's 2 cores and its one disk.
 
 - **SET is bound by the disk.** A raftcache SET is acknowledged after two
-  bolt commits in sequence, the leader's and then a follower's, two
-  fdatasyncs each, while the third node's commit competes for the same
-  disk (six fdatasyncs per entry; the disk serializes them). redis-always
-  does one fsync per event-loop pass. The proposer therefore keeps one
-  entry in flight and packs concurrent writes into it; what remains of a
-  SET's latency is those four fdatasyncs, the Raft hops between them, and
-  the client's way back. Details and measurements: "Write path" above.
+  log appends in sequence, the leader's and then a follower's (one
+  fdatasync each with pebble, two with bolt), while the third node's
+  append competes for the same disk. redis-always does one fsync per
+  event-loop pass. The proposer therefore keeps one entry in flight and
+  packs concurrent writes into it; what remains of a SET's latency is
+  those fdatasyncs, the Raft hops between them, and the client's way
+  back. Details and measurements: "Write path" above.
 - **GET is bound by the leadership round and CPU.** A strong GET waits
   for the round in flight to end and then for its own (a hashicorp/raft
   \`VerifyLeader\`: a heartbeat to both followers through the leader loop,

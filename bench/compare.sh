@@ -25,7 +25,10 @@
 #   DURATION=10s      length of each measured run (-z)
 #   VALUE_SIZE=100    value size in bytes
 #   WARMUP=2s         unmeasured run before each measured one (0: none)
-#   ROUNDS=1          repeat the whole alternation; one table row per round
+#   ROUNDS=3          repeat the whole alternation (etcd first in odd rounds,
+#                     raftcache first in even ones); one table row per round,
+#                     then a table of the medians over the rounds, the figure
+#                     the targets are stated in
 #   PORT_BASE=17100   ports PORT_BASE+1..3 raftcache HTTP, +11..13 raftcache
 #                     Raft, +21..23 etcd clients, +31..33 etcd peers
 #   KEEP=0            1: keep the temp dir (logs, hey outputs) and print it
@@ -45,7 +48,7 @@ CLIENTS=${CLIENTS:-64}
 DURATION=${DURATION:-10s}
 VALUE_SIZE=${VALUE_SIZE:-100}
 WARMUP=${WARMUP:-2s}
-ROUNDS=${ROUNDS:-1}
+ROUNDS=${ROUNDS:-3}
 PORT_BASE=${PORT_BASE:-17100}
 KEEP=${KEEP:-0}
 RC_ARGS=${RC_ARGS:-}
@@ -435,16 +438,21 @@ done
 
 # --- report ---------------------------------------------------------------
 
-echo
-echo "raftcache vs etcd $(etcd --version | awk '/etcd Version/{print $3}'): hey -c $CLIENTS -z $DURATION, ${VALUE_SIZE}-byte values, $(nproc) CPUs, $(date -u +%FT%TZ)"
-echo "load average before the runs: $LOAD_BEFORE; after: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo
-printf '| %-13s | %11s | %9s | %9s | %11s | %9s | %9s | %13s | %11s | %9s |\n' \
-	workload "etcd req/s" "etcd p99" "etcd cpu" "rc req/s" "rc p99" "rc cpu" "req/s rc/etcd" "p99 rc/etcd" "elections"
-printf '|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|\n' --------------- ------------: ----------: ----------: \
-	------------: ----------: ----------: ---------------: ------------: ----------:
-for row in "${ROWS[@]}"; do
-	read -r wl re pe ce ee le rr pr cr er lr <<<"$row"
+# median V...: the median of numbers ("-" ignored; "-" if none).
+median() {
+	printf '%s\n' "$@" | grep -v '^-$' | sort -g |
+		awk '{a[NR] = $1} END {if (NR == 0) print "-"; else if (NR % 2) print a[(NR + 1) / 2]; else printf "%.2f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2}'
+}
+
+header() {
+	printf '| %-13s | %11s | %9s | %9s | %11s | %9s | %9s | %13s | %11s | %9s |\n' \
+		workload "etcd req/s" "etcd p99" "etcd cpu" "rc req/s" "rc p99" "rc cpu" "req/s rc/etcd" "p99 rc/etcd" "elections"
+	printf '|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|\n' --------------- ------------: ----------: ----------: \
+		------------: ----------: ----------: ---------------: ------------: ----------:
+}
+
+print_row() {
+	local wl=$1 re=$2 pe=$3 ce=$4 ee=$5 le=$6 rr=$7 pr=$8 cr=$9 er=${10} lr=${11} ratio pratio ce_s cr_s
 	ratio=$(awk -v a="$rr" -v b="$re" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "-"}')
 	pratio=$(awk -v a="$pr" -v b="$pe" 'BEGIN {if (a != "-" && b > 0) printf "%.2f", a / b; else print "-"}')
 	ce_s="$ce us" cr_s="$cr us"
@@ -454,7 +462,41 @@ for row in "${ROWS[@]}"; do
 	((er == 0)) || rr="$rr (${er} err)"
 	printf '| %-13s | %11s | %6s ms | %9s | %11s | %6s ms | %9s | %13s | %11s | %9s |\n' \
 		"$wl" "$re" "$pe" "$ce_s" "$rr" "$pr" "$cr_s" "$ratio" "$pratio" "$le / $lr"
+}
+
+COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+[[ -z $(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null) ]] || COMMIT="$COMMIT+dirty"
+echo
+echo "raftcache vs etcd $(etcd --version | awk '/etcd Version/{print $3}'): hey -c $CLIENTS -z $DURATION, ${VALUE_SIZE}-byte values, $(nproc) CPUs, $(date -u +%FT%TZ), commit $COMMIT${RC_ARGS:+, RC_ARGS=$RC_ARGS}"
+echo "load average before the runs: $LOAD_BEFORE; after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo
+header
+for row in "${ROWS[@]}"; do
+	# shellcheck disable=SC2086
+	print_row $row
 done
+if ((ROUNDS > 1)); then
+	echo
+	echo "Median of $ROUNDS rounds (each column's median; errors and elections summed):"
+	echo
+	header
+	for wl in "${WORKLOADS[@]}"; do
+		cols=()
+		for col in 2 3 4 5 6 7 8 9 10 11; do
+			vals=()
+			for row in "${ROWS[@]}"; do
+				read -r -a f <<<"$row"
+				[[ ${f[0]%%#*} == "$wl" ]] && vals+=("${f[col - 1]}")
+			done
+			if ((col == 5 || col == 6 || col == 10 || col == 11)); then
+				cols+=("$(printf '%s\n' "${vals[@]}" | awk '{n += $1} END {print n + 0}')")
+			else
+				cols+=("$(median "${vals[@]}")")
+			fi
+		done
+		print_row "$wl" "${cols[@]}"
+	done
+fi
 echo
 echo "cpu: user+system CPU time of the three server processes per successful (2xx) request."
 echo "elections: Raft terms that passed during the run, etcd / raftcache (0 / 0 when leaders held)."

@@ -164,6 +164,7 @@ Shell completion: source <(raftcache completion bash)`,
 				Usage: "client certificate (PEM) for members that require one (--tls-client-ca)"},
 			&cli.StringFlag{Name: "key", EnvVars: []string{"RAFTCACHE_KEY"}, TakesFile: true,
 				Usage: "key (PEM) of --cert"},
+			&cli.BoolFlag{Name: "version", Usage: "print the version and exit (as the version command)"},
 		},
 		Before: func(c *cli.Context) error {
 			out := c.String("output")
@@ -178,6 +179,9 @@ Shell completion: source <(raftcache completion bash)`,
 			return usageError{err}
 		},
 		Action: func(c *cli.Context) error {
+			if c.Bool("version") {
+				return printVersion(c)
+			}
 			args := c.Args().Slice()
 			if len(args) > 0 && args[0] == "help" { // raftcache help [COMMAND]
 				if len(args) == 1 {
@@ -209,6 +213,8 @@ Shell completion: source <(raftcache completion bash)`,
 			restoreCommand(),
 			benchCommand(),
 			completionCommand(),
+			versionCommand(),
+			recoverCommand(),
 		},
 	}
 	for _, cmd := range app.Commands {

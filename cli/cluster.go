@@ -14,6 +14,7 @@ import (
 
 	"github.com/raftcache/raftcache/client"
 	"github.com/raftcache/raftcache/fsm"
+	"github.com/raftcache/raftcache/node"
 )
 
 // Cluster commands: status, members, transfer-leadership.
@@ -57,6 +58,9 @@ type memberHealth struct {
 	// FeatureLevel is the level of the member's binary, as it says itself
 	// or else as the cluster last recorded it; 0 = unknown.
 	FeatureLevel uint32 `json:"feature_level"`
+	// Version is the member's build as it says itself (or as the
+	// leader's probe last heard it); "" unknown.
+	Version string `json:"version,omitempty"`
 	// MemberState is voter, catching_up or learner (the leader's view).
 	MemberState string `json:"member_state,omitempty"`
 	// LastHeardMS: how long ago the member last answered the leader
@@ -198,9 +202,13 @@ func statusRows(st *statusJSON) ([]string, [][]string) {
 				role = "voter"
 			}
 		}
-		rows = append(rows, []string{m.ID, state, role, m.HTTPAddr, m.RaftAddr, ready, applied, lag, level})
+		version := m.Version
+		if version == "" {
+			version = "-"
+		}
+		rows = append(rows, []string{m.ID, state, role, m.HTTPAddr, m.RaftAddr, ready, applied, lag, level, version})
 	}
-	return []string{"ID", "STATE", "ROLE", "HTTP", "RAFT", "READY", "APPLIED", "LAG", "LEVEL"}, rows
+	return []string{"ID", "STATE", "ROLE", "HTTP", "RAFT", "READY", "APPLIED", "LAG", "LEVEL", "VERSION"}, rows
 }
 
 // clusterStatus gathers the member list and asks every member about itself.
@@ -249,7 +257,7 @@ func clusterStatus(c *cli.Context, cl *client.Client) (*statusJSON, error) {
 	for i, m := range view.Members {
 		h := health[i]
 		mh := memberHealth{ID: m.ID, HTTPAddr: m.HTTPAddr, RaftAddr: m.RaftAddr, Voter: m.Voter,
-			Ready: h.Ready, NotReady: h.NotReady, FeatureLevel: m.FeatureLevel, MemberState: m.State, LastHeardMS: m.LastHeardMS}
+			Ready: h.Ready, NotReady: h.NotReady, FeatureLevel: m.FeatureLevel, MemberState: m.State, LastHeardMS: m.LastHeardMS, Version: m.Version}
 		if h.Err != nil {
 			mh.Error = h.Err.Error()
 		}
@@ -257,6 +265,9 @@ func clusterStatus(c *cli.Context, cl *client.Client) (*statusJSON, error) {
 			mh.Reachable = true
 			// A member's own word; one from before levels does not say.
 			mh.FeatureLevel = max(v.FeatureLevel, 1)
+			if v.Version != "" {
+				mh.Version = node.Build{Version: v.Version, Revision: v.Revision}.String()
+			}
 			mh.State, mh.Term, mh.CommitIndex, mh.AppliedIndex, mh.LastContactMS = v.State, v.Term, v.CommitIndex, v.AppliedIndex, v.LastContactMS
 			if v.Leader != nil {
 				mh.Leader = v.Leader.ID

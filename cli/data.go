@@ -342,8 +342,11 @@ func delPrefixCommand() *cli.Command {
 		Name:      "del-prefix",
 		Usage:     "delete every key under a prefix",
 		ArgsUsage: "PREFIX",
-		Description: `Deletes every key starting with PREFIX in one Raft entry and prints how
-many live keys went. An empty prefix is refused (it would empty the cache).
+		Description: `Deletes every key starting with PREFIX and prints how many live keys
+went. A prefix of up to 4096 keys goes in one Raft entry (atomic); a bigger
+one is deleted 4096 keys per entry, so it never stalls the log, and a reader
+may see it partly deleted meanwhile. If it fails part way, run it again.
+An empty prefix is refused (it would empty the cache).
    raftcache del-prefix session:
    raftcache -o json del-prefix tenant42/    # {"prefix":"tenant42/","deleted":17,"index":120}`,
 		Action: func(c *cli.Context) error {

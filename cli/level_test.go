@@ -74,7 +74,7 @@ func TestJoinBelowLevelGivesUp(t *testing.T) {
 	self := client.Member{ID: "old", RaftAddr: "127.0.0.1:1", HTTPAddr: "127.0.0.1:2", FeatureLevel: 1}
 	done := make(chan struct{})
 	go func() {
-		joinCluster(ctx, logger, []string{tn.URL}, client.Config{}, self, false, func() bool { return true })
+		joinCluster(ctx, logger, []string{tn.URL}, client.Config{}, self, false, func() bool { return true }, func(string) error { return nil })
 		close(done)
 	}()
 	select {

@@ -31,12 +31,16 @@ func nodeCommand() *cli.Command {
 with data in ./data, bootstrapping a one-node cluster.
 
 A node given --join asks the listed members to add it, retrying until one
-does; a node given neither --join nor --bootstrap bootstraps when its data
-directory is empty. A node restarted on its data directory rejoins with the
-same flags.
+does, and never bootstraps; a node given neither --join nor --bootstrap
+bootstraps when its data directory is empty. With --bootstrap-expect N and
+--join listing all N members, identical flags on every member form one
+cluster (a member whose data directory was lost joins the others' instead).
+A node restarted on its data directory rejoins with the same flags. Bound
+to 0.0.0.0, a node advertises its host name (see the --*-advertise flags).
 
    raftcache node --id n1 --http-addr 127.0.0.1:8001 --raft-addr 127.0.0.1:9001 --data-dir data/n1 --bootstrap
-   raftcache node --id n2 --http-addr 127.0.0.1:8002 --raft-addr 127.0.0.1:9002 --data-dir data/n2 --join http://127.0.0.1:8001`,
+   raftcache node --id n2 --http-addr 127.0.0.1:8002 --raft-addr 127.0.0.1:9002 --data-dir data/n2 --join http://127.0.0.1:8001
+   raftcache node --http-addr 0.0.0.0:8001 --raft-addr 0.0.0.0:9001 --data-dir /data --bootstrap-expect 3 --join http://rc1:8001,http://rc2:8001,http://rc3:8001`,
 		Flags: flags,
 		// The same flag values must be passed: altsrc sets them in place.
 		Before: altsrc.InitInputSourceWithContext(flags, altsrc.NewYamlSourceFromFlagFunc("config")),
@@ -52,19 +56,22 @@ func nodeFlags() []cli.Flag {
 	env := func(name string) []string { return []string{"RAFTCACHE_" + name} }
 	flags := []cli.Flag{
 		&cli.StringFlag{Name: "config", EnvVars: env("CONFIG"), Usage: "YAML file of node settings, keyed by flag name (flags and env vars override it)"},
-		&cli.StringFlag{Name: "id", EnvVars: env("ID"), Usage: "unique member id (default: the Raft address)"},
+		&cli.StringFlag{Name: "id", EnvVars: env("ID"), Usage: "unique, stable member id (default: this host's name with --join, --bootstrap-expect or a wildcard --raft-addr; else the Raft address)"},
 		&cli.StringFlag{Name: "http-addr", EnvVars: env("HTTP_ADDR"), Value: "127.0.0.1:7070", Usage: "client API address (host:port)"},
 		&cli.StringFlag{Name: "resp-addr", EnvVars: env("RESP_ADDR"), Usage: "Redis-protocol address (host:port), e.g. 127.0.0.1:6379; empty: none"},
 		&cli.StringFlag{Name: "raft-addr", EnvVars: env("RAFT_ADDR"), Value: "127.0.0.1:7071", Usage: "Raft transport address (host:port); keep it on a private interface"},
-		&cli.StringFlag{Name: "raft-advertise", EnvVars: env("RAFT_ADVERTISE"), Usage: "Raft address other members dial, if not --raft-addr (e.g. when binding 0.0.0.0)"},
+		&cli.StringFlag{Name: "raft-advertise", EnvVars: env("RAFT_ADVERTISE"), Usage: "Raft address other members dial (host:port, a DNS name or an IP; default --raft-addr, or this host's name for a 0.0.0.0 bind)"},
+		&cli.StringFlag{Name: "http-advertise", EnvVars: env("HTTP_ADVERTISE"), Usage: "client API address registered for this node: redirects and relays name it (default --http-addr, or this host's name for a 0.0.0.0 bind)"},
+		&cli.StringFlag{Name: "resp-advertise", EnvVars: env("RESP_ADVERTISE"), Usage: "Redis-protocol address registered for this node: followers relay to it (default --resp-addr, or this host's name for a 0.0.0.0 bind)"},
 		&cli.StringFlag{Name: "data-dir", EnvVars: env("DATA_DIR"), Value: "data", Usage: "directory for the Raft log, stable store and snapshots"},
-		&cli.StringFlag{Name: "log-store", EnvVars: env("LOG_STORE"), Value: "bolt", Usage: "Raft log and stable store: bolt (raft-boltdb) or wal (raft-wal: one fsync per append, faster, but see docs/benchmarks.md before using it)"},
+		&cli.StringFlag{Name: "log-store", EnvVars: env("LOG_STORE"), Usage: "Raft log and stable store: pebble (one fsync per append) or bolt (raft-boltdb); wal (raft-wal) is kept for old data dirs, see docs/benchmarks.md (default: the one the data directory holds, pebble for a new one; a mismatch is refused)"},
 		&cli.Int64Flag{Name: "wal-segment-size", EnvVars: env("WAL_SEGMENT_SIZE"), Usage: "WAL segment file size in bytes (default 64 MiB); the log is truncated a segment at a time"},
 		&cli.BoolFlag{Name: "bootstrap", EnvVars: env("BOOTSTRAP"), Usage: "form a new cluster if the data directory holds none"},
 		&cli.BoolFlag{Name: "non-voter", EnvVars: env("NON_VOTER"), Usage: "join as a non-voting member (replicates and serves stale reads; does not vote)"},
-		&cli.StringSliceFlag{Name: "join", EnvVars: env("JOIN"), Usage: "URLs of members to join through (comma-separated)"},
+		&cli.StringSliceFlag{Name: "join", EnvVars: env("JOIN"), Usage: "URLs of members to join through (comma-separated); with --bootstrap-expect, all N members, this one included"},
+		&cli.IntFlag{Name: "bootstrap-expect", EnvVars: env("BOOTSTRAP_EXPECT"), Usage: "form a new cluster of N voters with the N members --join lists, once all answer and none holds Raft state (identical flags on every member)"},
 		&cli.Int64Flag{Name: "max-value-size", EnvVars: env("MAX_VALUE_SIZE"), Value: node.DefaultMaxValueSize, Usage: "largest value accepted, in bytes"},
-		&cli.StringFlag{Name: "max-memory", EnvVars: env("MAX_MEMORY"), Value: "0", Usage: "bound on cached keys, values and overhead, e.g. 256MB; least recently used keys are evicted above it (0: no bound)"},
+		&cli.StringFlag{Name: "max-memory", EnvVars: env("MAX_MEMORY"), Value: "auto", Usage: "bound on cached keys, values and overhead, e.g. 256MB; least recently used keys are evicted above it. auto: half the container's memory limit (or the machine's memory) less Raft's share, with GOMEMLIMIT to match; 0: no bound"},
 		&cli.BoolFlag{Name: "pprof", EnvVars: env("PPROF"), Usage: "serve Go's profiler under /debug/pprof/ on the HTTP address"},
 		&cli.StringFlag{Name: "log-level", EnvVars: env("LOG_LEVEL"), Value: "info", Usage: "trace, debug, info, warn or error"},
 		&cli.StringFlag{Name: "log-format", EnvVars: env("LOG_FORMAT"), Value: "text", Usage: "text or json"},
@@ -74,6 +81,7 @@ func nodeFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "snapshot-interval", EnvVars: env("SNAPSHOT_INTERVAL"), Value: 30 * time.Second, Usage: "how often to check the snapshot threshold"},
 		&cli.Uint64Flag{Name: "trailing-logs", EnvVars: env("TRAILING_LOGS"), Value: 10240, Usage: "log entries kept after a snapshot"},
 		&cli.DurationFlag{Name: "promote-after", EnvVars: env("PROMOTE_AFTER"), Value: 10 * time.Second, Usage: "as leader: promote a learner that asked for a vote once it has been caught up and healthy this long"},
+		&cli.Uint64Flag{Name: "ready-max-lag", EnvVars: env("READY_MAX_LAG"), Value: 1024, Usage: "a follower applied within this many entries of the leader's commit index is ready (GET /readyz); unready beyond twice that"},
 		&cli.Uint64Flag{Name: "promote-max-lag", EnvVars: env("PROMOTE_MAX_LAG"), Value: 256, Usage: "as leader: a learner within this many entries of the commit index counts as caught up"},
 	}
 	flags = append(flags, securityFlags()...)
@@ -96,6 +104,8 @@ func fileSettable(f cli.Flag) cli.Flag {
 		return altsrc.NewStringSliceFlag(f)
 	case *cli.Int64Flag:
 		return altsrc.NewInt64Flag(f)
+	case *cli.IntFlag:
+		return altsrc.NewIntFlag(f)
 	case *cli.Uint64Flag:
 		return altsrc.NewUint64Flag(f)
 	case *cli.DurationFlag:
@@ -122,10 +132,14 @@ func runNode(c *cli.Context) error {
 		Output:     c.App.ErrWriter,
 		JSONFormat: format == "json",
 	})
-	join := c.StringSlice("join")
-	id := c.String("id")
-	if id == "" {
-		id = c.String("raft-addr")
+	join := splitURLs(c.StringSlice("join"))
+	expect := c.Int("bootstrap-expect")
+	if err := checkFormationFlags(c, join, expect); err != nil {
+		return err
+	}
+	id, err := defaultID(c, join, expect)
+	if err != nil {
+		return err
 	}
 
 	sec, err := loadSecurity(c, logger)
@@ -136,9 +150,9 @@ func runNode(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	maxMemory, err := parseSize(c.String("max-memory"))
+	maxMemory, err := maxMemoryBound(c, logger)
 	if err != nil {
-		return usagef("--max-memory: %v", err)
+		return err
 	}
 	limits, maxInflight, err := serverLimits(c, logger)
 	if err != nil {
@@ -148,21 +162,41 @@ func runNode(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen on --http-addr: %w", err)
 	}
+	httpAddr := ln.Addr().String()
+	// Serve /livez before the stores open and the snapshot is restored
+	// (minutes for a big cache): a liveness probe must not kill a node
+	// that is restoring. The same server serves the API once the node runs.
+	starting := transport.NewStarting()
+	srv := transport.NewHTTPServer(starting, limits)
+	ln = srv.Listener(ln) // the connection cap counts TLS handshakes too
+	serveErr := make(chan error, 2)
+	if sec.serverTLS != nil {
+		ln = tls.NewListener(ln, sec.serverTLS)
+	}
+	go func() { serveErr <- srv.Serve(ln) }()
 	respLn, err := listenRESP(c.String("resp-addr"))
 	if err != nil {
+		srv.Close()
+		return err
+	}
+	httpAddr, respAddr, err := advertised(c, ln, respLn)
+	if err != nil {
 		ln.Close()
+		if respLn != nil {
+			respLn.Close()
+		}
 		return err
 	}
 	n, err := node.New(node.Config{
 		ID:                id,
 		RaftAddr:          c.String("raft-addr"),
 		RaftAdvertise:     c.String("raft-advertise"),
-		HTTPAddr:          ln.Addr().String(),
-		RESPAddr:          listenerAddr(respLn),
+		HTTPAddr:          httpAddr,
+		RESPAddr:          respAddr,
 		DataDir:           c.String("data-dir"),
 		LogStore:          c.String("log-store"),
 		WALSegmentSize:    int(c.Int64("wal-segment-size")),
-		Bootstrap:         c.Bool("bootstrap") || len(join) == 0,
+		Bootstrap:         c.Bool("bootstrap") || (len(join) == 0 && expect == 0),
 		Logger:            logger,
 		HeartbeatTimeout:  c.Duration("raft-heartbeat-timeout"),
 		ElectionTimeout:   c.Duration("raft-election-timeout"),
@@ -176,9 +210,10 @@ func runNode(c *cli.Context) error {
 		AskView:           viewAsker(sec.serverTLS != nil, sec.peerHTTP),
 		PromoteAfter:      c.Duration("promote-after"),
 		PromoteMaxLag:     c.Uint64("promote-max-lag"),
+		ReadyMaxLag:       c.Uint64("ready-max-lag"),
 	})
 	if err != nil {
-		ln.Close()
+		srv.Close()
 		if respLn != nil {
 			respLn.Close()
 		}
@@ -188,15 +223,10 @@ func runNode(c *cli.Context) error {
 		Logger: logger.Named("http"), Pprof: c.Bool("pprof"),
 		Auth: sec.auth, TLS: sec.serverTLS != nil, PeerClientTLS: sec.peerHTTP, MaxInflight: maxInflight,
 	})
-	srv := transport.NewHTTPServer(api, limits)
-	ln = srv.Listener(ln) // the connection cap counts TLS handshakes too
-	serveErr := make(chan error, 2)
-	if sec.serverTLS != nil {
-		ln = tls.NewListener(ln, sec.serverTLS)
-	}
-	go func() { serveErr <- srv.Serve(ln) }()
+	starting.Serve(api)
 	stopRESP := serveRESP(n, respLn, respConfig(c, sec, logger.Named("resp")), serveErr)
-	logger.Info("serving", "id", id, "http_addr", n.HTTPAddr(), "resp_addr", n.RESPAddr(), "raft_addr", n.RaftAddr(), "data_dir", c.String("data-dir"))
+	logger.Info("serving", "id", id, "http_addr", n.HTTPAddr(), "resp_addr", n.RESPAddr(), "raft_addr", n.RaftAddr(), "data_dir", c.String("data-dir"),
+		"cluster_id", n.ClusterID(), "version", node.BuildInfo().String())
 
 	ctx, cancel := context.WithCancel(c.Context)
 	defer cancel()
@@ -218,7 +248,11 @@ func runNode(c *cli.Context) error {
 	if len(join) > 0 {
 		self := client.Member{ID: id, RaftAddr: n.RaftAddr(), HTTPAddr: n.HTTPAddr(), RESPAddr: n.RESPAddr(),
 			FeatureLevel: n.FeatureLevel(), Incarnation: n.Incarnation()}
-		go joinCluster(ctx, logger, join, jc, self, c.Bool("non-voter"), n.Ready)
+		if expect > 0 && !n.HasState() {
+			go formCluster(ctx, logger, n, join, jc, self, c.Bool("non-voter"))
+		} else {
+			go joinCluster(ctx, logger, join, jc, self, c.Bool("non-voter"), n.Ready, n.AdoptClusterID)
+		}
 	}
 	if sec.auth != nil {
 		sec.reloadTokensOnHUP(logger, ctx.Done())
@@ -259,6 +293,28 @@ func runNode(c *cli.Context) error {
 	return err
 }
 
+// maxMemoryBound is --max-memory, or with "auto" the default bound
+// (memory.go), which also sets GOMEMLIMIT.
+func maxMemoryBound(c *cli.Context, logger hclog.Logger) (int64, error) {
+	v := strings.TrimSpace(c.String("max-memory"))
+	if v != "auto" && v != "" {
+		n, err := parseSize(v)
+		if err != nil {
+			return 0, usagef("--max-memory: %v", err)
+		}
+		return n, nil
+	}
+	limit, source := memoryLimit()
+	if limit == 0 {
+		logger.Warn("memory limit unknown: the cache is not bounded; set --max-memory")
+		return 0, nil
+	}
+	bound, goLimit := autoMaxMemory(limit, c.Int64("max-value-size"))
+	set := setGoMemoryLimit(goLimit)
+	logger.Info("memory bound from the memory limit (set --max-memory to choose it)", "max_memory", bound, "limit", limit, "source", source, "gomemlimit_set", set, "gomemlimit", goLimit)
+	return bound, nil
+}
+
 // joinCluster makes this node a member through the members at urls,
 // retrying each step with jittered backoff until it succeeds or ctx ends.
 //
@@ -271,7 +327,10 @@ func runNode(c *cli.Context) error {
 // not the registered one (a wiped disk): the leader then re-adds it as a
 // non-voter. Until it is a voter, the node asks again every few seconds,
 // so a leader change does not lose its wish for a vote.
-func joinCluster(ctx context.Context, logger hclog.Logger, urls []string, cfg client.Config, self client.Member, nonVoter bool, caughtUp func() bool) {
+//
+// It adopts the cluster id of the cluster it joins (adopt: a node of
+// another cluster is refused, and stops asking).
+func joinCluster(ctx context.Context, logger hclog.Logger, urls []string, cfg client.Config, self client.Member, nonVoter bool, caughtUp func() bool, adopt func(string) error) {
 	cfg.Endpoints, cfg.Timeout = urls, 10*time.Second
 	cl, err := client.New(cfg)
 	if err != nil {
@@ -279,12 +338,15 @@ func joinCluster(ctx context.Context, logger hclog.Logger, urls []string, cfg cl
 		return
 	}
 	defer cl.Close()
-	var refused error
+	var refused, foreign error
 	var state string
 	if !retry(ctx, logger, "join", func() error {
 		view, err := cl.Cluster(ctx)
 		if err != nil {
 			return err
+		}
+		if foreign = adopt(view.ClusterID); foreign != nil {
+			return nil // retrying cannot help: this data directory is another cluster's
 		}
 		req := joinRequest(self, view)
 		learner := nonVoter
@@ -305,6 +367,10 @@ func joinCluster(ctx context.Context, logger hclog.Logger, urls []string, cfg cl
 		}
 		return err // refused without a level: the level rose meanwhile, ask again with it
 	}) {
+		return
+	}
+	if foreign != nil {
+		logger.Error("refusing to join: the members listed in --join are of another cluster than this node's data directory", "error", foreign)
 		return
 	}
 	if refused != nil {
@@ -454,16 +520,22 @@ func nodeProber(useTLS bool, tlsConfig *tls.Config) func(context.Context, node.M
 		}
 		var body struct {
 			ID           string  `json:"id"`
+			Version      string  `json:"version"`
+			Revision     string  `json:"revision"`
 			FeatureLevel uint32  `json:"feature_level"`
 			Incarnation  string  `json:"incarnation"`
 			State        string  `json:"state"`
 			AppliedIndex *uint64 `json:"applied_index"`
 			Removed      string  `json:"removed"`
+			MaxMemory    int64   `json:"max_memory"`
 		}
 		if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&body); err != nil {
 			return node.NodeInfo{}, fmt.Errorf("%w: GET /v1/node on %s: %v", errLevelUnknown, m.ID, err)
 		}
-		info := node.NodeInfo{ID: body.ID, Level: max(body.FeatureLevel, 1), Incarnation: body.Incarnation, State: body.State, Removed: body.Removed != ""}
+		info := node.NodeInfo{ID: body.ID, Level: max(body.FeatureLevel, 1), Incarnation: body.Incarnation, State: body.State, Removed: body.Removed != "", MaxMemory: body.MaxMemory}
+		if body.Version != "" {
+			info.Version = node.Build{Version: body.Version, Revision: body.Revision}.String()
+		}
 		if body.AppliedIndex != nil {
 			info.AppliedIndex, info.HasIndex = *body.AppliedIndex, true
 		}

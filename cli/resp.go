@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"runtime/debug"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/urfave/cli/v2"
@@ -44,6 +43,8 @@ func respFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.IntFlag{Name: "resp-max-clients", EnvVars: []string{"RAFTCACHE_RESP_MAX_CLIENTS"}, Value: 10000,
 			Usage: "open Redis-protocol connections at most; more are refused with `max number of clients reached`"},
+		&cli.Int64Flag{Name: "resp-max-push-bytes", EnvVars: []string{"RAFTCACHE_RESP_MAX_PUSH_BYTES"}, Value: 32 << 20,
+			Usage: "pub/sub messages and invalidations waiting for one connection at most (bytes); past it the connection is closed (Redis: client-output-buffer-limit pubsub)"},
 	}
 }
 
@@ -52,13 +53,9 @@ func respFlags() []cli.Flag {
 // clients need a client certificate too), and for relaying to the leader
 // the client side used between members.
 func respConfig(c *cli.Context, sec *security, logger hclog.Logger) resp.Config {
-	version := ""
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		version = bi.Main.Version
-	}
-	return resp.Config{Logger: logger, Version: version,
+	return resp.Config{Logger: logger, Version: node.BuildInfo().Version,
 		Auth: sec.auth, TLS: sec.serverTLS, ForwardTLS: sec.peerHTTP,
-		Limits: resp.Limits{MaxClients: c.Int("resp-max-clients")}}
+		Limits: resp.Limits{MaxClients: c.Int("resp-max-clients"), MaxPushBytes: c.Int64("resp-max-push-bytes")}}
 }
 
 // serveRESP serves the Redis protocol on ln (nothing if ln is nil) and

@@ -165,7 +165,19 @@ func text(b []byte, plain, b64 **string) {
 // is never applied twice. Option: WithIdempotencyKey.
 func (c *Client) Batch(ctx context.Context, ops []BatchOp, opts ...Option) (*BatchResult, error) {
 	o := collect(opts)
-	return c.batch(ctx, ops, &o)
+	res, err := c.batch(ctx, ops, &o)
+	if c.near != nil {
+		var idx uint64
+		if res != nil {
+			idx = res.Index
+		}
+		for _, op := range ops {
+			if op.kind != "get" {
+				c.nearWrote(op.key, idx)
+			}
+		}
+	}
+	return res, err
 }
 
 func (c *Client) batch(ctx context.Context, ops []BatchOp, o *callOptions) (*BatchResult, error) {

@@ -109,6 +109,10 @@ type Config struct {
 	// redirect policy is replaced: the Client follows redirects itself. Its
 	// Timeout, if any, still applies to each request.
 	HTTPClient *http.Client
+	// NearCache, if set (MaxBytes > 0), keeps values read by Get in this
+	// process, invalidated by a watch stream: see NearCache for what a
+	// hit may return.
+	NearCache *NearCache
 }
 
 // Client talks to a raftcache cluster. It is safe for concurrent use.
@@ -129,6 +133,8 @@ type Client struct {
 	lastRefresh time.Time
 	refreshing  bool
 	closed      bool
+
+	near *nearCache // nil without Config.NearCache
 
 	bg     context.Context // canceled by Close
 	stopBg context.CancelFunc
@@ -226,6 +232,11 @@ func New(cfg Config) (*Client, error) {
 	copied.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	c.hc = &copied
 	c.bg, c.stopBg = context.WithCancel(context.Background())
+	if nc := cfg.NearCache; nc != nil && nc.MaxBytes > 0 {
+		c.near = newNearCache(c, *nc)
+		c.wg.Add(1)
+		go c.near.run(c.bg)
+	}
 	return c, nil
 }
 

@@ -29,6 +29,9 @@ type Member struct {
 	// LastHeardMS is, in the leader's view, how long ago the member last
 	// answered the leader; nil when unknown (or asked of a follower).
 	LastHeardMS *int64 `json:"last_heard_ms,omitempty"`
+	// Version is the member's build as the answering node knows it (the
+	// leader from its probes; every node its own); "" unknown. Never sent.
+	Version string `json:"version,omitempty"`
 }
 
 // Cluster is one node's view of the cluster.
@@ -51,6 +54,11 @@ type Cluster struct {
 	ClusterFeatureLevel uint32 `json:"cluster_feature_level"`
 	// Removed, if set, says why the answering node is out of the cluster.
 	Removed string `json:"removed,omitempty"`
+	// ClusterID is the cluster's id ("" for a cluster formed before
+	// cluster ids); Version and Revision the answering node's build.
+	ClusterID string `json:"cluster_id,omitempty"`
+	Version   string `json:"version,omitempty"`
+	Revision  string `json:"revision,omitempty"`
 }
 
 // NodeStats are one node's cache statistics.

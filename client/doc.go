@@ -75,6 +75,18 @@
 // otherwise the last error (e.g. ErrNoLeader after 503s), wrapped with the
 // context's error.
 //
+// # Near cache
+//
+// With Config.NearCache set, Get without options answers from a cache in
+// this process when it can: a hit costs no request. A watch stream (GET
+// /v1/watch) on one member drops keys as they change; a client's own
+// writes drop their keys at once; everything is dropped when the stream
+// breaks or stays silent for NearCache.MaxSilence. A hit is therefore never
+// older than a documented bound after a newer write was acknowledged, and
+// never older than the client's own last write (docs/consistency.md, "Near
+// caches"). NearCacheStats reports hits, misses and invalidations. Get with
+// any option (WithConsistency, ...) bypasses the cache.
+//
 // # Errors
 //
 // Server errors are *Error values carrying the HTTP status and the

@@ -132,6 +132,9 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	return w.ResponseWriter.Write(b)
 }
 
+// Unwrap lets http.ResponseController flush watch streams.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
 func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	w.recordOnce()
 	return w.ResponseWriter.(http.Hijacker).Hijack()

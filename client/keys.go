@@ -91,7 +91,10 @@ type DeletePrefixResult struct {
 }
 
 // DeletePrefix removes every key starting with prefix (which must not be
-// empty: see DeleteAll) in one replicated entry. It is idempotent and is
+// empty: see DeleteAll): up to 4096 keys in one replicated entry (atomic),
+// a bigger prefix 4096 keys per entry, entry after entry, so a reader may
+// see it partly deleted meanwhile (Entries says how many). It is
+// idempotent and is
 // retried as it is; a retry after an ambiguous failure may report fewer
 // deletions than the first attempt made.
 func (c *Client) DeletePrefix(ctx context.Context, prefix string) (*DeletePrefixResult, error) {
@@ -108,7 +111,13 @@ func (c *Client) DeleteAll(ctx context.Context) (*DeletePrefixResult, error) {
 
 func (c *Client) deletePrefix(ctx context.Context, q url.Values) (*DeletePrefixResult, error) {
 	var out DeletePrefixResult
-	if _, err := c.doJSON(ctx, &call{method: http.MethodDelete, path: "/v1/keys", query: q, write: true}, &out); err != nil {
+	_, err := c.doJSON(ctx, &call{method: http.MethodDelete, path: "/v1/keys", query: q, write: true}, &out)
+	if c.near != nil {
+		// The prefix's keys change at out.Index (unknown on an error:
+		// the events, when they come, drop them).
+		c.near.invalidatePrefix(q.Get("prefix"), out.Index)
+	}
+	if err != nil {
 		return nil, err
 	}
 	return &out, nil

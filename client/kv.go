@@ -164,6 +164,17 @@ func kvPath(key string) string { return "/v1/kv/" + url.PathEscape(key) }
 // ErrNotFound. Options: WithConsistency, WithMinIndex, WithMaxStale.
 func (c *Client) Get(ctx context.Context, key string, opts ...Option) (*Item, error) {
 	o := collect(opts)
+	if c.near != nil && len(opts) == 0 {
+		if it, ok := c.near.get(key); ok {
+			return it, nil
+		}
+		gen := c.near.begin()
+		item, _, err := c.get(ctx, key, &o)
+		if err == nil {
+			c.near.fill(key, item, gen)
+		}
+		return item, err
+	}
 	item, _, err := c.get(ctx, key, &o)
 	return item, err
 }
@@ -198,7 +209,17 @@ func ttlString(d time.Duration) string { return d.String() }
 // first attempt's result instead of failing its own condition.
 func (c *Client) Set(ctx context.Context, key string, value []byte, opts ...Option) (*WriteResult, error) {
 	o := collect(opts)
-	return c.set(ctx, key, value, &o)
+	res, err := c.set(ctx, key, value, &o)
+	c.nearWrote(key, resIndex(res))
+	return res, err
+}
+
+// resIndex is a write's index, 0 if it failed.
+func resIndex(r *WriteResult) uint64 {
+	if r == nil {
+		return 0
+	}
+	return r.Index
 }
 
 func (c *Client) set(ctx context.Context, key string, value []byte, o *callOptions) (*WriteResult, error) {
@@ -229,7 +250,13 @@ func (c *Client) set(ctx context.Context, key string, value []byte, o *callOptio
 // matches a live key), WithIdempotencyKey.
 func (c *Client) Delete(ctx context.Context, key string, opts ...Option) (*DeleteResult, error) {
 	o := collect(opts)
-	return c.del(ctx, key, &o)
+	res, err := c.del(ctx, key, &o)
+	if res != nil {
+		c.nearWrote(key, res.Index)
+	} else {
+		c.nearWrote(key, 0)
+	}
+	return res, err
 }
 
 func (c *Client) del(ctx context.Context, key string, o *callOptions) (*DeleteResult, error) {
@@ -256,7 +283,8 @@ func (c *Client) del(ctx context.Context, key string, o *callOptions) (*DeleteRe
 // fixed-window rate limiter is one Incr), WithIdempotencyKey.
 func (c *Client) Incr(ctx context.Context, key string, by int64, opts ...Option) (int64, error) {
 	o := collect(opts)
-	v, _, err := c.incr(ctx, key, by, &o)
+	v, idx, err := c.incr(ctx, key, by, &o)
+	c.nearWrote(key, idx)
 	return v, err
 }
 
@@ -305,8 +333,10 @@ func (c *Client) touch(ctx context.Context, method, key string, ttl time.Duratio
 	}
 	var out WriteResult
 	if _, err := c.doJSON(ctx, cl, &out); err != nil {
+		c.nearWrote(key, 0)
 		return nil, err
 	}
+	c.nearWrote(key, out.Index)
 	return &out, nil
 }
 

@@ -846,6 +846,10 @@ func TestCacheBigValuesProbes(t *testing.T) {
 	var loaded atomic.Bool
 	byEP := map[string][]time.Duration{}
 	codes := map[string]int{}
+	// The busy leader's /readyz must never say 503 (issue 15): readiness
+	// is not "applied == commit at this instant" (node/ready.go).
+	var leaderUnready int
+	var leaderWhy string
 	var probes sync.WaitGroup
 	for _, n := range c.Nodes {
 		for _, ep := range []string{"/livez", "/readyz"} {
@@ -873,6 +877,10 @@ func TestCacheBigValuesProbes(t *testing.T) {
 						byEP[ep] = append(byEP[ep], d)
 					default:
 						codes[fmt.Sprintf("%s %d", ep, r.Status)]++
+						if ep == "/readyz" && n == l && r.Status != http.StatusOK {
+							leaderUnready++
+							leaderWhy = string(bytes.TrimSpace(r.Body))
+						}
 						lat = append(lat, d)
 						byEP[ep] = append(byEP[ep], d)
 					}
@@ -1009,6 +1017,11 @@ func TestCacheBigValuesProbes(t *testing.T) {
 		if strings.HasSuffix(k, "error") {
 			t.Errorf("%d probes failed: %s", v, k)
 		}
+	}
+	if term1 := cacheTerm(t, c); leaderUnready > 0 && term1 == term0 {
+		t.Errorf("the busy leader %s answered /readyz with 503 %d times in term %d (last: %s)", l.ID, leaderUnready, term0, leaderWhy)
+	} else if leaderUnready > 0 {
+		t.Logf("an election ran (term %d -> %d); the old leader %s answered /readyz 503 %d times", term0, term1, l.ID, leaderUnready)
 	}
 	if p99 := pct(0.99); p99 > time.Second {
 		t.Errorf("probe p99 %v, want under 1s", p99)

@@ -34,6 +34,9 @@ func TestMain(m *testing.M) {
 	}
 	binary = filepath.Join(dir, "raftcache")
 	build := exec.Command("go", "build", "-o", binary, "..")
+	// Static (no cgo), so the container test can put this very binary
+	// in its FROM-scratch image instead of building another.
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building raftcache:", err)

@@ -142,6 +142,16 @@ func TestRollingUpgradeFromPreviousRelease(t *testing.T) {
 		t.Fatalf("feature level %d while %s still runs the previous release", lvl, leader.ID)
 	}
 	upgrade(leader)
+	// The previous release made bolt stores; the new binary, asked for no
+	// store, keeps them (pebble is only for new data directories).
+	for _, n := range c.Nodes {
+		if _, err := os.Stat(filepath.Join(n.DataDir, "raft.db")); err != nil {
+			t.Fatalf("%s after the upgrade: %v", n.ID, err)
+		}
+		if _, err := os.Stat(filepath.Join(n.DataDir, "pebble")); err == nil {
+			t.Fatalf("%s after the upgrade: a pebble store beside its bolt one", n.ID)
+		}
+	}
 
 	newLeader := c.WaitForLeader()
 	Eventually(t, "the cluster's feature level to reach 2", func() error {

@@ -10,7 +10,9 @@ import (
 
 // apply executes one decoded command against the writer's private state.
 // Everything it decides comes from s and c: c.Now is the leader's clock.
-func (f *FSM) apply(s *state, index uint64, c *Command) Result {
+// Keys removed by the reaper and by eviction record their keyspace events
+// in ch ('expired' and 'evicted' come from the entry that removes the key).
+func (f *FSM) apply(s *state, index uint64, c *Command, ch *changeSet) Result {
 	r := Result{Index: index}
 	switch c.Op {
 	case OpSetMember:
@@ -32,6 +34,7 @@ func (f *FSM) apply(s *state, index uint64, c *Command) Result {
 			if it, ok := s.get(k); ok && it.expireAt != 0 && it.expireAt <= c.Now {
 				s.remove(it)
 				r.Count++
+				ch.events = append(ch.events, KeyEvent{Key: it.key, Event: "expired"})
 			}
 		}
 		s.counters.Expirations += uint64(r.Count)
@@ -40,6 +43,7 @@ func (f *FSM) apply(s *state, index uint64, c *Command) Result {
 			if it, ok := s.get(k); ok && it.version == c.Versions[i] {
 				s.remove(it)
 				r.Count++
+				ch.events = append(ch.events, KeyEvent{Key: it.key, Event: "evicted"})
 			}
 		}
 		s.counters.Evictions += uint64(r.Count)

@@ -151,6 +151,7 @@ func rcSet(t *Tx, a [][]byte) Reply {
 		}
 	}
 	v := t.put(string(a[1]), bytes.Clone(a[2]), exp)
+	t.event("set", string(a[1]))
 	return arrayReply([]Reply{intReply(int64(v)), prev})
 }
 
@@ -162,7 +163,11 @@ func rcDel(t *Tx, a [][]byte) Reply {
 	if rep, failed := t.condFailed(a[1], Cond(n[0]), uint64(n[1])); failed {
 		return rep
 	}
-	return boolReply(t.del(a[1]))
+	if !t.del(a[1]) {
+		return boolReply(false)
+	}
+	t.event("del", string(a[1]))
+	return boolReply(true)
 }
 
 func rcIncr(t *Tx, a [][]byte) Reply {
@@ -187,7 +192,13 @@ func rcTouch(t *Tx, a [][]byte) Reply {
 	if !live {
 		return errReply(ErrNotFound)
 	}
-	return intReply(int64(t.setExpiry(it, t.ttlAt(n[0]))))
+	ev := "expire"
+	if n[0] <= 0 {
+		ev = "persist"
+	}
+	v := t.setExpiry(it, t.ttlAt(n[0]))
+	t.event(ev, string(a[1]))
+	return intReply(int64(v))
 }
 
 func rcKeys(t *Tx, a [][]byte) Reply {

@@ -40,6 +40,7 @@ func cmdDel(t *Tx, a [][]byte) Reply {
 	n := 0
 	for _, k := range a[1:] {
 		if t.del(k) {
+			t.event("del", string(k))
 			n++
 		}
 	}
@@ -155,9 +156,11 @@ func cmdExpire(name string, unit time.Duration, absolute bool) func(*Tx, [][]byt
 		}
 		if at <= t.now {
 			t.del(a[1])
+			t.event("del", string(a[1]))
 			return intReply(1)
 		}
 		t.setExpiry(it, at)
+		t.event("expire", string(a[1]))
 		return intReply(1)
 	}
 }
@@ -168,6 +171,7 @@ func cmdPersist(t *Tx, a [][]byte) Reply {
 		return intReply(0)
 	}
 	t.setExpiry(it, 0)
+	t.event("persist", string(a[1]))
 	return intReply(1)
 }
 
@@ -196,7 +200,7 @@ func cmdScan(t *Tx, a [][]byte) Reply {
 	}
 	var pattern []byte
 	count := int64(10)
-	typeOK := true
+	var typ []byte // TYPE's name; nil: every type
 	for i := 2; i < len(a); i += 2 {
 		if i+1 >= len(a) {
 			return replySyntax
@@ -213,7 +217,7 @@ func cmdScan(t *Tx, a [][]byte) Reply {
 				return replySyntax
 			}
 		case eq(a[i], "type"):
-			typeOK = eq(a[i+1], "string")
+			typ = a[i+1]
 		default:
 			return replySyntax
 		}
@@ -236,7 +240,7 @@ func cmdScan(t *Tx, a [][]byte) Reply {
 		}
 		seen++
 		last = it.key
-		if typeOK && (pattern == nil || GlobMatch(pattern, []byte(it.key))) {
+		if (typ == nil || eq(typ, it.kind().String())) && (pattern == nil || GlobMatch(pattern, []byte(it.key))) {
 			keys = append(keys, bulkReply([]byte(it.key)))
 		}
 		return true

@@ -145,8 +145,16 @@ func cmdSet(t *Tx, a [][]byte) Reply {
 	}
 	if exp != 0 && exp <= t.now {
 		t.del(a[1]) // an expiry already past: Redis deletes the key at once
+		// and reports it as Redis 7.0 does: stored, given its expiry, expired.
+		t.event("set", string(a[1]))
+		t.event("expire", string(a[1]))
+		t.event("expired", string(a[1]))
 	} else {
 		t.put(string(a[1]), bytes.Clone(a[2]), exp)
+		t.event("set", string(a[1]))
+		if exp != 0 && !o.keepTTL {
+			t.event("expire", string(a[1]))
+		}
 	}
 	if o.get {
 		return prev
@@ -162,6 +170,7 @@ func cmdSetNX(t *Tx, a [][]byte) Reply {
 		return rep
 	}
 	t.put(string(a[1]), bytes.Clone(a[2]), 0)
+	t.event("set", string(a[1]))
 	return intReply(1)
 }
 
@@ -175,6 +184,8 @@ func cmdSetEX(unit time.Duration, name string) func(*Tx, [][]byte) Reply {
 			return rep
 		}
 		t.put(string(a[1]), bytes.Clone(a[3]), at)
+		t.event("set", string(a[1]))
+		t.event("expire", string(a[1]))
 		return replyOK
 	}
 }
@@ -192,6 +203,7 @@ func cmdGetSet(t *Tx, a [][]byte) Reply {
 		prev = bulkReply(cur.value)
 	}
 	t.put(string(a[1]), bytes.Clone(a[2]), 0)
+	t.event("set", string(a[1]))
 	return prev
 }
 
@@ -204,6 +216,7 @@ func cmdGetDel(t *Tx, a [][]byte) Reply {
 		return replyNull
 	}
 	t.del(a[1])
+	t.event("del", string(a[1]))
 	return bulkReply(cur.value)
 }
 
@@ -218,6 +231,7 @@ func cmdMSet(t *Tx, a [][]byte) Reply {
 	}
 	for i := 1; i < len(a); i += 2 {
 		t.put(string(a[i]), bytes.Clone(a[i+1]), 0)
+		t.event("set", string(a[i]))
 	}
 	return replyOK
 }
@@ -236,6 +250,7 @@ func cmdMSetNX(t *Tx, a [][]byte) Reply {
 	}
 	for i := 1; i < len(a); i += 2 {
 		t.put(string(a[i]), bytes.Clone(a[i+1]), 0)
+		t.event("set", string(a[i]))
 	}
 	return intReply(1)
 }
@@ -285,6 +300,7 @@ func (t *Tx) incr(key []byte, by int64, expireAt int64) (int64, Reply, bool) {
 	}
 	v += by
 	t.put(string(key), strconv.AppendInt(nil, v, 10), expireAt)
+	t.event("incrby", string(key))
 	return v, Reply{}, true
 }
 

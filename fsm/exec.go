@@ -191,6 +191,7 @@ type changeSet struct {
 	prefixes []string
 	all      bool
 	events   []KeyEvent // keyspace events, in order (Tx.event)
+	messages []Message  // published messages, in order (PUBLISH)
 }
 
 func (c *changeSet) key(k string) {
@@ -210,6 +211,8 @@ func (c *changeSet) prefix(p []byte) {
 }
 
 func (c *changeSet) merge(o *changeSet) {
+	c.events = append(c.events, o.events...)
+	c.messages = append(c.messages, o.messages...)
 	if o.all {
 		c.prefix(nil)
 		return
@@ -220,7 +223,6 @@ func (c *changeSet) merge(o *changeSet) {
 	for _, p := range o.prefixes {
 		c.prefix([]byte(p))
 	}
-	c.events = append(c.events, o.events...)
 }
 
 // legacy records what an entry of the first command format may change:
@@ -255,6 +257,18 @@ type Change struct {
 	// order (keyspace notifications); a command records none unless it
 	// calls Tx.event.
 	Events []KeyEvent
+	// Versions, beside Keys, is each key's version once the entry was
+	// applied; 0 if the entry left it absent (deleted, expired).
+	Versions []uint64
+	// Restored: a snapshot replaced the state (Index is its index, All
+	// is set). Changes between the previous state and the snapshot are
+	// never reported; a change stream starts over.
+	Restored bool
+	// Messages are the entry's published messages, in order (PUBLISH,
+	// SPUBLISH, also inside MULTI and scripts).
+	Messages []Message
+	// Notify is notify-keyspace-events after the entry (Notifications).
+	Notify uint32
 }
 
 func (c *changeSet) change(index uint64) Change {
@@ -270,12 +284,12 @@ func (c *changeSet) change(index uint64) Change {
 		}
 		keys = keys[:j]
 	}
-	return Change{Index: index, Keys: keys, Prefixes: c.prefixes, All: c.all, Events: c.events}
+	return Change{Index: index, Keys: keys, Prefixes: c.prefixes, All: c.all, Events: c.events, Messages: c.messages}
 }
 
 // Empty says whether nothing changed.
 func (c Change) Empty() bool {
-	return !c.All && len(c.Keys) == 0 && len(c.Prefixes) == 0 && len(c.Events) == 0
+	return !c.All && len(c.Keys) == 0 && len(c.Prefixes) == 0 && len(c.Events) == 0 && len(c.Messages) == 0
 }
 
 // Covers says whether key may have changed.
@@ -296,7 +310,13 @@ func (c Change) Covers(key string) bool {
 }
 
 // OnChange adds a function told, on the FSM goroutine and after the new
-// state is published, what each applied entry changed; every function
-// added is told, in the order added. It must not block (hand the change
+// state is published, what each applied entry changed (a restored
+// snapshot is a change with All set). It must not block (hand the change
 // to a queue). Add them before Raft starts.
 func (f *FSM) OnChange(fn func(Change)) { f.onChange = append(f.onChange, fn) }
+
+func (f *FSM) tellChange(c Change) {
+	for _, fn := range f.onChange {
+		fn(c)
+	}
+}

@@ -166,6 +166,7 @@ type state struct {
 	// are never modified once published: a change copies the map.
 	members map[string]*Member
 	level   uint32 // the cluster's feature level; 0 = never raised (level 1)
+	notify  uint32 // notify-keyspace-events (pubsub.go)
 	// gen identifies this private copy (see Tx.mutable); every clone
 	// gets a new one. Not replicated: it only decides when to copy.
 	gen uint64
@@ -278,7 +279,17 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 		out[i] = f.applyOnce(next, l.Index, &cmd, &ch)
 		last = l.Index
 		if len(f.onChange) > 0 {
-			changes = append(changes, ch.change(l.Index))
+			c := ch.change(l.Index)
+			c.Notify = next.notify
+			if len(c.Keys) > 0 {
+				c.Versions = make([]uint64, len(c.Keys))
+				for j, k := range c.Keys {
+					if it, ok := next.get([]byte(k)); ok && !it.expired(cmd.Now) {
+						c.Versions[j] = it.version
+					}
+				}
+			}
+			changes = append(changes, c)
 		}
 	}
 	next.index = last
@@ -286,9 +297,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 	f.notify()
 	for _, c := range changes {
 		if !c.Empty() {
-			for _, fn := range f.onChange {
-				fn(c)
-			}
+			f.tellChange(c)
 		}
 	}
 	return out
@@ -302,7 +311,7 @@ func (f *FSM) applyOnce(s *state, index uint64, cmd *Command, ch *changeSet) *Re
 		return &res
 	}
 	ch.legacy(cmd)
-	res := s.once(cmd.ReqID, cmd.Now, func() Result { return f.apply(s, index, cmd) })
+	res := s.once(cmd.ReqID, cmd.Now, func() Result { return f.apply(s, index, cmd, ch) })
 	return &res
 }
 

@@ -23,6 +23,10 @@ const (
 	KindMap                   // key, value, key, value... in Elems
 	KindSet                   // unordered distinct elements
 	KindNullArray             // RESP2's nil array (EXEC after a failed WATCH)
+	// KindPairs is an ordered list of pairs in Elems (member, score,
+	// member, score...): RESP2 sends it flat, RESP3 as an array of
+	// two-element arrays (ZRANGE WITHSCORES, ZPOPMIN with a count).
+	KindPairs
 )
 
 // Reply is what a command returns: protocol-neutral, built by the engine,
@@ -73,7 +77,7 @@ func (r Reply) String() string {
 	case KindBulk:
 		return strconv.Quote(string(r.Bulk))
 	case KindDouble:
-		return strconv.FormatFloat(r.Float, 'g', 17, 64)
+		return FormatDouble(r.Float)
 	}
 	s := "["
 	for i, e := range r.Elems {

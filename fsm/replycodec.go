@@ -46,7 +46,7 @@ func appendReply(dst []byte, r *Reply) []byte {
 		dst = binary.AppendUvarint(dst, replyCode(r.Err))
 		dst = appendBytes(dst, []byte(ErrorText(r.Err)))
 		dst = binary.AppendUvarint(dst, cur)
-	case KindArray, KindMap, KindSet:
+	case KindArray, KindMap, KindSet, KindPairs:
 		dst = binary.AppendUvarint(dst, uint64(len(r.Elems)))
 		for i := range r.Elems {
 			dst = appendReply(dst, &r.Elems[i])
@@ -120,7 +120,7 @@ func readReply(r *bufio.Reader, depth int) (Reply, error) {
 			e.Code = replyCodes[code]
 		}
 		rep.Err = e
-	case KindArray, KindMap, KindSet:
+	case KindArray, KindMap, KindSet, KindPairs:
 		var n uint64
 		if n, err = binary.ReadUvarint(r); err != nil {
 			return rep, err

@@ -189,7 +189,7 @@ func (vm *luaVM) toLua(r Reply, depth int) lua.LValue {
 			t.RawSetString("double", lua.LNumber(r.Float))
 			return t
 		}
-		return lua.LString(strconv.FormatFloat(r.Float, 'g', 17, 64))
+		return lua.LString(FormatDouble(r.Float))
 	case KindMap:
 		if resp3 {
 			m := L.CreateTable(0, len(r.Elems)/2)
@@ -208,6 +208,18 @@ func (vm *luaVM) toLua(r Reply, depth int) lua.LValue {
 			}
 			t := L.CreateTable(0, 1)
 			t.RawSetString("set", m)
+			return t
+		}
+	case KindPairs:
+		if resp3 {
+			vm.charge(int64(len(r.Elems)), int64(len(r.Elems))*16)
+			t := L.CreateTable(len(r.Elems)/2, 0)
+			for i := 0; i+1 < len(r.Elems); i += 2 {
+				p := L.CreateTable(2, 0)
+				p.RawSetInt(1, vm.toLua(r.Elems[i], depth+1))
+				p.RawSetInt(2, vm.toLua(r.Elems[i+1], depth+1))
+				t.RawSetInt(i/2+1, p)
+			}
 			return t
 		}
 	}

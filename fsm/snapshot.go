@@ -57,6 +57,8 @@ const (
 	secDedup   byte = 4 // recent request ids and their results
 	secScripts byte = 5 // the replicated script cache (script.go)
 	secChanges byte = 6 // WATCH's per-key change record (watch.go)
+	// Format 3 on:
+	secNotify byte = 7 // notify-keyspace-events (pubsub.go)
 )
 
 // snapshot is a point-in-time view. Because published trees are never
@@ -163,17 +165,24 @@ func (s *snapshot) writeV1(w *snapWriter) {
 // writeV2 writes the sections of format 2 in order. A new section is one
 // more line here and one more case in readV2.
 func (s *snapshot) writeV2(w *snapWriter) {
-	for _, sec := range []struct {
+	type section struct {
 		tag   byte
 		write func(*snapWriter)
-	}{
+	}
+	secs := []section{
 		{secHeader, s.writeHeader},
 		{secMembers, s.writeMembers},
 		{secItems, s.writeItems},
 		{secDedup, func(w *snapWriter) { writeDedup(w, s.root.dedup, s.format) }},
 		{secScripts, func(w *snapWriter) { w.buf = appendScripts(w.buf, &s.root.scripts) }},
 		{secChanges, func(w *snapWriter) { w.buf = appendChangeLog(w.buf, &s.root.changes) }},
-	} {
+	}
+	if s.format >= snapshotV3 {
+		secs = append(secs,
+			section{secNotify, func(w *snapWriter) { w.buf = appendNotify(w.buf, s.root.notify) }},
+		)
+	}
+	for _, sec := range secs {
 		w.buf = append(w.buf, sec.tag)
 		sec.write(w)
 	}
@@ -265,6 +274,10 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.clock.Store(snap.clock)
 	f.root.Store(snap.root)
 	f.notify()
+	// Every key may have changed, and the entries between what this FSM
+	// held and the snapshot will never be reported: change streams
+	// start over from the snapshot's index.
+	f.tellChange(Change{Index: snap.root.index, All: true, Restored: true, Notify: snap.root.notify})
 	return nil
 }
 
@@ -350,6 +363,16 @@ func (sr *snapReader) readV2(s *snapshot) error {
 			}
 			return nil
 		},
+	}
+	if s.format >= snapshotV3 {
+		read[secNotify] = func(s *snapshot) error {
+			f, err := sr.uvarint("notify flags")
+			if err == nil && f > 0xffffffff {
+				err = sr.fail("notify flags", fmt.Errorf("%d", f))
+			}
+			s.root.notify = uint32(f)
+			return err
+		}
 	}
 	seen := map[byte]bool{}
 	for {

@@ -12,4 +12,7 @@ import "hash"
 func digestExt(h hash.Hash, s *state) {
 	s.scripts.digest(h)
 	s.changes.digest(h)
+	if s.notify != 0 { // digests of states without flags stay as they were
+		h.Write(appendNotify([]byte("notify"), s.notify))
+	}
 }

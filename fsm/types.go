@@ -73,6 +73,16 @@ type object interface {
 	appendTo(b []byte) []byte
 }
 
+// keepEmpty is implemented by kinds whose key outlives its last element
+// (a stream keeps its last ID, as in Redis).
+type keepEmpty interface{ keepEmpty() bool }
+
+// dropsWhenEmpty says whether o, once empty, deletes its key.
+func dropsWhenEmpty(o object) bool {
+	k, ok := o.(keepEmpty)
+	return !ok || !k.keepEmpty()
+}
+
 // decoders read each kind's encoding back (registered by each kind's file).
 var decoders = map[ValueType]func([]byte) (object, error){}
 
@@ -92,7 +102,7 @@ func decodeObject(k ValueType, b []byte) (object, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s value: %w", k, err)
 	}
-	if o.length() == 0 {
+	if o.length() == 0 && dropsWhenEmpty(o) {
 		return nil, fmt.Errorf("empty %s value", k)
 	}
 	return o, nil
@@ -156,7 +166,7 @@ func (t *Tx) mutable(key []byte, k ValueType, create func() object) (it *item, f
 // left empty deletes the key. It returns the key's new version (0 when
 // the key was deleted).
 func (t *Tx) save(it *item) uint64 {
-	if it.obj.length() == 0 {
+	if it.obj.length() == 0 && dropsWhenEmpty(it.obj) {
 		if old, ok := t.s.get([]byte(it.key)); ok {
 			t.s.remove(old)
 			t.changed(it.key)

@@ -39,6 +39,10 @@ type Member struct {
 	// its probe (0 for the leader itself); -1 when unknown (never heard
 	// since this node leads, or asked on a follower).
 	LastHeard time.Duration
+	// Version is the member's build (Build.String) as it last told this
+	// node's probe (GET /v1/node), its own for this node; "" unknown. Not
+	// replicated: the probe is where the leader learns it.
+	Version string
 }
 
 // fill completes m from its record, if any.
@@ -151,6 +155,7 @@ func (n *Node) Members() ([]Member, error) {
 		rec, ok := recs[m.ID]
 		n.fill(&m, rec, ok)
 		m.State = n.memberState(m)
+		m.Version = n.versionOf(m.ID)
 		if at, ok := n.track.heardAt(m.ID); ok && n.IsLeader() {
 			m.LastHeard = time.Since(at)
 		} else if m.ID == n.cfg.ID {

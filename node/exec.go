@@ -22,6 +22,10 @@ const (
 	MaxKeySize = 1024
 	// DefaultMaxValueSize is Config.MaxValueSize's default, in bytes.
 	DefaultMaxValueSize = 4 << 20
+	// MaxMessageSize bounds a published message (PUBLISH's payload is
+	// written to the Raft log like a value, and queued once per
+	// subscriber on every node); its channel is bounded as a key.
+	MaxMessageSize = 1 << 20
 )
 
 // LimitError is a command refused by a limit before it was proposed. Its
@@ -68,6 +72,14 @@ func (n *Node) CheckCommand(args [][]byte) error {
 			return fmt.Errorf("%w: %s", ErrFeatureLevel, fsm.LevelText(spec, cl))
 		}
 	}
+	if spec.Name == "publish" || spec.Name == "spublish" {
+		if err := CheckKey(args[1]); err != nil {
+			return err
+		}
+		if len(args[2]) > MaxMessageSize {
+			return &LimitError{Err: ErrValueTooLarge, Limit: MaxMessageSize, Size: int64(len(args[2]))}
+		}
+	}
 	keys := spec.Keys(args)
 	for _, k := range keys {
 		if err := CheckKey(k); err != nil {
@@ -77,6 +89,11 @@ func (n *Node) CheckCommand(args [][]byte) error {
 	if !spec.Write() {
 		return nil
 	}
+	if spec.Flags&fsm.FlagDenyOOM != 0 {
+		if err := n.checkMemory(); err != nil {
+			return err
+		}
+	}
 	var key int
 	if len(keys) > 0 {
 		key = len(keys[0])
@@ -85,7 +102,7 @@ func (n *Node) CheckCommand(args [][]byte) error {
 		if int64(len(a)) > n.cfg.MaxValueSize {
 			return &LimitError{Err: ErrValueTooLarge, Limit: n.cfg.MaxValueSize, Size: int64(len(a))}
 		}
-		if mm := n.cfg.MaxMemory; mm > 0 && spec.Flags&fsm.FlagDenyOOM != 0 {
+		if mm := n.MaxMemory(); mm > 0 && spec.Flags&fsm.FlagDenyOOM != 0 {
 			if size := int64(key+len(a)) + fsm.EntryOverhead; size > mm {
 				return &LimitError{Err: ErrTooLarge, Limit: mm, Size: size}
 			}

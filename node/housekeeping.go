@@ -36,7 +36,7 @@ func (n *Node) housekeeping() {
 				n.reapExpired()
 			}
 		case <-evict.C:
-			if n.cfg.MaxMemory > 0 && n.leaderReady() {
+			if n.MaxMemory() > 0 && n.leaderReady() {
 				cursor = n.evict(cursor)
 			}
 		}
@@ -74,8 +74,9 @@ func (n *Node) reapExpired() {
 // chosen by sampling: the least recently read or written keys of a moving
 // window (see fsm.EvictionCandidates).
 func (n *Node) evict(cursor string) string {
-	for n.fsm.Bytes() > n.cfg.MaxMemory {
-		over := n.fsm.Bytes() - n.cfg.MaxMemory
+	bound := n.MaxMemory()
+	for n.fsm.Bytes() > bound {
+		over := n.fsm.Bytes() - bound
 		cmd := &fsm.Command{Op: fsm.OpEvict}
 		var freed int64
 		seen := map[string]bool{}

@@ -189,6 +189,7 @@ func (n *Node) checkLevels() {
 		return
 	}
 	results := n.probeAll(members, levelTimeout)
+	n.memBounds.record(results)
 	got := make([]uint32, len(members))
 	errs := make([]error, len(members))
 	for i, r := range results {

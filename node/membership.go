@@ -84,14 +84,17 @@ type NodeInfo struct {
 	Incarnation  string
 	State        string // Raft state: Leader, Follower, Candidate, Shutdown; "" unknown
 	AppliedIndex uint64
-	HasIndex     bool // AppliedIndex is known
-	Removed      bool // it knows it was removed from the cluster
+	HasIndex     bool   // AppliedIndex is known
+	Removed      bool   // it knows it was removed from the cluster
+	Version      string // its build (Build.String); "" from a binary before versions
+	MaxMemory    int64  // its own memory bound; 0 = none (or not reported)
 }
 
 // Info is this node's own NodeInfo.
 func (n *Node) Info() NodeInfo {
 	return NodeInfo{ID: n.cfg.ID, Level: n.FeatureLevel(), Incarnation: n.cfg.Incarnation, State: n.raft.State().String(),
-		AppliedIndex: n.fsm.AppliedIndex(), HasIndex: true, Removed: n.removedErr() != nil}
+		AppliedIndex: n.fsm.AppliedIndex(), HasIndex: true, Removed: n.removedErr() != nil, Version: BuildInfo().String(),
+		MaxMemory: n.cfg.MaxMemory}
 }
 
 // probe asks m about itself through Config.Probe (or, without one,
@@ -289,6 +292,9 @@ func (n *Node) probeAll(members []Member, timeout time.Duration) []probeResult {
 	for _, r := range out {
 		if r.err == nil && r.info.State != raft.Shutdown.String() && !r.info.Removed {
 			n.track.heard(r.m.ID, now)
+		}
+		if r.err == nil && r.m.ID != n.cfg.ID {
+			n.versions.Store(r.m.ID, r.info.Version)
 		}
 	}
 	return out
@@ -692,4 +698,16 @@ func (n *Node) recordedIncarnation(id string) string {
 		return ""
 	}
 	return rec.Incarnation
+}
+
+// versionOf is member id's build as last probed ("" unknown); this
+// node's own for itself.
+func (n *Node) versionOf(id string) string {
+	if id == n.cfg.ID {
+		return BuildInfo().String()
+	}
+	if v, ok := n.versions.Load(id); ok {
+		return v.(string)
+	}
+	return ""
 }

@@ -1,5 +1,5 @@
 // Package node is one raftcache cluster member: it owns the Raft instance,
-// its bolt log and stable store, the file snapshot store and the cache FSM,
+// its log and stable store (stores.go), the file snapshot store and the cache FSM,
 // and offers the operations the fronts (HTTP, and later others) need:
 // replicated writes, reads at a chosen consistency, and membership.
 //
@@ -77,25 +77,35 @@ var (
 type Config struct {
 	ID       string // unique, stable member id
 	RaftAddr string // bind address of the Raft transport
-	// RaftAdvertise is the address other members dial; default RaftAddr.
-	// Set it when binding 0.0.0.0 or when a proxy stands in front.
+	// RaftAdvertise is the address other members dial (a DNS name or an
+	// IP, kept as given and resolved at each dial); default RaftAddr, or
+	// this host's name for a wildcard bind (see AdvertiseAddr).
 	RaftAdvertise string
-	HTTPAddr      string // this node's client API address, replicated to all members
-	RESPAddr      string // this node's Redis-protocol address, if it serves one; replicated
-	DataDir       string // the log store (raft.db or wal/) and snapshots/ live here
-	LogStore      string // LogStoreBolt (default) or LogStoreWAL
+	// HTTPAddr and RESPAddr are this node's advertised client API and
+	// Redis-protocol addresses, replicated to all members; a wildcard IP
+	// is refused (AdvertiseAddr makes one from a bound address).
+	HTTPAddr string
+	RESPAddr string // "" if it serves no Redis protocol
+	DataDir  string // the log store (pebble/, raft.db or wal/) and snapshots/ live here
+	// LogStore is LogStorePebble, LogStoreBolt or LogStoreWAL; "" = the
+	// one DataDir holds, pebble for a new one (node/stores.go).
+	LogStore string
 	// WALSegmentSize is the WAL's segment file size in bytes; 0 = 64 MiB.
 	WALSegmentSize int
 	// PeerTLS, if set, makes the Raft transport mutual TLS (see
 	// PeerTLSConfig); otherwise it is plaintext and unauthenticated, and
 	// the Raft address must stay on a private interface.
-	PeerTLS   *tls.Config
-	Bootstrap bool // form a one-node cluster if DataDir holds no Raft state
+	PeerTLS *tls.Config
+	// Bootstrap forms a one-node cluster, with a new cluster id, if
+	// DataDir holds no Raft state. Without it a new node waits to be
+	// added, or to Form a cluster with others.
+	Bootstrap bool
 
 	Logger hclog.Logger     // nil discards
 	Clock  func() time.Time // nil = time.Now; the leader stamps commands with it
 
 	HeartbeatTimeout  time.Duration // default 1s (hashicorp/raft's)
+	CommitTimeout     time.Duration // default DefaultCommitTimeout (raftConfig explains)
 	ElectionTimeout   time.Duration // default 1s
 	SnapshotThreshold uint64        // entries between snapshots; default 8192
 	SnapshotInterval  time.Duration // how often to check the threshold; default 30s
@@ -143,6 +153,18 @@ type Config struct {
 	// PromoteMaxLag is how far behind the leader's commit index a learner
 	// may be and count as caught up; default 256 entries.
 	PromoteMaxLag uint64
+	// ReadyMaxLag is how far behind the leader's commit index a follower
+	// may have applied and still be ready (GET /readyz; see ready.go);
+	// default 1024 entries.
+	ReadyMaxLag uint64
+
+	// The change feed of watch streams (feed.go): events kept for
+	// resuming (default DefaultFeedRing), the interval of progress
+	// notices (DefaultProgressInterval) and the streams allowed at once
+	// (DefaultMaxWatches).
+	FeedRing         int
+	ProgressInterval time.Duration
+	MaxWatches       int
 
 	// For tests: how often the leader asks for levels (0 =
 	// defaultLevelInterval).
@@ -171,6 +193,21 @@ func (c *Config) setDefaults() {
 	if c.PromoteMaxLag == 0 {
 		c.PromoteMaxLag = defaultPromoteMaxLag
 	}
+	if c.CommitTimeout <= 0 {
+		c.CommitTimeout = DefaultCommitTimeout
+	}
+	if c.FeedRing <= 0 {
+		c.FeedRing = DefaultFeedRing
+	}
+	if c.ProgressInterval <= 0 {
+		c.ProgressInterval = DefaultProgressInterval
+	}
+	if c.MaxWatches <= 0 {
+		c.MaxWatches = DefaultMaxWatches
+	}
+	if c.ReadyMaxLag == 0 {
+		c.ReadyMaxLag = defaultReadyMaxLag
+	}
 	if c.levelInterval == 0 {
 		c.levelInterval = defaultLevelInterval
 	}
@@ -191,6 +228,13 @@ func (c *Config) raftConfig() *raft.Config {
 	// Each replication RPC otherwise emits its metrics twice (per-peer
 	// legacy names too); nothing here reads either.
 	rc.NoLegacyTelemetry = true
+	// A follower learns that an entry committed only with the leader's
+	// next AppendEntries: the next write's, or, when writes pause, one
+	// sent after CommitTimeout (randomized up to twice it). That delay is
+	// what a follower's watch streams, tracking clients and stale reads
+	// lag behind an acknowledged write, so it is kept short; the idle
+	// cost is one empty AppendEntries per follower per interval.
+	rc.CommitTimeout = c.CommitTimeout
 	if c.HeartbeatTimeout > 0 {
 		rc.HeartbeatTimeout = c.HeartbeatTimeout
 	}
@@ -228,12 +272,18 @@ type Node struct {
 
 	reads    *readIndex
 	proposer *proposer
+	hub      *Hub        // the change fan-out to local subscribers (hub.go)
 	notify   <-chan bool // Raft's leadership change notifications
 
 	// readyTerm is the term in which this node, as leader, has applied an
 	// entry of its own (a barrier). Strong reads are served only while the
 	// current term equals it.
 	readyTerm atomic.Uint64
+	// leaderCommit is the leader's commit index as last announced to this
+	// node, for readiness (ready.go).
+	leaderCommit leaderCommit
+	// memBounds: the members' memory bounds, as the leader last heard them.
+	memBounds memBounds
 
 	// joinMu orders joins against raising the cluster level (checkLevels).
 	joinMu    sync.Mutex
@@ -251,6 +301,12 @@ type Node struct {
 	// heartbeat and election are the Raft timeouts once registered.
 	heartbeat, election time.Duration
 	transportDone       chan struct{}
+	feed                *feed // watch streams' change events (feed.go)
+
+	versions  sync.Map               // member id -> build, from the leader's probes
+	clusterID atomic.Pointer[string] // DataDir/cluster-id (clusterid.go)
+	lock      *os.File               // DataDir/lock, held while the node runs
+	cidMu     sync.Mutex
 
 	blocks *blocker // the leader's blocked clients (blocking.go)
 
@@ -266,14 +322,26 @@ func New(cfg Config) (*Node, error) {
 	if cfg.ID == "" || cfg.RaftAddr == "" || cfg.DataDir == "" {
 		return nil, fmt.Errorf("node: ID, RaftAddr and DataDir are required")
 	}
+	for _, a := range []string{cfg.HTTPAddr, cfg.RESPAddr} {
+		if a != "" {
+			if err := CheckAdvertisable(a); err != nil {
+				return nil, fmt.Errorf("node: %w", err)
+			}
+		}
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("node: data dir: %w", err)
+	}
+	lock, err := lockDir(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("node: %w", err)
 	}
 	_, statErr := os.Stat(filepath.Join(cfg.DataDir, incarnationFile))
 	newIncarnation := errors.Is(statErr, os.ErrNotExist)
 	if cfg.Incarnation == "" {
 		inc, err := loadIncarnation(cfg.DataDir)
 		if err != nil {
+			lock.Close()
 			return nil, fmt.Errorf("node: incarnation: %w", err)
 		}
 		cfg.Incarnation = inc
@@ -287,9 +355,20 @@ func New(cfg Config) (*Node, error) {
 		track:         newTracker(),
 		removal:       removal{ch: make(chan struct{})},
 		transportDone: make(chan struct{}),
+		feed:          newFeed(cfg.FeedRing, cfg.MaxWatches),
+		lock:          lock,
 	}
 	n.blocks = newBlocker(n)
 	n.fsm.OnChange(n.blocks.changed)
+	n.fsm.OnChange(n.feed.apply)
+	cid, err := ReadClusterID(cfg.DataDir)
+	if err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("node: cluster id: %w", err)
+	}
+	n.clusterID.Store(&cid)
+	n.hub = newHub(n.fsm.AppliedIndex)
+	n.fsm.OnChange(n.hub.feed)
 	if err := n.open(newIncarnation); err != nil {
 		n.closeStores()
 		return nil, err
@@ -304,8 +383,10 @@ func New(cfg Config) (*Node, error) {
 		}
 		return false
 	}))
-	n.wg.Add(11)
+	n.wg.Add(13)
 	go n.blocks.run()
+	go n.progressLoop()
+	go func() { defer n.wg.Done(); n.hub.Run(n.closing) }()
 	go n.watchHeartbeats(obs)
 	go n.proposer.run()
 	go n.watchLeadership()
@@ -321,18 +402,33 @@ func New(cfg Config) (*Node, error) {
 
 func (n *Node) open(newIncarnation bool) error {
 	var err error
-	if n.store, err = openStore(n.cfg.LogStore, n.cfg.DataDir, n.cfg.WALSegmentSize); err != nil {
+	so := storeOptions{walSegmentSize: n.cfg.WALSegmentSize, maxMemory: n.cfg.MaxMemory, logger: n.logger}
+	if n.store, err = openStore(n.cfg.LogStore, n.cfg.DataDir, so); err != nil {
 		return fmt.Errorf("node: %w", err)
 	}
+	n.cfg.LogStore, _ = DetectLogStore(n.cfg.DataDir) // the kind opened
 	n.logs, err = raft.NewLogCache(1024, n.store)
 	if err != nil {
 		return err
+	}
+	// Entries up to here are replayed after a restart: their messages
+	// were delivered before it.
+	if n.hub.floor, err = n.logs.LastIndex(); err != nil {
+		return fmt.Errorf("node: last log index: %w", err)
 	}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(n.cfg.DataDir, 2, n.logger.Named("snapshots"))
 	if err != nil {
 		return fmt.Errorf("node: snapshot store: %w", err)
 	}
-	stream, err := newTCPStream(n.cfg.RaftAddr, n.cfg.RaftAdvertise, n.cfg.PeerTLS)
+	// Known before the stream accepts a connection: whether this node may
+	// take the cluster id of a leader that dials it (clusterid.go).
+	existing, err := raft.HasExistingState(n.logs, n.store, snaps)
+	if err != nil {
+		return fmt.Errorf("node: inspect state: %w", err)
+	}
+	n.existing = existing
+	stream, err := newTCPStream(n.cfg.RaftAddr, n.cfg.RaftAdvertise, n.cfg.PeerTLS,
+		func() (string, string) { return n.ClusterID(), n.cfg.ID }, n.adoptFromPeer, n.logger.Named("stream"))
 	if err != nil {
 		return fmt.Errorf("node: %w", err)
 	}
@@ -350,11 +446,6 @@ func (n *Node) open(newIncarnation bool) error {
 	rc.NotifyCh = notify
 	n.notify = notify
 
-	existing, err := raft.HasExistingState(n.logs, n.store, snaps)
-	if err != nil {
-		return fmt.Errorf("node: inspect state: %w", err)
-	}
-	n.existing = existing
 	switch {
 	case n.readRegistered():
 		n.registered.Store(true)
@@ -373,8 +464,15 @@ func (n *Node) open(newIncarnation bool) error {
 	if err != nil {
 		return fmt.Errorf("node: start raft: %w", err)
 	}
+	if n.cfg.Bootstrap && !existing && n.ClusterID() != "" {
+		return fmt.Errorf("node: will not bootstrap: this data directory joined cluster %s but holds no Raft state; start the node with --join", n.ClusterID())
+	}
 	if n.cfg.Bootstrap && !existing {
-		n.logger.Info("bootstrapping a new cluster", "id", n.cfg.ID, "raft_addr", n.cfg.RaftAddr)
+		cid := NewClusterID()
+		n.logger.Info("bootstrapping a new cluster", "id", n.cfg.ID, "raft_addr", n.cfg.RaftAddr, "cluster_id", cid)
+		if err := n.setClusterID(cid); err != nil {
+			return err
+		}
 		err := n.raft.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{
 			Suffrage: raft.Voter, ID: raft.ServerID(n.cfg.ID), Address: raft.ServerAddress(n.cfg.RaftAddr),
 		}}}).Error()
@@ -421,6 +519,9 @@ func (n *Node) closeStores() {
 	if n.store != nil {
 		n.store.Close()
 	}
+	if n.lock != nil {
+		n.lock.Close()
+	}
 }
 
 // ID returns the member id.
@@ -434,9 +535,6 @@ func (n *Node) RESPAddr() string { return n.cfg.RESPAddr }
 
 // HTTPAddr returns the client API address this node advertises.
 func (n *Node) HTTPAddr() string { return n.cfg.HTTPAddr }
-
-// MaxMemory is the configured memory bound, 0 if none.
-func (n *Node) MaxMemory() int64 { return n.cfg.MaxMemory }
 
 // FSM exposes the local cache for stale reads and statistics.
 func (n *Node) FSM() *fsm.FSM { return n.fsm }

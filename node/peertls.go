@@ -11,9 +11,10 @@ import (
 // PeerTLSConfig builds the mutual-TLS configuration for the Raft transport
 // from PEM files: this node's certificate and key, and the CA that signs
 // every member's certificate. Both sides present a certificate and verify
-// the other's against the CA. Host names are not checked (members are
-// addressed by IP and move between hosts); membership in the cluster is
-// what the CA's signature proves.
+// the other's against the CA. Host names are not checked (members move
+// between hosts and IPs under their advertised names); membership in the
+// cluster is what the CA's signature proves, and which cluster is what the
+// cluster id handshake that follows the TLS handshake checks (stream.go).
 func PeerTLSConfig(certFile, keyFile, caFile string) (*tls.Config, error) {
 	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {

@@ -45,7 +45,7 @@ func restart(t *testing.T, n *Node, cfg Config) *Node {
 }
 
 func TestLogStoresSurviveRestart(t *testing.T) {
-	for _, kind := range []string{LogStoreBolt, LogStoreWAL, ""} {
+	for _, kind := range []string{LogStorePebble, LogStoreBolt, LogStoreWAL, ""} {
 		name := kind
 		if name == "" {
 			name = "default"
@@ -60,15 +60,15 @@ func TestLogStoresSurviveRestart(t *testing.T) {
 				k := fmt.Sprintf("k%02d", i)
 				versions[k] = mustSet(t, n, k, k).Version
 			}
-			wantFile, otherFile := "raft.db", "wal" // bolt is the default
-			if kind == LogStoreWAL {
-				wantFile, otherFile = otherFile, wantFile
+			want := kind
+			if want == "" {
+				want = LogStorePebble // the default for a new data dir
 			}
-			if _, err := os.Stat(filepath.Join(cfg.DataDir, wantFile)); err != nil {
-				t.Fatalf("log store %q: %v", kind, err)
+			if got, err := DetectLogStore(cfg.DataDir); got != want || err != nil {
+				t.Fatalf("log store %q: the data dir holds %q (%v)", kind, got, err)
 			}
-			if _, err := os.Stat(filepath.Join(cfg.DataDir, otherFile)); err == nil {
-				t.Fatalf("log store %q also created %s", kind, otherFile)
+			if n.LogStore() != want {
+				t.Fatalf("log store %q: node reports %q", kind, n.LogStore())
 			}
 
 			n = restart(t, n, cfg)
@@ -90,8 +90,14 @@ func TestLogStoresSurviveRestart(t *testing.T) {
 // TestRestartFromSnapshot: with snapshots taken and the log truncated, a
 // restart restores the snapshot and replays the rest.
 func TestRestartFromSnapshot(t *testing.T) {
+	for _, kind := range []string{LogStorePebble, LogStoreBolt} {
+		t.Run(kind, func(t *testing.T) { testRestartFromSnapshot(t, kind) })
+	}
+}
+
+func testRestartFromSnapshot(t *testing.T, kind string) {
 	cfg := testConfig(t, "n1", true)
-	cfg.LogStore = LogStoreBolt
+	cfg.LogStore = kind
 	cfg.SnapshotThreshold = 16
 	cfg.SnapshotInterval = 20 * time.Millisecond
 	cfg.TrailingLogs = 4
@@ -120,9 +126,10 @@ func TestRestartFromSnapshot(t *testing.T) {
 
 func TestLogStoreKindIsChecked(t *testing.T) {
 	for _, tc := range []struct{ made, other, msg string }{
-		{LogStoreBolt, LogStoreWAL, "holds a bolt log store"},
-		{LogStoreWAL, "", "holds a wal log store"}, // "" is bolt
-		{LogStoreWAL, LogStoreBolt, "holds a wal log store"},
+		{LogStoreBolt, LogStoreWAL, "holds a bolt log store, not wal"},
+		{LogStoreBolt, LogStorePebble, "holds a bolt log store, not pebble"},
+		{LogStorePebble, LogStoreBolt, "holds a pebble log store, not bolt"},
+		{LogStoreWAL, LogStorePebble, "holds a wal log store, not pebble"},
 	} {
 		t.Run(tc.made+"-as-"+tc.other, func(t *testing.T) {
 			cfg := testConfig(t, "n1", true)
@@ -154,11 +161,15 @@ func TestLogStoreKindIsChecked(t *testing.T) {
 func TestNewRefusesBadConfig(t *testing.T) {
 	good := testConfig(t, "n1", true)
 	for name, mod := range map[string]func(*Config){
-		"no id":            func(c *Config) { c.ID = "" },
-		"no data dir":      func(c *Config) { c.DataDir = "" },
-		"no raft address":  func(c *Config) { c.RaftAddr = "" },
-		"unknown store":    func(c *Config) { c.LogStore = "rocks" },
-		"unspecified bind": func(c *Config) { c.RaftAddr = "0.0.0.0:0" },
+		"no id":           func(c *Config) { c.ID = "" },
+		"no data dir":     func(c *Config) { c.DataDir = "" },
+		"no raft address": func(c *Config) { c.RaftAddr = "" },
+		"unknown store":   func(c *Config) { c.LogStore = "rocks" },
+		// A wildcard bind advertises the host name; a wildcard advertised
+		// address is refused.
+		"wildcard raft advertise": func(c *Config) { c.RaftAddr, c.RaftAdvertise = "0.0.0.0:0", "0.0.0.0:9000" },
+		"wildcard http address":   func(c *Config) { c.HTTPAddr = "[::]:8000" },
+		"wildcard resp address":   func(c *Config) { c.RESPAddr = "0.0.0.0:6379" },
 	} {
 		cfg := good
 		cfg.DataDir = t.TempDir()
@@ -167,5 +178,52 @@ func TestNewRefusesBadConfig(t *testing.T) {
 			n.Close()
 			t.Errorf("%s: New succeeded", name)
 		}
+	}
+}
+
+// TestExistingStoreKept: a data dir made with bolt (the default before
+// pebble) opens as bolt when no store is asked for, so upgrades just work.
+func TestExistingStoreKept(t *testing.T) {
+	cfg := testConfig(t, "n1", true)
+	cfg.LogStore = LogStoreBolt
+	n := startNode(t, cfg)
+	waitForLeader(t, n)
+	v := mustSet(t, n, "k", "v").Version
+	cfg.LogStore = ""
+	n = restart(t, n, cfg)
+	waitForLeader(t, n)
+	if n.LogStore() != LogStoreBolt {
+		t.Fatalf("an old bolt data dir opened as %q", n.LogStore())
+	}
+	if res, err := strongGet(t, []*Node{n}, "k"); err != nil || res.Version != v {
+		t.Fatalf("after restart: %+v, %v", res, err)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, "pebble")); err == nil {
+		t.Fatal("a pebble store was created beside the bolt one")
+	}
+	// OpenStores, the offline tools' way in, finds it too.
+	n.Close()
+	logs, _, closer, err := OpenStores(cfg.DataDir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closer.Close()
+	if last, err := logs.LastIndex(); err != nil || last == 0 {
+		t.Fatalf("OpenStores: last index %d, %v", last, err)
+	}
+}
+
+func TestDetectLogStoreRefusesTwo(t *testing.T) {
+	dir := t.TempDir()
+	for _, p := range []string{"pebble", "raft.db"} {
+		if err := os.Mkdir(filepath.Join(dir, p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if kind, err := DetectLogStore(dir); err == nil {
+		t.Fatalf("two stores detected as %q", kind)
+	}
+	if kind, err := DetectLogStore(t.TempDir()); kind != "" || err != nil {
+		t.Fatalf("empty dir: %q, %v", kind, err)
 	}
 }

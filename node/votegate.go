@@ -74,6 +74,9 @@ func (n *Node) watchRegistration() {
 			return
 		case <-t.C:
 		}
+		if n.mayVote() {
+			return // Form registered it
+		}
 		rec, ok := n.fsm.Member(n.cfg.ID)
 		reg := ok && rec.Incarnation == n.cfg.Incarnation
 		if !reg && ok && n.ClusterLevel() < 2 && rec.Incarnation == "" && n.Ready() {
@@ -82,16 +85,21 @@ func (n *Node) watchRegistration() {
 		if !reg {
 			continue
 		}
-		n.writeRegistered()
-		rc := n.raft.ReloadableConfig()
-		rc.HeartbeatTimeout, rc.ElectionTimeout = n.heartbeat, n.election
-		if err := n.raft.ReloadConfig(rc); err != nil {
-			n.logger.Warn("restoring Raft timeouts", "error", err)
-		}
-		n.registered.Store(true)
+		n.markRegistered()
 		n.logger.Info("the cluster registered this data directory: voting from now on", "incarnation", n.cfg.Incarnation)
 		return
 	}
+}
+
+// markRegistered lets this node vote and campaign from now on.
+func (n *Node) markRegistered() {
+	n.writeRegistered()
+	rc := n.raft.ReloadableConfig()
+	rc.HeartbeatTimeout, rc.ElectionTimeout = n.heartbeat, n.election
+	if err := n.raft.ReloadConfig(rc); err != nil {
+		n.logger.Warn("restoring Raft timeouts", "error", err)
+	}
+	n.registered.Store(true)
 }
 
 // bootstrappedFile marks a data directory on which this node bootstrapped
@@ -171,6 +179,7 @@ func (g *gateTransport) run() {
 			switch req := rpc.Command.(type) {
 			case *raft.AppendEntriesRequest:
 				leader = req.ID
+				g.n.leaderCommit.heard(req.Term, req.LeaderCommitIndex)
 			case *raft.InstallSnapshotRequest:
 				leader = req.ID
 			}

@@ -25,13 +25,15 @@ var noAuth = map[string]bool{"auth": true, "hello": true, "quit": true, "reset":
 
 // infoRead are connection commands that reveal server state: they need the
 // read role, like /v1/stats on the HTTP API.
-var infoRead = map[string]bool{"info": true, "client": true, "config": true}
+// Subscribing reads what others write, like a read.
+var infoRead = map[string]bool{"info": true, "client": true, "config": true,
+	"subscribe": true, "psubscribe": true, "ssubscribe": true, "pubsub": true}
 
 // role is what a command run as k requires of the caller (a script that
 // cannot write needs only the read role).
 func (c *command) role(k kind) auth.Role {
 	switch {
-	case k == kindWrite:
+	case k == kindWrite, c.name == relayPublishName:
 		return auth.RoleWrite
 	case k == kindRead, infoRead[c.name]:
 		return auth.RoleRead

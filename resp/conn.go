@@ -51,6 +51,7 @@ func initConnCommands() {
 		commands[name].flags = append(commands[name].flags, "noscript")
 	}
 	commands[watchAtName] = &command{name: watchAtName, arity: -5, kind: kindConn, flags: []string{"fast"}, conn: cmdWatchAt}
+	initPubSubCommands()
 }
 
 var forwardedName = strings.ToLower(forwardedCmd)
@@ -61,6 +62,13 @@ func cmdQuit(s *Server, cl *client, args [][]byte) {
 }
 
 func cmdReset(s *Server, cl *client, args [][]byte) {
+	for _, k := range []node.SubKind{node.Channel, node.Pattern, node.Shard} {
+		for _, name := range cl.sub.Subscriptions(k) {
+			cl.sub.Unsubscribe(k, name)
+		}
+	}
+	cl.sub.Track(nil)
+	cl.track, cl.caching = nil, 0
 	cl.watch = nil
 	cl.tx, cl.readonly, cl.name, cl.w.proto = nil, false, "", 2
 	s.logout(cl)
@@ -186,8 +194,15 @@ func cmdClient(s *Server, cl *client, args [][]byte) {
 	case (sub == "no-evict" || sub == "no-touch") && len(args) == 3:
 		w.ok()
 	case sub == "tracking":
-		w.error("ERR client-side caching (CLIENT TRACKING) is not supported by raftcache")
-	case sub == "id" || sub == "setname" || sub == "getname" || sub == "setinfo" || sub == "info" || sub == "list":
+		cmdClientTracking(s, cl, args)
+	case sub == "caching":
+		cmdClientCaching(s, cl, args)
+	case sub == "getredir" && len(args) == 2:
+		cmdClientGetRedir(s, cl)
+	case sub == "trackinginfo" && len(args) == 2:
+		cmdClientTrackingInfo(s, cl)
+	case sub == "id" || sub == "setname" || sub == "getname" || sub == "setinfo" || sub == "info" || sub == "list" ||
+		sub == "getredir" || sub == "trackinginfo":
 		w.fail(wrongArgs("client|" + sub))
 	default:
 		w.error("ERR unknown subcommand '" + printable(args[1]) + "'. Try CLIENT HELP.")
@@ -299,6 +314,10 @@ func commandInfo(w *writer, c *command) {
 
 func cmdConfig(s *Server, cl *client, args [][]byte) {
 	w := &cl.w
+	if lower(args[1]) == "set" {
+		cmdConfigSet(s, cl, args)
+		return
+	}
 	if lower(args[1]) != "get" {
 		w.error("ERR CONFIG " + strings.ToUpper(printable(args[1])) + " is not supported by raftcache: its settings are raftcache node flags")
 		return
@@ -317,6 +336,7 @@ func cmdConfig(s *Server, cl *client, args [][]byte) {
 		{"databases", "1"},
 		{"maxmemory", strconv.FormatInt(s.node.MaxMemory(), 10)},
 		{"maxmemory-policy", policy},
+		{"notify-keyspace-events", fsm.NotifyFlagsString(s.node.LocalView().NotifyFlags())},
 		{"proto-max-bulk-len", strconv.FormatInt(s.node.MaxValueSize(), 10)},
 		{"save", ""},
 	}
@@ -368,6 +388,9 @@ func cmdInfo(s *Server, cl *client, args [][]byte) {
 	section("Server", func(add func(string, any)) {
 		add("redis_version", redisVersion)
 		add("raftcache_version", s.cfg.Version)
+		b := node.BuildInfo()
+		add("raftcache_git_sha1", b.ShortRevision())
+		add("raftcache_feature_level", b.FeatureLevel)
 		add("redis_mode", "standalone")
 		add("os", runtime.GOOS)
 		add("arch_bits", strconv.IntSize)
@@ -384,6 +407,7 @@ func cmdInfo(s *Server, cl *client, args [][]byte) {
 		s.mu.Unlock()
 		add("connected_clients", n)
 		add("maxclients", s.cfg.Limits.MaxClients)
+		add("tracking_clients", s.node.Hub().Stats().TrackingClients)
 		add("blocked_clients", s.blocked.Load())
 	})
 	section("Memory", func(add func(string, any)) {
@@ -406,6 +430,14 @@ func cmdInfo(s *Server, cl *client, args [][]byte) {
 		add("evicted_keys", st.Evictions)
 		add("keyspace_hits", st.Hits)
 		add("keyspace_misses", st.Misses)
+		hs := s.node.Hub().Stats()
+		add("pubsub_channels", hs.Channels)
+		add("pubsub_patterns", hs.Patterns)
+		add("pubsub_subscribers", hs.Subscribers)
+		add("pubsub_messages_published", hs.Published)
+		add("pubsub_messages_delivered", hs.Delivered)
+		add("pubsub_slow_subscribers_dropped", hs.Dropped)
+		add("tracking_invalidations_sent", hs.Invalidations)
 		rs := s.node.ReadStats()
 		add("strong_read_rounds", rs.Rounds)
 		add("strong_reads", rs.Reads)
@@ -498,7 +530,7 @@ func cmdMulti(s *Server, cl *client, args [][]byte) {
 		cl.w.error("ERR MULTI calls can not be nested")
 		return
 	}
-	cl.tx = &txState{}
+	cl.tx = &txState{track: cl.wantTrack()}
 	cl.w.ok()
 }
 
@@ -636,9 +668,12 @@ func (s *Server) execTx(cl *client, items []*item, watch *fsm.Watch, depth int) 
 	ctx, cancel := s.context()
 	defer cancel()
 	var replies []fsm.Reply
+	var index uint64 // the state the reads were answered from
 	switch {
 	case writes:
+		cl.writing(items, 1)
 		res, err := s.node.Exec(ctx, fsm.Unit{Cmds: engine, Watch: watch})
+		cl.writing(items, -1)
 		if err != nil {
 			s.txFailed(cl, items, watch, depth, err)
 			return
@@ -647,7 +682,7 @@ func (s *Server) execTx(cl *client, items []*item, watch *fsm.Watch, depth int) 
 			cl.w.reply(fsm.Reply{Kind: fsm.KindNullArray})
 			return
 		}
-		replies = res[0].Replies
+		replies, index = res[0].Replies, res[0].Index
 	default:
 		v := s.node.LocalView()
 		if reads {
@@ -664,6 +699,7 @@ func (s *Server) execTx(cl *client, items []*item, watch *fsm.Watch, depth int) 
 		for _, args := range engine {
 			replies = append(replies, v.Exec(args))
 		}
+		index = v.Index()
 	}
 	cl.w.array(len(items))
 	for _, it := range items {
@@ -671,7 +707,12 @@ func (s *Server) execTx(cl *client, items []*item, watch *fsm.Watch, depth int) 
 			it.cmd.conn(s, cl, it.args)
 			continue
 		}
-		cl.w.reply(replies[0])
+		if isPublish(it.name) {
+			s.publishReply(cl, it.name, it.args[1], replies[0])
+		} else {
+			cl.w.reply(replies[0])
+		}
+		cl.trackKeys(it, index)
 		replies = replies[1:]
 	}
 }

@@ -10,7 +10,8 @@ import (
 // Error replies. The first word is the code clients switch on, as with
 // Redis: TRYAGAIN means "certainly not applied, retry" (go-redis retries it
 // by itself), UNKNOWN means a write may or may not have been applied, and
-// OOM is a value that can never fit under --max-memory.
+// OOM is a value that can never fit under --max-memory, or a write refused
+// while the cache is past its bound (as Redis's denyoom commands are).
 const (
 	msgNoLeader = "TRYAGAIN no leader available, retry shortly"
 	msgUnknown  = "UNKNOWN write outcome unknown: it may or may not have been applied; read before retrying a non-idempotent write"
@@ -32,6 +33,7 @@ var errorReplies = []struct {
 	{node.ErrPoisoned, "TRYAGAIN"},
 	{node.ErrTooMany, "ERR"},
 	{node.ErrTooLarge, "OOM"},
+	{node.ErrOutOfMemory, "OOM"},
 	{node.ErrKeyTooLarge, "ERR"},
 	{node.ErrValueTooLarge, "ERR"},
 	{node.ErrFeatureLevel, "ERR"},

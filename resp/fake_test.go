@@ -19,7 +19,8 @@ import (
 // Tests of parsing, framing and the error table run against it: they
 // need no election, and they can see exactly what was proposed.
 type fakeNode struct {
-	f *fsm.FSM
+	f   *fsm.FSM
+	hub *node.Hub
 
 	mu       sync.Mutex
 	index    uint64
@@ -28,7 +29,14 @@ type fakeNode struct {
 	viewErr  error      // returned by View
 }
 
-func newFakeNode() *fakeNode { return &fakeNode{f: fsm.New(nil)} }
+func newFakeNode() *fakeNode {
+	f := fsm.New(nil)
+	h := node.NewHub(f)
+	go h.Run(nil) // lives as long as the test binary
+	return &fakeNode{f: f, hub: h}
+}
+
+func (n *fakeNode) Hub() *node.Hub { return n.hub }
 
 func (n *fakeNode) ID() string                  { return "fake" }
 func (n *fakeNode) IsLeader() bool              { return true }

@@ -3,6 +3,7 @@ package resp
 import (
 	"bytes"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -37,6 +38,7 @@ func FuzzCommands(f *testing.F) {
 		"CLIENT SETNAME a\r\nCLIENT GETNAME\r\nCLIENT ID\r\nCLIENT LIST\r\nCLIENT SETINFO lib-name x\r\n",
 		"*2\r\n$4\r\nECHO\r\n$0\r\n\r\n*1\r\n$-1\r\n",
 		"\"unbalanced\r\nSET 'a b' \"c\\x41\"\r\n",
+		"PUBLISH a b\r\nPUBSUB NUMSUB a\r\nPUBSUB CHANNELS\r\nCLIENT TRACKING ON\r\nGET k\r\nCLIENT TRACKINGINFO\r\nCONFIG SET notify-keyspace-events KEA\r\n",
 	} {
 		f.Add([]byte(seed))
 	}
@@ -59,7 +61,13 @@ func FuzzCommands(f *testing.F) {
 		if len(cmds) == 0 {
 			return
 		}
-		cl := &client{id: 1, addr: "fuzz", created: time.Now(), w: writer{proto: 2}, authed: true}
+		for _, c := range cmds {
+			if pubsubCmds[strings.ToLower(string(c.Args[0]))] {
+				return // one reply per channel: not one per command
+			}
+		}
+		cl := &client{id: 1, addr: "fuzz", created: time.Now(), w: writer{proto: 2}, authed: true, sub: s.node.Hub().NewSub(1, 0)}
+		defer cl.sub.Close()
 		s.process(cl, cmds)
 		want := len(cmds)
 		for i, c := range cmds {

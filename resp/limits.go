@@ -48,6 +48,10 @@ type Limits struct {
 	// (it holds the whole reply); past it the command answers an error
 	// saying to ask the leader. Default 64 MiB.
 	MaxRelayReply int64
+	// MaxPushBytes bounds the pushes (pub/sub messages, invalidations)
+	// waiting for one connection; past it the connection is closed, as
+	// Redis's client-output-buffer-limit pubsub. Default 32 MiB.
+	MaxPushBytes int64
 }
 
 func (l *Limits) setDefaults(maxValue int64) {
@@ -66,6 +70,7 @@ func (l *Limits) setDefaults(maxValue int64) {
 	def(&l.PreAuthArgs, 1024)
 	def(&l.PreAuthBytes, 64<<10)
 	def(&l.MaxRelayReply, 64<<20)
+	def(&l.MaxPushBytes, 32<<20)
 	if l.AuthTimeout <= 0 {
 		l.AuthTimeout = 10 * time.Second
 	}

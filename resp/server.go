@@ -93,6 +93,8 @@ type Node interface {
 	// WaitScript waits until this node's state holds a script (a SCRIPT
 	// LOAD relayed to the leader, before the EVALSHA that follows).
 	WaitScript(ctx context.Context, sha string) error
+	// Hub is the node's change fan-out: pub/sub and tracking.
+	Hub() *node.Hub
 	// Block runs a blocking command for a client on the leader
 	// (blocking.go); BlockingStats and CountLostPop keep its counts.
 	Block(ctx context.Context, reqID []byte, args [][]byte) (fsm.Reply, error)
@@ -147,9 +149,19 @@ type client struct {
 	watch     *fsm.Watch // WATCH: what the connection's view saw of the watched keys
 	w         writer
 	lastCmd   string
+	// sub is the connection's place in the node's hub: its channels, its
+	// tracked keys, its queue of pushes (pubsub.go, tracking.go).
+	sub      *node.Sub
+	detached bool        // served by serveDetached, no longer by redcon's loop
+	netConn  net.Conn    // to close a detached connection at shutdown
+	track    *trackState // CLIENT TRACKING ON, as given
+	caching  int8        // CLIENT CACHING YES (1) / NO (-1) for the next command
+	// cachingFresh: caching was set by the command just run.
+	cachingFresh bool
 }
 
 type txState struct {
+	track bool // its reads are tracked (CLIENT CACHING before MULTI)
 	items []*item
 	dirty bool       // a command failed to queue: EXEC answers EXECABORT
 	watch *fsm.Watch // a relayed transaction's watch (watchAtCmd)
@@ -227,6 +239,13 @@ wait:
 		}
 	}
 	ln.release()
+	s.mu.Lock()
+	for cl := range s.clients { // redcon no longer knows the detached ones
+		if cl.netConn != nil {
+			cl.netConn.Close()
+		}
+	}
+	s.mu.Unlock()
 	select {
 	case <-s.served:
 	case <-ctx.Done():
@@ -265,6 +284,7 @@ func (s *Server) accept(conn redcon.Conn) bool {
 	if lc != nil {
 		cl.w.out = lc
 	}
+	cl.sub = s.node.Hub().NewSub(cl.id, int(s.cfg.Limits.MaxPushBytes))
 	conn.SetContext(cl)
 	s.connsTotal.Add(1)
 	s.mu.Lock()
@@ -274,7 +294,8 @@ func (s *Server) accept(conn redcon.Conn) bool {
 }
 
 func (s *Server) closed(conn redcon.Conn, err error) {
-	if cl, ok := conn.Context().(*client); ok {
+	if cl, ok := conn.Context().(*client); ok && !cl.detached {
+		cl.sub.Close()
 		s.mu.Lock()
 		delete(s.clients, cl)
 		s.mu.Unlock()
@@ -302,6 +323,15 @@ func (s *Server) handle(conn redcon.Conn, cmd redcon.Command) {
 	}
 	if cl.quit || cl.w.broken {
 		conn.Close()
+		return
+	}
+	if cl.needsDetach() {
+		cl.detached = true
+		dc := conn.Detach()
+		s.mu.Lock()
+		cl.netConn = dc.NetConn()
+		s.mu.Unlock()
+		go s.serveDetached(dc, cl)
 	}
 }
 
@@ -314,11 +344,16 @@ type item struct {
 	args  [][]byte
 	txn   []*item    // a MULTI ... EXEC relayed as one: its queued commands
 	watch *fsm.Watch // and its watch
+	track bool       // a read whose keys the connection tracks
+	pubID []byte     // a PUBLISH relayed with a request id (pubsub.go)
 }
 
 // write says whether the item may change keys: it is not safe to send
 // twice when its outcome is unknown.
 func (it *item) write() bool {
+	if it.pubID != nil {
+		return false // the request id makes it safe to send again
+	}
 	for _, q := range it.txn {
 		if q.kind == kindWrite {
 			return true
@@ -330,6 +365,9 @@ func (it *item) write() bool {
 // frames are the raw commands that relay the item: a transaction is
 // MULTI, its commands and EXEC, whose reply alone is the client's.
 func (it *item) frames() [][]byte {
+	if it.pubID != nil {
+		return [][]byte{relayPublishFrame(it.pubID, it.args)}
+	}
 	if it.txn == nil {
 		return [][]byte{it.raw}
 	}
@@ -357,6 +395,11 @@ func (s *Server) process(cl *client, cmds []redcon.Command) {
 		it.cmd = commands[it.name]
 		it.kind = s.kindOf(it)
 		cl.lastCmd = it.name
+		if cl.cachingFresh { // CLIENT CACHING holds for the next command only
+			cl.cachingFresh = false
+		} else {
+			cl.caching = 0
+		}
 		if msg := s.authorize(cl, it.name, it.cmd, it.kind); msg != "" {
 			r.flush()
 			if cl.tx != nil && !txControl[it.name] {
@@ -364,6 +407,16 @@ func (s *Server) process(cl *client, cmds []redcon.Command) {
 			}
 			cl.w.error(msg)
 			continue
+		}
+		if cl.tx == nil && s.refuseSubscribed(cl, it) {
+			r.flush()
+			continue
+		}
+		if it.kind == kindRead {
+			it.track = cl.wantTrack()
+			if cl.tx != nil {
+				it.track = cl.tx.track
+			}
 		}
 		if cl.tx != nil && !txControl[it.name] {
 			r.flush()
@@ -426,6 +479,11 @@ func (s *Server) check(it *item) error {
 // queue adds a command to the open transaction; a command refused here
 // makes EXEC answer EXECABORT, as in Redis.
 func (s *Server) queue(cl *client, it *item) {
+	if pubsubCmds[it.name] {
+		cl.tx.dirty = true
+		cl.w.error("ERR " + strings.ToUpper(it.name) + " inside MULTI is not supported by raftcache")
+		return
+	}
 	if err := s.check(it); err != nil {
 		cl.tx.dirty = true
 		cl.w.fail(err)
@@ -462,6 +520,9 @@ func (r *runner) add(it *item) {
 		kind = runRemote
 	case it.kind == kindWrite:
 		kind = runWrite
+	}
+	if kind == runRemote && isPublish(it.name) && it.pubID == nil {
+		it.pubID = newPubID()
 	}
 	size := 0
 	for _, a := range it.args {
@@ -541,9 +602,11 @@ func (s *Server) runWrites(cl *client, items []*item, depth int) {
 	defer cancel()
 	units := make([]fsm.Unit, len(items))
 	for i, it := range items {
-		units[i] = fsm.Unit{Cmds: [][][]byte{it.args}}
+		units[i] = fsm.Unit{Cmds: [][][]byte{it.args}, ReqID: it.pubID}
 	}
+	cl.writing(items, 1)
 	results, err := s.node.Exec(ctx, units...)
+	cl.writing(items, -1)
 	if err != nil {
 		if canRelay(cl, err, depth) {
 			s.relayItems(cl, items, depth+1)
@@ -554,7 +617,11 @@ func (s *Server) runWrites(cl *client, items []*item, depth int) {
 		}
 		return
 	}
-	for _, res := range results {
+	for i, res := range results {
+		if isPublish(items[i].name) {
+			s.publishReply(cl, items[i].name, items[i].args[1], res.Replies[0])
+			continue
+		}
 		cl.w.reply(res.Replies[0])
 	}
 }
@@ -577,6 +644,7 @@ func (s *Server) runReads(cl *client, items []*item, depth int) {
 	}
 	for _, it := range items {
 		cl.w.reply(v.Exec(it.args))
+		cl.trackKeys(it, v.Index())
 	}
 }
 
@@ -632,6 +700,15 @@ func (s *Server) relayItems(cl *client, items []*item, depth int) {
 	ctx, cancel := s.context()
 	defer cancel()
 	retryUntil := time.Now().Add(s.cfg.LeaderWait)
+	if allPublish(items) {
+		// Safe to send again, and worth it: ride out a leader's crash.
+		retryUntil = time.Now().Add(s.cfg.Timeout)
+	}
+	// Tracked reads answered by the leader are registered at this node's
+	// index before the relay: lower than the leader's, so never late.
+	base := s.node.LocalView().Index()
+	cl.writing(items, 1)
+	defer cl.writing(items, -1)
 	for {
 		addr, self, err := s.leaderAddr(ctx)
 		if err == nil && self {
@@ -648,17 +725,29 @@ func (s *Server) relayItems(cl *client, items []*item, depth int) {
 			return
 		}
 		var raws [][]byte
-		var last []bool // the frame whose reply is the client's
+		var last []bool   // the frame whose reply is the client's
+		var owner []*item // the item of each frame
 		for _, it := range items {
 			f := it.frames()
 			raws = append(raws, f...)
 			for i := range f {
 				last = append(last, i == len(f)-1)
+				owner = append(owner, it)
 			}
 		}
 		n, err := s.fwd.relay(addr, cl.token, raws, func(i int, reply []byte) {
-			if last[i] {
+			if !last[i] {
+				return
+			}
+			it := owner[i]
+			if it.pubID != nil && len(reply) > 0 && reply[0] == ':' {
+				cl.w.int(int64(s.node.Hub().Receivers(string(it.args[1]), it.name == "spublish")))
+			} else {
 				cl.appendRelayed(reply)
+			}
+			cl.trackKeys(it, base)
+			for _, q := range it.txn {
+				cl.trackKeys(q, base)
 			}
 		})
 		done := 0 // items whose reply was passed on
@@ -686,6 +775,15 @@ func (s *Server) relayItems(cl *client, items []*item, depth int) {
 		}
 		return
 	}
+}
+
+func allPublish(items []*item) bool {
+	for _, it := range items {
+		if !isPublish(it.name) || it.txn != nil {
+			return false
+		}
+	}
+	return len(items) > 0
 }
 
 func anyWrite(items []*item) bool {

@@ -55,6 +55,27 @@ func (w *writer) bulkString(s string) { w.b = redcon.AppendBulkString(w.b, s) }
 func (w *writer) array(n int)         { w.b = redcon.AppendArray(w.b, n) }
 func (w *writer) raw(b []byte)        { w.b = append(w.b, b...); w.maybeSpill() }
 
+// setHeader starts a set of n: an array in RESP2.
+func (w *writer) setHeader(n int) {
+	if w.proto != 3 {
+		w.array(n)
+		return
+	}
+	w.b = append(w.b, '~')
+	w.b = strconv.AppendInt(w.b, int64(n), 10)
+	w.b = append(w.b, '\r', '\n')
+}
+
+// reset empties the buffer after it was handed to the connection,
+// dropping a large one.
+func (w *writer) reset() {
+	if cap(w.b) > 1<<20 {
+		w.b = nil
+	} else {
+		w.b = w.b[:0]
+	}
+}
+
 func (w *writer) bool(v bool) {
 	if v {
 		w.int(1)
@@ -114,7 +135,7 @@ func (w *writer) reply(r fsm.Reply) {
 	case fsm.KindBulk:
 		w.bulk(r.Bulk)
 	case fsm.KindDouble:
-		s := strconv.FormatFloat(r.Float, 'g', 17, 64)
+		s := fsm.FormatDouble(r.Float)
 		if w.proto == 3 {
 			w.b = append(append(append(w.b, ','), s...), '\r', '\n')
 		} else {
@@ -131,6 +152,20 @@ func (w *writer) reply(r fsm.Reply) {
 		} else {
 			w.array(len(r.Elems))
 		}
+		for _, e := range r.Elems {
+			w.reply(e)
+		}
+	case fsm.KindPairs:
+		if w.proto == 3 {
+			w.array(len(r.Elems) / 2)
+			for i := 0; i+1 < len(r.Elems); i += 2 {
+				w.array(2)
+				w.reply(r.Elems[i])
+				w.reply(r.Elems[i+1])
+			}
+			return
+		}
+		w.array(len(r.Elems))
 		for _, e := range r.Elems {
 			w.reply(e)
 		}

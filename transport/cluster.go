@@ -34,6 +34,9 @@ type memberJSON struct {
 	// LastHeardMS is, in the leader's view, how long ago the member last
 	// answered the leader's probe; absent when unknown.
 	LastHeardMS *int64 `json:"last_heard_ms,omitempty"`
+	// Version is the member's build as it last told the answering node's
+	// probe (on the leader), or the answering node's own; absent unknown.
+	Version string `json:"version,omitempty"`
 }
 
 // addMemberJSON is POST /v1/cluster/members; voter defaults to true,
@@ -59,6 +62,27 @@ type nodeJSON struct {
 	State        string `json:"state"`
 	AppliedIndex uint64 `json:"applied_index"`
 	Removed      string `json:"removed,omitempty"`
+	// Version and Revision are the binary's (module version, VCS
+	// revision); ClusterID is its data directory's cluster id.
+	Version   string `json:"version"`
+	Revision  string `json:"revision,omitempty"`
+	ClusterID string `json:"cluster_id,omitempty"`
+	// MaxMemory is the node's own memory bound (0: none); the leader
+	// enforces the smallest any member reports.
+	MaxMemory int64 `json:"max_memory"`
+}
+
+// formationJSON is GET /v1/cluster/formation: what a founder of a
+// --bootstrap-expect cluster needs to know of every other.
+type formationJSON struct {
+	ID           string `json:"id"`
+	RaftAddr     string `json:"raft_addr"`
+	HTTPAddr     string `json:"http_addr"`
+	Incarnation  string `json:"incarnation"`
+	HasState     bool   `json:"has_state"`
+	ClusterID    string `json:"cluster_id"`
+	FeatureLevel uint32 `json:"feature_level"`
+	Version      string `json:"version"`
 }
 
 type leaderJSON struct {
@@ -82,6 +106,12 @@ type clusterJSON struct {
 	ClusterFeatureLevel uint32 `json:"cluster_feature_level"`
 	// Removed, if set, says why this node is out of the cluster.
 	Removed string `json:"removed,omitempty"`
+	// ClusterID is the cluster's id as this node's data directory holds
+	// it (absent for a cluster formed before cluster ids); a joining node
+	// adopts it. Version and Revision are this node's binary's.
+	ClusterID string `json:"cluster_id,omitempty"`
+	Version   string `json:"version"`
+	Revision  string `json:"revision,omitempty"`
 }
 
 func (s *Server) handleCluster(w http.ResponseWriter, r *http.Request) {
@@ -102,6 +132,9 @@ func (s *Server) handleCluster(w http.ResponseWriter, r *http.Request) {
 
 		FeatureLevel:        s.node.FeatureLevel(),
 		ClusterFeatureLevel: s.node.ClusterLevel(),
+		ClusterID:           s.node.ClusterID(),
+		Version:             node.BuildInfo().Version,
+		Revision:            node.BuildInfo().Revision,
 	}
 	if st.HasLeader {
 		out.Leader = &leaderJSON{ID: st.Leader.ID, HTTPAddr: st.Leader.HTTPAddr, RaftAddr: st.Leader.RaftAddr}
@@ -111,7 +144,7 @@ func (s *Server) handleCluster(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, m := range members {
 		mj := memberJSON{ID: m.ID, HTTPAddr: m.HTTPAddr, RaftAddr: m.RaftAddr, RESPAddr: m.RESPAddr, Voter: m.Voter,
-			Addrs: m.Addrs, Incarnation: m.Incarnation, FeatureLevel: m.Level, State: m.State}
+			Addrs: m.Addrs, Incarnation: m.Incarnation, FeatureLevel: m.Level, State: m.State, Version: m.Version}
 		if m.LastHeard >= 0 {
 			ms := m.LastHeard.Milliseconds()
 			mj.LastHeardMS = &ms
@@ -176,6 +209,9 @@ func validateMember(m memberJSON) error {
 		host, port, err := net.SplitHostPort(addr)
 		if p, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || p <= 0 || p > 65535 {
 			return badRequest("bad_member", name+" must be host:port with a port from 1 to 65535, not "+strconv.Quote(addr))
+		}
+		if err := node.CheckAdvertisable(addr); err != nil {
+			return badRequest("bad_member", name+": "+err.Error())
 		}
 	}
 	return nil
@@ -318,11 +354,22 @@ func (s *Server) fetchStats(ctx context.Context, m node.Member, authz string, ou
 // levels answers 404, which the asker takes for level 1.
 func (s *Server) handleNode(w http.ResponseWriter, r *http.Request) {
 	info := s.node.Info()
-	out := nodeJSON{ID: info.ID, FeatureLevel: info.Level, Incarnation: info.Incarnation, State: info.State, AppliedIndex: info.AppliedIndex}
+	b := node.BuildInfo()
+	out := nodeJSON{ID: info.ID, FeatureLevel: info.Level, Incarnation: info.Incarnation, State: info.State, AppliedIndex: info.AppliedIndex,
+		Version: b.Version, Revision: b.Revision, ClusterID: s.node.ClusterID(), MaxMemory: info.MaxMemory}
 	if err := s.node.RemovedReason(); err != nil {
 		out.Removed = err.Error()
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// handleFormation answers a founder of a --bootstrap-expect cluster: this
+// node's id, Raft address, incarnation, whether it holds Raft state, and
+// its cluster id (cli/formation.go decides from every founder's answer).
+func (s *Server) handleFormation(w http.ResponseWriter, r *http.Request) {
+	f := s.node.Formation()
+	writeJSON(w, http.StatusOK, formationJSON{ID: f.ID, RaftAddr: f.RaftAddr, HTTPAddr: f.HTTPAddr, Incarnation: f.Incarnation,
+		HasState: f.HasState, ClusterID: f.ClusterID, FeatureLevel: s.node.FeatureLevel(), Version: node.BuildInfo().String()})
 }
 
 // forceParam reads ?force=true|false (default false).
@@ -358,9 +405,11 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: err.Error(), Code: "poisoned"})
 		return
 	}
-	if !s.node.Ready() {
+	// Readiness, not Ready: a busy leader stays ready, and a follower is
+	// judged against the leader's commit index (node/ready.go).
+	if ok, why := s.node.Readiness(); !ok {
 		w.Header().Set("Retry-After", "1")
-		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: "no known leader, or the local state is behind the commit index", Code: "not_ready"})
+		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: "not ready: " + why, Code: "not_ready"})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})

@@ -37,6 +37,7 @@ var errorStatus = []struct {
 	{node.ErrValueTooLarge, http.StatusRequestEntityTooLarge, "value_too_large"},
 	{fsm.ErrValueTooLarge, http.StatusRequestEntityTooLarge, "value_too_large"}, // a limit lowered after the command was proposed
 	{node.ErrTooLarge, http.StatusRequestEntityTooLarge, "too_large_for_memory"},
+	{node.ErrOutOfMemory, http.StatusInsufficientStorage, "out_of_memory"},
 	{fsm.ErrConditionFailed, http.StatusPreconditionFailed, "cas_conflict"},
 	{fsm.ErrBadSnapshot, http.StatusBadRequest, "bad_backup"},
 	{node.ErrInvalid, http.StatusBadRequest, "invalid"},
@@ -45,6 +46,9 @@ var errorStatus = []struct {
 	{fsm.ErrWrongType, http.StatusConflict, "wrong_type"},
 	{fsm.ErrNewerLevel, http.StatusConflict, "feature_level"},
 	{errResultLost, http.StatusConflict, "result_unavailable"},
+	{node.ErrCompacted, http.StatusGone, "compacted"},
+	{node.ErrBadEventID, http.StatusBadRequest, "bad_event_id"},
+	{node.ErrWatchLimit, http.StatusServiceUnavailable, "too_many_watches"},
 }
 
 // errResultLost: a retried request (same Idempotency-Key) was applied

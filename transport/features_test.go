@@ -1184,6 +1184,7 @@ func TestFeatMetrics(t *testing.T) {
 		"raftcache_cache_keys":             float64(st.Keys),
 		"raftcache_cache_bytes":            float64(st.Bytes),
 		"raftcache_cache_max_memory_bytes": 0,
+		"raftcache_log_store_memory_bytes": 40 << 20, // pebble, the default, unbounded node
 	} {
 		if got := value(name); got != want {
 			t.Errorf("%s = %v, want %v (from /v1/stats)", name, got, want)

@@ -75,10 +75,11 @@ func (l *ServerLimits) defaults() {
 // limit admits at most cap(s.inflight) requests at a time. Probes are
 // always admitted, so a saturated node still reports that it is alive,
 // and so is /v1/node, so a busy member does not hold the cluster's feature
-// level back.
+// level back. Watch streams do not end, so they have their own bound
+// (node.Config.MaxWatches) instead.
 func (s *Server) limit(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/livez" || r.URL.Path == "/readyz" || r.URL.Path == "/v1/node" {
+		if r.URL.Path == "/livez" || r.URL.Path == "/readyz" || r.URL.Path == "/v1/node" || isWatch(r) {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -142,6 +143,9 @@ func NewHTTPServer(h http.Handler, lim ServerLimits) *HTTPServer {
 	}}
 	if m, ok := h.(connMetrics); ok {
 		m.setConnStats(srv.ConnStats)
+	}
+	if s, ok := h.(*Server); ok {
+		srv.RegisterOnShutdown(s.CloseStreams)
 	}
 	return srv
 }

@@ -3,6 +3,7 @@ package transport
 import (
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -19,6 +20,10 @@ import (
 type metrics struct {
 	reg      *prometheus.Registry
 	duration *prometheus.HistogramVec
+	// watch streams open now, and events (and progress notices) written
+	// to them, in writes.
+	watches     atomic.Int64
+	watchEvents atomic.Uint64
 }
 
 func (s *Server) newMetrics() *metrics {
@@ -41,12 +46,16 @@ func (s *Server) newMetrics() *metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		cacheCollector{n},
-		gauge("raftcache_cache_max_memory_bytes", "The --max-memory bound, 0 if none.", func() float64 { return float64(n.MaxMemory()) }),
+		buildInfo(),
+		gauge("raftcache_cache_max_memory_bytes", "The memory bound this node enforces (--max-memory or its default; on the leader the smallest any member reports), 0 if none.", func() float64 { return float64(n.MaxMemory()) }),
+		gauge("raftcache_log_store_memory_bytes", "The most memory the Raft log store keeps (pebble's block cache and memtables; 0 for bolt).", func() float64 { return float64(n.StoreMemory()) }),
 		gauge("raftcache_raft_term", "Current Raft term.", func() float64 { return float64(n.Status().Term) }),
 		gauge("raftcache_raft_commit_index", "Raft commit index known to this node.", func() float64 { return float64(n.Status().CommitIndex) }),
 		gauge("raftcache_raft_applied_index", "Raft index applied to this node's cache.", func() float64 { return float64(n.Status().AppliedIndex) }),
 		counter("raftcache_strong_read_rounds_total", "Leadership confirmations (VerifyLeader rounds) for strong reads.", func() float64 { return float64(n.ReadStats().Rounds) }),
 		counter("raftcache_strong_reads_total", "Strong reads served through those rounds.", func() float64 { return float64(n.ReadStats().Reads) }),
+		gauge("raftcache_watch_streams", "Open watch streams (GET /v1/watch) on this node.", func() float64 { return float64(m.watches.Load()) }),
+		counter("raftcache_watch_writes_total", "Writes of change events and progress notices to watch streams.", func() float64 { return float64(m.watchEvents.Load()) }),
 		gauge("raftcache_blocked_waiters", "Clients blocked in BLPOP, BLMOVE, BZPOPMIN... (held by the leader, relayed ones included).", func() float64 { return float64(n.BlockingStats().Blocked) }),
 		counter("raftcache_blocked_pops_served_total", "Blocked clients answered with an element (on the leader).", func() float64 { return float64(n.BlockingStats().Served) }),
 		counter("raftcache_blocked_timeouts_total", "Blocked clients answered nil at their timeout (on the leader).", func() float64 { return float64(n.BlockingStats().TimedOut) }),
@@ -55,6 +64,7 @@ func (s *Server) newMetrics() *metrics {
 		gauge("raftcache_http_connections_open", "Open HTTP connections (bounded by --max-connections).", func() float64 { return float64(s.conns().Open) }),
 		counter("raftcache_http_connections_evicted_total", "Idle or header-sending connections closed to make room under --max-connections.", func() float64 { return float64(s.conns().Evicted) }),
 		counter("raftcache_http_connections_refused_total", "Connections refused with 503: every open one was inside a handler.", func() float64 { return float64(s.conns().Refused) }),
+		hubCollector{n.Hub()},
 		prometheus.CollectorFunc(func(ch chan<- prometheus.Metric) {
 			cur := n.Status().State
 			for _, st := range []string{"Follower", "Candidate", "Leader", "Shutdown"} {
@@ -67,6 +77,19 @@ func (s *Server) newMetrics() *metrics {
 		}),
 	)
 	return m
+}
+
+// buildInfo is raftcache_build_info: always 1, the binary in its labels
+// (as Prometheus' own *_build_info), so a rolling upgrade shows which
+// members run which build.
+func buildInfo() prometheus.Collector {
+	b := node.BuildInfo()
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "raftcache_build_info",
+		Help: "Always 1; labels: the binary's module version, VCS revision, Go version and feature level.",
+		ConstLabels: prometheus.Labels{"version": b.Version, "revision": b.ShortRevision(), "goversion": b.GoVersion,
+			"feature_level": strconv.FormatUint(uint64(b.FeatureLevel), 10)},
+	}, func() float64 { return 1 })
 }
 
 // cacheCollector reports the cache's figures from one view of it per
@@ -140,6 +163,10 @@ func (w *statusWriter) WriteHeader(code int) {
 	w.ResponseWriter.WriteHeader(code)
 }
 
+// Unwrap lets http.ResponseController reach the connection (watch
+// streams flush and set write deadlines through it).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
 // conns is the listener's connection counters, zero if the Server is not
 // served through NewHTTPServer.
 func (s *Server) conns() ConnStats {
@@ -147,4 +174,44 @@ func (s *Server) conns() ConnStats {
 		return (*f)()
 	}
 	return ConnStats{}
+}
+
+// hubCollector reports the node's change fan-out (pub/sub, tracking) from
+// one Stats call per scrape.
+type hubCollector struct{ h *node.Hub }
+
+var hubDescs = []struct {
+	desc  *prometheus.Desc
+	typ   prometheus.ValueType
+	value func(*node.HubStats) float64
+}{
+	{prometheus.NewDesc("raftcache_pubsub_subscribers", "Connections of this node with at least one pub/sub subscription.", nil, nil),
+		prometheus.GaugeValue, func(s *node.HubStats) float64 { return float64(s.Subscribers) }},
+	{prometheus.NewDesc("raftcache_pubsub_channels", "Channels (and shard channels) subscribed on this node.", nil, nil),
+		prometheus.GaugeValue, func(s *node.HubStats) float64 { return float64(s.Channels) }},
+	{prometheus.NewDesc("raftcache_pubsub_patterns", "Patterns subscribed on this node.", nil, nil),
+		prometheus.GaugeValue, func(s *node.HubStats) float64 { return float64(s.Patterns) }},
+	{prometheus.NewDesc("raftcache_pubsub_messages_published_total", "Messages and keyspace notifications applied by this node (every node counts each).", nil, nil),
+		prometheus.CounterValue, func(s *node.HubStats) float64 { return float64(s.Published) }},
+	{prometheus.NewDesc("raftcache_pubsub_messages_delivered_total", "Messages queued to this node's subscribers.", nil, nil),
+		prometheus.CounterValue, func(s *node.HubStats) float64 { return float64(s.Delivered) }},
+	{prometheus.NewDesc("raftcache_pubsub_slow_subscribers_dropped_total", "Subscribers disconnected because their queue passed its bound.", nil, nil),
+		prometheus.CounterValue, func(s *node.HubStats) float64 { return float64(s.Dropped) }},
+	{prometheus.NewDesc("raftcache_tracking_clients", "Connections of this node with CLIENT TRACKING on.", nil, nil),
+		prometheus.GaugeValue, func(s *node.HubStats) float64 { return float64(s.TrackingClients) }},
+	{prometheus.NewDesc("raftcache_tracking_invalidations_total", "Invalidation pushes queued by this node.", nil, nil),
+		prometheus.CounterValue, func(s *node.HubStats) float64 { return float64(s.Invalidations) }},
+}
+
+func (c hubCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range hubDescs {
+		ch <- d.desc
+	}
+}
+
+func (c hubCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.h.Stats()
+	for _, d := range hubDescs {
+		ch <- prometheus.MustNewConstMetric(d.desc, d.typ, d.value(&st))
+	}
 }

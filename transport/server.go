@@ -11,6 +11,7 @@ import (
 	"crypto/tls"
 	"net/http"
 	"net/http/pprof"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -62,14 +63,23 @@ type Server struct {
 	connStats  atomic.Pointer[func() ConnStats]
 	metrics    *metrics
 	peers      *http.Client // for ?scope=cluster fan-out
+	// streamsDone is closed by CloseStreams: watch streams end, so a
+	// graceful shutdown does not wait for them.
+	streamsDone chan struct{}
+	closeOnce   sync.Once
 }
+
+// CloseStreams ends every watch stream (and refuses new ones). Call it
+// before shutting the HTTP server down: streams do not end on their own.
+// NewHTTPServer registers it with the server's Shutdown.
+func (s *Server) CloseStreams() { s.closeOnce.Do(func() { close(s.streamsDone) }) }
 
 // New builds the API handler for n.
 func New(n *node.Node, cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
-	s := &Server{node: n, cfg: cfg, logger: cfg.Logger, peers: &http.Client{
+	s := &Server{node: n, cfg: cfg, logger: cfg.Logger, streamsDone: make(chan struct{}), peers: &http.Client{
 		Timeout:   2 * time.Second,
 		Transport: &http.Transport{TLSClientConfig: cfg.PeerClientTLS, MaxIdleConnsPerHost: 4},
 	}}
@@ -111,11 +121,13 @@ func (s *Server) routes() *mux.Router {
 	r.HandleFunc("/v1/keys", write(s.handleDeletePrefix)).Methods(http.MethodDelete)
 	r.HandleFunc("/v1/batch", write(s.handleBatch)).Methods(http.MethodPost)
 	r.HandleFunc("/v1/batch/get", read(s.handleBatchGet)).Methods(http.MethodPost)
+	r.HandleFunc("/v1/watch", read(s.handleWatch)).Methods(http.MethodGet)
 	r.HandleFunc("/v1/eval", read(s.handleEval)).Methods(http.MethodPost) // a script that may write checks for write itself (eval.go)
 	r.HandleFunc("/v1/kv/", s.handleEmptyKey)
 	r.HandleFunc("/v1/kv", s.handleEmptyKey)
 
 	r.HandleFunc("/v1/cluster", read(s.handleCluster)).Methods(http.MethodGet)
+	r.HandleFunc("/v1/cluster/formation", admin(s.handleFormation)).Methods(http.MethodGet)
 	r.HandleFunc("/v1/cluster/members", admin(s.handleAddMember)).Methods(http.MethodPost)
 	r.HandleFunc("/v1/cluster/members/{id}", admin(s.handleRemoveMember)).Methods(http.MethodDelete)
 	r.HandleFunc("/v1/cluster/members/{id}/promote", admin(s.handleVoter(true))).Methods(http.MethodPost)

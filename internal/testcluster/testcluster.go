@@ -567,6 +567,9 @@ func (n *Node) Stop() {
 }
 
 func (n *Node) closeServers() {
+	if n.API != nil {
+		n.API.CloseStreams()
+	}
 	if n.HTTP != nil {
 		n.HTTP.Close()
 	}

@@ -1,0 +1,80 @@
+"""Drives rq (Debian's python3-rq) against raftcache for cluster-test/rq_test.go.
+
+    rqdrive.py enqueue PORT N   enqueue N add jobs and one failing job; print their ids as JSON
+    rqdrive.py work PORT        burst workers until the queue is empty (a crashed worker is replaced)
+    rqdrive.py check PORT IDS   print each job's status and result as JSON
+
+Connections retry what raftcache says is safe to retry: refused or broken
+connections and TRYAGAIN (nothing was applied), as docs/api.md advises.
+"""
+import json
+import sys
+import time
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError, TimeoutError, TryAgainError
+from redis.retry import Retry
+import redis.connection
+
+# A plain Redis connection raises TRYAGAIN as a bare ResponseError; name it.
+redis.connection.BaseParser.EXCEPTION_CLASSES["TRYAGAIN"] = TryAgainError
+
+from rq import Queue, Worker  # noqa: E402
+from rq.job import Job  # noqa: E402
+from rq.registry import FailedJobRegistry, StartedJobRegistry  # noqa: E402
+
+
+def connect(port):
+    return redis.Redis(host="127.0.0.1", port=int(port), socket_timeout=10,
+                       retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 60),
+                       retry_on_error=[ConnectionError, TimeoutError, TryAgainError])
+
+
+def enqueue(port, n):
+    r = connect(port)
+    q = Queue("raftcache", connection=r)
+    ids = [q.enqueue("rqjobs.add", i, i, result_ttl=3600).id for i in range(n)]
+    ids.append(q.enqueue("rqjobs.fail", result_ttl=3600, failure_ttl=3600).id)
+    print(json.dumps(ids))
+
+
+def work(port):
+    r = connect(port)
+    q = Queue("raftcache", connection=r)
+    crashes = 0
+    deadline = time.time() + 150
+    while time.time() < deadline:
+        try:
+            if q.count == 0 and StartedJobRegistry(queue=q).count == 0:
+                break
+            Worker([q], connection=r).work(burst=True, with_scheduler=False)
+        except Exception as e:  # a worker that dies is replaced, as a supervisor would
+            crashes += 1
+            print("worker crashed: %r" % (e,), file=sys.stderr)
+            time.sleep(0.5)
+            if crashes > 20:
+                raise
+    print(json.dumps({"crashes": crashes, "left": q.count}))
+
+
+def check(port, ids):
+    r = connect(port)
+    q = Queue("raftcache", connection=r)
+    out = {}
+    failed = set(FailedJobRegistry(queue=q).get_job_ids())
+    for jid in ids:
+        job = Job.fetch(jid, connection=r)
+        out[jid] = {"status": job.get_status(refresh=True), "result": job.return_value(),
+                    "func": job.func_name, "args": list(job.args), "in_failed": jid in failed}
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    mode, port = sys.argv[1], sys.argv[2]
+    if mode == "enqueue":
+        enqueue(port, int(sys.argv[3]))
+    elif mode == "work":
+        work(port)
+    elif mode == "check":
+        check(port, json.loads(sys.argv[3]))

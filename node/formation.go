@@ -1,0 +1,84 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/hashicorp/raft"
+)
+
+// Safe formation (--bootstrap-expect N): every founder starts with the
+// same list of N members and no --bootstrap. Each asks every listed
+// member for its FormationInfo (GET /v1/cluster/formation); once all N
+// answered and none holds Raft state, each calls Form with the same list,
+// so all bootstrap the same configuration and derive the same cluster id.
+// A member that reports state means the cluster exists: the others join
+// it (learner first) instead, unless that state is the very cluster this
+// node would form (same derived cluster id: a founder that was slower
+// than the others), in which case it bootstraps its part too. The cli
+// runs that loop (cli/formation.go); this file holds what the node knows.
+
+// ErrHasState: Form was asked of a node whose data directory already
+// holds Raft state; nothing was done.
+var ErrHasState = errors.New("data directory already holds Raft state")
+
+// FormationInfo is what a node says about itself to the founders of a
+// cluster.
+type FormationInfo struct {
+	ID, RaftAddr, HTTPAddr string
+	Incarnation            string
+	HasState               bool   // it holds a Raft log or configuration
+	ClusterID              string // "" if it has none
+}
+
+// Formation returns this node's FormationInfo.
+func (n *Node) Formation() FormationInfo {
+	return FormationInfo{ID: n.cfg.ID, RaftAddr: n.cfg.RaftAddr, HTTPAddr: n.cfg.HTTPAddr, Incarnation: n.cfg.Incarnation,
+		HasState: n.HasState(), ClusterID: n.ClusterID()}
+}
+
+// HasState says whether this node holds Raft state: it did at start, or
+// it has bootstrapped or received entries since.
+func (n *Node) HasState() bool {
+	return n.existing || n.raft.LastIndex() > 0
+}
+
+// Form bootstraps the cluster whose voters are founders (this node among
+// them), under the cluster id FoundersClusterID derives from them. Every
+// founder calls it with the same list; the configuration is sorted by id,
+// so all of them write the same one.
+func (n *Node) Form(founders []Founder) error {
+	if n.HasState() {
+		return ErrHasState
+	}
+	sorted := append([]Founder(nil), founders...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].ID < sorted[j].ID })
+	var servers []raft.Server
+	self := false
+	for i, f := range sorted {
+		if i > 0 && f.ID == sorted[i-1].ID {
+			return fmt.Errorf("node: formation: member id %q twice", f.ID)
+		}
+		self = self || (f.ID == n.cfg.ID && f.Incarnation == n.cfg.Incarnation)
+		servers = append(servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(f.ID), Address: raft.ServerAddress(f.RaftAddr)})
+	}
+	if !self {
+		return fmt.Errorf("node: formation: this node (%s, incarnation %s) is not among the founders", n.cfg.ID, n.cfg.Incarnation)
+	}
+	cid := FoundersClusterID(sorted)
+	if cur := n.ClusterID(); cur != "" && cur != cid {
+		return fmt.Errorf("%w: this data directory belongs to cluster %s; the founders' cluster is %s", ErrOtherCluster, cur, cid)
+	}
+	if err := n.setClusterID(cid); err != nil {
+		return err
+	}
+	n.logger.Info("forming a new cluster with the expected members", "members", len(servers), "cluster_id", cid)
+	if err := n.raft.BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil {
+		return fmt.Errorf("node: bootstrap: %w", err)
+	}
+	// A founder votes from the start: its data directory is the one the
+	// configuration was formed with.
+	n.markRegistered()
+	return nil
+}

@@ -1,0 +1,109 @@
+package resp_test
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/raftcache/raftcache/resp"
+)
+
+// Client tracking on the wire (RESP3 pushes, RESP2 REDIRECT), against the
+// leader and a follower: a key read is invalidated when another node
+// writes it; BCAST with a prefix; FLUSHDB invalidates everything; reads
+// inside MULTI after CLIENT CACHING YES are tracked (rueidis's pattern).
+func TestTrackingWire(t *testing.T) {
+	c := startCluster(t, resp.Config{})
+	leader := c.leader(t)
+	fs := c.Followers(leader)
+	ctx := ctxT(t)
+	writer := client(t, fs[1].RESPAddr(), 2) // writes go through the other follower
+
+	for _, n := range []*testNode{leader, fs[0]} {
+		t.Run(n.ID(), func(t *testing.T) {
+			k := n.ID() + ":k"
+			r := dialRaw(t, n.RESPAddr())
+			r.hello3()
+			r.send(cmd("CLIENT", "TRACKING", "ON") + cmd("CLIENT", "TRACKINGINFO") + cmd("GET", k))
+			r.expect("+OK\r\n%3\r\n$5\r\nflags\r\n~1\r\n$2\r\non\r\n$8\r\nredirect\r\n:0\r\n$8\r\nprefixes\r\n*0\r\n_\r\n")
+			if err := writer.Set(ctx, k, "1", 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+			r.expect(">2\r\n$10\r\ninvalidate\r\n*1\r\n$" + strconv.Itoa(len(k)) + "\r\n" + k + "\r\n")
+			// Not read again: not invalidated again. Read again: it is.
+			// (A follower registers a relayed read at its own index,
+			// below the leader's: let it catch up first, or the SET
+			// would be reported again when it applies it.)
+			writer.Set(ctx, k, "2", 0)
+			caughtUp(t, n, leader)
+			r.send(cmd("GET", k))
+			r.expect("$1\r\n2\r\n")
+			writer.Incr(ctx, k)
+			r.expect(">2\r\n$10\r\ninvalidate\r\n*1\r\n$" + strconv.Itoa(len(k)) + "\r\n" + k + "\r\n")
+
+			// OPTIN: only after CLIENT CACHING YES, which covers a whole
+			// transaction (CLIENT CACHING YES; MULTI; PTTL; GET; EXEC).
+			r.send(cmd("CLIENT", "TRACKING", "OFF") + cmd("CLIENT", "TRACKING", "ON", "OPTIN") + cmd("GET", k+"a"))
+			r.expect("+OK\r\n+OK\r\n_\r\n")
+			caughtUp(t, n, leader)
+			r.send(cmd("CLIENT", "CACHING", "YES") + cmd("MULTI") + cmd("PTTL", k+"b") + cmd("GET", k+"b") + cmd("EXEC"))
+			r.expect("+OK\r\n+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n:-2\r\n_\r\n")
+			writer.MSet(ctx, k+"a", "x", k+"b", "y")
+			kb := k + "b"
+			r.expect(">2\r\n$10\r\ninvalidate\r\n*1\r\n$" + strconv.Itoa(len(kb)) + "\r\n" + kb + "\r\n")
+
+			// A flush invalidates everything: a null key list.
+			writer.FlushDB(ctx)
+			r.expect(">2\r\n$10\r\ninvalidate\r\n_\r\n")
+
+			// BCAST with a prefix: every change under it, read or not.
+			p := n.ID() + ":p:"
+			r.send(cmd("CLIENT", "TRACKING", "OFF") + cmd("CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", p))
+			r.expect("+OK\r\n+OK\r\n")
+			writer.Set(ctx, n.ID()+":q:1", "x", 0)
+			writer.Set(ctx, p+"1", "x", 0)
+			r.expect(">2\r\n$10\r\ninvalidate\r\n*1\r\n$" + strconv.Itoa(len(p)+1) + "\r\n" + p + "1\r\n")
+			r.send(cmd("CLIENT", "TRACKING", "OFF") + cmd("PING"))
+			r.expect("+OK\r\n+PONG\r\n")
+		})
+	}
+
+	// RESP2: invalidations through a REDIRECT connection subscribed to
+	// __redis__:invalidate, on a follower.
+	target := dialRaw(t, fs[0].RESPAddr())
+	target.send(cmd("CLIENT", "ID"))
+	id := strings.TrimSpace(target.expectPrefix(":")[1:])
+	target.send(cmd("SUBSCRIBE", "__redis__:invalidate"))
+	target.expect("*3\r\n$9\r\nsubscribe\r\n$20\r\n__redis__:invalidate\r\n:1\r\n")
+	tr := dialRaw(t, fs[0].RESPAddr())
+	tr.send(cmd("CLIENT", "TRACKING", "ON", "REDIRECT", "999999") + cmd("CLIENT", "TRACKING", "ON", "REDIRECT", id) +
+		cmd("CLIENT", "GETREDIR") + cmd("GET", "r2"))
+	tr.expect("-ERR The client ID you want redirect to does not exist\r\n+OK\r\n:" + id + "\r\n$-1\r\n")
+	writer.Set(ctx, "r2", "x", 0)
+	target.expect("*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n*1\r\n$2\r\nr2\r\n")
+	writer.FlushAll(ctx)
+	target.expect("*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n$-1\r\n")
+}
+
+// caughtUp waits until n has applied what the leader has.
+func caughtUp(t *testing.T, n, leader *testNode) {
+	t.Helper()
+	want := leader.FSM().AppliedIndex()
+	waitFor(t, n.ID()+" catching up", func() bool { return n.FSM().AppliedIndex() >= want })
+}
+
+// TestTrackingFlushWhenCutOff: a follower that stops hearing from its
+// leader sends its tracking clients the flush-everything invalidation:
+// what they cached from it may be older than the staleness bound.
+func TestTrackingFlushWhenCutOff(t *testing.T) {
+	c := startCluster(t, resp.Config{})
+	leader := c.leader(t)
+	fs := c.Followers(leader)
+	r := dialRaw(t, fs[0].RESPAddr())
+	r.hello3()
+	r.send(cmd("CLIENT", "TRACKING", "ON") + cmd("GET", "cut:k"))
+	r.expect("+OK\r\n_\r\n")
+	leader.Stop()
+	fs[1].Stop()
+	r.expect(">2\r\n$10\r\ninvalidate\r\n_\r\n")
+}
