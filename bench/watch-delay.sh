@@ -6,6 +6,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-RAFTCACHE_BENCH_WATCH=1 go test ./bench -run '^TestWatchDelay$' -count 1 -v | grep 'watch delay'
+RAFTCACHE_BENCH_WATCH=1 go test ./bench -run '^(TestWatchDelay|TestTrackingDelay)$' -count 1 -v | grep -E 'watch delay|invalidation delay'
 go test ./bench -run '^$' -bench 'NearCacheGet' -benchtime 3s -count 1 | grep -E 'Benchmark|ok'
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"

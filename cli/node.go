@@ -71,7 +71,7 @@ func nodeFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "join", EnvVars: env("JOIN"), Usage: "URLs of members to join through (comma-separated); with --bootstrap-expect, all N members, this one included"},
 		&cli.IntFlag{Name: "bootstrap-expect", EnvVars: env("BOOTSTRAP_EXPECT"), Usage: "form a new cluster of N voters with the N members --join lists, once all answer and none holds Raft state (identical flags on every member)"},
 		&cli.Int64Flag{Name: "max-value-size", EnvVars: env("MAX_VALUE_SIZE"), Value: node.DefaultMaxValueSize, Usage: "largest value accepted, in bytes"},
-		&cli.StringFlag{Name: "max-memory", EnvVars: env("MAX_MEMORY"), Value: "auto", Usage: "bound on cached keys, values and overhead, e.g. 256MB; least recently used keys are evicted above it. auto: half the container's memory limit (or the machine's memory) less Raft's share, with GOMEMLIMIT to match; 0: no bound"},
+		&cli.StringFlag{Name: "max-memory", EnvVars: env("MAX_MEMORY"), Value: "auto", Usage: "bound on cached keys, values and overhead, e.g. 256MB; above it --maxmemory-policy applies. auto: half the container's memory limit (or the machine's memory) less Raft's share, with GOMEMLIMIT to match; 0: no bound"},
 		&cli.BoolFlag{Name: "pprof", EnvVars: env("PPROF"), Usage: "serve Go's profiler under /debug/pprof/ on the HTTP address"},
 		&cli.StringFlag{Name: "log-level", EnvVars: env("LOG_LEVEL"), Value: "info", Usage: "trace, debug, info, warn or error"},
 		&cli.StringFlag{Name: "log-format", EnvVars: env("LOG_FORMAT"), Value: "text", Usage: "text or json"},
@@ -87,6 +87,7 @@ func nodeFlags() []cli.Flag {
 	flags = append(flags, securityFlags()...)
 	flags = append(flags, respFlags()...)
 	flags = append(flags, limitFlags()...)
+	flags = append(flags, evictionFlags()...)
 	for i, f := range flags[1:] {
 		flags[i+1] = fileSettable(f)
 	}
@@ -154,6 +155,10 @@ func runNode(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	policy, err := evictionPolicy(c)
+	if err != nil {
+		return err
+	}
 	limits, maxInflight, err := serverLimits(c, logger)
 	if err != nil {
 		return err
@@ -204,6 +209,7 @@ func runNode(c *cli.Context) error {
 		SnapshotInterval:  c.Duration("snapshot-interval"),
 		TrailingLogs:      c.Uint64("trailing-logs"),
 		MaxMemory:         maxMemory,
+		MaxMemoryPolicy:   policy,
 		MaxValueSize:      c.Int64("max-value-size"),
 		PeerTLS:           sec.peerTLS,
 		Probe:             nodeProber(sec.serverTLS != nil, sec.peerHTTP),

@@ -15,6 +15,10 @@ type KeyPage struct {
 	// Keys in byte order. Keys are bytes: a Go string may hold any, and
 	// keys that are not UTF-8 are decoded from the server's base64.
 	Keys []string
+	// Types is each key's type, as Redis's TYPE names it ("string",
+	// "hash", "set", "zset", "list", "stream"); nil from servers that
+	// predate typed values.
+	Types []string
 	// Next is the cursor of the following page (pass it to WithCursor),
 	// or "" if this is the last page.
 	Next  string
@@ -54,6 +58,7 @@ func (c *Client) keys(ctx context.Context, prefix string, o *callOptions) (*KeyP
 	r := readQuery(o, q)
 	var out struct {
 		Keys     []string `json:"keys"`
+		Types    []string `json:"types"`
 		Encoding string   `json:"encoding"`
 		Next     string   `json:"next"`
 		Index    uint64   `json:"index"`
@@ -61,7 +66,7 @@ func (c *Client) keys(ctx context.Context, prefix string, o *callOptions) (*KeyP
 	if _, err := c.doJSON(ctx, &call{method: http.MethodGet, path: "/v1/keys", query: q, route: r}, &out); err != nil {
 		return nil, err
 	}
-	page := &KeyPage{Keys: out.Keys, Next: out.Next, Index: out.Index}
+	page := &KeyPage{Keys: out.Keys, Types: out.Types, Next: out.Next, Index: out.Index}
 	if page.Keys == nil {
 		page.Keys = []string{}
 	}

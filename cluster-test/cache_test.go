@@ -588,7 +588,7 @@ func TestCachePrefixInvalidation(t *testing.T) {
 // evicted down to the bound, identically on every node, while a key read
 // all along stays.
 func TestCacheEviction(t *testing.T) {
-	c := NewCluster(t, Options{Args: []string{"--max-memory", "64KB"}})
+	c := NewCluster(t, Options{Args: []string{"--max-memory", "64KB", "--maxmemory-policy", "allkeys-lru"}})
 	l := c.WaitForLeader()
 	const maxMem = 64000
 	hot := strings.Repeat("h", 100)

@@ -24,7 +24,10 @@ func (f *FSM) WriteBackup(w io.Writer) error {
 
 // BackupItem is one key of a backup.
 type BackupItem struct {
-	Key      []byte
+	Key []byte
+	// Type is the key's type. Value is a string's bytes, or a
+	// collection's encoding (restored with rc.restore: RCRestore).
+	Type     ValueType
 	Value    []byte
 	ExpireAt int64
 }
@@ -39,7 +42,11 @@ func ReadBackup(r io.Reader, fn func(BackupItem) error) error {
 	}
 	var ferr error
 	s.root.tree.Ascend(func(it *item) bool {
-		ferr = fn(BackupItem{Key: []byte(it.key), Value: it.value, ExpireAt: it.expireAt})
+		b := BackupItem{Key: []byte(it.key), Type: it.kind(), Value: it.value, ExpireAt: it.expireAt}
+		if it.obj != nil {
+			b.Value = it.obj.appendTo(nil)
+		}
+		ferr = fn(b)
 		return ferr == nil
 	})
 	return ferr

@@ -15,7 +15,7 @@ import (
 //	rc.del key cond ver                 -> 1 if a live key was removed, else 0
 //	rc.incr key by ttl                  -> [value, version]
 //	rc.touch key ttl                    -> version | error not found
-//	rc.keys prefix limit [after]        -> [[key...], more (0|1)]
+//	rc.keys prefix limit [after]        -> [[key...], more (0|1), [type...]]
 //
 // ttl is relative to the entry's time in ns (0: none); cond a Cond; a
 // failed condition answers an *Error with ErrConditionFailed and the
@@ -188,7 +188,10 @@ func rcTouch(t *Tx, a [][]byte) Reply {
 	if !ok {
 		return replySyntax
 	}
-	it, live := t.lookup(a[1])
+	it, live, wrong := t.str(a[1])
+	if wrong {
+		return replyWrongType // the HTTP API's values are strings
+	}
 	if !live {
 		return errReply(ErrNotFound)
 	}
@@ -210,7 +213,7 @@ func rcKeys(t *Tx, a [][]byte) Reply {
 	if len(a) > 3 {
 		after = string(a[3])
 	}
-	var keys []Reply
+	var keys, types []Reply
 	more := false
 	t.ascend(a[1], after, func(it *item) bool {
 		if int64(len(keys)) == n[0] {
@@ -218,7 +221,8 @@ func rcKeys(t *Tx, a [][]byte) Reply {
 			return false
 		}
 		keys = append(keys, bulkReply([]byte(it.key)))
+		types = append(types, statusReply(it.kind().String()))
 		return true
 	})
-	return arrayReply([]Reply{arrayReply(keys), boolReply(more)})
+	return arrayReply([]Reply{arrayReply(keys), boolReply(more), arrayReply(types)})
 }

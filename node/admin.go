@@ -54,6 +54,20 @@ func (n *Node) RestoreBackup(ctx context.Context, r io.Reader) (keys int, index 
 		return 0, 0, err
 	}
 	index = res.Index
+	var colls []fsm.BackupItem // collections: rc.restore (level 3)
+	strs := items[:0]
+	for _, it := range items {
+		if it.Type == fsm.TypeString {
+			strs = append(strs, it)
+		} else {
+			colls = append(colls, it)
+		}
+	}
+	items = strs
+	if len(colls) > 0 && n.ClusterLevel() < fsm.LevelTypes {
+		return 0, 0, fmt.Errorf("%w: the backup holds %d hashes, sets or other collections; the cluster runs at level %d and needs level %d to restore them",
+			ErrFeatureLevel, len(colls), n.ClusterLevel(), fsm.LevelTypes)
+	}
 	for len(items) > 0 {
 		cmd := &fsm.Command{Op: fsm.OpBatch}
 		size := 0
@@ -67,6 +81,27 @@ func (n *Node) RestoreBackup(ctx context.Context, r io.Reader) (keys int, index 
 			return keys, index, err
 		}
 		keys += len(cmd.Cmds)
+		index = res.Index
+	}
+	// Collections go through the engine, a chunk of them per entry (a
+	// collection bigger than a chunk takes an entry of its own).
+	for len(colls) > 0 {
+		u := fsm.Unit{Mode: fsm.UnitAtomic}
+		size := 0
+		for len(colls) > 0 && len(u.Cmds) < fsm.MaxBatch && (size == 0 || size+len(colls[0].Value) < restoreChunk) {
+			u.Cmds = append(u.Cmds, fsm.RCRestore(colls[0]))
+			size += len(colls[0].Key) + len(colls[0].Value)
+			colls = colls[1:]
+		}
+		res, err := n.propose(ctx, &fsm.Command{Op: fsm.OpExec, Now: n.now(), Units: []fsm.Unit{u},
+			Limits: fsm.Limits{MaxValueSize: n.cfg.MaxValueSize}})
+		if err != nil {
+			return keys, index, err
+		}
+		if len(res.Results) != 1 || res.Results[0].Err != nil {
+			return keys, index, fmt.Errorf("%w: restoring collections at index %d: %v", ErrInvalid, res.Index, res.Results[0].Err)
+		}
+		keys += len(u.Cmds)
 		index = res.Index
 	}
 	return keys, index, nil

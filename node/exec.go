@@ -89,6 +89,9 @@ func (n *Node) CheckCommand(args [][]byte) error {
 	if !spec.Write() {
 		return nil
 	}
+	if err := n.checkOOM(spec.Flags&fsm.FlagDenyOOM != 0); err != nil {
+		return err
+	}
 	if spec.Flags&fsm.FlagDenyOOM != 0 {
 		if err := n.checkMemory(); err != nil {
 			return err
@@ -304,4 +307,19 @@ func (n *Node) WaitScript(ctx context.Context, sha string) error {
 			return ErrClosed
 		}
 	}
+}
+
+// checkOOM refuses a write that may grow memory while the cache is over
+// MaxMemory and the policy evicts nothing (noeviction, or a volatile
+// policy with no key that has an expiry), as Redis answers OOM. Under the
+// other policies the leader's housekeeping evicts instead.
+func (n *Node) checkOOM(grows bool) error {
+	mm, p := n.MaxMemory(), n.cfg.MaxMemoryPolicy
+	if mm <= 0 || !grows || n.fsm.Bytes() <= mm {
+		return nil
+	}
+	if p == fsm.EvictNone || p.Volatile() && !n.fsm.HasVolatile() {
+		return ErrOOM
+	}
+	return nil
 }

@@ -146,7 +146,7 @@ func newCluster(t testing.TB, size int, mod func(*Config)) []*Node {
 		}
 		nodes[i] = startNode(t, cfg)
 		if i == 0 {
-			if err := timing.ElectNow(nodes[0].RaftAddr()); err != nil {
+			if err := timing.ElectNow(nodes[0].RaftAddr(), nodes[0].ClusterID()); err != nil {
 				t.Logf("n1 elects itself after its heartbeat timeout: %v", err)
 			}
 			waitForLeader(t, nodes[0])

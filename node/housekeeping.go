@@ -36,7 +36,7 @@ func (n *Node) housekeeping() {
 				n.reapExpired()
 			}
 		case <-evict.C:
-			if n.MaxMemory() > 0 && n.leaderReady() {
+			if n.MaxMemory() > 0 && n.cfg.MaxMemoryPolicy != fsm.EvictNone && n.leaderReady() {
 				cursor = n.evict(cursor)
 			}
 		}
@@ -71,8 +71,9 @@ func (n *Node) reapExpired() {
 }
 
 // evict proposes victims until the cache is under MaxMemory. Victims are
-// chosen by sampling: the least recently read or written keys of a moving
-// window (see fsm.EvictionCandidates).
+// chosen by the policy, by sampling: the least recently read or written
+// keys of a moving window, the soonest to expire, or random ones (see
+// fsm.EvictionCandidatesFor).
 func (n *Node) evict(cursor string) string {
 	bound := n.MaxMemory()
 	for n.fsm.Bytes() > bound {
@@ -82,7 +83,7 @@ func (n *Node) evict(cursor string) string {
 		seen := map[string]bool{}
 		for r := 0; r < evictRounds && freed < over; r++ {
 			var victims []fsm.Victim
-			victims, cursor = n.fsm.EvictionCandidates(cursor, evictScan, evictPick)
+			victims, cursor = n.fsm.EvictionCandidatesFor(n.cfg.MaxMemoryPolicy, cursor, evictScan, evictPick)
 			for _, v := range victims { // least recently used first
 				if freed >= over {
 					break // enough: evicting the rest of the pick would flush keys for nothing

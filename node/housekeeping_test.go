@@ -14,7 +14,7 @@ import (
 // every replica under the bound, holding exactly the same keys.
 func TestEvictionUnderMaxMemory(t *testing.T) {
 	const maxMemory = 64 << 10
-	nodes := newCluster(t, 3, func(c *Config) { c.MaxMemory = maxMemory })
+	nodes := newCluster(t, 3, func(c *Config) { c.MaxMemory, c.MaxMemoryPolicy = maxMemory, fsm.EvictAllLRU })
 	leader := waitForLeader(t, nodes...)
 	ctx := ctxTimeout(t, 60*time.Second)
 

@@ -218,6 +218,7 @@ func TestRollingUpgradeRaisesLevel(t *testing.T) {
 	}
 	// At the level, it joins, with its full record.
 	cfg4 := testConfig(t, "n4", false)
+	cfg4.FeatureLevel = 2 // the level the others were upgraded to
 	n4 := startNode(t, cfg4)
 	live.set("n4", n4)
 	join(t, nodes, Member{ID: "n4", RaftAddr: n4.RaftAddr(), HTTPAddr: cfg4.HTTPAddr, RESPAddr: "resp-n4.test:6379",

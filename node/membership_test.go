@@ -5,6 +5,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/raftcache/raftcache/fsm"
 )
 
 // probed makes a test cluster's nodes ask each other through testProbe,
@@ -47,7 +49,7 @@ func TestLearnerFirst(t *testing.T) {
 		}
 	}
 	ctx := ctxTimeout(t, 20*time.Second)
-	ghost := Member{ID: "ghost", RaftAddr: "127.0.0.1:1", HTTPAddr: httpAddr("ghost"), Voter: true, Level: 2, Incarnation: "abc"}
+	ghost := Member{ID: "ghost", RaftAddr: "127.0.0.1:1", HTTPAddr: httpAddr("ghost"), Voter: true, Level: fsm.FeatureLevel, Incarnation: "abc"}
 	if err := leader.AddMember(ctx, ghost); err != nil {
 		t.Fatalf("AddMember(ghost): %v", err)
 	}

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/raftcache/raftcache/fsm"
 )
 
 // TestMemoryBoundIsClusterMinimum: the leader enforces the smallest bound
@@ -35,7 +37,7 @@ func TestMemoryBoundIsClusterMinimum(t *testing.T) {
 func TestWritesRefusedPastBoundAndSlack(t *testing.T) {
 	voters := newCluster(t, 2, nil)
 	cfg := testConfig(t, "n3", false)
-	cfg.MaxMemory = 64 << 10
+	cfg.MaxMemory, cfg.MaxMemoryPolicy = 64<<10, fsm.EvictAllLRU // the slack of an evicting policy
 	small := startNode(t, cfg)
 	join(t, voters, Member{ID: "n3", RaftAddr: small.RaftAddr(), HTTPAddr: cfg.HTTPAddr, Level: small.FeatureLevel(), Incarnation: small.Incarnation()})
 	set := [][]byte{[]byte("SET"), []byte("k"), []byte("v")}

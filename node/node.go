@@ -58,6 +58,10 @@ var (
 	ErrTooMany = errors.New("too many operations")
 	// ErrTooLarge: a value that can never fit under the memory limit.
 	ErrTooLarge = errors.New("value can never fit under max memory")
+	// ErrOOM: the cache is over MaxMemory and its policy (noeviction, or
+	// a volatile policy with no key that has an expiry) evicts nothing: a
+	// write that may grow memory is refused. Nothing was done.
+	ErrOOM = errors.New("command not allowed when used memory > 'maxmemory'.")
 	// ErrKeyTooLarge: a key longer than MaxKeySize.
 	ErrKeyTooLarge = errors.New("key too large")
 	// ErrValueTooLarge: an argument larger than Config.MaxValueSize.
@@ -115,6 +119,11 @@ type Config struct {
 	// overhead; above it the leader evicts least recently used keys. 0 =
 	// unbounded.
 	MaxMemory int64
+	// MaxMemoryPolicy is what happens above MaxMemory (Redis's
+	// maxmemory-policy): the zero value, noeviction, refuses writes that
+	// may grow memory with ErrOOM, so that no queue is ever evicted
+	// silently; allkeys-lru is the pure cache's choice (fsm/evict.go).
+	MaxMemoryPolicy fsm.EvictPolicy
 	// MaxValueSize bounds every argument of a write command (values),
 	// checked before proposing and stamped into entries for the engine's
 	// own checks; default DefaultMaxValueSize.
@@ -535,6 +544,9 @@ func (n *Node) RESPAddr() string { return n.cfg.RESPAddr }
 
 // HTTPAddr returns the client API address this node advertises.
 func (n *Node) HTTPAddr() string { return n.cfg.HTTPAddr }
+
+// MaxMemoryPolicy is the configured eviction policy.
+func (n *Node) MaxMemoryPolicy() fsm.EvictPolicy { return n.cfg.MaxMemoryPolicy }
 
 // FSM exposes the local cache for stale reads and statistics.
 func (n *Node) FSM() *fsm.FSM { return n.fsm }

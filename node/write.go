@@ -27,6 +27,9 @@ type Op struct {
 	ReqID []byte
 }
 
+// grows says whether the operation may grow memory (see checkOOM).
+func (o *Op) grows() bool { return o.Kind == fsm.OpSet || o.Kind == fsm.OpIncr }
+
 func (o *Op) command(now int64) *fsm.Command {
 	c := &fsm.Command{Op: o.Kind, Now: now, Key: o.Key, Value: o.Value, Cond: o.Cond,
 		Version: o.Version, Flags: o.Flags, By: o.By, ReqID: o.ReqID}
@@ -40,6 +43,9 @@ func (o *Op) command(now int64) *fsm.Command {
 // integer, overflow, not found for touch) is returned both in the Result
 // and as the error, so errors.Is works and Result.Current is at hand.
 func (n *Node) Write(ctx context.Context, op Op) (*fsm.Result, error) {
+	if err := n.checkOOM(op.grows()); err != nil {
+		return nil, err
+	}
 	res, err := n.propose(ctx, op.command(n.now()))
 	if err != nil {
 		return nil, err
@@ -63,6 +69,11 @@ func (n *Node) Delete(ctx context.Context, key []byte) (*fsm.Result, error) {
 func (n *Node) WriteBatch(ctx context.Context, ops []Op, atomic bool, reqID []byte) (*fsm.Result, error) {
 	if len(ops) > fsm.MaxBatch {
 		return nil, fmt.Errorf("%w: %d operations, at most %d", ErrTooMany, len(ops), fsm.MaxBatch)
+	}
+	for i := range ops {
+		if err := n.checkOOM(ops[i].grows()); err != nil {
+			return nil, err
+		}
 	}
 	now := n.now()
 	cmd := &fsm.Command{Op: fsm.OpBatch, Now: now, Atomic: atomic, ReqID: reqID}

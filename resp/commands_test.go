@@ -576,6 +576,15 @@ func commandSuite(t *testing.T, rdb *redis.Client, p string, follower bool, prot
 		if !strings.Contains(list, fmt.Sprintf("id=%d ", id)) {
 			t.Errorf("CLIENT LIST lacks this connection (id %d): %q", id, list)
 		}
+		// Other connections' names, as rq reads its workers' (name=).
+		other := rdb.Conn()
+		check(t, "CLIENT SETNAME", other.ClientSetName(ctx, "rq:worker:w1").Err())
+		list, err = conn.ClientList(ctx).Result()
+		check(t, "CLIENT LIST", err)
+		if !strings.Contains(list, " name=rq:worker:w1 ") {
+			t.Errorf("CLIENT LIST lacks the other connection's name: %q", list)
+		}
+		other.Close()
 		infos, err := conn.Do(ctx, "COMMAND", "INFO", "get", "nosuch").Slice()
 		check(t, "COMMAND INFO", err)
 		if len(infos) != 2 || infos[1] != nil {

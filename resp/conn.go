@@ -70,7 +70,8 @@ func cmdReset(s *Server, cl *client, args [][]byte) {
 	cl.sub.Track(nil)
 	cl.track, cl.caching = nil, 0
 	cl.watch = nil
-	cl.tx, cl.readonly, cl.name, cl.w.proto = nil, false, "", 2
+	cl.tx, cl.readonly, cl.w.proto = nil, false, 2
+	cl.setName("")
 	s.logout(cl)
 	cl.w.status("RESET")
 }
@@ -119,7 +120,7 @@ func cmdHello(s *Server, cl *client, args [][]byte) {
 	}
 	cl.w.proto = proto
 	if setName {
-		cl.name = name
+		cl.setName(name)
 	}
 	w := &cl.w
 	w.mapHeader(7)
@@ -141,6 +142,13 @@ func cmdHello(s *Server, cl *client, args [][]byte) {
 
 const msgClientName = "ERR Client names cannot contain spaces, newlines or special characters."
 
+// setName names the connection (CLIENT SETNAME, HELLO SETNAME), also for
+// other connections' CLIENT LIST.
+func (cl *client) setName(name string) {
+	cl.name = name
+	cl.sharedName.Store(&name)
+}
+
 func validClientName(name string) bool {
 	for i := 0; i < len(name); i++ {
 		if name[i] < '!' || name[i] > '~' {
@@ -161,7 +169,7 @@ func cmdClient(s *Server, cl *client, args [][]byte) {
 			w.error(msgClientName)
 			return
 		}
-		cl.name = string(args[2])
+		cl.setName(string(args[2]))
 		w.ok()
 	case sub == "getname" && len(args) == 2:
 		w.value([]byte(cl.name), cl.name != "")
@@ -213,7 +221,11 @@ func cmdClient(s *Server, cl *client, args [][]byte) {
 // fields are read without their lock: they are informational.
 func (s *Server) clientLine(c, self *client) string {
 	if c != self {
-		return fmt.Sprintf("id=%d addr=%s name= age=%d db=0 resp=? cmd=?\n", c.id, c.addr, int(time.Since(c.created).Seconds()))
+		name := ""
+		if p := c.sharedName.Load(); p != nil {
+			name = *p
+		}
+		return fmt.Sprintf("id=%d addr=%s name=%s age=%d db=0 resp=? cmd=?\n", c.id, c.addr, name, int(time.Since(c.created).Seconds()))
 	}
 	multi := -1
 	if c.tx != nil {
@@ -326,10 +338,7 @@ func cmdConfig(s *Server, cl *client, args [][]byte) {
 		w.fail(wrongArgs("config|get"))
 		return
 	}
-	policy := "noeviction"
-	if s.node.MaxMemory() > 0 {
-		policy = "allkeys-lru"
-	}
+	policy := s.node.MaxMemoryPolicy().String()
 	params := [][2]string{
 		{"appendfsync", "always"}, // every write is in a quorum's fsynced Raft log before the reply
 		{"appendonly", "yes"},
@@ -415,11 +424,7 @@ func cmdInfo(s *Server, cl *client, args [][]byte) {
 		add("used_memory_human", humanBytes(st.Bytes))
 		add("maxmemory", s.node.MaxMemory())
 		add("maxmemory_human", humanBytes(s.node.MaxMemory()))
-		policy := "noeviction"
-		if s.node.MaxMemory() > 0 {
-			policy = "allkeys-lru"
-		}
-		add("maxmemory_policy", policy)
+		add("maxmemory_policy", s.node.MaxMemoryPolicy().String())
 	})
 	section("Stats", func(add func(string, any)) {
 		add("total_connections_received", s.connsTotal.Load())

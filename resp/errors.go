@@ -33,6 +33,7 @@ var errorReplies = []struct {
 	{node.ErrPoisoned, "TRYAGAIN"},
 	{node.ErrTooMany, "ERR"},
 	{node.ErrTooLarge, "OOM"},
+	{node.ErrOOM, "OOM"}, // "OOM command not allowed when used memory > 'maxmemory'.", as Redis
 	{node.ErrOutOfMemory, "OOM"},
 	{node.ErrKeyTooLarge, "ERR"},
 	{node.ErrValueTooLarge, "ERR"},

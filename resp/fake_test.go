@@ -47,6 +47,7 @@ func (n *fakeNode) Members() ([]node.Member, error) {
 func (n *fakeNode) Status() node.Status                      { return node.Status{State: "Leader", HasLeader: true} }
 func (n *fakeNode) ReadStats() node.ReadStats                { return node.ReadStats{} }
 func (n *fakeNode) MaxMemory() int64                         { return 0 }
+func (n *fakeNode) MaxMemoryPolicy() fsm.EvictPolicy         { return fsm.EvictNone }
 func (n *fakeNode) MaxValueSize() int64                      { return 1 << 20 }
 func (n *fakeNode) LocalView() *fsm.View                     { return n.f.View(time.Now().UnixNano()) }
 func (n *fakeNode) WaitForLeader(context.Context) error      { return nil }

@@ -79,6 +79,7 @@ type Node interface {
 	Status() node.Status
 	ReadStats() node.ReadStats
 	MaxMemory() int64
+	MaxMemoryPolicy() fsm.EvictPolicy
 	MaxValueSize() int64
 	// CheckCommand refuses a command over the node's limits or unknown
 	// to the engine, before it is queued or proposed.
@@ -131,24 +132,27 @@ type Server struct {
 
 // client is one connection's state.
 type client struct {
-	id        int64
-	addr      string
-	created   time.Time
-	name      string
-	libName   string
-	libVer    string
-	readonly  bool // READONLY: reads are served from this node's state, however stale
-	forwarded bool // a relay connection from another member: never forward again
-	authed    bool // AUTH succeeded (or no token file)
-	principal auth.Principal
-	token     string // the token it authenticated with, passed on when relaying
-	gen       uint64 // token file generation principal was looked up in
-	limits    *limitConn
-	quit      bool
-	tx        *txState   // inside MULTI
-	watch     *fsm.Watch // WATCH: what the connection's view saw of the watched keys
-	w         writer
-	lastCmd   string
+	id      int64
+	addr    string
+	created time.Time
+	name    string
+	// sharedName is name for other connections' CLIENT LIST (rq reads
+	// its workers' names from it); set with setName.
+	sharedName atomic.Pointer[string]
+	libName    string
+	libVer     string
+	readonly   bool // READONLY: reads are served from this node's state, however stale
+	forwarded  bool // a relay connection from another member: never forward again
+	authed     bool // AUTH succeeded (or no token file)
+	principal  auth.Principal
+	token      string // the token it authenticated with, passed on when relaying
+	gen        uint64 // token file generation principal was looked up in
+	limits     *limitConn
+	quit       bool
+	tx         *txState   // inside MULTI
+	watch      *fsm.Watch // WATCH: what the connection's view saw of the watched keys
+	w          writer
+	lastCmd    string
 	// sub is the connection's place in the node's hub: its channels, its
 	// tracked keys, its queue of pushes (pubsub.go, tracking.go).
 	sub      *node.Sub

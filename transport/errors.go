@@ -37,6 +37,7 @@ var errorStatus = []struct {
 	{node.ErrValueTooLarge, http.StatusRequestEntityTooLarge, "value_too_large"},
 	{fsm.ErrValueTooLarge, http.StatusRequestEntityTooLarge, "value_too_large"}, // a limit lowered after the command was proposed
 	{node.ErrTooLarge, http.StatusRequestEntityTooLarge, "too_large_for_memory"},
+	{node.ErrOOM, http.StatusInsufficientStorage, "out_of_memory"},
 	{node.ErrOutOfMemory, http.StatusInsufficientStorage, "out_of_memory"},
 	{fsm.ErrConditionFailed, http.StatusPreconditionFailed, "cas_conflict"},
 	{fsm.ErrBadSnapshot, http.StatusBadRequest, "bad_backup"},

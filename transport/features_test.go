@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/raftcache/raftcache/fsm"
 	"github.com/raftcache/raftcache/internal/testcluster"
 	"github.com/raftcache/raftcache/node"
 	"github.com/raftcache/raftcache/transport"
@@ -40,7 +41,7 @@ type featServer struct {
 // waits until it serves strong reads.
 func featStart(t *testing.T, maxMemory int64) *featServer {
 	t.Helper()
-	n := testcluster.Start(t, 1, testcluster.Options{HTTP: &transport.Config{}, MaxMemory: maxMemory}).Leader(t)
+	n := testcluster.Start(t, 1, testcluster.Options{HTTP: &transport.Config{}, MaxMemory: maxMemory, MaxMemoryPolicy: fsm.EvictAllLRU}).Leader(t)
 	return &featServer{t: t, n: n.Node, url: n.URL}
 }
 

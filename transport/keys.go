@@ -24,7 +24,10 @@ const (
 )
 
 type keysResponse struct {
-	Keys     []string `json:"keys"`
+	Keys []string `json:"keys"`
+	// Types is each key's type, as Redis's TYPE names it: "string",
+	// "hash", "set", "zset", "list", "stream".
+	Types    []string `json:"types"`
 	Encoding string   `json:"encoding"`       // "utf8" or "base64": how Keys are written
 	Next     string   `json:"next,omitempty"` // pass as ?cursor= for the next page (same encoding)
 	Index    uint64   `json:"index"`
@@ -72,7 +75,7 @@ func (s *Server) handleKeys(w http.ResponseWriter, r *http.Request) {
 		s.readFailed(w, r, err)
 		return
 	}
-	keys, more, err := keysReply(v.Exec(fsm.RCKeys([]byte(q.Get("prefix")), after, limit)))
+	keys, types, more, err := keysReply(v.Exec(fsm.RCKeys([]byte(q.Get("prefix")), after, limit)))
 	if err != nil {
 		writeError(w, err)
 		return
@@ -80,7 +83,7 @@ func (s *Server) handleKeys(w http.ResponseWriter, r *http.Request) {
 	for _, k := range keys {
 		b64 = b64 || !utf8.Valid(k)
 	}
-	out := keysResponse{Keys: make([]string, len(keys)), Encoding: "utf8", Index: v.Index()}
+	out := keysResponse{Keys: make([]string, len(keys)), Types: types, Encoding: "utf8", Index: v.Index()}
 	if b64 {
 		out.Encoding = "base64"
 	}
@@ -94,19 +97,22 @@ func (s *Server) handleKeys(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// keysReply takes rc.keys's reply [[key...], more] apart.
-func keysReply(rep fsm.Reply) (keys [][]byte, more bool, err error) {
+// keysReply takes rc.keys's reply [[key...], more, [type...]] apart.
+func keysReply(rep fsm.Reply) (keys [][]byte, types []string, more bool, err error) {
 	if rep.IsError() {
-		return nil, false, rep.Err
+		return nil, nil, false, rep.Err
 	}
-	if rep.Kind != fsm.KindArray || len(rep.Elems) != 2 || rep.Elems[0].Kind != fsm.KindArray {
-		return nil, false, fmt.Errorf("rc.keys answered %s", rep)
+	if rep.Kind != fsm.KindArray || len(rep.Elems) != 3 || rep.Elems[0].Kind != fsm.KindArray ||
+		len(rep.Elems[2].Elems) != len(rep.Elems[0].Elems) {
+		return nil, nil, false, fmt.Errorf("rc.keys answered %s", rep)
 	}
 	keys = make([][]byte, len(rep.Elems[0].Elems))
+	types = make([]string, len(keys))
 	for i, k := range rep.Elems[0].Elems {
 		keys[i] = k.Bulk
+		types[i] = string(rep.Elems[2].Elems[i].Bulk)
 	}
-	return keys, rep.Elems[1].Int == 1, nil
+	return keys, types, rep.Elems[1].Int == 1, nil
 }
 
 type deletePrefixResponse struct {

@@ -34,7 +34,7 @@ func Get(f *testing.F) *node.Node {
 		if err != nil {
 			f.Fatal(err)
 		}
-		_ = timing.ElectNow(n.RaftAddr()) // or it elects itself after its heartbeat timeout
+		_ = timing.ElectNow(n.RaftAddr(), n.ClusterID()) // or it elects itself after its heartbeat timeout
 		f.Cleanup(func() {
 			n.Close()
 			os.RemoveAll(dir)

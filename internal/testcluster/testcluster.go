@@ -62,6 +62,8 @@ type Options struct {
 	Tokens *auth.Tokens
 	// MaxMemory is every node's node.Config.MaxMemory (0: unbounded).
 	MaxMemory int64
+	// MaxMemoryPolicy is every node's node.Config.MaxMemoryPolicy.
+	MaxMemoryPolicy fsm.EvictPolicy
 	// MaxValueSize is every node's node.Config.MaxValueSize (0: node's
 	// default).
 	MaxValueSize int64
@@ -174,6 +176,7 @@ func (c *Cluster) StartNode(id string, bootstrap bool) *Node {
 			SnapshotInterval:  timing.SnapshotInterval,
 			TrailingLogs:      timing.TrailingLogs,
 			MaxMemory:         c.opt.MaxMemory,
+			MaxMemoryPolicy:   c.opt.MaxMemoryPolicy,
 			MaxValueSize:      c.opt.MaxValueSize,
 			FetchLevel: func(context.Context, node.Member) (uint32, error) {
 				return c.level(), nil // every member runs this binary
@@ -218,7 +221,7 @@ func (c *Cluster) StartNode(id string, bootstrap bool) *Node {
 	c.mu.Unlock()
 	n.start(t, httpLn, respLn)
 	if bootstrap && !n.IsLeader() {
-		if err := timing.ElectNow(n.RaftAddr()); err != nil {
+		if err := timing.ElectNow(n.RaftAddr(), n.ClusterID()); err != nil {
 			t.Logf("testcluster: %s elects itself after its heartbeat timeout: %v", id, err)
 		}
 	}

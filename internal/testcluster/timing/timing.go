@@ -22,7 +22,10 @@
 package timing
 
 import (
+	"encoding/binary"
+	"errors"
 	"io"
+	"net"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -59,14 +62,76 @@ const (
 // election at once instead of after its heartbeat timeout: it sends the
 // TimeoutNow RPC of Raft's leadership transfer. A node that is alone in
 // its configuration then leads within milliseconds. Sent to a node with a
-// leader, it would start a needless election.
-func ElectNow(raftAddr string) error {
-	trans, err := raft.NewTCPTransport("127.0.0.1:0", nil, 1, 5*time.Second, io.Discard)
+// leader, it would start a needless election. clusterID is the node's
+// cluster id ("" for none): a node with one accepts Raft connections
+// only after the cluster handshake (node/stream.go), which this sends.
+func ElectNow(raftAddr, clusterID string) error {
+	stream := &helloStream{cluster: clusterID}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
+	stream.Listener = ln
+	trans := raft.NewNetworkTransport(stream, 1, 5*time.Second, io.Discard)
 	defer trans.Close()
 	return trans.TimeoutNow("", raft.ServerAddress(raftAddr), &raft.TimeoutNowRequest{
 		RPCHeader: raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, Addr: []byte(trans.LocalAddr())},
 	}, &raft.TimeoutNowResponse{})
+}
+
+// helloStream dials with the cluster handshake of node/stream.go: "RCHI\x01",
+// then the cluster id and a member id as uvarint-length-prefixed strings;
+// the answer is a status byte (0: accepted) and the acceptor's two
+// strings. (node's tests import this package, so it cannot import node.)
+type helloStream struct {
+	net.Listener
+	cluster string
+}
+
+func (s *helloStream) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	c, err := net.DialTimeout("tcp", string(addr), timeout)
+	if err != nil || s.cluster == "" {
+		return c, err
+	}
+	c.SetDeadline(time.Now().Add(timeout))
+	defer c.SetDeadline(time.Time{})
+	msg := []byte("RCHI\x01")
+	for _, str := range []string{s.cluster, "timing.ElectNow"} {
+		msg = binary.AppendUvarint(msg, uint64(len(str)))
+		msg = append(msg, str...)
+	}
+	var status [1]byte
+	if _, err := c.Write(msg); err == nil {
+		_, err = io.ReadFull(c, status[:])
+	}
+	if err == nil && status[0] == 0 {
+		// The acceptor's cluster id and member id follow.
+		err = skipStr(c)
+		if err == nil {
+			err = skipStr(c)
+		}
+	} else if err == nil {
+		err = errors.New("the raft handshake was refused")
+	}
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func skipStr(c net.Conn) error {
+	var b [1]byte
+	var n uint64
+	for shift := 0; ; shift += 7 {
+		if _, err := io.ReadFull(c, b[:]); err != nil {
+			return err
+		}
+		n |= uint64(b[0]&0x7f) << shift
+		if b[0] < 0x80 {
+			break
+		}
+	}
+	_, err := io.CopyN(io.Discard, c, int64(n))
+	return err
 }
