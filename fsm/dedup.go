@@ -75,6 +75,9 @@ func (s *state) once(id []byte, now int64, apply func() Result) Result {
 		return dup
 	}
 	res := apply()
+	if res.forget {
+		return res
+	}
 	stored := res
 	stored.Prev, stored.PrevFound = nil, false
 	s.dedup.remember(id, now, &stored)

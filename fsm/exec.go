@@ -181,6 +181,7 @@ func (f *FSM) runUnit(s *state, index uint64, c *Command, u *Unit, ch *changeSet
 		*s = *t.s
 		ch.merge(&unitCh)
 	}
+	res.forget = blockedNothing(u, &res)
 	return res
 }
 

@@ -141,6 +141,9 @@ type Result struct {
 	Results   []Result // batch: one per sub-command
 	Duplicate bool     // the request id was seen: this is the first attempt's result
 	Replies   []Reply  // an OpExec unit: one reply per command run
+	// forget: not remembered under its request id (a blocking command
+	// that found nothing; blocking.go).
+	forget bool
 }
 
 // Counters are replicated totals: equal on every node at the same index.

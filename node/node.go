@@ -317,6 +317,8 @@ type Node struct {
 	lock      *os.File               // DataDir/lock, held while the node runs
 	cidMu     sync.Mutex
 
+	blocks *blocker // the leader's blocked clients (blocking.go)
+
 	closeOnce sync.Once
 	closing   chan struct{}
 	wg        sync.WaitGroup
@@ -365,6 +367,8 @@ func New(cfg Config) (*Node, error) {
 		feed:          newFeed(cfg.FeedRing, cfg.MaxWatches),
 		lock:          lock,
 	}
+	n.blocks = newBlocker(n)
+	n.fsm.OnChange(n.blocks.changed)
 	n.fsm.OnChange(n.feed.apply)
 	cid, err := ReadClusterID(cfg.DataDir)
 	if err != nil {
@@ -388,7 +392,8 @@ func New(cfg Config) (*Node, error) {
 		}
 		return false
 	}))
-	n.wg.Add(12)
+	n.wg.Add(13)
+	go n.blocks.run()
 	go n.progressLoop()
 	go func() { defer n.wg.Done(); n.hub.Run(n.closing) }()
 	go n.watchHeartbeats(obs)

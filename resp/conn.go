@@ -42,6 +42,7 @@ func initConnCommands() {
 		{name: "watch", arity: -2, flags: []string{"fast"}, conn: cmdWatch},
 		{name: "unwatch", arity: 1, flags: []string{"fast"}, conn: cmdUnwatch},
 		{name: forwardedName, arity: 2, flags: []string{"fast"}, conn: cmdForwarded},
+		{name: blockName, arity: -5, flags: []string{"blocking"}, conn: cmdBlock},
 	} {
 		c.kind = kindConn
 		commands[c.name] = c
@@ -416,6 +417,7 @@ func cmdInfo(s *Server, cl *client, args [][]byte) {
 		add("connected_clients", n)
 		add("maxclients", s.cfg.Limits.MaxClients)
 		add("tracking_clients", s.node.Hub().Stats().TrackingClients)
+		add("blocked_clients", s.blocked.Load())
 	})
 	section("Memory", func(add func(string, any)) {
 		add("used_memory", st.Bytes)

@@ -52,6 +52,18 @@ func (n *fakeNode) MaxValueSize() int64                      { return 1 << 20 }
 func (n *fakeNode) LocalView() *fsm.View                     { return n.f.View(time.Now().UnixNano()) }
 func (n *fakeNode) WaitForLeader(context.Context) error      { return nil }
 func (n *fakeNode) WaitScript(context.Context, string) error { return nil }
+func (n *fakeNode) BlockingStats() node.BlockingStats        { return node.BlockingStats{} }
+func (n *fakeNode) CountLostPop()                            {}
+
+// Block runs a blocking command once, as its non-blocking form: the fake
+// has no waiters.
+func (n *fakeNode) Block(ctx context.Context, reqID []byte, args [][]byte) (fsm.Reply, error) {
+	res, err := n.Exec(ctx, fsm.Unit{ReqID: reqID, Cmds: [][][]byte{args}})
+	if err != nil {
+		return fsm.Reply{}, err
+	}
+	return res[0].Replies[0], nil
+}
 
 func (n *fakeNode) CheckCommand(args [][]byte) error {
 	spec := fsm.Lookup(args[0])

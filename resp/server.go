@@ -96,6 +96,11 @@ type Node interface {
 	WaitScript(ctx context.Context, sha string) error
 	// Hub is the node's change fan-out: pub/sub and tracking.
 	Hub() *node.Hub
+	// Block runs a blocking command for a client on the leader
+	// (blocking.go); BlockingStats and CountLostPop keep its counts.
+	Block(ctx context.Context, reqID []byte, args [][]byte) (fsm.Reply, error)
+	BlockingStats() node.BlockingStats
+	CountLostPop()
 }
 
 // Server serves the Redis protocol for one node.
@@ -105,6 +110,7 @@ type Server struct {
 	logger    hclog.Logger
 	fwd       *forwarder
 	deadlines deadlines
+	reqIDs    *reqIDs // request ids of blocked commands
 	started   time.Time
 
 	ln     *drainListener
@@ -118,6 +124,7 @@ type Server struct {
 	rejected     atomic.Uint64 // connections refused at MaxClients
 	authFailures atomic.Uint64
 	cmdsTotal    atomic.Uint64
+	blocked      atomic.Int64 // this server's clients blocked now (not relays)
 
 	mu      sync.Mutex
 	clients map[*client]struct{}
@@ -185,6 +192,7 @@ func New(n Node, cfg Config) *Server {
 		logger:  cfg.Logger,
 		fwd:     newForwarder(n.ID(), cfg.Timeout+5*time.Second, cfg.ForwardIdle, cfg.ForwardTLS, int(cfg.Limits.MaxRelayReply)),
 		started: time.Now(),
+		reqIDs:  newReqIDs(),
 		served:  make(chan struct{}),
 		clients: map[*client]struct{}{},
 	}
@@ -424,11 +432,14 @@ func (s *Server) process(cl *client, cmds []redcon.Command) {
 			cl.w.fail(err)
 			continue
 		}
-		switch it.kind {
-		case kindConn:
+		switch {
+		case it.cmd.blocking:
+			r.flush()
+			s.block(cl, it, nil)
+		case it.kind == kindConn:
 			r.flush()
 			it.cmd.conn(s, cl, it.args)
-		case kindLocal:
+		case it.kind == kindLocal:
 			r.flush()
 			cl.w.reply(s.node.LocalView().Exec(it.args))
 		default:

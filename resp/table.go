@@ -25,6 +25,8 @@ type command struct {
 	kind  kind
 	flags []string // for COMMAND
 	keys  [3]int   // first key, last key, step, for COMMAND
+	// blocking: outside MULTI the client waits for an element (blocking.go).
+	blocking bool
 	// conn answers a kindConn command.
 	conn func(s *Server, cl *client, args [][]byte)
 }
@@ -47,27 +49,36 @@ func init() {
 		if spec.Flags&fsm.FlagInternal != 0 {
 			continue // the HTTP API's own
 		}
-		c := &command{name: spec.Name, arity: spec.Arity, keys: [3]int{spec.FirstKey, spec.LastKey, spec.Step}}
-		switch {
-		case spec.Write():
-			c.kind = kindWrite
-			c.flags = append(c.flags, "write")
-		case spec.Flags&fsm.FlagReadOnly != 0:
-			c.kind = kindRead
-			c.flags = append(c.flags, "readonly")
-		default:
-			c.kind = kindLocal
-			c.flags = append(c.flags, "stale")
-		}
-		if spec.Flags&fsm.FlagDenyOOM != 0 {
-			c.flags = append(c.flags, "denyoom")
-		}
-		if spec.Flags&fsm.FlagFast != 0 {
-			c.flags = append(c.flags, "fast")
-		}
-		commands[c.name] = c
+		commands[spec.Name] = engineCommand(spec)
 	}
 	initConnCommands()
+}
+
+// engineCommand is the entry of an engine command.
+func engineCommand(spec *fsm.Spec) *command {
+	c := &command{name: spec.Name, arity: spec.Arity, keys: [3]int{spec.FirstKey, spec.LastKey, spec.Step}}
+	switch {
+	case spec.Write():
+		c.kind = kindWrite
+		c.flags = append(c.flags, "write")
+	case spec.Flags&fsm.FlagReadOnly != 0:
+		c.kind = kindRead
+		c.flags = append(c.flags, "readonly")
+	default:
+		c.kind = kindLocal
+		c.flags = append(c.flags, "stale")
+	}
+	if spec.Flags&fsm.FlagDenyOOM != 0 {
+		c.flags = append(c.flags, "denyoom")
+	}
+	if spec.Flags&fsm.FlagBlocking != 0 { // noscript too, as Redis 7.0 (scripts get theirs in conn.go)
+		c.blocking = true
+		c.flags = append(c.flags, "noscript", "blocking")
+	}
+	if spec.Flags&fsm.FlagFast != 0 {
+		c.flags = append(c.flags, "fast")
+	}
+	return c
 }
 
 func lower(b []byte) string { return strings.ToLower(string(b)) }
