@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/raftcache/raftcache/fsm"
 )
 
 // Tests of issue 15's cluster formation and recovery, on real processes:
@@ -207,7 +209,7 @@ func TestDeployFormationWipedNodeAndForeignCluster(t *testing.T) {
 	x.ID = "x"
 	x.Start() // --bootstrap: a cluster of its own
 	c.WaitReady(x)
-	body, _ := json.Marshal(map[string]any{"id": "x", "raft_addr": x.RaftAddr, "http_addr": x.HTTPAddr, "voter": false, "feature_level": 2})
+	body, _ := json.Marshal(map[string]any{"id": "x", "raft_addr": x.RaftAddr, "http_addr": x.HTTPAddr, "voter": false, "feature_level": fsm.FeatureLevel})
 	r, err := leader.Request(context.Background(), http.MethodPost, "/v1/cluster/members", "", body)
 	if err != nil || r.Status != http.StatusOK {
 		t.Fatalf("adding the foreign node as a learner: %v %+v", err, r)

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/raftcache/raftcache/fsm"
 )
 
 // msMember is id's entry in the leader's view, or an error.
@@ -64,7 +66,7 @@ func msWaitExit(t testing.TB, n *Node) int {
 
 // msAddBody is a POST /v1/cluster/members body for n as a voter.
 func msAddBody(n *Node) []byte {
-	b, _ := json.Marshal(map[string]any{"id": n.ID, "raft_addr": n.RaftAdvertise, "http_addr": n.HTTPAddr, "voter": true, "feature_level": 2})
+	b, _ := json.Marshal(map[string]any{"id": n.ID, "raft_addr": n.RaftAdvertise, "http_addr": n.HTTPAddr, "voter": true, "feature_level": fsm.FeatureLevel})
 	return b
 }
 

@@ -217,12 +217,16 @@ func TestSlowSubscriberDropped(t *testing.T) {
 	payload := strings.Repeat("x", 64<<10)
 	sent := int64(0)
 	waitFor(t, "the slow subscriber dropped", func() bool {
-		for i := 0; i < 10; i++ {
-			// A slow machine may lose the leader meanwhile: count the
-			// acknowledged messages only (the others may arrive too).
-			if pub.Publish(ctx, "c", payload).Err() == nil {
-				sent++
-			}
+		// A slow machine may lose the leader meanwhile: count the
+		// acknowledged messages only (the others may arrive too). The
+		// next message waits until the reading subscriber has the last
+		// one, so only the one that never reads can pass the bound.
+		if pub.Publish(ctx, "c", payload).Err() == nil {
+			sent++
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for received.Load() < sent && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
 		}
 		return f.Hub().Stats().Dropped > 0
 	})
