@@ -132,8 +132,13 @@ func TestWatchDelay(t *testing.T) {
 		if len(d) == 0 {
 			t.Fatalf("no events on the %s", name)
 		}
-		sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
-		t.Logf("watch delay on the %s: %d events of %d writes, p50 %v, p99 %v, max %v", name, len(d), n,
-			d[len(d)/2].Round(10*time.Microsecond), d[len(d)*99/100].Round(10*time.Microsecond), d[len(d)-1].Round(10*time.Microsecond))
+		t.Logf("watch delay on the %s: %d events of %d writes, %s", name, len(d), n, percentiles(d))
 	}
+}
+
+// percentiles sorts d and formats its p50, p99 and maximum.
+func percentiles(d []time.Duration) string {
+	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+	r := func(x time.Duration) time.Duration { return x.Round(10 * time.Microsecond) }
+	return fmt.Sprintf("p50 %v, p99 %v, max %v", r(d[len(d)/2]), r(d[len(d)*99/100]), r(d[len(d)-1]))
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -97,8 +96,6 @@ func TestTrackingDelay(t *testing.T) {
 		if len(d) == 0 {
 			t.Fatalf("no invalidations on the %s", name)
 		}
-		sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
-		t.Logf("tracking invalidation delay on the %s: %d pushes of %d writes, p50 %v, p99 %v, max %v", name, len(d), n,
-			d[len(d)/2].Round(10*time.Microsecond), d[len(d)*99/100].Round(10*time.Microsecond), d[len(d)-1].Round(10*time.Microsecond))
+		t.Logf("tracking invalidation delay on the %s: %d pushes of %d writes, %s", name, len(d), n, percentiles(d))
 	}
 }
