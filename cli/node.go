@@ -10,6 +10,8 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -293,6 +295,17 @@ func runNode(c *cli.Context) error {
 		logger.Warn("HTTP shutdown", "error", serr)
 	}
 	stopRESP(shutCtx)
+	if n.RemovedReason() != nil {
+		// A removed node must be gone promptly (its supervisor restarts
+		// it to rejoin as a learner). If closing hangs, say where, and
+		// exit anyway: it holds nothing anyone waits for.
+		watchdog := time.AfterFunc(10*time.Second, func() {
+			logger.Error("closing a removed node is taking too long; exiting without it (goroutines follow on stderr)", "exit_code", ExitRemoved)
+			_ = pprof.Lookup("goroutine").WriteTo(os.Stderr, 1)
+			os.Exit(ExitRemoved)
+		})
+		defer watchdog.Stop()
+	}
 	if cerr := n.Close(); cerr != nil {
 		logger.Warn("raft shutdown", "error", cerr)
 	}
