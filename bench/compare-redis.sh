@@ -348,7 +348,7 @@ ELECTIONS=$((RC_TERM - term0))
 
 # median V...: the median of numbers ("-" ignored; "-" if none).
 median() {
-	printf '%s\n' "$@" | grep -v '^-$' | sort -g |
+	printf '%s\n' "$@" | { grep -v '^-$' || true; } | sort -g | # grep fails on all "-" (RATE=0)
 		awk '{a[NR] = $1} END {if (NR == 0) print "-"; else if (NR % 2) print a[(NR + 1) / 2]; else printf "%.2f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2}'
 }
 # R[target.metric] is the median over the rounds.
