@@ -2,7 +2,6 @@ package client_test
 
 import (
 	"testing"
-	"time"
 
 	"github.com/raftcache/raftcache/client"
 )
@@ -74,5 +73,4 @@ func TestNearCache(t *testing.T) {
 		st := near.NearCacheStats()
 		return st.Flushes > flushes && st.Entries == 0
 	})
-	_ = time.Second
 }

@@ -12,8 +12,8 @@ import (
 
 // The hub fans this node's applied changes out to its local subscribers:
 // pub/sub messages and keyspace notifications, client-tracking
-// invalidations, and whole changes for watchers (change streams built on
-// it). It is fed by the FSM's OnChange on the FSM goroutine, which only
+// invalidations. (Watch streams and the Go near cache are fed by the
+// change feed, feed.go, which keeps resumable positions.) It is fed by the FSM's OnChange on the FSM goroutine, which only
 // appends to a list and wakes the dispatcher, so Apply never waits for a
 // subscriber. The dispatcher hands each change, in log order, to the
 // bounded queue of every subscriber it concerns; a subscriber whose queue
@@ -40,8 +40,8 @@ const (
 	// eventOverhead is what one queued event counts beyond its bytes.
 	eventOverhead = 64
 	// ringEntries and ringKeys bound the recent changes the hub keeps
-	// (Recent, and tracking registrations that arrive after the changes
-	// that invalidate them).
+	// (for tracking registrations that arrive after the changes that
+	// invalidate them).
 	ringEntries = 4096
 	ringKeys    = 1 << 16
 )
@@ -57,8 +57,6 @@ const (
 	// EventInvalidate: tracked keys may have changed (Keys; nil Keys:
 	// every key, after a flush or a snapshot install).
 	EventInvalidate
-	// EventChange: a whole applied change, for watchers (Change).
-	EventChange
 	// EventRedirBroken: the subscriber's tracking REDIRECT target is gone.
 	EventRedirBroken
 )
@@ -72,7 +70,6 @@ type Event struct {
 	Shard   bool // a message of SPUBLISH, to an SSUBSCRIBE subscription
 	Data    []byte
 	Keys    []string
-	Change  *fsm.Change
 }
 
 func (e *Event) size() int {
@@ -113,7 +110,6 @@ type Hub struct {
 	named    [numKinds]map[string]map[*Sub]uint64
 	tracked  map[string]map[*Sub]uint64 // key -> subscriber -> index it was read at
 	tracking map[*Sub]struct{}
-	watchers map[*Sub]uint64
 	// ring holds recent changes (without their messages), in order;
 	// ringFrom is the index below which changes may be missing from it.
 	ring       []fsm.Change
@@ -126,7 +122,7 @@ type Hub struct {
 
 func newHub(applied func() uint64) *Hub {
 	h := &Hub{applied: applied, kick: make(chan struct{}, 1), subs: map[*Sub]struct{}{}, byID: map[int64]*Sub{},
-		tracked: map[string]map[*Sub]uint64{}, tracking: map[*Sub]struct{}{}, watchers: map[*Sub]uint64{}}
+		tracked: map[string]map[*Sub]uint64{}, tracking: map[*Sub]struct{}{}}
 	for k := range h.named {
 		h.named[k] = map[string]map[*Sub]uint64{}
 	}
@@ -287,7 +283,6 @@ func (s *Sub) Close() {
 	}
 	s.nsubs.Store(0)
 	h.untrack(s)
-	delete(h.watchers, s)
 	delete(h.subs, s)
 	if h.byID[s.id] == s {
 		delete(h.byID, s.id)
@@ -380,20 +375,6 @@ func (s *Sub) subscribedLocked() bool {
 	return len(s.mine[Channel])+len(s.mine[Pattern])+len(s.mine[Shard]) > 0
 }
 
-// Watch makes the subscriber receive every change applied after the call
-// (EventChange), or stops it.
-func (s *Sub) Watch(on bool) {
-	h := s.h
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	start := h.applied()
-	if on && !s.closed {
-		h.watchers[s] = start
-	} else {
-		delete(h.watchers, s)
-	}
-}
-
 // Receivers is how many local subscriptions a message on channel reaches
 // (PUBLISH's reply, as Redis Cluster counts: this node's only).
 func (h *Hub) Receivers(channel string, shard bool) int {
@@ -457,16 +438,6 @@ func (h *Hub) Stats() HubStats {
 	return st
 }
 
-// Recent returns the changes the hub still holds with an index above
-// after, in order (keys, prefixes and events; messages are not kept), and
-// whether that is all of them (false: some were already forgotten).
-func (h *Hub) Recent(after uint64) ([]fsm.Change, bool) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	i := sort.Search(len(h.ring), func(i int) bool { return h.ring[i].Index > after })
-	return append([]fsm.Change(nil), h.ring[i:]...), after >= h.ringFrom
-}
-
 // push queues e for s; past its bound s is dropped.
 func (h *Hub) push(s *Sub, e Event) {
 	if s.closed {
@@ -494,12 +465,6 @@ func (h *Hub) dispatch(c *fsm.Change) {
 		h.deliver(c, c.Notifications())
 	}
 	h.invalidate(c)
-	for s, start := range h.watchers {
-		if c.Index > start {
-			cc := *c
-			h.push(s, Event{Kind: EventChange, Index: c.Index, Change: &cc})
-		}
-	}
 }
 
 func (h *Hub) remember(c *fsm.Change) {
