@@ -157,6 +157,7 @@ func runNode(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	defer startGCTuner(logger).Stop()
 	policy, err := evictionPolicy(c)
 	if err != nil {
 		return err
