@@ -306,7 +306,7 @@ func TestReturnsLearnt(t *testing.T) {
 	r := returns{likely: true}
 	t0 := time.Unix(1000, 0)
 	entry := func(at time.Time, answered int) int {
-		return r.completed(completion{answered: answered, at: at, took: 4 * time.Millisecond})
+		return r.completed(completion{answered: answered, at: at, took: time.Millisecond})
 	}
 	if got := entry(t0, 10); got != 10 {
 		t.Fatalf("first entry: expect %d back, want 10", got)
@@ -327,5 +327,28 @@ func TestReturnsLearnt(t *testing.T) {
 	}
 	if w := gatherWait(time.Second); w != maxGather {
 		t.Fatalf("gatherWait(1s) = %v, want the cap %v", w, maxGather)
+	}
+}
+
+// TestReturnsGap: once writers are coming back, a gap without another
+// ends the wait before the window does.
+func TestReturnsGap(t *testing.T) {
+	r := returns{likely: true}
+	t0 := time.Unix(1000, 0)
+	r.completed(completion{answered: 10, at: t0, took: 2 * time.Millisecond})
+	if d := r.deadline(); !d.Equal(t0.Add(4 * time.Millisecond)) {
+		t.Fatalf("deadline before any came back = %v, want the window's end t0+4ms", d.Sub(t0))
+	}
+	r.arrived(t0.Add(time.Millisecond))
+	if d := r.deadline(); !d.Equal(t0.Add(1500 * time.Microsecond)) {
+		t.Fatalf("deadline after one came back at 1ms = %v, want 1ms + gap 500us", d.Sub(t0))
+	}
+	r.arrived(t0.Add(3900 * time.Microsecond))
+	if d := r.deadline(); !d.Equal(t0.Add(4 * time.Millisecond)) {
+		t.Fatalf("deadline near the window's end = %v, want the window's end", d.Sub(t0))
+	}
+	r.completed(completion{answered: 10, at: t0.Add(10 * time.Millisecond), took: 2 * time.Millisecond})
+	if d := r.deadline(); !d.Equal(t0.Add(14 * time.Millisecond)) {
+		t.Fatalf("a new entry forgets the last arrival: deadline %v, want t0+14ms", d.Sub(t0))
 	}
 }
