@@ -35,6 +35,11 @@
 #   RC_ARGS=          extra flags for every raftcache node, e.g. "--log-store wal"
 #   ETCD_ARGS=        extra flags for every etcd member
 #   RAFTCACHE_BIN=    a raftcache binary to run instead of building this work tree
+#   DOC=docs/benchmarks.md  where the median table goes ("" to skip): it
+#                     replaces the section headed "## Latest against etcd"
+#                     (dated, with the commit and the load averages), in
+#                     place, or appends one; only with ROUNDS >= 3 and no
+#                     errors, so a trial run never replaces the record
 #   PPROF=0           1: run the raftcache nodes with --pprof and save a CPU
 #                     profile of the node under load during each raftcache
 #                     run into the temp dir (implies KEEP=1); read them with
@@ -55,9 +60,12 @@ RC_ARGS=${RC_ARGS:-}
 ETCD_ARGS=${ETCD_ARGS:-}
 PPROF=${PPROF:-0}
 [[ $PPROF == 1 ]] && KEEP=1
+DOC_SET=${DOC+set}
+DOC=${DOC-}
 READY_TIMEOUT=60 # seconds, for each cluster to become healthy
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+[[ -n $DOC_SET ]] || DOC=$ROOT/docs/benchmarks.md
 
 log() { printf '%s compare: %s\n' "$(date +%T)" "$*" >&2; }
 die() {
@@ -475,11 +483,8 @@ for row in "${ROWS[@]}"; do
 	# shellcheck disable=SC2086
 	print_row $row
 done
-if ((ROUNDS > 1)); then
-	echo
-	echo "Median of $ROUNDS rounds (each column's median; errors and elections summed):"
-	echo
-	header
+# medians: the median table's rows, one per workload.
+medians() {
 	for wl in "${WORKLOADS[@]}"; do
 		cols=()
 		for col in 2 3 4 5 6 7 8 9 10 11; do
@@ -496,6 +501,30 @@ if ((ROUNDS > 1)); then
 		done
 		print_row "$wl" "${cols[@]}"
 	done
+}
+
+# verdicts TABLE: each of issue 19's targets against a median table.
+verdicts() {
+	echo "$1" | awk -F'|' '
+		function num(s) { gsub(/[^0-9.]/, "", s); return s + 0 }
+		function verdict(ok) { return ok ? "met" : "missed" }
+		{ wl = $2; gsub(/ /, "", wl) }
+		wl == "write" {
+			printf "- writes: %.2fx etcd (target 2x: %s); write p99 %.2fx etcd (target at most 1x: %s)\n", num($9), verdict(num($9) >= 2), num($10), verdict(num($10) <= 1)
+		}
+		wl == "read-lin" { printf "- linearizable reads: %.2fx etcd (target 2.5x: %s)\n", num($9), verdict(num($9) >= 2.5) }
+		wl == "read-serial" { printf "- stale follower reads: %.2fx etcd (target 3x: %s)\n", num($9), verdict(num($9) >= 3) }'
+}
+
+if ((ROUNDS > 1)); then
+	echo
+	echo "Median of $ROUNDS rounds (each column's median; errors and elections summed):"
+	echo
+	header
+	MEDIANS=$(medians)
+	echo "$MEDIANS"
+	echo
+	verdicts "$MEDIANS"
 fi
 echo
 echo "cpu: user+system CPU time of the three server processes per successful (2xx) request."
@@ -503,4 +532,42 @@ echo "elections: Raft terms that passed during the run, etcd / raftcache (0 / 0 
 if ((FAILED)); then
 	log "some runs had errors or non-2xx answers"
 	exit 1
+fi
+
+# --- the record in docs/benchmarks.md ----------------------------------------
+
+if [[ -n $DOC ]] && ((ROUNDS >= 3)); then
+	PER_ROUND=$(for row in "${ROWS[@]}"; do
+		read -r -a f <<<"$row"
+		printf '%s %s; ' "${f[0]}" "$(awk -v a="${f[6]}" -v b="${f[1]}" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "-"}')"
+	done | sed 's/; $/./')
+	SECTION=$(
+		cat <<EOF
+## Latest against etcd ($(date -u +%FT%H:%MZ), commit $COMMIT)
+
+Written by \`bench/compare.sh\`: $ROUNDS alternating rounds, hey -c $CLIENTS -z $DURATION,
+${VALUE_SIZE}-byte values, a fresh three-node etcd $(etcd --version | awk '/etcd Version/{print $3}') beside a fresh
+three-node raftcache on $(nproc) CPUs${RC_ARGS:+, RC_ARGS=$RC_ARGS}. Load average $LOAD_BEFORE before
+the runs, $(cut -d' ' -f1-3 /proc/loadavg) after. The median of each column over the rounds:
+
+$(header)
+$MEDIANS
+
+$(verdicts "$MEDIANS")
+
+req/s raftcache / etcd in each round: $PER_ROUND
+EOF
+	)
+	if [[ -f $DOC ]] && grep -q '^## Latest against etcd' "$DOC"; then
+		# Replace the section in place (up to the next "## " heading).
+		printf '%s\n\n' "$SECTION" >"$TMP/section"
+		awk -v sf="$TMP/section" '
+			/^## Latest against etcd/ {while ((getline line < sf) > 0) print line; skip = 1; next}
+			skip && /^## / {skip = 0}
+			!skip {print}' "$DOC" >"$TMP/doc"
+		cat "$TMP/doc" >"$DOC"
+	else
+		printf '\n%s\n' "$SECTION" >>"$DOC"
+	fi
+	log "median table written to $DOC"
 fi
