@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"math"
 	"strconv"
+	"sync"
+	"unsafe"
 
 	"github.com/google/btree"
 )
@@ -204,7 +206,23 @@ func parseCounter(b []byte) (int64, error) {
 }
 
 func (s *state) get(key []byte) (*item, bool) {
-	return s.tree.Get(&item{key: string(key)})
+	return getIn(s.tree, key)
+}
+
+// probes are the search keys of lookups. Building one per lookup
+// (an item, and the key copied into a string) was two of the ten or so
+// allocations of a GET; the tree only compares the probe, never keeps it,
+// so a pooled probe may borrow the caller's key bytes.
+var probes = sync.Pool{New: func() any { return new(item) }}
+
+// getIn looks key up in tree without allocating.
+func getIn(tree *btree.BTreeG[*item], key []byte) (*item, bool) {
+	p := probes.Get().(*item)
+	p.key = unsafe.String(unsafe.SliceData(key), len(key))
+	it, ok := tree.Get(p)
+	p.key = ""
+	probes.Put(p)
+	return it, ok
 }
 
 // put stores it in place of old (which may be nil), giving it the next

@@ -71,22 +71,27 @@ func (s *Spec) ArityOK(n int) bool {
 // Keys returns the key arguments of args (the name included), for limit
 // checks and, later, for tracking.
 func (s *Spec) Keys(args [][]byte) [][]byte {
+	return s.AppendKeys(nil, args)
+}
+
+// AppendKeys appends the keys of args to dst: a caller with a small
+// buffer on its stack checks a command's keys without allocating.
+func (s *Spec) AppendKeys(dst [][]byte, args [][]byte) [][]byte {
 	if s.keys != nil {
-		return s.keys(args)
+		return append(dst, s.keys(args)...)
 	}
 	if s.FirstKey == 0 || s.FirstKey >= len(args) {
-		return nil
+		return dst
 	}
 	last := s.LastKey
 	if last < 0 {
 		last = len(args) + last
 	}
 	last = min(last, len(args)-1)
-	var keys [][]byte
 	for i := s.FirstKey; i <= last; i += max(s.Step, 1) {
-		keys = append(keys, args[i])
+		dst = append(dst, args[i])
 	}
-	return keys
+	return dst
 }
 
 var table = map[string]*Spec{}

@@ -346,7 +346,7 @@ func (f *FSM) Get(key []byte, now int64) (Entry, error) {
 	if c := f.clock.Load(); c > now {
 		now = c
 	}
-	it, ok := f.root.Load().tree.Get(&item{key: string(key)})
+	it, ok := getIn(f.root.Load().tree, key)
 	if !ok || it.expired(now) {
 		f.misses.Add(1)
 		return Entry{}, ErrNotFound

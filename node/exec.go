@@ -80,7 +80,8 @@ func (n *Node) CheckCommand(args [][]byte) error {
 			return &LimitError{Err: ErrValueTooLarge, Limit: MaxMessageSize, Size: int64(len(args[2]))}
 		}
 	}
-	keys := spec.Keys(args)
+	var kb [4][]byte
+	keys := spec.AppendKeys(kb[:0], args)
 	for _, k := range keys {
 		if err := CheckKey(k); err != nil {
 			return err

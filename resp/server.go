@@ -395,7 +395,7 @@ func (s *Server) process(cl *client, cmds []redcon.Command) {
 			break
 		}
 		s.cmdsTotal.Add(1)
-		it := &item{raw: c.Raw, args: c.Args, name: strings.ToLower(string(c.Args[0]))}
+		it := &item{raw: c.Raw, args: c.Args, name: commandName(c.Args[0])}
 		it.cmd = commands[it.name]
 		it.kind = s.kindOf(it)
 		cl.lastCmd = it.name

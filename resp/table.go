@@ -83,6 +83,27 @@ func engineCommand(spec *fsm.Spec) *command {
 
 func lower(b []byte) string { return strings.ToLower(string(b)) }
 
+// commandName is the lower-case name of a command: the table's own string
+// for a known command, so the common case allocates nothing (a map lookup
+// keyed by string(bytes) does not copy).
+func commandName(b []byte) string {
+	var buf [24]byte
+	if len(b) > len(buf) {
+		return lower(b)
+	}
+	l := buf[:len(b)]
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		l[i] = c
+	}
+	if c := commands[string(l)]; c != nil {
+		return c.name
+	}
+	return lower(b)
+}
+
 // printable keeps an argument quoted in an error reply to one line.
 func printable(b []byte) string {
 	if len(b) > 64 {
