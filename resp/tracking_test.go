@@ -23,6 +23,7 @@ func TestTrackingWire(t *testing.T) {
 		t.Run(n.ID(), func(t *testing.T) {
 			k := n.ID() + ":k"
 			r := dialRaw(t, n.RESPAddr())
+			r.flushOK = n != leader // a follower may flush its trackers when it cannot vouch
 			r.hello3()
 			r.send(cmd("CLIENT", "TRACKING", "ON") + cmd("CLIENT", "TRACKINGINFO") + cmd("GET", k))
 			r.expect("+OK\r\n%3\r\n$5\r\nflags\r\n~1\r\n$2\r\non\r\n$8\r\nredirect\r\n:0\r\n$8\r\nprefixes\r\n*0\r\n_\r\n")
@@ -71,6 +72,7 @@ func TestTrackingWire(t *testing.T) {
 	// RESP2: invalidations through a REDIRECT connection subscribed to
 	// __redis__:invalidate, on a follower.
 	target := dialRaw(t, fs[0].RESPAddr())
+	target.flushOK = true
 	target.send(cmd("CLIENT", "ID"))
 	id := strings.TrimSpace(target.expectPrefix(":")[1:])
 	target.send(cmd("SUBSCRIBE", "__redis__:invalidate"))
