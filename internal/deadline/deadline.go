@@ -23,6 +23,10 @@ const Step = 100 * time.Millisecond
 // Shared hands out contexts that end at a deadline rounded up to the next
 // Step, one shared context per step. Nothing cancels them early: a caller
 // that finishes just stops watching. The zero value is ready to use.
+//
+// It keeps only the latest step, so it is for one timeout: a caller with
+// a much shorter timeout than the others still gets its own deadline,
+// but through a context of its own each time. Use one Shared per timeout.
 type Shared struct {
 	cur  atomic.Pointer[bucket]
 	mu   sync.Mutex
@@ -46,10 +50,18 @@ func (s *Shared) Context(timeout time.Duration) context.Context {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if b := s.cur.Load(); b != nil && b.step >= step && b.ctx.Err() == nil {
-		return b.ctx // another goroutine moved on; a later deadline is fine
+	b := s.cur.Load()
+	if b != nil && b.step >= step && b.step <= step+1 && b.ctx.Err() == nil {
+		return b.ctx // another goroutine moved on; a step later is fine
 	}
 	ctx, cancel := context.WithDeadline(context.Background(), s.base.Add(time.Duration(step)*Step))
+	if b != nil && b.step > step {
+		// A shorter timeout than the current step's: a context of its
+		// own, ended by its timer, rather than moving the shared step
+		// back for everyone.
+		_ = cancel
+		return ctx
+	}
 	s.cur.Store(&bucket{step: step, ctx: ctx, cancel: cancel})
 	return ctx
 }

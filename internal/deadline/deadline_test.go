@@ -36,6 +36,26 @@ func TestSharedRoundsUpAndShares(t *testing.T) {
 	}
 }
 
+func TestSharedKeepsShorterTimeouts(t *testing.T) {
+	var s Shared
+	long := s.Context(time.Hour)
+	short := s.Context(time.Millisecond)
+	if d, _ := short.Deadline(); time.Until(d) > Step {
+		t.Fatalf("a 1ms timeout after a 1h one ends in %v", time.Until(d))
+	}
+	if s.cur.Load().ctx != long {
+		t.Fatal("the shorter timeout moved the shared step")
+	}
+	select {
+	case <-short.Done():
+	case <-time.After(wait):
+		t.Fatal("the short deadline never ended")
+	}
+	if long.Err() != nil {
+		t.Fatal("the long deadline ended with the short one")
+	}
+}
+
 type key struct{}
 
 func TestWithinEndsWithItsParent(t *testing.T) {
