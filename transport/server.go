@@ -61,7 +61,7 @@ type Server struct {
 	servedBy []string     // X-Served-By, shared by every response (routes.go)
 	// Shared deadlines, one per timeout (see within).
 	writeDeadlines, indexDeadlines deadline.Shared
-	inflight  chan struct{}
+	inflight                       chan struct{}
 	// overloaded counts requests refused by the in-flight bound;
 	// connStats, once NewHTTPServer wraps this Server, the listener's.
 	overloaded atomic.Uint64
