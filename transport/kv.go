@@ -43,7 +43,7 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 	defer ctx.Release()
 	h := w.Header()
 	if opt.Consistency == node.Stale {
-		h["X-Last-Contact"] = []string{strconv.FormatInt(s.node.LastContact().Milliseconds(), 10)}
+		h["X-Last-Contact"] = intHeader(s.node.LastContact().Milliseconds())
 	}
 	v, err := s.node.View(ctx, opt)
 	if err != nil {
@@ -105,7 +105,22 @@ func setGetHeaders(h http.Header, index, version uint64, size int, expireAt int6
 var (
 	octetStream = []string{"application/octet-stream"}
 	jsonType    = []string{"application/json"}
+	smallInts   = func() (v [100][]string) {
+		for i := range v {
+			v[i] = []string{strconv.Itoa(i)}
+		}
+		return v
+	}()
 )
+
+// intHeader is the header value n, shared for small n (a follower's
+// X-Last-Contact in milliseconds mostly is).
+func intHeader(n int64) []string {
+	if n >= 0 && n < int64(len(smallInts)) {
+		return smallInts[n]
+	}
+	return []string{strconv.FormatInt(n, 10)}
+}
 
 // getReply takes rc.get's reply apart: [value, version, expireAt].
 func getReply(rep fsm.Reply) (value []byte, version uint64, expireAt int64, err error) {
