@@ -390,6 +390,8 @@ type trackedConn struct {
 	prev, next *trackedConn // its neighbours there
 	busy       int          // handlers running
 	closed     bool
+
+	deadlines lazyDeadlines // conndeadline.go
 }
 
 // Close gives the connection's slot back (once) and closes it.
