@@ -241,7 +241,7 @@ type batchGetResponse struct {
 // the index it reports is that state's), at the consistency the query
 // asks for (?consistency=stale, ...), as GET does.
 func (s *Server) handleBatchGet(w http.ResponseWriter, r *http.Request) {
-	opt, wait, err := readOptions(r.URL.Query())
+	opt, wait, err := readOptions(queryFrom(r))
 	if err != nil {
 		writeError(w, err)
 		return

@@ -79,7 +79,7 @@ func (s *Server) handleEval(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) evalRead(w http.ResponseWriter, r *http.Request, args [][]byte) {
-	opt, wait, err := readOptions(r.URL.Query())
+	opt, wait, err := readOptions(queryFrom(r))
 	if err != nil {
 		writeError(w, err)
 		return

@@ -37,12 +37,26 @@ func FuzzReadOptions(f *testing.F) {
 		if err != nil {
 			return
 		}
-		opt, wait, err := readOptions(v)
+		opt, wait, err := readOptions(query{values: v})
 		if err != nil {
 			return
 		}
 		if wait <= 0 || (opt.Consistency == node.Strong && (opt.MinIndex > 0 || opt.MaxStale > 0)) {
 			t.Fatalf("readOptions(%q) = %+v, wait %v", q, opt, wait)
+		}
+	})
+}
+
+// FuzzQuery: query reads a query string as url.Values does, whether it
+// takes it in place or through url.ParseQuery.
+func FuzzQuery(f *testing.F) {
+	for _, q := range []string{"", "consistency=stale", "a=1&a=2", "a&b=", "=x&a=y", "&&a=1", "a=%41", "a=1;b=2", "a=b=c", "a+b=c"} {
+		f.Add(q, "a")
+	}
+	f.Fuzz(func(t *testing.T, raw, key string) {
+		r := &http.Request{URL: &url.URL{RawQuery: raw}}
+		if got, want := queryFrom(r).Get(key), r.URL.Query().Get(key); got != want {
+			t.Fatalf("query %q, key %q: %q, url.Values says %q", raw, key, got, want)
 		}
 	})
 }

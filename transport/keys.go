@@ -40,7 +40,7 @@ type keysResponse struct {
 // is read in ?encoding= (default utf8).
 func (s *Server) handleKeys(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	opt, wait, err := readOptions(q)
+	opt, wait, err := readOptions(queryFrom(r))
 	if err != nil {
 		writeError(w, err)
 		return

@@ -2,7 +2,6 @@ package transport
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -10,8 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/gorilla/mux"
 
 	"github.com/raftcache/raftcache/fsm"
 	"github.com/raftcache/raftcache/node"
@@ -37,43 +34,92 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	opt, wait, err := readOptions(r.URL.Query())
+	opt, wait, err := readOptions(queryFrom(r))
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), wait)
-	defer cancel()
+	ctx := s.within(r, wait)
+	defer ctx.Release()
 	h := w.Header()
 	if opt.Consistency == node.Stale {
-		h.Set("X-Last-Contact", strconv.FormatInt(s.node.LastContact().Milliseconds(), 10))
+		h["X-Last-Contact"] = intHeader(s.node.LastContact().Milliseconds())
 	}
 	v, err := s.node.View(ctx, opt)
 	if err != nil {
 		s.readFailed(w, r, err)
 		return
 	}
-	h.Set("X-Raft-Index", strconv.FormatUint(v.Index(), 10))
 	rep := v.Exec(fsm.RCGet(key))
 	if rep.Kind == fsm.KindNull {
+		h["X-Raft-Index"] = []string{strconv.FormatUint(v.Index(), 10)}
 		writeError(w, fsm.ErrNotFound)
 		return
 	}
 	value, version, expireAt, err := getReply(rep)
 	if err != nil {
+		h["X-Raft-Index"] = []string{strconv.FormatUint(v.Index(), 10)}
 		writeError(w, err)
 		return
 	}
-	h.Set("ETag", etag(version))
-	h.Set("Content-Type", "application/octet-stream")
-	h.Set("Content-Length", strconv.Itoa(len(value)))
-	if expireAt != 0 {
-		h.Set("X-Expires-At", strconv.FormatInt(expireAt/int64(time.Millisecond), 10))
-	}
+	setGetHeaders(h, v.Index(), version, len(value), expireAt)
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
 		_, _ = w.Write(value)
 	}
+}
+
+// setGetHeaders sets a found key's headers: X-Raft-Index, ETag,
+// Content-Type, Content-Length and X-Expires-At if it expires. The numbers
+// are formatted into one string and the values share one slice (each
+// header gets its own part of it, capacity capped, so an Add by anyone
+// later copies rather than overwrites), where Header.Set would allocate a
+// string and a slice per header. Keys are canonical already.
+func setGetHeaders(h http.Header, index, version uint64, size int, expireAt int64) {
+	var buf [96]byte
+	b := strconv.AppendUint(buf[:0], index, 10)
+	i1 := len(b)
+	b = append(b, '"')
+	b = strconv.AppendUint(b, version, 10)
+	b = append(b, '"')
+	i2 := len(b)
+	b = strconv.AppendInt(b, int64(size), 10)
+	i3 := len(b)
+	if expireAt != 0 {
+		b = strconv.AppendInt(b, expireAt/int64(time.Millisecond), 10)
+	}
+	all := string(b)
+	vals := make([]string, 4)
+	vals[0], vals[1], vals[2], vals[3] = all[:i1], all[i1:i2], all[i2:i3], all[i3:]
+	h["X-Raft-Index"] = vals[0:1:1]
+	h["Etag"] = vals[1:2:2]
+	h["Content-Type"] = octetStream
+	h["Content-Length"] = vals[2:3:3]
+	if expireAt != 0 {
+		h["X-Expires-At"] = vals[3:4:4]
+	}
+}
+
+// Header values shared by every response that has them; never modified
+// (len == cap, so an append copies).
+var (
+	octetStream = []string{"application/octet-stream"}
+	jsonType    = []string{"application/json"}
+	smallInts   = func() (v [100][]string) {
+		for i := range v {
+			v[i] = []string{strconv.Itoa(i)}
+		}
+		return v
+	}()
+)
+
+// intHeader is the header value n, shared for small n (a follower's
+// X-Last-Contact in milliseconds mostly is).
+func intHeader(n int64) []string {
+	if n >= 0 && n < int64(len(smallInts)) {
+		return smallInts[n]
+	}
+	return []string{strconv.FormatInt(n, 10)}
 }
 
 // getReply takes rc.get's reply apart: [value, version, expireAt].
@@ -102,12 +148,13 @@ func (s *Server) handlePut(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	ttl, err := parseTTL(r.URL.Query().Get("ttl"))
+	q := queryFrom(r)
+	ttl, err := parseTTL(q.Get("ttl"))
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	c, err := parseCond(r)
+	c, err := parseCond(r, q)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -142,7 +189,7 @@ func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	c, err := parseCond(r)
+	c, err := parseCond(r, queryFrom(r))
 	if err != nil {
 		writeError(w, err)
 		return
@@ -253,7 +300,7 @@ func (s *Server) write(w http.ResponseWriter, r *http.Request, args [][]byte, bo
 		writeError(w, err)
 		return
 	}
-	w.Header().Set("X-Raft-Index", strconv.FormatUint(res.Index, 10))
+	w.Header()["X-Raft-Index"] = []string{strconv.FormatUint(res.Index, 10)}
 	writeJSON(w, http.StatusOK, out)
 }
 
@@ -262,8 +309,8 @@ func (s *Server) write(w http.ResponseWriter, r *http.Request, args [][]byte, bo
 // failure it has answered already: a redirect when this node is not the
 // leader (nothing was applied), else the mapped error.
 func (s *Server) exec(w http.ResponseWriter, r *http.Request, u fsm.Unit) (*fsm.Result, bool) {
-	ctx, cancel := context.WithTimeout(r.Context(), defaultWriteTimeout)
-	defer cancel()
+	ctx := s.within(r, defaultWriteTimeout)
+	defer ctx.Release()
 	results, err := s.node.Exec(ctx, u)
 	if err != nil {
 		s.writeFailed(w, r, err)
@@ -290,10 +337,10 @@ type cond struct {
 
 // parseCond reads a write's precondition: ?cas=V (0: only if absent),
 // If-Match: "V" or If-None-Match: *.
-func parseCond(r *http.Request) (cond, error) {
+func parseCond(r *http.Request, q query) (cond, error) {
 	var c cond
 	conds := 0
-	if v := r.URL.Query().Get("cas"); v != "" {
+	if v := q.Get("cas"); v != "" {
 		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
 			return c, badRequest("bad_cas", "cas must be a version number (0: only if absent): "+strconv.Quote(v))
@@ -379,12 +426,15 @@ func (s *Server) readValue(w http.ResponseWriter, r *http.Request) ([]byte, erro
 // maxPrealloc bounds the body buffer allocated before the body arrives.
 const maxPrealloc = 64 << 10
 
-// keyFrom decodes the {key} path variable. The route matches the escaped
-// path, so the key may hold any byte, "/" included. Its size is checked
-// by node's rule, here already so that a follower refuses it rather than
-// redirecting.
+// keyFrom decodes the key of /v1/kv/{key}, /v1/incr/{key} and
+// /v1/ttl/{key}: the escaped path after its third "/", which is what the
+// router's {key:.+} matches (routes.go serves /v1/kv/ without the router,
+// so there are no router variables to read). The route matches the
+// escaped path, so the key may hold any byte, "/" included. Its size is
+// checked by node's rule, here already so that a follower refuses it
+// rather than redirecting.
 func keyFrom(r *http.Request) ([]byte, error) {
-	raw := mux.Vars(r)["key"]
+	_, raw, _ := strings.Cut(strings.TrimPrefix(r.URL.EscapedPath(), "/v1/"), "/")
 	key, err := url.PathUnescape(raw)
 	if err != nil {
 		return nil, badRequest("bad_key", "the key is not valid percent-encoding: "+err.Error())
@@ -392,10 +442,11 @@ func keyFrom(r *http.Request) ([]byte, error) {
 	if key == "" {
 		return nil, badRequest("empty_key", "the key is empty")
 	}
-	if err := node.CheckKey([]byte(key)); err != nil {
+	b := []byte(key)
+	if err := node.CheckKey(b); err != nil {
 		return nil, err
 	}
-	return []byte(key), nil
+	return b, nil
 }
 
 // maxTTL keeps expiry times far from int64 overflow.
@@ -424,7 +475,7 @@ func parseTTL(s string) (time.Duration, error) {
 
 // readOptions parses consistency, min_index and max_stale, and returns how
 // long the read may wait.
-func readOptions(q url.Values) (node.ReadOptions, time.Duration, error) {
+func readOptions(q query) (node.ReadOptions, time.Duration, error) {
 	var opt node.ReadOptions
 	wait := defaultWriteTimeout
 	switch c := q.Get("consistency"); c {

@@ -1,7 +1,6 @@
 package transport
 
 import (
-	"container/list"
 	"context"
 	"net"
 	"net/http"
@@ -163,9 +162,12 @@ func NewHTTPServer(h http.Handler, lim ServerLimits) *HTTPServer {
 type connLimiter struct {
 	max int
 
-	mu          sync.Mutex
-	open        int
-	reclaimable list.List // *trackedConn, longest reclaimable first
+	mu   sync.Mutex
+	open int
+	// The reclaimable connections, longest reclaimable first: a list
+	// threaded through the trackedConns, so that a connection going idle
+	// after each request allocates nothing.
+	head, tail *trackedConn
 
 	evicted, refused atomic.Uint64
 
@@ -245,8 +247,7 @@ func (l *connLimiter) admit(c net.Conn) *trackedConn {
 	l.mu.Lock()
 	var victim *trackedConn
 	if l.open >= l.max {
-		if e := l.reclaimable.Front(); e != nil {
-			victim = e.Value.(*trackedConn)
+		if victim = l.head; victim != nil {
 			l.unlist(victim)
 		}
 	}
@@ -263,16 +264,37 @@ func (l *connLimiter) admit(c net.Conn) *trackedConn {
 	l.open++
 	l.peak = max(l.peak, l.open)
 	tc := &trackedConn{Conn: c, l: l}
-	tc.elem = l.reclaimable.PushBack(tc) // until its first request is read
+	l.pushBack(tc) // until its first request is read
 	return tc
+}
+
+// pushBack appends tc to the reclaimable list; l.mu is held.
+func (l *connLimiter) pushBack(tc *trackedConn) {
+	tc.prev, tc.next, tc.listed = l.tail, nil, true
+	if l.tail != nil {
+		l.tail.next = tc
+	} else {
+		l.head = tc
+	}
+	l.tail = tc
 }
 
 // unlist removes tc from the reclaimable list; l.mu is held.
 func (l *connLimiter) unlist(tc *trackedConn) {
-	if tc.elem != nil {
-		l.reclaimable.Remove(tc.elem)
-		tc.elem = nil
+	if !tc.listed {
+		return
 	}
+	if tc.prev != nil {
+		tc.prev.next = tc.next
+	} else {
+		l.head = tc.next
+	}
+	if tc.next != nil {
+		tc.next.prev = tc.prev
+	} else {
+		l.tail = tc.prev
+	}
+	tc.prev, tc.next, tc.listed = nil, nil, false
 }
 
 // refuse answers a connection over the cap without reading from it.
@@ -325,8 +347,8 @@ func (l *connLimiter) connState(c net.Conn, st http.ConnState) {
 	}
 	if tc := trackedOf(c); tc != nil {
 		l.mu.Lock()
-		if !tc.closed && tc.busy == 0 && tc.elem == nil {
-			tc.elem = l.reclaimable.PushBack(tc)
+		if !tc.closed && tc.busy == 0 && !tc.listed {
+			l.pushBack(tc)
 		}
 		l.mu.Unlock()
 	}
@@ -350,8 +372,8 @@ func (l *connLimiter) track(h http.Handler) http.Handler {
 		defer func() {
 			l.mu.Lock()
 			tc.busy--
-			if tc.busy == 0 && r.ProtoMajor >= 2 && !tc.closed && tc.elem == nil {
-				tc.elem = l.reclaimable.PushBack(tc)
+			if tc.busy == 0 && r.ProtoMajor >= 2 && !tc.closed && !tc.listed {
+				l.pushBack(tc)
 			}
 			l.mu.Unlock()
 		}()
@@ -364,9 +386,12 @@ type trackedConn struct {
 	net.Conn
 	l *connLimiter
 	// guarded by l.mu
-	elem   *list.Element // in l.reclaimable, or nil
-	busy   int           // handlers running
-	closed bool
+	listed     bool         // in the reclaimable list
+	prev, next *trackedConn // its neighbours there
+	busy       int          // handlers running
+	closed     bool
+
+	deadlines lazyDeadlines // conndeadline.go
 }
 
 // Close gives the connection's slot back (once) and closes it.

@@ -1,12 +1,13 @@
 package transport
 
 import (
+	"maps"
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -136,20 +137,66 @@ func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 }
 
-// instrument records each routed request's latency by route template.
-func (m *metrics) instrument(next http.Handler) http.Handler {
+// route returns h instrumented as the route template: its latency is
+// recorded by route, method and status code. The template's observers are
+// resolved once per method and code, not per request through a label
+// lookup (which formats the code and hashes three labels).
+func (m *metrics) route(template string, h http.Handler) http.Handler {
+	rm := &routeMetrics{vec: m.duration, route: template}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		next.ServeHTTP(sw, r)
-		route := "unknown"
-		if cr := mux.CurrentRoute(r); cr != nil {
-			if t, err := cr.GetPathTemplate(); err == nil {
-				route = t
-			}
-		}
-		m.duration.WithLabelValues(route, r.Method, strconv.Itoa(sw.status)).Observe(time.Since(start).Seconds())
+		sw := statusWriters.Get().(*statusWriter)
+		sw.ResponseWriter, sw.status = w, http.StatusOK
+		h.ServeHTTP(sw, r)
+		status := sw.status
+		// Back to the pool only on a normal return: the handler is done
+		// with it (watch streams end before their handler returns).
+		sw.ResponseWriter = nil
+		statusWriters.Put(sw)
+		rm.observer(r.Method, status).Observe(time.Since(start).Seconds())
 	})
+}
+
+var statusWriters = sync.Pool{New: func() any { return new(statusWriter) }}
+
+// routeMetrics caches one route's observers by method and status code.
+type routeMetrics struct {
+	vec   *prometheus.HistogramVec
+	route string
+	cache atomic.Pointer[map[obsKey]prometheus.Observer] // copied on write
+	mu    sync.Mutex
+}
+
+type obsKey struct {
+	method string
+	code   int
+}
+
+// maxCachedObservers bounds a route's cache: a route open to every
+// method sees whatever methods clients send.
+const maxCachedObservers = 64
+
+func (rm *routeMetrics) observer(method string, code int) prometheus.Observer {
+	k := obsKey{method, code}
+	if c := rm.cache.Load(); c != nil {
+		if o, ok := (*c)[k]; ok {
+			return o
+		}
+	}
+	o := rm.vec.WithLabelValues(rm.route, method, strconv.Itoa(code))
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	old := rm.cache.Load()
+	if old != nil && len(*old) >= maxCachedObservers {
+		return o
+	}
+	c := map[obsKey]prometheus.Observer{}
+	if old != nil {
+		c = maps.Clone(*old)
+	}
+	c[k] = o
+	rm.cache.Store(&c)
+	return o
 }
 
 // statusWriter remembers the status code written.

@@ -19,6 +19,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/raftcache/raftcache/auth"
+	"github.com/raftcache/raftcache/internal/deadline"
 	"github.com/raftcache/raftcache/node"
 )
 
@@ -55,8 +56,12 @@ type Server struct {
 	cfg      Config
 	logger   hclog.Logger
 	router   *mux.Router
-	handler  http.Handler // router behind the in-flight limit
-	inflight chan struct{}
+	handler  http.Handler // kvRoute and router behind the in-flight limit
+	kv       kvHandlers   // the key routes' handlers, as registered with router
+	servedBy []string     // X-Served-By, shared by every response (routes.go)
+	// Shared deadlines, one per timeout (see within).
+	writeDeadlines, indexDeadlines deadline.Shared
+	inflight                       chan struct{}
 	// overloaded counts requests refused by the in-flight bound;
 	// connStats, once NewHTTPServer wraps this Server, the listener's.
 	overloaded atomic.Uint64
@@ -89,8 +94,9 @@ func New(n *node.Node, cfg Config) *Server {
 	s.cfg = cfg
 	s.inflight = make(chan struct{}, cfg.MaxInflight)
 	s.metrics = s.newMetrics()
+	s.servedBy = []string{n.ID()}
 	s.router = s.routes()
-	s.handler = s.limit(s.router)
+	s.handler = s.limit(http.HandlerFunc(s.route))
 	return s
 }
 
@@ -111,52 +117,70 @@ func (s *Server) routes() *mux.Router {
 	read := func(h http.HandlerFunc) http.HandlerFunc { return s.require(auth.RoleRead, h) }
 	write := func(h http.HandlerFunc) http.HandlerFunc { return s.require(auth.RoleWrite, h) }
 	admin := func(h http.HandlerFunc) http.HandlerFunc { return s.require(auth.RoleAdmin, h) }
-
-	r.HandleFunc("/v1/kv/{key:.+}", read(s.handleGet)).Methods(http.MethodGet, http.MethodHead)
-	r.HandleFunc("/v1/kv/{key:.+}", write(s.handlePut)).Methods(http.MethodPut)
-	r.HandleFunc("/v1/kv/{key:.+}", write(s.handleDelete)).Methods(http.MethodDelete)
-	r.HandleFunc("/v1/incr/{key:.+}", write(s.handleIncr)).Methods(http.MethodPost)
-	r.HandleFunc("/v1/ttl/{key:.+}", write(s.handleSetTTL)).Methods(http.MethodPut, http.MethodDelete)
-	r.HandleFunc("/v1/keys", read(s.handleKeys)).Methods(http.MethodGet)
-	r.HandleFunc("/v1/keys", write(s.handleDeletePrefix)).Methods(http.MethodDelete)
-	r.HandleFunc("/v1/batch", write(s.handleBatch)).Methods(http.MethodPost)
-	r.HandleFunc("/v1/batch/get", read(s.handleBatchGet)).Methods(http.MethodPost)
-	r.HandleFunc("/v1/watch", read(s.handleWatch)).Methods(http.MethodGet)
-	r.HandleFunc("/v1/eval", read(s.handleEval)).Methods(http.MethodPost) // a script that may write checks for write itself (eval.go)
-	r.HandleFunc("/v1/kv/", s.handleEmptyKey)
-	r.HandleFunc("/v1/kv", s.handleEmptyKey)
-
-	r.HandleFunc("/v1/cluster", read(s.handleCluster)).Methods(http.MethodGet)
-	r.HandleFunc("/v1/cluster/formation", admin(s.handleFormation)).Methods(http.MethodGet)
-	r.HandleFunc("/v1/cluster/members", admin(s.handleAddMember)).Methods(http.MethodPost)
-	r.HandleFunc("/v1/cluster/members/{id}", admin(s.handleRemoveMember)).Methods(http.MethodDelete)
-	r.HandleFunc("/v1/cluster/members/{id}/promote", admin(s.handleVoter(true))).Methods(http.MethodPost)
-	r.HandleFunc("/v1/cluster/members/{id}/demote", admin(s.handleVoter(false))).Methods(http.MethodPost)
-	r.HandleFunc("/v1/cluster/transfer-leadership", admin(s.handleTransfer)).Methods(http.MethodPost)
-	r.HandleFunc("/v1/snapshot", admin(s.handleSnapshot)).Methods(http.MethodGet)
-	r.HandleFunc("/v1/restore", admin(s.handleRestore)).Methods(http.MethodPost)
-	r.HandleFunc("/v1/stats", read(s.handleStats)).Methods(http.MethodGet)
-
-	r.Handle("/metrics", read(s.metrics.handler().ServeHTTP)).Methods(http.MethodGet)
-	if s.cfg.Pprof {
-		r.HandleFunc("/debug/pprof/profile", admin(pprof.Profile))
-		r.HandleFunc("/debug/pprof/trace", admin(pprof.Trace))
-		r.PathPrefix("/debug/pprof/").HandlerFunc(admin(pprof.Index))
+	// Every route's handler records its latency under the route's
+	// template (metrics.go); a handler resolves its observers once.
+	handle := func(path string, h http.HandlerFunc) *mux.Route {
+		return r.Handle(path, s.metrics.route(path, h))
 	}
-	r.Use(s.metrics.instrument)
+
+	// The key routes are also served without the router, by kvRoute.
+	s.kv.get = s.metrics.route(kvTemplate, read(s.handleGet))
+	s.kv.put = s.metrics.route(kvTemplate, write(s.handlePut))
+	s.kv.del = s.metrics.route(kvTemplate, write(s.handleDelete))
+	r.Handle(kvTemplate, s.kv.get).Methods(http.MethodGet, http.MethodHead)
+	r.Handle(kvTemplate, s.kv.put).Methods(http.MethodPut)
+	r.Handle(kvTemplate, s.kv.del).Methods(http.MethodDelete)
+	handle("/v1/incr/{key:.+}", write(s.handleIncr)).Methods(http.MethodPost)
+	handle("/v1/ttl/{key:.+}", write(s.handleSetTTL)).Methods(http.MethodPut, http.MethodDelete)
+	handle("/v1/keys", read(s.handleKeys)).Methods(http.MethodGet)
+	handle("/v1/keys", write(s.handleDeletePrefix)).Methods(http.MethodDelete)
+	handle("/v1/batch", write(s.handleBatch)).Methods(http.MethodPost)
+	handle("/v1/batch/get", read(s.handleBatchGet)).Methods(http.MethodPost)
+	handle("/v1/watch", read(s.handleWatch)).Methods(http.MethodGet)
+	handle("/v1/eval", read(s.handleEval)).Methods(http.MethodPost) // a script that may write checks for write itself (eval.go)
+	handle("/v1/kv/", s.handleEmptyKey)
+	handle("/v1/kv", s.handleEmptyKey)
+
+	handle("/v1/cluster", read(s.handleCluster)).Methods(http.MethodGet)
+	handle("/v1/cluster/formation", admin(s.handleFormation)).Methods(http.MethodGet)
+	handle("/v1/cluster/members", admin(s.handleAddMember)).Methods(http.MethodPost)
+	handle("/v1/cluster/members/{id}", admin(s.handleRemoveMember)).Methods(http.MethodDelete)
+	handle("/v1/cluster/members/{id}/promote", admin(s.handleVoter(true))).Methods(http.MethodPost)
+	handle("/v1/cluster/members/{id}/demote", admin(s.handleVoter(false))).Methods(http.MethodPost)
+	handle("/v1/cluster/transfer-leadership", admin(s.handleTransfer)).Methods(http.MethodPost)
+	handle("/v1/snapshot", admin(s.handleSnapshot)).Methods(http.MethodGet)
+	handle("/v1/restore", admin(s.handleRestore)).Methods(http.MethodPost)
+	handle("/v1/stats", read(s.handleStats)).Methods(http.MethodGet)
+
+	handle("/metrics", read(s.metrics.handler().ServeHTTP)).Methods(http.MethodGet)
+	if s.cfg.Pprof {
+		handle("/debug/pprof/profile", admin(pprof.Profile))
+		handle("/debug/pprof/trace", admin(pprof.Trace))
+		r.PathPrefix("/debug/pprof/").Handler(s.metrics.route("/debug/pprof/", admin(pprof.Index)))
+	}
 
 	// Open like the probes: the leader asks every member for its feature
 	// level with no credentials of a caller to pass on.
-	r.HandleFunc("/v1/node", s.handleNode).Methods(http.MethodGet)
-	r.HandleFunc("/livez", s.handleLivez).Methods(http.MethodGet, http.MethodHead)
-	r.HandleFunc("/readyz", s.handleReadyz).Methods(http.MethodGet, http.MethodHead)
+	handle("/v1/node", s.handleNode).Methods(http.MethodGet)
+	handle("/livez", s.handleLivez).Methods(http.MethodGet, http.MethodHead)
+	handle("/readyz", s.handleReadyz).Methods(http.MethodGet, http.MethodHead)
 	return r
 }
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("X-Served-By", s.node.ID())
+	w.Header()["X-Served-By"] = s.servedBy
 	s.handler.ServeHTTP(w, r)
+}
+
+// within bounds r's work by timeout without a timer per request (package
+// deadline; one Shared per timeout). Release it when done.
+func (s *Server) within(r *http.Request, timeout time.Duration) *deadline.Ctx {
+	d := &s.writeDeadlines
+	if timeout == defaultMinIndexWait {
+		d = &s.indexDeadlines
+	}
+	return d.Within(r.Context(), timeout)
 }
 
 func (s *Server) setConnStats(f func() ConnStats) { s.connStats.Store(&f) }
