@@ -32,7 +32,7 @@ for r in $(seq 1 "$ROUNDS"); do
 		log "round $r: $b"
 		RAFTCACHE_BIN=$TMP/$b DOC= RATE=0 bash "$TMP/bench/compare-redis.sh" >"$TMP/redis-$b-$r.txt" 2>"$TMP/redis-$b-$r.err" ||
 			log "compare-redis.sh failed for $b round $r (see $TMP/redis-$b-$r.err)"
-		RAFTCACHE_BIN=$TMP/$b bash "$TMP/bench/compare.sh" >"$TMP/etcd-$b-$r.txt" 2>"$TMP/etcd-$b-$r.err" ||
+		RAFTCACHE_BIN=$TMP/$b DOC= bash "$TMP/bench/compare.sh" >"$TMP/etcd-$b-$r.txt" 2>"$TMP/etcd-$b-$r.err" ||
 			log "compare.sh failed for $b round $r (see $TMP/etcd-$b-$r.err)"
 	done
 done
