@@ -41,9 +41,23 @@ import (
 // EXEC, written together), PUBLISH and CONFIG SET. Blocked commands keep
 // dedicated connections (blocking.go).
 
-// defaultRelayConns is Config.RelayConns's default (docs in DEVELOPERS.md
-// or the measurement in the commit that set it).
+// defaultRelayConns is Config.RelayConns's default. The leader answers
+// one connection's pipelined commands in order, a run at a time (a run
+// of strong reads waits for its leadership round), so a second
+// connection lets one batch gather while the other's round runs, and
+// keeps the relay going while one connection is stuck or redialed.
+// Callers fill the first connection before they spill onto the next
+// (relaySpill): spreading them evenly made fewer callers share each
+// write. Measured with bench/compare-redis.sh (raftcache-follower row)
+// and mixed SET+GET loads on a loaded 2-core machine: 1 connection, or 2
+// filled first, relayed GETs at 0.8-0.9x of the leader's own GET
+// throughput and ~66 us of cluster CPU each; 2 or 4 spread evenly, at
+// 0.5-0.8x and ~85 us.
 const defaultRelayConns = 2
+
+// relaySpill is how many callers may wait on one shared connection
+// before the next caller takes another one of the pool.
+const relaySpill = 32
 
 // errRetired: a connection to an earlier leader, closed once idle.
 var errRetired = errors.New("the leader changed")
@@ -51,7 +65,14 @@ var errRetired = errors.New("the leader changed")
 // relayPool is the shared connections of one pool key.
 type relayPool struct {
 	slots   []*rconn
-	dialing []chan struct{} // non-nil: a connection for this slot is being dialed
+	dialing []*dialing // non-nil: a connection for this slot is being dialed
+}
+
+// dialing is a dial under way; the callers waiting for it share its
+// failure rather than dial again one after another.
+type dialing struct {
+	done chan struct{}
+	err  error
 }
 
 // retire stops the pool's connections: at once, or (now false) once
@@ -133,9 +154,11 @@ func (f *forwarder) relay(addr, token string, cmds [][]byte, out func(i int, rep
 	return len(call.replies), call.err
 }
 
-// shared returns a connection of key's pool: an idle one, else a new one
-// while the pool has room, else the least loaded. Pools of other
-// addresses (an earlier leader) are retired.
+// shared returns a connection of key's pool: the first one with fewer
+// than relaySpill callers waiting (filling one connection first: the
+// more callers share a write, the fewer writes and reads both sides
+// make), else a new one while the pool has room, else the least loaded.
+// Pools of other addresses (an earlier leader) are retired.
 func (f *forwarder) shared(key poolKey) (*rconn, error) {
 	f.mu.Lock()
 	for {
@@ -151,12 +174,12 @@ func (f *forwarder) shared(key poolKey) (*rconn, error) {
 		}
 		p := f.pools[key]
 		if p == nil {
-			p = &relayPool{slots: make([]*rconn, f.conns), dialing: make([]chan struct{}, f.conns)}
+			p = &relayPool{slots: make([]*rconn, f.conns), dialing: make([]*dialing, f.conns)}
 			f.pools[key] = p
 		}
-		var best *rconn
+		var best, first *rconn
 		free := -1
-		var wait chan struct{}
+		var wait *dialing
 		for i, c := range p.slots {
 			switch {
 			case p.dialing[i] != nil:
@@ -165,38 +188,55 @@ func (f *forwarder) shared(key poolKey) (*rconn, error) {
 				if free < 0 {
 					free = i
 				}
-			case best == nil || c.load.Load() < best.load.Load():
-				best = c
+			default:
+				if first == nil && c.load.Load() < relaySpill {
+					first = c
+				}
+				if best == nil || c.load.Load() < best.load.Load() {
+					best = c
+				}
 			}
 		}
-		if best != nil && (free < 0 || best.load.Load() == 0) {
+		if first != nil {
+			first.load.Add(1) // counted as it is chosen, so the next caller sees it
+			f.mu.Unlock()
+			return first, nil
+		}
+		if best != nil && free < 0 && wait == nil {
+			best.load.Add(1)
 			f.mu.Unlock()
 			return best, nil
 		}
-		if free >= 0 {
-			ch := make(chan struct{})
-			p.dialing[free], p.slots[free] = ch, nil
+		if free >= 0 && wait == nil {
+			d := &dialing{done: make(chan struct{})}
+			p.dialing[free], p.slots[free] = d, nil
 			f.mu.Unlock()
 			c, err := f.dialShared(key)
 			f.mu.Lock()
 			p.dialing[free] = nil
-			close(ch)
 			if err == nil && (f.closed || f.pools[key] != p) {
 				c.retire(errRetired, true)
 				err = errRetired
 			}
+			d.err = err
+			close(d.done)
 			if err == nil {
 				p.slots[free] = c
+				c.load.Add(1)
+			} else if best != nil {
+				best.load.Add(1)
+				c = best
+				err = nil
 			}
 			f.mu.Unlock()
-			if err != nil && best != nil {
-				return best, nil
-			}
 			return c, err
 		}
-		// Every slot is being dialed.
+		// A connection is being dialed: take it (or another) once it is up.
 		f.mu.Unlock()
-		<-wait
+		<-wait.done
+		if wait.err != nil {
+			return nil, wait.err
+		}
 		f.mu.Lock()
 	}
 }
@@ -212,15 +252,16 @@ func (f *forwarder) dialShared(key poolKey) (*rconn, error) {
 	return c, nil
 }
 
-// do queues the call and waits for its replies or its failure; false
-// means the connection had failed before: nothing was queued.
+// do queues the call (counted in load by shared) and waits for its
+// replies or its failure; false means the connection had failed before:
+// nothing was queued.
 func (c *rconn) do(call *relayCall) bool {
 	c.mu.Lock()
 	if c.err != nil {
+		c.load.Add(-1)
 		c.mu.Unlock()
 		return false
 	}
-	c.load.Add(1)
 	c.queue = append(c.queue, call)
 	if len(c.queue) == 1 {
 		_ = c.nc.SetReadDeadline(call.deadline)

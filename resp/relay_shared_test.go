@@ -476,3 +476,55 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestSharedRelaySpill: callers fill the first connection up to
+// relaySpill waiting callers before the pool opens a second one.
+func TestSharedRelaySpill(t *testing.T) {
+	release := make(chan struct{})
+	l := startFakeLeader(t, func(fc *fakeConn, args [][]byte) []byte {
+		<-release
+		return echo(fc, args)
+	})
+	f := testForwarder(t, 2, 20*time.Second, 1<<20)
+	const callers = relaySpill + 8
+	var wg sync.WaitGroup
+	errs := make(chan error, callers)
+	for i := range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			v := strconv.Itoa(i)
+			got, err := relayOnce(f, l.addr(), "", frame("ECHO", v))
+			if err != nil || len(got) != 1 || got[0] != string(redcon.AppendBulkString(nil, v)) {
+				errs <- fmt.Errorf("caller %d: %q %v", i, got, err)
+			}
+		}()
+	}
+	loads := func() (n []int32) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if p := f.pools[poolKey{l.addr(), ""}]; p != nil {
+			for _, c := range p.slots {
+				if c != nil {
+					n = append(n, c.load.Load())
+				}
+			}
+		}
+		return n
+	}
+	waitUntil(t, "every caller to wait", func() bool {
+		n := loads()
+		return len(n) == 2 && n[0]+n[1] == callers
+	})
+	// (A few callers may pick the first connection together, past the
+	// spill count: choosing and queueing are not one step.)
+	if n := loads(); n[0] < relaySpill {
+		t.Errorf("callers per connection %v: want the first filled to %d", n, relaySpill)
+	}
+	close(release)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
