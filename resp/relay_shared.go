@@ -41,18 +41,16 @@ import (
 // EXEC, written together), PUBLISH and CONFIG SET. Blocked commands keep
 // dedicated connections (blocking.go).
 
-// defaultRelayConns is Config.RelayConns's default. The leader answers
-// one connection's pipelined commands in order, a run at a time (a run
-// of strong reads waits for its leadership round), so a second
-// connection lets one batch gather while the other's round runs, and
-// keeps the relay going while one connection is stuck or redialed.
-// Callers fill the first connection before they spill onto the next
-// (relaySpill): spreading them evenly made fewer callers share each
-// write. Measured with bench/compare-redis.sh (raftcache-follower row)
-// and mixed SET+GET loads on a loaded 2-core machine: 1 connection, or 2
-// filled first, relayed GETs at 0.8-0.9x of the leader's own GET
-// throughput and ~66 us of cluster CPU each; 2 or 4 spread evenly, at
-// 0.5-0.8x and ~85 us.
+// defaultRelayConns is Config.RelayConns's default. Callers fill the
+// first connection before they spill onto the next (relaySpill): the more
+// callers share a write, the fewer syscalls on both sides, and spreading
+// them evenly over 2 or 4 connections measured worse (relayed GETs at
+// 0.5-0.8x of the leader's own GET throughput and ~85 us of cluster CPU
+// each, against 0.8-0.9x and ~66 us with one connection, under load on a
+// 2-core machine, bench/compare-redis.sh raftcache-follower row). The
+// second connection takes the callers of a burst past relaySpill, or of
+// a first connection held up behind a slow run, and keeps the relay going
+// while one connection is redialed.
 const defaultRelayConns = 2
 
 // relaySpill is how many callers may wait on one shared connection
