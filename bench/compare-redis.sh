@@ -23,7 +23,10 @@
 #                                      slowapi, fastapi-limiter), loaded
 #                                      with SCRIPT LOAD first
 #
-# against each (raftcache: its leader's RESP port), ROUNDS times, prints a
+# against each (raftcache: its leader's RESP port), ROUNDS times, and the
+# SET and GET runs once more through a follower's RESP port
+# (raftcache-follower: a plain client that sends no READONLY, so the
+# follower relays its SETs and its GETs, strong reads, to the leader), prints a
 # table of the medians of requests/s, latency percentiles and server CPU
 # per request (user+system time of the server processes, from
 # /proc/PID/stat: the three raftcache nodes, or the one redis-server), the
@@ -45,6 +48,7 @@
 #                      +21..23 RESP, +31 redis, +32 redis-always
 #   DOC=docs/benchmarks.md   where the results go ("" to skip)
 #   RATE=1             0: skip the INCR and EVALSHA rate-limit workloads
+#   FOLLOWER=1         0: skip the runs through a follower (raftcache-follower)
 #   RAFTCACHE_BIN=     a raftcache binary to run instead of building this work tree
 #   KEEP=0             1: keep the temp dir (logs, outputs) and print it
 #
@@ -211,8 +215,9 @@ rc_leader() {
 	[[ -n $id && $(jq '.members | length' <<<"$view") == 3 ]] || return 1
 	RC_LEADER_RESP=$(jq -r --arg id "$id" '.members[] | select(.id == $id) | .resp_addr // empty' <<<"$view")
 	RC_LEADER_HTTP=$(jq -r --arg id "$id" '.members[] | select(.id == $id) | .http_addr // empty' <<<"$view")
+	RC_FOLLOWER_RESP=$(jq -r --arg id "$id" '[.members[] | select(.id != $id)][0].resp_addr // empty' <<<"$view")
 	RC_TERM=$(jq -r '.term' <<<"$view")
-	[[ -n $RC_LEADER_RESP ]] || return 1
+	[[ -n $RC_LEADER_RESP && -n $RC_FOLLOWER_RESP ]] || return 1
 	[[ $(redis-cli -h "${RC_LEADER_RESP%:*}" -p "${RC_LEADER_RESP##*:}" SET compare-redis-probe 1 2>/dev/null) == OK ]]
 }
 redis_up() { [[ $(redis-cli -p "$1" PING 2>/dev/null) == PONG ]]; }
@@ -220,7 +225,10 @@ redis_up() { [[ $(redis-cli -p "$1" PING 2>/dev/null) == PONG ]]; }
 wait_until "raftcache to be ready" rc_leader
 wait_until "redis-server" redis_up "$REDIS_PORT"
 wait_until "redis-server (appendfsync always)" redis_up "$REDIS_ALWAYS_PORT"
-log "raftcache leader RESP $RC_LEADER_RESP (term $RC_TERM)"
+log "raftcache leader RESP $RC_LEADER_RESP (term $RC_TERM), follower RESP $RC_FOLLOWER_RESP"
+SERVER_PIDS[raftcache-follower]=${SERVER_PIDS[raftcache]} # the same three processes
+TARGETS=(raftcache redis redis-always)
+[[ ${FOLLOWER:-1} == 0 ]] || TARGETS=(raftcache raftcache-follower redis redis-always)
 
 # --- runs -----------------------------------------------------------------
 
@@ -311,7 +319,10 @@ PER_ENTRY_ALL=() PER_ROUND_ALL=()
 for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
 	# Alternate the order, so no target always runs on a machine just
 	# warmed (or heated) by another.
-	if ((ROUND % 2 == 1)); then order=(raftcache redis redis-always); else order=(redis-always redis raftcache); fi
+	order=("${TARGETS[@]}")
+	if ((ROUND % 2 == 0)); then
+		for ((i = 0; i < ${#TARGETS[@]}; i++)); do order[i]=${TARGETS[${#TARGETS[@]} - 1 - i]}; done
+	fi
 	for target in "${order[@]}"; do
 		case $target in
 		raftcache)
@@ -323,6 +334,11 @@ for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
 			PER_ENTRY_ALL+=("$(awk -v n="$((REQUESTS + 2 * WARMUP))" -v e="$((idx1 - idx0))" 'BEGIN {if (e > 0) printf "%.1f", n / e; else print "-"}')")
 			PER_ROUND_ALL+=("$(awk -v r="$((reads1 - reads0))" -v n="$((rounds1 - rounds0))" 'BEGIN {if (n > 0) printf "%.1f", r / n; else print "-"}')")
 			bench_rate raftcache "${RC_LEADER_RESP%:*}" "${RC_LEADER_RESP##*:}"
+			;;
+		raftcache-follower)
+			# Relayed: SETs are writes, GETs strong reads (no READONLY).
+			bench raftcache-follower "${RC_FOLLOWER_RESP%:*}" "${RC_FOLLOWER_RESP##*:}"
+			RPS_INCR=0 P50_INCR=- P99_INCR=- RPS_EVAL=0 P50_EVAL=- P99_EVAL=-
 			;;
 		redis)
 			bench redis 127.0.0.1 "$REDIS_PORT"
@@ -352,7 +368,7 @@ median() {
 		awk '{a[NR] = $1} END {if (NR == 0) print "-"; else if (NR % 2) print a[(NR + 1) / 2]; else printf "%.2f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2}'
 }
 # R[target.metric] is the median over the rounds.
-for target in raftcache redis redis-always; do
+for target in "${TARGETS[@]}"; do
 	for m in "${METRICS[@]}"; do
 		vals=()
 		for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do vals+=("${R[$target.$m.$ROUND]}"); done
@@ -368,7 +384,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a / b; else 
 TABLE=$(
 	printf '| target | SET req/s | SET p50 / p99 ms | SET CPU/req | GET req/s | GET p50 / p99 ms | GET CPU/req |\n'
 	printf '|---|---:|---:|---:|---:|---:|---:|\n'
-	for target in raftcache redis redis-always; do
+	for target in "${TARGETS[@]}"; do
 		printf '| %s | %.0f | %s / %s | %s us | %.0f | %s / %s | %s us |\n' "$target" "${R[$target.set]}" "${R[$target.p50set]}" "${R[$target.p99set]}" \
 			"${R[$target.cpuset]}" "${R[$target.get]}" "${R[$target.p50get]}" "${R[$target.p99get]}" "${R[$target.cpuget]}"
 	done
@@ -385,6 +401,10 @@ RATIOS=$(
 	printf '| ratio | SET | GET |\n|---|---:|---:|\n'
 	printf '| raftcache / redis | %s | %s |\n' "$(ratio "${R[raftcache.set]}" "${R[redis.set]}")" "$(ratio "${R[raftcache.get]}" "${R[redis.get]}")"
 	printf '| raftcache / redis-always | %s | %s |\n' "$(ratio "${R[raftcache.set]}" "${R[redis-always.set]}")" "$(ratio "${R[raftcache.get]}" "${R[redis-always.get]}")"
+	if [[ -n ${R[raftcache-follower.set]:-} ]]; then
+		printf '| raftcache-follower / redis | %s | %s |\n' "$(ratio "${R[raftcache-follower.set]}" "${R[redis.set]}")" "$(ratio "${R[raftcache-follower.get]}" "${R[redis.get]}")"
+		printf '| raftcache-follower / raftcache | %s | %s |\n' "$(ratio "${R[raftcache-follower.set]}" "${R[raftcache.set]}")" "$(ratio "${R[raftcache-follower.get]}" "${R[raftcache.get]}")"
+	fi
 )
 
 echo
@@ -418,6 +438,10 @@ the one redis-server) per request, from /proc/PID/stat.
   default timings${RC_ARGS:+, flags \`$RC_ARGS\`}), redis-benchmark against the leader's RESP port. A SET is
   acknowledged once a quorum has it in its fsynced log and the leader has
   applied it; a GET is a strong (linearizable) read.
+- **raftcache-follower**: the same cluster through a follower's RESP port,
+  without READONLY: the follower relays every SET and every (strong) GET
+  to the leader over its shared relay connections, so a client that
+  knows one address reaches the cluster. Not in the rate-limit table.
 - **redis**: redis-server $REDIS_VERSION with its defaults, RDB snapshots off.
 - **redis-always**: the same with \`--appendonly yes --appendfsync always\`.
 

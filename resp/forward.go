@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strconv"
 	"sync"
 	"time"
 
@@ -15,16 +14,21 @@ import (
 
 // Forwarding. A plain Redis client talks to one address and does not
 // follow MOVED, so a follower relays writes (and strong reads) to the
-// leader itself: it keeps pooled RESP2 connections to the leader's
-// Redis-protocol address (replicated through the log), writes the
-// commands of a pipeline run in one go, and copies the leader's replies
-// back. Each pooled connection first sends RAFTCACHE.FORWARDED, which
-// tells the leader never to forward its commands again: a node that is
-// no longer the leader answers TRYAGAIN instead, so two nodes that
-// disagree about who leads cannot bounce a command between them.
+// leader itself, over connections to the leader's Redis-protocol address
+// (replicated through the log), and copies the leader's replies back.
+// Each relay connection first sends RAFTCACHE.FORWARDED, which tells the
+// leader never to forward its commands again: a node that is no longer
+// the leader answers TRYAGAIN instead, so two nodes that disagree about
+// who leads cannot bounce a command between them.
+//
+// Relayed runs of commands share a few pipelined connections per leader
+// (relay_shared.go): many clients' commands go out in one write and
+// their replies come back in order on one read. A blocked command
+// (blocking.go) holds its connection for as long as it waits, so it takes
+// a dedicated one from the idle pool kept here (get, put).
 //
 // With a token file, a relay connection first authenticates with the
-// token of the client it relays for (connections are pooled per token), so
+// token of the client it relays for (connections are kept per token), so
 // the leader applies the caller's role, never the follower's: a follower
 // holds no credentials of its own. With TLS on the Redis port, relay
 // connections use TLS too (Config.ForwardTLS).
@@ -37,8 +41,8 @@ const forwardedCmd = "RAFTCACHE.FORWARDED"
 var errNotSent = errors.New("not sent")
 
 // errReplyTooLarge: a reply from the leader passed Limits.MaxRelayReply.
-// A relayed reply is held whole on the follower, so its size is bounded;
-// the relay connection is dropped.
+// A relayed reply is held whole on the follower, so its size is bounded:
+// a shared relay connection skips the reply, a dedicated one is dropped.
 var errReplyTooLarge = errors.New("reply too large to relay through a follower; send the command to the leader, or use READONLY")
 
 type forwarder struct {
@@ -49,8 +53,11 @@ type forwarder struct {
 	tls         *tls.Config // nil: plaintext
 	maxReply    int         // bytes of one reply
 
+	conns int // shared connections per pool key (relay_shared.go)
+
 	mu     sync.Mutex
-	idle   map[poolKey][]*fconn
+	idle   map[poolKey][]*fconn // dedicated connections, idle
+	pools  map[poolKey]*relayPool
 	closed bool
 }
 
@@ -68,13 +75,13 @@ type fconn struct {
 	start, end int
 }
 
-func newForwarder(self string, timeout time.Duration, maxIdle int, tlsConf *tls.Config, maxReply int) *forwarder {
-	return &forwarder{self: self, timeout: timeout, maxIdle: maxIdle, dialTimeout: 2 * time.Second,
-		tls: tlsConf, maxReply: maxReply, idle: map[poolKey][]*fconn{}}
+func newForwarder(self string, timeout time.Duration, maxIdle, conns int, tlsConf *tls.Config, maxReply int) *forwarder {
+	return &forwarder{self: self, timeout: timeout, maxIdle: maxIdle, conns: conns, dialTimeout: 2 * time.Second,
+		tls: tlsConf, maxReply: maxReply, idle: map[poolKey][]*fconn{}, pools: map[poolKey]*relayPool{}}
 }
 
-// get returns a live connection for key: an idle one that the peer has
-// not closed, or a new one. Idle connections to other addresses (an
+// get returns a dedicated connection for key: an idle one that the peer
+// has not closed, or a new one. Idle connections to other addresses (an
 // earlier leader) are closed.
 func (f *forwarder) get(key poolKey) (*fconn, error) {
 	f.mu.Lock()
@@ -181,121 +188,10 @@ func (f *forwarder) close() {
 		}
 		delete(f.idle, a)
 	}
-}
-
-// relay sends the raw commands to addr, authenticated with token when it
-// is not empty, on one connection and passes each
-// reply, in order, to out. It returns how many replies were passed on;
-// fewer than len(cmds) means the connection failed after the commands
-// were (perhaps) received: their outcome is unknown. errNotSent means
-// nothing was written.
-func (f *forwarder) relay(addr, token string, cmds [][]byte, out func(i int, reply []byte)) (int, error) {
-	c, err := f.get(poolKey{addr, token})
-	if err != nil {
-		return 0, fmt.Errorf("%w: %v", errNotSent, err)
+	for key, p := range f.pools {
+		p.retire(errors.New("shutting down"), true)
+		delete(f.pools, key)
 	}
-	_ = c.nc.SetDeadline(time.Now().Add(f.timeout))
-	bufs := net.Buffers(append([][]byte(nil), cmds...)) // WriteTo consumes its slice
-	if _, err := bufs.WriteTo(c.nc); err != nil {
-		c.nc.Close()
-		return 0, err
-	}
-	for i := range cmds {
-		reply, err := c.readReply(f.maxReply)
-		if err != nil {
-			c.nc.Close()
-			return i, err
-		}
-		out(i, reply)
-	}
-	f.put(c)
-	return len(cmds), nil
-}
-
-// readReply returns the next whole reply (valid until the next read), or
-// errReplyTooLarge once it passes max bytes.
-func (c *fconn) readReply(max int) ([]byte, error) {
-	var fr framer
-	for {
-		if done, err := fr.advance(c.buf[c.start:c.end]); err != nil {
-			return nil, err
-		} else if done {
-			reply := c.buf[c.start : c.start+fr.off]
-			c.start += fr.off
-			return reply, nil
-		}
-		if c.end-c.start >= max {
-			return nil, errReplyTooLarge
-		}
-		if c.start > 0 { // make room at the end
-			n := copy(c.buf, c.buf[c.start:c.end])
-			c.start, c.end = 0, n
-		}
-		if c.end == len(c.buf) {
-			c.buf = append(c.buf, make([]byte, len(c.buf))...)
-		}
-		n, err := c.nc.Read(c.buf[c.end:])
-		c.end += n
-		if err != nil && n == 0 {
-			return nil, err
-		}
-	}
-}
-
-// framer finds the end of one RESP2 reply in a growing buffer without
-// rescanning what it has already passed: leaf values (status, error,
-// integer, bulk) are read by redcon.ReadNextRESP, and arrays are tracked
-// as a stack of elements still to come, so a long array arriving in many
-// reads costs linear time. off is where parsing resumes; offsets are
-// relative to the start of the reply, which does not move while it is
-// being framed.
-type framer struct {
-	off   int
-	stack []int
-}
-
-var errBadReply = errors.New("malformed reply from the leader")
-
-func (f *framer) advance(b []byte) (done bool, err error) {
-	for f.off < len(b) {
-		if b[f.off] == '*' {
-			eol := bytes.Index(b[f.off:], []byte("\r\n"))
-			if eol < 0 {
-				return false, nil
-			}
-			n, err := strconv.Atoi(string(b[f.off+1 : f.off+eol]))
-			if err != nil {
-				return false, errBadReply
-			}
-			f.off += eol + 2
-			if n > 0 {
-				f.stack = append(f.stack, n)
-				continue
-			}
-		} else {
-			n, r := redcon.ReadNextRESP(b[f.off:])
-			if r.Type == 0 {
-				switch b[f.off] {
-				case '+', '-', ':', '$':
-					return false, nil // incomplete
-				}
-				return false, errBadReply
-			}
-			f.off += n
-		}
-		// One element completed: close every array it completes.
-		for len(f.stack) > 0 {
-			f.stack[len(f.stack)-1]--
-			if f.stack[len(f.stack)-1] > 0 {
-				break
-			}
-			f.stack = f.stack[:len(f.stack)-1]
-		}
-		if len(f.stack) == 0 {
-			return true, nil
-		}
-	}
-	return false, nil
 }
 
 // appendRESP3 appends a complete RESP2 reply translated for a RESP3

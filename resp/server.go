@@ -5,8 +5,8 @@
 // node and fsm errors are mapped to RESP errors by one table (errors.go).
 //
 // Every write goes through Raft. A follower relays writes, and reads
-// unless the connection sent READONLY, to the leader itself over pooled
-// connections (forward.go), so a client that knows one address reaches
+// unless the connection sent READONLY, to the leader itself over a few
+// shared, pipelined connections (forward.go, relay_shared.go), so a client that knows one address reaches
 // the whole cluster. Pipelined commands are answered together: a run of
 // consecutive writes becomes one Raft entry, and a run of reads shares one
 // leadership confirmation. The supported commands and their semantics are
@@ -17,7 +17,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"net"
 	"strings"
 	"sync"
@@ -48,9 +47,13 @@ type Config struct {
 	// election, a new leader's first entry) before answering TRYAGAIN;
 	// default 2s.
 	LeaderWait time.Duration
-	// ForwardIdle is the number of idle connections a follower keeps to
-	// the leader for relaying; default 64.
+	// ForwardIdle is the number of idle dedicated connections a follower
+	// keeps to the leader for relaying blocked commands; default 64.
 	ForwardIdle int
+	// RelayConns is the number of shared, pipelined connections a
+	// follower keeps to the leader (per token) for relayed commands;
+	// default 2 (relay_shared.go).
+	RelayConns int
 	// Version is reported by INFO and HELLO as raftcache_version.
 	Version string
 
@@ -185,12 +188,15 @@ func New(n Node, cfg Config) *Server {
 	if cfg.ForwardIdle <= 0 {
 		cfg.ForwardIdle = 64
 	}
+	if cfg.RelayConns <= 0 {
+		cfg.RelayConns = defaultRelayConns
+	}
 	cfg.Limits.setDefaults(n.MaxValueSize())
 	return &Server{
 		node:    n,
 		cfg:     cfg,
 		logger:  cfg.Logger,
-		fwd:     newForwarder(n.ID(), cfg.Timeout+5*time.Second, cfg.ForwardIdle, cfg.ForwardTLS, int(cfg.Limits.MaxRelayReply)),
+		fwd:     newForwarder(n.ID(), cfg.Timeout+5*time.Second, cfg.ForwardIdle, cfg.RelayConns, cfg.ForwardTLS, int(cfg.Limits.MaxRelayReply)),
 		started: time.Now(),
 		reqIDs:  newReqIDs(),
 		served:  make(chan struct{}),
@@ -739,11 +745,15 @@ func (s *Server) relayItems(cl *client, items []*item, depth int) {
 				owner = append(owner, it)
 			}
 		}
-		n, err := s.fwd.relay(addr, cl.token, raws, func(i int, reply []byte) {
+		n, err := s.fwd.relay(addr, cl.token, raws, func(i int, reply []byte, err error) {
 			if !last[i] {
 				return
 			}
 			it := owner[i]
+			if err != nil { // too large: the connection skipped it
+				cl.w.fail(relayError(err, false))
+				return
+			}
 			if it.pubID != nil && len(reply) > 0 && reply[0] == ':' {
 				cl.w.int(int64(s.node.Hub().Receivers(string(it.args[1]), it.name == "spublish")))
 			} else {
@@ -761,12 +771,6 @@ func (s *Server) relayItems(cl *client, items []*item, depth int) {
 			}
 		}
 		items = items[done:]
-		if errors.Is(err, errReplyTooLarge) && n < len(last) && last[n] {
-			cl.w.fail(relayError(err, false))
-			if items = items[1:]; len(items) > 0 {
-				err = fmt.Errorf("the relay connection was dropped after a reply too large to relay")
-			}
-		}
 		if len(items) == 0 {
 			return
 		}
