@@ -175,7 +175,7 @@ func (s *Server) blockRelayed(ctx context.Context, cl *client, id []byte, args [
 		return ctx.Err() == nil // no leader yet, or this node just became it
 	}
 	leader, _ := s.node.Leader()
-	c, err := s.fwd.get(poolKey{addr, cl.token})
+	c, err := s.fwd.get(poolKey{addr, cl.token, cl.w.proto})
 	if err != nil {
 		return true
 	}

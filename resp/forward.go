@@ -62,10 +62,16 @@ type forwarder struct {
 }
 
 // poolKey identifies interchangeable relay connections: same leader, same
-// caller identity.
+// caller identity, same protocol. A relay connection speaks its callers'
+// protocol (HELLO 3 for RESP3 clients) and their replies are copied
+// through as the leader wrote them: translating RESP2 replies for a RESP3
+// client cannot restore the types RESP3 adds (a map for HGETALL, doubles
+// for scores, sets), and redis-py with protocol=3 would hand out a list
+// where it hands out a dict on the leader.
 type poolKey struct {
 	addr  string
 	token string // "" without a token file
+	proto int    // 2 or 3
 }
 
 type fconn struct {
@@ -138,6 +144,10 @@ func (f *forwarder) dial(key poolKey) (*fconn, error) {
 	}
 	hello = redcon.AppendBulkString(redcon.AppendArray(hello, 2), forwardedCmd)
 	hello = redcon.AppendBulkString(hello, f.self)
+	if key.proto == 3 {
+		hello = redcon.AppendBulkString(redcon.AppendArray(hello, 2), "HELLO")
+		hello = redcon.AppendBulkString(hello, "3")
+	}
 	if _, err := nc.Write(hello); err != nil {
 		nc.Close()
 		return nil, err
@@ -147,6 +157,13 @@ func (f *forwarder) dial(key poolKey) (*fconn, error) {
 		if err != nil || string(reply) != "+OK\r\n" {
 			nc.Close()
 			return nil, fmt.Errorf("%s did not accept a relay connection: %q %v", key.addr, reply, err)
+		}
+	}
+	if key.proto == 3 {
+		reply, err := c.readReply(4 << 10)
+		if err != nil || !bytes.HasPrefix(reply, []byte("%")) {
+			nc.Close()
+			return nil, fmt.Errorf("%s did not accept HELLO 3 on a relay connection: %q %v", key.addr, reply, err)
 		}
 	}
 	return c, nil
@@ -192,33 +209,4 @@ func (f *forwarder) close() {
 		p.retire(errors.New("shutting down"), true)
 		delete(f.pools, key)
 	}
-}
-
-// appendRESP3 appends a complete RESP2 reply translated for a RESP3
-// client: null bulk strings and null arrays become the RESP3 null. No
-// other type differs in the replies of the commands that are relayed.
-func appendRESP3(dst, reply []byte) []byte {
-	if !bytes.Contains(reply, []byte("-1\r\n")) {
-		return append(dst, reply...)
-	}
-	_, r := redcon.ReadNextRESP(reply)
-	return appendRESP3Value(dst, r)
-}
-
-func appendRESP3Value(dst []byte, r redcon.RESP) []byte {
-	switch r.Type {
-	case redcon.Bulk, redcon.Array:
-		if bytes.HasPrefix(r.Raw, []byte("$-1\r\n")) || bytes.HasPrefix(r.Raw, []byte("*-1\r\n")) {
-			return append(dst, '_', '\r', '\n')
-		}
-	}
-	if r.Type != redcon.Array {
-		return append(dst, r.Raw...)
-	}
-	dst = redcon.AppendArray(dst, r.Count)
-	r.ForEach(func(e redcon.RESP) bool {
-		dst = appendRESP3Value(dst, e)
-		return true
-	})
-	return dst
 }

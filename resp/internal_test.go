@@ -57,17 +57,34 @@ func TestFramer(t *testing.T) {
 	}
 }
 
-func TestAppendRESP3(t *testing.T) {
-	for in, want := range map[string]string{
-		"$-1\r\n":                         "_\r\n",
-		"*-1\r\n":                         "_\r\n",
-		"*3\r\n$1\r\na\r\n$-1\r\n:-1\r\n": "*3\r\n$1\r\na\r\n_\r\n:-1\r\n",
-		":-1\r\n":                         ":-1\r\n",
-		"$5\r\n$-1\r\n\r\n":               "$5\r\n$-1\r\n\r\n", // the bytes of a value are not a null
-		"+OK\r\n":                         "+OK\r\n",
+// TestFramerRESP3: the framer finds the end of RESP3 replies (relay
+// connections of RESP3 clients speak RESP3), whole or cut anywhere.
+func TestFramerRESP3(t *testing.T) {
+	for _, reply := range []string{
+		"%2\r\n$1\r\na\r\n$1\r\n1\r\n$1\r\nb\r\n$1\r\n2\r\n",
+		",1.5\r\n", ",inf\r\n", "_\r\n", "#t\r\n", "(12345678901234567890\r\n",
+		"~2\r\n$1\r\nx\r\n:1\r\n", "~0\r\n", "%0\r\n",
+		"*2\r\n*2\r\n$1\r\nm\r\n,1.5\r\n*2\r\n$1\r\nn\r\n,2\r\n",
+		"!21\r\nSYNTAX invalid syntax\r\n", "=8\r\ntxt:abcd\r\n",
+		"%1\r\n$1\r\nk\r\n%1\r\n$1\r\nj\r\n*-1\r\n",
+		"$5\r\n$-1\r\n\r\n", // the bytes of a value are not a header
 	} {
-		if got := string(appendRESP3(nil, []byte(in))); got != want {
-			t.Errorf("appendRESP3(%q) = %q, want %q", in, got, want)
+		for cut := 1; cut < len(reply); cut++ {
+			var f framer
+			if done, err := f.advance([]byte(reply[:cut])); done || err != nil {
+				t.Fatalf("%q cut at %d: done %v, err %v; want incomplete", reply, cut, done, err)
+			}
+		}
+		var f framer
+		done, err := f.advance([]byte(reply + "+NEXT\r\n"))
+		if !done || err != nil || f.off != len(reply) {
+			t.Fatalf("%q: done %v, err %v, end %d; want done at %d", reply, done, err, f.off, len(reply))
+		}
+	}
+	for _, bad := range []string{"|1\r\n+a\r\n+b\r\n+c\r\n", "%x\r\n", "$3\r\nabcXY", "?\r\n"} {
+		var f framer
+		if _, err := f.advance([]byte(bad)); !errors.Is(err, errBadReply) {
+			t.Errorf("%q: %v, want errBadReply", bad, err)
 		}
 	}
 }

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"strconv"
-
-	"github.com/tidwall/redcon"
 )
 
 // Reading the leader's replies. A relay connection's replies are framed
@@ -16,12 +14,13 @@ import (
 
 var errBadReply = errors.New("malformed reply from the leader")
 
-// framer finds the end of one RESP2 reply in a growing buffer without
-// rescanning what it has already passed: leaf values (status, error,
-// integer, bulk) are read by redcon.ReadNextRESP, and arrays are tracked
-// as a stack of elements still to come, so a long array arriving in many
-// reads costs linear time. off is where parsing resumes, relative to the
-// start of the reply.
+// framer finds the end of one reply, RESP2 or RESP3 (a relay connection
+// speaks its clients' protocol), in a growing buffer without rescanning
+// what it has already passed: aggregates (arrays, sets, pushes, maps) are
+// tracked as a stack of elements still to come, so a long array arriving
+// in many reads costs linear time; leaves (lines, and bulk strings, blob
+// errors and verbatim strings by their length) are passed over whole. off
+// is where parsing resumes, relative to the start of the reply.
 //
 // In skip mode the bytes before off may be dropped by the reader (base
 // says how many were), and a bulk string is passed over by its header
@@ -42,37 +41,52 @@ func (f *framer) advanceAt(b []byte, base int) (done bool, err error) {
 	end := base + len(b)
 	for !f.complete && f.off < end {
 		p := b[f.off-base:]
-		switch {
-		case p[0] == '*' || (f.skip && p[0] == '$'):
-			eol := bytes.Index(p, []byte("\r\n"))
-			if eol < 0 {
-				return false, nil
+		eol := bytes.Index(p, []byte("\r\n"))
+		if eol < 0 {
+			if len(p) > maxHeaderLine {
+				return false, errBadReply
 			}
+			return false, nil // incomplete
+		}
+		switch t := p[0]; t {
+		case '+', '-', ':', '_', ',', '#', '(': // one line
+			f.off += eol + 2
+		case '$', '!', '=': // a length, then as many bytes and CRLF
 			n, err := strconv.Atoi(string(p[1:eol]))
-			if err != nil {
+			if err != nil || n < -1 {
 				return false, errBadReply
 			}
 			f.off += eol + 2
-			if p[0] == '$' { // skip mode: the body is passed over, not read
-				if n >= 0 {
-					f.off += n + 2
+			if n >= 0 {
+				body := eol + 2 + n
+				if !f.skip {
+					if len(p) < body+2 {
+						f.off -= eol + 2
+						return false, nil // incomplete: framed again once it is whole
+					}
+					if p[body] != '\r' || p[body+1] != '\n' {
+						return false, errBadReply
+					}
 				}
-			} else if n > 0 {
+				f.off += n + 2 // in skip mode the body is passed over, not read
+			}
+		case '*', '~', '>', '%': // aggregates; a map has two elements per entry
+			n, err := strconv.Atoi(string(p[1:eol]))
+			if err != nil || n < -1 {
+				return false, errBadReply
+			}
+			f.off += eol + 2
+			if t == '%' {
+				n *= 2
+			}
+			if n > 0 {
 				f.stack = append(f.stack, n)
 				continue
 			}
-		default:
-			n, r := redcon.ReadNextRESP(p)
-			if r.Type == 0 {
-				switch p[0] {
-				case '+', '-', ':', '$':
-					return false, nil // incomplete
-				}
-				return false, errBadReply
-			}
-			f.off += n
+		default: // attributes ('|') included: raftcache never sends them
+			return false, errBadReply
 		}
-		// One element completed: close every array it completes.
+		// One element completed: close every aggregate it completes.
 		for len(f.stack) > 0 {
 			f.stack[len(f.stack)-1]--
 			if f.stack[len(f.stack)-1] > 0 {
@@ -84,6 +98,10 @@ func (f *framer) advanceAt(b []byte, base int) (done bool, err error) {
 	}
 	return f.complete && f.off <= end, nil
 }
+
+// maxHeaderLine bounds a header or simple line without its CRLF: a
+// leader that sends more is not speaking RESP.
+const maxHeaderLine = 64 << 10
 
 // readReply returns the next whole reply (valid until the next read), or
 // errReplyTooLarge once it passes max bytes (the connection is then out

@@ -123,13 +123,13 @@ type relayReply struct {
 // were passed on; fewer than len(cmds) means the connection failed after
 // the commands were (perhaps) received: their outcome is unknown.
 // errNotSent means nothing was written.
-func (f *forwarder) relay(addr, token string, cmds [][]byte, out func(i int, reply []byte, err error)) (int, error) {
+func (f *forwarder) relay(key poolKey, cmds [][]byte, out func(i int, reply []byte, err error)) (int, error) {
 	call := &relayCall{frames: cmds, deadline: time.Now().Add(f.timeout), done: make(chan struct{})}
 	for _, c := range cmds {
 		call.size += len(c)
 	}
 	for attempt := 0; ; attempt++ {
-		c, err := f.shared(poolKey{addr, token})
+		c, err := f.shared(key)
 		if err != nil {
 			return 0, fmt.Errorf("%w: %v", errNotSent, err)
 		}

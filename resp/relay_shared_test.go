@@ -145,7 +145,7 @@ func testForwarder(t *testing.T, conns int, timeout time.Duration, maxReply int)
 // reply "!<err>" for a skipped one).
 func relayOnce(f *forwarder, addr, token string, frames ...[]byte) ([]string, error) {
 	var got []string
-	_, err := f.relay(addr, token, frames, func(i int, reply []byte, err error) {
+	_, err := f.relay(poolKey{addr, token, 2}, frames, func(i int, reply []byte, err error) {
 		if err != nil {
 			got = append(got, "!"+err.Error())
 			return
@@ -437,7 +437,7 @@ func TestSharedRelayLeaderChange(t *testing.T) {
 	waitUntil(t, "the slow call to be queued", func() bool {
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		for _, c := range f.pools[poolKey{old.addr(), ""}].slots {
+		for _, c := range f.pools[poolKey{old.addr(), "", 2}].slots {
 			if c != nil && c.load.Load() > 0 {
 				return true
 			}
@@ -503,7 +503,7 @@ func TestSharedRelaySpill(t *testing.T) {
 	loads := func() (n []int32) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		if p := f.pools[poolKey{l.addr(), ""}]; p != nil {
+		if p := f.pools[poolKey{l.addr(), "", 2}]; p != nil {
 			for _, c := range p.slots {
 				if c != nil {
 					n = append(n, c.load.Load())

@@ -745,7 +745,7 @@ func (s *Server) relayItems(cl *client, items []*item, depth int) {
 				owner = append(owner, it)
 			}
 		}
-		n, err := s.fwd.relay(addr, cl.token, raws, func(i int, reply []byte, err error) {
+		n, err := s.fwd.relay(poolKey{addr, cl.token, cl.w.proto}, raws, func(i int, reply []byte, err error) {
 			if !last[i] {
 				return
 			}
@@ -814,12 +814,10 @@ func relayError(err error, write bool) error {
 	return replyError(msgUnknown + " (connection to the leader lost: " + err.Error() + ")")
 }
 
+// appendRelayed adds a reply relayed from the leader, which wrote it in
+// this client's protocol (poolKey).
 func (cl *client) appendRelayed(reply []byte) {
-	if cl.w.proto == 3 {
-		cl.w.b = appendRESP3(cl.w.b, reply)
-	} else {
-		cl.w.b = append(cl.w.b, reply...)
-	}
+	cl.w.b = append(cl.w.b, reply...)
 	cl.w.maybeSpill()
 }
 
