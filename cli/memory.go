@@ -8,10 +8,6 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
-
-	"github.com/hashicorp/go-hclog"
-
-	"github.com/raftcache/raftcache/internal/gctune"
 )
 
 // The default memory bound. Without --max-memory a node bounds its cache
@@ -64,26 +60,6 @@ func setGoMemoryLimit(limit int64) bool {
 	}
 	debug.SetMemoryLimit(limit)
 	return true
-}
-
-// gcMinGoal is the smallest heap goal the collector is tuned to
-// (internal/gctune): a node whose live heap is a few MiB would otherwise
-// collect several times a second under load. It is capped at a quarter of
-// the memory limit, so a small container keeps its headroom.
-const gcMinGoal = 64 << 20
-
-// startGCTuner raises GOGC while the live heap is small, unless GOGC is
-// set in the environment.
-func startGCTuner(logger hclog.Logger) *gctune.Tuner {
-	goal := int64(gcMinGoal)
-	if limit, _ := memoryLimit(); limit > 0 {
-		goal = min(goal, limit/4)
-	}
-	t := gctune.Start(uint64(goal), 100)
-	if t != nil {
-		logger.Debug("GOGC tuned to a minimum heap goal", "min_goal", goal, "gogc", t.Percent())
-	}
-	return t
 }
 
 // machineMemory is MemTotal from /proc/meminfo, in bytes.

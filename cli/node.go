@@ -157,7 +157,6 @@ func runNode(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	defer startGCTuner(logger).Stop()
 	policy, err := evictionPolicy(c)
 	if err != nil {
 		return err
