@@ -20,23 +20,52 @@ var (
 	diffCounts  = []string{"0", "1", "2", "3", "5", "100", "-1", "-3", "-10", "abc", "-9223372036854775808"}
 )
 
-// hsStrings returns the bulk strings of an array or set reply.
+// hsStrings returns the bulk strings of an array, set or map reply (a
+// map's keys and values alternating, as RESP2's flat array has them), and
+// of an array of [field, value] pairs (RESP3's WITHVALUES) flattened.
+// hsShape tells those shapes apart: the comparers flatten both sides the
+// same way, so they compare shapes first.
 func hsStrings(r *reply) ([]string, bool) {
-	if r.Kind != kArray && r.Kind != kSet {
+	if r.Kind != kArray && r.Kind != kSet && r.Kind != kMap {
 		return nil, false
 	}
 	out := make([]string, 0, len(r.Elems))
 	for _, e := range r.Elems {
-		if e.Kind != kBulk {
+		switch {
+		case e.Kind == kBulk:
+			out = append(out, e.Str)
+		case e.Kind == kArray && len(e.Elems) == 2 && e.Elems[0].Kind == kBulk && e.Elems[1].Kind == kBulk:
+			out = append(out, e.Elems[0].Str, e.Elems[1].Str)
+		default:
 			return nil, false
 		}
-		out = append(out, e.Str)
 	}
 	return out, true
 }
 
+// hsShape is a reply's type and, for an aggregate, whether its elements
+// are pairs: RESP3 answers HGETALL with a map and WITHVALUES with pairs
+// where RESP2 has flat arrays, and a follower must answer as the leader.
+func hsShape(r *reply) string {
+	if len(r.Elems) > 0 && r.Elems[0].Kind == kArray {
+		return string(r.Kind) + "pairs"
+	}
+	return string(r.Kind)
+}
+
+// hsSameShape reports the first difference in shape, or "".
+func hsSameShape(w, g *reply) string {
+	if hsShape(w) != hsShape(g) {
+		return fmt.Sprintf("reply types differ: redis %s, raftcache %s", w, g)
+	}
+	return ""
+}
+
 // hsSameSet compares two array/set replies as multisets.
 func hsSameSet(w, g *reply) string {
+	if d := hsSameShape(w, g); d != "" {
+		return d
+	}
 	a, ok1 := hsStrings(w)
 	b, ok2 := hsStrings(g)
 	if !ok1 || !ok2 {
@@ -61,6 +90,9 @@ func hsDistinct(xs []string) bool {
 // for a positive count, the whole collection when the count covers it.
 // pairs: elements come as field, value (the values of a field must agree).
 func hsRandCompare(count int64, pairs bool, w, g *reply) string {
+	if d := hsSameShape(w, g); d != "" {
+		return d
+	}
 	a, ok1 := hsStrings(w)
 	b, ok2 := hsStrings(g)
 	if !ok1 || !ok2 {
@@ -122,6 +154,9 @@ func hsScanCompare(pairs bool, w, g *reply) (string, bool) {
 
 // hsSamePairs compares flat field, value arrays as sets of pairs.
 func hsSamePairs(w, g *reply) string {
+	if d := hsSameShape(w, g); d != "" {
+		return d
+	}
 	a, ok1 := hsStrings(w)
 	b, ok2 := hsStrings(g)
 	if !ok1 || !ok2 || len(a)%2 != 0 || len(b)%2 != 0 {

@@ -181,6 +181,13 @@ func TestRedisDiff(t *testing.T) {
 		}
 		stages = append(stages, st)
 	}
+	// Every type again in RESP3, half of the sequences through a follower:
+	// RESP3 adds reply types (maps, doubles, sets) that a follower's relay
+	// must pass through as the leader wrote them.
+	for _, ds := range diffStages {
+		stages = append(stages, stage{name: ds.name + "-resp3", fixed: ds.fixed, seqs: 8, cmds: 40, multi: true,
+			resp3: true, follow: 2, extra: ds.command})
+	}
 	for i, st := range stages {
 		t.Run(st.name, func(t *testing.T) {
 			seqs, cmds := st.seqs, st.cmds
