@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 )
 
 // TestFramingLimits checks the second framing against limits, fed whole
@@ -66,29 +65,6 @@ func TestFramingStaysInStep(t *testing.T) {
 		if f.state != stStart {
 			t.Fatalf("chunk %d: ended in state %d", chunk, f.state)
 		}
-	}
-}
-
-func TestSharedDeadlines(t *testing.T) {
-	var d deadlines
-	a, b := d.get(time.Second), d.get(time.Second)
-	da, _ := a.Deadline()
-	if wait := time.Until(da); wait < time.Second-deadlineStep || wait > time.Second+deadlineStep {
-		t.Fatalf("deadline in %v, want about 1s", wait)
-	}
-	db, _ := b.Deadline()
-	if db.Sub(da) > deadlineStep || db.Before(da) {
-		t.Fatalf("two commands in a row got deadlines %v apart", db.Sub(da))
-	}
-	var d2 deadlines
-	short := d2.get(time.Millisecond)
-	select {
-	case <-short.Done():
-	case <-time.After(10 * time.Second):
-		t.Fatal("a 1ms deadline context never ended")
-	}
-	if a.Err() != nil {
-		t.Fatal("a later deadline ended early")
 	}
 }
 

@@ -28,6 +28,7 @@ import (
 
 	"github.com/raftcache/raftcache/auth"
 	"github.com/raftcache/raftcache/fsm"
+	"github.com/raftcache/raftcache/internal/deadline"
 	"github.com/raftcache/raftcache/node"
 )
 
@@ -112,8 +113,8 @@ type Server struct {
 	cfg       Config
 	logger    hclog.Logger
 	fwd       *forwarder
-	deadlines deadlines
-	reqIDs    *reqIDs // request ids of blocked commands
+	deadlines deadline.Shared // command deadlines, one shared context per 100 ms step
+	reqIDs    *reqIDs         // request ids of blocked commands
 	started   time.Time
 
 	ln     *drainListener
@@ -598,10 +599,10 @@ func canRelay(cl *client, err error, depth int) bool {
 }
 
 // context bounds one command (or run) by Config.Timeout. Commands share
-// deadline contexts in 100 ms buckets (deadlines.go): a timer per GET was
+// deadline contexts in 100 ms buckets (internal/deadline): a timer per GET was
 // about 5% of a busy leader's CPU.
 func (s *Server) context() (context.Context, context.CancelFunc) {
-	return s.deadlines.get(s.cfg.Timeout), func() {}
+	return s.deadlines.Context(s.cfg.Timeout), func() {}
 }
 
 // runWrites proposes a run of writes: each command is a unit of its own
