@@ -178,9 +178,10 @@ func (g *group) add(pr *proposal) bool {
 	return true
 }
 
-// returns learns whether the writers an entry answers come back at once
-// (closed-loop clients, such as workers each waiting on their write):
-// only then is the next entry worth holding for them.
+// returns learns whether the writers an entry answers (or the readers a
+// strong-read round answers, read.go) come back at once (closed-loop
+// clients, such as workers each waiting on their request): only then is
+// the next entry (round) worth holding for them.
 type returns struct {
 	answered int           // writers the last entry answered
 	until    time.Time     // the end of the window after that answer
@@ -190,13 +191,15 @@ type returns struct {
 	likely   bool          // in the window before, at least half came back
 }
 
-// completed starts a new window; it says how many writers to expect back.
-func (r *returns) completed(c completion) int {
+// completed starts a new window after c, of the given length and gap (the
+// proposer's gatherWait and gatherGap, or the read rounds' own in
+// read.go); it says how many to expect back.
+func (r *returns) completed(c completion, window, gap time.Duration) int {
 	if r.answered > 0 {
 		r.likely = 2*r.back >= r.answered
 	}
-	r.answered, r.until, r.back = c.answered, c.at.Add(gatherWait(c.took)), 0
-	r.gap, r.lastBack = gatherGap(c.took), time.Time{}
+	r.answered, r.until, r.back = c.answered, c.at.Add(window), 0
+	r.gap, r.lastBack = gap, time.Time{}
 	if r.likely {
 		return c.answered
 	}
@@ -272,7 +275,7 @@ func (p *proposer) run() {
 			}
 		case c := <-p.completed:
 			inflight--
-			expect = len(g.items) + ret.completed(c)
+			expect = len(g.items) + ret.completed(c, gatherWait(c.took), gatherGap(c.took))
 			timer.Stop()
 			timerSet = false
 		case <-wake:

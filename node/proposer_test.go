@@ -306,7 +306,8 @@ func TestReturnsLearnt(t *testing.T) {
 	r := returns{likely: true}
 	t0 := time.Unix(1000, 0)
 	entry := func(at time.Time, answered int) int {
-		return r.completed(completion{answered: answered, at: at, took: time.Millisecond})
+		c := completion{answered: answered, at: at, took: time.Millisecond}
+		return r.completed(c, gatherWait(c.took), gatherGap(c.took))
 	}
 	if got := entry(t0, 10); got != 10 {
 		t.Fatalf("first entry: expect %d back, want 10", got)
@@ -335,7 +336,7 @@ func TestReturnsLearnt(t *testing.T) {
 func TestReturnsGap(t *testing.T) {
 	r := returns{likely: true}
 	t0 := time.Unix(1000, 0)
-	r.completed(completion{answered: 10, at: t0, took: 2 * time.Millisecond})
+	r.completed(completion{answered: 10, at: t0, took: 2 * time.Millisecond}, gatherWait(2*time.Millisecond), gatherGap(2*time.Millisecond))
 	if d := r.deadline(); !d.Equal(t0.Add(4 * time.Millisecond)) {
 		t.Fatalf("deadline before any came back = %v, want the window's end t0+4ms", d.Sub(t0))
 	}
@@ -347,7 +348,7 @@ func TestReturnsGap(t *testing.T) {
 	if d := r.deadline(); !d.Equal(t0.Add(4 * time.Millisecond)) {
 		t.Fatalf("deadline near the window's end = %v, want the window's end", d.Sub(t0))
 	}
-	r.completed(completion{answered: 10, at: t0.Add(10 * time.Millisecond), took: 2 * time.Millisecond})
+	r.completed(completion{answered: 10, at: t0.Add(10 * time.Millisecond), took: 2 * time.Millisecond}, gatherWait(2*time.Millisecond), gatherGap(2*time.Millisecond))
 	if d := r.deadline(); !d.Equal(t0.Add(14 * time.Millisecond)) {
 		t.Fatalf("a new entry forgets the last arrival: deadline %v, want t0+14ms", d.Sub(t0))
 	}

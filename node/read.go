@@ -175,8 +175,7 @@ type readIndex struct {
 	next    *readRound // the round new reads join; nil until one arrives
 	pending uint64     // reads that joined next
 	expect  uint64     // wake the loop when pending reaches it (0: on the first)
-	until   time.Time  // the end of the window after the last round answered
-	back    uint64     // reads that arrived within it
+	ret     returns    // whether the last round's readers come back (proposer.go)
 }
 
 // readRound is one leadership round; index and err are set before done
@@ -203,9 +202,7 @@ func (r *readIndex) wait(ctx context.Context) error {
 		r.next = rd
 	}
 	r.pending++
-	if !r.until.IsZero() && time.Now().Before(r.until) {
-		r.back++
-	}
+	r.ret.arrived(time.Now())
 	signal := r.pending == 1 || r.pending == r.expect
 	r.mu.Unlock()
 	if signal {
@@ -224,14 +221,14 @@ func (r *readIndex) wait(ctx context.Context) error {
 	}
 }
 
-// How long a round waits for the readers the last one answered. A
-// reader's way back (its reply written, the client's next request read
-// and parsed) takes several rounds' time, so the window is long; but the
-// wait ends as soon as readers stop arriving for a gap of about one
-// round's latency, so a straggler or a reader that went on to other work
+// How long a round waits for the readers the last one answered (the
+// proposer's returns, with a window of its own). A reader's way back (its
+// reply written, the client's next request read and parsed) takes several
+// rounds' time, so the window is long; but once readers are coming back,
+// the wait ends when none arrives for a gap of about one round's latency, so a straggler or a reader that went on to other work
 // never holds a round for the whole window. Measured on the 2-core test
 // machine under redis-benchmark GET (50 clients): rounds back to back
-// served about 9 reads each, and with this wait about 20, for about a
+// served about 9 reads each, and with this wait 20 to 30, for about a
 // tenth less cluster CPU per read (docs/benchmarks.md).
 const (
 	maxReadGather = 2 * time.Millisecond
@@ -246,12 +243,8 @@ func readGap(took time.Duration) time.Duration {
 
 func (r *readIndex) run() {
 	defer r.n.wg.Done()
-	var (
-		answered uint64 // readers the last round answered
-		gap      = minReadGap
-		likely   = true // at least half of them came back within the window
-		timer    = time.NewTimer(time.Hour)
-	)
+	r.ret.likely = true
+	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
 	for {
@@ -260,7 +253,7 @@ func (r *readIndex) run() {
 			return
 		case <-r.wake:
 		}
-		if !r.gather(timer, gap) {
+		if !r.gather(timer) {
 			return
 		}
 		r.mu.Lock()
@@ -276,9 +269,13 @@ func (r *readIndex) run() {
 		r.reads.Add(reads)
 		if rd.err != nil || r.n.applied(rd.index) {
 			close(rd.done)
-			took := time.Since(start)
-			likely = r.expectBack(answered, likely, reads)
-			answered, gap = reads, readGap(took)
+			now := time.Now()
+			took := now.Sub(start)
+			r.mu.Lock()
+			if back := r.ret.completed(completion{answered: int(reads), at: now, took: took}, maxReadGather, readGap(took)); back > 0 {
+				r.expect = r.pending + uint64(back)
+			}
+			r.mu.Unlock()
 			continue
 		}
 		// The state machine is behind the commit index: wait for it
@@ -293,37 +290,19 @@ func (r *readIndex) run() {
 	}
 }
 
-// expectBack opens the window after a round answered its readers; if
-// those of the round before mostly came back within theirs, the next
-// round waits until as many are pending again, or the window ends.
-func (r *readIndex) expectBack(prev uint64, likely bool, answered uint64) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if prev > 0 {
-		likely = 2*r.back >= prev
-	}
-	r.back, r.until = 0, time.Now().Add(maxReadGather)
-	if likely {
-		r.expect = r.pending + answered
-	}
-	return likely
-}
-
 // gather holds the round about to start until the readers the last one
-// answered are back, the window ends, or none arrived for a gap. It
+// answered are back, or the wait for them ends (returns.deadline). It
 // returns false when the node closes.
-func (r *readIndex) gather(timer *time.Timer, gap time.Duration) bool {
-	seen := uint64(0)
-	for first := true; ; first = false {
+func (r *readIndex) gather(timer *time.Timer) bool {
+	for {
 		r.mu.Lock()
-		pending, expect, until := r.pending, r.expect, r.until
+		pending, expect, until := r.pending, r.expect, r.ret.deadline()
 		r.mu.Unlock()
 		now := time.Now()
-		if expect == 0 || pending >= expect || !now.Before(until) || !first && pending == seen {
+		if expect == 0 || pending >= expect || !now.Before(until) {
 			return true
 		}
-		seen = pending
-		timer.Reset(min(gap, until.Sub(now)))
+		timer.Reset(until.Sub(now))
 		select {
 		case <-r.n.closing:
 			timer.Stop()
