@@ -106,6 +106,9 @@ type formationJSON struct {
 	Incarnation string `json:"incarnation"`
 	HasState    bool   `json:"has_state"`
 	ClusterID   string `json:"cluster_id"`
+	// FeatureLevel is the member's binary's level; absent (0) from a
+	// binary that does not report one, which counts as level 1.
+	FeatureLevel uint32 `json:"feature_level,omitempty"`
 }
 
 // formCluster is --bootstrap-expect: it asks every listed member (this
@@ -147,7 +150,7 @@ func formCluster(ctx context.Context, logger hclog.Logger, n *node.Node, urls []
 				return nil
 			}
 		}
-		if err := n.Form(founders); err != nil && !errors.Is(err, node.ErrHasState) {
+		if err := n.Form(founders, founderLevels(infos)); err != nil && !errors.Is(err, node.ErrHasState) {
 			return err
 		}
 		formed = true
@@ -182,6 +185,16 @@ func founders(infos []formationJSON, self client.Member) ([]node.Founder, bool, 
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, selfSeen, nil
+}
+
+// founderLevels is each member's feature level as it answered (0: it
+// reported none; Form counts that as 1).
+func founderLevels(infos []formationJSON) map[string]uint32 {
+	out := make(map[string]uint32, len(infos))
+	for _, f := range infos {
+		out[f.ID] = f.FeatureLevel
+	}
+	return out
 }
 
 // fetchFormation asks every URL, in parallel; all must answer.

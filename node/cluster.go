@@ -225,6 +225,7 @@ func (n *Node) AddMember(ctx context.Context, m Member) error {
 	}
 	n.joinMu.Lock()
 	defer n.joinMu.Unlock()
+	n.heardFrom(m.ID, m.Incarnation, "join request")
 	if cl := n.ClusterLevel(); m.level() < cl {
 		return fmt.Errorf("%w: %q runs a binary of feature level %d and the cluster is at level %d; upgrade it before it joins",
 			ErrFeatureLevel, m.ID, m.level(), cl)
@@ -334,7 +335,8 @@ func (n *Node) RemoveMember(ctx context.Context, id string, force bool) error {
 		return n.classify(err, true)
 	}
 	n.track.setWant(id, false, 0)
-	n.kickLevels() // the member that held the level back may be gone
+	n.founders.revoke(id) // back later, it is not the member as formed
+	n.kickLevels()        // the member that held the level back may be gone
 	if id == n.cfg.ID {
 		return nil // a leader that removed itself steps down; the next leader keeps the stale address harmlessly
 	}

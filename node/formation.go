@@ -30,12 +30,15 @@ type FormationInfo struct {
 	Incarnation            string
 	HasState               bool   // it holds a Raft log or configuration
 	ClusterID              string // "" if it has none
+	// Level is its binary's feature level; 0 from a binary that reports
+	// none (level 1). Founders pass each other's to Form (founders.go).
+	Level uint32
 }
 
 // Formation returns this node's FormationInfo.
 func (n *Node) Formation() FormationInfo {
 	return FormationInfo{ID: n.cfg.ID, RaftAddr: n.cfg.RaftAddr, HTTPAddr: n.cfg.HTTPAddr, Incarnation: n.cfg.Incarnation,
-		HasState: n.HasState(), ClusterID: n.ClusterID()}
+		HasState: n.HasState(), ClusterID: n.ClusterID(), Level: n.FeatureLevel()}
 }
 
 // HasState says whether this node holds Raft state: it did at start, or
@@ -48,7 +51,13 @@ func (n *Node) HasState() bool {
 // them), under the cluster id FoundersClusterID derives from them. Every
 // founder calls it with the same list; the configuration is sorted by id,
 // so all of them write the same one.
-func (n *Node) Form(founders []Founder) error {
+//
+// levels maps each founder's id to the feature level it reported in the
+// formation exchange (absent or 0: level 1). The node keeps them, in
+// memory, so that as leader it can count a founder that dies right after
+// formation at that level (founders.go); they do not enter the cluster
+// id.
+func (n *Node) Form(founders []Founder, levels map[string]uint32) error {
 	if n.HasState() {
 		return ErrHasState
 	}
@@ -74,7 +83,11 @@ func (n *Node) Form(founders []Founder) error {
 		return err
 	}
 	n.logger.Info("forming a new cluster with the expected members", "members", len(servers), "cluster_id", cid)
+	// Before bootstrapping: the first level round of this node as leader
+	// must find them.
+	n.rememberFounders(sorted, levels)
 	if err := n.raft.BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil {
+		n.founders.set(nil, nil)
 		return fmt.Errorf("node: bootstrap: %w", err)
 	}
 	// A founder votes from the start: its data directory is the one the

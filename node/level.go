@@ -22,7 +22,9 @@ import (
 // format of a level is written only when no member would fail to read it.
 // A member that cannot be asked holds the level where it is: the level
 // never goes down, so raising it past a member that was not heard from
-// could leave that member behind for good.
+// could leave that member behind for good. One exception: right after a
+// --bootstrap-expect formation, a founder that does not answer counts at
+// the level it reported in the formation exchange (founders.go).
 
 // defaultLevelInterval is how often the leader asks the members for their
 // levels; it also asks right after becoming leader and after every
@@ -197,14 +199,20 @@ func (n *Node) checkLevels() {
 	}
 	seen := map[string]uint32{}
 	target, known := n.FeatureLevel(), true
-	var unknown []string
+	var unknown, credited []string
 	cur := n.ClusterLevel()
 	for i, m := range members {
 		if errs[i] != nil {
+			if l, ok := n.founders.level(m, cur); ok {
+				credited = append(credited, m.ID)
+				target = min(target, l)
+				continue
+			}
 			known = false
 			unknown = append(unknown, m.ID)
 			continue
 		}
+		n.heardFrom(m.ID, results[i].info.Incarnation, "probe")
 		l := max(got[i], 1)
 		seen[m.ID] = l
 		target = min(target, l)
@@ -226,7 +234,12 @@ func (n *Node) checkLevels() {
 			n.logger.Warn("raising the cluster feature level failed", "level", target, "error", err)
 			return
 		}
-		n.logger.Info("raised the cluster feature level: every member runs it", "from", cur, "to", target)
+		if len(credited) > 0 {
+			n.logger.Info("raised the cluster feature level: every member runs it (founders that did not answer count at the level they reported at formation)",
+				"from", cur, "to", target, "founders_credited", strings.Join(credited, ","))
+		} else {
+			n.logger.Info("raised the cluster feature level: every member runs it", "from", cur, "to", target)
+		}
 	}
 	if n.ClusterLevel() < 2 {
 		return

@@ -297,6 +297,7 @@ type Node struct {
 	// joinMu orders joins against raising the cluster level (checkLevels).
 	joinMu    sync.Mutex
 	levels    levels        // members' levels as last asked, on the leader
+	founders  founderCredit // founders' formation-reported levels (founders.go)
 	levelKick chan struct{} // capacity 1: check the levels now
 
 	track      *tracker    // the leader's memory of the members (membership.go)

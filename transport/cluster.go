@@ -369,7 +369,7 @@ func (s *Server) handleNode(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleFormation(w http.ResponseWriter, r *http.Request) {
 	f := s.node.Formation()
 	writeJSON(w, http.StatusOK, formationJSON{ID: f.ID, RaftAddr: f.RaftAddr, HTTPAddr: f.HTTPAddr, Incarnation: f.Incarnation,
-		HasState: f.HasState, ClusterID: f.ClusterID, FeatureLevel: s.node.FeatureLevel(), Version: node.BuildInfo().String()})
+		HasState: f.HasState, ClusterID: f.ClusterID, FeatureLevel: f.Level, Version: node.BuildInfo().String()})
 }
 
 // forceParam reads ?force=true|false (default false).

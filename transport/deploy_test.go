@@ -20,13 +20,16 @@ func TestFormationVersionsAndAdvertised(t *testing.T) {
 		Incarnation string `json:"incarnation"`
 		HasState    *bool  `json:"has_state"`
 		ClusterID   string `json:"cluster_id"`
+		// The founders count each other at this level right after
+		// formation (node/founders.go).
+		FeatureLevel uint32 `json:"feature_level"`
 	}
 	if r.status != http.StatusOK {
 		t.Fatalf("GET /v1/cluster/formation = %s", r)
 	}
 	decodeJSON(t, r, &f)
 	if f.ID != n.ID() || f.RaftAddr != n.RaftAddr() || f.Incarnation != n.Incarnation() || f.HasState == nil || !*f.HasState ||
-		f.ClusterID == "" || f.ClusterID != n.ClusterID() {
+		f.ClusterID == "" || f.ClusterID != n.ClusterID() || f.FeatureLevel != n.FeatureLevel() {
 		t.Fatalf("GET /v1/cluster/formation = %s", r)
 	}
 
