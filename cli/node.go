@@ -374,11 +374,22 @@ func joinCluster(ctx context.Context, logger hclog.Logger, urls []string, cfg cl
 			// --non-voter) stays one; promote it with members promote.
 			learner = learner || (m.ID == self.ID && !m.Voter && m.State != "catching_up")
 		}
-		if learner {
-			err = cl.AddNonVoter(ctx, req)
-			state = "learner"
-		} else {
-			state, err = cl.AddMemberState(ctx, req)
+		add := func(req client.Member) {
+			if learner {
+				err = cl.AddNonVoter(ctx, req)
+				state = "learner"
+			} else {
+				state, err = cl.AddMemberState(ctx, req)
+			}
+		}
+		add(req)
+		if errors.Is(err, client.ErrFeatureLevel) && req.FeatureLevel == 0 {
+			// Refused without a level: the level rose since the view was
+			// read (a new cluster raises it right after formation, as its
+			// founders register), so the leader knows every field: ask
+			// again at once with them rather than log a failure.
+			req = self
+			add(req)
 		}
 		if errors.Is(err, client.ErrFeatureLevel) && req.FeatureLevel != 0 {
 			refused = err // retrying cannot help: this binary is too old
