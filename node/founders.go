@@ -14,12 +14,13 @@ import (
 // at level 1 until it returns. But the founders told each other their
 // binaries' levels seconds earlier, in the formation exchange (GET
 // /v1/cluster/formation, FormationInfo.Level): for a founder that does not
-// answer, the leader counts the level it reported there, as long as the
-// member is provably still that founder: same id, same Raft address, and
-// no sign of another incarnation (a probe answer, a join request or a
-// record naming another one, or a removal, all seen by this node). A
-// member that joined later has no such credit, and holds the level as the
-// documented rule says.
+// answer, the leader counts the level it reported there, as long as
+// nothing shows the member is another one: same id, same Raft address,
+// and no sign of another incarnation (a probe answer, a join request or a
+// record naming another one, or a removal, all seen by this node; below
+// level 2 a join request names none, so there a replaced founder shows
+// itself through the leader's probe). A member that joined later has no
+// such credit, and holds the level as the documented rule says.
 //
 // Why this is safe: the founder reported that binary seconds earlier. If
 // an operator swapped in an older binary on the same data directory
@@ -28,8 +29,9 @@ import (
 // until it runs a binary of the level again), as any node that goes back
 // to a binary older than the cluster's level does.
 //
-// The credit lives in memory only, on each node that formed (every
-// founder calls Form, so whichever founder leads has it). A restarted
+// The credit lives in memory only, on each node that called Form (at
+// least a majority of the founders do, so a leader elected among them
+// usually has it; a founder that only followed has none). A restarted
 // node falls back to the documented rule. Persisting it would stretch
 // "seconds earlier" to any time later, and the signs of a new incarnation
 // this node saw are in memory too. It serves one purpose, reaching the
