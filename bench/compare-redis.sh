@@ -69,84 +69,29 @@ READY_TIMEOUT=60 # seconds
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DOC=${DOC-$ROOT/docs/benchmarks.md}
 
-log() { printf '%s compare-redis: %s\n' "$(date +%T)" "$*" >&2; }
-die() {
-	log "error: $*"
-	exit 1
-}
+BENCH_NAME=compare-redis
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-# --- tools ----------------------------------------------------------------
-
-need=()
-command -v redis-server >/dev/null || need+=(redis-server)
-command -v redis-benchmark >/dev/null || need+=(redis-tools)
-command -v curl >/dev/null || need+=(curl)
-command -v jq >/dev/null || need+=(jq)
-if ((${#need[@]})); then
-	log "installing ${need[*]}"
-	apt-get update -qq >&2
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >&2
-fi
-command -v go >/dev/null || die "go is needed to build raftcache"
+need_tools redis-server:redis-server redis-benchmark:redis-tools curl:curl jq:jq
 
 # --- cleanup --------------------------------------------------------------
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/raftcache-compare-redis.XXXXXX")
-PIDS=()
-declare -A NAMES
+bench_init raftcache-compare-redis 15
 declare -A SERVER_PIDS # target -> the PIDs whose CPU time it uses
-
-cleanup() {
-	local rc=$? pid deadline
-	trap - EXIT INT TERM
-	for pid in "${PIDS[@]}"; do
-		kill -TERM "$pid" 2>/dev/null || true
-	done
-	deadline=$((SECONDS + 15))
-	for pid in "${PIDS[@]}"; do
-		while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
-			sleep 0.1
-		done
-		if kill -0 "$pid" 2>/dev/null; then
-			log "${NAMES[$pid]} (pid $pid) did not stop within 15s of SIGTERM; killing it"
-			kill -KILL "$pid" 2>/dev/null || true
-		fi
-		wait "$pid" 2>/dev/null || true
-	done
-	if [[ $KEEP == 1 ]]; then
-		log "kept $TMP"
-	else
-		rm -rf "$TMP"
-	fi
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 # --- ports ----------------------------------------------------------------
 
-rc_http() { echo $((PORT_BASE + $1)); }
-rc_raft() { echo $((PORT_BASE + 10 + $1)); }
 rc_resp() { echo $((PORT_BASE + 20 + $1)); }
 REDIS_PORT=$((PORT_BASE + 31))
 REDIS_ALWAYS_PORT=$((PORT_BASE + 32))
 
-for p in "$(rc_http 1)" "$(rc_http 2)" "$(rc_http 3)" "$(rc_raft 1)" "$(rc_raft 2)" "$(rc_raft 3)" \
-	"$(rc_resp 1)" "$(rc_resp 2)" "$(rc_resp 3)" "$REDIS_PORT" "$REDIS_ALWAYS_PORT"; do
-	if ss -Hltn "sport = :$p" | grep -q .; then
-		die "port $p is in use; set PORT_BASE to another range"
-	fi
-done
+ports_free "$(rc_http 1)" "$(rc_http 2)" "$(rc_http 3)" "$(rc_raft 1)" "$(rc_raft 2)" "$(rc_raft 3)" \
+	"$(rc_resp 1)" "$(rc_resp 2)" "$(rc_resp 3)" "$REDIS_PORT" "$REDIS_ALWAYS_PORT"
 
 # --- start ----------------------------------------------------------------
 
-log "building raftcache"
-if [[ -n ${RAFTCACHE_BIN:-} ]]; then
-	cp "$RAFTCACHE_BIN" "$TMP/raftcache" # a given build (bench/compare-builds.sh)
-else
-	(cd "$ROOT" && go build -o "$TMP/raftcache" .)
-fi
+build_raftcache
 LOG_STORE=pebble # the default for a new data directory
 [[ $RC_ARGS =~ --log-store[=\ ]+([a-z]+) ]] && LOG_STORE=${BASH_REMATCH[1]}
 mkdir -p "$TMP/rc" "$TMP/redis" "$TMP/redis-always" "$TMP/out"
@@ -157,50 +102,20 @@ for i in 1 2 3; do
 		--resp-addr "127.0.0.1:$(rc_resp $i)" --data-dir "$TMP/rc/n$i" --log-level warn)
 	# shellcheck disable=SC2206 # RC_ARGS is split into flags on purpose
 	args+=($RC_ARGS)
-	if ((i == 1)); then
-		args+=(--bootstrap)
-	else
-		args+=(--join "http://127.0.0.1:$(rc_http 1)")
-	fi
-	"$TMP/raftcache" "${args[@]}" >"$TMP/rc/n$i.log" 2>&1 </dev/null &
-	PIDS+=($!)
-	SERVER_PIDS[raftcache]="${SERVER_PIDS[raftcache]:-} $!"
-	NAMES[$!]="raftcache n$i"
-	if ((i == 1)); then
-		sleep 0.5 # let n1 bootstrap before the others ask it to add them
-	fi
+	start_rc_node "$i" "${args[@]}"
+	SERVER_PIDS[raftcache]="${SERVER_PIDS[raftcache]:-} $RC_PID"
 done
 
 REDIS_VERSION=$(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p')
 log "starting redis-server $REDIS_VERSION on 127.0.0.1:$REDIS_PORT and :$REDIS_ALWAYS_PORT"
 redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no --dir "$TMP/redis" \
 	--daemonize no --logfile "$TMP/redis/redis.log" </dev/null &
-PIDS+=($!)
 SERVER_PIDS[redis]=$!
-NAMES[$!]="redis-server"
+track $! "redis-server"
 redis-server --bind 127.0.0.1 --port "$REDIS_ALWAYS_PORT" --save "" --appendonly yes --appendfsync always \
 	--dir "$TMP/redis-always" --daemonize no --logfile "$TMP/redis-always/redis.log" </dev/null &
-PIDS+=($!)
 SERVER_PIDS[redis-always]=$!
-NAMES[$!]="redis-server (appendfsync always)"
-
-alive() {
-	local pid
-	for pid in "${PIDS[@]}"; do
-		kill -0 "$pid" 2>/dev/null || die "${NAMES[$pid]} (pid $pid) exited early; logs in $TMP (run with KEEP=1)"
-	done
-}
-
-# wait_until DESC CMD...: poll CMD every 0.2s for up to READY_TIMEOUT seconds.
-wait_until() {
-	local desc=$1 deadline=$((SECONDS + READY_TIMEOUT))
-	shift
-	until "$@"; do
-		alive
-		((SECONDS < deadline)) || die "timed out after ${READY_TIMEOUT}s waiting for $desc"
-		sleep 0.2
-	done
-}
+track $! "redis-server (appendfsync always)"
 
 # rc_leader: sets RC_LEADER_RESP (the leader's RESP address) and RC_TERM,
 # once every node is ready and a write through the leader's RESP port
@@ -242,18 +157,6 @@ bench_cmd() {
 	measure "$1" "$label" "$2" "$3" "${@:4}"
 }
 
-TICK=$(getconf CLK_TCK)
-# cpu_ticks PID...: user+system CPU ticks used so far by the processes.
-cpu_ticks() {
-	local pid sum=0 f
-	for pid in "$@"; do
-		# Fields after the ")" of the command name: utime is the 12th, stime the 13th.
-		f=$(sed 's/.*) //' "/proc/$pid/stat")
-		sum=$((sum + $(awk '{print $12 + $13}' <<<"$f")))
-	done
-	echo "$sum"
-}
-
 # measure NAME LABEL HOST PORT ARGS...: one measured redis-benchmark run
 # (after a warm-up) of ARGS against target NAME; sets RPS P50 P99 and CPU
 # (server CPU microseconds per request).
@@ -278,7 +181,7 @@ measure() {
 	# "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
 	read -r RPS P50 P99 < <(awk -F, 'NR == 2 {gsub(/"/, ""); print $2, $5, $7}' "$csv")
 	[[ -n $RPS ]] || die "no results from redis-benchmark $label against $name: $(cat "$csv")"
-	CPU=$(awk -v t="$((t1 - t0))" -v hz="$TICK" -v n="$REQUESTS" 'BEGIN {printf "%.0f", t / hz * 1e6 / n}')
+	CPU=$(cpu_per_req "$((t1 - t0))" "$REQUESTS")
 }
 
 # bench_rate NAME HOST PORT: the INCR and EVALSHA rate-limit workloads;
@@ -312,7 +215,7 @@ rc_stats() {
 	curl -fsS -m 2 "http://$RC_LEADER_HTTP/v1/stats" | jq -r '"\(.applied_index) \(.strong_read_rounds) \(.strong_reads)"'
 }
 
-LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+LOAD_BEFORE=$(load_avg)
 declare -A R
 METRICS=(set get p50set p50get p99set p99get cpuset cpuget incr eval p50incr p50eval p99incr p99eval)
 PER_ENTRY_ALL=() PER_ROUND_ALL=()
@@ -357,16 +260,11 @@ for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
 		log "round $ROUND $target: SET $RPS_SET req/s (p99 $P99_SET ms, $CPU_SET us CPU/req), GET $RPS_GET req/s (p99 $P99_GET ms, $CPU_GET us CPU/req)"
 	done
 done
-LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+LOAD_AFTER=$(load_avg)
 term0=$RC_TERM
 rc_leader || die "raftcache has no ready leader after the runs"
 ELECTIONS=$((RC_TERM - term0))
 
-# median V...: the median of numbers ("-" ignored; "-" if none).
-median() {
-	printf '%s\n' "$@" | { grep -v '^-$' || true; } | sort -g | # grep fails on all "-" (RATE=0)
-		awk '{a[NR] = $1} END {if (NR == 0) print "-"; else if (NR % 2) print a[(NR + 1) / 2]; else printf "%.2f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2}'
-}
 # R[target.metric] is the median over the rounds.
 for target in "${TARGETS[@]}"; do
 	for m in "${METRICS[@]}"; do
@@ -376,10 +274,7 @@ for target in "${TARGETS[@]}"; do
 	done
 done
 PER_ENTRY=$(median "${PER_ENTRY_ALL[@]}") PER_ROUND=$(median "${PER_ROUND_ALL[@]}")
-COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-[[ -z $(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null) ]] || COMMIT="$COMMIT+dirty"
-
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "-"}'; }
+COMMIT=$(commit_id)
 
 TABLE=$(
 	printf '| target | SET req/s | SET p50 / p99 ms | SET CPU/req | GET req/s | GET p50 / p99 ms | GET CPU/req |\n'
@@ -483,7 +378,7 @@ EOF
 	)
 	if [[ -f $DOC ]]; then
 		# Replace an earlier "## Redis" section (up to the next "## " heading).
-		awk 'BEGIN {skip = 0} /^## Redis$/ {skip = 1; next} skip && /^## / {skip = 0} !skip {print}' "$DOC" >"$TMP/doc"
+		doc_splice "$DOC" '^## Redis$' /dev/null >"$TMP/doc"
 		# Drop trailing blank lines, then append the section.
 		sed -e :a -e '/^\n*$/{$d;N;ba' -e '}' "$TMP/doc" >"$TMP/doc2"
 		{

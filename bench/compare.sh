@@ -67,88 +67,38 @@ READY_TIMEOUT=60 # seconds, for each cluster to become healthy
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 [[ -n $DOC_SET ]] || DOC=$ROOT/docs/benchmarks.md
 
-log() { printf '%s compare: %s\n' "$(date +%T)" "$*" >&2; }
-die() {
-	log "error: $*"
-	exit 1
-}
+BENCH_NAME=compare
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-# --- tools ----------------------------------------------------------------
-
-need=()
-command -v etcd >/dev/null || need+=(etcd-server)
-command -v hey >/dev/null || need+=(hey)
-command -v jq >/dev/null || need+=(jq)
-command -v curl >/dev/null || need+=(curl)
-if ((${#need[@]})); then
-	log "installing ${need[*]}"
-	apt-get update -qq >&2
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >&2
-fi
-command -v go >/dev/null || die "go is needed to build raftcache"
+need_tools etcd:etcd-server hey:hey jq:jq curl:curl
 
 # --- cleanup --------------------------------------------------------------
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/raftcache-compare.XXXXXX")
-PIDS=()
+bench_init raftcache-compare 10
 CUR_PROF="" # a profile download in flight
 declare -a ETCD_PIDS RC_PIDS
-declare -A NAMES
 
-cleanup() {
-	local rc=$? pid deadline
-	trap - EXIT INT TERM
+# on_cleanup: bench_cleanup's hook; a profile download is not a server, so
+# it is only told to stop.
+on_cleanup() {
 	if [[ -n $CUR_PROF ]]; then
 		kill -TERM "$CUR_PROF" 2>/dev/null || true
 	fi
-	for pid in "${PIDS[@]}"; do
-		kill -TERM "$pid" 2>/dev/null || true
-	done
-	deadline=$((SECONDS + 10))
-	for pid in "${PIDS[@]}"; do
-		while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
-			sleep 0.1
-		done
-		if kill -0 "$pid" 2>/dev/null; then
-			log "${NAMES[$pid]} (pid $pid) did not stop within 10s of SIGTERM; killing it"
-			kill -KILL "$pid" 2>/dev/null || true
-		fi
-		wait "$pid" 2>/dev/null || true
-	done
-	if [[ $KEEP == 1 ]]; then
-		log "kept $TMP"
-	else
-		rm -rf "$TMP"
-	fi
-	exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 # --- ports ----------------------------------------------------------------
 
-rc_http() { echo $((PORT_BASE + $1)); }
-rc_raft() { echo $((PORT_BASE + 10 + $1)); }
 etcd_client() { echo $((PORT_BASE + 20 + $1)); }
 etcd_peer() { echo $((PORT_BASE + 30 + $1)); }
 
 for i in 1 2 3; do
-	for p in "$(rc_http $i)" "$(rc_raft $i)" "$(etcd_client $i)" "$(etcd_peer $i)"; do
-		if ss -Hltn "sport = :$p" | grep -q .; then
-			die "port $p is in use; set PORT_BASE to another range"
-		fi
-	done
+	ports_free "$(rc_http $i)" "$(rc_raft $i)" "$(etcd_client $i)" "$(etcd_peer $i)"
 done
 
 # --- start ----------------------------------------------------------------
 
-log "building raftcache"
-if [[ -n ${RAFTCACHE_BIN:-} ]]; then
-	cp "$RAFTCACHE_BIN" "$TMP/raftcache" # a given build (bench/compare-builds.sh)
-else
-	(cd "$ROOT" && go build -o "$TMP/raftcache" .)
-fi
+build_raftcache
 
 mkdir -p "$TMP/etcd" "$TMP/rc" "$TMP/out"
 
@@ -164,9 +114,8 @@ for i in 1 2 3; do
 		--initial-cluster "$ETCD_CLUSTER" --initial-cluster-state new \
 		--initial-cluster-token "compare-$$" $ETCD_ARGS \
 		>"$TMP/etcd/e$i.log" 2>&1 </dev/null &
-	PIDS+=($!)
 	ETCD_PIDS[i]=$!
-	NAMES[$!]="etcd e$i"
+	track $! "etcd e$i"
 done
 
 log "starting raftcache on 127.0.0.1:$(rc_http 1)-$(rc_http 3)"
@@ -176,37 +125,9 @@ for i in 1 2 3; do
 	# shellcheck disable=SC2206
 	args+=($RC_ARGS)
 	[[ $PPROF == 1 ]] && args+=(--pprof)
-	if ((i == 1)); then
-		args+=(--bootstrap)
-	else
-		args+=(--join "http://127.0.0.1:$(rc_http 1)")
-	fi
-	"$TMP/raftcache" "${args[@]}" >"$TMP/rc/n$i.log" 2>&1 </dev/null &
-	PIDS+=($!)
-	RC_PIDS[i]=$!
-	NAMES[$!]="raftcache n$i"
-	if ((i == 1)); then
-		sleep 0.5 # let n1 bootstrap before the others ask it to add them
-	fi
+	start_rc_node "$i" "${args[@]}"
+	RC_PIDS[i]=$RC_PID
 done
-
-alive() {
-	local pid
-	for pid in "${PIDS[@]}"; do
-		kill -0 "$pid" 2>/dev/null || die "process $pid exited early; logs in $TMP (run with KEEP=1)"
-	done
-}
-
-# wait_until DESC CMD...: poll CMD every 0.2s for up to READY_TIMEOUT seconds.
-wait_until() {
-	local desc=$1 deadline=$((SECONDS + READY_TIMEOUT))
-	shift
-	until "$@"; do
-		alive
-		((SECONDS < deadline)) || die "timed out after ${READY_TIMEOUT}s waiting for $desc"
-		sleep 0.2
-	done
-}
 
 etcd_healthy() {
 	local i
@@ -320,19 +241,6 @@ wait_until "the raftcache follower to have the read key" rc_follower_has_key
 
 # --- runs -----------------------------------------------------------------
 
-TICK=$(getconf CLK_TCK)
-
-# cpu_ticks PID...: user+system CPU ticks used so far by the processes.
-cpu_ticks() {
-	local pid sum=0 f
-	for pid in "$@"; do
-		# Fields after the ")" of the command name: utime is the 12th, stime the 13th.
-		f=$(sed 's/.*) //' "/proc/$pid/stat")
-		sum=$((sum + $(awk '{print $12 + $13}' <<<"$f")))
-	done
-	echo "$sum"
-}
-
 # duration_seconds D: whole seconds in a duration like 10s, 2m or 1m30s
 # (0 if it is not in that form).
 duration_seconds() {
@@ -409,7 +317,7 @@ run() {
 		s == 2 && $1 ~ /^\[[0-9]+\]$/ {gsub(/[][]/, "", $1); n += $1}
 		END {print n + 0}' "$out")
 	if ((n > 0)); then
-		CPU=$(awk -v t="$((t1 - t0))" -v hz="$TICK" -v n="$n" 'BEGIN {printf "%.0f", t / hz * 1e6 / n}')
+		CPU=$(cpu_per_req "$((t1 - t0))" "$n")
 	else
 		CPU=-
 	fi
@@ -424,7 +332,7 @@ run() {
 }
 
 WORKLOADS=(write read-lin read-serial)
-LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+LOAD_BEFORE=$(load_avg)
 ROWS=()
 declare -A R P C E L
 FAILED=0
@@ -446,12 +354,6 @@ done
 
 # --- report ---------------------------------------------------------------
 
-# median V...: the median of numbers ("-" ignored; "-" if none).
-median() {
-	printf '%s\n' "$@" | { grep -v '^-$' || true; } | sort -g |
-		awk '{a[NR] = $1} END {if (NR == 0) print "-"; else if (NR % 2) print a[(NR + 1) / 2]; else printf "%.2f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2}'
-}
-
 header() {
 	printf '| %-13s | %11s | %9s | %9s | %11s | %9s | %9s | %13s | %11s | %9s |\n' \
 		workload "etcd req/s" "etcd p99" "etcd cpu" "rc req/s" "rc p99" "rc cpu" "req/s rc/etcd" "p99 rc/etcd" "elections"
@@ -461,7 +363,7 @@ header() {
 
 print_row() {
 	local wl=$1 re=$2 pe=$3 ce=$4 ee=$5 le=$6 rr=$7 pr=$8 cr=$9 er=${10} lr=${11} ratio pratio ce_s cr_s
-	ratio=$(awk -v a="$rr" -v b="$re" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "-"}')
+	ratio=$(ratio "$rr" "$re")
 	pratio=$(awk -v a="$pr" -v b="$pe" 'BEGIN {if (a != "-" && b > 0) printf "%.2f", a / b; else print "-"}')
 	ce_s="$ce us" cr_s="$cr us"
 	[[ $ce == - ]] && ce_s=-
@@ -472,11 +374,10 @@ print_row() {
 		"$wl" "$re" "$pe" "$ce_s" "$rr" "$pr" "$cr_s" "$ratio" "$pratio" "$le / $lr"
 }
 
-COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-[[ -z $(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null) ]] || COMMIT="$COMMIT+dirty"
+COMMIT=$(commit_id)
 echo
 echo "raftcache vs etcd $(etcd --version | awk '/etcd Version/{print $3}'): hey -c $CLIENTS -z $DURATION, ${VALUE_SIZE}-byte values, $(nproc) CPUs, $(date -u +%FT%TZ), commit $COMMIT${RC_ARGS:+, RC_ARGS=$RC_ARGS}"
-echo "load average before the runs: $LOAD_BEFORE; after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "load average before the runs: $LOAD_BEFORE; after: $(load_avg)"
 echo
 header
 for row in "${ROWS[@]}"; do
@@ -539,7 +440,7 @@ fi
 if [[ -n $DOC ]] && ((ROUNDS >= 3)); then
 	PER_ROUND=$(for row in "${ROWS[@]}"; do
 		read -r -a f <<<"$row"
-		printf '%s %s; ' "${f[0]}" "$(awk -v a="${f[6]}" -v b="${f[1]}" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "-"}')"
+		printf '%s %s; ' "${f[0]}" "$(ratio "${f[6]}" "${f[1]}")"
 	done | sed 's/; $/./')
 	SECTION=$(
 		cat <<EOF
@@ -548,7 +449,7 @@ if [[ -n $DOC ]] && ((ROUNDS >= 3)); then
 Written by \`bench/compare.sh\`: $ROUNDS alternating rounds, hey -c $CLIENTS -z $DURATION,
 ${VALUE_SIZE}-byte values, a fresh three-node etcd $(etcd --version | awk '/etcd Version/{print $3}') beside a fresh
 three-node raftcache on $(nproc) CPUs${RC_ARGS:+, RC_ARGS=$RC_ARGS}. Load average $LOAD_BEFORE before
-the runs, $(cut -d' ' -f1-3 /proc/loadavg) after. The median of each column over the rounds:
+the runs, $(load_avg) after. The median of each column over the rounds:
 
 $(header)
 $MEDIANS
@@ -561,10 +462,7 @@ EOF
 	if [[ -f $DOC ]] && grep -q '^## Latest against etcd' "$DOC"; then
 		# Replace the section in place (up to the next "## " heading).
 		printf '%s\n\n' "$SECTION" >"$TMP/section"
-		awk -v sf="$TMP/section" '
-			/^## Latest against etcd/ {while ((getline line < sf) > 0) print line; skip = 1; next}
-			skip && /^## / {skip = 0}
-			!skip {print}' "$DOC" >"$TMP/doc"
+		doc_splice "$DOC" '^## Latest against etcd' "$TMP/section" >"$TMP/doc"
 		cat "$TMP/doc" >"$DOC"
 	else
 		printf '\n%s\n' "$SECTION" >>"$DOC"
