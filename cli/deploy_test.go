@@ -30,6 +30,7 @@ func TestNodeFormationFlags(t *testing.T) {
 		{[]string{"--bootstrap", "--join", "http://a:1"}, "cluster of one beside"},
 		{[]string{"--http-addr", "127.0.0.1:0", "--http-advertise", "0.0.0.0:8000"}, "wildcard"},
 		{[]string{"--http-addr", "127.0.0.1:0", "--resp-advertise", "rc1:6379"}, "needs --resp-addr"},
+		{[]string{"--resp-relay-conns", "0"}, "--resp-relay-conns must be at least 1"},
 	} {
 		args := append([]string{"node", "--data-dir", dir, "--raft-addr", "127.0.0.1:0"}, tc.args...)
 		r := runCLI(t, "", args...)

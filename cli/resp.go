@@ -45,6 +45,14 @@ func respFlags() []cli.Flag {
 			Usage: "open Redis-protocol connections at most; more are refused with `max number of clients reached`"},
 		&cli.Int64Flag{Name: "resp-max-push-bytes", EnvVars: []string{"RAFTCACHE_RESP_MAX_PUSH_BYTES"}, Value: 32 << 20,
 			Usage: "pub/sub messages and invalidations waiting for one connection at most (bytes); past it the connection is closed (Redis: client-output-buffer-limit pubsub)"},
+		&cli.IntFlag{Name: "resp-relay-conns", EnvVars: []string{"RAFTCACHE_RESP_RELAY_CONNS"}, Value: 2,
+			Usage: "shared, pipelined connections a follower keeps to the leader's Redis port for the commands it relays (per token and protocol; blocking pops use their own)",
+			Action: func(_ *cli.Context, v int) error {
+				if v < 1 {
+					return usagef("--resp-relay-conns must be at least 1, not %d", v)
+				}
+				return nil
+			}},
 	}
 }
 
@@ -55,7 +63,8 @@ func respFlags() []cli.Flag {
 func respConfig(c *cli.Context, sec *security, logger hclog.Logger) resp.Config {
 	return resp.Config{Logger: logger, Version: node.BuildInfo().Version,
 		Auth: sec.auth, TLS: sec.serverTLS, ForwardTLS: sec.peerHTTP,
-		Limits: resp.Limits{MaxClients: c.Int("resp-max-clients"), MaxPushBytes: c.Int64("resp-max-push-bytes")}}
+		RelayConns: c.Int("resp-relay-conns"),
+		Limits:     resp.Limits{MaxClients: c.Int("resp-max-clients"), MaxPushBytes: c.Int64("resp-max-push-bytes")}}
 }
 
 // serveRESP serves the Redis protocol on ln (nothing if ln is nil) and
