@@ -233,6 +233,10 @@ func (c *limitConn) fill() error {
 		}
 		c.buf, c.off, start = nb, 0, start-c.off
 	}
+	// Read first, then wait (what Conn.Read does): waiting on the poller
+	// first, to save the read that finds nothing after each reply, hangs
+	// clients, because RawConn.Read clears pending readiness before its
+	// first callback (docs/benchmarks.md, "what was tried").
 	n, err := c.Conn.Read(c.buf[start : start+readChunk])
 	c.buf = c.buf[:start+n]
 	if n > 0 {
