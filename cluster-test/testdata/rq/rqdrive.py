@@ -1,7 +1,8 @@
 """Drives rq (Debian's python3-rq) against raftcache for cluster-test/rq_test.go.
 
     rqdrive.py enqueue PORT N   enqueue N add jobs and one failing job; print their ids as JSON
-    rqdrive.py work PORT        burst workers until the queue is empty (a crashed worker is replaced)
+    rqdrive.py work PORT        burst workers until the queue is empty (a crashed worker is replaced,
+                                and a job it dropped between dequeue and start is put back)
     rqdrive.py check PORT IDS   print each job's status and result as JSON
 
 Connections retry what raftcache says is safe to retry: refused or broken
@@ -21,7 +22,7 @@ import redis.connection
 redis.connection.BaseParser.EXCEPTION_CLASSES["TRYAGAIN"] = TryAgainError
 
 from rq import Queue, Worker  # noqa: E402
-from rq.job import Job  # noqa: E402
+from rq.job import Job, JobStatus  # noqa: E402
 from rq.registry import FailedJobRegistry, StartedJobRegistry  # noqa: E402
 
 
@@ -39,13 +40,40 @@ def enqueue(port, n):
     print(json.dumps(ids))
 
 
+def requeue_dropped(r, q):
+    """Puts back the jobs a worker took off the queue but never started.
+
+    rq 1.13 pops a job (LPOP) and only then records the worker as busy and
+    the job as started. A worker that quits in between (it does on any
+    unexpected error, such as the "write outcome unknown" error raftcache
+    answers for a write in flight when the leader dies, or a broken
+    connection on Redis) drops that job: still "queued", in no list. rq 2's
+    intermediate queue closes that window; with 1.13 a supervisor has to.
+    Only one worker runs at a time here, so no job is between pop and start
+    while this runs.
+    """
+    waiting = set(q.get_job_ids())
+    started = set(StartedJobRegistry(queue=q).get_job_ids())
+    dropped = []
+    for key in r.scan_iter(match="rq:job:*", count=1000, _type="hash"):
+        jid = key.decode().split(":", 2)[2]
+        if jid in waiting or jid in started:
+            continue
+        job = Job.fetch(jid, connection=r)
+        if job.get_status(refresh=True) == JobStatus.QUEUED:
+            q.enqueue_job(job)
+            dropped.append(jid)
+    return dropped
+
+
 def work(port):
     r = connect(port)
     q = Queue("raftcache", connection=r)
-    crashes = 0
+    crashes, requeued = 0, []
     deadline = time.time() + 150
     while time.time() < deadline:
         try:
+            requeued += requeue_dropped(r, q)
             if q.count == 0 and StartedJobRegistry(queue=q).count == 0:
                 break
             Worker([q], connection=r).work(burst=True, with_scheduler=False)
@@ -55,7 +83,7 @@ def work(port):
             time.sleep(0.5)
             if crashes > 20:
                 raise
-    print(json.dumps({"crashes": crashes, "left": q.count}))
+    print(json.dumps({"crashes": crashes, "requeued": requeued, "left": q.count}))
 
 
 def check(port, ids):
