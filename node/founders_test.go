@@ -43,6 +43,19 @@ func holdAtOne(live *liveLevels) {
 	}
 }
 
+// formHeldFounders forms three founders that answer the leader's level
+// question, with level 1 (holdAtOne), and returns them with their leader.
+func formHeldFounders(t *testing.T) (*liveLevels, []*Node, *Node) {
+	t.Helper()
+	live := newLiveLevels()
+	holdAtOne(live)
+	nodes := formFounders(t, live)
+	for _, n := range nodes {
+		live.set(n.ID(), n)
+	}
+	return live, nodes, waitForLeader(t, nodes...)
+}
+
 func release(live *liveLevels) {
 	for _, id := range []string{"n1", "n2", "n3"} {
 		live.report(id, 0)
@@ -98,13 +111,7 @@ func TestFoundersReachTheirLevelWithAFounderDown(t *testing.T) {
 // founder answers. With a founder down instead (credited) and n4 back, it
 // rises.
 func TestLaterMemberDownHoldsTheLevel(t *testing.T) {
-	live := newLiveLevels()
-	holdAtOne(live)
-	nodes := formFounders(t, live)
-	for _, n := range nodes {
-		live.set(n.ID(), n)
-	}
-	leader := waitForLeader(t, nodes...)
+	live, nodes, leader := formHeldFounders(t)
 	cfg4 := testConfig(t, "n4", false)
 	cfg4.FetchLevel = live.fetch
 	n4 := startNode(t, cfg4)
@@ -140,13 +147,7 @@ func TestLaterMemberDownHoldsTheLevel(t *testing.T) {
 // with another incarnation (a wiped disk) ends that founder's credit, so
 // once it stops answering it holds the level like any member.
 func TestReplacedFounderHoldsTheLevel(t *testing.T) {
-	live := newLiveLevels()
-	holdAtOne(live)
-	nodes := formFounders(t, live)
-	for _, n := range nodes {
-		live.set(n.ID(), n)
-	}
-	leader := waitForLeader(t, nodes...)
+	live, nodes, leader := formHeldFounders(t)
 	var victim *Node
 	for _, n := range nodes {
 		if n != leader {
