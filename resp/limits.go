@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
+
+	"github.com/raftcache/raftcache/internal/deadline"
 )
 
 // Limits bound what one connection (and all of them) can make the node
@@ -96,14 +98,13 @@ var errLimit = errors.New("protocol limit exceeded")
 // and beyond it only whole commands: redcon's unparsed bytes are then at
 // most one command, which the limits bound.
 type limitConn struct {
-	net.Conn          // the client connection (a *tls.Conn with TLS)
-	raw      net.Conn // the TCP connection under it
+	net.Conn          // the client connection: a deadline.Conn, or a *tls.Conn over one
+	raw      net.Conn // the TCP connection under them
 	lim      *Limits
-	needAuth bool         // a token file is configured
-	authed   atomic.Bool  // set by the server when AUTH succeeds, cleared by RESET
-	authTime *time.Timer  // closes the connection if it is not authenticated in time
-	started  bool         // TLS handshake done
-	writeBy  atomic.Int64 // the write deadline set last, Unix ns
+	needAuth bool        // a token file is configured
+	authed   atomic.Bool // set by the server when AUTH succeeds, cleared by RESET
+	authTime *time.Timer // closes the connection if it is not authenticated in time
+	started  bool        // TLS handshake done
 	f        framing
 
 	buf  []byte // read from the client, not yet handed to redcon: buf[off:]
@@ -115,9 +116,10 @@ type limitConn struct {
 const readChunk = 16 << 10
 
 func newLimitConn(c net.Conn, tlsConf *tls.Config, lim *Limits, needAuth bool) *limitConn {
-	lc := &limitConn{Conn: c, raw: c, lim: lim, needAuth: needAuth}
+	lazy := deadline.Lazy(c)
+	lc := &limitConn{Conn: lazy, raw: c, lim: lim, needAuth: needAuth}
 	if tlsConf != nil {
-		lc.Conn = tls.Server(c, tlsConf)
+		lc.Conn = tls.Server(lazy, tlsConf)
 	}
 	if needAuth {
 		lc.authTime = time.AfterFunc(lim.AuthTimeout, func() {
@@ -147,19 +149,11 @@ func (c *limitConn) Close() error {
 }
 
 // Write bounds every write: a client that stops reading its replies is cut
-// instead of holding its connection (and the replies) forever.
-//
-// The deadline is moved only once half of spillTimeout has passed since
-// it was last set, so a write may block between half and all of
-// spillTimeout: setting it on every write (a trip through the runtime's
-// poller) was a few percent of a busy leader's CPU under GET load.
+// instead of holding its connection (and the replies) forever. The
+// connection under it is a deadline.Conn, so moving the deadline later on
+// every reply does not re-arm the runtime's timer each time.
 func (c *limitConn) Write(p []byte) (int, error) {
-	now := time.Now()
-	if now.UnixNano() > c.writeBy.Load()-int64(spillTimeout/2) {
-		by := now.Add(spillTimeout)
-		_ = c.Conn.SetWriteDeadline(by)
-		c.writeBy.Store(by.UnixNano())
-	}
+	_ = c.Conn.SetWriteDeadline(time.Now().Add(spillTimeout))
 	return c.Conn.Write(p)
 }
 

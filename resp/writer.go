@@ -13,7 +13,7 @@ import (
 // spillBytes bounds the replies a connection holds before writing them
 // out: a pipeline of large GETs (or one MGET of many large values) is
 // sent as it is produced instead of piling up in memory. A client that
-// does not read makes the write block (for half to all of spillTimeout, then the
+// does not read makes the write block (until spillTimeout, then the
 // connection is closed), which is the back-pressure.
 const (
 	spillBytes   = 1 << 20

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/raftcache/raftcache/internal/deadline"
 )
 
 // Bounds that keep a node's memory and goroutines finite under a flood.
@@ -263,7 +265,7 @@ func (l *connLimiter) admit(c net.Conn) *trackedConn {
 	}
 	l.open++
 	l.peak = max(l.peak, l.open)
-	tc := &trackedConn{Conn: c, l: l}
+	tc := &trackedConn{Conn: deadline.Lazy(c), l: l}
 	l.pushBack(tc) // until its first request is read
 	return tc
 }
@@ -390,8 +392,6 @@ type trackedConn struct {
 	prev, next *trackedConn // its neighbours there
 	busy       int          // handlers running
 	closed     bool
-
-	deadlines lazyDeadlines // conndeadline.go
 }
 
 // Close gives the connection's slot back (once) and closes it.
@@ -410,7 +410,7 @@ func (c *trackedConn) Close() error {
 
 // CloseWrite lets the server half-close before closing, as it does on a
 // plain TCP connection, so an error answer to a request whose body it did
-// not read is not lost to a reset.
+// not read is not lost to a reset. (net.Conn, embedded, does not carry it.)
 func (c *trackedConn) CloseWrite() error {
 	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
 		return cw.CloseWrite()

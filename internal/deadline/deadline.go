@@ -5,8 +5,10 @@
 // to a step and keeps one context per step, so a front creates ten timers
 // a second however many requests it serves; Within adds the request's own
 // context (a client that hung up) and builds the expensive merged context
-// only when someone actually waits on it. Both fronts use it: resp for
-// commands, transport for HTTP requests.
+// only when someone actually waits on it. Conn (conn.go) does the same
+// for connection deadlines: it re-arms a connection's timer only when a
+// deadline moves earlier. Both fronts use all three: resp for commands
+// and client connections, transport for HTTP requests and connections.
 package deadline
 
 import (

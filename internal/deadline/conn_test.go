@@ -1,4 +1,4 @@
-package transport
+package deadline
 
 import (
 	"errors"
@@ -9,17 +9,17 @@ import (
 	"time"
 )
 
-// trackedPipe is a trackedConn over one end of a pipe, and the other end.
-func trackedPipe(t *testing.T) (*trackedConn, net.Conn) {
+// lazyPipe is a Conn over one end of a pipe, and the other end.
+func lazyPipe(t *testing.T) (*Conn, net.Conn) {
 	a, b := net.Pipe()
 	t.Cleanup(func() { a.Close(); b.Close() })
-	return &trackedConn{Conn: a, l: newConnLimiter(1)}, b
+	return Lazy(a), b
 }
 
 // A deadline moved later is not armed at once, yet a read or write that
 // outlives the earlier armed one is not cut: it goes on to the later one.
 func TestLaterDeadlineDoesNotCutEarly(t *testing.T) {
-	tc, peer := trackedPipe(t)
+	tc, peer := lazyPipe(t)
 	if err := tc.SetReadDeadline(time.Now().Add(20 * time.Millisecond)); err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +53,7 @@ func TestLaterDeadlineDoesNotCutEarly(t *testing.T) {
 // A deadline is still enforced at its time: an earlier one at once (how
 // net/http aborts its background read), a later one when it comes.
 func TestDeadlinesStillEnd(t *testing.T) {
-	tc, _ := trackedPipe(t)
+	tc, _ := lazyPipe(t)
 	done := make(chan error, 1)
 	go func() {
 		_, err := tc.Read(make([]byte, 1))
