@@ -161,8 +161,9 @@ func (n *Node) waitApplied(ctx context.Context, idx uint64) error {
 // before, a few each. So, as the proposer does for writes (proposer.go),
 // the next round waits for the readers the last one answered, when they
 // are likely to come back at once (clients each waiting on their read),
-// but never longer than gatherWait(the last round's latency) after it; a
-// lone reader, or readers that do not come back, never wait. Waiting only
+// but never longer than maxReadGather after it, and no longer than a gap
+// (readGap) without one arriving; a lone reader, or readers that do not
+// come back, never wait. Waiting only
 // delays when the commit index is taken, which stays after every read of
 // the round arrived: linearizability is unchanged.
 type readIndex struct {

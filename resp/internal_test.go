@@ -32,7 +32,7 @@ func TestFramer(t *testing.T) {
 		done := false
 		for end := start; end <= len(buf); end++ {
 			var err error
-			if done, err = f.advance(buf[start:end]); err != nil {
+			if done, err = f.advanceAt(buf[start:end], 0); err != nil {
 				t.Fatalf("reply %d: %v", i, err)
 			}
 			if done {
@@ -48,11 +48,11 @@ func TestFramer(t *testing.T) {
 		start += f.off
 	}
 	var f framer
-	if _, err := f.advance([]byte("?what\r\n")); !errors.Is(err, errBadReply) {
+	if _, err := f.advanceAt([]byte("?what\r\n"), 0); !errors.Is(err, errBadReply) {
 		t.Errorf("a malformed reply: %v", err)
 	}
 	f = framer{}
-	if _, err := f.advance([]byte("*x\r\n")); !errors.Is(err, errBadReply) {
+	if _, err := f.advanceAt([]byte("*x\r\n"), 0); !errors.Is(err, errBadReply) {
 		t.Errorf("a malformed array: %v", err)
 	}
 }
@@ -71,19 +71,19 @@ func TestFramerRESP3(t *testing.T) {
 	} {
 		for cut := 1; cut < len(reply); cut++ {
 			var f framer
-			if done, err := f.advance([]byte(reply[:cut])); done || err != nil {
+			if done, err := f.advanceAt([]byte(reply[:cut]), 0); done || err != nil {
 				t.Fatalf("%q cut at %d: done %v, err %v; want incomplete", reply, cut, done, err)
 			}
 		}
 		var f framer
-		done, err := f.advance([]byte(reply + "+NEXT\r\n"))
+		done, err := f.advanceAt([]byte(reply+"+NEXT\r\n"), 0)
 		if !done || err != nil || f.off != len(reply) {
 			t.Fatalf("%q: done %v, err %v, end %d; want done at %d", reply, done, err, f.off, len(reply))
 		}
 	}
 	for _, bad := range []string{"|1\r\n+a\r\n+b\r\n+c\r\n", "%x\r\n", "$3\r\nabcXY", "?\r\n"} {
 		var f framer
-		if _, err := f.advance([]byte(bad)); !errors.Is(err, errBadReply) {
+		if _, err := f.advanceAt([]byte(bad), 0); !errors.Is(err, errBadReply) {
 			t.Errorf("%q: %v, want errBadReply", bad, err)
 		}
 	}

@@ -33,10 +33,8 @@ type framer struct {
 	complete bool // the last element is framed (in skip mode its bytes may not all be read yet)
 }
 
-// advance frames the reply whose bytes from base on are b (base is 0
+// advanceAt frames the reply whose bytes from base on are b (base is 0
 // unless the reader dropped bytes in skip mode).
-func (f *framer) advance(b []byte) (done bool, err error) { return f.advanceAt(b, 0) }
-
 func (f *framer) advanceAt(b []byte, base int) (done bool, err error) {
 	end := base + len(b)
 	for !f.complete && f.off < end {

@@ -101,13 +101,11 @@ type rconn struct {
 // relayCall is one caller's run on a shared connection.
 type relayCall struct {
 	frames   [][]byte
-	size     int
 	deadline time.Time
 	sent     bool // some of its frames may have reached the socket
 	buf      []byte
 	replies  []relayReply
 	err      error
-	finished bool
 	done     chan struct{}
 }
 
@@ -124,10 +122,8 @@ type relayReply struct {
 // the commands were (perhaps) received: their outcome is unknown.
 // errNotSent means nothing was written.
 func (f *forwarder) relay(key poolKey, cmds [][]byte, out func(i int, reply []byte, err error)) (int, error) {
-	call := &relayCall{frames: cmds, deadline: time.Now().Add(f.timeout), done: make(chan struct{})}
-	for _, c := range cmds {
-		call.size += len(c)
-	}
+	call := &relayCall{frames: cmds, deadline: time.Now().Add(f.timeout), done: make(chan struct{}),
+		replies: make([]relayReply, 0, len(cmds))}
 	for attempt := 0; ; attempt++ {
 		c, err := f.shared(key)
 		if err != nil {
@@ -296,10 +292,12 @@ func (c *rconn) flushLocked() {
 			// A caller whose first byte was not written was not sent.
 			off := int64(0)
 			for _, x := range calls {
-				if off >= n && !x.finished {
+				if off >= n {
 					x.sent = false
 				}
-				off += int64(x.size)
+				for _, fr := range x.frames {
+					off += int64(len(fr))
+				}
 			}
 			c.failLocked(fmt.Errorf("writing to the leader: %w", err))
 		}
@@ -387,7 +385,7 @@ func (c *rconn) finishLocked(x *relayCall, err error) {
 	if err != nil && !x.sent {
 		err = fmt.Errorf("%w: %v", errNotSent, err)
 	}
-	x.err, x.finished = err, true
+	x.err = err
 	c.load.Add(-1)
 	close(x.done)
 }

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/tidwall/redcon"
+
+	"github.com/raftcache/raftcache/internal/testcluster/timing"
 )
 
 // fakeLeader is a leader's Redis port as a relay connection sees it: it
@@ -468,12 +470,12 @@ func TestSharedRelayLeaderChange(t *testing.T) {
 
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(timing.Wait)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(timing.Poll)
 	}
 }
 
