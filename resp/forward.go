@@ -45,6 +45,9 @@ var errNotSent = errors.New("not sent")
 // a shared relay connection skips the reply, a dedicated one is dropped.
 var errReplyTooLarge = errors.New("reply too large to relay through a follower; send the command to the leader, or use READONLY")
 
+// errShuttingDown: the node is stopping; nothing more is relayed.
+var errShuttingDown = errors.New("shutting down")
+
 type forwarder struct {
 	self        string // this node's id, sent with RAFTCACHE.FORWARDED
 	timeout     time.Duration
@@ -56,6 +59,7 @@ type forwarder struct {
 	conns int // shared connections per pool key (relay_shared.go)
 
 	mu     sync.Mutex
+	leader string               // the address relayed to last (followLocked)
 	idle   map[poolKey][]*fconn // dedicated connections, idle
 	pools  map[poolKey]*relayPool
 	closed bool
@@ -87,22 +91,15 @@ func newForwarder(self string, timeout time.Duration, maxIdle, conns int, tlsCon
 }
 
 // get returns a dedicated connection for key: an idle one that the peer
-// has not closed, or a new one. Idle connections to other addresses (an
-// earlier leader) are closed.
+// has not closed, or a new one. Connections to other addresses (an
+// earlier leader) are closed (followLocked).
 func (f *forwarder) get(key poolKey) (*fconn, error) {
 	f.mu.Lock()
 	if f.closed {
 		f.mu.Unlock()
-		return nil, errors.New("shutting down")
+		return nil, errShuttingDown
 	}
-	for k, conns := range f.idle {
-		if k.addr != key.addr {
-			for _, c := range conns {
-				c.nc.Close()
-			}
-			delete(f.idle, k)
-		}
-	}
+	f.followLocked(key.addr)
 	for {
 		conns := f.idle[key]
 		if len(conns) == 0 {
@@ -119,6 +116,31 @@ func (f *forwarder) get(key poolKey) (*fconn, error) {
 	}
 	f.mu.Unlock()
 	return f.dial(key)
+}
+
+// followLocked notes that addr is where commands are relayed now. When it
+// is a new address (the leader changed), it closes the idle dedicated
+// connections and retires the shared pools of every other address: only
+// then, not on every relayed command.
+func (f *forwarder) followLocked(addr string) {
+	if addr == f.leader {
+		return
+	}
+	f.leader = addr
+	for k, conns := range f.idle {
+		if k.addr != addr {
+			for _, c := range conns {
+				c.nc.Close()
+			}
+			delete(f.idle, k)
+		}
+	}
+	for k, p := range f.pools {
+		if k.addr != addr {
+			p.retire(errRetired, false)
+			delete(f.pools, k)
+		}
+	}
 }
 
 func (f *forwarder) dial(key poolKey) (*fconn, error) {
@@ -185,7 +207,7 @@ func (c *fconn) alive() bool {
 func (f *forwarder) put(c *fconn) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.closed || len(f.idle[c.key]) >= f.maxIdle {
+	if f.closed || c.key.addr != f.leader || len(f.idle[c.key]) >= f.maxIdle {
 		c.nc.Close()
 		return
 	}
@@ -206,7 +228,7 @@ func (f *forwarder) close() {
 		delete(f.idle, a)
 	}
 	for key, p := range f.pools {
-		p.retire(errors.New("shutting down"), true)
+		p.retire(errShuttingDown, true)
 		delete(f.pools, key)
 	}
 }

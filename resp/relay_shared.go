@@ -152,20 +152,15 @@ func (f *forwarder) relay(key poolKey, cmds [][]byte, out func(i int, reply []by
 // than relaySpill callers waiting (filling one connection first: the
 // more callers share a write, the fewer writes and reads both sides
 // make), else a new one while the pool has room, else the least loaded.
-// Pools of other addresses (an earlier leader) are retired.
+// Pools of other addresses (an earlier leader) are retired (followLocked).
 func (f *forwarder) shared(key poolKey) (*rconn, error) {
 	f.mu.Lock()
 	for {
 		if f.closed {
 			f.mu.Unlock()
-			return nil, errors.New("shutting down")
+			return nil, errShuttingDown
 		}
-		for k, p := range f.pools {
-			if k.addr != key.addr {
-				p.retire(errRetired, false)
-				delete(f.pools, k)
-			}
-		}
+		f.followLocked(key.addr)
 		p := f.pools[key]
 		if p == nil {
 			p = &relayPool{slots: make([]*rconn, f.conns), dialing: make([]*dialing, f.conns)}
