@@ -54,25 +54,24 @@ func (c *Conn) SetDeadline(t time.Time) error {
 }
 
 func (c *Conn) SetReadDeadline(t time.Time) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.readWant = t
-	if !earlier(t, c.readSet) {
-		return nil
-	}
-	c.readSet = t
-	return c.Conn.SetReadDeadline(t)
+	return c.set(&c.readWant, &c.readSet, t, c.Conn.SetReadDeadline)
 }
 
 func (c *Conn) SetWriteDeadline(t time.Time) error {
+	return c.set(&c.writeWant, &c.writeSet, t, c.Conn.SetWriteDeadline)
+}
+
+// set records t as the wanted deadline and arms it only if it is earlier
+// than the armed one.
+func (c *Conn) set(want, armed *time.Time, t time.Time, arm func(time.Time) error) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.writeWant = t
-	if !earlier(t, c.writeSet) {
+	*want = t
+	if !earlier(t, *armed) {
 		return nil
 	}
-	c.writeSet = t
-	return c.Conn.SetWriteDeadline(t)
+	*armed = t
+	return arm(t)
 }
 
 // rearm is called after an operation timed out at the armed deadline set:
