@@ -322,18 +322,38 @@ func (c *Cluster) cleanup() {
 	}
 }
 
-// freeAddr returns ip:port with a port that was free a moment ago. Ports
-// come from below the kernel's ephemeral range (32768 and up here), so an
-// outgoing connection cannot take a stopped node's port before it restarts.
+// handedOut holds every port freeAddr has returned in this test binary.
+// A port is free until its node binds it, so without this two draws (a
+// node's HTTP and Raft ports, say) could return the same port, and the
+// node then fails with "address already in use". Ports are never given
+// back: a stopped node keeps its ports for its restart.
+var handedOut struct {
+	sync.Mutex
+	ports map[int]bool
+}
+
+// freeAddr returns ip:port with a port that was free a moment ago and that
+// no earlier call returned. Ports come from below the kernel's ephemeral
+// range (32768 and up here), so an outgoing connection cannot take a
+// stopped node's port before it restarts.
 func freeAddr(t testing.TB, ip string) string {
 	t.Helper()
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	if handedOut.ports == nil {
+		handedOut.ports = map[int]bool{}
+	}
 	for i := 0; i < 1000; i++ {
 		port := 20000 + rand.IntN(12000)
+		if handedOut.ports[port] {
+			continue
+		}
 		ln, err := net.Listen("tcp", fmt.Sprintf("%s:%d", ip, port))
 		if err != nil {
 			continue
 		}
 		ln.Close()
+		handedOut.ports[port] = true
 		return ln.Addr().String()
 	}
 	t.Fatalf("no free port on %s", ip)

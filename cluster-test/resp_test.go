@@ -35,19 +35,11 @@ func respClusterWith(t *testing.T, setup func(*Node)) (*Cluster, map[string]stri
 	c := &Cluster{t: t, dir: t.TempDir()}
 	t.Cleanup(c.cleanup)
 	addrs := map[string]string{}
-	used := map[string]bool{}
 	for i := 0; i < 3; i++ {
-		n := c.AddNode(Options{}, i)
-		used[n.HTTPAddr], used[n.RaftAddr] = true, true
+		c.AddNode(Options{}, i)
 	}
 	for _, n := range c.Nodes {
-		// freeAddr does not reserve its port: make sure no two addresses
-		// of this cluster got the same one.
-		a := freeAddr(t, "127.0.0.1")
-		for i := 0; used[a] && i < 100; i++ {
-			a = freeAddr(t, "127.0.0.1")
-		}
-		used[a] = true
+		a := freeAddr(t, "127.0.0.1") // never a port handed out before
 		addrs[n.ID] = a
 		n.Args = append(append([]string(nil), n.Args...), "--resp-addr", a)
 		if setup != nil {

@@ -85,15 +85,8 @@ func (p *pki) trust(certs ...tls.Certificate) *tls.Config {
 func TestSecurity(t *testing.T) {
 	p := newPKI(t)
 	respAddrs := map[int]string{} // Redis ports of n1..n3
-	for len(respAddrs) < 3 {
-		a := freeAddr(t, "127.0.0.1")
-		dup := false
-		for _, b := range respAddrs {
-			dup = dup || a == b
-		}
-		if !dup {
-			respAddrs[len(respAddrs)] = a
-		}
+	for i := 0; i < 3; i++ {
+		respAddrs[i] = freeAddr(t, "127.0.0.1") // never a port handed out before
 	}
 	opt := Options{
 		Args: []string{
