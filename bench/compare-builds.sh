@@ -32,7 +32,7 @@ git -C "$ROOT" archive "$REV" | tar -x -C "$TMP/old-src"
 for r in $(seq 1 "$ROUNDS"); do
 	for b in old new; do
 		log "round $r: $b"
-		RAFTCACHE_BIN=$TMP/$b DOC='' RATE=0 bash "$TMP/bench/compare-redis.sh" >"$TMP/redis-$b-$r.txt" 2>"$TMP/redis-$b-$r.err" ||
+		RAFTCACHE_BIN=$TMP/$b DOC='' RATE=0 CEILING=0 bash "$TMP/bench/compare-redis.sh" >"$TMP/redis-$b-$r.txt" 2>"$TMP/redis-$b-$r.err" ||
 			log "compare-redis.sh failed for $b round $r (see $TMP/redis-$b-$r.err)"
 		RAFTCACHE_BIN=$TMP/$b DOC='' bash "$TMP/bench/compare.sh" >"$TMP/etcd-$b-$r.txt" 2>"$TMP/etcd-$b-$r.err" ||
 			log "compare.sh failed for $b round $r (see $TMP/etcd-$b-$r.err)"

@@ -11,6 +11,14 @@
 #                  fsynced before the reply, the durability raftcache gives
 #                  (raftcache also replicates to a quorum before replying)
 #
+# and, unless CEILING=0, two bare Go servers (bench/ceiling: no state, no
+# Raft, GET answered with a fixed value, SET with +OK) that show how far a
+# Go server can get on this machine under the same load at all:
+#
+#   redcon-bare    tidwall/redcon, raftcache's Redis front: a goroutine
+#                  per connection
+#   gnet-bare      panjf2000/gnet: epoll event loops, as redis-server works
+#
 # all on 127.0.0.1 with data in a temp dir, then runs
 #
 #   redis-benchmark -t set,get -c CLIENTS -n REQUESTS -d VALUE_SIZE
@@ -45,10 +53,12 @@
 #                      tables give each figure's median over the rounds
 #   RC_ARGS=""         extra flags for every raftcache node, e.g. "--log-store wal"
 #   PORT_BASE=17300    ports PORT_BASE+1..3 raftcache HTTP, +11..13 Raft,
-#                      +21..23 RESP, +31 redis, +32 redis-always
+#                      +21..23 RESP, +31 redis, +32 redis-always,
+#                      +33 redcon-bare, +34 gnet-bare
 #   DOC=docs/benchmarks.md   where the results go ("" to skip)
 #   RATE=1             0: skip the INCR and EVALSHA rate-limit workloads
 #   FOLLOWER=1         0: skip the runs through a follower (raftcache-follower)
+#   CEILING=1          0: skip the bare servers (redcon-bare, gnet-bare)
 #   RAFTCACHE_BIN=     a raftcache binary to run instead of building this work tree
 #   KEEP=0             1: keep the temp dir (logs, outputs) and print it
 #
@@ -85,9 +95,10 @@ declare -A SERVER_PIDS # target -> the PIDs whose CPU time it uses
 rc_resp() { echo $((PORT_BASE + 20 + $1)); }
 REDIS_PORT=$((PORT_BASE + 31))
 REDIS_ALWAYS_PORT=$((PORT_BASE + 32))
+declare -A BARE_PORT=([redcon-bare]=$((PORT_BASE + 33)) [gnet-bare]=$((PORT_BASE + 34)))
 
 ports_free "$(rc_http 1)" "$(rc_http 2)" "$(rc_http 3)" "$(rc_raft 1)" "$(rc_raft 2)" "$(rc_raft 3)" \
-	"$(rc_resp 1)" "$(rc_resp 2)" "$(rc_resp 3)" "$REDIS_PORT" "$REDIS_ALWAYS_PORT"
+	"$(rc_resp 1)" "$(rc_resp 2)" "$(rc_resp 3)" "$REDIS_PORT" "$REDIS_ALWAYS_PORT" "${BARE_PORT[@]}"
 
 # --- start ----------------------------------------------------------------
 
@@ -117,6 +128,17 @@ redis-server --bind 127.0.0.1 --port "$REDIS_ALWAYS_PORT" --save "" --appendonly
 SERVER_PIDS[redis-always]=$!
 track $! "redis-server (appendfsync always)"
 
+if [[ ${CEILING:-1} != 0 ]]; then
+	# Its own module (bench/ceiling/go.mod): raftcache does not depend on gnet.
+	log "building bench/ceiling and starting redcon-bare on :${BARE_PORT[redcon-bare]}, gnet-bare on :${BARE_PORT[gnet-bare]}"
+	(cd "$ROOT/bench/ceiling" && go build -o "$TMP/ceiling" .)
+	for target in redcon-bare gnet-bare; do
+		"$TMP/ceiling" -kind "${target%-bare}" -addr "127.0.0.1:${BARE_PORT[$target]}" >"$TMP/$target.log" 2>&1 </dev/null &
+		SERVER_PIDS[$target]=$!
+		track $! "$target (bench/ceiling)"
+	done
+fi
+
 # rc_leader: sets RC_LEADER_RESP (the leader's RESP address) and RC_TERM,
 # once every node is ready and a write through the leader's RESP port
 # succeeds.
@@ -140,10 +162,15 @@ redis_up() { [[ $(redis-cli -p "$1" PING 2>/dev/null) == PONG ]]; }
 wait_until "raftcache to be ready" rc_leader
 wait_until "redis-server" redis_up "$REDIS_PORT"
 wait_until "redis-server (appendfsync always)" redis_up "$REDIS_ALWAYS_PORT"
+if [[ ${CEILING:-1} != 0 ]]; then
+	wait_until "redcon-bare" redis_up "${BARE_PORT[redcon-bare]}"
+	wait_until "gnet-bare" redis_up "${BARE_PORT[gnet-bare]}"
+fi
 log "raftcache leader RESP $RC_LEADER_RESP (term $RC_TERM), follower RESP $RC_FOLLOWER_RESP"
 SERVER_PIDS[raftcache-follower]=${SERVER_PIDS[raftcache]} # the same three processes
 TARGETS=(raftcache redis redis-always)
 [[ ${FOLLOWER:-1} == 0 ]] || TARGETS=(raftcache raftcache-follower redis redis-always)
+[[ ${CEILING:-1} == 0 ]] || TARGETS+=(redcon-bare gnet-bare)
 
 # --- runs -----------------------------------------------------------------
 
@@ -251,6 +278,10 @@ for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
 			bench redis-always 127.0.0.1 "$REDIS_ALWAYS_PORT"
 			bench_rate redis-always 127.0.0.1 "$REDIS_ALWAYS_PORT"
 			;;
+		redcon-bare | gnet-bare)
+			bench "$target" 127.0.0.1 "${BARE_PORT[$target]}"
+			RPS_INCR=0 P50_INCR=- P99_INCR=- RPS_EVAL=0 P50_EVAL=- P99_EVAL=-
+			;;
 		esac
 		R[$target.set.$ROUND]=$RPS_SET R[$target.get.$ROUND]=$RPS_GET
 		R[$target.p50set.$ROUND]=$P50_SET R[$target.p50get.$ROUND]=$P50_GET R[$target.p99set.$ROUND]=$P99_SET R[$target.p99get.$ROUND]=$P99_GET
@@ -300,6 +331,11 @@ RATIOS=$(
 		printf '| raftcache-follower / redis | %s | %s |\n' "$(ratio "${R[raftcache-follower.set]}" "${R[redis.set]}")" "$(ratio "${R[raftcache-follower.get]}" "${R[redis.get]}")"
 		printf '| raftcache-follower / raftcache | %s | %s |\n' "$(ratio "${R[raftcache-follower.set]}" "${R[raftcache.set]}")" "$(ratio "${R[raftcache-follower.get]}" "${R[raftcache.get]}")"
 	fi
+	if [[ -n ${R[redcon-bare.get]:-} ]]; then
+		printf '| redcon-bare / redis | - | %s |\n' "$(ratio "${R[redcon-bare.get]}" "${R[redis.get]}")"
+		printf '| gnet-bare / redis | - | %s |\n' "$(ratio "${R[gnet-bare.get]}" "${R[redis.get]}")"
+		printf '| raftcache / redcon-bare | - | %s |\n' "$(ratio "${R[raftcache.get]}" "${R[redcon-bare.get]}")"
+	fi
 )
 
 echo
@@ -339,6 +375,12 @@ the one redis-server) per request, from /proc/PID/stat.
   knows one address reaches the cluster. Not in the rate-limit table.
 - **redis**: redis-server $REDIS_VERSION with its defaults, RDB snapshots off.
 - **redis-always**: the same with \`--appendonly yes --appendfsync always\`.
+- **redcon-bare**, **gnet-bare** (bench/ceiling): Go servers that hold
+  nothing and run no Raft, answering GET with a fixed value and SET with
+  +OK, on tidwall/redcon (raftcache's Redis front: a goroutine per
+  connection) and on panjf2000/gnet (epoll event loops, as redis-server
+  works). Their GET is the most a Go server on that network model gets
+  from this machine under this load; their SET means nothing.
 
 $TABLE
 
@@ -374,6 +416,13 @@ redis-server share this machine's 2 cores and its one disk.
   RESP read/write syscalls are half of its share; the followers answer a
   heartbeat per round). A leader lease would remove the round, and
   docs/consistency.md rules it out; \`READONLY\` reads skip it.
+- **The front itself has a ceiling.** redcon-bare is raftcache's Redis
+  front with nothing behind it, and even it stays below redis-server on
+  GET here: with a goroutine per connection every request costs a
+  goroutine wake-up and a read that finds nothing before the goroutine
+  parks, which redis-server's event loop does not pay. gnet-bare, an
+  event loop in Go, comes close to redis-server. A leader GET at 0.8x
+  redis-server needs a front on event loops (redcon has none).
 EOF
 	)
 	if [[ -f $DOC ]]; then
