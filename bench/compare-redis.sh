@@ -356,6 +356,24 @@ echo "medians of $ROUNDS rounds; commit $COMMIT; raftcache elections during the 
 # --- docs -----------------------------------------------------------------
 
 if [[ -n $DOC ]]; then
+	CEILING_TARGETS='' CEILING_READING=''
+	if [[ ${CEILING:-1} != 0 ]]; then
+		CEILING_TARGETS='- **redcon-bare**, **gnet-bare** (bench/ceiling): Go servers that hold
+  nothing and run no Raft, answering GET with a fixed value and SET with
+  +OK, on tidwall/redcon (raftcache'"'"'s Redis front: a goroutine per
+  connection) and on panjf2000/gnet (epoll event loops, as redis-server
+  works). Their GET is the most a Go server on that network model gets
+  from this machine under this load; their SET means nothing.
+'
+		CEILING_READING='- **The front itself has a ceiling.** redcon-bare is raftcache'"'"'s Redis
+  front with nothing behind it: with a goroutine per connection every
+  request costs a goroutine wake-up and a read that finds nothing before
+  the goroutine parks, which redis-server'"'"'s event loop does not pay;
+  gnet-bare is an event loop in Go. Compare raftcache with them in the
+  ratio table: where redcon-bare itself is below a target, no change
+  behind the front reaches it ("Latest against Redis" above says what
+  would).'
+	fi
 	SECTION=$(
 		cat <<EOF
 ## Redis
@@ -379,13 +397,7 @@ the one redis-server) per request, from /proc/PID/stat.
   knows one address reaches the cluster. Not in the rate-limit table.
 - **redis**: redis-server $REDIS_VERSION with its defaults, RDB snapshots off.
 - **redis-always**: the same with \`--appendonly yes --appendfsync always\`.
-- **redcon-bare**, **gnet-bare** (bench/ceiling): Go servers that hold
-  nothing and run no Raft, answering GET with a fixed value and SET with
-  +OK, on tidwall/redcon (raftcache's Redis front: a goroutine per
-  connection) and on panjf2000/gnet (epoll event loops, as redis-server
-  works). Their GET is the most a Go server on that network model gets
-  from this machine under this load; their SET means nothing.
-
+$CEILING_TARGETS
 $TABLE
 
 $RATIOS
@@ -420,13 +432,7 @@ redis-server share this machine's 2 cores and its one disk.
   RESP read/write syscalls are half of its share; the followers answer a
   heartbeat per round). A leader lease would remove the round, and
   docs/consistency.md rules it out; \`READONLY\` reads skip it.
-- **The front itself has a ceiling.** redcon-bare is raftcache's Redis
-  front with nothing behind it, and even it stays below redis-server on
-  GET here: with a goroutine per connection every request costs a
-  goroutine wake-up and a read that finds nothing before the goroutine
-  parks, which redis-server's event loop does not pay. gnet-bare, an
-  event loop in Go, comes close to redis-server. A leader GET at 0.8x
-  redis-server needs a front on event loops (redcon has none).
+$CEILING_READING
 EOF
 	)
 	if [[ -f $DOC ]]; then

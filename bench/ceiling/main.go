@@ -12,7 +12,9 @@
 //     without a goroutine of its own.
 //
 // It is its own module so that the project's module does not depend on
-// gnet for a measurement.
+// gnet for a measurement. Its go.mod requires the redcon version the
+// project's go.mod does: keep the two equal, or redcon-bare stops being
+// the front's ceiling.
 package main
 
 import (
