@@ -36,6 +36,9 @@ type diffGen struct {
 	usedRel map[int]bool
 	usedAbs map[int]bool
 	inMulti bool // inside a MULTI block: SCAN only as one complete page
+	// streamTop: this sequence has sent XADD with the highest stream ID,
+	// the one ID above the `~` MINID threshold (redisdiff_stream_test.go).
+	streamTop bool
 	// extra, in a data type's stage, generates that type's commands; it
 	// is mixed with the string and key commands above.
 	extra func(*diffGen) []string

@@ -33,6 +33,9 @@ var (
 	diffStreamBadIDs = []string{"0-0", "0", "abc", "-1", "1-", "1-abc", " 5", "+5", "007", "5-007", "", "1-2-3", "-5-1",
 		"18446744073709551615-18446744073709551615", "18446744073709551616-0", "5-18446744073709551616", "1.5"}
 	diffClockID = regexp.MustCompile(`^(\d+)-(\d+)$`)
+	// diffStreamTopID is the highest stream ID (in diffStreamBadIDs: an ID
+	// no XADD can go beyond).
+	diffStreamTopID = "18446744073709551615-18446744073709551615"
 )
 
 func init() {
@@ -102,7 +105,14 @@ func (g *diffGen) rangeID() string {
 }
 
 // streamTrim is a trimming option: exact, or `~` where Redis's node
-// trimming and raftcache's exact trimming agree.
+// trimming and raftcache's exact trimming agree. They agree while a
+// stream's entries are all on one side of the threshold: Redis's `~`
+// removes a node (up to 100 entries, so a whole stream here) only if all
+// of it is below, where raftcache removes each entry below. Every ID this
+// generator makes is below 99999999999999 and at or above 1 except the
+// highest ID, 18446744073709551615-18446744073709551615: once a sequence
+// has sent it, a stream may hold entries on both sides of 99999999999999,
+// and `~` MINID keeps to 1 (below every ID).
 func (g *diffGen) streamTrim() []string {
 	var out []string
 	if g.chance(0.3) {
@@ -117,6 +127,8 @@ func (g *diffGen) streamTrim() []string {
 		out[2] = g.pick([]string{"0", "60", "1000"})
 	case maxlen:
 		out[2] = g.pick([]string{"0", "1", "2", "3", "5", "-1", "abc"})
+	case approx && g.streamTop:
+		out[2] = "1"
 	case approx:
 		out[2] = g.pick([]string{"1", "99999999999999"})
 	default:
@@ -152,6 +164,17 @@ func (g *diffGen) cmdStream() []string {
 	switch x := g.r.IntN(100); {
 	case x < 40:
 		argv := []string{g.name("XADD"), k}
+		// The ID first: the trimming option depends on it (streamTrim).
+		var id string
+		switch x := g.r.IntN(20); {
+		case x < 6:
+			id = "*"
+		case x < 18:
+			id = g.streamID(true)
+		default:
+			id = g.pick(diffStreamBadIDs)
+		}
+		g.streamTop = g.streamTop || id == diffStreamTopID
 		var opts [][]string
 		if g.chance(0.15) {
 			opts = append(opts, []string{g.name("NOMKSTREAM")})
@@ -165,14 +188,7 @@ func (g *diffGen) cmdStream() []string {
 		for _, o := range opts {
 			argv = append(argv, o...)
 		}
-		switch x := g.r.IntN(20); {
-		case x < 6:
-			argv = append(argv, "*")
-		case x < 18:
-			argv = append(argv, g.streamID(true))
-		default:
-			argv = append(argv, g.pick(diffStreamBadIDs))
-		}
+		argv = append(argv, id)
 		return append(argv, g.streamFields()...)
 	case x < 58:
 		name := g.pick([]string{"XRANGE", "XREVRANGE"})
