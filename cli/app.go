@@ -32,6 +32,11 @@ const (
 	// from the cluster. Started again with the same flags, it rejoins as
 	// a learner (systemd: RestartPreventExitStatus=4 keeps it out).
 	ExitRemoved = 4
+	// ExitWedged: `raftcache node` stopped because Raft refused every
+	// write on this leader for good (node/transferguard.go,
+	// hashicorp/raft#696). Started again, it rejoins as it was; systemd's
+	// Restart=on-failure does that.
+	ExitWedged = 5
 )
 
 // defaultEndpoints reach the single default node and the Procfile cluster.

@@ -277,6 +277,11 @@ func runNode(c *cli.Context) error {
 		logger.Error("exiting: this node was removed from the cluster. Start it again with the same flags to rejoin as a learner (promoted once caught up)",
 			"reason", why, "exit_code", ExitRemoved)
 		err = cli.Exit(fmt.Sprintf("raftcache node: %v; exiting with status %d", why, ExitRemoved), ExitRemoved)
+	case <-n.Wedged():
+		why := n.WedgedReason()
+		logger.Error("exiting: Raft refuses every write on this leader and only a restart clears it; the other members elect a leader meanwhile. Start it again with the same flags",
+			"reason", why, "exit_code", ExitWedged)
+		err = cli.Exit(fmt.Sprintf("raftcache node: %v; exiting with status %d", why, ExitWedged), ExitWedged)
 	}
 	cancel()
 	// Graceful: hand leadership over first (requests still arriving are

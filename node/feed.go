@@ -48,7 +48,9 @@ const (
 	// commit when writes pause: hashicorp/raft's 50 ms. 10 ms cut a
 	// follower's invalidation delay under load (docs/benchmarks.md) but
 	// left a two-node cluster without a leader after a run of leadership
-	// transfers (node's TestAppliedAfterElections), a cause not yet found:
+	// transfers (node's TestAppliedAfterElections). Not proven, but it
+	// matches hashicorp/raft#696, a transfer whose mark is never cleared
+	// (transferguard.go), which faster replication rounds make likelier:
 	// lower it with Config.CommitTimeout only with that in mind.
 	DefaultCommitTimeout = 50 * time.Millisecond
 	watchQueue           = 4096 // events queued per stream before it is ended as slow

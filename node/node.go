@@ -74,6 +74,10 @@ var (
 	// a newer binary) and stopped; it serves nothing until it runs a
 	// binary that knows the entry. Nothing was done.
 	ErrPoisoned = errors.New("node stopped at a log entry it cannot apply")
+	// ErrWedged: Raft refuses every write on this leader because of a
+	// leadership transfer that never ended (transferguard.go); only a
+	// restart clears it.
+	ErrWedged = errors.New("leader wedged by a leadership transfer that never ended")
 )
 
 // Config describes one node. Zero durations and counts take the defaults
@@ -115,6 +119,10 @@ type Config struct {
 	SnapshotInterval  time.Duration // how often to check the threshold; default 30s
 	TrailingLogs      uint64        // entries kept after a snapshot; default 10240
 	ApplyTimeout      time.Duration // bound on one write when ctx has none; default 10s
+	// StuckTransferAfter is how long Raft may refuse writes as "leadership
+	// transfer in progress" on this leader before the node counts as
+	// wedged (transferguard.go); default two election timeouts plus 30s.
+	StuckTransferAfter time.Duration
 	// MaxMemory bounds the accounted bytes of keys, values and per-entry
 	// overhead; above it the leader evicts least recently used keys. 0 =
 	// unbounded.
@@ -300,10 +308,14 @@ type Node struct {
 	founders  founderCredit // founders' formation-reported levels (founders.go)
 	levelKick chan struct{} // capacity 1: check the levels now
 
-	track      *tracker    // the leader's memory of the members (membership.go)
-	removal    removal     // set once this node was removed from the cluster
-	registered atomic.Bool // the cluster registered this data directory: it may vote (votegate.go)
-	existing   bool        // Raft state existed when the node started
+	track   *tracker // the leader's memory of the members (membership.go)
+	removal removal  // set once this node was removed from the cluster
+	wedge   wedge    // set once a stuck leadership transfer wedged it (transferguard.go)
+	// transferRefused: when Raft last refused an Apply as "leadership
+	// transfer in progress" (Unix ns; transferguard.go).
+	transferRefused atomic.Int64
+	registered      atomic.Bool // the cluster registered this data directory: it may vote (votegate.go)
+	existing        bool        // Raft state existed when the node started
 	// bootstrapped: this node bootstrapped its data directory (votegate.go).
 	bootstrapped  atomic.Bool
 	foreignWarned atomic.Bool
@@ -364,6 +376,7 @@ func New(cfg Config) (*Node, error) {
 		levelKick:     make(chan struct{}, 1),
 		track:         newTracker(),
 		removal:       removal{ch: make(chan struct{})},
+		wedge:         wedge{ch: make(chan struct{})},
 		transportDone: make(chan struct{}),
 		feed:          newFeed(cfg.FeedRing, cfg.MaxWatches),
 		lock:          lock,
@@ -393,7 +406,7 @@ func New(cfg Config) (*Node, error) {
 		}
 		return false
 	}))
-	n.wg.Add(13)
+	n.wg.Add(14)
 	go n.blocks.run()
 	go n.progressLoop()
 	go func() { defer n.wg.Done(); n.hub.Run(n.closing) }()
@@ -407,6 +420,7 @@ func New(cfg Config) (*Node, error) {
 	go n.watchRegistration()
 	go n.watchRemoval()
 	go n.writePeers()
+	go n.watchTransfer()
 	return n, nil
 }
 
@@ -445,7 +459,7 @@ func (n *Node) open(newIncarnation bool) error {
 	n.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  stream,
 		MaxPool: 5,
-		Timeout: 10 * time.Second,
+		Timeout: transportTimeout,
 		Logger:  n.logger.Named("transport"),
 	})
 	n.cfg.RaftAddr = string(n.transport.LocalAddr())

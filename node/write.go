@@ -147,6 +147,9 @@ func resultOf(f raft.ApplyFuture) (*fsm.Result, error) {
 // operation may have reached the log; if it may have, losing leadership or
 // shutting down leaves its outcome unknown rather than failed.
 func (n *Node) classify(err error, proposed bool) error {
+	if errors.Is(err, raft.ErrLeadershipTransferInProgress) {
+		n.noteTransferRefusal() // transferguard.go
+	}
 	switch {
 	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress):
 		return fmt.Errorf("%w: %v", ErrNotLeader, err)

@@ -1,0 +1,145 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// A leader wedged by a leadership transfer that never ended.
+//
+// hashicorp/raft v1.7.2 marks a leadership transfer as in progress and,
+// while the mark is set, refuses applies, configuration changes and
+// restores. The transfer's goroutine clears it when it ends. If the leader
+// steps down while that goroutine is blocked handing a request to a
+// replication worker that has already stopped, the goroutine never ends
+// and the mark is never cleared (hashicorp/raft#696; the fix, #708, is not
+// in the release pinned here). The mark is not reset when the node leads
+// again, so from then on that leader keeps its followers with heartbeats
+// and refuses every write: the cluster accepts no writes until the node
+// restarts. A transfer that ends, well or not, holds the mark for at most
+// two election timeouts plus one TimeoutNow call (bounded by the
+// transport's timeout).
+//
+// No read-only call reaches raft's leader loop and sees the mark
+// (GetConfiguration and VerifyLeader do not check it), so the node learns
+// of it from its own writes: every Apply refused with
+// ErrLeadershipTransferInProgress is noted (classify). watchTransfer,
+// once such a refusal was noted on the leader, probes with a Barrier,
+// which the leader loop refuses exactly while the mark is set and which
+// otherwise costs one log entry; an idle leader is never probed. When the
+// probes have found the mark for longer than any transfer can hold it
+// (Config.StuckTransferAfter), the node reports itself wedged (Wedged,
+// WedgedReason) and `raftcache node` exits with ExitWedged: the other
+// members elect a leader, and the supervisor restarts this node without
+// the mark (it lives only in memory).
+
+const (
+	// transportTimeout bounds one Raft RPC (node.go), TimeoutNow included.
+	transportTimeout = 10 * time.Second
+	// defaultStuckTransferAfter is added to two election timeouts and
+	// transportTimeout for the default Config.StuckTransferAfter.
+	defaultStuckTransferAfter = 20 * time.Second
+)
+
+// stuckTransferAfter is how long the mark may be seen before the node
+// counts as wedged.
+func (c Config) stuckTransferAfter(election time.Duration) time.Duration {
+	if c.StuckTransferAfter > 0 {
+		return c.StuckTransferAfter
+	}
+	return 2*election + transportTimeout + defaultStuckTransferAfter
+}
+
+// transferStreak tracks how long the probes have found the mark without
+// a break.
+type transferStreak struct {
+	since time.Time // the first probe of the current run that found it; zero: none
+}
+
+// observe records a probe at now and says whether the mark has been found
+// for longer than limit. A probe that did not find it (or was not made on
+// the leader) ends the run.
+func (s *transferStreak) observe(now time.Time, marked bool, limit time.Duration) bool {
+	if !marked {
+		s.since = time.Time{}
+		return false
+	}
+	if s.since.IsZero() {
+		s.since = now
+	}
+	return now.Sub(s.since) > limit
+}
+
+// wedge is set once, when this node is found wedged.
+type wedge struct {
+	once sync.Once
+	ch   chan struct{}
+	mu   sync.Mutex
+	why  error
+}
+
+// Wedged is closed once this node was found wedged (WedgedReason says
+// how); the process should then exit so that its supervisor restarts it.
+func (n *Node) Wedged() <-chan struct{} { return n.wedge.ch }
+
+// WedgedReason is nil, or why this node must restart (wrapping ErrWedged).
+func (n *Node) WedgedReason() error {
+	n.wedge.mu.Lock()
+	defer n.wedge.mu.Unlock()
+	return n.wedge.why
+}
+
+func (n *Node) markWedged(held time.Duration) {
+	n.wedge.once.Do(func() {
+		n.wedge.mu.Lock()
+		n.wedge.why = fmt.Errorf("%w: raft has refused writes as \"leadership transfer in progress\" for %v while this node leads (hashicorp/raft#696)",
+			ErrWedged, held.Truncate(time.Millisecond))
+		n.wedge.mu.Unlock()
+		n.logger.Error("this leader refuses every write and cannot hand over; it must restart", "error", n.wedge.why)
+		close(n.wedge.ch)
+	})
+}
+
+// noteTransferRefusal records that Raft refused an Apply because of the
+// mark (classify calls it).
+func (n *Node) noteTransferRefusal() { n.transferRefused.Store(time.Now().UnixNano()) }
+
+// watchTransfer probes for the mark once a refusal was noted on the leader.
+func (n *Node) watchTransfer() {
+	defer n.wg.Done()
+	limit := n.cfg.stuckTransferAfter(n.election)
+	every := min(time.Second, max(limit/4, 10*time.Millisecond))
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	var streak transferStreak
+	var seen int64 // the last refusal acted on
+	for {
+		select {
+		case <-n.closing:
+			return
+		case <-n.wedge.ch:
+			return
+		case <-tick.C:
+		}
+		refused := n.transferRefused.Load()
+		if !n.IsLeader() || streak.since.IsZero() && refused == seen {
+			streak.observe(time.Now(), false, limit)
+			seen = refused
+			continue
+		}
+		seen = refused
+		err := n.raft.Barrier(time.Second).Error()
+		if errors.Is(err, raft.ErrEnqueueTimeout) {
+			continue // the leader loop is busy: no answer either way
+		}
+		marked := errors.Is(err, raft.ErrLeadershipTransferInProgress)
+		if streak.observe(time.Now(), marked, limit) {
+			n.markWedged(time.Since(streak.since))
+			return
+		}
+	}
+}
