@@ -287,9 +287,10 @@ func runNode(c *cli.Context) error {
 	// Graceful: hand leadership over first (requests still arriving are
 	// redirected to the new leader), let in-flight requests finish within
 	// a bound, then stop Raft. A removed node has nothing to hand over and
-	// nothing to finish: it exits promptly.
+	// nothing to finish, and a wedged one can do neither: they exit
+	// promptly.
 	drain := 10 * time.Second
-	if n.RemovedReason() != nil {
+	if code, _ := exitOf(n); code != 0 {
 		drain = 2 * time.Second
 	} else {
 		n.HandOffLeadership(5 * time.Second)
@@ -300,14 +301,14 @@ func runNode(c *cli.Context) error {
 		logger.Warn("HTTP shutdown", "error", serr)
 	}
 	stopRESP(shutCtx)
-	if n.RemovedReason() != nil {
-		// A removed node must be gone promptly (its supervisor restarts
-		// it to rejoin as a learner). If closing hangs, say where, and
-		// exit anyway: it holds nothing anyone waits for.
+	if code, what := exitOf(n); code != 0 {
+		// A removed or wedged node must be gone promptly (its supervisor
+		// restarts it). If closing hangs, say where, and exit anyway: its
+		// log is synced, and nothing else waits for it.
 		watchdog := time.AfterFunc(10*time.Second, func() {
-			logger.Error("closing a removed node is taking too long; exiting without it (goroutines follow on stderr)", "exit_code", ExitRemoved)
+			logger.Error("closing a "+what+" node is taking too long; exiting without it (goroutines follow on stderr)", "exit_code", code)
 			_ = pprof.Lookup("goroutine").WriteTo(os.Stderr, 1)
-			os.Exit(ExitRemoved)
+			os.Exit(code)
 		})
 		defer watchdog.Stop()
 	}
@@ -627,4 +628,17 @@ func joinClient(c *cli.Context, join []string) (client.Config, error) {
 	}
 	cfg.TLS = tlsConfig
 	return cfg, nil
+}
+
+// exitOf is the exit status of a node that must stop (removed from the
+// cluster, or wedged by a Raft bug) and what it is; 0 for a node that
+// stops because it was asked to.
+func exitOf(n *node.Node) (int, string) {
+	switch {
+	case n.RemovedReason() != nil:
+		return ExitRemoved, "removed"
+	case n.WedgedReason() != nil:
+		return ExitWedged, "wedged"
+	}
+	return 0, ""
 }

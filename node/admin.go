@@ -137,6 +137,8 @@ func (n *Node) TransferLeadership(id string) error {
 			return fmt.Errorf("%w: %q", ErrUnknownMember, id)
 		}
 	}
+	n.transfers.begin() // transferguard.go: its mark is not a wedge
+	defer n.transfers.end()
 	if err := f.Error(); err != nil {
 		return fmt.Errorf("%w: leadership transfer: %v", ErrUnavailable, err)
 	}

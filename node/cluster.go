@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -105,6 +106,9 @@ func (n *Node) establishLeadership() {
 			// One leader per term: the barrier committed in term by us.
 			n.readyTerm.Store(term)
 			break
+		}
+		if errors.Is(err, raft.ErrLeadershipTransferInProgress) {
+			n.noteTransferRefusal() // transferguard.go
 		}
 		n.logger.Warn("leader barrier failed", "error", err)
 		select {

@@ -121,7 +121,7 @@ type Config struct {
 	ApplyTimeout      time.Duration // bound on one write when ctx has none; default 10s
 	// StuckTransferAfter is how long Raft may refuse writes as "leadership
 	// transfer in progress" on this leader before the node counts as
-	// wedged (transferguard.go); default two election timeouts plus 30s.
+	// wedged (transferguard.go); default two election timeouts plus 50s.
 	StuckTransferAfter time.Duration
 	// MaxMemory bounds the accounted bytes of keys, values and per-entry
 	// overhead; above it the leader evicts least recently used keys. 0 =
@@ -314,6 +314,7 @@ type Node struct {
 	// transferRefused: when Raft last refused an Apply as "leadership
 	// transfer in progress" (Unix ns; transferguard.go).
 	transferRefused atomic.Int64
+	transfers       transfers   // leadership transfers this node started (transferguard.go)
 	registered      atomic.Bool // the cluster registered this data directory: it may vote (votegate.go)
 	existing        bool        // Raft state existed when the node started
 	// bootstrapped: this node bootstrapped its data directory (votegate.go).

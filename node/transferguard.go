@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -21,13 +22,18 @@ import (
 // again, so from then on that leader keeps its followers with heartbeats
 // and refuses every write: the cluster accepts no writes until the node
 // restarts. A transfer that ends, well or not, holds the mark for at most
-// two election timeouts plus one TimeoutNow call (bounded by the
-// transport's timeout).
+// about max(two election timeouts, one election timeout and a TimeoutNow
+// call), and that call may take a dial, a handshake and the RPC, each
+// bounded by the transport's timeout. Transfers this node starts
+// (TransferLeadership) are not counted while they run, nor for that long
+// after the last one returned, so that a run of retried transfers is not
+// taken for a wedge.
 //
 // No read-only call reaches raft's leader loop and sees the mark
 // (GetConfiguration and VerifyLeader do not check it), so the node learns
-// of it from its own writes: every Apply refused with
-// ErrLeadershipTransferInProgress is noted (classify). watchTransfer,
+// of it from its own writes: every Apply or Barrier refused with
+// ErrLeadershipTransferInProgress is noted (classify, and the barrier a
+// new leader commits first, cluster.go). watchTransfer,
 // once such a refusal was noted on the leader, probes with a Barrier,
 // which the leader loop refuses exactly while the mark is set and which
 // otherwise costs one log entry; an idle leader is never probed. When the
@@ -38,12 +44,19 @@ import (
 // the mark (it lives only in memory).
 
 const (
-	// transportTimeout bounds one Raft RPC (node.go), TimeoutNow included.
+	// transportTimeout bounds each step of a Raft RPC (node.go): the
+	// dial, the connection's handshake and the call.
 	transportTimeout = 10 * time.Second
-	// defaultStuckTransferAfter is added to two election timeouts and
-	// transportTimeout for the default Config.StuckTransferAfter.
-	defaultStuckTransferAfter = 20 * time.Second
+	// transferMargin is added to the longest a transfer holds the mark.
+	transferMargin = 20 * time.Second
 )
+
+// transferHold is the longest a transfer that ends holds the mark, with
+// a margin: two election timeouts and a TimeoutNow call of three
+// transport steps.
+func transferHold(election time.Duration) time.Duration {
+	return 2*election + 3*transportTimeout + transferMargin
+}
 
 // stuckTransferAfter is how long the mark may be seen before the node
 // counts as wedged.
@@ -51,7 +64,27 @@ func (c Config) stuckTransferAfter(election time.Duration) time.Duration {
 	if c.StuckTransferAfter > 0 {
 		return c.StuckTransferAfter
 	}
-	return 2*election + transportTimeout + defaultStuckTransferAfter
+	return transferHold(election)
+}
+
+// transfers counts the leadership transfers this node has started, so
+// that the mark they set is not taken for a wedge.
+type transfers struct {
+	running atomic.Int32
+	ended   atomic.Int64 // Unix ns when the last one returned
+}
+
+func (t *transfers) begin() { t.running.Add(1) }
+
+func (t *transfers) end() {
+	t.ended.Store(time.Now().UnixNano())
+	t.running.Add(-1)
+}
+
+// recent says whether a transfer of this node's runs, or returned less
+// than hold ago.
+func (t *transfers) recent(now time.Time, hold time.Duration) bool {
+	return t.running.Load() > 0 || now.Sub(time.Unix(0, t.ended.Load())) < hold
 }
 
 // transferStreak tracks how long the probes have found the mark without
@@ -126,13 +159,16 @@ func (n *Node) watchTransfer() {
 		case <-tick.C:
 		}
 		refused := n.transferRefused.Load()
-		if !n.IsLeader() || streak.since.IsZero() && refused == seen {
+		idle := streak.since.IsZero() && refused == seen
+		seen = refused
+		if !n.IsLeader() || idle || n.transfers.recent(time.Now(), transferHold(n.election)) {
 			streak.observe(time.Now(), false, limit)
-			seen = refused
 			continue
 		}
-		seen = refused
-		err := n.raft.Barrier(time.Second).Error()
+		err, ok := n.barrier(time.Second)
+		if !ok {
+			return // closing
+		}
 		if errors.Is(err, raft.ErrEnqueueTimeout) {
 			continue // the leader loop is busy: no answer either way
 		}
@@ -141,5 +177,20 @@ func (n *Node) watchTransfer() {
 			n.markWedged(time.Since(streak.since))
 			return
 		}
+	}
+}
+
+// barrier runs a Raft barrier and waits for its answer, or for the node
+// to close (ok false): a future still queued when Raft shuts down is
+// never answered, so Close must not wait on it.
+func (n *Node) barrier(enqueue time.Duration) (err error, ok bool) {
+	f := n.raft.Barrier(enqueue)
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err = <-done:
+		return err, true
+	case <-n.closing:
+		return nil, false
 	}
 }
