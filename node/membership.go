@@ -481,36 +481,20 @@ func (n *Node) checkQuorum(drop string) error {
 	return nil
 }
 
-// removed: why this node is out of the cluster, once it is.
-type removal struct {
-	once sync.Once
-	ch   chan struct{}
-	mu   sync.Mutex
-	why  error
-}
-
 // ErrRemoved: this node was removed from the cluster; its Raft is shut
 // down. Restart it (with its usual flags) to rejoin as a learner.
 var ErrRemoved = errors.New("this node was removed from the cluster")
 
 func (n *Node) markRemoved(why string) {
-	n.removal.once.Do(func() {
-		n.removal.mu.Lock()
-		n.removal.why = fmt.Errorf("%w: %s", ErrRemoved, why)
-		n.removal.mu.Unlock()
+	if n.removal.set(fmt.Errorf("%w: %s", ErrRemoved, why)) {
 		n.logger.Error("this node was removed from the cluster; it serves nothing more. Start it again with its usual flags to rejoin as a learner", "why", why)
-		close(n.removal.ch)
-	})
+	}
 }
 
 // Removed is closed once this node knows it was removed from the cluster.
-func (n *Node) Removed() <-chan struct{} { return n.removal.ch }
+func (n *Node) Removed() <-chan struct{} { return n.removal.done() }
 
-func (n *Node) removedErr() error {
-	n.removal.mu.Lock()
-	defer n.removal.mu.Unlock()
-	return n.removal.why
-}
+func (n *Node) removedErr() error { return n.removal.err() }
 
 // RemovedReason is nil, or why this node is out of the cluster (wrapping
 // ErrRemoved).
@@ -568,7 +552,7 @@ func (n *Node) watchRemoval() {
 		select {
 		case <-n.closing:
 			return
-		case <-n.removal.ch:
+		case <-n.removal.done():
 			return
 		case <-t.C:
 		}

@@ -309,8 +309,8 @@ type Node struct {
 	levelKick chan struct{} // capacity 1: check the levels now
 
 	track   *tracker // the leader's memory of the members (membership.go)
-	removal removal  // set once this node was removed from the cluster
-	wedge   wedge    // set once a stuck leadership transfer wedged it (transferguard.go)
+	removal latch    // set once this node was removed from the cluster
+	wedge   latch    // set once a stuck leadership transfer wedged it (transferguard.go)
 	// transferRefused: when Raft last refused an Apply as "leadership
 	// transfer in progress" (Unix ns; transferguard.go).
 	transferRefused atomic.Int64
@@ -376,8 +376,8 @@ func New(cfg Config) (*Node, error) {
 		closing:       make(chan struct{}),
 		levelKick:     make(chan struct{}, 1),
 		track:         newTracker(),
-		removal:       removal{ch: make(chan struct{})},
-		wedge:         wedge{ch: make(chan struct{})},
+		removal:       newLatch(),
+		wedge:         newLatch(),
 		transportDone: make(chan struct{}),
 		feed:          newFeed(cfg.FeedRing, cfg.MaxWatches),
 		lock:          lock,

@@ -1,9 +1,9 @@
 package node
 
 import (
+	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -107,34 +107,19 @@ func (s *transferStreak) observe(now time.Time, marked bool, limit time.Duration
 	return now.Sub(s.since) > limit
 }
 
-// wedge is set once, when this node is found wedged.
-type wedge struct {
-	once sync.Once
-	ch   chan struct{}
-	mu   sync.Mutex
-	why  error
-}
-
 // Wedged is closed once this node was found wedged (WedgedReason says
 // how); the process should then exit so that its supervisor restarts it.
-func (n *Node) Wedged() <-chan struct{} { return n.wedge.ch }
+func (n *Node) Wedged() <-chan struct{} { return n.wedge.done() }
 
 // WedgedReason is nil, or why this node must restart (wrapping ErrWedged).
-func (n *Node) WedgedReason() error {
-	n.wedge.mu.Lock()
-	defer n.wedge.mu.Unlock()
-	return n.wedge.why
-}
+func (n *Node) WedgedReason() error { return n.wedge.err() }
 
 func (n *Node) markWedged(held time.Duration) {
-	n.wedge.once.Do(func() {
-		n.wedge.mu.Lock()
-		n.wedge.why = fmt.Errorf("%w: raft has refused writes as \"leadership transfer in progress\" for %v while this node leads (hashicorp/raft#696)",
-			ErrWedged, held.Truncate(time.Millisecond))
-		n.wedge.mu.Unlock()
-		n.logger.Error("this leader refuses every write and cannot hand over; it must restart", "error", n.wedge.why)
-		close(n.wedge.ch)
-	})
+	why := fmt.Errorf("%w: raft has refused writes as \"leadership transfer in progress\" for %v while this node leads (hashicorp/raft#696)",
+		ErrWedged, held.Truncate(time.Millisecond))
+	if n.wedge.set(why) {
+		n.logger.Error("this leader refuses every write and cannot hand over; it must restart", "error", why)
+	}
 }
 
 // noteTransferRefusal records that Raft refused an Apply because of the
@@ -154,7 +139,7 @@ func (n *Node) watchTransfer() {
 		select {
 		case <-n.closing:
 			return
-		case <-n.wedge.ch:
+		case <-n.wedge.done():
 			return
 		case <-tick.C:
 		}
@@ -165,8 +150,8 @@ func (n *Node) watchTransfer() {
 			streak.observe(time.Now(), false, limit)
 			continue
 		}
-		err, ok := n.barrier(time.Second)
-		if !ok {
+		answered, err := n.await(context.Background(), n.raft.Barrier(time.Second))
+		if !answered {
 			return // closing
 		}
 		if errors.Is(err, raft.ErrEnqueueTimeout) {
@@ -177,20 +162,5 @@ func (n *Node) watchTransfer() {
 			n.markWedged(time.Since(streak.since))
 			return
 		}
-	}
-}
-
-// barrier runs a Raft barrier and waits for its answer, or for the node
-// to close (ok false): a future still queued when Raft shuts down is
-// never answered, so Close must not wait on it.
-func (n *Node) barrier(enqueue time.Duration) (err error, ok bool) {
-	f := n.raft.Barrier(enqueue)
-	done := make(chan error, 1)
-	go func() { done <- f.Error() }()
-	select {
-	case err = <-done:
-		return err, true
-	case <-n.closing:
-		return nil, false
 	}
 }

@@ -111,22 +111,32 @@ func (n *Node) propose(ctx context.Context, cmd *fsm.Command) (*fsm.Result, erro
 		return n.proposer.submit(ctx, cmd)
 	}
 	f := n.raft.Apply(cmd.Encode(nil), n.timeout(ctx))
+	answered, err := n.await(ctx, f)
+	switch {
+	case !answered:
+		// Proposed already: it may commit after we stop waiting.
+		return nil, fmt.Errorf("%w: %v", ErrUnknownOutcome, err)
+	case err != nil:
+		return nil, n.classify(err, true)
+	}
+	return resultOf(f)
+}
+
+// await waits for Raft's answer to f (answered, and f's error), or until
+// ctx ends or the node closes (not answered; ctx's error or ErrClosed).
+// Raft may never answer a future left in its apply buffer at shutdown
+// (see proposer.submit), so no wait on one may outlast the node.
+func (n *Node) await(ctx context.Context, f raft.Future) (answered bool, err error) {
 	done := make(chan error, 1)
 	go func() { done <- f.Error() }()
 	select {
 	case err := <-done:
-		if err != nil {
-			return nil, n.classify(err, true)
-		}
+		return true, err
 	case <-ctx.Done():
-		// Proposed already: it may commit after we stop waiting.
-		return nil, fmt.Errorf("%w: %v", ErrUnknownOutcome, ctx.Err())
+		return false, ctx.Err()
 	case <-n.closing:
-		// Raft may never answer an entry left in its apply buffer at
-		// shutdown (see proposer.submit).
-		return nil, fmt.Errorf("%w: node closed while the write was in flight", ErrUnknownOutcome)
+		return false, fmt.Errorf("%w while the request was in flight", ErrClosed)
 	}
-	return resultOf(f)
 }
 
 // resultOf is the result of an applied entry. An entry answered by a
