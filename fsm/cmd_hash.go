@@ -24,7 +24,7 @@ func init() {
 		k1(&Spec{Name: "hvals", Arity: 2, Flags: ro, run: cmdHGetAll(false, true)}),
 		k1(&Spec{Name: "hdel", Arity: -3, Flags: FlagWrite | FlagFast, run: cmdHDel}),
 		k1(&Spec{Name: "hexists", Arity: 3, Flags: ro | FlagFast, run: cmdHExists}),
-		k1(&Spec{Name: "hlen", Arity: 2, Flags: ro | FlagFast, run: cmdHLen}),
+		k1(&Spec{Name: "hlen", Arity: 2, Flags: ro | FlagFast, run: cardinality(TypeHash)}),
 		k1(&Spec{Name: "hstrlen", Arity: 3, Flags: ro | FlagFast, run: cmdHStrlen}),
 		k1(&Spec{Name: "hincrby", Arity: 4, Flags: rw | FlagFast, run: cmdHIncrBy}),
 		k1(&Spec{Name: "hincrbyfloat", Arity: 4, Flags: rw | FlagFast, run: cmdHIncrByFloat}),
@@ -196,17 +196,6 @@ func cmdHExists(t *Tx, a [][]byte) Reply {
 	}
 	_, ok := h.get(string(a[2]))
 	return boolReply(ok)
-}
-
-func cmdHLen(t *Tx, a [][]byte) Reply {
-	it, found, wrong := t.typed(a[1], TypeHash)
-	if wrong {
-		return replyWrongType
-	}
-	if !found {
-		return intReply(0)
-	}
-	return intReply(int64(it.obj.length()))
 }
 
 func cmdHStrlen(t *Tx, a [][]byte) Reply {

@@ -20,7 +20,7 @@ func init() {
 		one(&Spec{Name: "rpushx", Arity: -3, Flags: rw | FlagFast, run: cmdPush(false, true)}),
 		one(&Spec{Name: "lpop", Arity: -2, Flags: FlagWrite | FlagFast, run: cmdPop("lpop", true)}),
 		one(&Spec{Name: "rpop", Arity: -2, Flags: FlagWrite | FlagFast, run: cmdPop("rpop", false)}),
-		one(&Spec{Name: "llen", Arity: 2, Flags: ro | FlagFast, run: cmdLLen}),
+		one(&Spec{Name: "llen", Arity: 2, Flags: ro | FlagFast, run: cardinality(TypeList)}),
 		one(&Spec{Name: "lrange", Arity: 4, Flags: ro, run: cmdLRange}),
 		one(&Spec{Name: "lindex", Arity: 3, Flags: ro, run: cmdLIndex}),
 		one(&Spec{Name: "lset", Arity: 4, Flags: rw, run: cmdLSet}),
@@ -211,17 +211,6 @@ func cmdLMove(t *Tx, a [][]byte) Reply {
 		return replySyntax
 	}
 	return listMove(t, a[1], a[2], from, to)
-}
-
-func cmdLLen(t *Tx, a [][]byte) Reply {
-	it, found, wrong := t.readTyped(a[1], TypeList)
-	switch {
-	case wrong:
-		return replyWrongType
-	case !found:
-		return intReply(0)
-	}
-	return intReply(int64(it.obj.length()))
 }
 
 // listRange converts LRANGE/LTRIM's start and stop (negative from the

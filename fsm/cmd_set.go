@@ -17,7 +17,7 @@ func init() {
 		k1(&Spec{Name: "smembers", Arity: 2, Flags: ro, run: cmdSMembers}),
 		k1(&Spec{Name: "sismember", Arity: 3, Flags: ro | FlagFast, run: cmdSIsMember}),
 		k1(&Spec{Name: "smismember", Arity: -3, Flags: ro | FlagFast, run: cmdSMIsMember}),
-		k1(&Spec{Name: "scard", Arity: 2, Flags: ro | FlagFast, run: cmdSCard}),
+		k1(&Spec{Name: "scard", Arity: 2, Flags: ro | FlagFast, run: cardinality(TypeSet)}),
 		k1(&Spec{Name: "spop", Arity: -2, Flags: FlagWrite | FlagFast, run: cmdSPop}),
 		k1(&Spec{Name: "srandmember", Arity: -2, Flags: ro, run: cmdSRandMember}),
 		k1(&Spec{Name: "sscan", Arity: -3, Flags: ro, run: cmdSScan}),
@@ -139,17 +139,6 @@ func cmdSMIsMember(t *Tx, a [][]byte) Reply {
 		out[i] = boolReply(found && s.has(string(m)))
 	}
 	return arrayReply(out)
-}
-
-func cmdSCard(t *Tx, a [][]byte) Reply {
-	it, found, wrong := t.typed(a[1], TypeSet)
-	if wrong {
-		return replyWrongType
-	}
-	if !found {
-		return intReply(0)
-	}
-	return intReply(int64(it.obj.length()))
 }
 
 var (

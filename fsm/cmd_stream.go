@@ -18,7 +18,7 @@ func init() {
 		one(&Spec{Name: "xadd", Arity: -5, Flags: FlagWrite | FlagDenyOOM | FlagFast, run: cmdXAdd}),
 		one(&Spec{Name: "xrange", Arity: -4, Flags: FlagReadOnly, run: cmdXRange(false)}),
 		one(&Spec{Name: "xrevrange", Arity: -4, Flags: FlagReadOnly, run: cmdXRange(true)}),
-		one(&Spec{Name: "xlen", Arity: 2, Flags: FlagReadOnly | FlagFast, run: cmdXLen}),
+		one(&Spec{Name: "xlen", Arity: 2, Flags: FlagReadOnly | FlagFast, run: cardinality(TypeStream)}),
 		one(&Spec{Name: "xtrim", Arity: -4, Flags: FlagWrite, run: cmdXTrim}),
 		one(&Spec{Name: "xdel", Arity: -3, Flags: FlagWrite | FlagFast, run: cmdXDel}),
 	)
@@ -294,17 +294,6 @@ func cmdXRange(rev bool) func(t *Tx, a [][]byte) Reply {
 		}
 		return arrayReply(out)
 	}
-}
-
-func cmdXLen(t *Tx, a [][]byte) Reply {
-	it, found, wrong := t.readTyped(a[1], TypeStream)
-	switch {
-	case wrong:
-		return replyWrongType
-	case !found:
-		return intReply(0)
-	}
-	return intReply(int64(it.obj.length()))
 }
 
 func cmdXTrim(t *Tx, a [][]byte) Reply {

@@ -23,7 +23,7 @@ func init() {
 		one(&Spec{Name: "zrem", Arity: -3, Flags: FlagWrite | FlagFast, run: cmdZRem}),
 		one(&Spec{Name: "zscore", Arity: 3, Flags: ro | FlagFast, run: cmdZScore}),
 		one(&Spec{Name: "zmscore", Arity: -3, Flags: ro | FlagFast, run: cmdZMScore}),
-		one(&Spec{Name: "zcard", Arity: 2, Flags: ro | FlagFast, run: cmdZCard}),
+		one(&Spec{Name: "zcard", Arity: 2, Flags: ro | FlagFast, run: cardinality(TypeZSet)}),
 		one(&Spec{Name: "zcount", Arity: 4, Flags: ro | FlagFast, run: cmdZCount}),
 		one(&Spec{Name: "zlexcount", Arity: 4, Flags: ro | FlagFast, run: cmdZLexCount}),
 		one(&Spec{Name: "zrange", Arity: -4, Flags: ro, run: zrangeCmd(zrAuto, false, false)}),
@@ -246,17 +246,6 @@ func cmdZMScore(t *Tx, a [][]byte) Reply {
 		}
 	}
 	return arrayReply(out)
-}
-
-func cmdZCard(t *Tx, a [][]byte) Reply {
-	z, found, wrong := t.zsetOf(a[1])
-	switch {
-	case wrong:
-		return replyWrongType
-	case !found:
-		return intReply(0)
-	}
-	return intReply(int64(z.length()))
 }
 
 func zrank(t *Tx, a [][]byte, rev bool) Reply {

@@ -238,3 +238,19 @@ func readItemValue(r *bufio.Reader, it *item) error {
 	it.obj, err = decodeObject(ValueType(k), b)
 	return err
 }
+
+// cardinality is HLEN, LLEN, SCARD, XLEN and ZCARD: the length of the
+// collection of kind k under the key, 0 when it is absent. Like Redis's
+// lookupKeyReadOrReply, it counts a keyspace hit or miss.
+func cardinality(k ValueType) func(*Tx, [][]byte) Reply {
+	return func(t *Tx, a [][]byte) Reply {
+		it, found, wrong := t.readTyped(a[1], k)
+		switch {
+		case wrong:
+			return replyWrongType
+		case !found:
+			return intReply(0)
+		}
+		return intReply(int64(it.obj.length()))
+	}
+}
