@@ -210,12 +210,30 @@ func (n *Node) SetVoter(ctx context.Context, id string, voter, force bool) error
 // hands leadership to a caught-up follower (bounded by timeout), so the
 // cluster does not wait an election timeout to notice it is gone. Requests
 // still arriving are redirected to the new leader.
+//
+// Raft picks the most caught-up voter. If that one refuses (a voter not
+// registered yet refuses to lead, votegate.go), every other voter is
+// asked in turn: while this node still runs, its vote can elect the
+// one that accepts, which the refusing voter's vote could not once it has
+// gone.
 func (n *Node) HandOffLeadership(timeout time.Duration) {
 	if n.IsLeader() {
 		members, _ := n.Members()
 		if len(members) > 1 {
 			done := make(chan error, 1)
-			go func() { done <- n.TransferLeadership("") }()
+			end := time.Now().Add(timeout)
+			go func() {
+				err := n.TransferLeadership("")
+				for _, m := range members {
+					if err == nil || !n.IsLeader() || !time.Now().Before(end) {
+						break
+					}
+					if m.ID != n.cfg.ID && m.Voter {
+						err = n.TransferLeadership(m.ID)
+					}
+				}
+				done <- err
+			}()
 			select {
 			case err := <-done:
 				if err != nil {

@@ -156,6 +156,17 @@ func newCluster(t testing.TB, size int, mod func(*Config)) []*Node {
 			Incarnation: nodes[i].Incarnation()})
 	}
 	waitForCaughtUp(t, waitForLeader(t, nodes...), nodes...)
+	// A member votes and may lead only once it has applied the record
+	// that registers its data directory (votegate.go): a test that moves
+	// leadership before then finds its transfers refused.
+	waitFor(t, "every member registered", func() bool {
+		for _, n := range nodes {
+			if !n.mayVote() {
+				return false
+			}
+		}
+		return true
+	})
 	return nodes
 }
 

@@ -3,6 +3,7 @@ package node
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -186,4 +187,55 @@ func TestRemovedNodeKnowsIt(t *testing.T) {
 		t.Fatalf("leader %s removed itself but does not know it", leader.ID())
 	}
 	mustSet(t, waitForLeader(t, others(rest, leader)...), "after", "removals")
+}
+
+// unregister puts n back in the state of a voter whose registration it
+// has not applied yet (in a real cluster, the moment between its promotion
+// and the apply of its record, up to a registration poll longer): the
+// gate refuses its votes and transfers. Raft's timeouts stay as they are.
+func unregister(t *testing.T, n *Node) {
+	t.Helper()
+	n.registered.Store(false)
+	if n.mayVote() {
+		t.Fatal("still voting after unregister")
+	}
+}
+
+// TestUnregisteredVoterRefusesTransfer: a leadership transfer to a voter
+// whose data directory the cluster has not registered is refused, as its
+// votes are, and the leader keeps serving. Let through, it left a cluster
+// of two without a leader for good (votegate.go).
+func TestUnregisteredVoterRefusesTransfer(t *testing.T) {
+	nodes := newCluster(t, 2, nil)
+	leader := waitForLeader(t, nodes...)
+	f := others(nodes, leader)[0]
+	unregister(t, f)
+	err := leader.TransferLeadership(f.ID())
+	if err == nil {
+		t.Fatal("the leadership moved to a voter the cluster has not registered")
+	}
+	if !strings.Contains(err.Error(), "not registered") {
+		t.Errorf("the refusal does not say why: %v", err)
+	}
+	if !leader.IsLeader() {
+		t.Fatal("the leader stepped down after a refused transfer")
+	}
+	mustSet(t, waitForLeader(t, nodes...), "after", "refused transfer")
+}
+
+// TestHandOffSkipsUnregisteredVoter: the hand-off at shutdown asks the
+// other voters in turn when the one Raft picks refuses to lead because
+// it has not registered its data directory yet. Raft picks the first
+// voter in the configuration among equally caught-up ones: that one is
+// made the unregistered one.
+func TestHandOffSkipsUnregisteredVoter(t *testing.T) {
+	nodes := newCluster(t, 3, nil)
+	leader := waitForLeader(t, nodes...)
+	fs := others(nodes, leader)
+	waitForCaughtUp(t, leader, nodes...)
+	unregister(t, fs[0])
+	leader.HandOffLeadership(waitDeadline)
+	if got := waitForLeader(t, nodes...); got != fs[1] {
+		t.Fatalf("after the hand-off %s leads, want %s (%s is not registered)", got.ID(), fs[1].ID(), fs[0].ID())
+	}
 }

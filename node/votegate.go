@@ -21,7 +21,15 @@ import (
 //     this node's help, and
 //   - never starts an election (its heartbeat and election timeouts are an
 //     hour; they are set back once registered), so it cannot elect itself
-//     on an old configuration met while catching up.
+//     on an old configuration met while catching up, and
+//   - refuses a leadership transfer (TimeoutNow), which would make it
+//     campaign at once. As leader it would also run on the hour-long
+//     timeouts: heartbeats every six minutes, so its followers would
+//     campaign, and it would refuse their votes. In a cluster of two that
+//     is no leader ever again: the unregistered node cannot learn the
+//     commit that registers it without one (found with a CommitTimeout of
+//     10 ms and a transfer right after a join: the transfer went through,
+//     and no leader was elected for as long as the test waited).
 //
 // Registration is remembered in DataDir/registered (the incarnation it
 // holds), so a restart before the log is replayed keeps the vote. A data
@@ -105,6 +113,10 @@ func (n *Node) markRegistered() {
 // bootstrappedFile marks a data directory on which this node bootstrapped
 // a new cluster.
 const bootstrappedFile = "bootstrapped"
+
+// errUnregisteredTransfer answers a leadership transfer to a node the
+// cluster has not registered yet; the leader's transfer fails with it.
+var errUnregisteredTransfer = errors.New("this node's data directory is not registered in the cluster yet: it cannot lead; transfer to another member, or retry once it is registered")
 
 // errForeignLeader answers a leader of another cluster (see foreign).
 var errForeignLeader = errors.New("this node bootstrapped a cluster of its own on an empty data directory and does not follow a leader of another cluster")
@@ -197,6 +209,10 @@ func (g *gateTransport) run() {
 					continue
 				case *raft.RequestPreVoteRequest:
 					rpc.Respond(&raft.RequestPreVoteResponse{RPCHeader: hdr, Term: req.Term, Granted: false}, nil)
+					continue
+				case *raft.TimeoutNowRequest:
+					g.n.logger.Info("refusing a leadership transfer: this data directory is not registered yet", "from", string(req.ID))
+					rpc.Respond(nil, errUnregisteredTransfer)
 					continue
 				}
 			}
