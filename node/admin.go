@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -109,38 +110,77 @@ func (n *Node) RestoreBackup(ctx context.Context, r io.Reader) (keys int, index 
 
 // TransferLeadership hands leadership to the member id, or to the most
 // up-to-date follower when id is empty, and waits for the transfer.
+//
+// With id empty, Raft picks the most caught-up voter. When that one
+// refuses (a voter whose data directory is not registered yet cannot
+// lead, votegate.go) or cannot be reached, every other voter is asked in
+// turn, within ApplyTimeout; a transfer still marked in progress (Raft
+// answers a transfer just before it clears its mark) is waited out.
 func (n *Node) TransferLeadership(id string) error {
+	if id != "" {
+		return n.transferTo(id)
+	}
 	if !n.IsLeader() {
 		return ErrNotLeader
 	}
-	var f raft.Future
-	if id == "" {
-		f = n.raft.LeadershipTransfer()
-	} else {
-		members, err := n.Members()
-		if err != nil {
+	err := n.transfer(n.raft.LeadershipTransfer())
+	if err == nil || !n.IsLeader() {
+		return err
+	}
+	members, merr := n.Members()
+	if merr != nil {
+		return err
+	}
+	end := time.Now().Add(n.cfg.ApplyTimeout)
+	for _, m := range members {
+		if m.ID == n.cfg.ID || !m.Voter {
+			continue
+		}
+		n.logger.Info("leadership transfer failed; asking another voter", "error", err, "member", m.ID)
+		for {
+			err = n.transferTo(m.ID)
+			if !errors.Is(err, raft.ErrLeadershipTransferInProgress) || !time.Now().Before(end) {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if err == nil || !n.IsLeader() || !time.Now().Before(end) {
 			return err
 		}
-		for _, m := range members {
-			if m.ID != id {
-				continue
-			}
-			switch {
-			case id == n.cfg.ID:
-				return fmt.Errorf("%w: %q is already the leader", ErrInvalid, id)
-			case !m.Voter:
-				return fmt.Errorf("%w: %q is not a voter and cannot lead; promote it first", ErrInvalid, id)
-			}
-			f = n.raft.LeadershipTransferToServer(raft.ServerID(id), raft.ServerAddress(m.RaftAddr))
-		}
-		if f == nil {
-			return fmt.Errorf("%w: %q", ErrUnknownMember, id)
-		}
 	}
+	return err
+}
+
+// transferTo hands leadership to the voter id and waits for the transfer.
+func (n *Node) transferTo(id string) error {
+	if !n.IsLeader() {
+		return ErrNotLeader
+	}
+	members, err := n.Members()
+	if err != nil {
+		return err
+	}
+	for _, m := range members {
+		if m.ID != id {
+			continue
+		}
+		switch {
+		case id == n.cfg.ID:
+			return fmt.Errorf("%w: %q is already the leader", ErrInvalid, id)
+		case !m.Voter:
+			return fmt.Errorf("%w: %q is not a voter and cannot lead; promote it first", ErrInvalid, id)
+		}
+		return n.transfer(n.raft.LeadershipTransferToServer(raft.ServerID(id), raft.ServerAddress(m.RaftAddr)))
+	}
+	return fmt.Errorf("%w: %q", ErrUnknownMember, id)
+}
+
+// transfer waits for a transfer Raft started.
+func (n *Node) transfer(f raft.Future) error {
 	n.transfers.begin() // transferguard.go: its mark is not a wedge
 	defer n.transfers.end()
 	if err := f.Error(); err != nil {
-		return fmt.Errorf("%w: leadership transfer: %v", ErrUnavailable, err)
+		return fmt.Errorf("%w: leadership transfer: %w", ErrUnavailable, err)
 	}
 	return nil
 }
@@ -209,31 +249,16 @@ func (n *Node) SetVoter(ctx context.Context, id string, voter, force bool) error
 // HandOffLeadership is the first step of a graceful shutdown: a leader
 // hands leadership to a caught-up follower (bounded by timeout), so the
 // cluster does not wait an election timeout to notice it is gone. Requests
-// still arriving are redirected to the new leader.
-//
-// Raft picks the most caught-up voter. If that one refuses (a voter not
-// registered yet refuses to lead, votegate.go), every other voter is
-// asked in turn: while this node still runs, its vote can elect the
-// one that accepts, which the refusing voter's vote could not once it has
-// gone.
+// still arriving are redirected to the new leader. While this node still
+// runs its vote can elect the voter that accepts (TransferLeadership asks
+// them in turn), which a voter that refuses to lead could not do for the
+// others once it has gone.
 func (n *Node) HandOffLeadership(timeout time.Duration) {
 	if n.IsLeader() {
 		members, _ := n.Members()
 		if len(members) > 1 {
 			done := make(chan error, 1)
-			end := time.Now().Add(timeout)
-			go func() {
-				err := n.TransferLeadership("")
-				for _, m := range members {
-					if err == nil || !n.IsLeader() || !time.Now().Before(end) {
-						break
-					}
-					if m.ID != n.cfg.ID && m.Voter {
-						err = n.TransferLeadership(m.ID)
-					}
-				}
-				done <- err
-			}()
+			go func() { done <- n.TransferLeadership("") }()
 			select {
 			case err := <-done:
 				if err != nil {

@@ -49,10 +49,9 @@ const (
 	// follower's invalidation delay under load (docs/benchmarks.md), and
 	// once left a two-node cluster without a leader after a run of
 	// leadership transfers (node's TestAppliedAfterElections). That was
-	// a transfer to a voter not yet registered, which then led on the
-	// unregistered node's hour-long timeouts and refused the votes that
-	// could replace it; such a voter now refuses transfers (votegate.go),
-	// and the test passes at 10 ms. The default stays at 50 ms: the
+	// a transfer to a voter not yet registered, which, deposed, refused
+	// the vote the other needed and never campaigned itself; such a voter
+	// now refuses transfers (votegate.go), and the test passes at 10 ms. The default stays at 50 ms: the
 	// leader sends every follower an AppendEntries each CommitTimeout
 	// even when idle, and the follower delay goals are met at 50 ms.
 	DefaultCommitTimeout = 50 * time.Millisecond

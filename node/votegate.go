@@ -23,13 +23,13 @@ import (
 //     hour; they are set back once registered), so it cannot elect itself
 //     on an old configuration met while catching up, and
 //   - refuses a leadership transfer (TimeoutNow), which would make it
-//     campaign at once. As leader it would also run on the hour-long
-//     timeouts: heartbeats every six minutes, so its followers would
-//     campaign, and it would refuse their votes. In a cluster of two that
-//     is no leader ever again: the unregistered node cannot learn the
-//     commit that registers it without one (found with a CommitTimeout of
-//     10 ms and a transfer right after a join: the transfer went through,
-//     and no leader was elected for as long as the test waited).
+//     campaign at once and lead on the hour-long timeouts. Let through,
+//     it left a cluster of two without a leader for good (found with a
+//     CommitTimeout of 10 ms and a transfer right after a join): the old
+//     leader campaigned before it heard from the new one and deposed it;
+//     back to follower, the unregistered node refused the vote the old
+//     leader needed and, on its hour-long timeouts, never campaigned
+//     itself, so the commit that would register it never came.
 //
 // Registration is remembered in DataDir/registered (the incarnation it
 // holds), so a restart before the log is replayed keeps the vote. A data
@@ -211,6 +211,7 @@ func (g *gateTransport) run() {
 					rpc.Respond(&raft.RequestPreVoteResponse{RPCHeader: hdr, Term: req.Term, Granted: false}, nil)
 					continue
 				case *raft.TimeoutNowRequest:
+					g.n.transfersRefused.Add(1)
 					g.n.logger.Info("refusing a leadership transfer: this data directory is not registered yet", "from", string(req.ID))
 					rpc.Respond(nil, errUnregisteredTransfer)
 					continue
