@@ -156,23 +156,16 @@ func (n *Node) transferTo(id string) error {
 	if !n.IsLeader() {
 		return ErrNotLeader
 	}
-	members, err := n.Members()
-	if err != nil {
+	m, err := n.member(id)
+	switch {
+	case err != nil:
 		return err
+	case id == n.cfg.ID:
+		return fmt.Errorf("%w: %q is already the leader", ErrInvalid, id)
+	case !m.Voter:
+		return fmt.Errorf("%w: %q is not a voter and cannot lead; promote it first", ErrInvalid, id)
 	}
-	for _, m := range members {
-		if m.ID != id {
-			continue
-		}
-		switch {
-		case id == n.cfg.ID:
-			return fmt.Errorf("%w: %q is already the leader", ErrInvalid, id)
-		case !m.Voter:
-			return fmt.Errorf("%w: %q is not a voter and cannot lead; promote it first", ErrInvalid, id)
-		}
-		return n.transfer(n.raft.LeadershipTransferToServer(raft.ServerID(id), raft.ServerAddress(m.RaftAddr)))
-	}
-	return fmt.Errorf("%w: %q", ErrUnknownMember, id)
+	return n.transfer(n.raft.LeadershipTransferToServer(raft.ServerID(id), raft.ServerAddress(m.RaftAddr)))
 }
 
 // transfer waits for a transfer Raft started.
@@ -198,52 +191,46 @@ func (n *Node) SetVoter(ctx context.Context, id string, voter, force bool) error
 	}
 	n.joinMu.Lock()
 	defer n.joinMu.Unlock()
-	members, err := n.Members()
+	m, err := n.member(id)
 	if err != nil {
 		return err
 	}
-	for _, m := range members {
-		if m.ID != id {
-			continue
-		}
-		var f raft.IndexFuture
-		switch {
-		case voter && m.Voter:
-			return nil
-		case voter && !n.canPromote():
-			f = n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(m.RaftAddr), 0, n.timeout(ctx))
-		case voter:
-			pctx, cancel := context.WithTimeout(ctx, quorumProbeTimeout)
-			info, err := n.probe(pctx, m)
-			cancel()
-			if err != nil || !n.caughtUp(id, info, n.raft.CommitIndex()) ||
-				n.wiped(m, info) || info.State == raft.Shutdown.String() || info.Removed {
-				n.logger.Info("a promotion was asked for a member that has not caught up: it will be promoted once it has", "member", id)
-				n.track.setWant(id, true, n.fsm.AppliedIndex())
-				n.kickLevels()
-				return nil
-			}
-			f = n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(m.RaftAddr), 0, n.timeout(ctx))
-		default:
-			n.track.setWant(id, false, 0)
-			if !m.Voter {
-				return nil
-			}
-			if !force {
-				if err := n.checkQuorum(id); err != nil {
-					return err
-				}
-			}
-			f = n.raft.DemoteVoter(raft.ServerID(id), 0, n.timeout(ctx))
-		}
-		if err := f.Error(); err != nil {
-			return n.classify(err, true)
-		}
-		n.track.setWant(id, false, 0)
-		n.kickLevels()
+	var f raft.IndexFuture
+	switch {
+	case voter && m.Voter:
 		return nil
+	case voter && !n.canPromote():
+		f = n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(m.RaftAddr), 0, n.timeout(ctx))
+	case voter:
+		pctx, cancel := context.WithTimeout(ctx, quorumProbeTimeout)
+		info, err := n.probe(pctx, m)
+		cancel()
+		if err != nil || !n.caughtUp(id, info, n.raft.CommitIndex()) ||
+			n.wiped(m, info) || info.State == raft.Shutdown.String() || info.Removed {
+			n.logger.Info("a promotion was asked for a member that has not caught up: it will be promoted once it has", "member", id)
+			n.track.setWant(id, true, n.fsm.AppliedIndex())
+			n.kickLevels()
+			return nil
+		}
+		f = n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(m.RaftAddr), 0, n.timeout(ctx))
+	default:
+		n.track.setWant(id, false, 0)
+		if !m.Voter {
+			return nil
+		}
+		if !force {
+			if err := n.checkQuorum(id); err != nil {
+				return err
+			}
+		}
+		f = n.raft.DemoteVoter(raft.ServerID(id), 0, n.timeout(ctx))
 	}
-	return fmt.Errorf("%w: %q", ErrUnknownMember, id)
+	if err := f.Error(); err != nil {
+		return n.classify(err, true)
+	}
+	n.track.setWant(id, false, 0)
+	n.kickLevels()
+	return nil
 }
 
 // HandOffLeadership is the first step of a graceful shutdown: a leader

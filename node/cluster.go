@@ -296,16 +296,22 @@ func (n *Node) AddMember(ctx context.Context, m Member) error {
 // StateCatchingUp (a learner the leader will promote once it is caught
 // up) or StateLearner; ErrUnknownMember if it is not a member.
 func (n *Node) MemberState(id string) (string, error) {
+	m, err := n.member(id)
+	return m.State, err
+}
+
+// member is id's entry in Members, or ErrUnknownMember.
+func (n *Node) member(id string) (Member, error) {
 	members, err := n.Members()
 	if err != nil {
-		return "", err
+		return Member{}, err
 	}
 	for _, m := range members {
 		if m.ID == id {
-			return m.State, nil
+			return m, nil
 		}
 	}
-	return "", fmt.Errorf("%w: %q", ErrUnknownMember, id)
+	return Member{}, fmt.Errorf("%w: %q", ErrUnknownMember, id)
 }
 
 // RemoveMember removes a member from the cluster and forgets its record.
@@ -318,16 +324,8 @@ func (n *Node) RemoveMember(ctx context.Context, id string, force bool) error {
 	}
 	n.joinMu.Lock()
 	defer n.joinMu.Unlock()
-	members, err := n.Members()
-	if err != nil {
+	if _, err := n.member(id); err != nil {
 		return err
-	}
-	found := false
-	for _, m := range members {
-		found = found || m.ID == id
-	}
-	if !found {
-		return fmt.Errorf("%w: %q", ErrUnknownMember, id)
 	}
 	if !force {
 		if err := n.checkQuorum(id); err != nil {
@@ -344,6 +342,6 @@ func (n *Node) RemoveMember(ctx context.Context, id string, force bool) error {
 	if id == n.cfg.ID {
 		return nil // a leader that removed itself steps down; the next leader keeps the stale address harmlessly
 	}
-	_, err = n.propose(ctx, &fsm.Command{Op: fsm.OpRemoveMember, MemberID: id})
+	_, err := n.propose(ctx, &fsm.Command{Op: fsm.OpRemoveMember, MemberID: id})
 	return err
 }
