@@ -14,12 +14,15 @@ import (
 // TestRQ runs rq (Debian's python3-rq 1.13, unchanged) on a three-node
 // cluster: jobs enqueued through one follower, a burst worker on the
 // other, the leader killed and restarted while the worker runs. Every job
-// must run once with its result kept, and the failing job must be in
+// must finish with its result kept, and the failing job must be in
 // rq's failed registry: an acknowledged enqueue survives the leader's
 // loss. (A worker that quits between popping a job and starting it, as
 // rq 1.13's does on the "write outcome unknown" error of a write in
 // flight when the leader dies, drops that job, on Redis too; the driver
-// puts such jobs back, as a supervisor must with rq 1.13.) rq uses lists, hashes, sets, sorted sets, streams (job results),
+// puts such jobs back, as a supervisor must with rq 1.13. When that error
+// meets the EXEC that records a job's success, rq files the job as
+// failed though it ran; the driver requeues it, as `rq requeue` would,
+// and it runs again.) rq uses lists, hashes, sets, sorted sets, streams (job results),
 // MULTI/WATCH pipelines, Lua scripts and pub/sub.
 func TestRQ(t *testing.T) {
 	const python = "/usr/bin/python3"

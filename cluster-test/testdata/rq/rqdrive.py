@@ -2,7 +2,8 @@
 
     rqdrive.py enqueue PORT N   enqueue N add jobs and one failing job; print their ids as JSON
     rqdrive.py work PORT        burst workers until the queue is empty (a crashed worker is replaced,
-                                and a job it dropped between dequeue and start is put back)
+                                a job it dropped between dequeue and start is put back, and so is a
+                                job rq failed because recording its success met "write outcome unknown")
     rqdrive.py check PORT IDS   print each job's status and result as JSON
 
 Connections retry what raftcache says is safe to retry: refused or broken
@@ -66,6 +67,29 @@ def requeue_dropped(r, q):
     return dropped
 
 
+def requeue_unknown(r, q):
+    """Puts back the jobs rq failed only because the write that records
+    their success was answered "write outcome unknown".
+
+    rq runs a job, then records its success in one MULTI/EXEC. When the
+    leader dies with that EXEC in flight, raftcache answers that its outcome
+    is unknown (on Redis the connection would break the same way), and rq
+    files the job as failed though it ran. rq's own remedy is to requeue
+    failed jobs (`rq requeue`); the jobs here are pure, so running one
+    again is safe. A job that failed on its own (rqjobs.fail) is left.
+    """
+    reg = FailedJobRegistry(queue=q)
+    out = []
+    for jid in reg.get_job_ids():
+        job = Job.fetch(jid, connection=r)
+        res = job.latest_result()  # rq keeps the failure here (a stream) ...
+        exc = (res.exc_string if res is not None else None) or job._exc_info or ""  # ... or in the job
+        if "write outcome unknown" in exc:
+            reg.requeue(jid)
+            out.append(jid)
+    return out
+
+
 def work(port):
     r = connect(port)
     q = Queue("raftcache", connection=r)
@@ -73,7 +97,7 @@ def work(port):
     deadline = time.time() + 150
     while time.time() < deadline:
         try:
-            requeued += requeue_dropped(r, q)
+            requeued += requeue_dropped(r, q) + requeue_unknown(r, q)
             if q.count == 0 and StartedJobRegistry(queue=q).count == 0:
                 break
             Worker([q], connection=r).work(burst=True, with_scheduler=False)
