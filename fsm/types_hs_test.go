@@ -235,3 +235,24 @@ func TestRandomPickSpread(t *testing.T) {
 		t.Fatal("random picks are far from uniform")
 	}
 }
+
+// TestCardinalityCountsHits: HLEN, LLEN, SCARD, XLEN and ZCARD count a
+// keyspace hit on a key that exists and a miss on one that does not, as
+// Redis's lookupKeyReadOrReply does (one implementation, cardinality).
+func TestCardinalityCountsHits(t *testing.T) {
+	f, b := typesFSM(t)
+	run(t, f, b, "HSET h a 1", "RPUSH l a", "SADD s a", "XADD x 1-1 f v", "ZADD z 1 a")
+	for _, c := range []string{"HLEN h", "LLEN l", "SCARD s", "XLEN x", "ZCARD z"} {
+		before := f.Stats()
+		if got := f.View(t0).Exec(argv(c)); got.Int != 1 {
+			t.Fatalf("%s: %+v, want 1", c, got)
+		}
+		if miss := f.View(t0).Exec(argv(strings.Fields(c)[0] + " nope")); miss.Int != 0 {
+			t.Fatalf("%s on a missing key: %+v, want 0", c, miss)
+		}
+		after := f.Stats()
+		if after.Hits != before.Hits+1 || after.Misses != before.Misses+1 {
+			t.Errorf("%s: hits %d -> %d, misses %d -> %d; want one of each", c, before.Hits, after.Hits, before.Misses, after.Misses)
+		}
+	}
+}

@@ -239,13 +239,13 @@ func TestHandOffSkipsUnregisteredVoter(t *testing.T) {
 		fs := others(nodes, leader)
 		waitForCaughtUp(t, leader, nodes...)
 		unregister(t, fs[0])
-		before := fs[0].transfersRefused.Load()
+		before := fs[0].leadRefusals.Load()
 		leader.HandOffLeadership(waitDeadline)
 		if got := waitForLeader(t, nodes...); got != fs[1] {
 			t.Fatalf("after the hand-off %s leads, want %s (%s is not registered)", got.ID(), fs[1].ID(), fs[0].ID())
 		}
 		fs[0].markRegistered()
-		if fs[0].transfersRefused.Load() > before {
+		if fs[0].leadRefusals.Load() > before {
 			return // the unregistered voter was asked, refused, and skipped
 		}
 		t.Logf("round %d: Raft picked %s first; again", round, fs[1].ID())

@@ -313,11 +313,11 @@ type Node struct {
 	wedge   latch    // set once a stuck leadership transfer wedged it (transferguard.go)
 	// transferRefused: when Raft last refused an Apply as "leadership
 	// transfer in progress" (Unix ns; transferguard.go).
-	transferRefused  atomic.Int64
-	transfers        transfers     // leadership transfers this node started (transferguard.go)
-	registered       atomic.Bool   // the cluster registered this data directory: it may vote (votegate.go)
-	transfersRefused atomic.Uint64 // leadership transfers refused while not registered (votegate.go)
-	existing         bool          // Raft state existed when the node started
+	transferRefused atomic.Int64
+	transfers       transfers     // leadership transfers this node started (transferguard.go)
+	registered      atomic.Bool   // the cluster registered this data directory: it may vote (votegate.go)
+	leadRefusals    atomic.Uint64 // transfers to this node it refused, not registered yet (votegate.go)
+	existing        bool          // Raft state existed when the node started
 	// bootstrapped: this node bootstrapped its data directory (votegate.go).
 	bootstrapped  atomic.Bool
 	foreignWarned atomic.Bool

@@ -211,7 +211,7 @@ func (g *gateTransport) run() {
 					rpc.Respond(&raft.RequestPreVoteResponse{RPCHeader: hdr, Term: req.Term, Granted: false}, nil)
 					continue
 				case *raft.TimeoutNowRequest:
-					g.n.transfersRefused.Add(1)
+					g.n.leadRefusals.Add(1)
 					g.n.logger.Info("refusing a leadership transfer: this data directory is not registered yet", "from", string(req.ID))
 					rpc.Respond(nil, errUnregisteredTransfer)
 					continue
