@@ -15,15 +15,25 @@ import (
 // twice. Ids are remembered for DedupWindow of leader time, and at most
 // DedupMax of them (oldest forgotten first): both limits are decided from
 // the log alone, so every replica forgets the same ids at the same index.
+//
+// The replies kept with them are bounded too (cluster level 4 on,
+// LevelReplyBudget): a pop's or a script's reply can be as large as a
+// value, and DedupMax of them could hold gigabytes outside the memory
+// limit. Past DedupMaxReplyBytes the oldest kept replies are dropped and
+// their ids kept, so a late retry of such a request is answered that it
+// was applied but its reply is gone (as after a restore from a snapshot
+// of the first format), and is never applied twice.
 const (
-	DedupWindow = 5 * 60 * 1e9 // ns of leader time
-	DedupMax    = 200_000
+	DedupWindow        = 5 * 60 * 1e9 // ns of leader time
+	DedupMax           = 200_000
+	DedupMaxReplyBytes = 64 << 20
 )
 
 type dedupEntry struct {
-	id  string
-	at  int64 // leader time of the original apply
-	res *Result
+	id   string
+	at   int64 // leader time of the original apply
+	res  *Result
+	size int64 // repliesSize(res.Replies): what the entry counts in keptBytes
 }
 
 func dedupLess(a, b dedupEntry) bool { return a.id < b.id }
@@ -33,14 +43,41 @@ func dedupTimeLess(a, b dedupEntry) bool { return a.at < b.at || (a.at == b.at &
 type dedupTable struct {
 	byID   *btree.BTreeG[dedupEntry]
 	byTime *btree.BTreeG[dedupEntry]
+	// kept holds, by time, the entries whose replies are still kept, and
+	// keptBytes their sizes. Both are derived from the entries (rebuilt by
+	// insert on restore), so they need no place in a snapshot.
+	kept      *btree.BTreeG[dedupEntry]
+	keptBytes int64
 }
 
 func newDedup() dedupTable {
-	return dedupTable{byID: btree.NewG(32, dedupLess), byTime: btree.NewG(32, dedupTimeLess)}
+	return dedupTable{byID: btree.NewG(32, dedupLess), byTime: btree.NewG(32, dedupTimeLess),
+		kept: btree.NewG(32, dedupTimeLess)}
 }
 
 func (d dedupTable) clone() dedupTable {
-	return dedupTable{byID: d.byID.Clone(), byTime: d.byTime.Clone()}
+	return dedupTable{byID: d.byID.Clone(), byTime: d.byTime.Clone(), kept: d.kept.Clone(), keptBytes: d.keptBytes}
+}
+
+// insert adds e to every index.
+func (d *dedupTable) insert(e dedupEntry) {
+	e.size = repliesSize(e.res.Replies)
+	d.byID.ReplaceOrInsert(e)
+	d.byTime.ReplaceOrInsert(e)
+	if e.size > 0 {
+		d.kept.ReplaceOrInsert(e)
+		d.keptBytes += e.size
+	}
+}
+
+// repliesSize is what a result's replies count against
+// DedupMaxReplyBytes: their bulk bytes and a fixed cost per reply.
+func repliesSize(rs []Reply) int64 {
+	var n int64
+	for i := range rs {
+		n += 32 + int64(len(rs[i].Bulk)) + repliesSize(rs[i].Elems)
+	}
+	return n
 }
 
 func (d dedupTable) lookup(id []byte) (*Result, bool) {
@@ -48,18 +85,31 @@ func (d dedupTable) lookup(id []byte) (*Result, bool) {
 	return e.res, ok
 }
 
-// remember stores res under id and forgets what fell out of the window.
-func (d dedupTable) remember(id []byte, at int64, res *Result) {
-	e := dedupEntry{id: string(id), at: at, res: res}
-	d.byID.ReplaceOrInsert(e)
-	d.byTime.ReplaceOrInsert(e)
+// remember stores res under id and forgets what fell out of the window;
+// bounded (cluster level 4 on) drops the oldest kept replies past
+// DedupMaxReplyBytes.
+func (d *dedupTable) remember(id []byte, at int64, res *Result, bounded bool) {
+	d.insert(dedupEntry{id: string(id), at: at, res: res})
 	for d.byTime.Len() > 0 {
 		old, _ := d.byTime.Min()
 		if old.at >= at-DedupWindow && d.byTime.Len() <= DedupMax {
-			return
+			break
 		}
 		d.byTime.DeleteMin()
 		d.byID.Delete(old)
+		if old.size > 0 {
+			d.kept.Delete(old)
+			d.keptBytes -= old.size
+		}
+	}
+	for bounded && d.keptBytes > DedupMaxReplyBytes {
+		old, _ := d.kept.DeleteMin()
+		d.keptBytes -= old.size
+		dropped := *old.res // published states share the result: copy it
+		dropped.Replies = nil
+		e := dedupEntry{id: old.id, at: old.at, res: &dropped}
+		d.byID.ReplaceOrInsert(e)
+		d.byTime.ReplaceOrInsert(e)
 	}
 }
 
@@ -80,7 +130,7 @@ func (s *state) once(id []byte, now int64, apply func() Result) Result {
 	}
 	stored := res
 	stored.Prev, stored.PrevFound = nil, false
-	s.dedup.remember(id, now, &stored)
+	s.dedup.remember(id, now, &stored, s.clusterLevel() >= LevelReplyBudget)
 	return res
 }
 

@@ -20,10 +20,18 @@ import (
 // addresses, incarnation and level) and snapshot format 2.
 // Level 3 adds typed values (hashes, sets, sorted sets, lists, streams;
 // types.go), snapshot format 3, and every command whose Spec.Level is 3.
-const FeatureLevel uint32 = 3
+// Level 4 bounds the replies kept for request ids (dedup.go), and tells
+// the members' fronts that every member relays a write with a request id
+// and runs one relayed so (resp: RAFTCACHE.ONCE); no new entry type and no
+// new snapshot format.
+const FeatureLevel uint32 = 4
 
 // LevelTypes is the level of typed values and snapshot format 3.
 const LevelTypes uint32 = 3
+
+// LevelReplyBudget is the level from which kept replies are bounded
+// (DedupMaxReplyBytes) and relayed writes carry request ids.
+const LevelReplyBudget uint32 = 4
 
 // Names of a member's addresses. A new front registers its address under
 // a new name; no new entry type is needed.

@@ -537,9 +537,7 @@ func (sr *snapReader) readDedup(s *snapshot) error {
 				res.Err = errs[0].Err
 			}
 		}
-		e := dedupEntry{id: string(id), at: at, res: res}
-		s.root.dedup.byID.ReplaceOrInsert(e)
-		s.root.dedup.byTime.ReplaceOrInsert(e)
+		s.root.dedup.insert(dedupEntry{id: string(id), at: at, res: res})
 	}
 	return nil
 }

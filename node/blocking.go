@@ -426,6 +426,11 @@ func (b *blocker) finish(w *waiter, res []fsm.Result, err error) {
 	switch {
 	case err != nil:
 		r.err = err
+	case len(res) == 1 && res[0].Duplicate && len(res[0].Replies) == 0:
+		// Popped by an earlier attempt whose reply is gone: trying again
+		// would only meet the same id.
+		r.err = ErrReplyLost
+		b.n.CountLostPop()
 	case len(res) != 1 || len(res[0].Replies) != 1:
 		r.err = fmt.Errorf("%w: no reply for the blocking command", ErrUnknownOutcome)
 	default:

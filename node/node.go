@@ -78,6 +78,12 @@ var (
 	// leadership transfer that never ended (transferguard.go); only a
 	// restart clears it.
 	ErrWedged = errors.New("leader wedged by a leadership transfer that never ended")
+	// ErrReplyLost: a retried request (same request id) had been applied,
+	// but its reply is no longer held (dropped from the bounded table of
+	// kept replies, or the state was restored from a snapshot that kept
+	// none). It was applied once and is not applied again; read the keys
+	// to learn its effect.
+	ErrReplyLost = errors.New("applied once, but its reply is no longer held; read the keys to learn its effect")
 )
 
 // Config describes one node. Zero durations and counts take the defaults

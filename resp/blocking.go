@@ -63,10 +63,11 @@ func (r *reqIDs) next() []byte {
 	return strconv.AppendUint([]byte(r.prefix), r.n.Add(1), 36)
 }
 
-func newReqIDs() *reqIDs {
+// newReqIDs makes ids kind:random:n, unique across members and restarts.
+func newReqIDs(kind string) *reqIDs {
 	var b [9]byte
 	_, _ = rand.Read(b[:])
-	return &reqIDs{prefix: "blk:" + hex.EncodeToString(b[:]) + ":"}
+	return &reqIDs{prefix: kind + ":" + hex.EncodeToString(b[:]) + ":"}
 }
 
 // cmdBlock is RAFTCACHE.BLOCK id command args..., sent by a follower on a

@@ -43,6 +43,7 @@ func initConnCommands() {
 		{name: "unwatch", arity: 1, flags: []string{"fast"}, conn: cmdUnwatch},
 		{name: forwardedName, arity: 2, flags: []string{"fast"}, conn: cmdForwarded},
 		{name: blockName, arity: -5, flags: []string{"blocking"}, conn: cmdBlock},
+		{name: txIDName, arity: 2, flags: []string{"fast"}, conn: cmdTxID},
 	} {
 		c.kind = kindConn
 		commands[c.name] = c
@@ -644,7 +645,7 @@ func cmdExec(s *Server, cl *client, args [][]byte) {
 			return
 		}
 	}
-	s.execTx(cl, tx.items, watch, 0)
+	s.execTx(cl, tx.items, watch, tx.reqID, 0)
 }
 
 // execTx runs a transaction as Redis does: its commands in order, with no
@@ -656,7 +657,10 @@ func cmdExec(s *Server, cl *client, args [][]byte) {
 // relayed to the leader (unless it only reads and the connection is
 // READONLY). Connection commands queued in it (CLIENT SETNAME, SELECT...)
 // run at EXEC, in their place among the replies.
-func (s *Server) execTx(cl *client, items []*item, watch *fsm.Watch, depth int) {
+//
+// reqID is the request id of a transaction a follower relayed (once.go),
+// or a follower's own for one it relays (nil: it makes one).
+func (s *Server) execTx(cl *client, items []*item, watch *fsm.Watch, reqID []byte, depth int) {
 	var engine [][][]byte
 	writes, reads := false, false
 	for _, it := range items {
@@ -667,7 +671,7 @@ func (s *Server) execTx(cl *client, items []*item, watch *fsm.Watch, depth int) 
 		reads = reads || it.kind == kindRead
 	}
 	if (writes || reads && !cl.readonly) && !cl.forwarded && !s.node.IsLeader() {
-		s.relayTx(cl, items, watch, depth)
+		s.relayTx(cl, items, watch, reqID, depth)
 		return
 	}
 	ctx, cancel := s.context()
@@ -677,14 +681,18 @@ func (s *Server) execTx(cl *client, items []*item, watch *fsm.Watch, depth int) 
 	switch {
 	case writes:
 		cl.writing(items, 1)
-		res, err := s.node.Exec(ctx, fsm.Unit{Cmds: engine, Watch: watch})
+		res, err := s.node.Exec(ctx, fsm.Unit{Cmds: engine, Watch: watch, ReqID: reqID})
 		cl.writing(items, -1)
 		if err != nil {
-			s.txFailed(cl, items, watch, depth, err)
+			s.txFailed(cl, items, watch, reqID, depth, err)
 			return
 		}
 		if errors.Is(res[0].Err, fsm.ErrWatch) {
 			cl.w.reply(fsm.Reply{Kind: fsm.KindNullArray})
+			return
+		}
+		if replyLost(&res[0]) {
+			cl.w.fail(node.ErrReplyLost)
 			return
 		}
 		replies, index = res[0].Replies, res[0].Index
@@ -693,7 +701,7 @@ func (s *Server) execTx(cl *client, items []*item, watch *fsm.Watch, depth int) 
 		if reads {
 			var err error
 			if v, err = s.view(ctx, cl); err != nil {
-				s.txFailed(cl, items, watch, depth, err)
+				s.txFailed(cl, items, watch, reqID, depth, err)
 				return
 			}
 		}
@@ -722,9 +730,9 @@ func (s *Server) execTx(cl *client, items []*item, watch *fsm.Watch, depth int) 
 	}
 }
 
-func (s *Server) txFailed(cl *client, items []*item, watch *fsm.Watch, depth int, err error) {
+func (s *Server) txFailed(cl *client, items []*item, watch *fsm.Watch, reqID []byte, depth int, err error) {
 	if canRelay(cl, err, depth) {
-		s.relayTx(cl, items, watch, depth+1)
+		s.relayTx(cl, items, watch, reqID, depth+1)
 		return
 	}
 	cl.w.fail(err)
@@ -732,9 +740,14 @@ func (s *Server) txFailed(cl *client, items []*item, watch *fsm.Watch, depth int
 
 // relayTx sends the transaction to the leader as one item: MULTI, the
 // queued commands and EXEC on one connection, answered with the leader's
-// EXEC reply.
-func (s *Server) relayTx(cl *client, items []*item, watch *fsm.Watch, depth int) {
-	s.relayItems(cl, []*item{{txn: items, watch: watch}}, depth)
+// EXEC reply. A transaction that writes goes under a request id
+// (once.go): reqID if it has one already, else a new one.
+func (s *Server) relayTx(cl *client, items []*item, watch *fsm.Watch, reqID []byte, depth int) {
+	it := &item{txn: items, watch: watch, reqID: reqID}
+	if it.reqID == nil && it.write() && s.relayIDs() {
+		it.reqID = s.relayReqIDs.next()
+	}
+	s.relayItems(cl, []*item{it}, depth)
 }
 
 func command1(name string) []byte {

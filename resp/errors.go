@@ -38,6 +38,7 @@ var errorReplies = []struct {
 	{node.ErrKeyTooLarge, "ERR"},
 	{node.ErrValueTooLarge, "ERR"},
 	{node.ErrFeatureLevel, "ERR"},
+	{node.ErrReplyLost, "ERR"},
 }
 
 // replyError is a problem found by the front itself; its text is the

@@ -54,6 +54,7 @@ func (n *fakeNode) WaitForLeader(context.Context) error      { return nil }
 func (n *fakeNode) WaitScript(context.Context, string) error { return nil }
 func (n *fakeNode) BlockingStats() node.BlockingStats        { return node.BlockingStats{} }
 func (n *fakeNode) CountLostPop()                            {}
+func (n *fakeNode) ClusterLevel() uint32                     { return fsm.FeatureLevel }
 
 // Block runs a blocking command once, as its non-blocking form: the fake
 // has no waiters.

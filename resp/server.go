@@ -17,7 +17,9 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -105,17 +107,21 @@ type Node interface {
 	Block(ctx context.Context, reqID []byte, args [][]byte) (fsm.Reply, error)
 	BlockingStats() node.BlockingStats
 	CountLostPop()
+	// ClusterLevel is the cluster's feature level: from
+	// fsm.LevelReplyBudget on, relayed writes carry request ids (once.go).
+	ClusterLevel() uint32
 }
 
 // Server serves the Redis protocol for one node.
 type Server struct {
-	node      Node
-	cfg       Config
-	logger    hclog.Logger
-	fwd       *forwarder
-	deadlines deadline.Shared // command deadlines, one shared context per 100 ms step
-	reqIDs    *reqIDs         // request ids of blocked commands
-	started   time.Time
+	node        Node
+	cfg         Config
+	logger      hclog.Logger
+	fwd         *forwarder
+	deadlines   deadline.Shared // command deadlines, one shared context per 100 ms step
+	reqIDs      *reqIDs         // request ids of blocked commands
+	relayReqIDs *reqIDs         // request ids of relayed writes (once.go)
+	started     time.Time
 
 	ln     *drainListener
 	served chan struct{}
@@ -173,6 +179,7 @@ type txState struct {
 	items []*item
 	dirty bool       // a command failed to queue: EXEC answers EXECABORT
 	watch *fsm.Watch // a relayed transaction's watch (watchAtCmd)
+	reqID []byte     // a relayed transaction's request id (txIDCmd)
 }
 
 // New builds the Redis front for n. Serve starts it.
@@ -194,14 +201,15 @@ func New(n Node, cfg Config) *Server {
 	}
 	cfg.Limits.setDefaults(n.MaxValueSize())
 	return &Server{
-		node:    n,
-		cfg:     cfg,
-		logger:  cfg.Logger,
-		fwd:     newForwarder(n.ID(), cfg.Timeout+5*time.Second, cfg.ForwardIdle, cfg.RelayConns, cfg.ForwardTLS, int(cfg.Limits.MaxRelayReply)),
-		started: time.Now(),
-		reqIDs:  newReqIDs(),
-		served:  make(chan struct{}),
-		clients: map[*client]struct{}{},
+		node:        n,
+		cfg:         cfg,
+		logger:      cfg.Logger,
+		fwd:         newForwarder(n.ID(), cfg.Timeout+5*time.Second, cfg.ForwardIdle, cfg.RelayConns, cfg.ForwardTLS, int(cfg.Limits.MaxRelayReply)),
+		started:     time.Now(),
+		reqIDs:      newReqIDs("blk"),
+		relayReqIDs: newReqIDs("rly"),
+		served:      make(chan struct{}),
+		clients:     map[*client]struct{}{},
 	}
 }
 
@@ -356,14 +364,17 @@ type item struct {
 	txn   []*item    // a MULTI ... EXEC relayed as one: its queued commands
 	watch *fsm.Watch // and its watch
 	track bool       // a read whose keys the connection tracks
-	pubID []byte     // a PUBLISH relayed with a request id (pubsub.go)
+	// reqID is the request id a relayed write (a PUBLISH: pubsub.go; any
+	// other write or a transaction: once.go) is sent under, so that it can
+	// be sent again; on the leader, the id it was relayed with.
+	reqID []byte
 }
 
-// write says whether the item may change keys: it is not safe to send
-// twice when its outcome is unknown.
+// write says whether the item may change keys: when its outcome is
+// unknown, the client must be told so.
 func (it *item) write() bool {
-	if it.pubID != nil {
-		return false // the request id makes it safe to send again
+	if it.reqID != nil && it.txn == nil && isPublish(it.name) {
+		return false // a message, not a key; its id makes it safe to send again
 	}
 	for _, q := range it.txn {
 		if q.kind == kindWrite {
@@ -373,18 +384,29 @@ func (it *item) write() bool {
 	return it.cmd != nil && it.kind == kindWrite
 }
 
+// resendable says whether the item may be sent to the leader again after
+// its reply was lost: it changes nothing, or its request id makes a second
+// attempt answer the first one's replies.
+func (it *item) resendable() bool { return it.reqID != nil || !it.write() }
+
 // frames are the raw commands that relay the item: a transaction is
 // MULTI, its commands and EXEC, whose reply alone is the client's.
 func (it *item) frames() [][]byte {
-	if it.pubID != nil {
-		return [][]byte{relayPublishFrame(it.pubID, it.args)}
-	}
-	if it.txn == nil {
+	switch {
+	case it.txn != nil:
+	case it.reqID == nil:
 		return [][]byte{it.raw}
+	case isPublish(it.name):
+		return [][]byte{relayPublishFrame(it.reqID, it.args)}
+	default:
+		return [][]byte{onceFrame(it.reqID, it.args)}
 	}
 	f := [][]byte{command1("MULTI")}
 	if it.watch != nil {
 		f = append(f, watchAtFrame(it.watch))
+	}
+	if it.reqID != nil {
+		f = append(f, txIDFrame(it.reqID))
 	}
 	for _, q := range it.txn {
 		f = append(f, q.raw)
@@ -403,6 +425,16 @@ func (s *Server) process(cl *client, cmds []redcon.Command) {
 		}
 		s.cmdsTotal.Add(1)
 		it := &item{raw: c.Raw, args: c.Args, name: commandName(c.Args[0])}
+		if it.name == onceName {
+			if msg := unwrapOnce(cl, it); msg != "" {
+				r.flush()
+				if cl.tx != nil {
+					cl.tx.dirty = true
+				}
+				cl.w.error(msg)
+				continue
+			}
+		}
 		it.cmd = commands[it.name]
 		it.kind = s.kindOf(it)
 		cl.lastCmd = it.name
@@ -532,8 +564,13 @@ func (r *runner) add(it *item) {
 	case it.kind == kindWrite:
 		kind = runWrite
 	}
-	if kind == runRemote && isPublish(it.name) && it.pubID == nil {
-		it.pubID = newPubID()
+	if kind == runRemote && it.reqID == nil {
+		switch {
+		case isPublish(it.name):
+			it.reqID = newPubID()
+		case it.kind == kindWrite && s.relayIDs():
+			it.reqID = s.relayReqIDs.next()
+		}
 	}
 	size := 0
 	for _, a := range it.args {
@@ -584,7 +621,7 @@ func (s *Server) runLocal(cl *client, items []*item, depth int) {
 	for _, it := range items {
 		if it.txn != nil {
 			r.flush()
-			s.execTx(cl, it.txn, it.watch, depth)
+			s.execTx(cl, it.txn, it.watch, it.reqID, depth)
 			continue
 		}
 		r.add(it)
@@ -613,7 +650,7 @@ func (s *Server) runWrites(cl *client, items []*item, depth int) {
 	defer cancel()
 	units := make([]fsm.Unit, len(items))
 	for i, it := range items {
-		units[i] = fsm.Unit{Cmds: [][][]byte{it.args}, ReqID: it.pubID}
+		units[i] = fsm.Unit{Cmds: [][][]byte{it.args}, ReqID: it.reqID}
 	}
 	cl.writing(items, 1)
 	results, err := s.node.Exec(ctx, units...)
@@ -629,6 +666,10 @@ func (s *Server) runWrites(cl *client, items []*item, depth int) {
 		return
 	}
 	for i, res := range results {
+		if replyLost(&res) {
+			cl.w.fail(node.ErrReplyLost)
+			continue
+		}
 		if isPublish(items[i].name) {
 			s.publishReply(cl, items[i].name, items[i].args[1], res.Replies[0])
 			continue
@@ -704,14 +745,15 @@ func (s *Server) leaderAddr(ctx context.Context) (addr string, self bool, err er
 // the leader and copies its replies, or runs them here if this node has
 // become the leader. This is the front's one relay loop. When the leader
 // cannot be reached and what is left unanswered is safe to send again
-// (nothing was sent, or only reads are left), it tries again, with the
-// leader as this node then knows it, for up to LeaderWait: a client of a
-// follower rides out the leader's crash and the election.
+// (nothing was sent, only reads are left, or writes under request ids:
+// once.go), it tries again, with the leader as this node then knows it,
+// for up to LeaderWait (the command timeout with request ids): a client
+// of a follower rides out the leader's crash and the election.
 func (s *Server) relayItems(cl *client, items []*item, depth int) {
 	ctx, cancel := s.context()
 	defer cancel()
 	retryUntil := time.Now().Add(s.cfg.LeaderWait)
-	if allPublish(items) {
+	if withIDs(items) {
 		// Safe to send again, and worth it: ride out a leader's crash.
 		retryUntil = time.Now().Add(s.cfg.Timeout)
 	}
@@ -720,6 +762,7 @@ func (s *Server) relayItems(cl *client, items []*item, depth int) {
 	base := s.node.LocalView().Index()
 	cl.writing(items, 1)
 	defer cl.writing(items, -1)
+	sent := false // items were sent, and their replies lost
 	for {
 		addr, self, err := s.leaderAddr(ctx)
 		if err == nil && self {
@@ -730,8 +773,15 @@ func (s *Server) relayItems(cl *client, items []*item, depth int) {
 			err = replyError(msgNoLeader)
 		}
 		if err != nil {
-			for range items {
-				cl.w.fail(err)
+			if sent && time.Now().Before(retryUntil) && sleepCtx(ctx, 50*time.Millisecond) {
+				continue // an election outlasting LeaderWait: keep the writes' ids going
+			}
+			for _, it := range items {
+				if sent {
+					cl.w.fail(relayError(err, it.write())) // sent once: UNKNOWN for a write
+				} else {
+					cl.w.fail(err)
+				}
 			}
 			return
 		}
@@ -746,16 +796,21 @@ func (s *Server) relayItems(cl *client, items []*item, depth int) {
 				owner = append(owner, it)
 			}
 		}
+		stop, why := -1, "" // the frame from which the run is sent again (once.go), and why
 		n, err := s.fwd.relay(poolKey{addr, cl.token, cl.w.proto}, raws, func(i int, reply []byte, err error) {
-			if !last[i] {
+			if !last[i] || stop >= 0 {
 				return
 			}
 			it := owner[i]
+			if err == nil && it.reqID != nil && retryableReply(reply) && allResendable(items[slices.Index(items, it):]) {
+				stop, why = i, firstLine(reply) // the leader lost the write or its leadership: the same id again
+				return
+			}
 			if err != nil { // too large: the connection skipped it
 				cl.w.fail(relayError(err, false))
 				return
 			}
-			if it.pubID != nil && len(reply) > 0 && reply[0] == ':' {
+			if it.reqID != nil && it.txn == nil && isPublish(it.name) && len(reply) > 0 && reply[0] == ':' {
 				cl.w.int(int64(s.node.Hub().Receivers(string(it.args[1]), it.name == "spublish")))
 			} else {
 				cl.appendRelayed(reply)
@@ -765,6 +820,9 @@ func (s *Server) relayItems(cl *client, items []*item, depth int) {
 				cl.trackKeys(q, base)
 			}
 		})
+		if stop >= 0 {
+			n, err = stop, fmt.Errorf("the leader answered %s", why)
+		}
 		done := 0 // items whose reply was passed on
 		for i := 0; i < n; i++ {
 			if last[i] {
@@ -776,7 +834,8 @@ func (s *Server) relayItems(cl *client, items []*item, depth int) {
 			return
 		}
 		s.logger.Debug("relay to the leader failed", "leader", addr, "error", err)
-		if (errors.Is(err, errNotSent) || !anyWrite(items)) && time.Now().Before(retryUntil) && sleepCtx(ctx, 50*time.Millisecond) {
+		sent = sent || !errors.Is(err, errNotSent)
+		if (errors.Is(err, errNotSent) || allResendable(items)) && time.Now().Before(retryUntil) && sleepCtx(ctx, 50*time.Millisecond) {
 			continue
 		}
 		for _, it := range items {
@@ -786,22 +845,26 @@ func (s *Server) relayItems(cl *client, items []*item, depth int) {
 	}
 }
 
-func allPublish(items []*item) bool {
+// withIDs says whether every item is safe to send again and one of them
+// carries a request id: a write worth seeing through a leader's crash.
+func withIDs(items []*item) bool {
+	ids := false
 	for _, it := range items {
-		if !isPublish(it.name) || it.txn != nil {
+		if !it.resendable() {
+			return false
+		}
+		ids = ids || it.reqID != nil
+	}
+	return ids
+}
+
+func allResendable(items []*item) bool {
+	for _, it := range items {
+		if !it.resendable() {
 			return false
 		}
 	}
-	return len(items) > 0
-}
-
-func anyWrite(items []*item) bool {
-	for _, it := range items {
-		if it.write() {
-			return true
-		}
-	}
-	return false
+	return true
 }
 
 // relayError is the answer for a relayed command that got no reply.

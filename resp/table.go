@@ -42,7 +42,7 @@ func (c *command) arityOK(n int) bool {
 var commands = map[string]*command{}
 
 // txControl commands are executed, not queued, inside MULTI.
-var txControl = map[string]bool{"exec": true, "discard": true, "multi": true, "watch": true, "quit": true, "reset": true, "raftcache.watchat": true}
+var txControl = map[string]bool{"exec": true, "discard": true, "multi": true, "watch": true, "quit": true, "reset": true, "raftcache.watchat": true, "raftcache.txid": true}
 
 func init() {
 	for _, spec := range fsm.Specs() {

@@ -1,0 +1,85 @@
+package fsm
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"testing"
+)
+
+// bigPops fills n keys with 1 MiB values and pops each under its own
+// request id (GETDEL, one unit per entry): n MiB of replies to keep.
+func bigPops(t *testing.T, f *FSM, b *logBuilder, n int) {
+	t.Helper()
+	val := bytes.Repeat([]byte("v"), 1<<20)
+	for i := 0; i < n; i++ {
+		key := []byte(fmt.Sprintf("k%d", i))
+		execEntry(t, f, b, t0, Unit{Cmds: [][][]byte{{[]byte("set"), key, val}}})
+		res := execEntry(t, f, b, t0, Unit{ReqID: []byte(fmt.Sprintf("r%d", i)), Cmds: [][][]byte{{[]byte("getdel"), key}}})
+		if r := res.Results[0]; len(r.Replies) != 1 || len(r.Replies[0].Bulk) != 1<<20 {
+			t.Fatalf("pop %d: %s", i, replies(r.Replies))
+		}
+	}
+}
+
+// retry sends request id i's pop again.
+func retry(t *testing.T, f *FSM, b *logBuilder, i int) Result {
+	t.Helper()
+	key := []byte(fmt.Sprintf("k%d", i))
+	res := execEntry(t, f, b, t0, Unit{ReqID: []byte(fmt.Sprintf("r%d", i)), Cmds: [][][]byte{{[]byte("getdel"), key}}})
+	r := res.Results[0]
+	if !r.Duplicate {
+		t.Fatalf("retry of r%d ran again: %s", i, replies(r.Replies))
+	}
+	return r
+}
+
+// From level 4 the replies kept for request ids are bounded: past
+// DedupMaxReplyBytes the oldest lose their replies but keep their ids (a
+// retry is a duplicate answered without replies, never run again), the
+// newest keep theirs, and a state restored from a snapshot drops the same
+// ones as the state it was taken from. Below level 4 every reply is kept,
+// as the binaries of level 3 do.
+func TestDedupKeptRepliesBounded(t *testing.T) {
+	const n = DedupMaxReplyBytes>>20 + 6 // MiB of replies
+	for _, level := range []uint32{LevelTypes, LevelReplyBudget} {
+		t.Run(fmt.Sprintf("level%d", level), func(t *testing.T) {
+			f := New(nil)
+			var b logBuilder
+			applyOne(t, f, b.cmd(Command{Op: OpClusterLevel, Now: t0, Level: level}))
+			bigPops(t, f, &b, n)
+			d := f.root.Load().dedup
+			if level < LevelReplyBudget {
+				if d.keptBytes < n<<20 {
+					t.Fatalf("level %d kept %d bytes of replies, want all %d MiB", level, d.keptBytes, n)
+				}
+				if r := retry(t, f, &b, 0); len(r.Replies) != 1 {
+					t.Fatalf("level %d: the oldest reply was dropped", level)
+				}
+				return
+			}
+			if d.keptBytes > DedupMaxReplyBytes || d.keptBytes < DedupMaxReplyBytes-(2<<20) {
+				t.Fatalf("kept %d bytes of replies, want just under %d", d.keptBytes, DedupMaxReplyBytes)
+			}
+			g := New(nil)
+			if err := g.Restore(io.NopCloser(bytes.NewReader(snapshotBytes(t, f)))); err != nil {
+				t.Fatal(err)
+			}
+			if gd := g.root.Load().dedup; gd.keptBytes != d.keptBytes || gd.kept.Len() != d.kept.Len() {
+				t.Fatalf("restored: %d bytes in %d kept, want %d in %d", gd.keptBytes, gd.kept.Len(), d.keptBytes, d.kept.Len())
+			}
+			for _, h := range []*FSM{f, g} {
+				hb := b
+				if r := retry(t, h, &hb, 0); len(r.Replies) != 0 {
+					t.Fatalf("the oldest reply is still kept: %d replies", len(r.Replies))
+				}
+				if r := retry(t, h, &hb, n-1); len(r.Replies) != 1 || len(r.Replies[0].Bulk) != 1<<20 {
+					t.Fatalf("the newest reply was dropped: %d replies", len(r.Replies))
+				}
+			}
+			if d.byID.Len() != n || d.byTime.Len() != n {
+				t.Fatalf("%d/%d ids kept, want %d: an id was forgotten with its reply", d.byID.Len(), d.byTime.Len(), n)
+			}
+		})
+	}
+}

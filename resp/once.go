@@ -1,0 +1,121 @@
+package resp
+
+import (
+	"bytes"
+
+	"github.com/tidwall/redcon"
+
+	"github.com/raftcache/raftcache/fsm"
+)
+
+// Relayed writes survive a leader's failure exactly once. A follower
+// gives every write it relays (and every transaction that writes) a
+// request id of its own, from cluster feature level 4 on, when every
+// member's front knows these commands:
+//
+//	RAFTCACHE.ONCE id command args...   a write, outside MULTI
+//	RAFTCACHE.TXID id                   inside MULTI: the transaction's id
+//
+// The leader runs the write (or the EXEC) as a unit under that id, and
+// the state machine remembers the id with the replies (fsm/dedup.go). When
+// the connection to the leader breaks with the write in flight, the
+// follower sends it again, with the same id, to the leader it then knows,
+// for up to the command timeout: the new leader answers the first
+// attempt's replies if it was applied, or applies it now. The client sees
+// one answer and the write applied once, where a client of the leader
+// itself (or of Redis) sees its connection break and the outcome unknown.
+//
+// Reads, blocked commands (blocking.go, ids of their own) and PUBLISH
+// (pubsub.go, likewise) are relayed as before. Below level 4, or while a
+// member runs an older binary, writes are relayed without an id and a
+// lost connection answers UNKNOWN.
+
+const (
+	onceCmd = "RAFTCACHE.ONCE"
+	txIDCmd = "RAFTCACHE.TXID"
+)
+
+var (
+	onceName = "raftcache.once"
+	txIDName = "raftcache.txid"
+)
+
+// relayIDs says whether this node's relayed writes carry request ids.
+func (s *Server) relayIDs() bool {
+	return s.node.ClusterLevel() >= fsm.LevelReplyBudget
+}
+
+func onceFrame(id []byte, args [][]byte) []byte {
+	b := redcon.AppendArray(nil, len(args)+2)
+	b = redcon.AppendBulkString(b, onceCmd)
+	b = redcon.AppendBulk(b, id)
+	for _, a := range args {
+		b = redcon.AppendBulk(b, a)
+	}
+	return b
+}
+
+func txIDFrame(id []byte) []byte {
+	b := redcon.AppendArray(nil, 2)
+	b = redcon.AppendBulkString(b, txIDCmd)
+	return redcon.AppendBulk(b, id)
+}
+
+// unwrapOnce turns a RAFTCACHE.ONCE item into the command it carries,
+// with its request id; it returns the error to answer instead, or "".
+// The inner command is authorized, checked and run as if sent alone.
+func unwrapOnce(cl *client, it *item) string {
+	switch {
+	case !cl.forwarded:
+		return "ERR " + onceCmd + " is for relays between members"
+	case cl.tx != nil:
+		return "ERR " + onceCmd + " inside MULTI is not allowed (" + txIDCmd + " names a transaction)"
+	case len(it.args) < 3 || len(it.args[1]) == 0 || len(it.args[1]) > fsm.MaxReqID:
+		return "ERR syntax error"
+	}
+	it.reqID, it.args = it.args[1], it.args[2:]
+	it.name = commandName(it.args[0])
+	it.cmd = commands[it.name]
+	if it.cmd != nil && (it.cmd.kind == kindConn || it.cmd.blocking) {
+		return "ERR " + onceCmd + " relays writes only"
+	}
+	return ""
+}
+
+// cmdTxID is RAFTCACHE.TXID id, sent by a follower inside the MULTI of a
+// transaction it relays: EXEC then runs the transaction under that id.
+func cmdTxID(s *Server, cl *client, args [][]byte) {
+	if !cl.forwarded || cl.tx == nil {
+		cl.w.error("ERR " + txIDCmd + " is for relays between members, inside MULTI")
+		return
+	}
+	if len(args[1]) == 0 || len(args[1]) > fsm.MaxReqID {
+		cl.tx.dirty = true
+		cl.w.error("ERR syntax error")
+		return
+	}
+	cl.tx.reqID = args[1]
+	cl.w.ok()
+}
+
+// replyLost is the answer for a retry whose first attempt was applied but
+// whose replies are no longer kept.
+func replyLost(res *fsm.Result) bool {
+	return res.Duplicate && len(res.Replies) == 0
+}
+
+// retryableReply says whether a leader's reply to a write relayed with a
+// request id means "send it again": TRYAGAIN (nothing applied, or this
+// node no longer leads) or UNKNOWN (leadership lost, or the deadline
+// passed, with the write in flight). The same id makes either safe.
+func retryableReply(reply []byte) bool {
+	return bytes.HasPrefix(reply, []byte("-TRYAGAIN ")) || bytes.HasPrefix(reply, []byte("-UNKNOWN "))
+}
+
+// firstLine is an error reply's text, for a log or an error.
+func firstLine(reply []byte) string {
+	if i := bytes.IndexByte(reply, '\r'); i >= 0 {
+		reply = reply[:i]
+	}
+	return string(bytes.TrimPrefix(reply, []byte("-")))
+}
