@@ -19,7 +19,7 @@ func commandCases() map[string]Command {
 		"set": set("k", "v", t0, 0),
 		"exec": {Op: OpExec, Now: t0, Limits: Limits{MaxValueSize: 1 << 20}, Units: []Unit{
 			{Cmds: [][][]byte{{[]byte("SET"), []byte("k"), []byte("v")}}},
-			{ReqID: []byte("r"), Mode: UnitAtomic, Cmds: [][][]byte{{[]byte("rc.set"), []byte("k"), {0, 0xff}}, {[]byte("GET"), []byte("k")}}},
+			{ReqID: []byte("r"), Mode: UnitAtomic, Resend: true, Cmds: [][][]byte{{[]byte("rc.set"), []byte("k"), {0, 0xff}}, {[]byte("GET"), []byte("k")}}},
 		}},
 		"set-ttl":           set("k", "v", t0, t0+int64(5e9)),
 		"set-empty":         {Op: OpSet, Now: 0},

@@ -27,8 +27,22 @@ const (
 	DedupWindow        = 5 * 60 * 1e9 // ns of leader time
 	DedupMax           = 200_000
 	DedupMaxReplyBytes = 64 << 20
+	// ResendHorizon bounds how long after its first attempt a unit may
+	// be sent again (Unit.Resend) and still be judged by its id: a
+	// follower resends for at most its command timeout (10 s by default),
+	// and leaders' clocks differ a little.
+	ResendHorizon = 60 * 1e9 // ns of leader time
 )
 
+// ErrResendForgotten (result): a unit sent again under its request id
+// found the id unknown while the table, full, has forgotten ids younger
+// than ResendHorizon: the first attempt may have been applied and its id
+// evicted, so the unit was not applied again. Its outcome is unknown.
+var ErrResendForgotten = errors.New("write outcome unknown: the request id of this retry may have been forgotten (more request ids than the table holds); read before retrying")
+
+// dedupEntry is never changed once inserted: published states share it
+// (the trees hold pointers, so a copy-on-write node copy moves 8 bytes an
+// entry, not the entry). Dropping its replies inserts a new one.
 type dedupEntry struct {
 	id   string
 	at   int64 // leader time of the original apply
@@ -36,17 +50,17 @@ type dedupEntry struct {
 	size int64 // repliesSize(res.Replies): what the entry counts in keptBytes
 }
 
-func dedupLess(a, b dedupEntry) bool { return a.id < b.id }
+func dedupLess(a, b *dedupEntry) bool { return a.id < b.id }
 
-func dedupTimeLess(a, b dedupEntry) bool { return a.at < b.at || (a.at == b.at && a.id < b.id) }
+func dedupTimeLess(a, b *dedupEntry) bool { return a.at < b.at || (a.at == b.at && a.id < b.id) }
 
 type dedupTable struct {
-	byID   *btree.BTreeG[dedupEntry]
-	byTime *btree.BTreeG[dedupEntry]
+	byID   *btree.BTreeG[*dedupEntry]
+	byTime *btree.BTreeG[*dedupEntry]
 	// kept holds, by time, the entries whose replies are still kept, and
 	// keptBytes their sizes. Both are derived from the entries (rebuilt by
 	// insert on restore), so they need no place in a snapshot.
-	kept      *btree.BTreeG[dedupEntry]
+	kept      *btree.BTreeG[*dedupEntry]
 	keptBytes int64
 }
 
@@ -60,7 +74,7 @@ func (d dedupTable) clone() dedupTable {
 }
 
 // insert adds e to every index.
-func (d *dedupTable) insert(e dedupEntry) {
+func (d *dedupTable) insert(e *dedupEntry) {
 	e.size = repliesSize(e.res.Replies)
 	d.byID.ReplaceOrInsert(e)
 	d.byTime.ReplaceOrInsert(e)
@@ -81,15 +95,36 @@ func repliesSize(rs []Reply) int64 {
 }
 
 func (d dedupTable) lookup(id []byte) (*Result, bool) {
-	e, ok := d.byID.Get(dedupEntry{id: string(id)})
-	return e.res, ok
+	e, ok := d.byID.Get(&dedupEntry{id: string(id)})
+	if !ok {
+		return nil, false
+	}
+	return e.res, true
+}
+
+// known says whether id is in the table.
+func (d dedupTable) known(id []byte) bool {
+	return d.byID.Has(&dedupEntry{id: string(id)})
+}
+
+// mayHaveForgotten says whether ids first applied within ResendHorizon
+// before now may have been evicted for room: ids leave oldest first, and
+// only a full table evicts one younger than the window, so that happened
+// exactly when the table is full and its oldest id is within the horizon.
+// (Derived from the table alone, so every replica judges alike.)
+func (d dedupTable) mayHaveForgotten(now int64) bool {
+	if d.byTime.Len() < DedupMax {
+		return false
+	}
+	old, _ := d.byTime.Min()
+	return old.at > now-ResendHorizon
 }
 
 // remember stores res under id and forgets what fell out of the window;
 // bounded (cluster level 4 on) drops the oldest kept replies past
 // DedupMaxReplyBytes.
 func (d *dedupTable) remember(id []byte, at int64, res *Result, bounded bool) {
-	d.insert(dedupEntry{id: string(id), at: at, res: res})
+	d.insert(&dedupEntry{id: string(id), at: at, res: res})
 	for d.byTime.Len() > 0 {
 		old, _ := d.byTime.Min()
 		if old.at >= at-DedupWindow && d.byTime.Len() <= DedupMax {
@@ -107,7 +142,7 @@ func (d *dedupTable) remember(id []byte, at int64, res *Result, bounded bool) {
 		d.keptBytes -= old.size
 		dropped := *old.res // published states share the result: copy it
 		dropped.Replies = nil
-		e := dedupEntry{id: old.id, at: old.at, res: &dropped}
+		e := &dedupEntry{id: old.id, at: old.at, res: &dropped}
 		d.byID.ReplaceOrInsert(e)
 		d.byTime.ReplaceOrInsert(e)
 	}

@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"testing"
@@ -81,5 +82,51 @@ func TestDedupKeptRepliesBounded(t *testing.T) {
 				t.Fatalf("%d/%d ids kept, want %d: an id was forgotten with its reply", d.byID.Len(), d.byTime.Len(), n)
 			}
 		})
+	}
+}
+
+// A unit sent again (Resend) under an id the table does not know is
+// refused, not applied, while the full table has evicted ids younger than
+// ResendHorizon (the first attempt may have been applied and forgotten);
+// otherwise it is applied, and a known id is answered as a duplicate.
+func TestResendOfForgottenIDRefused(t *testing.T) {
+	f := New(nil)
+	var b logBuilder
+	applyOne(t, f, b.cmd(Command{Op: OpClusterLevel, Now: t0, Level: LevelReplyBudget}))
+	incr := func(now int64, id string, resend bool) Result {
+		u := unit(UnitPlain, "INCR c")
+		u.ReqID, u.Resend = []byte(id), resend
+		return execEntry(t, f, &b, now, u).Results[0]
+	}
+	if r := incr(t0, "early", true); r.Err != nil || r.Duplicate {
+		t.Fatalf("a resend of an unknown id, nothing forgotten: %+v", r)
+	}
+	for i := 0; i < DedupMax+1; { // fill the table past its count: ids are evicted for room
+		var us []Unit
+		for ; len(us) < MaxBatch && i < DedupMax+1; i++ {
+			u := unit(UnitPlain, "SET x 1")
+			u.ReqID = []byte(fmt.Sprintf("fill%07d", i))
+			us = append(us, u)
+		}
+		execEntry(t, f, &b, t0+1e9, us...)
+	}
+	if f.root.Load().dedup.known([]byte("early")) {
+		t.Fatal("setup: the first id was not evicted")
+	}
+	now := t0 + 2e9
+	if r := incr(now, "early", true); !errors.Is(r.Err, ErrResendForgotten) {
+		t.Fatalf("a resend of an id evicted for room: %+v, want ErrResendForgotten", r)
+	}
+	if r := incr(now, "fill0000500", true); !r.Duplicate {
+		t.Fatalf("a resend of a known id: %+v, want a duplicate", r)
+	}
+	if r := incr(now, "new", false); r.Err != nil || len(r.Replies) != 1 || r.Replies[0].Int != 2 {
+		t.Fatalf("a first attempt: %+v (%s), want c = 2", r, replies(r.Replies))
+	}
+	if r := incr(t0+2e9+ResendHorizon, "early2", true); r.Err != nil || r.Duplicate {
+		t.Fatalf("a resend once every evicted id is older than the horizon: %+v", r)
+	}
+	if got := f.View(now).Exec(argv("GET c")).String(); got != `"3"` {
+		t.Fatalf("c = %s: the refused resend was applied", got)
 	}
 }

@@ -16,6 +16,9 @@ import (
 // proposed: below it, a member may run a binary that cannot apply them.
 const LevelExec = 2
 
+// unitResendBit marks Unit.Resend in the encoded mode byte.
+const unitResendBit = 0x80
+
 // UnitMode says how a unit's failures are handled.
 type UnitMode uint8
 
@@ -36,7 +39,14 @@ type Unit struct {
 	// repeated id with the first result instead of running it again.
 	ReqID []byte
 	Mode  UnitMode
-	Cmds  [][][]byte // argument vectors, the command name first
+	// Resend marks a unit sent again under its ReqID after the first
+	// attempt's reply was lost (a follower's relay, resp/once.go): if the
+	// id is unknown while ids young enough to be this one's may have been
+	// forgotten (dedupTable.mayHaveForgotten), it is refused with
+	// ErrResendForgotten rather than applied a second time. Cluster level
+	// 4 on (LevelReplyBudget); encoded as a bit of the mode byte.
+	Resend bool
+	Cmds   [][][]byte // argument vectors, the command name first
 	// Watch, if set, makes the unit conditional (WATCH ... EXEC): if a
 	// watched key changed after it, the unit applies nothing and its
 	// result's Err is ErrWatch.
@@ -70,7 +80,11 @@ func (c *Command) encodeExec(dst []byte) []byte {
 	for i := range c.Units {
 		u := &c.Units[i]
 		dst = appendBytes(dst, u.ReqID)
-		dst = append(dst, byte(u.Mode))
+		mode := byte(u.Mode)
+		if u.Resend {
+			mode |= unitResendBit
+		}
+		dst = append(dst, mode)
 		dst = binary.AppendUvarint(dst, uint64(len(u.Cmds)))
 		for _, args := range u.Cmds {
 			dst = binary.AppendUvarint(dst, uint64(len(args)))
@@ -120,7 +134,9 @@ func (d *decoder) exec(c *Command) {
 		if u.ReqID = d.bytes(); len(u.ReqID) == 0 {
 			u.ReqID = nil
 		}
-		if u.Mode = UnitMode(d.byte()); u.Mode > UnitAtomic {
+		mode := d.byte()
+		u.Resend = mode&unitResendBit != 0
+		if u.Mode = UnitMode(mode &^ unitResendBit); u.Mode > UnitAtomic {
 			d.failf("unknown unit mode %d", u.Mode)
 			return
 		}
@@ -150,6 +166,10 @@ func (f *FSM) applyExec(s *state, index uint64, c *Command, ch *changeSet) Resul
 	for i := range c.Units {
 		u := &c.Units[i]
 		seed := index<<20 ^ uint64(i)<<8
+		if u.Resend && u.ReqID != nil && !s.dedup.known(u.ReqID) && s.dedup.mayHaveForgotten(c.Now) {
+			r.Results[i] = Result{Index: index, Err: ErrResendForgotten}
+			continue
+		}
 		r.Results[i] = s.once(u.ReqID, c.Now, func() Result { return f.runUnit(s, index, c, u, ch, seed) })
 	}
 	return r

@@ -236,7 +236,7 @@ func (s *snapshot) writeItems(w *snapWriter) {
 // stored results may grow fields in a later format, here and in readDedup).
 func writeDedup(w *snapWriter, d dedupTable, format byte) {
 	w.buf = binary.AppendUvarint(w.buf, uint64(d.byID.Len()))
-	d.byID.Ascend(func(e dedupEntry) bool {
+	d.byID.Ascend(func(e *dedupEntry) bool {
 		w.buf = appendBytes(w.buf, []byte(e.id))
 		w.buf = binary.AppendVarint(w.buf, e.at)
 		w.buf = appendResult(w.buf, e.res)
@@ -537,7 +537,7 @@ func (sr *snapReader) readDedup(s *snapshot) error {
 				res.Err = errs[0].Err
 			}
 		}
-		s.root.dedup.insert(dedupEntry{id: string(id), at: at, res: res})
+		s.root.dedup.insert(&dedupEntry{id: string(id), at: at, res: res})
 	}
 	return nil
 }

@@ -43,7 +43,7 @@ func initConnCommands() {
 		{name: "unwatch", arity: 1, flags: []string{"fast"}, conn: cmdUnwatch},
 		{name: forwardedName, arity: 2, flags: []string{"fast"}, conn: cmdForwarded},
 		{name: blockName, arity: -5, flags: []string{"blocking"}, conn: cmdBlock},
-		{name: txIDName, arity: 2, flags: []string{"fast"}, conn: cmdTxID},
+		{name: txIDName, arity: 3, flags: []string{"fast"}, conn: cmdTxID},
 	} {
 		c.kind = kindConn
 		commands[c.name] = c
@@ -645,7 +645,7 @@ func cmdExec(s *Server, cl *client, args [][]byte) {
 			return
 		}
 	}
-	s.execTx(cl, tx.items, watch, tx.reqID, 0)
+	s.execTx(cl, tx.items, watch, tx.reqID, tx.sent, 0)
 }
 
 // execTx runs a transaction as Redis does: its commands in order, with no
@@ -660,7 +660,7 @@ func cmdExec(s *Server, cl *client, args [][]byte) {
 //
 // reqID is the request id of a transaction a follower relayed (once.go),
 // or a follower's own for one it relays (nil: it makes one).
-func (s *Server) execTx(cl *client, items []*item, watch *fsm.Watch, reqID []byte, depth int) {
+func (s *Server) execTx(cl *client, items []*item, watch *fsm.Watch, reqID []byte, sent, depth int) {
 	var engine [][][]byte
 	writes, reads := false, false
 	for _, it := range items {
@@ -671,7 +671,7 @@ func (s *Server) execTx(cl *client, items []*item, watch *fsm.Watch, reqID []byt
 		reads = reads || it.kind == kindRead
 	}
 	if (writes || reads && !cl.readonly) && !cl.forwarded && !s.node.IsLeader() {
-		s.relayTx(cl, items, watch, reqID, depth)
+		s.relayTx(cl, items, watch, reqID, sent, depth)
 		return
 	}
 	ctx, cancel := s.context()
@@ -681,14 +681,18 @@ func (s *Server) execTx(cl *client, items []*item, watch *fsm.Watch, reqID []byt
 	switch {
 	case writes:
 		cl.writing(items, 1)
-		res, err := s.node.Exec(ctx, fsm.Unit{Cmds: engine, Watch: watch, ReqID: reqID})
+		res, err := s.node.Exec(ctx, fsm.Unit{Cmds: engine, Watch: watch, ReqID: reqID, Resend: sent > 0 && reqID != nil})
 		cl.writing(items, -1)
 		if err != nil {
-			s.txFailed(cl, items, watch, reqID, depth, err)
+			s.txFailed(cl, items, watch, reqID, sent, depth, err)
 			return
 		}
-		if errors.Is(res[0].Err, fsm.ErrWatch) {
-			cl.w.reply(fsm.Reply{Kind: fsm.KindNullArray})
+		if errors.Is(res[0].Err, fsm.ErrResendForgotten) {
+			cl.w.fail(res[0].Err)
+			return
+		}
+		if errors.Is(res[0].Err, fsm.ErrWatch) || res[0].Duplicate && res[0].Err != nil && len(res[0].Replies) == 0 {
+			cl.w.reply(fsm.Reply{Kind: fsm.KindNullArray}) // see replyLost
 			return
 		}
 		if replyLost(&res[0]) {
@@ -701,7 +705,7 @@ func (s *Server) execTx(cl *client, items []*item, watch *fsm.Watch, reqID []byt
 		if reads {
 			var err error
 			if v, err = s.view(ctx, cl); err != nil {
-				s.txFailed(cl, items, watch, reqID, depth, err)
+				s.txFailed(cl, items, watch, reqID, sent, depth, err)
 				return
 			}
 		}
@@ -730,9 +734,9 @@ func (s *Server) execTx(cl *client, items []*item, watch *fsm.Watch, reqID []byt
 	}
 }
 
-func (s *Server) txFailed(cl *client, items []*item, watch *fsm.Watch, reqID []byte, depth int, err error) {
+func (s *Server) txFailed(cl *client, items []*item, watch *fsm.Watch, reqID []byte, sent, depth int, err error) {
 	if canRelay(cl, err, depth) {
-		s.relayTx(cl, items, watch, reqID, depth+1)
+		s.relayTx(cl, items, watch, reqID, sent, depth+1)
 		return
 	}
 	cl.w.fail(err)
@@ -742,8 +746,8 @@ func (s *Server) txFailed(cl *client, items []*item, watch *fsm.Watch, reqID []b
 // queued commands and EXEC on one connection, answered with the leader's
 // EXEC reply. A transaction that writes goes under a request id
 // (once.go): reqID if it has one already, else a new one.
-func (s *Server) relayTx(cl *client, items []*item, watch *fsm.Watch, reqID []byte, depth int) {
-	it := &item{txn: items, watch: watch, reqID: reqID}
+func (s *Server) relayTx(cl *client, items []*item, watch *fsm.Watch, reqID []byte, sent, depth int) {
+	it := &item{txn: items, watch: watch, reqID: reqID, sent: sent}
 	if it.reqID == nil && it.write() && s.relayIDs() {
 		it.reqID = s.relayReqIDs.next()
 	}

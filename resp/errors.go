@@ -39,6 +39,7 @@ var errorReplies = []struct {
 	{node.ErrValueTooLarge, "ERR"},
 	{node.ErrFeatureLevel, "ERR"},
 	{node.ErrReplyLost, "ERR"},
+	{fsm.ErrResendForgotten, "UNKNOWN"},
 }
 
 // replyError is a problem found by the front itself; its text is the

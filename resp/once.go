@@ -2,6 +2,7 @@ package resp
 
 import (
 	"bytes"
+	"strconv"
 
 	"github.com/tidwall/redcon"
 
@@ -13,8 +14,13 @@ import (
 // request id of its own, from cluster feature level 4 on, when every
 // member's front knows these commands:
 //
-//	RAFTCACHE.ONCE id command args...   a write, outside MULTI
-//	RAFTCACHE.TXID id                   inside MULTI: the transaction's id
+//	RAFTCACHE.ONCE id n command args...  a write, outside MULTI
+//	RAFTCACHE.TXID id n                  inside MULTI: the transaction's id
+//
+// n counts the attempts (1 the first). A unit sent again (n > 1) whose id
+// the state machine does not know, while ids as young may have been
+// evicted for room (200,000 at most), is refused with an UNKNOWN reply
+// rather than applied twice (fsm.ErrResendForgotten).
 //
 // The leader runs the write (or the EXEC) as a unit under that id, and
 // the state machine remembers the id with the replies (fsm/dedup.go). When
@@ -45,20 +51,28 @@ func (s *Server) relayIDs() bool {
 	return s.node.ClusterLevel() >= fsm.LevelReplyBudget
 }
 
-func onceFrame(id []byte, args [][]byte) []byte {
-	b := redcon.AppendArray(nil, len(args)+2)
+func onceFrame(id []byte, attempt int, args [][]byte) []byte {
+	b := redcon.AppendArray(nil, len(args)+3)
 	b = redcon.AppendBulkString(b, onceCmd)
 	b = redcon.AppendBulk(b, id)
+	b = redcon.AppendBulkString(b, strconv.Itoa(attempt))
 	for _, a := range args {
 		b = redcon.AppendBulk(b, a)
 	}
 	return b
 }
 
-func txIDFrame(id []byte) []byte {
-	b := redcon.AppendArray(nil, 2)
+func txIDFrame(id []byte, attempt int) []byte {
+	b := redcon.AppendArray(nil, 3)
 	b = redcon.AppendBulkString(b, txIDCmd)
-	return redcon.AppendBulk(b, id)
+	b = redcon.AppendBulk(b, id)
+	return redcon.AppendBulkString(b, strconv.Itoa(attempt))
+}
+
+// parseAttempt reads a relay frame's attempt count (1 and up).
+func parseAttempt(b []byte) (int, bool) {
+	n, err := strconv.Atoi(string(b))
+	return n, err == nil && n >= 1
 }
 
 // unwrapOnce turns a RAFTCACHE.ONCE item into the command it carries,
@@ -70,10 +84,14 @@ func unwrapOnce(cl *client, it *item) string {
 		return "ERR " + onceCmd + " is for relays between members"
 	case cl.tx != nil:
 		return "ERR " + onceCmd + " inside MULTI is not allowed (" + txIDCmd + " names a transaction)"
-	case len(it.args) < 3 || len(it.args[1]) == 0 || len(it.args[1]) > fsm.MaxReqID:
+	case len(it.args) < 4 || len(it.args[1]) == 0 || len(it.args[1]) > fsm.MaxReqID:
 		return "ERR syntax error"
 	}
-	it.reqID, it.args = it.args[1], it.args[2:]
+	n, ok := parseAttempt(it.args[2])
+	if !ok {
+		return "ERR syntax error"
+	}
+	it.reqID, it.sent, it.args = it.args[1], n-1, it.args[3:]
 	it.name = commandName(it.args[0])
 	it.cmd = commands[it.name]
 	if it.cmd != nil && (it.cmd.kind == kindConn || it.cmd.blocking) {
@@ -89,26 +107,35 @@ func cmdTxID(s *Server, cl *client, args [][]byte) {
 		cl.w.error("ERR " + txIDCmd + " is for relays between members, inside MULTI")
 		return
 	}
-	if len(args[1]) == 0 || len(args[1]) > fsm.MaxReqID {
+	n, ok := parseAttempt(args[2])
+	if len(args[1]) == 0 || len(args[1]) > fsm.MaxReqID || !ok {
 		cl.tx.dirty = true
 		cl.w.error("ERR syntax error")
 		return
 	}
-	cl.tx.reqID = args[1]
+	cl.tx.reqID, cl.tx.sent = args[1], n-1
 	cl.w.ok()
 }
 
 // replyLost is the answer for a retry whose first attempt was applied but
-// whose replies are no longer kept.
+// whose replies are no longer kept. (A duplicate with an error and no
+// replies is a transaction its watch stopped: fsm.ErrWatch, which a state
+// restored from a snapshot may hold as a plain error.)
 func replyLost(res *fsm.Result) bool {
-	return res.Duplicate && len(res.Replies) == 0
+	return res.Duplicate && len(res.Replies) == 0 && res.Err == nil
 }
 
 // retryableReply says whether a leader's reply to a write relayed with a
 // request id means "send it again": TRYAGAIN (nothing applied, or this
 // node no longer leads) or UNKNOWN (leadership lost, or the deadline
 // passed, with the write in flight). The same id makes either safe.
-func retryableReply(reply []byte) bool {
+//
+// A script's reply is its own: it can be any error it likes, so a
+// relayed EVAL is never sent again for its reply.
+func retryableReply(it *item, reply []byte) bool {
+	if scriptCmds[it.name] || it.name == "fcall" || bytes.Contains(reply, []byte("may have been forgotten")) {
+		return false // a script's own error; or a refusal a resend would meet again
+	}
 	return bytes.HasPrefix(reply, []byte("-TRYAGAIN ")) || bytes.HasPrefix(reply, []byte("-UNKNOWN "))
 }
 

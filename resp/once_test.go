@@ -32,38 +32,41 @@ func (c *rawConn) line() string {
 func TestRelayIDsRunOnce(t *testing.T) {
 	n := startNode(t, "n1", true, resp.Config{})
 	c := dialRaw(t, n.RESPAddr())
-	c.send(cmd("RAFTCACHE.ONCE", "a", "INCR", "k"))
+	c.send(cmd("RAFTCACHE.ONCE", "a", "1", "INCR", "k"))
 	if got := c.line(); !strings.HasPrefix(got, "-ERR RAFTCACHE.ONCE is for relays between members") {
 		t.Fatalf("ONCE from a client: %q", got)
 	}
 	c.send(cmd("RAFTCACHE.FORWARDED", "n9"))
 	c.expect("+OK\r\n")
 	for i := 0; i < 2; i++ {
-		c.send(cmd("RAFTCACHE.ONCE", "a", "INCR", "k"))
+		c.send(cmd("RAFTCACHE.ONCE", "a", "1", "INCR", "k"))
 		c.expect(":1\r\n")
-		c.send(cmd("RAFTCACHE.ONCE", "b", "RPUSH", "l", "x", "y"))
+		c.send(cmd("RAFTCACHE.ONCE", "b", "1", "RPUSH", "l", "x", "y"))
 		c.expect(":2\r\n")
 	}
-	c.send(cmd("RAFTCACHE.ONCE", "c", "INCR", "k"))
+	c.send(cmd("RAFTCACHE.ONCE", "a", "2", "INCR", "k")) // a resend of a known id
+	c.expect(":1\r\n")
+	c.send(cmd("RAFTCACHE.ONCE", "c", "3", "INCR", "k")) // a resend whose first attempt never arrived
 	c.expect(":2\r\n")
 	for i := 0; i < 2; i++ { // a relayed transaction, sent twice
-		c.send(cmd("MULTI") + cmd("RAFTCACHE.TXID", "t") + cmd("INCR", "k") + cmd("LPOP", "l") + cmd("EXEC"))
+		c.send(cmd("MULTI") + cmd("RAFTCACHE.TXID", "t", "1") + cmd("INCR", "k") + cmd("LPOP", "l") + cmd("EXEC"))
 		c.expect("+OK\r\n+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n:3\r\n$1\r\nx\r\n")
 	}
 	c.send(cmd("GET", "k") + cmd("LRANGE", "l", "0", "-1"))
 	c.expect("$1\r\n3\r\n*1\r\n$1\r\ny\r\n")
 	for _, bad := range []struct{ cmd, want string }{
-		{cmd("RAFTCACHE.ONCE", "d", "BLPOP", "l", "0"), "-ERR RAFTCACHE.ONCE relays writes only"},
-		{cmd("RAFTCACHE.ONCE", "d", "MULTI"), "-ERR RAFTCACHE.ONCE relays writes only"},
-		{cmd("RAFTCACHE.ONCE", "", "INCR", "k"), "-ERR syntax error"},
-		{cmd("RAFTCACHE.TXID", "t2"), "-ERR RAFTCACHE.TXID is for relays between members, inside MULTI"},
+		{cmd("RAFTCACHE.ONCE", "d", "1", "BLPOP", "l", "0"), "-ERR RAFTCACHE.ONCE relays writes only"},
+		{cmd("RAFTCACHE.ONCE", "d", "1", "MULTI"), "-ERR RAFTCACHE.ONCE relays writes only"},
+		{cmd("RAFTCACHE.ONCE", "", "1", "INCR", "k"), "-ERR syntax error"},
+		{cmd("RAFTCACHE.ONCE", "d", "0", "INCR", "k"), "-ERR syntax error"},
+		{cmd("RAFTCACHE.TXID", "t2", "1"), "-ERR RAFTCACHE.TXID is for relays between members, inside MULTI"},
 	} {
 		c.send(bad.cmd)
 		if got := c.line(); got != bad.want {
 			t.Fatalf("%q: %q, want %q", bad.cmd, got, bad.want)
 		}
 	}
-	c.send(cmd("MULTI") + cmd("RAFTCACHE.ONCE", "e", "INCR", "k"))
+	c.send(cmd("MULTI") + cmd("RAFTCACHE.ONCE", "e", "1", "INCR", "k"))
 	c.expect("+OK\r\n")
 	if got := c.line(); !strings.HasPrefix(got, "-ERR RAFTCACHE.ONCE inside MULTI is not allowed") {
 		t.Fatalf("ONCE inside MULTI: %q", got)

@@ -195,6 +195,8 @@ func cmdRelayPublish(s *Server, cl *client, args [][]byte) {
 	switch {
 	case err != nil:
 		cl.w.fail(err)
+	case replyLost(&res[0]):
+		cl.w.fail(node.ErrReplyLost)
 	case len(res[0].Replies) == 0:
 		cl.w.fail(res[0].Err)
 	default:

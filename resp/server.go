@@ -14,6 +14,7 @@
 package resp
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -180,6 +181,7 @@ type txState struct {
 	dirty bool       // a command failed to queue: EXEC answers EXECABORT
 	watch *fsm.Watch // a relayed transaction's watch (watchAtCmd)
 	reqID []byte     // a relayed transaction's request id (txIDCmd)
+	sent  int        // and its attempts before this one
 }
 
 // New builds the Redis front for n. Serve starts it.
@@ -368,6 +370,7 @@ type item struct {
 	// other write or a transaction: once.go) is sent under, so that it can
 	// be sent again; on the leader, the id it was relayed with.
 	reqID []byte
+	sent  int // times sent under reqID and left without a reply
 }
 
 // write says whether the item may change keys: when its outcome is
@@ -399,14 +402,14 @@ func (it *item) frames() [][]byte {
 	case isPublish(it.name):
 		return [][]byte{relayPublishFrame(it.reqID, it.args)}
 	default:
-		return [][]byte{onceFrame(it.reqID, it.args)}
+		return [][]byte{onceFrame(it.reqID, it.sent+1, it.args)}
 	}
 	f := [][]byte{command1("MULTI")}
 	if it.watch != nil {
 		f = append(f, watchAtFrame(it.watch))
 	}
 	if it.reqID != nil {
-		f = append(f, txIDFrame(it.reqID))
+		f = append(f, txIDFrame(it.reqID, it.sent+1))
 	}
 	for _, q := range it.txn {
 		f = append(f, q.raw)
@@ -621,7 +624,7 @@ func (s *Server) runLocal(cl *client, items []*item, depth int) {
 	for _, it := range items {
 		if it.txn != nil {
 			r.flush()
-			s.execTx(cl, it.txn, it.watch, it.reqID, depth)
+			s.execTx(cl, it.txn, it.watch, it.reqID, it.sent, depth)
 			continue
 		}
 		r.add(it)
@@ -650,7 +653,7 @@ func (s *Server) runWrites(cl *client, items []*item, depth int) {
 	defer cancel()
 	units := make([]fsm.Unit, len(items))
 	for i, it := range items {
-		units[i] = fsm.Unit{Cmds: [][][]byte{it.args}, ReqID: it.reqID}
+		units[i] = fsm.Unit{Cmds: [][][]byte{it.args}, ReqID: it.reqID, Resend: it.sent > 0 && it.reqID != nil}
 	}
 	cl.writing(items, 1)
 	results, err := s.node.Exec(ctx, units...)
@@ -666,6 +669,10 @@ func (s *Server) runWrites(cl *client, items []*item, depth int) {
 		return
 	}
 	for i, res := range results {
+		if errors.Is(res.Err, fsm.ErrResendForgotten) {
+			cl.w.fail(res.Err)
+			continue
+		}
 		if replyLost(&res) {
 			cl.w.fail(node.ErrReplyLost)
 			continue
@@ -796,16 +803,8 @@ func (s *Server) relayItems(cl *client, items []*item, depth int) {
 				owner = append(owner, it)
 			}
 		}
-		stop, why := -1, "" // the frame from which the run is sent again (once.go), and why
-		n, err := s.fwd.relay(poolKey{addr, cl.token, cl.w.proto}, raws, func(i int, reply []byte, err error) {
-			if !last[i] || stop >= 0 {
-				return
-			}
+		pass := func(i int, reply []byte, err error) {
 			it := owner[i]
-			if err == nil && it.reqID != nil && retryableReply(reply) && allResendable(items[slices.Index(items, it):]) {
-				stop, why = i, firstLine(reply) // the leader lost the write or its leadership: the same id again
-				return
-			}
 			if err != nil { // too large: the connection skipped it
 				cl.w.fail(relayError(err, false))
 				return
@@ -819,9 +818,49 @@ func (s *Server) relayItems(cl *client, items []*item, depth int) {
 			for _, q := range it.txn {
 				cl.trackKeys(q, base)
 			}
+		}
+		// A write under a request id that the leader answered TRYAGAIN or
+		// UNKNOWN is sent again (once.go), with what follows it, unless a
+		// later write of the run was carried out: sending the first one
+		// again would apply it after the later one, out of the client's
+		// order. So once one is met, the replies after it are held until
+		// the run is over, and then either dropped (all is sent again) or
+		// passed on after it.
+		type held struct {
+			i     int
+			reply []byte
+			err   error
+		}
+		var hold []held // hold[0]: the reply that stopped the run
+		n, err := s.fwd.relay(poolKey{addr, cl.token, cl.w.proto}, raws, func(i int, reply []byte, err error) {
+			if !last[i] {
+				return
+			}
+			if len(hold) > 0 {
+				hold = append(hold, held{i, bytes.Clone(reply), err})
+				return
+			}
+			it := owner[i]
+			if err == nil && it.reqID != nil && retryableReply(it, reply) && allResendable(items[slices.Index(items, it):]) {
+				hold = append(hold, held{i, bytes.Clone(reply), nil})
+				return
+			}
+			pass(i, reply, err)
 		})
-		if stop >= 0 {
-			n, err = stop, fmt.Errorf("the leader answered %s", why)
+		if len(hold) > 0 {
+			resend := true
+			for _, h := range hold[1:] {
+				if it := owner[h.i]; it.write() && (h.err != nil || !retryableReply(it, h.reply)) {
+					resend = false // a later write ran: answer in order instead
+				}
+			}
+			if resend {
+				n, err = hold[0].i, fmt.Errorf("the leader answered %s", firstLine(hold[0].reply))
+			} else {
+				for _, h := range hold {
+					pass(h.i, h.reply, h.err)
+				}
+			}
 		}
 		done := 0 // items whose reply was passed on
 		for i := 0; i < n; i++ {
@@ -834,7 +873,12 @@ func (s *Server) relayItems(cl *client, items []*item, depth int) {
 			return
 		}
 		s.logger.Debug("relay to the leader failed", "leader", addr, "error", err)
-		sent = sent || !errors.Is(err, errNotSent)
+		if !errors.Is(err, errNotSent) {
+			sent = true
+			for _, it := range items {
+				it.sent++ // may have been applied: the next attempt is a resend
+			}
+		}
 		if (errors.Is(err, errNotSent) || allResendable(items)) && time.Now().Before(retryUntil) && sleepCtx(ctx, 50*time.Millisecond) {
 			continue
 		}
