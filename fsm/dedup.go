@@ -1,8 +1,11 @@
 package fsm
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 
 	"github.com/google/btree"
@@ -43,11 +46,72 @@ var ErrResendForgotten = errors.New("write outcome unknown: the request id of th
 // dedupEntry is never changed once inserted: published states share it
 // (the trees hold pointers, so a copy-on-write node copy moves 8 bytes an
 // entry, not the entry). Dropping its replies inserts a new one.
+//
+// The result is held encoded (encodeStored), not as a *Result: 200,000
+// results with their replies are millions of pointers for the garbage
+// collector to trace on every cycle, and it made applying a relayed
+// write several times dearer; a byte slice is not traced. A lookup (a
+// retry: rare) decodes it.
 type dedupEntry struct {
 	id   string
-	at   int64 // leader time of the original apply
-	res  *Result
-	size int64 // repliesSize(res.Replies): what the entry counts in keptBytes
+	at   int64  // leader time of the original apply
+	enc  []byte // encodeStored(result)
+	size int64  // repliesSize of its replies: what it counts in keptBytes
+}
+
+// encodeStored is a stored result: the snapshot's layout from format 2
+// (appendResult, its replies, and its error when the first format's codes
+// cannot name it), then one byte that says the error was ErrWatch, which
+// no code names (a snapshot cannot carry it; in memory it is kept).
+func encodeStored(res *Result) []byte {
+	dst := appendResult(nil, res)
+	dst = appendReplies(dst, res.Replies)
+	var errs []Reply
+	if res.Err != nil && errCode(res.Err) == 0 {
+		errs = []Reply{errReply(res.Err)}
+	}
+	dst = appendReplies(dst, errs)
+	if res.Err == ErrWatch {
+		return append(dst, 1)
+	}
+	return append(dst, 0)
+}
+
+// decodeStored reads what encodeStored wrote.
+func decodeStored(b []byte) *Result {
+	r := bufio.NewReader(bytes.NewReader(b))
+	res, err := readStored(r)
+	if err != nil {
+		panic(fmt.Sprintf("fsm: a stored result does not decode: %v", err)) // written by encodeStored
+	}
+	if flag, _ := r.ReadByte(); flag == 1 {
+		res.Err = ErrWatch
+	}
+	return res
+}
+
+// readStored reads a result in the snapshot's layout from format 2.
+func readStored(r *bufio.Reader) (*Result, error) {
+	res, err := readResult(r, 0)
+	if err != nil {
+		return nil, err
+	}
+	if res.Replies, err = readReplies(r); err != nil {
+		return nil, fmt.Errorf("replies: %w", err)
+	}
+	errs, err := readReplies(r)
+	if err != nil || len(errs) > 1 || len(errs) == 1 && errs[0].Kind != KindError {
+		return nil, fmt.Errorf("error: %v (%d replies)", err, len(errs))
+	}
+	if len(errs) == 1 {
+		res.Err = errs[0].Err
+	}
+	return res, nil
+}
+
+// newEntry is the entry for res under id.
+func newEntry(id string, at int64, res *Result) *dedupEntry {
+	return &dedupEntry{id: id, at: at, enc: encodeStored(res), size: repliesSize(res.Replies)}
 }
 
 func dedupLess(a, b *dedupEntry) bool { return a.id < b.id }
@@ -75,8 +139,13 @@ func (d dedupTable) clone() dedupTable {
 
 // insert adds e to every index.
 func (d *dedupTable) insert(e *dedupEntry) {
-	e.size = repliesSize(e.res.Replies)
-	d.byID.ReplaceOrInsert(e)
+	if old, ok := d.byID.ReplaceOrInsert(e); ok { // a snapshot naming an id twice
+		d.byTime.Delete(old)
+		if old.size > 0 {
+			d.kept.Delete(old)
+			d.keptBytes -= old.size
+		}
+	}
 	d.byTime.ReplaceOrInsert(e)
 	if e.size > 0 {
 		d.kept.ReplaceOrInsert(e)
@@ -99,7 +168,7 @@ func (d dedupTable) lookup(id []byte) (*Result, bool) {
 	if !ok {
 		return nil, false
 	}
-	return e.res, true
+	return decodeStored(e.enc), true
 }
 
 // known says whether id is in the table.
@@ -124,7 +193,7 @@ func (d dedupTable) mayHaveForgotten(now int64) bool {
 // bounded (cluster level 4 on) drops the oldest kept replies past
 // DedupMaxReplyBytes.
 func (d *dedupTable) remember(id []byte, at int64, res *Result, bounded bool) {
-	d.insert(&dedupEntry{id: string(id), at: at, res: res})
+	d.insert(newEntry(string(id), at, res))
 	for d.byTime.Len() > 0 {
 		old, _ := d.byTime.Min()
 		if old.at >= at-DedupWindow && d.byTime.Len() <= DedupMax {
@@ -140,9 +209,9 @@ func (d *dedupTable) remember(id []byte, at int64, res *Result, bounded bool) {
 	for bounded && d.keptBytes > DedupMaxReplyBytes {
 		old, _ := d.kept.DeleteMin()
 		d.keptBytes -= old.size
-		dropped := *old.res // published states share the result: copy it
+		dropped := decodeStored(old.enc) // published states share the entry: a new one
 		dropped.Replies = nil
-		e := &dedupEntry{id: old.id, at: old.at, res: &dropped}
+		e := newEntry(old.id, old.at, dropped)
 		d.byID.ReplaceOrInsert(e)
 		d.byTime.ReplaceOrInsert(e)
 	}

@@ -130,3 +130,36 @@ func TestResendOfForgottenIDRefused(t *testing.T) {
 		t.Fatalf("c = %s: the refused resend was applied", got)
 	}
 }
+
+// Dropping replies never changes a published state (an older view still
+// answers with them), the window's evictions give their bytes back, and a
+// cluster raised to level 4 over the budget comes under it at the next id.
+func TestDedupBudgetBookkeeping(t *testing.T) {
+	f := New(nil)
+	var b logBuilder
+	applyOne(t, f, b.cmd(Command{Op: OpClusterLevel, Now: t0, Level: LevelTypes}))
+	const n = DedupMaxReplyBytes>>20 + 4
+	bigPops(t, f, &b, n)
+	before := f.root.Load()
+	if before.dedup.keptBytes <= DedupMaxReplyBytes {
+		t.Fatalf("setup: level 3 kept only %d bytes", before.dedup.keptBytes)
+	}
+	applyOne(t, f, b.cmd(Command{Op: OpClusterLevel, Now: t0, Level: LevelReplyBudget}))
+	execEntry(t, f, &b, t0, Unit{ReqID: []byte("small"), Cmds: [][][]byte{argv("INCR c")}})
+	after := f.root.Load().dedup
+	if after.keptBytes > DedupMaxReplyBytes {
+		t.Fatalf("after the raise and one more id: %d bytes kept, over %d", after.keptBytes, DedupMaxReplyBytes)
+	}
+	if res, ok := before.dedup.lookup([]byte("r0")); !ok || len(res.Replies) != 1 || len(res.Replies[0].Bulk) != 1<<20 {
+		t.Fatal("dropping a reply changed a published state")
+	}
+	if res, _ := after.lookup([]byte("r0")); len(res.Replies) != 0 {
+		t.Fatal("the oldest reply was not dropped")
+	}
+	// Past the window every id goes, and its bytes with it.
+	execEntry(t, f, &b, t0+DedupWindow+1, Unit{ReqID: []byte("late"), Cmds: [][][]byte{argv("INCR c")}})
+	d := f.root.Load().dedup
+	if d.byID.Len() != 1 || d.kept.Len() != 1 || d.keptBytes != repliesSize([]Reply{{Kind: KindInt}}) {
+		t.Fatalf("after the window: %d ids, %d kept, %d bytes; want only the last id's", d.byID.Len(), d.kept.Len(), d.keptBytes)
+	}
+}

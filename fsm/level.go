@@ -20,10 +20,11 @@ import (
 // addresses, incarnation and level) and snapshot format 2.
 // Level 3 adds typed values (hashes, sets, sorted sets, lists, streams;
 // types.go), snapshot format 3, and every command whose Spec.Level is 3.
-// Level 4 bounds the replies kept for request ids (dedup.go), and tells
-// the members' fronts that every member relays a write with a request id
-// and runs one relayed so (resp: RAFTCACHE.ONCE); no new entry type and no
-// new snapshot format.
+// Level 4 bounds the replies kept for request ids (dedup.go), adds
+// Unit.Resend, snapshot format 4 (format 3 under a number level-3
+// binaries refuse), and tells the members' fronts that every member
+// relays a write with a request id and runs one relayed so (resp:
+// RAFTCACHE.ONCE).
 const FeatureLevel uint32 = 4
 
 // LevelTypes is the level of typed values and snapshot format 3.

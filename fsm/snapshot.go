@@ -29,6 +29,11 @@ const (
 	// snapshotV3 (level 3): format 2 whose items carry their kind, with
 	// a collection's encoding in place of a string's value (types.go).
 	snapshotV3 byte = 3
+	// snapshotV4 (level 4): format 3 unchanged. Its number keeps it from
+	// binaries of level 3 (a member rolled back in place): they would
+	// keep every reply for request ids, unbounded (dedup.go), and drift
+	// from the others.
+	snapshotV4 byte = 4
 )
 
 var snapshotMagic = [3]byte{'R', 'C', 'S'}
@@ -37,6 +42,8 @@ var snapshotMagic = [3]byte{'R', 'C', 'S'}
 // cluster level of clusterLevel.
 func snapshotFormat(level, clusterLevel uint32) byte {
 	switch l := min(level, clusterLevel); {
+	case l >= LevelReplyBudget:
+		return snapshotV4
 	case l >= LevelTypes:
 		return snapshotV3
 	case l >= 2:
@@ -239,16 +246,13 @@ func writeDedup(w *snapWriter, d dedupTable, format byte) {
 	d.byID.Ascend(func(e *dedupEntry) bool {
 		w.buf = appendBytes(w.buf, []byte(e.id))
 		w.buf = binary.AppendVarint(w.buf, e.at)
-		w.buf = appendResult(w.buf, e.res)
 		if format >= snapshotV2 {
-			// A unit's replies, and its error when the first format's
-			// codes cannot name it (an engine error reply).
-			w.buf = appendReplies(w.buf, e.res.Replies)
-			var errs []Reply
-			if e.res.Err != nil && errCode(e.res.Err) == 0 {
-				errs = []Reply{errReply(e.res.Err)}
-			}
-			w.buf = appendReplies(w.buf, errs)
+			// The stored encoding is this format's, but for its last
+			// byte (encodeStored): a unit's replies, and its error when
+			// the first format's codes cannot name it.
+			w.buf = append(w.buf, e.enc[:len(e.enc)-1]...)
+		} else {
+			w.buf = appendResult(w.buf, decodeStored(e.enc))
 		}
 		w.maybeFlush()
 		return w.err == nil
@@ -521,23 +525,16 @@ func (sr *snapReader) readDedup(s *snapshot) error {
 		if err != nil {
 			return sr.fail("request time", err)
 		}
-		res, err := readResult(sr.r, 0)
+		var res *Result
+		if s.format >= snapshotV2 {
+			res, err = readStored(sr.r)
+		} else {
+			res, err = readResult(sr.r, 0)
+		}
 		if err != nil {
 			return sr.fail("request result", err)
 		}
-		if s.format >= snapshotV2 {
-			if res.Replies, err = readReplies(sr.r); err != nil {
-				return sr.fail("request replies", err)
-			}
-			errs, err := readReplies(sr.r)
-			if err != nil || len(errs) > 1 || len(errs) == 1 && errs[0].Kind != KindError {
-				return sr.fail("request error", fmt.Errorf("%v (%d replies)", err, len(errs)))
-			}
-			if len(errs) == 1 {
-				res.Err = errs[0].Err
-			}
-		}
-		s.root.dedup.insert(&dedupEntry{id: string(id), at: at, res: res})
+		s.root.dedup.insert(newEntry(string(id), at, res))
 	}
 	return nil
 }

@@ -75,6 +75,129 @@ func TestRelayIDsRunOnce(t *testing.T) {
 	c.expect("-EXECABORT Transaction discarded because of previous errors.\r\n")
 }
 
+// relayLoad runs writers through addr (INCRs, and transactions of an
+// INCR and an RPUSH) until stop closes, counting what was acknowledged;
+// the first error ends a writer and is kept.
+type relayLoad struct {
+	incrs, txs atomic.Int64
+	mu         sync.Mutex
+	errs       []error
+	stop       chan struct{}
+	wg         sync.WaitGroup
+}
+
+func startRelayLoad(rdb *redis.Client, writers int) *relayLoad {
+	l := &relayLoad{stop: make(chan struct{})}
+	for w := 0; w < writers; w++ {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			ctx := context.Background()
+			for i := 0; i < 100_000; i++ {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				if err := rdb.Incr(ctx, "ctr").Err(); err != nil {
+					l.fail(err)
+					return
+				}
+				l.incrs.Add(1)
+				if _, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+					p.Incr(ctx, "txc")
+					p.RPush(ctx, "txl", "x")
+					return nil
+				}); err != nil {
+					l.fail(err)
+					return
+				}
+				l.txs.Add(1)
+			}
+		}()
+	}
+	return l
+}
+
+func (l *relayLoad) fail(err error) {
+	l.mu.Lock()
+	l.errs = append(l.errs, err)
+	l.mu.Unlock()
+}
+
+// progress waits for 200 more acknowledged INCRs, failing on an error.
+func (l *relayLoad) progress(t *testing.T, what string) {
+	t.Helper()
+	from := l.incrs.Load()
+	waitFor(t, what, func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if len(l.errs) > 0 {
+			t.Fatalf("a relayed write failed: %v", l.errs[0])
+		}
+		return l.incrs.Load() >= from+200
+	})
+}
+
+// check stops the writers and compares what they were told with the keys.
+func (l *relayLoad) check(t *testing.T, rdb *redis.Client) {
+	t.Helper()
+	close(l.stop)
+	l.wg.Wait()
+	if len(l.errs) > 0 {
+		t.Fatalf("%d relayed writes failed, the first: %v", len(l.errs), l.errs[0])
+	}
+	ctx := ctxT(t)
+	got, err := rdb.Get(ctx, "ctr").Int64()
+	if err != nil || got != l.incrs.Load() {
+		t.Fatalf("ctr = %d (%v) after %d acknowledged INCRs", got, err, l.incrs.Load())
+	}
+	txc, err1 := rdb.Get(ctx, "txc").Int64()
+	txl, err2 := rdb.LLen(ctx, "txl").Result()
+	if err := errors.Join(err1, err2); err != nil || txc != l.txs.Load() || txl != l.txs.Load() {
+		t.Fatalf("txc = %d, len(txl) = %d (%v) after %d acknowledged transactions", txc, txl, err, l.txs.Load())
+	}
+	t.Logf("%d INCRs and %d transactions, each applied once", l.incrs.Load(), l.txs.Load())
+}
+
+func relayClient(t *testing.T, addr string) *redis.Client {
+	rdb := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, PoolSize: 16,
+		DialTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second})
+	t.Cleanup(func() { rdb.Close() })
+	return rdb
+}
+
+// Leadership moves between the other two members while a follower's
+// client writes: the old leader answers the writes it had in flight
+// UNKNOWN or TRYAGAIN, and the follower sends them again under their ids
+// to the new one. Every write is answered and applied exactly once.
+func TestRelayedWritesOnceAcrossTransfers(t *testing.T) {
+	c := startCluster(t, resp.Config{})
+	f := c.follower(t)
+	waitFor(t, "the follower at feature level 4", func() bool { return f.ClusterLevel() >= fsm.LevelReplyBudget })
+	var others []string
+	for _, n := range c.nodes {
+		if n != f {
+			others = append(others, n.ID())
+		}
+	}
+	rdb := relayClient(t, f.RESPAddr())
+	l := startRelayLoad(rdb, 8)
+	l.progress(t, "writes through the follower")
+	for i := 0; i < 4; i++ {
+		leader := c.leader(t)
+		to := others[0]
+		if leader.ID() == to {
+			to = others[1]
+		}
+		if err := leader.TransferLeadership(to); err != nil {
+			t.Fatalf("transfer %d to %s: %v", i, to, err)
+		}
+		l.progress(t, "writes through the follower after a transfer")
+	}
+	l.check(t, rdb)
+}
+
 // A client of a follower keeps writing while the leader stops: the
 // follower relays its writes and transactions under request ids and sends
 // the ones whose replies were lost again, to the new leader. Every write
@@ -84,74 +207,10 @@ func TestRelayedWritesOnceAcrossLeaderLoss(t *testing.T) {
 	old := c.leader(t)
 	f := c.Followers(old)[0]
 	waitFor(t, "the follower at feature level 4", func() bool { return f.ClusterLevel() >= fsm.LevelReplyBudget })
-	rdb := redis.NewClient(&redis.Options{Addr: f.RESPAddr(), MaxRetries: -1, PoolSize: 16,
-		DialTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second})
-	t.Cleanup(func() { rdb.Close() })
-	var incrs, txs atomic.Int64
-	var mu sync.Mutex
-	var errs []error
-	fail := func(err error) {
-		mu.Lock()
-		errs = append(errs, err)
-		mu.Unlock()
-	}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for w := 0; w < 8; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ctx := context.Background()
-			for i := 0; i < 100_000; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				if err := rdb.Incr(ctx, "ctr").Err(); err != nil {
-					fail(err)
-					return
-				}
-				incrs.Add(1)
-				if _, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-					p.Incr(ctx, "txc")
-					p.RPush(ctx, "txl", "x")
-					return nil
-				}); err != nil {
-					fail(err)
-					return
-				}
-				txs.Add(1)
-			}
-		}()
-	}
-	progress := func(what string, from int64) {
-		waitFor(t, what, func() bool {
-			mu.Lock()
-			defer mu.Unlock()
-			if len(errs) > 0 {
-				t.Fatalf("a relayed write failed: %v", errs[0])
-			}
-			return incrs.Load() >= from+200
-		})
-	}
-	progress("writes through the follower", 0)
+	rdb := relayClient(t, f.RESPAddr())
+	l := startRelayLoad(rdb, 8)
+	l.progress(t, "writes through the follower")
 	old.Stop()
-	progress("writes through the follower after the leader stopped", incrs.Load())
-	close(stop)
-	wg.Wait()
-	if len(errs) > 0 {
-		t.Fatalf("%d relayed writes failed, the first: %v", len(errs), errs[0])
-	}
-	ctx := ctxT(t)
-	got, err := rdb.Get(ctx, "ctr").Int64()
-	if err != nil || got != incrs.Load() {
-		t.Fatalf("ctr = %d (%v) after %d acknowledged INCRs", got, err, incrs.Load())
-	}
-	txc, err1 := rdb.Get(ctx, "txc").Int64()
-	txl, err2 := rdb.LLen(ctx, "txl").Result()
-	if err := errors.Join(err1, err2); err != nil || txc != txs.Load() || txl != txs.Load() {
-		t.Fatalf("txc = %d, len(txl) = %d (%v) after %d acknowledged transactions", txc, txl, err, txs.Load())
-	}
-	t.Logf("%d INCRs and %d transactions, each applied once", incrs.Load(), txs.Load())
+	l.progress(t, "writes through the follower after the leader stopped")
+	l.check(t, rdb)
 }
