@@ -77,12 +77,18 @@ func encodeStored(res *Result) []byte {
 	return append(dst, 0)
 }
 
-// decodeStored reads what encodeStored wrote.
+// decodeStored reads what encodeStored wrote. Replies past the reader's
+// limits (kept below level 4: readableReplies) come back as none, the
+// answer for replies no longer held; it never fails, for it runs inside
+// Apply, where a panic would stop every replica at the same entry.
 func decodeStored(b []byte) *Result {
 	r := bufio.NewReader(bytes.NewReader(b))
 	res, err := readStored(r)
 	if err != nil {
-		panic(fmt.Sprintf("fsm: a stored result does not decode: %v", err)) // written by encodeStored
+		if res, err = readResult(bufio.NewReader(bytes.NewReader(b)), 0); err != nil {
+			return &Result{}
+		}
+		return res
 	}
 	if flag, _ := r.ReadByte(); flag == 1 {
 		res.Err = ErrWatch
@@ -107,6 +113,21 @@ func readStored(r *bufio.Reader) (*Result, error) {
 		res.Err = errs[0].Err
 	}
 	return res, nil
+}
+
+// readableReplies says whether rs reads back within the snapshot reader's
+// limits (readReplies, readReply, readBytes): from level 4 replies that
+// would not are not kept, so no snapshot holds what it cannot restore.
+func readableReplies(rs []Reply, depth int) bool {
+	if len(rs) > maxArgs || depth > maxReplyDepth {
+		return false
+	}
+	for i := range rs {
+		if len(rs[i].Bulk) > maxSnapshotString || !readableReplies(rs[i].Elems, depth+1) {
+			return false
+		}
+	}
+	return true
 }
 
 // newEntry is the entry for res under id.
@@ -234,7 +255,11 @@ func (s *state) once(id []byte, now int64, apply func() Result) Result {
 	}
 	stored := res
 	stored.Prev, stored.PrevFound = nil, false
-	s.dedup.remember(id, now, &stored, s.clusterLevel() >= LevelReplyBudget)
+	bounded := s.clusterLevel() >= LevelReplyBudget
+	if bounded && !readableReplies(stored.Replies, 0) {
+		stored.Replies = nil
+	}
+	s.dedup.remember(id, now, &stored, bounded)
 	return res
 }
 

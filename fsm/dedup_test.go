@@ -163,3 +163,27 @@ func TestDedupBudgetBookkeeping(t *testing.T) {
 		t.Fatalf("after the window: %d ids, %d kept, %d bytes; want only the last id's", d.byID.Len(), d.kept.Len(), d.keptBytes)
 	}
 }
+
+// A reply the snapshot reader could not read back (nested past its
+// limit) is not kept from level 4, and decoding one kept below that
+// answers without replies: never a panic inside Apply.
+func TestUnreadableRepliesNotKept(t *testing.T) {
+	deep := Reply{Kind: KindInt, Int: 1}
+	for i := 0; i <= maxReplyDepth+1; i++ {
+		deep = Reply{Kind: KindArray, Elems: []Reply{deep}}
+	}
+	res := &Result{Index: 7, Replies: []Reply{deep}}
+	if readableReplies(res.Replies, 0) {
+		t.Fatal("a reply nested past the reader's depth counts as readable")
+	}
+	if got := decodeStored(encodeStored(res)); got.Index != 7 || len(got.Replies) != 0 {
+		t.Fatalf("decoded: index %d, %d replies; want index 7 and none", got.Index, len(got.Replies))
+	}
+	var s state
+	s.dedup = newDedup()
+	s.level = LevelReplyBudget
+	s.once([]byte("deep"), t0, func() Result { return *res })
+	if r, ok := s.dedup.lookup([]byte("deep")); !ok || len(r.Replies) != 0 {
+		t.Fatalf("level 4 kept an unreadable reply: %v %d", ok, len(r.Replies))
+	}
+}

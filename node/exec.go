@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -159,6 +160,9 @@ func (n *Node) Exec(ctx context.Context, units ...fsm.Unit) ([]fsm.Result, error
 	now := n.now()
 	if n.ClusterLevel() < fsm.LevelExec {
 		return n.execLegacy(ctx, now, units)
+	}
+	if n.ClusterLevel() < fsm.LevelReplyBudget {
+		units = withoutResend(units)
 	}
 	cmd := &fsm.Command{Op: fsm.OpExec, Now: now, Units: units, Limits: fsm.Limits{MaxValueSize: n.cfg.MaxValueSize}}
 	res, err := n.propose(ctx, cmd)
@@ -323,4 +327,19 @@ func (n *Node) checkOOM(grows bool) error {
 		return ErrOOM
 	}
 	return nil
+}
+
+// withoutResend clears Unit.Resend (a copy, if any was set): below level 4
+// a member may run a binary whose decoder refuses the flag's bit.
+func withoutResend(units []fsm.Unit) []fsm.Unit {
+	for i := range units {
+		if units[i].Resend {
+			out := slices.Clone(units)
+			for j := range out {
+				out[j].Resend = false
+			}
+			return out
+		}
+	}
+	return units
 }

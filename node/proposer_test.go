@@ -353,3 +353,17 @@ func TestReturnsGap(t *testing.T) {
 		t.Fatalf("a new entry forgets the last arrival: deadline %v, want t0+14ms", d.Sub(t0))
 	}
 }
+
+// Below level 4 no unit leaves with Resend set (a previous release's
+// decoder refuses its bit), and the caller's units are not changed.
+func TestWithoutResend(t *testing.T) {
+	in := []fsm.Unit{{ReqID: []byte("a")}, {ReqID: []byte("b"), Resend: true}}
+	out := withoutResend(in)
+	if out[1].Resend || !in[1].Resend {
+		t.Fatalf("out %+v, in %+v", out, in)
+	}
+	plain := []fsm.Unit{{ReqID: []byte("a")}}
+	if got := withoutResend(plain); &got[0] != &plain[0] {
+		t.Fatal("units without the flag were copied")
+	}
+}

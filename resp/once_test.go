@@ -202,8 +202,11 @@ func TestRelayedWritesOnceAcrossTransfers(t *testing.T) {
 // follower relays its writes and transactions under request ids and sends
 // the ones whose replies were lost again, to the new leader. Every write
 // is answered (no UNKNOWN, no TRYAGAIN) and applied exactly once.
+//
+// LeaderWait is cut to 10 ms, so that the election outlasts it: writes
+// under ids wait for the new leader up to the command timeout instead.
 func TestRelayedWritesOnceAcrossLeaderLoss(t *testing.T) {
-	c := startCluster(t, resp.Config{})
+	c := startCluster(t, resp.Config{LeaderWait: 10 * time.Millisecond})
 	old := c.leader(t)
 	f := c.Followers(old)[0]
 	waitFor(t, "the follower at feature level 4", func() bool { return f.ClusterLevel() >= fsm.LevelReplyBudget })

@@ -780,8 +780,8 @@ func (s *Server) relayItems(cl *client, items []*item, depth int) {
 			err = replyError(msgNoLeader)
 		}
 		if err != nil {
-			if sent && time.Now().Before(retryUntil) && sleepCtx(ctx, 50*time.Millisecond) {
-				continue // an election outlasting LeaderWait: keep the writes' ids going
+			if (sent || withIDs(items)) && time.Now().Before(retryUntil) && sleepCtx(ctx, 50*time.Millisecond) {
+				continue // an election outlasting LeaderWait: writes under ids wait it out
 			}
 			for _, it := range items {
 				if sent {
@@ -821,11 +821,11 @@ func (s *Server) relayItems(cl *client, items []*item, depth int) {
 		}
 		// A write under a request id that the leader answered TRYAGAIN or
 		// UNKNOWN is sent again (once.go), with what follows it, unless a
-		// later write of the run was carried out: sending the first one
-		// again would apply it after the later one, out of the client's
-		// order. So once one is met, the replies after it are held until
-		// the run is over, and then either dropped (all is sent again) or
-		// passed on after it.
+		// later write of the run may have been carried out: sending the
+		// first one again would apply it after the later one, out of the
+		// client's order. So once one is met, the replies after it are
+		// held until the run is over, and then either dropped (all is
+		// sent again) or passed on after it.
 		type held struct {
 			i     int
 			reply []byte
@@ -848,10 +848,14 @@ func (s *Server) relayItems(cl *client, items []*item, depth int) {
 			pass(i, reply, err)
 		})
 		if len(hold) > 0 {
-			resend := true
+			// Resend only when no later write can have run: all of the
+			// run's replies came, and each later write was refused
+			// (TRYAGAIN: not applied). An UNKNOWN, a reply, or no reply
+			// may mean it ran.
+			resend := err == nil
 			for _, h := range hold[1:] {
-				if it := owner[h.i]; it.write() && (h.err != nil || !retryableReply(it, h.reply)) {
-					resend = false // a later write ran: answer in order instead
+				if it := owner[h.i]; it.write() && (h.err != nil || !bytes.HasPrefix(h.reply, []byte("-TRYAGAIN "))) {
+					resend = false
 				}
 			}
 			if resend {
