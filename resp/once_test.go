@@ -52,6 +52,12 @@ func TestRelayIDsRunOnce(t *testing.T) {
 		c.send(cmd("MULTI") + cmd("RAFTCACHE.TXID", "t", "1") + cmd("INCR", "k") + cmd("LPOP", "l") + cmd("EXEC"))
 		c.expect("+OK\r\n+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n:3\r\n$1\r\nx\r\n")
 	}
+	for _, attempt := range []string{"1", "2"} { // PUBLISH's own relay, with its count
+		c.send(cmd("RAFTCACHE.PUBLISH", "p", "publish", "ch", "m", attempt))
+		c.expect(":0\r\n")
+	}
+	c.send(cmd("RAFTCACHE.PUBLISH", "q", "publish", "ch", "m")) // the frame without a count
+	c.expect(":0\r\n")
 	c.send(cmd("GET", "k") + cmd("LRANGE", "l", "0", "-1"))
 	c.expect("$1\r\n3\r\n*1\r\n$1\r\ny\r\n")
 	for _, bad := range []struct{ cmd, want string }{
@@ -59,6 +65,8 @@ func TestRelayIDsRunOnce(t *testing.T) {
 		{cmd("RAFTCACHE.ONCE", "d", "1", "MULTI"), "-ERR RAFTCACHE.ONCE relays writes only"},
 		{cmd("RAFTCACHE.ONCE", "", "1", "INCR", "k"), "-ERR syntax error"},
 		{cmd("RAFTCACHE.ONCE", "d", "0", "INCR", "k"), "-ERR syntax error"},
+		{cmd("RAFTCACHE.PUBLISH", "p", "publish", "ch", "m", "0"), "-ERR syntax error"},
+		{cmd("RAFTCACHE.PUBLISH", "p", "publish", "ch", "m", "1", "x"), "-ERR syntax error"},
 		{cmd("RAFTCACHE.TXID", "t2", "1"), "-ERR RAFTCACHE.TXID is for relays between members, inside MULTI"},
 	} {
 		c.send(bad.cmd)

@@ -34,7 +34,7 @@ import (
 // deadline.
 
 const (
-	relayPublishCmd = "RAFTCACHE.PUBLISH" // reqid publish|spublish channel message
+	relayPublishCmd = "RAFTCACHE.PUBLISH" // reqid publish|spublish channel message [attempt, level 4]
 	// invalidateChannel is where RESP2 clients receive invalidations
 	// (CLIENT TRACKING ... REDIRECT).
 	invalidateChannel = "__redis__:invalidate"
@@ -56,7 +56,7 @@ func initPubSubCommands() {
 		{name: "punsubscribe", arity: -1, flags: []string{"pubsub", "stale"}, conn: cmdUnsubscribe(node.Pattern, "punsubscribe")},
 		{name: "sunsubscribe", arity: -1, flags: []string{"pubsub", "stale"}, conn: cmdUnsubscribe(node.Shard, "sunsubscribe")},
 		{name: "pubsub", arity: -2, flags: []string{"pubsub", "stale"}, conn: cmdPubSub},
-		{name: relayPublishName, arity: 5, flags: []string{"fast"}, conn: cmdRelayPublish},
+		{name: relayPublishName, arity: -5, flags: []string{"fast"}, conn: cmdRelayPublish},
 	} {
 		c.kind = kindConn
 		commands[c.name] = c
@@ -168,13 +168,25 @@ func newPubID() []byte {
 	return []byte("pub:" + hex.EncodeToString(b[:]))
 }
 
-func relayPublishFrame(id []byte, args [][]byte) []byte {
-	b := redcon.AppendArray(nil, 5)
+// relayPublishFrame relays a PUBLISH under id; attempt (from level 4,
+// when every member reads it; 0 below) counts the sends, as
+// RAFTCACHE.ONCE's does (once.go), so that a resend whose id was evicted
+// is refused rather than delivered twice.
+func relayPublishFrame(id []byte, args [][]byte, attempt int) []byte {
+	n := 5
+	if attempt > 0 {
+		n = 6
+	}
+	b := redcon.AppendArray(nil, n)
 	b = redcon.AppendBulkString(b, relayPublishCmd)
 	b = redcon.AppendBulk(b, id)
 	b = redcon.AppendBulkString(b, strings.ToLower(string(args[0])))
 	b = redcon.AppendBulk(b, args[1])
-	return redcon.AppendBulk(b, args[2])
+	b = redcon.AppendBulk(b, args[2])
+	if attempt > 0 {
+		b = redcon.AppendBulkString(b, strconv.Itoa(attempt))
+	}
+	return b
 }
 
 // cmdRelayPublish runs a follower's PUBLISH under its request id: a
@@ -185,13 +197,17 @@ func cmdRelayPublish(s *Server, cl *client, args [][]byte) {
 		return
 	}
 	name := lower(args[2])
-	if !isPublish(name) || len(args[1]) > fsm.MaxReqID {
+	attempt, ok := 1, len(args) == 5
+	if len(args) == 6 {
+		attempt, ok = parseAttempt(args[5])
+	}
+	if !ok || !isPublish(name) || len(args[1]) > fsm.MaxReqID {
 		cl.w.error("ERR syntax error")
 		return
 	}
 	ctx, cancel := s.context()
 	defer cancel()
-	res, err := s.node.Exec(ctx, fsm.Unit{ReqID: args[1], Cmds: [][][]byte{{[]byte(name), args[3], args[4]}}})
+	res, err := s.node.Exec(ctx, fsm.Unit{ReqID: args[1], Cmds: [][][]byte{{[]byte(name), args[3], args[4]}}, Resend: attempt > 1})
 	switch {
 	case err != nil:
 		cl.w.fail(err)

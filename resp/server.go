@@ -371,6 +371,9 @@ type item struct {
 	// be sent again; on the leader, the id it was relayed with.
 	reqID []byte
 	sent  int // times sent under reqID and left without a reply
+	// counted: a PUBLISH's relay frame carries its attempt count (the
+	// cluster was at level 4 when the id was made).
+	counted bool
 }
 
 // write says whether the item may change keys: when its outcome is
@@ -400,7 +403,11 @@ func (it *item) frames() [][]byte {
 	case it.reqID == nil:
 		return [][]byte{it.raw}
 	case isPublish(it.name):
-		return [][]byte{relayPublishFrame(it.reqID, it.args)}
+		attempt := 0 // below level 4: the frame without the count
+		if it.counted {
+			attempt = it.sent + 1
+		}
+		return [][]byte{relayPublishFrame(it.reqID, it.args, attempt)}
 	default:
 		return [][]byte{onceFrame(it.reqID, it.sent+1, it.args)}
 	}
@@ -570,7 +577,7 @@ func (r *runner) add(it *item) {
 	if kind == runRemote && it.reqID == nil {
 		switch {
 		case isPublish(it.name):
-			it.reqID = newPubID()
+			it.reqID, it.counted = newPubID(), s.relayIDs()
 		case it.kind == kindWrite && s.relayIDs():
 			it.reqID = s.relayReqIDs.next()
 		}
