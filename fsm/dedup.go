@@ -158,20 +158,37 @@ func (d dedupTable) clone() dedupTable {
 	return dedupTable{byID: d.byID.Clone(), byTime: d.byTime.Clone(), kept: d.kept.Clone(), keptBytes: d.keptBytes}
 }
 
-// insert adds e to every index.
+// insert adds e to every index, in place of an entry of the same id (a
+// reply dropped; a snapshot naming an id twice).
 func (d *dedupTable) insert(e *dedupEntry) {
-	if old, ok := d.byID.ReplaceOrInsert(e); ok { // a snapshot naming an id twice
-		d.byTime.Delete(old)
-		if old.size > 0 {
-			d.kept.Delete(old)
-			d.keptBytes -= old.size
-		}
+	if old, ok := d.byID.Get(e); ok {
+		d.remove(old)
 	}
+	d.byID.ReplaceOrInsert(e)
 	d.byTime.ReplaceOrInsert(e)
 	if e.size > 0 {
 		d.kept.ReplaceOrInsert(e)
 		d.keptBytes += e.size
 	}
+}
+
+// remove takes e out of every index.
+func (d *dedupTable) remove(e *dedupEntry) {
+	d.byID.Delete(e)
+	d.byTime.Delete(e)
+	if e.size > 0 {
+		d.kept.Delete(e)
+		d.keptBytes -= e.size
+	}
+}
+
+// RepliesDropped says whether r is a retry's answer (its request id was
+// known) whose replies are no longer kept: the request ran once, and what
+// it answered is gone (the bounded table dropped it, or a snapshot kept
+// none). A result with an error is not: a transaction its watch stopped
+// keeps only ErrWatch.
+func (r *Result) RepliesDropped() bool {
+	return r.Duplicate && len(r.Replies) == 0 && r.Err == nil
 }
 
 // repliesSize is what a result's replies count against
@@ -220,21 +237,13 @@ func (d *dedupTable) remember(id []byte, at int64, res *Result, bounded bool) {
 		if old.at >= at-DedupWindow && d.byTime.Len() <= DedupMax {
 			break
 		}
-		d.byTime.DeleteMin()
-		d.byID.Delete(old)
-		if old.size > 0 {
-			d.kept.Delete(old)
-			d.keptBytes -= old.size
-		}
+		d.remove(old)
 	}
 	for bounded && d.keptBytes > DedupMaxReplyBytes {
-		old, _ := d.kept.DeleteMin()
-		d.keptBytes -= old.size
+		old, _ := d.kept.Min()
 		dropped := decodeStored(old.enc) // published states share the entry: a new one
 		dropped.Replies = nil
-		e := newEntry(old.id, old.at, dropped)
-		d.byID.ReplaceOrInsert(e)
-		d.byTime.ReplaceOrInsert(e)
+		d.insert(newEntry(old.id, old.at, dropped))
 	}
 }
 

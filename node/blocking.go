@@ -426,7 +426,7 @@ func (b *blocker) finish(w *waiter, res []fsm.Result, err error) {
 	switch {
 	case err != nil:
 		r.err = err
-	case len(res) == 1 && res[0].Duplicate && len(res[0].Replies) == 0:
+	case len(res) == 1 && res[0].RepliesDropped():
 		// Popped by an earlier attempt whose reply is gone: trying again
 		// would only meet the same id.
 		r.err = ErrReplyLost

@@ -222,7 +222,7 @@ func (s *Server) blockRelayed(ctx context.Context, cl *client, id []byte, args [
 		}
 		return true
 	}
-	if bytes.HasPrefix(reply, []byte("-TRYAGAIN")) || bytes.HasPrefix(reply, []byte("-UNKNOWN")) {
+	if leaderLost(reply) {
 		s.fwd.put(c)
 		return true
 	}

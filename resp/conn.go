@@ -687,16 +687,15 @@ func (s *Server) execTx(cl *client, items []*item, watch *fsm.Watch, reqID []byt
 			s.txFailed(cl, items, watch, reqID, sent, depth, err)
 			return
 		}
-		if errors.Is(res[0].Err, fsm.ErrResendForgotten) {
-			cl.w.fail(res[0].Err)
+		if err := unitFailure(&res[0]); err != nil {
+			cl.w.fail(err)
 			return
 		}
+		// The watch stopped it. A retry's answer restored from a snapshot
+		// holds ErrWatch as a plain error: a duplicate with an error and no
+		// replies can be nothing else, for a transaction's unit is plain.
 		if errors.Is(res[0].Err, fsm.ErrWatch) || res[0].Duplicate && res[0].Err != nil && len(res[0].Replies) == 0 {
-			cl.w.reply(fsm.Reply{Kind: fsm.KindNullArray}) // see replyLost
-			return
-		}
-		if replyLost(&res[0]) {
-			cl.w.fail(node.ErrReplyLost)
+			cl.w.reply(fsm.Reply{Kind: fsm.KindNullArray})
 			return
 		}
 		replies, index = res[0].Replies, res[0].Index

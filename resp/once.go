@@ -2,11 +2,13 @@ package resp
 
 import (
 	"bytes"
+	"errors"
 	"strconv"
 
 	"github.com/tidwall/redcon"
 
 	"github.com/raftcache/raftcache/fsm"
+	"github.com/raftcache/raftcache/node"
 )
 
 // Relayed writes survive a leader's failure exactly once. A follower
@@ -117,12 +119,17 @@ func cmdTxID(s *Server, cl *client, args [][]byte) {
 	cl.w.ok()
 }
 
-// replyLost is the answer for a retry whose first attempt was applied but
-// whose replies are no longer kept. (A duplicate with an error and no
-// replies is a transaction its watch stopped: fsm.ErrWatch, which a state
-// restored from a snapshot may hold as a plain error.)
-func replyLost(res *fsm.Result) bool {
-	return res.Duplicate && len(res.Replies) == 0 && res.Err == nil
+// unitFailure is the error to answer instead of a unit's replies, or nil:
+// a resend refused because its id may have been forgotten, or a retry
+// whose first attempt ran but whose replies are no longer kept.
+func unitFailure(res *fsm.Result) error {
+	switch {
+	case errors.Is(res.Err, fsm.ErrResendForgotten):
+		return res.Err
+	case res.RepliesDropped():
+		return node.ErrReplyLost
+	}
+	return nil
 }
 
 // retryableReply says whether a leader's reply to a write relayed with a
@@ -133,11 +140,21 @@ func replyLost(res *fsm.Result) bool {
 // A script's reply is its own: it can be any error it likes, so a
 // relayed EVAL is never sent again for its reply.
 func retryableReply(it *item, reply []byte) bool {
-	if scriptCmds[it.name] || it.name == "fcall" || bytes.Contains(reply, []byte("may have been forgotten")) {
+	if scriptCmds[it.name] || it.name == "fcall" || bytes.Contains(reply, []byte(fsm.ErrResendForgotten.Error())) {
 		return false // a script's own error; or a refusal a resend would meet again
 	}
-	return bytes.HasPrefix(reply, []byte("-TRYAGAIN ")) || bytes.HasPrefix(reply, []byte("-UNKNOWN "))
+	return leaderLost(reply)
 }
+
+// leaderLost says whether a leader's reply means it did not carry the
+// command out to the end: TRYAGAIN (not applied) or UNKNOWN (lost in
+// flight). A command under a request id is then sent again.
+func leaderLost(reply []byte) bool {
+	return refused(reply) || bytes.HasPrefix(reply, []byte("-UNKNOWN "))
+}
+
+// refused says whether a leader's reply is TRYAGAIN: certainly not applied.
+func refused(reply []byte) bool { return bytes.HasPrefix(reply, []byte("-TRYAGAIN ")) }
 
 // firstLine is an error reply's text, for a log or an error.
 func firstLine(reply []byte) string {

@@ -208,11 +208,12 @@ func cmdRelayPublish(s *Server, cl *client, args [][]byte) {
 	ctx, cancel := s.context()
 	defer cancel()
 	res, err := s.node.Exec(ctx, fsm.Unit{ReqID: args[1], Cmds: [][][]byte{{[]byte(name), args[3], args[4]}}, Resend: attempt > 1})
+	if err == nil {
+		err = unitFailure(&res[0])
+	}
 	switch {
 	case err != nil:
 		cl.w.fail(err)
-	case replyLost(&res[0]):
-		cl.w.fail(node.ErrReplyLost)
 	case len(res[0].Replies) == 0:
 		cl.w.fail(res[0].Err)
 	default:

@@ -676,12 +676,8 @@ func (s *Server) runWrites(cl *client, items []*item, depth int) {
 		return
 	}
 	for i, res := range results {
-		if errors.Is(res.Err, fsm.ErrResendForgotten) {
-			cl.w.fail(res.Err)
-			continue
-		}
-		if replyLost(&res) {
-			cl.w.fail(node.ErrReplyLost)
+		if err := unitFailure(&res); err != nil {
+			cl.w.fail(err)
 			continue
 		}
 		if isPublish(items[i].name) {
@@ -861,7 +857,7 @@ func (s *Server) relayItems(cl *client, items []*item, depth int) {
 			// may mean it ran.
 			resend := err == nil
 			for _, h := range hold[1:] {
-				if it := owner[h.i]; it.write() && (h.err != nil || !bytes.HasPrefix(h.reply, []byte("-TRYAGAIN "))) {
+				if it := owner[h.i]; it.write() && (h.err != nil || !refused(h.reply)) {
 					resend = false
 				}
 			}
@@ -903,14 +899,7 @@ func (s *Server) relayItems(cl *client, items []*item, depth int) {
 // withIDs says whether every item is safe to send again and one of them
 // carries a request id: a write worth seeing through a leader's crash.
 func withIDs(items []*item) bool {
-	ids := false
-	for _, it := range items {
-		if !it.resendable() {
-			return false
-		}
-		ids = ids || it.reqID != nil
-	}
-	return ids
+	return allResendable(items) && slices.ContainsFunc(items, func(it *item) bool { return it.reqID != nil })
 }
 
 func allResendable(items []*item) bool {
