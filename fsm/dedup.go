@@ -35,6 +35,19 @@ const (
 	// follower resends for at most its command timeout (10 s by default),
 	// and leaders' clocks differ a little.
 	ResendHorizon = 60 * 1e9 // ns of leader time
+
+	// dedupEntryOverhead is what an id costs in memory besides its bytes
+	// and its stored result: the entry, its slots in two btrees, and the
+	// allocator's rounding (measured: 166 bytes an id for relayed SETs,
+	// a 26-byte id and a 16-byte result).
+	dedupEntryOverhead = 128
+	// DedupMaxBytes is the most memory the table holds at cluster level 4
+	// (LevelReplyBudget) on: DedupMax ids of MaxReqID bytes with small
+	// results, plus the kept replies. It is outside the cache's accounted
+	// bytes (--max-memory bounds keys and values; an id cannot be
+	// evicted to make room for them), so the default memory bound leaves
+	// room for it.
+	DedupMaxBytes = DedupMax*(dedupEntryOverhead+MaxReqID+16) + DedupMaxReplyBytes
 )
 
 // ErrResendForgotten (result): a unit sent again under its request id
@@ -147,6 +160,8 @@ type dedupTable struct {
 	// insert on restore), so they need no place in a snapshot.
 	kept      *btree.BTreeG[*dedupEntry]
 	keptBytes int64
+	// bytes is the memory the entries hold (entryBytes), derived alike.
+	bytes int64
 }
 
 func newDedup() dedupTable {
@@ -155,7 +170,12 @@ func newDedup() dedupTable {
 }
 
 func (d dedupTable) clone() dedupTable {
-	return dedupTable{byID: d.byID.Clone(), byTime: d.byTime.Clone(), kept: d.kept.Clone(), keptBytes: d.keptBytes}
+	return dedupTable{byID: d.byID.Clone(), byTime: d.byTime.Clone(), kept: d.kept.Clone(), keptBytes: d.keptBytes, bytes: d.bytes}
+}
+
+// entryBytes is what e holds in memory, for reports (FSM.RequestIDs).
+func entryBytes(e *dedupEntry) int64 {
+	return dedupEntryOverhead + int64(len(e.id)+len(e.enc))
 }
 
 // insert adds e to every index, in place of an entry of the same id (a
@@ -166,6 +186,7 @@ func (d *dedupTable) insert(e *dedupEntry) {
 	}
 	d.byID.ReplaceOrInsert(e)
 	d.byTime.ReplaceOrInsert(e)
+	d.bytes += entryBytes(e)
 	if e.size > 0 {
 		d.kept.ReplaceOrInsert(e)
 		d.keptBytes += e.size
@@ -176,6 +197,7 @@ func (d *dedupTable) insert(e *dedupEntry) {
 func (d *dedupTable) remove(e *dedupEntry) {
 	d.byID.Delete(e)
 	d.byTime.Delete(e)
+	d.bytes -= entryBytes(e)
 	if e.size > 0 {
 		d.kept.Delete(e)
 		d.keptBytes -= e.size

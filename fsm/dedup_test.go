@@ -187,3 +187,44 @@ func TestUnreadableRepliesNotKept(t *testing.T) {
 		t.Fatalf("level 4 kept an unreadable reply: %v %d", ok, len(r.Replies))
 	}
 }
+
+// The table reports the memory its ids hold (Stats.RequestIDBytes, outside
+// Bytes): the sum over its entries, the same on a replica restored from a
+// snapshot, and given back as ids leave the window.
+func TestRequestIDBytes(t *testing.T) {
+	f := New(nil)
+	var b logBuilder
+	applyOne(t, f, b.cmd(Command{Op: OpClusterLevel, Now: t0, Level: LevelReplyBudget}))
+	for i := range 100 {
+		execEntry(t, f, &b, t0, Unit{ReqID: []byte(fmt.Sprintf("id%03d", i)), Cmds: [][][]byte{argv("RPUSH q aaaaaaaaaa"), argv("INCR c")}})
+	}
+	sum := func(d dedupTable) (n int64) {
+		d.byID.Ascend(func(e *dedupEntry) bool { n += entryBytes(e); return true })
+		return n
+	}
+	st := f.Stats()
+	if st.RequestIDs != 100 || st.RequestIDBytes != sum(f.root.Load().dedup) || st.RequestIDBytes < 100*dedupEntryOverhead {
+		t.Fatalf("100 ids: stats %d ids, %d bytes; the entries hold %d", st.RequestIDs, st.RequestIDBytes, sum(f.root.Load().dedup))
+	}
+	if v := f.View(t0).Stats(); v.RequestIDs != st.RequestIDs || v.RequestIDBytes != st.RequestIDBytes {
+		t.Fatalf("a view reports %d ids, %d bytes; the FSM %d, %d", v.RequestIDs, v.RequestIDBytes, st.RequestIDs, st.RequestIDBytes)
+	}
+	snap, err := f.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := New(nil)
+	if err := restore(g, persist(t, snap)); err != nil {
+		t.Fatal(err)
+	}
+	if got := g.Stats(); got.RequestIDs != st.RequestIDs || got.RequestIDBytes != st.RequestIDBytes {
+		t.Fatalf("restored: %d ids, %d bytes; want %d, %d", got.RequestIDs, got.RequestIDBytes, st.RequestIDs, st.RequestIDBytes)
+	}
+	execEntry(t, f, &b, t0+DedupWindow+1, Unit{ReqID: []byte("late"), Cmds: [][][]byte{argv("INCR c")}})
+	if st := f.Stats(); st.RequestIDs != 1 || st.RequestIDBytes != sum(f.root.Load().dedup) || st.RequestIDBytes > 2*dedupEntryOverhead {
+		t.Fatalf("past the window: %d ids, %d bytes", st.RequestIDs, st.RequestIDBytes)
+	}
+	if DedupMaxBytes > 128<<20 {
+		t.Fatalf("DedupMaxBytes %d: the docs say about 110 MB", DedupMaxBytes)
+	}
+}

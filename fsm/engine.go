@@ -306,11 +306,7 @@ func (v *View) Now() int64 { return v.t.now }
 func (v *View) Exec(args [][]byte) Reply { return v.t.exec(args) }
 
 // Stats are the view's replicated statistics and this node's hit counts.
-func (v *View) Stats() Stats {
-	s := v.t.s
-	return Stats{Keys: s.tree.Len(), Bytes: s.bytes + s.scripts.bytes, Hits: v.t.f.hits.Load(), Misses: v.t.f.misses.Load(),
-		AppliedIndex: s.index, Counters: s.counters}
-}
+func (v *View) Stats() Stats { return v.t.f.statsOf(v.t.s) }
 
 // Digest hashes the view's items (see FSM.Digest).
 func (v *View) Digest() string { return digest(v.t.s) }

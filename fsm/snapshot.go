@@ -578,19 +578,28 @@ type Stats struct {
 	Hits         uint64
 	Misses       uint64
 	AppliedIndex uint64
+	// RequestIDs and RequestIDBytes are the request-id table (dedup.go):
+	// ids remembered and the memory they hold with their results, which
+	// is not in Bytes (at most DedupMaxBytes).
+	RequestIDs     int
+	RequestIDBytes int64
 	Counters
 }
 
 // Stats returns the current statistics. It is cheap: no scan.
-func (f *FSM) Stats() Stats {
-	s := f.root.Load()
+func (f *FSM) Stats() Stats { return f.statsOf(f.root.Load()) }
+
+// statsOf is the statistics of state s with this node's hit counts.
+func (f *FSM) statsOf(s *state) Stats {
 	return Stats{
-		Keys:         s.tree.Len(),
-		Bytes:        s.bytes + s.scripts.bytes,
-		Hits:         f.hits.Load(),
-		Misses:       f.misses.Load(),
-		AppliedIndex: s.index,
-		Counters:     s.counters,
+		Keys:           s.tree.Len(),
+		Bytes:          s.bytes + s.scripts.bytes,
+		Hits:           f.hits.Load(),
+		Misses:         f.misses.Load(),
+		AppliedIndex:   s.index,
+		RequestIDs:     s.dedup.byID.Len(),
+		RequestIDBytes: s.dedup.bytes,
+		Counters:       s.counters,
 	}
 }
 

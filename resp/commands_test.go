@@ -604,7 +604,7 @@ func commandSuite(t *testing.T, rdb *redis.Client, p string, follower bool, prot
 		check(t, "GET", rdb.Get(ctx, k("a")).Err())
 		info, err := rdb.Info(ctx).Result()
 		check(t, "INFO", err)
-		for _, want := range []string{"# Server", "redis_version:", "raftcache_version:", "raftcache_git_sha1:", "raftcache_feature_level:", "# Clients", "connected_clients:", "# Memory", "used_memory:",
+		for _, want := range []string{"# Server", "redis_version:", "raftcache_version:", "raftcache_git_sha1:", "raftcache_feature_level:", "# Clients", "connected_clients:", "# Memory", "used_memory:", "raftcache_request_ids:", "raftcache_request_ids_memory:",
 			"# Stats", "keyspace_hits:", "keyspace_misses:", "# Replication", "# Keyspace", "db0:keys="} {
 			if !strings.Contains(info, want) {
 				t.Errorf("INFO lacks %q", want)

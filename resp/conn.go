@@ -426,6 +426,10 @@ func cmdInfo(s *Server, cl *client, args [][]byte) {
 		add("maxmemory", s.node.MaxMemory())
 		add("maxmemory_human", humanBytes(s.node.MaxMemory()))
 		add("maxmemory_policy", s.node.MaxMemoryPolicy().String())
+		// Not Redis's: the request-id table (exactly-once retries), outside
+		// used_memory and maxmemory.
+		add("raftcache_request_ids", st.RequestIDs)
+		add("raftcache_request_ids_memory", st.RequestIDBytes)
 	})
 	section("Stats", func(add func(string, any)) {
 		add("total_connections_received", s.connsTotal.Load())

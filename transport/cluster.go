@@ -252,6 +252,8 @@ type statsJSON struct {
 	Digest           string `json:"digest"`
 	StrongReadRounds uint64 `json:"strong_read_rounds"`
 	StrongReads      uint64 `json:"strong_reads"`
+	RequestIDs       int    `json:"request_ids"`
+	RequestIDBytes   int64  `json:"request_id_bytes"`
 }
 
 type clusterStatsJSON struct {
@@ -284,7 +286,7 @@ func (s *Server) localStats() statsJSON {
 		NodeID: s.node.ID(), Keys: st.Keys, Bytes: st.Bytes, MaxMemory: s.node.MaxMemory(),
 		Hits: st.Hits, Misses: st.Misses, Evictions: st.Evictions, Expirations: st.Expirations,
 		Sets: st.Sets, Deletes: st.Deletes, AppliedIndex: v.Index(), Digest: v.Digest(),
-		StrongReadRounds: rs.Rounds, StrongReads: rs.Reads,
+		StrongReadRounds: rs.Rounds, StrongReads: rs.Reads, RequestIDs: st.RequestIDs, RequestIDBytes: st.RequestIDBytes,
 	}
 }
 

@@ -160,6 +160,8 @@ type featStats struct {
 	Digest           string `json:"digest"`
 	StrongReadRounds uint64 `json:"strong_read_rounds"`
 	StrongReads      uint64 `json:"strong_reads"`
+	RequestIDs       int    `json:"request_ids"`
+	RequestIDBytes   int64  `json:"request_id_bytes"`
 }
 
 type featError struct {
@@ -1140,6 +1142,7 @@ func TestFeatMetrics(t *testing.T) {
 	s := featStart(t, 0)
 	s.put("m1", "v")
 	s.must(http.StatusOK, http.MethodPost, "/v1/incr/m2", nil, nil)
+	s.must(http.StatusOK, http.MethodPost, "/v1/incr/m4", nil, map[string]string{"Idempotency-Key": "metrics-key"})
 	s.get("m1")
 	s.get("missing")
 	s.must(http.StatusOK, http.MethodGet, "/v1/keys?prefix=m", nil, nil)
@@ -1186,10 +1189,15 @@ func TestFeatMetrics(t *testing.T) {
 		"raftcache_cache_bytes":            float64(st.Bytes),
 		"raftcache_cache_max_memory_bytes": 0,
 		"raftcache_log_store_memory_bytes": 40 << 20, // pebble, the default, unbounded node
+		"raftcache_request_ids":            float64(st.RequestIDs),
+		"raftcache_request_ids_bytes":      float64(st.RequestIDBytes),
 	} {
 		if got := value(name); got != want {
 			t.Errorf("%s = %v, want %v (from /v1/stats)", name, got, want)
 		}
+	}
+	if st.RequestIDs != 1 || st.RequestIDBytes <= 0 {
+		t.Errorf("the request-id table after one idempotency key: %d ids, %d bytes", st.RequestIDs, st.RequestIDBytes)
 	}
 	if st.Hits == 0 || st.Misses == 0 || st.Sets < 3 || st.Deletes == 0 {
 		t.Errorf("stats did not count the workload: %+v", st)
