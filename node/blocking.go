@@ -32,6 +32,13 @@ import (
 // blocked in its place. An element is handed out only once its pop has
 // committed. Timeouts are decided here, by the leader's clock, and never
 // while a waiter's pop is in flight.
+//
+// A repeated id that the table has forgotten (evicted for room under a
+// sustained flood of ids) is not refused, unlike a relayed write's
+// (fsm.ErrResendForgotten): the element popped for the first attempt is
+// out of the list whether the repeat is refused or served, so a refusal
+// would only withhold the next element from a client still waiting for
+// one. (A BLMOVE's first element sits in its destination either way.)
 
 // errBlockTimeout answers a waiter whose timeout passed: its reply is nil.
 var errBlockTimeout = errors.New("blocking command timed out")
