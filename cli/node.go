@@ -564,11 +564,13 @@ func nodeProber(useTLS bool, tlsConfig *tls.Config) func(context.Context, node.M
 			AppliedIndex *uint64 `json:"applied_index"`
 			Removed      string  `json:"removed"`
 			MaxMemory    int64   `json:"max_memory"`
+			Registered   *bool   `json:"registered"` // nil from a binary before it
 		}
 		if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&body); err != nil {
 			return node.NodeInfo{}, fmt.Errorf("%w: GET /v1/node on %s: %v", errLevelUnknown, m.ID, err)
 		}
-		info := node.NodeInfo{ID: body.ID, Level: max(body.FeatureLevel, 1), Incarnation: body.Incarnation, State: body.State, Removed: body.Removed != "", MaxMemory: body.MaxMemory}
+		info := node.NodeInfo{ID: body.ID, Level: max(body.FeatureLevel, 1), Incarnation: body.Incarnation, State: body.State, Removed: body.Removed != "", MaxMemory: body.MaxMemory,
+			Unregistered: body.Registered != nil && !*body.Registered}
 		if body.Version != "" {
 			info.Version = node.Build{Version: body.Version, Revision: body.Revision}.String()
 		}

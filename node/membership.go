@@ -88,13 +88,17 @@ type NodeInfo struct {
 	Removed      bool   // it knows it was removed from the cluster
 	Version      string // its build (Build.String); "" from a binary before versions
 	MaxMemory    int64  // its own memory bound; 0 = none (or not reported)
+	// Unregistered: its data directory is not registered in the cluster
+	// yet, so it refuses votes (votegate.go); it is not promoted until it
+	// is. A binary from before this report says false.
+	Unregistered bool
 }
 
 // Info is this node's own NodeInfo.
 func (n *Node) Info() NodeInfo {
 	return NodeInfo{ID: n.cfg.ID, Level: n.FeatureLevel(), Incarnation: n.cfg.Incarnation, State: n.raft.State().String(),
 		AppliedIndex: n.fsm.AppliedIndex(), HasIndex: true, Removed: n.removedErr() != nil, Version: BuildInfo().String(),
-		MaxMemory: n.cfg.MaxMemory}
+		MaxMemory: n.cfg.MaxMemory, Unregistered: !n.mayVote()}
 }
 
 // probe asks m about itself through Config.Probe (or, without one,
@@ -335,13 +339,15 @@ func (n *Node) checkMembers(results []probeResult) {
 			continue
 		}
 		// A learner that leads or campaigns is not following this leader
-		// (a node that formed a cluster of its own): never promoted.
+		// (a node that formed a cluster of its own): never promoted. Nor
+		// one that would refuse votes: a voter that may not vote yet
+		// counts in the quorum without helping to elect.
 		ok := n.caughtUp(r.m.ID, r.info, commit) && n.working(r) && r.info.State == raft.Follower.String() &&
-			(r.m.Incarnation == "" || r.info.Incarnation == r.m.Incarnation)
+			(r.m.Incarnation == "" || r.info.Incarnation == r.m.Incarnation) && !r.info.Unregistered
 		if !ok {
 			n.logger.Debug("a learner that asked for a vote is not caught up yet", "member", r.m.ID, "applied", r.info.AppliedIndex,
 				"needs", max(n.track.minApplied(r.m.ID), 1), "commit", commit, "state", r.info.State, "raft_down", n.track.isRaftDown(r.m.ID),
-				"incarnation", r.info.Incarnation, "recorded", r.m.Incarnation)
+				"incarnation", r.info.Incarnation, "recorded", r.m.Incarnation, "unregistered", r.info.Unregistered)
 		}
 		n.track.mu.Lock()
 		since, was := n.track.stable[r.m.ID]

@@ -108,17 +108,16 @@ func TestQuorumCheck(t *testing.T) {
 // a fresh node starts under its id at its Raft address. It may not vote
 // until registered; the leader notices the new incarnation, removes it
 // and adds it back as a non-voter, and promotes it once it caught up.
-func TestWipedMemberComesBackAsLearner(t *testing.T) {
-	nodes := newCluster(t, 3, probed)
-	leader := waitForLeader(t, nodes...)
-	mustSet(t, leader, "k", "v")
-	old := others(nodes, leader)[0]
+// restartWiped closes old and starts a node under its id and Raft
+// address on a new, empty data directory (a wiped or replaced disk).
+func restartWiped(t *testing.T, old *Node, mod func(*Config)) *Node {
+	t.Helper()
 	oldInc, addr := old.Incarnation(), old.RaftAddr()
 	if err := old.Close(); err != nil {
 		t.Fatal(err)
 	}
 	cfg := testConfig(t, old.ID(), false)
-	probed(&cfg)
+	mod(&cfg)
 	cfg.RaftAddr = addr
 	var fresh *Node
 	waitFor(t, "the wiped node to bind its old address", func() bool {
@@ -137,6 +136,56 @@ func TestWipedMemberComesBackAsLearner(t *testing.T) {
 	if fresh.mayVote() {
 		t.Fatal("a wiped node may vote before the cluster registered it")
 	}
+	return fresh
+}
+
+// TestUnregisteredLearnerNotPromoted: a learner caught up and stable is
+// promoted only once it reports its data directory registered (it would
+// refuse votes as a voter). The window between its record's apply and
+// its registration is one poll in a real cluster; here the learner is
+// put back in it by hand and kept there for several promotion periods.
+func TestUnregisteredLearnerNotPromoted(t *testing.T) {
+	const promoteAfter = 1500 * time.Millisecond
+	slow := func(c *Config) { probed(c); c.PromoteAfter = promoteAfter }
+	nodes := newCluster(t, 3, slow)
+	leader := waitForLeader(t, nodes...)
+	old := others(nodes, leader)[0]
+	fresh := restartWiped(t, old, slow)
+	rest := others(nodes, old)
+	// The member is missing for a moment while the leader replaces the
+	// wiped voter with a learner: a zero Member (not a voter) then.
+	member := func() Member {
+		m, _ := leaderMember(t, waitForLeader(t, rest[0], rest[1]), old.ID())
+		return m
+	}
+	waitFor(t, "the wiped node registered while still a learner", func() bool {
+		m := member()
+		if m.Voter && m.Incarnation == fresh.Incarnation() {
+			t.Fatal("promoted before the test could hold it back: the promotion period is too short for this machine")
+		}
+		return !m.Voter && m.Incarnation == fresh.Incarnation() && fresh.mayVote()
+	})
+	unregister(t, fresh)
+	if !fresh.Info().Unregistered {
+		t.Fatal("an unregistered node does not say so in its NodeInfo")
+	}
+	held := time.Now().Add(3 * promoteAfter)
+	for time.Now().Before(held) {
+		if m := member(); m.Voter {
+			t.Fatalf("a learner that would refuse votes was promoted: %+v", m)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	fresh.markRegistered()
+	waitFor(t, "the learner promoted once registered", func() bool { return member().Voter })
+}
+
+func TestWipedMemberComesBackAsLearner(t *testing.T) {
+	nodes := newCluster(t, 3, probed)
+	leader := waitForLeader(t, nodes...)
+	mustSet(t, leader, "k", "v")
+	old := others(nodes, leader)[0]
+	fresh := restartWiped(t, old, probed)
 	sawLearner := false
 	waitFor(t, "the wiped member back as a voter under its new incarnation", func() bool {
 		m, ok := leaderMember(t, waitForLeader(t, leader, others(nodes, old)[1]), old.ID())

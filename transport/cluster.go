@@ -70,6 +70,9 @@ type nodeJSON struct {
 	// MaxMemory is the node's own memory bound (0: none); the leader
 	// enforces the smallest any member reports.
 	MaxMemory int64 `json:"max_memory"`
+	// Registered: the cluster registered this data directory, so it may
+	// vote; the leader promotes a learner only once it is.
+	Registered bool `json:"registered"`
 }
 
 // formationJSON is GET /v1/cluster/formation: what a founder of a
@@ -358,7 +361,7 @@ func (s *Server) handleNode(w http.ResponseWriter, r *http.Request) {
 	info := s.node.Info()
 	b := node.BuildInfo()
 	out := nodeJSON{ID: info.ID, FeatureLevel: info.Level, Incarnation: info.Incarnation, State: info.State, AppliedIndex: info.AppliedIndex,
-		Version: b.Version, Revision: b.Revision, ClusterID: s.node.ClusterID(), MaxMemory: info.MaxMemory}
+		Version: b.Version, Revision: b.Revision, ClusterID: s.node.ClusterID(), MaxMemory: info.MaxMemory, Registered: !info.Unregistered}
 	if err := s.node.RemovedReason(); err != nil {
 		out.Removed = err.Error()
 	}

@@ -49,13 +49,14 @@ func TestNodeEndpoint(t *testing.T) {
 		State        string  `json:"state"`
 		AppliedIndex *uint64 `json:"applied_index"`
 		Removed      *string `json:"removed"`
+		Registered   *bool   `json:"registered"`
 	}
 	if r.status != http.StatusOK {
 		t.Fatalf("GET /v1/node = %s", r)
 	}
 	decodeJSON(t, r, &b)
 	if b.ID != "n1" || b.FeatureLevel == nil || *b.FeatureLevel != fsm.FeatureLevel || b.Incarnation != n.Incarnation() || b.Incarnation == "" ||
-		b.State != "Leader" || b.AppliedIndex == nil || *b.AppliedIndex == 0 || b.Removed != nil {
+		b.State != "Leader" || b.AppliedIndex == nil || *b.AppliedIndex == 0 || b.Removed != nil || b.Registered == nil || !*b.Registered {
 		t.Fatalf("GET /v1/node = %s", r)
 	}
 	// Without FetchLevel the leader never raises the level: the cluster
