@@ -8,19 +8,23 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
-
-	"github.com/raftcache/raftcache/fsm"
 )
 
 // The default memory bound. Without --max-memory a node bounds its cache
 // by what it may use: the memory limit of its cgroup (a container's
 // limit; cgroup v2's memory.max or v1's memory.limit_in_bytes) or, with
-// none, the machine's memory. The cache gets half of that, less what Raft,
-// the stores and the request-id table keep outside it; the other half is headroom for the
+// none, the machine's memory. The cache gets half of that, less what Raft
+// and the stores keep outside it; the other half is headroom for the
 // garbage collector (a Go heap runs up to twice its live data between
 // collections unless GOMEMLIMIT makes it collect sooner), the request
-// buffers of in-flight values, and the page cache the log store's fsyncs
-// want. GOMEMLIMIT is set to 90% of the limit (unless the environment
+// buffers of in-flight values, the page cache the log store's fsyncs
+// want, and the request-id table (fsm.DedupMaxBytes at most, about 104
+// MiB, outside the cache's accounted bytes: an id cannot be evicted).
+// The table is not taken off the cache's share: with GOMEMLIMIT at 90%
+// the live heap stays under the limit even with the table full (from a
+// 256 MiB limit up), and taking it off would shrink every member's
+// bound on upgrade (the leader enforces the smallest any member
+// reports). GOMEMLIMIT is set to 90% of the limit (unless the environment
 // sets it), so the collector works harder before the kernel's OOM killer
 // would act.
 const (
@@ -31,10 +35,6 @@ const (
 	// buffers, the snapshot writer, connection buffers. Four largest
 	// values are added: entries in flight hold copies of values.
 	raftReserveBase = 64 << 20
-	// requestIDReserve is the request-id table's most (fsm.DedupMaxBytes,
-	// about 109 MB): ids of exactly-once retries and their replies, held
-	// outside the cache's accounted bytes since they cannot be evicted.
-	requestIDReserve = fsm.DedupMaxBytes
 	// minAutoMemory is the smallest default bound: below it the node runs
 	// anyway and says so.
 	minAutoMemory = 16 << 20
@@ -55,7 +55,7 @@ func memoryLimit() (int64, string) {
 
 // autoMaxMemory is the default bound for a limit, and GOMEMLIMIT's value.
 func autoMaxMemory(limit, maxValueSize int64) (bound, goLimit int64) {
-	bound = int64(float64(limit)*autoMemoryShare) - raftReserveBase - requestIDReserve - 4*maxValueSize
+	bound = int64(float64(limit)*autoMemoryShare) - raftReserveBase - 4*maxValueSize
 	return max(bound, minAutoMemory), int64(float64(limit) * goMemoryShare)
 }
 

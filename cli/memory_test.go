@@ -4,8 +4,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-
-	"github.com/raftcache/raftcache/fsm"
 )
 
 // TestCgroupLimit reads the memory limit of cgroup v2 and v1 layouts as
@@ -39,7 +37,7 @@ func TestCgroupLimit(t *testing.T) {
 		}
 	}
 	bound, goLimit := autoMaxMemory(1<<30, 4<<20)
-	if want := int64(512<<20 - 64<<20 - fsm.DedupMaxBytes - 16<<20); bound != want || goLimit != 966367641 {
+	if want := int64(512<<20 - 64<<20 - 16<<20); bound != want || goLimit != 966367641 {
 		t.Errorf("1 GiB limit: bound %d (want %d), GOMEMLIMIT %d", bound, want, goLimit)
 	}
 	if bound, _ := autoMaxMemory(64<<20, 4<<20); bound != minAutoMemory {

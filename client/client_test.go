@@ -600,8 +600,8 @@ func TestListingBatchesAdmin(t *testing.T) {
 	if err != nil || st.Scope != "cluster" || len(st.Nodes) != 3 {
 		t.Errorf("cluster Stats = %+v, %v", st, err)
 	}
-	if st, err := c.Stats(ctx); err != nil || st.Scope != "node" || st.NodeID == "" {
-		t.Errorf("node Stats = %+v, %v", st, err)
+	if st, err := c.Stats(ctx); err != nil || st.Scope != "node" || st.NodeID == "" || st.RequestIDs == 0 || st.RequestIDBytes <= 0 {
+		t.Errorf("node Stats = %+v, %v (the client's idempotency keys must show in request_ids)", st, err)
 	}
 	view, err := c.Cluster(ctx)
 	if err != nil || len(view.Members) != 3 {

@@ -77,6 +77,10 @@ type NodeStats struct {
 	Digest           string `json:"digest"`
 	StrongReadRounds uint64 `json:"strong_read_rounds"`
 	StrongReads      uint64 `json:"strong_reads"`
+	// RequestIDs and RequestIDBytes are the node's request-id table (the
+	// ids of Idempotency-Keys and relayed writes), outside Bytes.
+	RequestIDs     int   `json:"request_ids"`
+	RequestIDBytes int64 `json:"request_id_bytes"`
 }
 
 // Stats is the answer of Stats. For the node scope (default) the embedded

@@ -28,7 +28,11 @@ func (f *FSM) apply(s *state, index uint64, c *Command, ch *changeSet) Result {
 		}
 		s.setMember(rec)
 	case OpClusterLevel:
+		was := s.level
 		s.level = max(s.level, c.Level) // never down
+		if was < LevelStoredBudget && s.level >= LevelStoredBudget {
+			s.dedup.resize(s.level)
+		}
 	case OpBatch:
 		return s.applyBatch(index, c)
 	case OpExpire:

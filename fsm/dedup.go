@@ -25,7 +25,10 @@ import (
 // limit. Past DedupMaxReplyBytes the oldest kept replies are dropped and
 // their ids kept, so a late retry of such a request is answered that it
 // was applied but its reply is gone (as after a restore from a snapshot
-// of the first format), and is never applied twice.
+// of the first format), and is never applied twice. Level 4 counted an
+// error reply at a fixed 32 bytes, but a script's error text can be as
+// long as a value; from level 5 (LevelStoredBudget) error texts count
+// too, and a dropped failure keeps only errReplyDropped.
 const (
 	DedupWindow        = 5 * 60 * 1e9 // ns of leader time
 	DedupMax           = 200_000
@@ -41,9 +44,9 @@ const (
 	// allocator's rounding (measured: 166 bytes an id for relayed SETs,
 	// a 26-byte id and a 16-byte result).
 	dedupEntryOverhead = 128
-	// DedupMaxBytes is the most memory the table holds at cluster level 4
-	// (LevelReplyBudget) on: DedupMax ids of MaxReqID bytes with small
-	// results, plus the kept replies. It is outside the cache's accounted
+	// DedupMaxBytes is the most memory the table holds from cluster level
+	// 5 (LevelStoredBudget) on, about 104 MiB: DedupMax ids of MaxReqID
+	// bytes with small results, plus the kept replies and error texts. It is outside the cache's accounted
 	// bytes (--max-memory bounds keys and values; an id cannot be
 	// evicted to make room for them), so the default memory bound leaves
 	// room for it.
@@ -143,9 +146,37 @@ func readableReplies(rs []Reply, depth int) bool {
 	return true
 }
 
-// newEntry is the entry for res under id.
-func newEntry(id string, at int64, res *Result) *dedupEntry {
-	return &dedupEntry{id: id, at: at, enc: encodeStored(res), size: repliesSize(res.Replies)}
+// newEntry is the entry for res under id at cluster level level.
+func newEntry(id string, at int64, res *Result, level uint32) *dedupEntry {
+	return &dedupEntry{id: id, at: at, enc: encodeStored(res), size: keptSize(res, level)}
+}
+
+// errReplyDropped stands, from level 5, for the error a failed unit
+// answered once the budget dropped it: the unit ran once and failed, and
+// a retry says so without the text.
+var errReplyDropped = &Error{Msg: "ERR the command failed once; its error reply is no longer held (more kept replies than the request-id table holds)"}
+
+// keptSize is what res counts against DedupMaxReplyBytes at level: its
+// replies (repliesSize) and, from level 5, the text of its error when it
+// is stored as text (encodeStored). WATCH's abort and errReplyDropped
+// are short and kept, so they do not count. Computed from text alone, it
+// is the same for a result and for its stored copy read back.
+func keptSize(res *Result, level uint32) int64 {
+	n := repliesSize(res.Replies, level)
+	if _, ok := droppableErr(res.Err, level); ok {
+		n += 32 + int64(len(ErrorText(res.Err)))
+	}
+	return n
+}
+
+// droppableErr says whether err is kept as text that counts (keptSize)
+// and that dropping replaces with errReplyDropped.
+func droppableErr(err error, level uint32) (string, bool) {
+	if level < LevelStoredBudget || err == nil || errCode(err) != 0 {
+		return "", false
+	}
+	t := ErrorText(err)
+	return t, t != ErrorText(ErrWatch) && t != errReplyDropped.Msg
 }
 
 func dedupLess(a, b *dedupEntry) bool { return a.id < b.id }
@@ -173,7 +204,7 @@ func (d dedupTable) clone() dedupTable {
 	return dedupTable{byID: d.byID.Clone(), byTime: d.byTime.Clone(), kept: d.kept.Clone(), keptBytes: d.keptBytes, bytes: d.bytes}
 }
 
-// entryBytes is what e holds in memory, for reports (FSM.RequestIDs).
+// entryBytes is what e holds in memory, for reports (Stats.RequestIDBytes).
 func entryBytes(e *dedupEntry) int64 {
 	return dedupEntryOverhead + int64(len(e.id)+len(e.enc))
 }
@@ -214,11 +245,15 @@ func (r *Result) RepliesDropped() bool {
 }
 
 // repliesSize is what a result's replies count against
-// DedupMaxReplyBytes: their bulk bytes and a fixed cost per reply.
-func repliesSize(rs []Reply) int64 {
+// DedupMaxReplyBytes: their bulk bytes, from level 5 their error texts,
+// and a fixed cost per reply.
+func repliesSize(rs []Reply, level uint32) int64 {
 	var n int64
 	for i := range rs {
-		n += 32 + int64(len(rs[i].Bulk)) + repliesSize(rs[i].Elems)
+		n += 32 + int64(len(rs[i].Bulk)) + repliesSize(rs[i].Elems, level)
+		if level >= LevelStoredBudget && rs[i].Kind == KindError {
+			n += int64(len(ErrorText(rs[i].Err)))
+		}
 	}
 	return n
 }
@@ -249,11 +284,10 @@ func (d dedupTable) mayHaveForgotten(now int64) bool {
 	return old.at > now-ResendHorizon
 }
 
-// remember stores res under id and forgets what fell out of the window;
-// bounded (cluster level 4 on) drops the oldest kept replies past
-// DedupMaxReplyBytes.
-func (d *dedupTable) remember(id []byte, at int64, res *Result, bounded bool) {
-	d.insert(newEntry(string(id), at, res))
+// remember stores res under id at cluster level level and forgets what
+// fell out of the window, then keeps to the reply budget (trim).
+func (d *dedupTable) remember(id []byte, at int64, res *Result, level uint32) {
+	d.insert(newEntry(string(id), at, res, level))
 	for d.byTime.Len() > 0 {
 		old, _ := d.byTime.Min()
 		if old.at >= at-DedupWindow && d.byTime.Len() <= DedupMax {
@@ -261,12 +295,39 @@ func (d *dedupTable) remember(id []byte, at int64, res *Result, bounded bool) {
 		}
 		d.remove(old)
 	}
-	for bounded && d.keptBytes > DedupMaxReplyBytes {
+	d.trim(level)
+}
+
+// trim drops the oldest kept replies (from level 5 also error texts,
+// errReplyDropped in their place) past DedupMaxReplyBytes, from level 4
+// on. A dropped entry counts 0, so the loop ends.
+func (d *dedupTable) trim(level uint32) {
+	for level >= LevelReplyBudget && d.keptBytes > DedupMaxReplyBytes {
 		old, _ := d.kept.Min()
 		dropped := decodeStored(old.enc) // published states share the entry: a new one
 		dropped.Replies = nil
-		d.insert(newEntry(old.id, old.at, dropped))
+		if _, ok := droppableErr(dropped.Err, level); ok {
+			dropped.Err = errReplyDropped
+		}
+		d.insert(newEntry(old.id, old.at, dropped, level))
 	}
+}
+
+// resize counts every entry again by the rules of level, once, when the
+// cluster rises to level 5 (every replica at the same index), then trims:
+// a replica restored from a snapshot of level 5 counts them so too.
+func (d *dedupTable) resize(level uint32) {
+	var changed []*dedupEntry
+	d.byTime.Ascend(func(e *dedupEntry) bool {
+		if sz := keptSize(decodeStored(e.enc), level); sz != e.size {
+			changed = append(changed, &dedupEntry{id: e.id, at: e.at, enc: e.enc, size: sz})
+		}
+		return true
+	})
+	for _, e := range changed {
+		d.insert(e)
+	}
+	d.trim(level)
 }
 
 // once runs apply unless id (if any) was already applied, in which case it
@@ -286,11 +347,11 @@ func (s *state) once(id []byte, now int64, apply func() Result) Result {
 	}
 	stored := res
 	stored.Prev, stored.PrevFound = nil, false
-	bounded := s.clusterLevel() >= LevelReplyBudget
-	if bounded && !readableReplies(stored.Replies, 0) {
+	level := s.clusterLevel()
+	if level >= LevelReplyBudget && !readableReplies(stored.Replies, 0) {
 		stored.Replies = nil
 	}
-	s.dedup.remember(id, now, &stored, bounded)
+	s.dedup.remember(id, now, &stored, level)
 	return res
 }
 

@@ -159,7 +159,7 @@ func TestDedupBudgetBookkeeping(t *testing.T) {
 	// Past the window every id goes, and its bytes with it.
 	execEntry(t, f, &b, t0+DedupWindow+1, Unit{ReqID: []byte("late"), Cmds: [][][]byte{argv("INCR c")}})
 	d := f.root.Load().dedup
-	if d.byID.Len() != 1 || d.kept.Len() != 1 || d.keptBytes != repliesSize([]Reply{{Kind: KindInt}}) {
+	if d.byID.Len() != 1 || d.kept.Len() != 1 || d.keptBytes != repliesSize([]Reply{{Kind: KindInt}}, LevelReplyBudget) {
 		t.Fatalf("after the window: %d ids, %d kept, %d bytes; want only the last id's", d.byID.Len(), d.kept.Len(), d.keptBytes)
 	}
 }
@@ -226,5 +226,66 @@ func TestRequestIDBytes(t *testing.T) {
 	}
 	if DedupMaxBytes > 128<<20 {
 		t.Fatalf("DedupMaxBytes %d: the docs say about 110 MB", DedupMaxBytes)
+	}
+}
+
+// From level 5 error texts count against the reply budget: level 4
+// counted an error reply at 32 bytes, so scripts failing with long errors
+// under request ids (every write relayed through a follower carries one)
+// could pile up without bound. The raise to level 5 counts the table again
+// and trims it; a failed unit dropped so answers errReplyDropped, a
+// dropped error reply no reply at all; a replica restored from a snapshot
+// counts alike.
+func TestDedupErrorTextsBounded(t *testing.T) {
+	f := New(nil)
+	var b logBuilder
+	applyOne(t, f, b.cmd(Command{Op: OpClusterLevel, Now: t0, Level: LevelReplyBudget}))
+	eval := func(mode UnitMode, id string) Result {
+		t.Helper()
+		u := Unit{Mode: mode, ReqID: []byte(id), Cmds: [][][]byte{{[]byte("EVAL"), []byte("return redis.error_reply(string.rep('x', 1048576))"), []byte("0")}}}
+		r := execEntry(t, f, &b, t0, u).Results[0]
+		if len(r.Replies) != 1 || !r.Replies[0].IsError() || len(ErrorText(r.Replies[0].Err)) != 1<<20 {
+			t.Fatalf("%s: %d replies", id, len(r.Replies))
+		}
+		return r
+	}
+	const n = DedupMaxReplyBytes>>20 + 4
+	for i := range n {
+		eval(UnitPlain, fmt.Sprintf("e%d", i))
+	}
+	st, d := f.Stats(), f.root.Load().dedup
+	if d.keptBytes > 1<<20 || st.RequestIDBytes < n<<20 {
+		t.Fatalf("setup: level 4 counted %d bytes of %d held", d.keptBytes, st.RequestIDBytes)
+	}
+	applyOne(t, f, b.cmd(Command{Op: OpClusterLevel, Now: t0, Level: LevelStoredBudget}))
+	if st, d := f.Stats(), f.root.Load().dedup; d.keptBytes > DedupMaxReplyBytes || st.RequestIDBytes > DedupMaxReplyBytes+1<<20 || st.RequestIDs != n {
+		t.Fatalf("after the raise to level 5: %d bytes counted, %d held, %d ids", d.keptBytes, st.RequestIDBytes, st.RequestIDs)
+	}
+	if r, ok := f.root.Load().dedup.lookup([]byte("e0")); !ok || len(r.Replies) != 0 || r.Err != nil {
+		t.Fatalf("the oldest error reply was not dropped: %v, %d replies, %v", ok, len(r.Replies), r.Err)
+	}
+	if r := eval(UnitAtomic, "failed"); r.Err == nil {
+		t.Fatal("setup: an atomic unit whose script failed has no error")
+	}
+	for i := range n {
+		eval(UnitPlain, fmt.Sprintf("l%d", i))
+	}
+	if st, d := f.Stats(), f.root.Load().dedup; d.keptBytes > DedupMaxReplyBytes || st.RequestIDBytes > DedupMaxReplyBytes+1<<20 {
+		t.Fatalf("level 5: %d bytes counted, %d held", d.keptBytes, st.RequestIDBytes)
+	}
+	r, ok := f.root.Load().dedup.lookup([]byte("failed"))
+	if !ok || len(r.Replies) != 0 || r.Err == nil || ErrorText(r.Err) != errReplyDropped.Msg {
+		t.Fatalf("a dropped failure: %v, %d replies, %v; want %q", ok, len(r.Replies), r.Err, errReplyDropped.Msg)
+	}
+	snap, err := f.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := New(nil)
+	if err := restore(g, persist(t, snap)); err != nil {
+		t.Fatal(err)
+	}
+	if a, b := f.root.Load().dedup, g.root.Load().dedup; a.keptBytes != b.keptBytes || a.bytes != b.bytes || a.kept.Len() != b.kept.Len() {
+		t.Fatalf("restored: %d counted, %d held, %d kept; the original %d, %d, %d", b.keptBytes, b.bytes, b.kept.Len(), a.keptBytes, a.bytes, a.kept.Len())
 	}
 }

@@ -25,7 +25,10 @@ import (
 // binaries refuse), and tells the members' fronts that every member
 // relays a write with a request id and runs one relayed so (resp:
 // RAFTCACHE.ONCE).
-const FeatureLevel uint32 = 4
+// Level 5 counts error texts in that bound (a script's error can be as
+// long as a value) and snapshot format 5 (format 4 under a number level-4
+// binaries refuse).
+const FeatureLevel uint32 = 5
 
 // LevelTypes is the level of typed values and snapshot format 3.
 const LevelTypes uint32 = 3
@@ -33,6 +36,10 @@ const LevelTypes uint32 = 3
 // LevelReplyBudget is the level from which kept replies are bounded
 // (DedupMaxReplyBytes) and relayed writes carry request ids.
 const LevelReplyBudget uint32 = 4
+
+// LevelStoredBudget is the level from which the bound on kept replies
+// counts error texts too (dedup.go, keptSize).
+const LevelStoredBudget uint32 = 5
 
 // Names of a member's addresses. A new front registers its address under
 // a new name; no new entry type is needed.

@@ -34,6 +34,10 @@ const (
 	// keep every reply for request ids, unbounded (dedup.go), and drift
 	// from the others.
 	snapshotV4 byte = 4
+	// snapshotV5 (level 5): format 4 unchanged. Its number keeps it from
+	// binaries of level 4, which would count the kept error texts of
+	// request ids by level 4's rule (dedup.go) and drift from the others.
+	snapshotV5 byte = 5
 )
 
 var snapshotMagic = [3]byte{'R', 'C', 'S'}
@@ -42,6 +46,8 @@ var snapshotMagic = [3]byte{'R', 'C', 'S'}
 // cluster level of clusterLevel.
 func snapshotFormat(level, clusterLevel uint32) byte {
 	switch l := min(level, clusterLevel); {
+	case l >= LevelStoredBudget:
+		return snapshotV5
 	case l >= LevelReplyBudget:
 		return snapshotV4
 	case l >= LevelTypes:
@@ -534,7 +540,7 @@ func (sr *snapReader) readDedup(s *snapshot) error {
 		if err != nil {
 			return sr.fail("request result", err)
 		}
-		s.root.dedup.insert(newEntry(string(id), at, res))
+		s.root.dedup.insert(newEntry(string(id), at, res, s.root.level))
 	}
 	return nil
 }

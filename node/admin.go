@@ -205,9 +205,8 @@ func (n *Node) SetVoter(ctx context.Context, id string, voter, force bool) error
 		pctx, cancel := context.WithTimeout(ctx, quorumProbeTimeout)
 		info, err := n.probe(pctx, m)
 		cancel()
-		if err != nil || !n.caughtUp(id, info, n.raft.CommitIndex()) ||
-			n.wiped(m, info) || info.State == raft.Shutdown.String() || info.Removed {
-			n.logger.Info("a promotion was asked for a member that has not caught up: it will be promoted once it has", "member", id)
+		if !n.promotable(probeResult{m: m, info: info, err: err}, n.raft.CommitIndex()) {
+			n.logger.Info("a promotion was asked for a member not ready for it (caught up, answering, following, registered): it will be promoted once it is", "member", id)
 			n.track.setWant(id, true, n.fsm.AppliedIndex())
 			n.kickLevels()
 			return nil

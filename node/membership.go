@@ -305,12 +305,23 @@ func (n *Node) probeAll(members []Member, timeout time.Duration) []probeResult {
 }
 
 // working says whether a probed voter can vote: it answered, its Raft
-// runs, it was not removed, and its data directory is the registered one.
+// runs, it was not removed, and its data directory is the registered one
+// and knows it (an unregistered node refuses votes: votegate.go).
 func (n *Node) working(r probeResult) bool {
-	if r.err != nil || r.info.State == raft.Shutdown.String() || r.info.Removed || n.track.isRaftDown(r.m.ID) {
+	if r.err != nil || r.info.State == raft.Shutdown.String() || r.info.Removed || r.info.Unregistered || n.track.isRaftDown(r.m.ID) {
 		return false
 	}
 	return !n.wiped(r.m, r.info)
+}
+
+// promotable says whether a probed learner may become a voter now: it
+// has caught up (caughtUp) and would be a working voter, follows this
+// leader (one that leads or campaigns formed a cluster of its own), and
+// runs on the data directory its record names. The leader's promotion
+// round and an operator's promotion (SetVoter) both ask it.
+func (n *Node) promotable(r probeResult, commit uint64) bool {
+	return n.caughtUp(r.m.ID, r.info, commit) && n.working(r) && r.info.State == raft.Follower.String() &&
+		(r.m.Incarnation == "" || r.info.Incarnation == r.m.Incarnation)
 }
 
 // wiped says whether the member answered with another incarnation than
@@ -338,14 +349,9 @@ func (n *Node) checkMembers(results []probeResult) {
 		if r.m.Voter || !n.track.wants(r.m.ID) {
 			continue
 		}
-		// A learner that leads or campaigns is not following this leader
-		// (a node that formed a cluster of its own): never promoted. Nor
-		// one that would refuse votes: a voter that may not vote yet
-		// counts in the quorum without helping to elect.
-		ok := n.caughtUp(r.m.ID, r.info, commit) && n.working(r) && r.info.State == raft.Follower.String() &&
-			(r.m.Incarnation == "" || r.info.Incarnation == r.m.Incarnation) && !r.info.Unregistered
+		ok := n.promotable(r, commit)
 		if !ok {
-			n.logger.Debug("a learner that asked for a vote is not caught up yet", "member", r.m.ID, "applied", r.info.AppliedIndex,
+			n.logger.Debug("a learner that asked for a vote is not ready for it yet", "member", r.m.ID, "applied", r.info.AppliedIndex,
 				"needs", max(n.track.minApplied(r.m.ID), 1), "commit", commit, "state", r.info.State, "raft_down", n.track.isRaftDown(r.m.ID),
 				"incarnation", r.info.Incarnation, "recorded", r.m.Incarnation, "unregistered", r.info.Unregistered)
 		}
@@ -479,7 +485,7 @@ func (n *Node) checkQuorum(drop string) error {
 	switch {
 	case len(unreachable) > 0:
 		return &QuorumError{Unreachable: unreachable,
-			Reason: fmt.Sprintf("removing the vote of %q while %d other voter(s) do not answer; replace those first (add a learner, let it be promoted, then remove the dead voter)", drop, len(unreachable))}
+			Reason: fmt.Sprintf("removing the vote of %q while %d other voter(s) cannot vote (no answer, Raft down, or a data directory the cluster has not registered yet); replace or wait for those first (add a learner, let it be promoted, then remove the dead voter)", drop, len(unreachable))}
 	case left > 0 && working < left/2+1:
 		return &QuorumError{Unreachable: unreachable,
 			Reason: fmt.Sprintf("after the change %d of %d voters would answer, not a majority", working, left)}

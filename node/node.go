@@ -190,8 +190,11 @@ type Config struct {
 	MaxWatches       int
 
 	// For tests: how often the leader asks for levels (0 =
-	// defaultLevelInterval).
-	levelInterval time.Duration
+	// defaultLevelInterval), and, while holdRegistration holds true, a
+	// node kept unregistered after its record is applied (the window
+	// between the two, one registration poll in a real cluster).
+	levelInterval    time.Duration
+	holdRegistration *atomic.Bool
 }
 
 func (c *Config) setDefaults() {

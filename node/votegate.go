@@ -85,6 +85,9 @@ func (n *Node) watchRegistration() {
 		if n.mayVote() {
 			return // Form registered it
 		}
+		if h := n.cfg.holdRegistration; h != nil && h.Load() {
+			continue
+		}
 		rec, ok := n.fsm.Member(n.cfg.ID)
 		reg := ok && rec.Incarnation == n.cfg.Incarnation
 		if !reg && ok && n.ClusterLevel() < 2 && rec.Incarnation == "" && n.Ready() {
