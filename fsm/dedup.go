@@ -153,7 +153,9 @@ func newEntry(id string, at int64, res *Result, level uint32) *dedupEntry {
 
 // errReplyDropped stands, from level 5, for the error a failed unit
 // answered once the budget dropped it: the unit ran once and failed, and
-// a retry says so without the text.
+// a retry says so without the text. Only atomic units (HTTP's atomic
+// batch) fail as a whole; HTTP answers any retry without replies with
+// 409 result_unavailable, so no front shows this text today.
 var errReplyDropped = &Error{Msg: "ERR the command failed once; its error reply is no longer held (more kept replies than the request-id table holds)"}
 
 // keptSize is what res counts against DedupMaxReplyBytes at level: its
