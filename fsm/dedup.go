@@ -317,11 +317,17 @@ func (d *dedupTable) trim(level uint32) {
 
 // resize counts every entry again by the rules of level, once, when the
 // cluster rises to level 5 (every replica at the same index), then trims:
-// a replica restored from a snapshot of level 5 counts them so too.
+// a replica restored from a snapshot of level 5 counts them so too. An
+// entry kept below level 4 with replies a snapshot could not read back
+// (readableReplies) decodes without them and would count 0 while still
+// holding them: it is stored again as decoded, so no snapshot carries it.
 func (d *dedupTable) resize(level uint32) {
 	var changed []*dedupEntry
 	d.byTime.Ascend(func(e *dedupEntry) bool {
-		if sz := keptSize(decodeStored(e.enc), level); sz != e.size {
+		res := decodeStored(e.enc)
+		if _, err := readStored(bufio.NewReader(bytes.NewReader(e.enc))); err != nil {
+			changed = append(changed, newEntry(e.id, e.at, res, level))
+		} else if sz := keptSize(res, level); sz != e.size {
 			changed = append(changed, &dedupEntry{id: e.id, at: e.at, enc: e.enc, size: sz})
 		}
 		return true

@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -186,6 +187,21 @@ func TestUnreadableRepliesNotKept(t *testing.T) {
 	if r, ok := s.dedup.lookup([]byte("deep")); !ok || len(r.Replies) != 0 {
 		t.Fatalf("level 4 kept an unreadable reply: %v %d", ok, len(r.Replies))
 	}
+	// One kept below level 4 is stored again without it when the cluster
+	// rises to level 5, so no later snapshot carries what it cannot read.
+	var old state
+	old.dedup = newDedup()
+	old.level = LevelTypes
+	old.once([]byte("deep"), t0, func() Result { return *res })
+	e, _ := old.dedup.byID.Get(&dedupEntry{id: "deep"})
+	if _, err := readStored(bufio.NewReader(bytes.NewReader(e.enc))); err == nil {
+		t.Fatal("setup: level 3 did not keep the unreadable reply")
+	}
+	old.dedup.resize(LevelStoredBudget)
+	e, _ = old.dedup.byID.Get(&dedupEntry{id: "deep"})
+	if _, err := readStored(bufio.NewReader(bytes.NewReader(e.enc))); err != nil || e.size != 0 {
+		t.Fatalf("after the raise to level 5 the entry is still unreadable (%v) or counts %d", err, e.size)
+	}
 }
 
 // The table reports the memory its ids hold (Stats.RequestIDBytes, outside
@@ -281,8 +297,15 @@ func TestDedupErrorTextsBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	data := persist(t, snap)
+	if !bytes.HasPrefix(data, []byte("RCS\x05")) {
+		t.Fatalf("a snapshot at level 5 starts %q, want format 5", data[:4])
+	}
+	if err := restore(NewAtLevel(nil, LevelReplyBudget), data); !errors.Is(err, ErrBadSnapshot) {
+		t.Fatalf("a level-4 FSM restoring format 5: %v, want ErrBadSnapshot", err)
+	}
 	g := New(nil)
-	if err := restore(g, persist(t, snap)); err != nil {
+	if err := restore(g, data); err != nil {
 		t.Fatal(err)
 	}
 	if a, b := f.root.Load().dedup, g.root.Load().dedup; a.keptBytes != b.keptBytes || a.bytes != b.bytes || a.kept.Len() != b.kept.Len() {
