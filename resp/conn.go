@@ -448,6 +448,8 @@ func cmdInfo(s *Server, cl *client, args [][]byte) {
 		add("pubsub_messages_delivered", hs.Delivered)
 		add("pubsub_slow_subscribers_dropped", hs.Dropped)
 		add("tracking_invalidations_sent", hs.Invalidations)
+		add("raftcache_relayed_writes_resent", s.resent.Load())
+		add("raftcache_resends_refused", s.refusedResends.Load())
 		rs := s.node.ReadStats()
 		add("strong_read_rounds", rs.Rounds)
 		add("strong_reads", rs.Reads)
@@ -691,7 +693,7 @@ func (s *Server) execTx(cl *client, items []*item, watch *fsm.Watch, reqID []byt
 			s.txFailed(cl, items, watch, reqID, sent, depth, err)
 			return
 		}
-		if err := unitFailure(&res[0]); err != nil {
+		if err := s.unitFailure(&res[0]); err != nil {
 			cl.w.fail(err)
 			return
 		}

@@ -122,9 +122,10 @@ func cmdTxID(s *Server, cl *client, args [][]byte) {
 // unitFailure is the error to answer instead of a unit's replies, or nil:
 // a resend refused because its id may have been forgotten, or a retry
 // whose first attempt ran but whose replies are no longer kept.
-func unitFailure(res *fsm.Result) error {
+func (s *Server) unitFailure(res *fsm.Result) error {
 	switch {
 	case errors.Is(res.Err, fsm.ErrResendForgotten):
+		s.refusedResends.Add(1)
 		return res.Err
 	case res.RepliesDropped():
 		return node.ErrReplyLost

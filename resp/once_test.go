@@ -204,6 +204,16 @@ func TestRelayedWritesOnceAcrossTransfers(t *testing.T) {
 		l.progress(t, "writes through the follower after a transfer")
 	}
 	l.check(t, rdb)
+	// The follower counts what it sent again (INFO stats), so an operator
+	// sees exactly-once at work; with eight writers and four transfers
+	// some write was in flight at each.
+	info, err := rdb.Info(context.Background(), "stats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(info, "raftcache_relayed_writes_resent:") || strings.Contains(info, "raftcache_relayed_writes_resent:0\r") {
+		t.Fatalf("INFO stats after four transfers under relayed writes shows no resend:\n%s", info)
+	}
 }
 
 // A client of a follower keeps writing while the leader stops: the

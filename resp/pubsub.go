@@ -209,7 +209,7 @@ func cmdRelayPublish(s *Server, cl *client, args [][]byte) {
 	defer cancel()
 	res, err := s.node.Exec(ctx, fsm.Unit{ReqID: args[1], Cmds: [][][]byte{{[]byte(name), args[3], args[4]}}, Resend: attempt > 1})
 	if err == nil {
-		err = unitFailure(&res[0])
+		err = s.unitFailure(&res[0])
 	}
 	switch {
 	case err != nil:

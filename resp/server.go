@@ -136,6 +136,11 @@ type Server struct {
 	authFailures atomic.Uint64
 	cmdsTotal    atomic.Uint64
 	blocked      atomic.Int64 // this server's clients blocked now (not relays)
+	// resent counts relayed writes sent to the leader again under their
+	// request id (this node a follower); refusedResends the resends this
+	// node, as leader, refused because their id may have been forgotten
+	// (INFO stats: how often exactly-once fell back to UNKNOWN).
+	resent, refusedResends atomic.Uint64
 
 	mu      sync.Mutex
 	clients map[*client]struct{}
@@ -676,7 +681,7 @@ func (s *Server) runWrites(cl *client, items []*item, depth int) {
 		return
 	}
 	for i, res := range results {
-		if err := unitFailure(&res); err != nil {
+		if err := s.unitFailure(&res); err != nil {
 			cl.w.fail(err)
 			continue
 		}
@@ -887,6 +892,11 @@ func (s *Server) relayItems(cl *client, items []*item, depth int) {
 			}
 		}
 		if (errors.Is(err, errNotSent) || allResendable(items)) && time.Now().Before(retryUntil) && sleepCtx(ctx, 50*time.Millisecond) {
+			for _, it := range items {
+				if it.reqID != nil && it.sent > 0 {
+					s.resent.Add(1)
+				}
+			}
 			continue
 		}
 		for _, it := range items {
