@@ -32,6 +32,7 @@ func (f *FSM) apply(s *state, index uint64, c *Command, ch *changeSet) Result {
 		s.level = max(s.level, c.Level) // never down
 		if was < LevelStoredBudget && s.level >= LevelStoredBudget {
 			s.dedup.resize(s.level)
+			s.dedup.forgot = index // what was forgotten before is not known
 		}
 	case OpBatch:
 		return s.applyBatch(index, c)

@@ -33,10 +33,11 @@ const (
 	DedupWindow        = 5 * 60 * 1e9 // ns of leader time
 	DedupMax           = 200_000
 	DedupMaxReplyBytes = 64 << 20
-	// ResendHorizon bounds how long after its first attempt a unit may
-	// be sent again (Unit.Resend) and still be judged by its id: a
-	// follower resends for at most its command timeout (10 s by default),
-	// and leaders' clocks differ a little.
+	// ResendHorizon (below level 5) bounds how long after its first
+	// attempt a unit may be sent again (Unit.Resend) and still be judged
+	// by its id: a follower resends for at most its command timeout (10 s
+	// by default), and leaders' clocks differ a little. From level 5 a
+	// resend is judged by the log instead (Unit.After, dedupTable.forgot).
 	ResendHorizon = 60 * 1e9 // ns of leader time
 
 	// dedupEntryOverhead is what an id costs in memory besides its bytes
@@ -46,17 +47,18 @@ const (
 	dedupEntryOverhead = 128
 	// DedupMaxBytes is the most memory the table holds from cluster level
 	// 5 (LevelStoredBudget) on, about 104 MiB: DedupMax ids of MaxReqID
-	// bytes with small results, plus the kept replies and error texts. It is outside the cache's accounted
-	// bytes (--max-memory bounds keys and values; an id cannot be
-	// evicted to make room for them), so the default memory bound leaves
-	// room for it.
+	// bytes with small results, plus the kept replies and error texts.
+	// It is outside the cache's accounted bytes (--max-memory bounds keys
+	// and values; an id cannot be evicted to make room for them): it
+	// lives in the headroom the default memory bound leaves (cli).
 	DedupMaxBytes = DedupMax*(dedupEntryOverhead+MaxReqID+16) + DedupMaxReplyBytes
 )
 
 // ErrResendForgotten (result): a unit sent again under its request id
-// found the id unknown while the table, full, has forgotten ids younger
-// than ResendHorizon: the first attempt may have been applied and its id
-// evicted, so the unit was not applied again. Its outcome is unknown.
+// found the id unknown while ids as young as its first attempt may have
+// been forgotten (dedupTable.mayHaveForgotten): the first attempt may
+// have been applied and its id evicted, so the unit was not applied
+// again. Its outcome is unknown.
 var ErrResendForgotten = errors.New("write outcome unknown: the request id of this retry may have been forgotten (more request ids than the table holds); read before retrying")
 
 // dedupEntry is never changed once inserted: published states share it
@@ -73,6 +75,9 @@ type dedupEntry struct {
 	at   int64  // leader time of the original apply
 	enc  []byte // encodeStored(result)
 	size int64  // repliesSize of its replies: what it counts in keptBytes
+	// index is the log index the request was applied at (its result's
+	// Index), for dedupTable.forgot.
+	index uint64
 }
 
 // encodeStored is a stored result: the snapshot's layout from format 2
@@ -148,7 +153,7 @@ func readableReplies(rs []Reply, depth int) bool {
 
 // newEntry is the entry for res under id at cluster level level.
 func newEntry(id string, at int64, res *Result, level uint32) *dedupEntry {
-	return &dedupEntry{id: id, at: at, enc: encodeStored(res), size: keptSize(res, level)}
+	return &dedupEntry{id: id, at: at, enc: encodeStored(res), size: keptSize(res, level), index: res.Index}
 }
 
 // errReplyDropped stands, from level 5, for the error a failed unit
@@ -195,6 +200,12 @@ type dedupTable struct {
 	keptBytes int64
 	// bytes is the memory the entries hold (entryBytes), derived alike.
 	bytes int64
+	// forgot (cluster level 5 on) is the highest log index at which an
+	// id now forgotten was applied: a resend whose first attempt can only
+	// have applied above it would have found its id (Unit.After). The
+	// raise to level 5 sets it to the raise's index, since what was
+	// forgotten before is not known; snapshots from format 5 carry it.
+	forgot uint64
 }
 
 func newDedup() dedupTable {
@@ -203,7 +214,7 @@ func newDedup() dedupTable {
 }
 
 func (d dedupTable) clone() dedupTable {
-	return dedupTable{byID: d.byID.Clone(), byTime: d.byTime.Clone(), kept: d.kept.Clone(), keptBytes: d.keptBytes, bytes: d.bytes}
+	return dedupTable{byID: d.byID.Clone(), byTime: d.byTime.Clone(), kept: d.kept.Clone(), keptBytes: d.keptBytes, bytes: d.bytes, forgot: d.forgot}
 }
 
 // entryBytes is what e holds in memory, for reports (Stats.RequestIDBytes).
@@ -273,12 +284,18 @@ func (d dedupTable) known(id []byte) bool {
 	return d.byID.Has(&dedupEntry{id: string(id)})
 }
 
-// mayHaveForgotten says whether ids first applied within ResendHorizon
-// before now may have been evicted for room: ids leave oldest first, and
-// only a full table evicts one younger than the window, so that happened
-// exactly when the table is full and its oldest id is within the horizon.
-// (Derived from the table alone, so every replica judges alike.)
-func (d dedupTable) mayHaveForgotten(now int64) bool {
+// mayHaveForgotten says whether a resend whose id is unknown may have
+// been applied already and its id forgotten. From level 5 that is exactly
+// whether an id applied above after (Unit.After) was forgotten. Below, by
+// time: whether ids first applied within ResendHorizon before now may have
+// been evicted for room: ids leave oldest first, and only a full table
+// evicts one younger than the window, so that happened exactly when the
+// table is full and its oldest id is within the horizon. (Both derived
+// from the log alone, so every replica judges alike.)
+func (d dedupTable) mayHaveForgotten(now int64, after uint64, level uint32) bool {
+	if level >= LevelStoredBudget {
+		return d.forgot > after
+	}
 	if d.byTime.Len() < DedupMax {
 		return false
 	}
@@ -296,6 +313,13 @@ func (d *dedupTable) remember(id []byte, at int64, res *Result, level uint32) {
 			break
 		}
 		d.remove(old)
+		if level >= LevelStoredBudget {
+			idx := old.index
+			if idx == 0 { // never so (every result carries its index); if it were, the newest is safe
+				idx = res.Index
+			}
+			d.forgot = max(d.forgot, idx)
+		}
 	}
 	d.trim(level)
 }
@@ -328,7 +352,7 @@ func (d *dedupTable) resize(level uint32) {
 		if _, err := readStored(bufio.NewReader(bytes.NewReader(e.enc))); err != nil {
 			changed = append(changed, newEntry(e.id, e.at, res, level))
 		} else if sz := keptSize(res, level); sz != e.size {
-			changed = append(changed, &dedupEntry{id: e.id, at: e.at, enc: e.enc, size: sz})
+			changed = append(changed, &dedupEntry{id: e.id, at: e.at, enc: e.enc, size: sz, index: e.index})
 		}
 		return true
 	})

@@ -312,3 +312,69 @@ func TestDedupErrorTextsBounded(t *testing.T) {
 		t.Fatalf("restored: %d counted, %d held, %d kept; the original %d, %d, %d", b.keptBytes, b.bytes, b.kept.Len(), a.keptBytes, a.bytes, a.kept.Len())
 	}
 }
+
+// From level 5 a resend whose id is unknown is judged by the log: refused
+// only if an id applied above its Unit.After was forgotten. The raise to
+// level 5 counts everything before it as possibly forgotten; evictions
+// for room move the mark to the evicted id's index; snapshots carry it;
+// and Unit.After survives the entry's encoding.
+func TestResendRefusedByIndex(t *testing.T) {
+	f := New(nil)
+	var b logBuilder
+	applyOne(t, f, b.cmd(Command{Op: OpClusterLevel, Now: t0, Level: LevelReplyBudget}))
+	applyOne(t, f, b.cmd(Command{Op: OpClusterLevel, Now: t0, Level: LevelStoredBudget}))
+	raise := b.index
+	if got := f.root.Load().dedup.forgot; got != raise {
+		t.Fatalf("after the raise to level 5 the mark is %d, want the raise's index %d", got, raise)
+	}
+	incr := func(id string, after uint64) Result {
+		u := unit(UnitPlain, "INCR c")
+		u.ReqID, u.Resend, u.After = []byte(id), true, after
+		return execEntry(t, f, &b, t0+1e9, u).Results[0]
+	}
+	if r := incr("before-raise", raise-1); !errors.Is(r.Err, ErrResendForgotten) {
+		t.Fatalf("a resend whose first attempt may predate the raise: %+v, want ErrResendForgotten", r)
+	}
+	if r := incr("after-raise", raise); r.Err != nil || r.Duplicate || r.Replies[0].Int != 1 {
+		t.Fatalf("a resend first sent after the raise, its id unknown: %+v, want it applied", r)
+	}
+	fillFrom := b.index // the fill's ids apply above it
+	for i := 0; i < DedupMax+1; {
+		var us []Unit
+		for ; len(us) < MaxBatch && i < DedupMax+1; i++ {
+			u := unit(UnitPlain, "SET x 1")
+			u.ReqID = []byte(fmt.Sprintf("fill%07d", i))
+			us = append(us, u)
+		}
+		execEntry(t, f, &b, t0+2e9, us...)
+	}
+	d := f.root.Load().dedup
+	if d.known([]byte("after-raise")) || d.forgot <= fillFrom {
+		t.Fatalf("setup: the first ids were not evicted for room (mark %d, fill from %d)", d.forgot, fillFrom)
+	}
+	if r := incr("old", fillFrom); !errors.Is(r.Err, ErrResendForgotten) {
+		t.Fatalf("a resend first sent before ids now forgotten were applied: %+v, want ErrResendForgotten", r)
+	}
+	if r := incr("new", b.index); r.Err != nil || r.Duplicate || r.Replies[0].Int != 2 {
+		t.Fatalf("a resend first sent after every forgotten id, unknown: %+v, want it applied (c = 2)", r)
+	}
+	if r := incr("fill0150000", 0); !r.Duplicate {
+		t.Fatalf("a resend of a known id: %+v, want the first result", r)
+	}
+	snap, err := f.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := New(nil)
+	if err := restore(g, persist(t, snap)); err != nil {
+		t.Fatal(err)
+	}
+	if a, b := f.root.Load().dedup.forgot, g.root.Load().dedup.forgot; a != b || a == 0 {
+		t.Fatalf("restored mark %d, the original's %d", b, a)
+	}
+	c := Command{Op: OpExec, Now: t0, Units: []Unit{{ReqID: []byte("r"), Resend: true, After: 42, Mode: UnitAtomic, Cmds: [][][]byte{argv("INCR c")}}}}
+	got, err := Decode(c.Encode(nil))
+	if err != nil || len(got.Units) != 1 || got.Units[0].After != 42 || !got.Units[0].Resend || got.Units[0].Mode != UnitAtomic {
+		t.Fatalf("a unit with After through its encoding: %+v, %v", got.Units, err)
+	}
+}

@@ -16,8 +16,12 @@ import (
 // proposed: below it, a member may run a binary that cannot apply them.
 const LevelExec = 2
 
-// unitResendBit marks Unit.Resend in the encoded mode byte.
-const unitResendBit = 0x80
+// unitResendBit marks Unit.Resend in the encoded mode byte, and
+// unitAfterBit a Unit.After that follows it (cluster level 5 on).
+const (
+	unitResendBit = 0x80
+	unitAfterBit  = 0x40
+)
 
 // UnitMode says how a unit's failures are handled.
 type UnitMode uint8
@@ -46,7 +50,14 @@ type Unit struct {
 	// ErrResendForgotten rather than applied a second time. Cluster level
 	// 4 on (LevelReplyBudget); encoded as a bit of the mode byte.
 	Resend bool
-	Cmds   [][][]byte // argument vectors, the command name first
+	// After, from cluster level 5 (LevelStoredBudget), says that the
+	// unit's first attempt can only have been applied above this log
+	// index (the relaying follower's applied index when it made the id):
+	// a resend is then refused only if an id applied above it was
+	// forgotten (dedupTable.forgot), which judges by the log, not by
+	// clocks, and refuses far less under load. 0: not known.
+	After uint64
+	Cmds  [][][]byte // argument vectors, the command name first
 	// Watch, if set, makes the unit conditional (WATCH ... EXEC): if a
 	// watched key changed after it, the unit applies nothing and its
 	// result's Err is ErrWatch.
@@ -84,7 +95,13 @@ func (c *Command) encodeExec(dst []byte) []byte {
 		if u.Resend {
 			mode |= unitResendBit
 		}
+		if u.After != 0 {
+			mode |= unitAfterBit
+		}
 		dst = append(dst, mode)
+		if u.After != 0 {
+			dst = binary.AppendUvarint(dst, u.After)
+		}
 		dst = binary.AppendUvarint(dst, uint64(len(u.Cmds)))
 		for _, args := range u.Cmds {
 			dst = binary.AppendUvarint(dst, uint64(len(args)))
@@ -136,7 +153,13 @@ func (d *decoder) exec(c *Command) {
 		}
 		mode := d.byte()
 		u.Resend = mode&unitResendBit != 0
-		if u.Mode = UnitMode(mode &^ unitResendBit); u.Mode > UnitAtomic {
+		if mode&unitAfterBit != 0 {
+			if u.After = d.uvarint(); u.After == 0 && d.err == nil {
+				d.failf("unit: After flagged but 0")
+				return
+			}
+		}
+		if u.Mode = UnitMode(mode &^ (unitResendBit | unitAfterBit)); u.Mode > UnitAtomic {
 			d.failf("unknown unit mode %d", u.Mode)
 			return
 		}
@@ -166,7 +189,7 @@ func (f *FSM) applyExec(s *state, index uint64, c *Command, ch *changeSet) Resul
 	for i := range c.Units {
 		u := &c.Units[i]
 		seed := index<<20 ^ uint64(i)<<8
-		if u.Resend && u.ReqID != nil && !s.dedup.known(u.ReqID) && s.dedup.mayHaveForgotten(c.Now) {
+		if u.Resend && u.ReqID != nil && !s.dedup.known(u.ReqID) && s.dedup.mayHaveForgotten(c.Now, u.After, s.clusterLevel()) {
 			r.Results[i] = Result{Index: index, Err: ErrResendForgotten}
 			continue
 		}

@@ -34,9 +34,10 @@ const (
 	// keep every reply for request ids, unbounded (dedup.go), and drift
 	// from the others.
 	snapshotV4 byte = 4
-	// snapshotV5 (level 5): format 4 unchanged. Its number keeps it from
-	// binaries of level 4, which would count the kept error texts of
-	// request ids by level 4's rule (dedup.go) and drift from the others.
+	// snapshotV5 (level 5): format 4, and the request-id section ends
+	// with dedupTable.forgot. Its number keeps it from binaries of level
+	// 4, which would count the kept error texts of request ids by level
+	// 4's rule (dedup.go) and drift from the others.
 	snapshotV5 byte = 5
 )
 
@@ -263,6 +264,9 @@ func writeDedup(w *snapWriter, d dedupTable, format byte) {
 		w.maybeFlush()
 		return w.err == nil
 	})
+	if format >= snapshotV5 {
+		w.buf = binary.AppendUvarint(w.buf, d.forgot)
+	}
 }
 
 // Release implements raft.FSMSnapshot; there is nothing to free.
@@ -541,6 +545,11 @@ func (sr *snapReader) readDedup(s *snapshot) error {
 			return sr.fail("request result", err)
 		}
 		s.root.dedup.insert(newEntry(string(id), at, res, s.root.level))
+	}
+	if s.format >= snapshotV5 {
+		if s.root.dedup.forgot, err = sr.uvarint("forgotten index"); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -161,9 +161,7 @@ func (n *Node) Exec(ctx context.Context, units ...fsm.Unit) ([]fsm.Result, error
 	if n.ClusterLevel() < fsm.LevelExec {
 		return n.execLegacy(ctx, now, units)
 	}
-	if n.ClusterLevel() < fsm.LevelReplyBudget {
-		units = withoutResend(units)
-	}
+	units = forLevel(units, n.ClusterLevel())
 	cmd := &fsm.Command{Op: fsm.OpExec, Now: now, Units: units, Limits: fsm.Limits{MaxValueSize: n.cfg.MaxValueSize}}
 	res, err := n.propose(ctx, cmd)
 	if err != nil {
@@ -329,14 +327,21 @@ func (n *Node) checkOOM(grows bool) error {
 	return nil
 }
 
-// withoutResend clears Unit.Resend (a copy, if any was set): below level 4
-// a member may run a binary whose decoder refuses the flag's bit.
-func withoutResend(units []fsm.Unit) []fsm.Unit {
+// forLevel clears what the cluster's level cannot carry yet (a copy, if
+// anything was set): Unit.Resend below level 4 and Unit.After below level
+// 5, whose bits a member's older decoder would refuse.
+func forLevel(units []fsm.Unit, level uint32) []fsm.Unit {
+	resend, after := level < fsm.LevelReplyBudget, level < fsm.LevelStoredBudget
 	for i := range units {
-		if units[i].Resend {
+		if resend && units[i].Resend || after && units[i].After != 0 {
 			out := slices.Clone(units)
 			for j := range out {
-				out[j].Resend = false
+				if resend {
+					out[j].Resend = false
+				}
+				if after {
+					out[j].After = 0
+				}
 			}
 			return out
 		}

@@ -354,16 +354,24 @@ func TestReturnsGap(t *testing.T) {
 	}
 }
 
-// Below level 4 no unit leaves with Resend set (a previous release's
-// decoder refuses its bit), and the caller's units are not changed.
-func TestWithoutResend(t *testing.T) {
-	in := []fsm.Unit{{ReqID: []byte("a")}, {ReqID: []byte("b"), Resend: true}}
-	out := withoutResend(in)
-	if out[1].Resend || !in[1].Resend {
-		t.Fatalf("out %+v, in %+v", out, in)
+// No unit leaves with a field its cluster's level cannot carry (Resend
+// below level 4, After below 5: a previous release's decoder refuses
+// their bits), and the caller's units are not changed.
+func TestForLevel(t *testing.T) {
+	in := []fsm.Unit{{ReqID: []byte("a")}, {ReqID: []byte("b"), Resend: true, After: 7}}
+	out := forLevel(in, fsm.LevelTypes)
+	if out[1].Resend || out[1].After != 0 || !in[1].Resend || in[1].After != 7 {
+		t.Fatalf("level 3: out %+v, in %+v", out, in)
+	}
+	out = forLevel(in, fsm.LevelReplyBudget)
+	if !out[1].Resend || out[1].After != 0 || in[1].After != 7 {
+		t.Fatalf("level 4: out %+v, in %+v", out, in)
+	}
+	if got := forLevel(in, fsm.LevelStoredBudget); &got[0] != &in[0] {
+		t.Fatal("units the level carries were copied")
 	}
 	plain := []fsm.Unit{{ReqID: []byte("a")}}
-	if got := withoutResend(plain); &got[0] != &plain[0] {
-		t.Fatal("units without the flag were copied")
+	if got := forLevel(plain, fsm.LevelTypes); &got[0] != &plain[0] {
+		t.Fatal("units without the fields were copied")
 	}
 }

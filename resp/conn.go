@@ -651,7 +651,7 @@ func cmdExec(s *Server, cl *client, args [][]byte) {
 			return
 		}
 	}
-	s.execTx(cl, tx.items, watch, tx.reqID, tx.sent, 0)
+	s.execTx(cl, tx.items, watch, tx.reqID, tx.sent, tx.after, 0)
 }
 
 // execTx runs a transaction as Redis does: its commands in order, with no
@@ -666,7 +666,7 @@ func cmdExec(s *Server, cl *client, args [][]byte) {
 //
 // reqID is the request id of a transaction a follower relayed (once.go),
 // or a follower's own for one it relays (nil: it makes one).
-func (s *Server) execTx(cl *client, items []*item, watch *fsm.Watch, reqID []byte, sent, depth int) {
+func (s *Server) execTx(cl *client, items []*item, watch *fsm.Watch, reqID []byte, sent int, after uint64, depth int) {
 	var engine [][][]byte
 	writes, reads := false, false
 	for _, it := range items {
@@ -677,7 +677,7 @@ func (s *Server) execTx(cl *client, items []*item, watch *fsm.Watch, reqID []byt
 		reads = reads || it.kind == kindRead
 	}
 	if (writes || reads && !cl.readonly) && !cl.forwarded && !s.node.IsLeader() {
-		s.relayTx(cl, items, watch, reqID, sent, depth)
+		s.relayTx(cl, items, watch, reqID, sent, after, depth)
 		return
 	}
 	ctx, cancel := s.context()
@@ -687,10 +687,10 @@ func (s *Server) execTx(cl *client, items []*item, watch *fsm.Watch, reqID []byt
 	switch {
 	case writes:
 		cl.writing(items, 1)
-		res, err := s.node.Exec(ctx, fsm.Unit{Cmds: engine, Watch: watch, ReqID: reqID, Resend: sent > 0 && reqID != nil})
+		res, err := s.node.Exec(ctx, fsm.Unit{Cmds: engine, Watch: watch, ReqID: reqID, Resend: sent > 0 && reqID != nil, After: after})
 		cl.writing(items, -1)
 		if err != nil {
-			s.txFailed(cl, items, watch, reqID, sent, depth, err)
+			s.txFailed(cl, items, watch, reqID, sent, after, depth, err)
 			return
 		}
 		if err := s.unitFailure(&res[0]); err != nil {
@@ -710,7 +710,7 @@ func (s *Server) execTx(cl *client, items []*item, watch *fsm.Watch, reqID []byt
 		if reads {
 			var err error
 			if v, err = s.view(ctx, cl); err != nil {
-				s.txFailed(cl, items, watch, reqID, sent, depth, err)
+				s.txFailed(cl, items, watch, reqID, sent, after, depth, err)
 				return
 			}
 		}
@@ -739,9 +739,9 @@ func (s *Server) execTx(cl *client, items []*item, watch *fsm.Watch, reqID []byt
 	}
 }
 
-func (s *Server) txFailed(cl *client, items []*item, watch *fsm.Watch, reqID []byte, sent, depth int, err error) {
+func (s *Server) txFailed(cl *client, items []*item, watch *fsm.Watch, reqID []byte, sent int, after uint64, depth int, err error) {
 	if canRelay(cl, err, depth) {
-		s.relayTx(cl, items, watch, reqID, sent, depth+1)
+		s.relayTx(cl, items, watch, reqID, sent, after, depth+1)
 		return
 	}
 	cl.w.fail(err)
@@ -751,10 +751,10 @@ func (s *Server) txFailed(cl *client, items []*item, watch *fsm.Watch, reqID []b
 // queued commands and EXEC on one connection, answered with the leader's
 // EXEC reply. A transaction that writes goes under a request id
 // (once.go): reqID if it has one already, else a new one.
-func (s *Server) relayTx(cl *client, items []*item, watch *fsm.Watch, reqID []byte, sent, depth int) {
-	it := &item{txn: items, watch: watch, reqID: reqID, sent: sent}
+func (s *Server) relayTx(cl *client, items []*item, watch *fsm.Watch, reqID []byte, sent int, after uint64, depth int) {
+	it := &item{txn: items, watch: watch, reqID: reqID, sent: sent, after: after}
 	if it.reqID == nil && it.write() && s.relayIDs() {
-		it.reqID = s.relayReqIDs.next()
+		it.reqID, it.after = s.relayReqIDs.next(), s.relayAfter()
 	}
 	s.relayItems(cl, []*item{it}, depth)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"strconv"
+	"strings"
 
 	"github.com/tidwall/redcon"
 
@@ -16,13 +17,15 @@ import (
 // request id of its own, from cluster feature level 4 on, when every
 // member's front knows these commands:
 //
-//	RAFTCACHE.ONCE id n command args...  a write, outside MULTI
-//	RAFTCACHE.TXID id n                  inside MULTI: the transaction's id
+//	RAFTCACHE.ONCE id n[:after] command args...  a write, outside MULTI
+//	RAFTCACHE.TXID id n[:after]                  inside MULTI: the transaction's id
 //
-// n counts the attempts (1 the first). A unit sent again (n > 1) whose id
-// the state machine does not know, while ids as young may have been
-// evicted for room (200,000 at most), is refused with an UNKNOWN reply
-// rather than applied twice (fsm.ErrResendForgotten).
+// n counts the attempts (1 the first); after (cluster level 5 on) is the
+// follower's applied index when it made the id, which the first attempt
+// can only apply above. A unit sent again (n > 1) whose id the state
+// machine does not know, while an id as young may have been forgotten
+// (from level 5: one applied above after), is refused with an UNKNOWN
+// reply rather than applied twice (fsm.ErrResendForgotten).
 //
 // The leader runs the write (or the EXEC) as a unit under that id, and
 // the state machine remembers the id with the replies (fsm/dedup.go). When
@@ -53,28 +56,55 @@ func (s *Server) relayIDs() bool {
 	return s.node.ClusterLevel() >= fsm.LevelReplyBudget
 }
 
-func onceFrame(id []byte, attempt int, args [][]byte) []byte {
+// relayAfter is what a relayed write's id carries from level 5: this
+// node's applied index as the id is made (item.after); 0 below.
+func (s *Server) relayAfter() uint64 {
+	if s.node.ClusterLevel() < fsm.LevelStoredBudget {
+		return 0
+	}
+	return s.node.LocalView().Index()
+}
+
+// attemptField is a relay frame's attempt count, with ":after" from
+// level 5 (after > 0).
+func attemptField(attempt int, after uint64) string {
+	if after == 0 {
+		return strconv.Itoa(attempt)
+	}
+	return strconv.Itoa(attempt) + ":" + strconv.FormatUint(after, 10)
+}
+
+func onceFrame(id []byte, attempt int, after uint64, args [][]byte) []byte {
 	b := redcon.AppendArray(nil, len(args)+3)
 	b = redcon.AppendBulkString(b, onceCmd)
 	b = redcon.AppendBulk(b, id)
-	b = redcon.AppendBulkString(b, strconv.Itoa(attempt))
+	b = redcon.AppendBulkString(b, attemptField(attempt, after))
 	for _, a := range args {
 		b = redcon.AppendBulk(b, a)
 	}
 	return b
 }
 
-func txIDFrame(id []byte, attempt int) []byte {
+func txIDFrame(id []byte, attempt int, after uint64) []byte {
 	b := redcon.AppendArray(nil, 3)
 	b = redcon.AppendBulkString(b, txIDCmd)
 	b = redcon.AppendBulk(b, id)
-	return redcon.AppendBulkString(b, strconv.Itoa(attempt))
+	return redcon.AppendBulkString(b, attemptField(attempt, after))
 }
 
-// parseAttempt reads a relay frame's attempt count (1 and up).
-func parseAttempt(b []byte) (int, bool) {
-	n, err := strconv.Atoi(string(b))
-	return n, err == nil && n >= 1
+// parseAttempt reads a relay frame's attempt count (1 and up) and, from
+// level 5, the index after it (attemptField; 0 when absent).
+func parseAttempt(b []byte) (int, uint64, bool) {
+	s, after := string(b), uint64(0)
+	if i := strings.IndexByte(s, ':'); i >= 0 {
+		a, err := strconv.ParseUint(s[i+1:], 10, 64)
+		if err != nil || a == 0 {
+			return 0, 0, false
+		}
+		s, after = s[:i], a
+	}
+	n, err := strconv.Atoi(s)
+	return n, after, err == nil && n >= 1
 }
 
 // unwrapOnce turns a RAFTCACHE.ONCE item into the command it carries,
@@ -89,11 +119,11 @@ func unwrapOnce(cl *client, it *item) string {
 	case len(it.args) < 4 || len(it.args[1]) == 0 || len(it.args[1]) > fsm.MaxReqID:
 		return "ERR syntax error"
 	}
-	n, ok := parseAttempt(it.args[2])
+	n, after, ok := parseAttempt(it.args[2])
 	if !ok {
 		return "ERR syntax error"
 	}
-	it.reqID, it.sent, it.args = it.args[1], n-1, it.args[3:]
+	it.reqID, it.sent, it.after, it.args = it.args[1], n-1, after, it.args[3:]
 	it.name = commandName(it.args[0])
 	it.cmd = commands[it.name]
 	if it.cmd != nil && (it.cmd.kind == kindConn || it.cmd.blocking) {
@@ -109,13 +139,13 @@ func cmdTxID(s *Server, cl *client, args [][]byte) {
 		cl.w.error("ERR " + txIDCmd + " is for relays between members, inside MULTI")
 		return
 	}
-	n, ok := parseAttempt(args[2])
+	n, after, ok := parseAttempt(args[2])
 	if len(args[1]) == 0 || len(args[1]) > fsm.MaxReqID || !ok {
 		cl.tx.dirty = true
 		cl.w.error("ERR syntax error")
 		return
 	}
-	cl.tx.reqID, cl.tx.sent = args[1], n-1
+	cl.tx.reqID, cl.tx.sent, cl.tx.after = args[1], n-1, after
 	cl.w.ok()
 }
 

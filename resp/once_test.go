@@ -3,6 +3,7 @@ package resp_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -46,7 +47,16 @@ func TestRelayIDsRunOnce(t *testing.T) {
 	}
 	c.send(cmd("RAFTCACHE.ONCE", "a", "2", "INCR", "k")) // a resend of a known id
 	c.expect(":1\r\n")
-	c.send(cmd("RAFTCACHE.ONCE", "c", "3", "INCR", "k")) // a resend whose first attempt never arrived
+	// From level 5 a resend names the index its first attempt applies
+	// above: one whose first attempt never arrived, made after the raise,
+	// runs now; one without the index (made before the raise) may have
+	// run and been forgotten, and is refused.
+	waitFor(t, "the node at feature level 5", func() bool { return n.ClusterLevel() >= fsm.LevelStoredBudget })
+	c.send(cmd("RAFTCACHE.ONCE", "c0", "3", "INCR", "k"))
+	if got := c.line(); !strings.HasPrefix(got, "-UNKNOWN") {
+		t.Fatalf("a resend without its index at level 5: %q, want UNKNOWN", got)
+	}
+	c.send(cmd("RAFTCACHE.ONCE", "c", fmt.Sprintf("3:%d", n.LocalView().Index()), "INCR", "k"))
 	c.expect(":2\r\n")
 	for i := 0; i < 2; i++ { // a relayed transaction, sent twice
 		c.send(cmd("MULTI") + cmd("RAFTCACHE.TXID", "t", "1") + cmd("INCR", "k") + cmd("LPOP", "l") + cmd("EXEC"))
@@ -65,6 +75,8 @@ func TestRelayIDsRunOnce(t *testing.T) {
 		{cmd("RAFTCACHE.ONCE", "d", "1", "MULTI"), "-ERR RAFTCACHE.ONCE relays writes only"},
 		{cmd("RAFTCACHE.ONCE", "", "1", "INCR", "k"), "-ERR syntax error"},
 		{cmd("RAFTCACHE.ONCE", "d", "0", "INCR", "k"), "-ERR syntax error"},
+		{cmd("RAFTCACHE.ONCE", "d", "1:0", "INCR", "k"), "-ERR syntax error"},
+		{cmd("RAFTCACHE.ONCE", "d", "1:x", "INCR", "k"), "-ERR syntax error"},
 		{cmd("RAFTCACHE.PUBLISH", "p", "publish", "ch", "m", "0"), "-ERR syntax error"},
 		{cmd("RAFTCACHE.PUBLISH", "p", "publish", "ch", "m", "1", "x"), "-ERR syntax error"},
 		{cmd("RAFTCACHE.TXID", "t2", "1"), "-ERR RAFTCACHE.TXID is for relays between members, inside MULTI"},

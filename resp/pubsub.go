@@ -172,7 +172,7 @@ func newPubID() []byte {
 // when every member reads it; 0 below) counts the sends, as
 // RAFTCACHE.ONCE's does (once.go), so that a resend whose id was evicted
 // is refused rather than delivered twice.
-func relayPublishFrame(id []byte, args [][]byte, attempt int) []byte {
+func relayPublishFrame(id []byte, args [][]byte, attempt int, after uint64) []byte {
 	n := 5
 	if attempt > 0 {
 		n = 6
@@ -184,7 +184,7 @@ func relayPublishFrame(id []byte, args [][]byte, attempt int) []byte {
 	b = redcon.AppendBulk(b, args[1])
 	b = redcon.AppendBulk(b, args[2])
 	if attempt > 0 {
-		b = redcon.AppendBulkString(b, strconv.Itoa(attempt))
+		b = redcon.AppendBulkString(b, attemptField(attempt, after))
 	}
 	return b
 }
@@ -197,9 +197,9 @@ func cmdRelayPublish(s *Server, cl *client, args [][]byte) {
 		return
 	}
 	name := lower(args[2])
-	attempt, ok := 1, len(args) == 5
+	attempt, after, ok := 1, uint64(0), len(args) == 5
 	if len(args) == 6 {
-		attempt, ok = parseAttempt(args[5])
+		attempt, after, ok = parseAttempt(args[5])
 	}
 	if !ok || !isPublish(name) || len(args[1]) > fsm.MaxReqID {
 		cl.w.error("ERR syntax error")
@@ -207,7 +207,7 @@ func cmdRelayPublish(s *Server, cl *client, args [][]byte) {
 	}
 	ctx, cancel := s.context()
 	defer cancel()
-	res, err := s.node.Exec(ctx, fsm.Unit{ReqID: args[1], Cmds: [][][]byte{{[]byte(name), args[3], args[4]}}, Resend: attempt > 1})
+	res, err := s.node.Exec(ctx, fsm.Unit{ReqID: args[1], Cmds: [][][]byte{{[]byte(name), args[3], args[4]}}, Resend: attempt > 1, After: after})
 	if err == nil {
 		err = s.unitFailure(&res[0])
 	}

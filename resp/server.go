@@ -187,6 +187,7 @@ type txState struct {
 	watch *fsm.Watch // a relayed transaction's watch (watchAtCmd)
 	reqID []byte     // a relayed transaction's request id (txIDCmd)
 	sent  int        // and its attempts before this one
+	after uint64     // and the index its first attempt applies above
 }
 
 // New builds the Redis front for n. Serve starts it.
@@ -376,6 +377,10 @@ type item struct {
 	// be sent again; on the leader, the id it was relayed with.
 	reqID []byte
 	sent  int // times sent under reqID and left without a reply
+	// after (cluster level 5 on) is this follower's applied index when
+	// reqID was made: the first attempt can only apply above it, which
+	// lets the leader judge a resend by the log (fsm.Unit.After); 0 none.
+	after uint64
 	// counted: a PUBLISH's relay frame carries its attempt count (the
 	// cluster was at level 4 when the id was made).
 	counted bool
@@ -412,16 +417,16 @@ func (it *item) frames() [][]byte {
 		if it.counted {
 			attempt = it.sent + 1
 		}
-		return [][]byte{relayPublishFrame(it.reqID, it.args, attempt)}
+		return [][]byte{relayPublishFrame(it.reqID, it.args, attempt, it.after)}
 	default:
-		return [][]byte{onceFrame(it.reqID, it.sent+1, it.args)}
+		return [][]byte{onceFrame(it.reqID, it.sent+1, it.after, it.args)}
 	}
 	f := [][]byte{command1("MULTI")}
 	if it.watch != nil {
 		f = append(f, watchAtFrame(it.watch))
 	}
 	if it.reqID != nil {
-		f = append(f, txIDFrame(it.reqID, it.sent+1))
+		f = append(f, txIDFrame(it.reqID, it.sent+1, it.after))
 	}
 	for _, q := range it.txn {
 		f = append(f, q.raw)
@@ -582,9 +587,9 @@ func (r *runner) add(it *item) {
 	if kind == runRemote && it.reqID == nil {
 		switch {
 		case isPublish(it.name):
-			it.reqID, it.counted = newPubID(), s.relayIDs()
+			it.reqID, it.counted, it.after = newPubID(), s.relayIDs(), s.relayAfter()
 		case it.kind == kindWrite && s.relayIDs():
-			it.reqID = s.relayReqIDs.next()
+			it.reqID, it.after = s.relayReqIDs.next(), s.relayAfter()
 		}
 	}
 	size := 0
@@ -636,7 +641,7 @@ func (s *Server) runLocal(cl *client, items []*item, depth int) {
 	for _, it := range items {
 		if it.txn != nil {
 			r.flush()
-			s.execTx(cl, it.txn, it.watch, it.reqID, it.sent, depth)
+			s.execTx(cl, it.txn, it.watch, it.reqID, it.sent, it.after, depth)
 			continue
 		}
 		r.add(it)
@@ -665,7 +670,7 @@ func (s *Server) runWrites(cl *client, items []*item, depth int) {
 	defer cancel()
 	units := make([]fsm.Unit, len(items))
 	for i, it := range items {
-		units[i] = fsm.Unit{Cmds: [][][]byte{it.args}, ReqID: it.reqID, Resend: it.sent > 0 && it.reqID != nil}
+		units[i] = fsm.Unit{Cmds: [][][]byte{it.args}, ReqID: it.reqID, Resend: it.sent > 0 && it.reqID != nil, After: it.after}
 	}
 	cl.writing(items, 1)
 	results, err := s.node.Exec(ctx, units...)
