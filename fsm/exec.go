@@ -45,10 +45,11 @@ type Unit struct {
 	Mode  UnitMode
 	// Resend marks a unit sent again under its ReqID after the first
 	// attempt's reply was lost (a follower's relay, resp/once.go): if the
-	// id is unknown while ids young enough to be this one's may have been
-	// forgotten (dedupTable.mayHaveForgotten), it is refused with
-	// ErrResendForgotten rather than applied a second time. Cluster level
-	// 4 on (LevelReplyBudget); encoded as a bit of the mode byte.
+	// id is unknown while an id as young as this one's may have been
+	// forgotten (dedupTable.mayHaveForgotten: from level 5 by After, below
+	// by the clock), it is refused with ErrResendForgotten rather than
+	// applied a second time. Cluster level 4 on (LevelReplyBudget);
+	// encoded as a bit of the mode byte.
 	Resend bool
 	// After, from cluster level 5 (LevelStoredBudget), says that the
 	// unit's first attempt can only have been applied above this log

@@ -26,8 +26,10 @@ import (
 // relays a write with a request id and runs one relayed so (resp:
 // RAFTCACHE.ONCE).
 // Level 5 counts error texts in that bound (a script's error can be as
-// long as a value) and snapshot format 5 (format 4 under a number level-4
-// binaries refuse).
+// long as a value), judges a resent unit by the log (Unit.After, carried
+// by the relays as n:after; dedupTable.forgot) instead of the clock, and
+// adds snapshot format 5 (format 4 with dedupTable.forgot, under a
+// number level-4 binaries refuse).
 const FeatureLevel uint32 = 5
 
 // LevelTypes is the level of typed values and snapshot format 3.

@@ -546,10 +546,15 @@ func (sr *snapReader) readDedup(s *snapshot) error {
 		}
 		s.root.dedup.insert(newEntry(string(id), at, res, s.root.level))
 	}
-	if s.format >= snapshotV5 {
+	switch {
+	case s.format >= snapshotV5:
 		if s.root.dedup.forgot, err = sr.uvarint("forgotten index"); err != nil {
 			return err
 		}
+	case s.root.level >= LevelStoredBudget:
+		// Never written so (snapshotFormat): if it were, nothing says
+		// what was forgotten before the snapshot's index.
+		s.root.dedup.forgot = s.root.index
 	}
 	return nil
 }

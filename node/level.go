@@ -40,6 +40,10 @@ func (n *Node) FeatureLevel() uint32 { return n.fsm.Level() }
 // ClusterLevel is the cluster's feature level, as applied on this node.
 func (n *Node) ClusterLevel() uint32 { return n.fsm.ClusterLevel() }
 
+// AppliedIndex is the last log index this node's state applied (a relayed
+// write's id records it: resp/once.go).
+func (n *Node) AppliedIndex() uint64 { return n.fsm.AppliedIndex() }
+
 // Incarnation is the random id of this node's data directory.
 func (n *Node) Incarnation() string { return n.cfg.Incarnation }
 

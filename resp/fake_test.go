@@ -50,6 +50,7 @@ func (n *fakeNode) MaxMemory() int64                         { return 0 }
 func (n *fakeNode) MaxMemoryPolicy() fsm.EvictPolicy         { return fsm.EvictNone }
 func (n *fakeNode) MaxValueSize() int64                      { return 1 << 20 }
 func (n *fakeNode) LocalView() *fsm.View                     { return n.f.View(time.Now().UnixNano()) }
+func (n *fakeNode) AppliedIndex() uint64                     { return n.f.AppliedIndex() }
 func (n *fakeNode) WaitForLeader(context.Context) error      { return nil }
 func (n *fakeNode) WaitScript(context.Context, string) error { return nil }
 func (n *fakeNode) BlockingStats() node.BlockingStats        { return node.BlockingStats{} }

@@ -113,3 +113,27 @@ func TestErrorReply(t *testing.T) {
 		}
 	}
 }
+
+// A relay frame's attempt field carries the index a resend's first
+// attempt applies above (level 5) on resends only, and reads back.
+func TestAttemptField(t *testing.T) {
+	for _, c := range []struct {
+		attempt int
+		after   uint64
+		want    string
+	}{{1, 42, "1"}, {2, 42, "2:42"}, {2, 0, "2"}, {7, 1 << 40, "7:1099511627776"}} {
+		got := attemptField(c.attempt, c.after)
+		if got != c.want {
+			t.Errorf("attemptField(%d, %d) = %q, want %q", c.attempt, c.after, got, c.want)
+		}
+		n, after, ok := parseAttempt([]byte(got))
+		if !ok || n != c.attempt || (c.attempt > 1 && after != c.after) || (c.attempt == 1 && after != 0) {
+			t.Errorf("parseAttempt(%q) = %d, %d, %v", got, n, after, ok)
+		}
+	}
+	for _, bad := range []string{"0", "1:0", "1:", ":5", "1:x", "1:5:6", "0:5", "-1", ""} {
+		if _, _, ok := parseAttempt([]byte(bad)); ok {
+			t.Errorf("parseAttempt(%q) accepted", bad)
+		}
+	}
+}

@@ -62,13 +62,14 @@ func (s *Server) relayAfter() uint64 {
 	if s.node.ClusterLevel() < fsm.LevelStoredBudget {
 		return 0
 	}
-	return s.node.LocalView().Index()
+	return s.node.AppliedIndex()
 }
 
 // attemptField is a relay frame's attempt count, with ":after" from
-// level 5 (after > 0).
+// level 5 (after > 0) on a resend, the only attempt the leader judges by
+// it: a first attempt's entry does not carry it.
 func attemptField(attempt int, after uint64) string {
-	if after == 0 {
+	if after == 0 || attempt < 2 {
 		return strconv.Itoa(attempt)
 	}
 	return strconv.Itoa(attempt) + ":" + strconv.FormatUint(after, 10)

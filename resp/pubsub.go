@@ -34,7 +34,7 @@ import (
 // deadline.
 
 const (
-	relayPublishCmd = "RAFTCACHE.PUBLISH" // reqid publish|spublish channel message [attempt, level 4]
+	relayPublishCmd = "RAFTCACHE.PUBLISH" // reqid publish|spublish channel message [attempt (level 4)[:after (level 5, resends)]]
 	// invalidateChannel is where RESP2 clients receive invalidations
 	// (CLIENT TRACKING ... REDIRECT).
 	invalidateChannel = "__redis__:invalidate"
@@ -169,9 +169,10 @@ func newPubID() []byte {
 }
 
 // relayPublishFrame relays a PUBLISH under id; attempt (from level 4,
-// when every member reads it; 0 below) counts the sends, as
-// RAFTCACHE.ONCE's does (once.go), so that a resend whose id was evicted
-// is refused rather than delivered twice.
+// when every member reads it; 0 below) counts the sends, and a resend
+// carries after (from level 5), as RAFTCACHE.ONCE's does (once.go), so
+// that a resend whose id was evicted is refused rather than delivered
+// twice.
 func relayPublishFrame(id []byte, args [][]byte, attempt int, after uint64) []byte {
 	n := 5
 	if attempt > 0 {

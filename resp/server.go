@@ -111,6 +111,8 @@ type Node interface {
 	// ClusterLevel is the cluster's feature level: from
 	// fsm.LevelReplyBudget on, relayed writes carry request ids (once.go).
 	ClusterLevel() uint32
+	// AppliedIndex is the last log index this node's state applied.
+	AppliedIndex() uint64
 }
 
 // Server serves the Redis protocol for one node.
