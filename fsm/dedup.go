@@ -170,14 +170,14 @@ var errReplyDropped = &Error{Msg: "ERR the command failed once; its error reply 
 // is the same for a result and for its stored copy read back.
 func keptSize(res *Result, level uint32) int64 {
 	n := repliesSize(res.Replies, level)
-	if _, ok := droppableErr(res.Err, level); ok {
-		n += 32 + int64(len(ErrorText(res.Err)))
+	if text, ok := droppableErr(res.Err, level); ok {
+		n += 32 + int64(len(text))
 	}
 	return n
 }
 
-// droppableErr says whether err is kept as text that counts (keptSize)
-// and that dropping replaces with errReplyDropped.
+// droppableErr says whether err is kept as text (returned) that counts
+// (keptSize) and that dropping replaces with errReplyDropped.
 func droppableErr(err error, level uint32) (string, bool) {
 	if level < LevelStoredBudget || err == nil || errCode(err) != 0 {
 		return "", false
@@ -314,11 +314,7 @@ func (d *dedupTable) remember(id []byte, at int64, res *Result, level uint32) {
 		}
 		d.remove(old)
 		if level >= LevelStoredBudget {
-			idx := old.index
-			if idx == 0 { // never so (every result carries its index); if it were, the newest is safe
-				idx = res.Index
-			}
-			d.forgot = max(d.forgot, idx)
+			d.forgot = max(d.forgot, old.index)
 		}
 	}
 	d.trim(level)
@@ -348,11 +344,14 @@ func (d *dedupTable) trim(level uint32) {
 func (d *dedupTable) resize(level uint32) {
 	var changed []*dedupEntry
 	d.byTime.Ascend(func(e *dedupEntry) bool {
-		res := decodeStored(e.enc)
-		if _, err := readStored(bufio.NewReader(bytes.NewReader(e.enc))); err != nil {
-			changed = append(changed, newEntry(e.id, e.at, res, level))
-		} else if sz := keptSize(res, level); sz != e.size {
-			changed = append(changed, &dedupEntry{id: e.id, at: e.at, enc: e.enc, size: sz, index: e.index})
+		res, err := readStored(bufio.NewReader(bytes.NewReader(e.enc)))
+		switch {
+		case err != nil:
+			changed = append(changed, newEntry(e.id, e.at, decodeStored(e.enc), level))
+		default:
+			if sz := keptSize(res, level); sz != e.size {
+				changed = append(changed, &dedupEntry{id: e.id, at: e.at, enc: e.enc, size: sz, index: e.index})
+			}
 		}
 		return true
 	})

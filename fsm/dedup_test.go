@@ -225,14 +225,7 @@ func TestRequestIDBytes(t *testing.T) {
 	if v := f.View(t0).Stats(); v.RequestIDs != st.RequestIDs || v.RequestIDBytes != st.RequestIDBytes {
 		t.Fatalf("a view reports %d ids, %d bytes; the FSM %d, %d", v.RequestIDs, v.RequestIDBytes, st.RequestIDs, st.RequestIDBytes)
 	}
-	snap, err := f.Snapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := New(nil)
-	if err := restore(g, persist(t, snap)); err != nil {
-		t.Fatal(err)
-	}
+	g := restoredCopy(t, f)
 	if got := g.Stats(); got.RequestIDs != st.RequestIDs || got.RequestIDBytes != st.RequestIDBytes {
 		t.Fatalf("restored: %d ids, %d bytes; want %d, %d", got.RequestIDs, got.RequestIDBytes, st.RequestIDs, st.RequestIDBytes)
 	}
@@ -241,7 +234,7 @@ func TestRequestIDBytes(t *testing.T) {
 		t.Fatalf("past the window: %d ids, %d bytes", st.RequestIDs, st.RequestIDBytes)
 	}
 	if DedupMaxBytes > 128<<20 {
-		t.Fatalf("DedupMaxBytes %d: the docs say about 110 MB", DedupMaxBytes)
+		t.Fatalf("DedupMaxBytes %d: the docs say about 104 MiB", DedupMaxBytes)
 	}
 }
 
@@ -293,11 +286,7 @@ func TestDedupErrorTextsBounded(t *testing.T) {
 	if !ok || len(r.Replies) != 0 || r.Err == nil || ErrorText(r.Err) != errReplyDropped.Msg {
 		t.Fatalf("a dropped failure: %v, %d replies, %v; want %q", ok, len(r.Replies), r.Err, errReplyDropped.Msg)
 	}
-	snap, err := f.Snapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	data := persist(t, snap)
+	data := snapshotBytes(t, f)
 	if !bytes.HasPrefix(data, []byte("RCS\x05")) {
 		t.Fatalf("a snapshot at level 5 starts %q, want format 5", data[:4])
 	}
@@ -361,14 +350,7 @@ func TestResendRefusedByIndex(t *testing.T) {
 	if r := incr("fill0150000", 0); !r.Duplicate {
 		t.Fatalf("a resend of a known id: %+v, want the first result", r)
 	}
-	snap, err := f.Snapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := New(nil)
-	if err := restore(g, persist(t, snap)); err != nil {
-		t.Fatal(err)
-	}
+	g := restoredCopy(t, f)
 	if a, b := f.root.Load().dedup.forgot, g.root.Load().dedup.forgot; a != b || a == 0 {
 		t.Fatalf("restored mark %d, the original's %d", b, a)
 	}
@@ -377,4 +359,14 @@ func TestResendRefusedByIndex(t *testing.T) {
 	if err != nil || len(got.Units) != 1 || got.Units[0].After != 42 || !got.Units[0].Resend || got.Units[0].Mode != UnitAtomic {
 		t.Fatalf("a unit with After through its encoding: %+v, %v", got.Units, err)
 	}
+}
+
+// restoredCopy is a new FSM restored from a snapshot of f.
+func restoredCopy(t *testing.T, f *FSM) *FSM {
+	t.Helper()
+	g := New(nil)
+	if err := restore(g, snapshotBytes(t, f)); err != nil {
+		t.Fatal(err)
+	}
+	return g
 }

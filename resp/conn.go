@@ -651,7 +651,7 @@ func cmdExec(s *Server, cl *client, args [][]byte) {
 			return
 		}
 	}
-	s.execTx(cl, tx.items, watch, tx.reqID, tx.sent, tx.after, 0)
+	s.execTx(cl, &item{txn: tx.items, watch: watch, reqID: tx.reqID, sent: tx.sent, after: tx.after}, 0)
 }
 
 // execTx runs a transaction as Redis does: its commands in order, with no
@@ -664,9 +664,11 @@ func cmdExec(s *Server, cl *client, args [][]byte) {
 // READONLY). Connection commands queued in it (CLIENT SETNAME, SELECT...)
 // run at EXEC, in their place among the replies.
 //
-// reqID is the request id of a transaction a follower relayed (once.go),
-// or a follower's own for one it relays (nil: it makes one).
-func (s *Server) execTx(cl *client, items []*item, watch *fsm.Watch, reqID []byte, sent int, after uint64, depth int) {
+// tx carries the queued commands (txn), the watch, and the request id of
+// a transaction a follower relayed (once.go), or a follower's own for one
+// it relays (none yet: relayTx makes one).
+func (s *Server) execTx(cl *client, tx *item, depth int) {
+	items := tx.txn
 	var engine [][][]byte
 	writes, reads := false, false
 	for _, it := range items {
@@ -677,7 +679,7 @@ func (s *Server) execTx(cl *client, items []*item, watch *fsm.Watch, reqID []byt
 		reads = reads || it.kind == kindRead
 	}
 	if (writes || reads && !cl.readonly) && !cl.forwarded && !s.node.IsLeader() {
-		s.relayTx(cl, items, watch, reqID, sent, after, depth)
+		s.relayTx(cl, tx, depth)
 		return
 	}
 	ctx, cancel := s.context()
@@ -687,10 +689,10 @@ func (s *Server) execTx(cl *client, items []*item, watch *fsm.Watch, reqID []byt
 	switch {
 	case writes:
 		cl.writing(items, 1)
-		res, err := s.node.Exec(ctx, fsm.Unit{Cmds: engine, Watch: watch, ReqID: reqID, Resend: sent > 0 && reqID != nil, After: after})
+		res, err := s.node.Exec(ctx, tx.unit(engine, tx.watch))
 		cl.writing(items, -1)
 		if err != nil {
-			s.txFailed(cl, items, watch, reqID, sent, after, depth, err)
+			s.txFailed(cl, tx, depth, err)
 			return
 		}
 		if err := s.unitFailure(&res[0]); err != nil {
@@ -710,11 +712,11 @@ func (s *Server) execTx(cl *client, items []*item, watch *fsm.Watch, reqID []byt
 		if reads {
 			var err error
 			if v, err = s.view(ctx, cl); err != nil {
-				s.txFailed(cl, items, watch, reqID, sent, after, depth, err)
+				s.txFailed(cl, tx, depth, err)
 				return
 			}
 		}
-		if watch != nil && v.WatchBroken(watch) {
+		if tx.watch != nil && v.WatchBroken(tx.watch) {
 			cl.w.reply(fsm.Reply{Kind: fsm.KindNullArray})
 			return
 		}
@@ -739,9 +741,9 @@ func (s *Server) execTx(cl *client, items []*item, watch *fsm.Watch, reqID []byt
 	}
 }
 
-func (s *Server) txFailed(cl *client, items []*item, watch *fsm.Watch, reqID []byte, sent int, after uint64, depth int, err error) {
+func (s *Server) txFailed(cl *client, tx *item, depth int, err error) {
 	if canRelay(cl, err, depth) {
-		s.relayTx(cl, items, watch, reqID, sent, after, depth+1)
+		s.relayTx(cl, tx, depth+1)
 		return
 	}
 	cl.w.fail(err)
@@ -750,13 +752,12 @@ func (s *Server) txFailed(cl *client, items []*item, watch *fsm.Watch, reqID []b
 // relayTx sends the transaction to the leader as one item: MULTI, the
 // queued commands and EXEC on one connection, answered with the leader's
 // EXEC reply. A transaction that writes goes under a request id
-// (once.go): reqID if it has one already, else a new one.
-func (s *Server) relayTx(cl *client, items []*item, watch *fsm.Watch, reqID []byte, sent int, after uint64, depth int) {
-	it := &item{txn: items, watch: watch, reqID: reqID, sent: sent, after: after}
-	if it.reqID == nil && it.write() && s.relayIDs() {
-		it.reqID, it.after = s.relayReqIDs.next(), s.relayAfter()
+// (once.go): its own if it has one already, else a new one.
+func (s *Server) relayTx(cl *client, tx *item, depth int) {
+	if tx.reqID == nil && tx.write() && s.relayIDs() {
+		tx.reqID, tx.after = s.relayReqIDs.next(), s.relayAfter()
 	}
-	s.relayItems(cl, []*item{it}, depth)
+	s.relayItems(cl, []*item{tx}, depth)
 }
 
 func command1(name string) []byte {

@@ -208,7 +208,8 @@ func cmdRelayPublish(s *Server, cl *client, args [][]byte) {
 	}
 	ctx, cancel := s.context()
 	defer cancel()
-	res, err := s.node.Exec(ctx, fsm.Unit{ReqID: args[1], Cmds: [][][]byte{{[]byte(name), args[3], args[4]}}, Resend: attempt > 1, After: after})
+	relayed := &item{reqID: args[1], sent: attempt - 1, after: after}
+	res, err := s.node.Exec(ctx, relayed.unit([][][]byte{{[]byte(name), args[3], args[4]}}, nil))
 	if err == nil {
 		err = s.unitFailure(&res[0])
 	}

@@ -402,6 +402,17 @@ func (it *item) write() bool {
 	return it.cmd != nil && it.kind == kindWrite
 }
 
+// unit is the state machine's unit for the item's commands: under its
+// request id, if any, marked a resend after a lost reply, and then with
+// the index its first attempt applies above (fsm.Unit.After).
+func (it *item) unit(cmds [][][]byte, watch *fsm.Watch) fsm.Unit {
+	u := fsm.Unit{Cmds: cmds, Watch: watch, ReqID: it.reqID, Resend: it.sent > 0 && it.reqID != nil}
+	if u.Resend {
+		u.After = it.after
+	}
+	return u
+}
+
 // resendable says whether the item may be sent to the leader again after
 // its reply was lost: it changes nothing, or its request id makes a second
 // attempt answer the first one's replies.
@@ -643,7 +654,7 @@ func (s *Server) runLocal(cl *client, items []*item, depth int) {
 	for _, it := range items {
 		if it.txn != nil {
 			r.flush()
-			s.execTx(cl, it.txn, it.watch, it.reqID, it.sent, it.after, depth)
+			s.execTx(cl, it, depth)
 			continue
 		}
 		r.add(it)
@@ -672,7 +683,7 @@ func (s *Server) runWrites(cl *client, items []*item, depth int) {
 	defer cancel()
 	units := make([]fsm.Unit, len(items))
 	for i, it := range items {
-		units[i] = fsm.Unit{Cmds: [][][]byte{it.args}, ReqID: it.reqID, Resend: it.sent > 0 && it.reqID != nil, After: it.after}
+		units[i] = it.unit([][][]byte{it.args}, nil)
 	}
 	cl.writing(items, 1)
 	results, err := s.node.Exec(ctx, units...)
