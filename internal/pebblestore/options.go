@@ -84,7 +84,7 @@ func (o Options) withDefaults() Options {
 
 func (o Options) pebbleOptions(cache *pebble.Cache) *pebble.Options {
 	po := &pebble.Options{
-		FS:                          o.FS,
+		FS:                          walFS{FS: o.FS, ahead: fillAheadFor(o.MemTableSize)},
 		Cache:                       cache,
 		MemTableSize:                o.MemTableSize,
 		MemTableStopWritesThreshold: memTableStopWrites,
