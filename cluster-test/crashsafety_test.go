@@ -199,9 +199,9 @@ func newestWAL(t *testing.T, n *Node) string {
 	return logs[len(logs)-1]
 }
 
-// walDataEnd returns the size of a WAL file and where its data ends: the
-// store keeps zeros written ahead of a WAL's data (pebblestore's
-// walfile.go), and a cut among them would take nothing away.
+// walDataEnd returns the size of a WAL file and where the zeros written
+// ahead of its data begin (pebblestore's walfile.go): a cut among them
+// would take nothing away. (A recycled file's stale tail counts as data.)
 func walDataEnd(t *testing.T, path string) (size, end int64) {
 	t.Helper()
 	b, err := os.ReadFile(path)
@@ -215,9 +215,23 @@ func walDataEnd(t *testing.T, path string) (size, end int64) {
 	return int64(len(b)), end
 }
 
+// zeroFrom writes zeros over path from off to size.
+func zeroFrom(path string, off, size int64) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteAt(make([]byte, size-off), off); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
 // TestTruncatedWAL truncates the newest pebble WAL of a killed follower,
-// then of a killed leader (twice each), at a random offset within its
-// data, and starts it again. The node must either refuse to start with an error that names
+// then of a killed leader (twice each), at a random offset before the
+// zeros written ahead of its data, or writes zeros over it from there,
+// and starts it again. The node must either refuse to start with an error that names
 // the problem (then it is wiped and rejoins, the documented way back), or
 // start, catch up from its peers, and lose no acknowledged write. Pebble
 // reads a damaged tail of its newest WAL as the end of the log, so in
@@ -258,10 +272,20 @@ func TestTruncatedWAL(t *testing.T) {
 		wal := newestWAL(t, victim)
 		size, end := walDataEnd(t, wal)
 		cut := rng.Int63n(end + 1)
-		if err := os.Truncate(wal, cut); err != nil {
+		how := "truncated"
+		var err error
+		if rng.Intn(2) == 0 {
+			// What a power cut can leave with the zeros written ahead: a
+			// torn record, then zeros.
+			how = "zeroed"
+			err = zeroFrom(wal, cut, size)
+		} else {
+			err = os.Truncate(wal, cut)
+		}
+		if err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("%s (%s): %s (%d bytes, data up to %d) truncated to %d bytes", victim.ID, role, filepath.Base(wal), size, end, cut)
+		t.Logf("%s (%s): %s (%d bytes, data before the zeros up to %d) %s from %d", victim.ID, role, filepath.Base(wal), size, end, how, cut)
 		victim.Start(c.Nodes[0].URL())
 		Eventually(t, victim.ID+" serves or exits", func() error {
 			if !victim.Running() {

@@ -16,7 +16,7 @@ import (
 // Measured on the test machine's ext4 disk with three processes syncing at
 // once, as three nodes on one disk do: 4 KiB appends took 0.86 ms per
 // write and fdatasync on average, and the same writes over zeros written
-// ahead 0.32 ms (docs/benchmarks.md, "The log's fsync"). Pebble recycles
+// ahead 0.32 ms (docs/benchmarks.md, "Log stores"). Pebble recycles
 // old WAL files for exactly this reason, but only files of the running
 // process: after every start, and for the first memtables' worth of log,
 // each append grows a new file, and a cache with a modest write rate can
@@ -25,17 +25,24 @@ import (
 // So every WAL file pebble writes is kept zeroed ahead of its data: when
 // a write comes within a quarter of the fill of the zeroed end, the next
 // fill's bytes (a quarter of a memtable, at most maxFillAhead: a WAL holds
-// about one memtable) are written as zeros and their writeback is started
-// at once (sync_file_range, where there is a file descriptor), so the one
-// fdatasync that commits the new extent finds most of it on disk already.
-// A file carries at most about one fill of zeros beyond its data.
+// about one memtable) are written as zeros beyond the data and their
+// writeback is started at once (sync_file_range, where there is a file
+// descriptor). A file carries at most 1.25 fills of zeros beyond its data.
+// The price: the fdatasync right after a fill writes the fill too, a few
+// milliseconds once per fill (once per 4 MiB of log with the defaults).
 //
-// Why this is safe: pebble's WAL reader takes a zeroed chunk as the end of
-// the log (record.ErrZeroedChunk, "usually occurs due to log file
-// preallocation"), exactly as it takes the stale tail of a recycled file;
-// the zeros are written only beyond the data, never over it; and pebble
-// still syncs its data as before, so what was acknowledged is on disk.
-// The crash tests run on a filesystem wrapped the same way.
+// Why this is safe: pebble's WAL reader takes an all-zero chunk header as
+// record.ErrZeroedChunk ("usually occurs due to log file preallocation")
+// and a record torn over zeros as a bad checksum, so zeros are never
+// replayed as data, and the zeros are written only beyond the data, never
+// over it, so every record pebble synced is still before the first zero.
+// Pebble accepts those errors as the end of the log only for the newest
+// WAL it replays (a strict tail for older ones). Older WALs never end in
+// zeros when read: pebble closes a WAL before it starts the next one,
+// writing an end-of-file trailer that the reader takes as the end, and at
+// open it records the replayed WALs as done before it creates a new one.
+// The crash tests run on a filesystem wrapped the same way, and
+// TestStoreCrashImage replays a WAL copied with its zeros from a live store.
 const (
 	maxFillAhead = 4 << 20
 	minFillAhead = 64 << 10
