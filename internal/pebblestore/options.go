@@ -1,6 +1,9 @@
 package pebblestore
 
 import (
+	"io"
+	"time"
+
 	"github.com/cockroachdb/pebble"
 	"github.com/cockroachdb/pebble/vfs"
 	"github.com/hashicorp/go-hclog"
@@ -17,6 +20,9 @@ type Options struct {
 	CacheSize int64
 	// Logger receives pebble's messages; nil discards them.
 	Logger hclog.Logger
+	// DiskSlowThreshold is how long a write or sync may take before the
+	// store logs "disk slow"; default DefaultDiskSlowThreshold.
+	DiskSlowThreshold time.Duration
 }
 
 // Tuning for a Raft log: sequential keys appended at the tail, read back
@@ -39,6 +45,10 @@ const (
 	// minMemTableSize keeps a tight memory bound from making pebble flush
 	// on every few writes.
 	minMemTableSize = 4 << 20
+	// DefaultDiskSlowThreshold is pebble's own default: a disk that takes
+	// this long for one write or sync is failing or badly overloaded, and
+	// every Raft append waits on it.
+	DefaultDiskSlowThreshold = 5 * time.Second
 )
 
 // Budget sizes a store for a node bounded to maxMemory bytes of cached
@@ -79,12 +89,24 @@ func (o Options) withDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = hclog.NewNullLogger()
 	}
+	if o.DiskSlowThreshold <= 0 {
+		o.DiskSlowThreshold = DefaultDiskSlowThreshold
+	}
 	return o
 }
 
-func (o Options) pebbleOptions(cache *pebble.Cache) *pebble.Options {
+// pebbleOptions returns pebble's options for o, and what to close after
+// the database: the filesystem's disk-health checker. Pebble adds that
+// checker itself only when it is given no filesystem; we always give one
+// (the zeroed WAL tail, walfile.go), so it is added here, around ours,
+// or the "disk slow" events below would never fire.
+func (o Options) pebbleOptions(cache *pebble.Cache) (*pebble.Options, io.Closer) {
+	diskSlow := func(info pebble.DiskSlowInfo) {
+		o.Logger.Named("pebble").Warn("disk slow", "op", info.OpType.String(), "path", info.Path, "duration", info.Duration)
+	}
+	fs, closer := vfs.WithDiskHealthChecks(walFS{FS: o.FS, ahead: fillAheadFor(o.MemTableSize)}, o.DiskSlowThreshold, diskSlow)
 	po := &pebble.Options{
-		FS:                          walFS{FS: o.FS, ahead: fillAheadFor(o.MemTableSize)},
+		FS:                          fs,
 		Cache:                       cache,
 		MemTableSize:                o.MemTableSize,
 		MemTableStopWritesThreshold: memTableStopWrites,
@@ -112,14 +134,12 @@ func (o Options) pebbleOptions(cache *pebble.Cache) *pebble.Options {
 		// waits on it) and stalled writes.
 		EventListener: &pebble.EventListener{
 			BackgroundError: func(err error) { o.Logger.Named("pebble").Error("background error", "error", err) },
-			DiskSlow: func(info pebble.DiskSlowInfo) {
-				o.Logger.Named("pebble").Warn("disk slow", "op", info.OpType.String(), "path", info.Path, "duration", info.Duration)
-			},
+			DiskSlow:        diskSlow,
 			WriteStallBegin: func(info pebble.WriteStallBeginInfo) {
 				o.Logger.Named("pebble").Warn("writes stalled", "reason", info.Reason)
 			},
 		},
 	}
 	po.EnsureDefaults()
-	return po
+	return po, closer
 }

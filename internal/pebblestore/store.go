@@ -30,6 +30,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"strings"
 	"sync"
@@ -65,9 +66,10 @@ const (
 // Store is a raft.LogStore and raft.StableStore. Its methods are safe for
 // concurrent use.
 type Store struct {
-	db    *pebble.DB
-	cache *pebble.Cache
-	opts  Options
+	db     *pebble.DB
+	cache  *pebble.Cache
+	health io.Closer // the disk-health checker around the filesystem
+	opts   Options
 
 	mu     sync.RWMutex // held for reading by every operation, for writing by Close
 	closed bool
@@ -82,12 +84,14 @@ var (
 func Open(dir string, o Options) (*Store, error) {
 	o = o.withDefaults()
 	cache := pebble.NewCache(o.CacheSize)
-	db, err := pebble.Open(dir, o.pebbleOptions(cache))
+	po, health := o.pebbleOptions(cache)
+	db, err := pebble.Open(dir, po)
 	if err != nil {
+		health.Close()
 		cache.Unref()
 		return nil, fmt.Errorf("pebblestore: open %s: %w", dir, err)
 	}
-	s := &Store{db: db, cache: cache, opts: o}
+	s := &Store{db: db, cache: cache, health: health, opts: o}
 	// pebble syncs its own directory but not the one that holds it: a
 	// power cut just after the first start could otherwise lose the
 	// directory entry, and with it every entry acknowledged since.
@@ -143,6 +147,7 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	err := s.db.Close()
+	s.health.Close()
 	s.cache.Unref()
 	return err
 }
