@@ -15,6 +15,7 @@ import (
 	"github.com/raftcache/raftcache/client"
 	"github.com/raftcache/raftcache/fsm"
 	"github.com/raftcache/raftcache/internal/testcluster"
+	"github.com/raftcache/raftcache/internal/testlog"
 	"github.com/raftcache/raftcache/node"
 	"github.com/raftcache/raftcache/transport"
 )
@@ -42,7 +43,7 @@ func TestFormationCarriesLevels(t *testing.T) {
 		nodes = append(nodes, c.StartNode(fmt.Sprintf("n%d", i), false))
 	}
 	urls := c.URLs()
-	var logs lockedBuffer
+	var logs testlog.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	defer wg.Wait()

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/raftcache/raftcache/client"
 	"github.com/raftcache/raftcache/fsm"
 	"github.com/raftcache/raftcache/internal/testcluster"
+	"github.com/raftcache/raftcache/internal/testlog"
 	"github.com/raftcache/raftcache/node"
 	"github.com/raftcache/raftcache/transport"
 )
@@ -67,7 +67,7 @@ func TestJoinBelowLevelGivesUp(t *testing.T) {
 	// Alone, n1 is every member: it raises the cluster to its own level.
 	waitFor(t, "n1 at cluster level 2", func() bool { return tn.IsLeader() && tn.ClusterLevel() == fsm.FeatureLevel })
 
-	var logs lockedBuffer
+	var logs testlog.Buffer
 	logger := hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Info})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -89,24 +89,6 @@ func TestJoinBelowLevelGivesUp(t *testing.T) {
 	if ms, _ := tn.Members(); len(ms) != 1 {
 		t.Fatalf("members after a refused join: %+v", ms)
 	}
-}
-
-// lockedBuffer collects log lines from several goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // TestJoinRequestOmitsLevelBelowTwo: a leader from before levels refuses

@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/raftcache/raftcache/fsm"
+	"github.com/raftcache/raftcache/internal/testlog"
 )
 
 // liveLevels is a FetchLevel that asks the running test nodes directly
@@ -242,30 +243,12 @@ func TestRollingUpgradeRaisesLevel(t *testing.T) {
 	}
 }
 
-// lockedBuffer collects a node's log lines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestPoisonedNodeStopsWithoutHanging: a member that meets an entry it
 // cannot apply (n3 plays a level-1 binary and the cluster moves to level
 // 2) stops applying, refuses reads and backups, shuts its Raft down, and
 // says once which entry stopped it; the others go on serving.
 func TestPoisonedNodeStopsWithoutHanging(t *testing.T) {
-	logs := &lockedBuffer{}
+	logs := &testlog.Buffer{}
 	nodes := newCluster(t, 3, func(c *Config) {
 		if c.ID == "n3" {
 			c.FeatureLevel = 1

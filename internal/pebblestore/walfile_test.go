@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,6 +14,8 @@ import (
 	"github.com/cockroachdb/pebble/vfs"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
+
+	"github.com/raftcache/raftcache/internal/testlog"
 )
 
 // checkWAL reads path and checks that it starts with want and holds only
@@ -214,24 +215,6 @@ func (f slowFile) Sync() error {
 	return f.File.Sync()
 }
 
-// lockedBuffer is a log sink read while pebble's goroutines write to it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // TestDiskSlowLogged: a sync slower than the threshold is logged as
 // "disk slow". Pebble checks disk health only on a filesystem it chose
 // itself, so the store must add the checker around its own; without it
@@ -239,7 +222,7 @@ func (b *lockedBuffer) String() string {
 func TestDiskSlowLogged(t *testing.T) {
 	var armed atomic.Bool
 	fs := slowFS{FS: vfs.NewMem(), armed: &armed, delay: 2500 * time.Millisecond}
-	var logs lockedBuffer
+	var logs testlog.Buffer
 	s, err := Open("db", Options{FS: fs, DiskSlowThreshold: 100 * time.Millisecond,
 		Logger: hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Warn})})
 	if err != nil {

@@ -37,3 +37,22 @@ func New(t testing.TB, name string, level hclog.Level) hclog.Logger {
 	t.Cleanup(func() { w.mu.Lock(); w.done = true; w.mu.Unlock() })
 	return hclog.New(&hclog.LoggerOptions{Name: name, Output: w, Level: level})
 }
+
+// Buffer collects log lines written from several goroutines, for a test
+// that looks for a line.
+type Buffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *Buffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *Buffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
