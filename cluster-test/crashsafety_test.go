@@ -228,14 +228,30 @@ func zeroFrom(path string, off, size int64) error {
 	return f.Close()
 }
 
+// readMark is the log index of n's high-water mark (node/watermark.go),
+// 0 if it has none yet.
+func readMark(t *testing.T, n *Node) uint64 {
+	b, err := os.ReadFile(filepath.Join(n.DataDir, "log-watermark"))
+	if err != nil {
+		return 0
+	}
+	var term, index uint64
+	if _, err := fmt.Sscan(string(b), &term, &index); err != nil {
+		t.Fatalf("%s's log-watermark %q: %v", n.ID, b, err)
+	}
+	return index
+}
+
 // TestTruncatedWAL truncates the newest pebble WAL of a killed follower,
 // then of a killed leader (twice each), at a random offset before the
 // zeros written ahead of its data, or writes zeros over it from there,
-// and starts it again. The node must either refuse to start with an error that names
-// the problem (then it is wiped and rejoins, the documented way back), or
-// start, catch up from its peers, and lose no acknowledged write. Pebble
-// reads a damaged tail of its newest WAL as the end of the log, so in
-// practice the node starts with a shorter log and Raft repairs it.
+// and starts it again. The node must either refuse to start with an
+// error that names the problem (then it is wiped and rejoins, the
+// documented way back), or start, catch up from its peers, and lose no
+// acknowledged write. Pebble reads a damaged tail of its newest WAL as
+// the end of the log; what keeps a node from starting on a log cut back
+// too far is its high-water mark (node/watermark.go), which the last,
+// deep cut must meet.
 func TestTruncatedWAL(t *testing.T) {
 	if s := os.Getenv("RAFTCACHE_KILL_STORE"); s != "" && s != "pebble" {
 		t.Skip("the WAL truncated here is pebble's")
@@ -255,7 +271,12 @@ func TestTruncatedWAL(t *testing.T) {
 		wg.Wait()
 	}()
 	count := func() int { acks.mu.Lock(); defer acks.mu.Unlock(); return len(acks.acked) }
-	for _, role := range []string{"follower", "leader", "follower", "leader"} {
+	for i, role := range []string{"follower", "leader", "follower", "leader"} {
+		// The last round cuts deep: the newest WAL back to its first KiB,
+		// once the node's high-water mark is well past where that WAL
+		// began. Started, it could hold a configuration in which it was
+		// the only voter; it must refuse instead.
+		deep := i == 3
 		before := count()
 		Eventually(t, "writes acknowledged", func() error {
 			if count() < before+200 {
@@ -268,10 +289,25 @@ func TestTruncatedWAL(t *testing.T) {
 		if role == "follower" {
 			victim = c.Followers(l)[0]
 		}
+		if deep {
+			st, err := victim.Stats()
+			if err != nil {
+				t.Fatal(err)
+			}
+			Eventually(t, victim.ID+"'s mark well past its applied index", func() error {
+				if m := readMark(t, victim); m < st.AppliedIndex+100 {
+					return fmt.Errorf("mark at %d, applied %d", m, st.AppliedIndex)
+				}
+				return nil
+			})
+		}
 		victim.Kill()
 		wal := newestWAL(t, victim)
 		size, end := walDataEnd(t, wal)
 		cut := rng.Int63n(end + 1)
+		if deep {
+			cut = rng.Int63n(min(end, 1024) + 1)
+		}
 		how := "truncated"
 		var err error
 		if rng.Intn(2) == 0 {
@@ -298,6 +334,9 @@ func TestTruncatedWAL(t *testing.T) {
 			resp.Body.Close()
 			return nil
 		})
+		if deep && victim.Running() {
+			t.Fatalf("%s started from a WAL cut back to %d bytes, far below its high-water mark", victim.ID, cut)
+		}
 		if !victim.Running() {
 			// Refusing is allowed, but only with a clear reason; then the
 			// documented way back: wipe and rejoin.

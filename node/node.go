@@ -417,7 +417,7 @@ func New(cfg Config) (*Node, error) {
 		}
 		return false
 	}))
-	n.wg.Add(14)
+	n.wg.Add(15)
 	go n.blocks.run()
 	go n.progressLoop()
 	go func() { defer n.wg.Done(); n.hub.Run(n.closing) }()
@@ -432,6 +432,7 @@ func New(cfg Config) (*Node, error) {
 	go n.watchRemoval()
 	go n.writePeers()
 	go n.watchTransfer()
+	go n.keepWatermark()
 	return n, nil
 }
 
@@ -454,6 +455,10 @@ func (n *Node) open(newIncarnation bool) error {
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(n.cfg.DataDir, 2, n.logger.Named("snapshots"))
 	if err != nil {
 		return fmt.Errorf("node: snapshot store: %w", err)
+	}
+	// A store that lost what it had synced must not run (watermark.go).
+	if err := checkWatermark(n.cfg.DataDir, n.cfg.LogStore, n.store, n.store, snaps); err != nil {
+		return fmt.Errorf("node: %w", err)
 	}
 	// Known before the stream accepts a connection: whether this node may
 	// take the cluster id of a leader that dials it (clusterid.go).

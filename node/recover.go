@@ -151,6 +151,12 @@ func Recover(dataDir, id, raftAddr, hostname string, logger hclog.Logger) (Recov
 	if ss, err := snaps.List(); err == nil && len(ss) > 0 {
 		res.LastIndex, res.LastTerm = ss[0].Index, ss[0].Term
 	}
+	// Recovery takes what the survivor holds as the new cluster's whole
+	// history, even if its log store was damaged (watermark.go): the mark
+	// of the old history no longer applies.
+	if err := os.Remove(filepath.Join(dataDir, watermarkFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return res, fmt.Errorf("recover: remove %s: %w", watermarkFile, err)
+	}
 	// The survivor votes from now on, even if it was a learner that had
 	// not been registered yet: it is the whole cluster.
 	inc, err := loadIncarnation(dataDir)

@@ -1,0 +1,197 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// The log's high-water mark.
+//
+// A log store loses synced entries only when its files are damaged (a
+// disk that lies about fsync, a truncated or corrupted file, a restore
+// of one file from a backup). Pebble, like any WAL, cannot tell such a
+// loss from a crash's torn tail: it replays what it can read and starts.
+// A node that starts so is dangerous, not merely behind. With its term
+// rolled back it may vote twice in one term; with its log cut back to
+// the cluster's first entries it holds the bootstrap configuration, in
+// which it was the only voter, and elects itself leader of a cluster of
+// one, serving writes the real cluster never sees (TestTruncatedWAL
+// found exactly that).
+//
+// So the node records a high-water mark of what it durably holds: its
+// current term (hashicorp/raft persists a term before it uses it), within
+// a quarter of a second of a change, and the highest log index that is
+// both stored here and committed (Raft never removes a committed entry
+// from a log, except by compacting it into a snapshot), about once a
+// second. At start, before Raft runs, the stores must reach that mark: a
+// current term at least the mark's, and a last log or snapshot index at
+// least the mark's. If they do not, the node refuses to start and says to
+// wipe its data directory and rejoin (the membership rules make that
+// safe). A loss of only what came after the mark is not seen: the last
+// second of entries, the last quarter second of a term, a vote cast in
+// the current term.
+const watermarkFile = "log-watermark"
+
+// How often the mark is looked at, and how often it is written for its
+// index alone (each write costs two fsyncs).
+const (
+	watermarkTick  = 250 * time.Millisecond
+	watermarkEvery = time.Second
+)
+
+// ErrLogLost: the log store holds less than this node had durably stored.
+var ErrLogLost = errors.New("log store lost synced entries")
+
+type watermark struct {
+	term, index uint64
+}
+
+func (w watermark) String() string {
+	return "term " + strconv.FormatUint(w.term, 10) + ", index " + strconv.FormatUint(w.index, 10)
+}
+
+// readWatermark returns dir's mark; ok is false when there is none (a new
+// data directory, or one from before marks).
+func readWatermark(dir string) (w watermark, ok bool, err error) {
+	b, err := os.ReadFile(filepath.Join(dir, watermarkFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return w, false, nil
+	}
+	if err != nil {
+		return w, false, err
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return w, false, fmt.Errorf("%s: want \"TERM INDEX\", have %q", watermarkFile, b)
+	}
+	if w.term, err = strconv.ParseUint(f[0], 10, 64); err == nil {
+		w.index, err = strconv.ParseUint(f[1], 10, 64)
+	}
+	if err != nil {
+		return w, false, fmt.Errorf("%s: %w", watermarkFile, err)
+	}
+	return w, true, nil
+}
+
+func writeWatermark(dir string, w watermark) error {
+	return writeFileSynced(filepath.Join(dir, watermarkFile),
+		[]byte(strconv.FormatUint(w.term, 10)+" "+strconv.FormatUint(w.index, 10)+"\n"))
+}
+
+// writeFileSynced replaces path with data: written and synced under a
+// temporary name, renamed, and the directory synced, so that after a
+// crash the file holds either the old content or the new one.
+func writeFileSynced(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if serr := f.Sync(); err == nil {
+		err = serr
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// checkWatermark refuses stores that hold less than the mark: a current
+// term below it, or a last log or snapshot index below it.
+func checkWatermark(dir, kind string, logs raft.LogStore, stable raft.StableStore, snaps raft.SnapshotStore) error {
+	w, ok, err := readWatermark(dir)
+	if err != nil || !ok {
+		return err
+	}
+	var have watermark
+	if have.term, err = stable.GetUint64(keyCurrentTerm); err != nil && err.Error() != "not found" {
+		return fmt.Errorf("read the current term: %w", err)
+	}
+	if have.index, err = logs.LastIndex(); err != nil {
+		return fmt.Errorf("read the last log index: %w", err)
+	}
+	metas, err := snaps.List()
+	if err != nil {
+		return fmt.Errorf("list snapshots: %w", err)
+	}
+	if len(metas) > 0 { // newest first
+		have.index = max(have.index, metas[0].Index)
+	}
+	if have.term >= w.term && have.index >= w.index {
+		return nil
+	}
+	return fmt.Errorf("%w: the %s store in %s holds %s (log and snapshots), but this node had stored %s (%s): "+
+		"its files are damaged, and a node started from them could vote twice or lead a cluster of its own; "+
+		"wipe the data directory and start the node again with --join, and the cluster gives it its data back "+
+		"(docs/operations.md, \"A damaged log store\")", ErrLogLost, kind, dir, have, w, watermarkFile)
+}
+
+// keyCurrentTerm is where hashicorp/raft keeps the current term in the
+// stable store (its keyCurrentTerm).
+var keyCurrentTerm = []byte("CurrentTerm")
+
+// currentMark is what this node durably holds now.
+func (n *Node) currentMark() (watermark, error) {
+	last, err := n.store.LastIndex()
+	if err != nil {
+		return watermark{}, err
+	}
+	return watermark{term: n.raft.CurrentTerm(), index: min(n.raft.CommitIndex(), last)}, nil
+}
+
+// keepWatermark keeps the mark up to date while the node runs. Each half of the mark only rises: a term this node persisted
+// and an index it stored and saw committed stay true (after a restart
+// the commit index is low until the leader says more).
+func (n *Node) keepWatermark() {
+	defer n.wg.Done()
+	t := time.NewTicker(watermarkTick)
+	defer t.Stop()
+	last, _, err := readWatermark(n.cfg.DataDir)
+	if err != nil {
+		last = watermark{}
+	}
+	var wrote time.Time
+	for {
+		select {
+		case <-n.closing:
+			return
+		case <-t.C:
+		}
+		w, err := n.currentMark()
+		if err != nil {
+			continue
+		}
+		w = watermark{term: max(w.term, last.term), index: max(w.index, last.index)}
+		if w.term == last.term && (w.index == last.index || time.Since(wrote) < watermarkEvery) {
+			continue
+		}
+		if err := writeWatermark(n.cfg.DataDir, w); err != nil {
+			n.logger.Warn("recording the log's high-water mark", "error", err)
+			continue
+		}
+		last, wrote = w, time.Now()
+	}
+}
