@@ -272,9 +272,11 @@ func TestTruncatedWAL(t *testing.T) {
 	}()
 	count := func() int { acks.mu.Lock(); defer acks.mu.Unlock(); return len(acks.acked) }
 	for i, role := range []string{"follower", "leader", "follower", "leader"} {
-		// The last round cuts deep: the newest WAL back to its first KiB,
-		// once the node's high-water mark is well past where that WAL
-		// began. Started, it could hold a configuration in which it was
+		// The last round damages deep: the newest WAL cut back to its
+		// first KiB, once the node's high-water mark is well past where
+		// that WAL began, and its snapshots lost with it (else one taken
+		// after the mark's last update could rightly cover what the cut
+		// took). Started, it could hold a configuration in which it was
 		// the only voter; it must refuse instead.
 		deep := i == 3
 		before := count()
@@ -289,7 +291,9 @@ func TestTruncatedWAL(t *testing.T) {
 		if role == "follower" {
 			victim = c.Followers(l)[0]
 		}
+		var walBefore string
 		if deep {
+			walBefore = newestWAL(t, victim)
 			st, err := victim.Stats()
 			if err != nil {
 				t.Fatal(err)
@@ -305,8 +309,18 @@ func TestTruncatedWAL(t *testing.T) {
 		wal := newestWAL(t, victim)
 		size, end := walDataEnd(t, wal)
 		cut := rng.Int63n(end + 1)
+		if deep && wal != walBefore {
+			// Pebble started another WAL meanwhile (not with this test's
+			// volume and 16 MiB memtables): its first KiB may be past the
+			// mark, so the cut proves nothing.
+			t.Logf("%s: %s began after the mark was taken; an ordinary cut instead", victim.ID, filepath.Base(wal))
+			deep = false
+		}
 		if deep {
 			cut = rng.Int63n(min(end, 1024) + 1)
+			if err := os.RemoveAll(filepath.Join(victim.DataDir, "snapshots")); err != nil {
+				t.Fatal(err)
+			}
 		}
 		how := "truncated"
 		var err error
@@ -323,15 +337,20 @@ func TestTruncatedWAL(t *testing.T) {
 		}
 		t.Logf("%s (%s): %s (%d bytes, data before the zeros up to %d) %s from %d", victim.ID, role, filepath.Base(wal), size, end, how, cut)
 		victim.Start(c.Nodes[0].URL())
-		Eventually(t, victim.ID+" serves or exits", func() error {
+		// Ready, or gone: /livez answers while the node is still opening
+		// its stores, before it may refuse them.
+		Eventually(t, victim.ID+" ready or exited", func() error {
 			if !victim.Running() {
 				return nil
 			}
-			resp, err := plainClient.Get(victim.URL() + "/livez")
+			resp, err := plainClient.Get(victim.URL() + "/readyz")
 			if err != nil {
 				return err
 			}
 			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("readyz %d", resp.StatusCode)
+			}
 			return nil
 		})
 		if deep && victim.Running() {
@@ -351,6 +370,10 @@ func TestTruncatedWAL(t *testing.T) {
 			fndStart(t, victim, c.Nodes[0].URL())
 		}
 		c.WaitReady(victim)
+		// A wiped node rejoins as a learner: it must be a voter again
+		// before the next round kills another, or two voters are left
+		// with one of them down.
+		c.WaitMembers(len(c.Nodes))
 		nl := c.WaitForLeader()
 		v, err := nl.View()
 		if err != nil {

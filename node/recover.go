@@ -154,7 +154,12 @@ func Recover(dataDir, id, raftAddr, hostname string, logger hclog.Logger) (Recov
 	// Recovery takes what the survivor holds as the new cluster's whole
 	// history, even if its log store was damaged (watermark.go): the mark
 	// of the old history no longer applies.
-	if err := os.Remove(filepath.Join(dataDir, watermarkFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	switch err := os.Remove(filepath.Join(dataDir, watermarkFile)); {
+	case err == nil:
+		if err := syncDir(dataDir); err != nil {
+			return res, fmt.Errorf("recover: remove %s: %w", watermarkFile, err)
+		}
+	case !errors.Is(err, os.ErrNotExist):
 		return res, fmt.Errorf("recover: remove %s: %w", watermarkFile, err)
 	}
 	// The survivor votes from now on, even if it was a learner that had

@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"github.com/raftcache/raftcache/internal/pebblestore"
 )
 
 // The log's high-water mark.
@@ -29,10 +32,12 @@ import (
 // current term (hashicorp/raft persists a term before it uses it), within
 // a quarter of a second of a change, and the highest log index that is
 // both stored here and committed (Raft never removes a committed entry
-// from a log, except by compacting it into a snapshot), about once a
-// second. At start, before Raft runs, the stores must reach that mark: a
-// current term at least the mark's, and a last log or snapshot index at
-// least the mark's. If they do not, the node refuses to start and says to
+// from a log, except by compacting it into a snapshot) with that entry's
+// term, about once a second. At start, before Raft runs, the stores must
+// reach that mark: a current term at least the mark's, and a snapshot at
+// or past the mark's index, or else a log holding the mark's entry, same
+// index and same term (a log that lost a synced truncation of conflicting
+// entries can reach the index again with stale ones). If they do not, the node refuses to start and says to
 // wipe its data directory and rejoin (the membership rules make that
 // safe). A loss of only what came after the mark is not seen: the last
 // second of entries, the last quarter second of a term, a vote cast in
@@ -50,7 +55,9 @@ const (
 var ErrLogLost = errors.New("log store lost synced entries")
 
 type watermark struct {
-	term, index uint64
+	term      uint64 // the current term
+	index     uint64 // a stored, committed log index
+	entryTerm uint64 // the term of the entry at index (0: not recorded)
 }
 
 func (w watermark) String() string {
@@ -68,21 +75,20 @@ func readWatermark(dir string) (w watermark, ok bool, err error) {
 		return w, false, err
 	}
 	f := strings.Fields(string(b))
-	if len(f) != 2 {
-		return w, false, fmt.Errorf("%s: want \"TERM INDEX\", have %q", watermarkFile, b)
+	if len(f) != 3 {
+		return w, false, fmt.Errorf("%s: want \"TERM INDEX ENTRY-TERM\", have %q", watermarkFile, b)
 	}
-	if w.term, err = strconv.ParseUint(f[0], 10, 64); err == nil {
-		w.index, err = strconv.ParseUint(f[1], 10, 64)
-	}
-	if err != nil {
-		return w, false, fmt.Errorf("%s: %w", watermarkFile, err)
+	for i, v := range []*uint64{&w.term, &w.index, &w.entryTerm} {
+		if *v, err = strconv.ParseUint(f[i], 10, 64); err != nil {
+			return w, false, fmt.Errorf("%s: %w", watermarkFile, err)
+		}
 	}
 	return w, true, nil
 }
 
 func writeWatermark(dir string, w watermark) error {
 	return writeFileSynced(filepath.Join(dir, watermarkFile),
-		[]byte(strconv.FormatUint(w.term, 10)+" "+strconv.FormatUint(w.index, 10)+"\n"))
+		fmt.Appendf(nil, "%d %d %d\n", w.term, w.index, w.entryTerm))
 }
 
 // writeFileSynced replaces path with data: written and synced under a
@@ -108,7 +114,12 @@ func writeFileSynced(path string, data []byte) error {
 		os.Remove(tmp)
 		return err
 	}
-	d, err := os.Open(filepath.Dir(path))
+	return syncDir(filepath.Dir(path))
+}
+
+// syncDir makes a directory's entries (a rename, a removal) durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
 	if err != nil {
 		return err
 	}
@@ -120,14 +131,15 @@ func writeFileSynced(path string, data []byte) error {
 }
 
 // checkWatermark refuses stores that hold less than the mark: a current
-// term below it, or a last log or snapshot index below it.
+// term below it, or neither a snapshot at or past its index nor the
+// mark's entry (that index, that term) in the log.
 func checkWatermark(dir, kind string, logs raft.LogStore, stable raft.StableStore, snaps raft.SnapshotStore) error {
 	w, ok, err := readWatermark(dir)
 	if err != nil || !ok {
 		return err
 	}
 	var have watermark
-	if have.term, err = stable.GetUint64(keyCurrentTerm); err != nil && err.Error() != "not found" {
+	if have.term, err = stable.GetUint64(keyCurrentTerm); err != nil && !notFound(err) {
 		return fmt.Errorf("read the current term: %w", err)
 	}
 	if have.index, err = logs.LastIndex(); err != nil {
@@ -137,16 +149,36 @@ func checkWatermark(dir, kind string, logs raft.LogStore, stable raft.StableStor
 	if err != nil {
 		return fmt.Errorf("list snapshots: %w", err)
 	}
+	var snap uint64
 	if len(metas) > 0 { // newest first
-		have.index = max(have.index, metas[0].Index)
+		snap = metas[0].Index
 	}
-	if have.term >= w.term && have.index >= w.index {
+	have.index = max(have.index, snap)
+	lost := ""
+	switch {
+	case have.term < w.term || have.index < w.index:
+		lost = fmt.Sprintf("holds %s (log and snapshots), but this node had stored %s", have, w)
+	case snap < w.index && w.entryTerm != 0:
+		var l raft.Log
+		if err := logs.GetLog(w.index, &l); err != nil {
+			lost = fmt.Sprintf("has no entry at index %d (%v), which this node had stored and seen committed", w.index, err)
+		} else if l.Term != w.entryTerm {
+			lost = fmt.Sprintf("holds an entry of term %d at index %d, where this node had stored and seen committed one of term %d", l.Term, w.index, w.entryTerm)
+		}
+	}
+	if lost == "" {
 		return nil
 	}
-	return fmt.Errorf("%w: the %s store in %s holds %s (log and snapshots), but this node had stored %s (%s): "+
+	return fmt.Errorf("%w: the %s store in %s %s (%s): "+
 		"its files are damaged, and a node started from them could vote twice or lead a cluster of its own; "+
 		"wipe the data directory and start the node again with --join, and the cluster gives it its data back "+
-		"(docs/operations.md, \"A damaged log store\")", ErrLogLost, kind, dir, have, w, watermarkFile)
+		"(docs/operations.md, \"A damaged log store\")", ErrLogLost, kind, dir, lost, watermarkFile)
+}
+
+// notFound is a stable store's "no such key" (pebble's and bolt's error;
+// raft-wal answers 0 and no error).
+func notFound(err error) bool {
+	return errors.Is(err, pebblestore.ErrKeyNotFound) || errors.Is(err, raftboltdb.ErrKeyNotFound)
 }
 
 // keyCurrentTerm is where hashicorp/raft keeps the current term in the
@@ -159,7 +191,15 @@ func (n *Node) currentMark() (watermark, error) {
 	if err != nil {
 		return watermark{}, err
 	}
-	return watermark{term: n.raft.CurrentTerm(), index: min(n.raft.CommitIndex(), last)}, nil
+	w := watermark{term: n.raft.CurrentTerm(), index: min(n.raft.CommitIndex(), last)}
+	if w.index > 0 {
+		var l raft.Log
+		if err := n.store.GetLog(w.index, &l); err != nil {
+			return watermark{}, err
+		}
+		w.entryTerm = l.Term
+	}
+	return w, nil
 }
 
 // keepWatermark keeps the mark up to date while the node runs. Each half of the mark only rises: a term this node persisted
@@ -184,8 +224,11 @@ func (n *Node) keepWatermark() {
 		if err != nil {
 			continue
 		}
-		w = watermark{term: max(w.term, last.term), index: max(w.index, last.index)}
-		if w.term == last.term && (w.index == last.index || time.Since(wrote) < watermarkEvery) {
+		w.term = max(w.term, last.term)
+		if w.index <= last.index || time.Since(wrote) < watermarkEvery {
+			w.index, w.entryTerm = last.index, last.entryTerm
+		}
+		if w == last {
 			continue
 		}
 		if err := writeWatermark(n.cfg.DataDir, w); err != nil {
