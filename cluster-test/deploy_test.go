@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -253,6 +254,11 @@ func TestDeployRecoverLostQuorum(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	mark := filepath.Join(n1.DataDir, "log-watermark")
+	Eventually(t, "n1's high-water mark", func() error {
+		_, err := os.Stat(mark)
+		return err
+	})
 	// Two of three are lost for good; a copy of one's data directory
 	// comes back later, as a lost member might.
 	old := filepath.Join(c.dir, "n2.old")
@@ -285,6 +291,11 @@ func TestDeployRecoverLostQuorum(t *testing.T) {
 	}
 	if before.ClusterID == "" || res.ID != "n1" || res.OldClusterID != before.ClusterID || res.NewClusterID == "" || res.NewClusterID == before.ClusterID || len(res.Previous) != 3 {
 		t.Fatalf("recover: %+v, cluster id before %q", res, before.ClusterID)
+	}
+
+	// The mark of the old history goes with it (node/watermark.go).
+	if _, err := os.Stat(mark); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("recover left the high-water mark: %v", err)
 	}
 
 	// The survivor starts alone with its data, under the new cluster id.
