@@ -80,24 +80,10 @@ func ReadClusterID(dir string) (string, error) {
 	return strings.TrimSpace(string(b)), nil
 }
 
-// WriteClusterID replaces dir's cluster id (atomically, synced).
+// WriteClusterID replaces dir's cluster id (atomically, synced, the
+// directory too).
 func WriteClusterID(dir, id string) error {
-	path := filepath.Join(dir, clusterIDFile)
-	f, err := os.Create(path + ".tmp")
-	if err != nil {
-		return err
-	}
-	_, err = f.WriteString(id + "\n")
-	if serr := f.Sync(); err == nil {
-		err = serr
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	return os.Rename(path+".tmp", path)
+	return writeFileSynced(filepath.Join(dir, clusterIDFile), []byte(id+"\n"))
 }
 
 // ClusterID is this node's cluster id, "" if it has none yet (a new node

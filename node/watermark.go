@@ -91,45 +91,6 @@ func writeWatermark(dir string, w watermark) error {
 		fmt.Appendf(nil, "%d %d %d\n", w.term, w.index, w.entryTerm))
 }
 
-// writeFileSynced replaces path with data: written and synced under a
-// temporary name, renamed, and the directory synced, so that after a
-// crash the file holds either the old content or the new one.
-func writeFileSynced(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if serr := f.Sync(); err == nil {
-		err = serr
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-// syncDir makes a directory's entries (a rename, a removal) durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
 // checkWatermark refuses stores that hold less than the mark: a current
 // term below it, or neither a snapshot at or past its index nor the
 // mark's entry (that index, that term) in the log.
