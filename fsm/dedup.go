@@ -345,13 +345,10 @@ func (d *dedupTable) resize(level uint32) {
 	var changed []*dedupEntry
 	d.byTime.Ascend(func(e *dedupEntry) bool {
 		res, err := readStored(bufio.NewReader(bytes.NewReader(e.enc)))
-		switch {
-		case err != nil:
+		if err != nil {
 			changed = append(changed, newEntry(e.id, e.at, decodeStored(e.enc), level))
-		default:
-			if sz := keptSize(res, level); sz != e.size {
-				changed = append(changed, &dedupEntry{id: e.id, at: e.at, enc: e.enc, size: sz, index: e.index})
-			}
+		} else if sz := keptSize(res, level); sz != e.size {
+			changed = append(changed, &dedupEntry{id: e.id, at: e.at, enc: e.enc, size: sz, index: e.index})
 		}
 		return true
 	})

@@ -102,15 +102,7 @@ func TestResendOfForgottenIDRefused(t *testing.T) {
 	if r := incr(t0, "early", true); r.Err != nil || r.Duplicate {
 		t.Fatalf("a resend of an unknown id, nothing forgotten: %+v", r)
 	}
-	for i := 0; i < DedupMax+1; { // fill the table past its count: ids are evicted for room
-		var us []Unit
-		for ; len(us) < MaxBatch && i < DedupMax+1; i++ {
-			u := unit(UnitPlain, "SET x 1")
-			u.ReqID = []byte(fmt.Sprintf("fill%07d", i))
-			us = append(us, u)
-		}
-		execEntry(t, f, &b, t0+1e9, us...)
-	}
+	fillIDs(t, f, &b, t0+1e9) // past the table's count: ids are evicted for room
 	if f.root.Load().dedup.known([]byte("early")) {
 		t.Fatal("setup: the first id was not evicted")
 	}
@@ -328,15 +320,7 @@ func TestResendRefusedByIndex(t *testing.T) {
 		t.Fatalf("a resend first sent after the raise, its id unknown: %+v, want it applied", r)
 	}
 	fillFrom := b.index // the fill's ids apply above it
-	for i := 0; i < DedupMax+1; {
-		var us []Unit
-		for ; len(us) < MaxBatch && i < DedupMax+1; i++ {
-			u := unit(UnitPlain, "SET x 1")
-			u.ReqID = []byte(fmt.Sprintf("fill%07d", i))
-			us = append(us, u)
-		}
-		execEntry(t, f, &b, t0+2e9, us...)
-	}
+	fillIDs(t, f, &b, t0+2e9)
 	d := f.root.Load().dedup
 	if d.known([]byte("after-raise")) || d.forgot <= fillFrom {
 		t.Fatalf("setup: the first ids were not evicted for room (mark %d, fill from %d)", d.forgot, fillFrom)
@@ -369,4 +353,20 @@ func restoredCopy(t *testing.T, f *FSM) *FSM {
 		t.Fatal(err)
 	}
 	return g
+}
+
+// fillIDs applies DedupMax+1 writes under ids fill0000000 and up, in
+// entries of MaxBatch units at leader time now: one more id than the
+// table holds.
+func fillIDs(t *testing.T, f *FSM, b *logBuilder, now int64) {
+	t.Helper()
+	for i := 0; i < DedupMax+1; {
+		var us []Unit
+		for ; len(us) < MaxBatch && i < DedupMax+1; i++ {
+			u := unit(UnitPlain, "SET x 1")
+			u.ReqID = []byte(fmt.Sprintf("fill%07d", i))
+			us = append(us, u)
+		}
+		execEntry(t, f, b, now, us...)
+	}
 }

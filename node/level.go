@@ -288,11 +288,7 @@ func loadIncarnation(dir string) (string, error) {
 		return "", err
 	}
 	id := hex.EncodeToString(raw[:])
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(id+"\n"), 0o644); err != nil {
-		return "", err
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := writeFileSynced(path, []byte(id+"\n")); err != nil {
 		return "", err
 	}
 	return id, nil

@@ -166,7 +166,7 @@ func Recover(dataDir, id, raftAddr, hostname string, logger hclog.Logger) (Recov
 	// not been registered yet: it is the whole cluster.
 	inc, err := loadIncarnation(dataDir)
 	if err == nil {
-		err = os.WriteFile(filepath.Join(dataDir, registeredFile), []byte(inc+"\n"), 0o644)
+		err = writeFileSynced(filepath.Join(dataDir, registeredFile), []byte(inc+"\n"))
 	}
 	if err != nil {
 		return res, fmt.Errorf("recover: registration marker: %w", err)

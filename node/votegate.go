@@ -52,12 +52,7 @@ func (n *Node) readRegistered() bool {
 }
 
 func (n *Node) writeRegistered() {
-	path := filepath.Join(n.cfg.DataDir, registeredFile)
-	if err := os.WriteFile(path+".tmp", []byte(n.cfg.Incarnation+"\n"), 0o644); err != nil {
-		n.logger.Warn("recording registration", "error", err)
-		return
-	}
-	if err := os.Rename(path+".tmp", path); err != nil {
+	if err := writeFileSynced(filepath.Join(n.cfg.DataDir, registeredFile), []byte(n.cfg.Incarnation+"\n")); err != nil {
 		n.logger.Warn("recording registration", "error", err)
 	}
 }

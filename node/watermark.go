@@ -37,11 +37,11 @@ import (
 // reach that mark: a current term at least the mark's, and a snapshot at
 // or past the mark's index, or else a log holding the mark's entry, same
 // index and same term (a log that lost a synced truncation of conflicting
-// entries can reach the index again with stale ones). If they do not, the node refuses to start and says to
-// wipe its data directory and rejoin (the membership rules make that
-// safe). A loss of only what came after the mark is not seen: the last
-// second of entries, the last quarter second of a term, a vote cast in
-// the current term.
+// entries can reach the index again with stale ones). If they do not, the
+// node refuses to start and says to wipe its data directory and rejoin
+// (the membership rules make that safe). A loss of only what came after
+// the mark is not seen: the last second of entries, the last quarter
+// second of a term, a vote cast in the current term.
 const watermarkFile = "log-watermark"
 
 // How often the mark is looked at, and how often it is written for its
@@ -61,7 +61,7 @@ type watermark struct {
 }
 
 func (w watermark) String() string {
-	return "term " + strconv.FormatUint(w.term, 10) + ", index " + strconv.FormatUint(w.index, 10)
+	return fmt.Sprintf("term %d, index %d", w.term, w.index)
 }
 
 // readWatermark returns dir's mark; ok is false when there is none (a new
@@ -146,32 +146,34 @@ func notFound(err error) bool {
 // stable store (its keyCurrentTerm).
 var keyCurrentTerm = []byte("CurrentTerm")
 
-// currentMark is what this node durably holds now.
-func (n *Node) currentMark() (watermark, error) {
+// committedEntry is the highest log index both stored here and committed,
+// and its entry's term.
+func (n *Node) committedEntry() (index, term uint64, err error) {
 	last, err := n.store.LastIndex()
 	if err != nil {
-		return watermark{}, err
+		return 0, 0, err
 	}
-	w := watermark{term: n.raft.CurrentTerm(), index: min(n.raft.CommitIndex(), last)}
-	if w.index > 0 {
-		var l raft.Log
-		if err := n.store.GetLog(w.index, &l); err != nil {
-			return watermark{}, err
-		}
-		w.entryTerm = l.Term
+	index = min(n.raft.CommitIndex(), last)
+	if index == 0 {
+		return 0, 0, nil
 	}
-	return w, nil
+	var l raft.Log
+	if err := n.store.GetLog(index, &l); err != nil {
+		return 0, 0, err
+	}
+	return index, l.Term, nil
 }
 
-// keepWatermark keeps the mark up to date while the node runs. Each half of the mark only rises: a term this node persisted
-// and an index it stored and saw committed stay true (after a restart
-// the commit index is low until the leader says more).
+// keepWatermark keeps the mark up to date while the node runs: the term
+// at every tick, the index at most once a second. Each only rises: a term
+// this node persisted and an index it stored and saw committed stay true
+// (after a restart the commit index is low until the leader says more).
 func (n *Node) keepWatermark() {
 	defer n.wg.Done()
 	t := time.NewTicker(watermarkTick)
 	defer t.Stop()
-	last, _, err := readWatermark(n.cfg.DataDir)
-	if err != nil {
+	last, ok, err := readWatermark(n.cfg.DataDir)
+	if !ok || err != nil {
 		last = watermark{}
 	}
 	var wrote time.Time
@@ -181,13 +183,12 @@ func (n *Node) keepWatermark() {
 			return
 		case <-t.C:
 		}
-		w, err := n.currentMark()
-		if err != nil {
-			continue
-		}
-		w.term = max(w.term, last.term)
-		if w.index <= last.index || time.Since(wrote) < watermarkEvery {
-			w.index, w.entryTerm = last.index, last.entryTerm
+		w := last
+		w.term = max(w.term, n.raft.CurrentTerm())
+		if time.Since(wrote) >= watermarkEvery {
+			if index, term, err := n.committedEntry(); err == nil && index > w.index {
+				w.index, w.entryTerm = index, term
+			}
 		}
 		if w == last {
 			continue

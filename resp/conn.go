@@ -755,7 +755,7 @@ func (s *Server) txFailed(cl *client, tx *item, depth int, err error) {
 // (once.go): its own if it has one already, else a new one.
 func (s *Server) relayTx(cl *client, tx *item, depth int) {
 	if tx.reqID == nil && tx.write() && s.relayIDs() {
-		tx.reqID, tx.after = s.relayReqIDs.next(), s.relayAfter()
+		s.stampRelay(tx)
 	}
 	s.relayItems(cl, []*item{tx}, depth)
 }

@@ -65,6 +65,12 @@ func (s *Server) relayAfter() uint64 {
 	return s.node.AppliedIndex()
 }
 
+// stampRelay gives a write this follower relays its request id and the
+// index its first attempt applies above.
+func (s *Server) stampRelay(it *item) {
+	it.reqID, it.after = s.relayReqIDs.next(), s.relayAfter()
+}
+
 // attemptField is a relay frame's attempt count, with ":after" from
 // level 5 (after > 0) on a resend, the only attempt the leader judges by
 // it: a first attempt's entry does not carry it.

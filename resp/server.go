@@ -602,7 +602,7 @@ func (r *runner) add(it *item) {
 		case isPublish(it.name):
 			it.reqID, it.counted, it.after = newPubID(), s.relayIDs(), s.relayAfter()
 		case it.kind == kindWrite && s.relayIDs():
-			it.reqID, it.after = s.relayReqIDs.next(), s.relayAfter()
+			s.stampRelay(it)
 		}
 	}
 	size := 0
