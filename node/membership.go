@@ -98,7 +98,7 @@ type NodeInfo struct {
 func (n *Node) Info() NodeInfo {
 	return NodeInfo{ID: n.cfg.ID, Level: n.FeatureLevel(), Incarnation: n.cfg.Incarnation, State: n.raft.State().String(),
 		AppliedIndex: n.fsm.AppliedIndex(), HasIndex: true, Removed: n.removedErr() != nil, Version: BuildInfo().String(),
-		MaxMemory: n.cfg.MaxMemory, Unregistered: !n.mayVote()}
+		MaxMemory: n.cfg.MaxMemory, Unregistered: !n.registered.Load()}
 }
 
 // probe asks m about itself through Config.Probe (or, without one,
@@ -588,7 +588,7 @@ func (n *Node) watchRemoval() {
 		// A registered node has met its own entry in the configuration
 		// (the leader registers a member after adding it), even if a
 		// removal came before this loop looked.
-		sawSelf = sawSelf || n.mayVote()
+		sawSelf = sawSelf || n.registered.Load()
 		switch {
 		case in && n.raft.State() != raft.Leader && n.lastContact() > 2*n.removedAfter() && time.Since(lastAsk) > n.removedAfter():
 			// In its own configuration, but no leader talks to it: it may

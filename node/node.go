@@ -125,6 +125,10 @@ type Config struct {
 	SnapshotInterval  time.Duration // how often to check the threshold; default 30s
 	TrailingLogs      uint64        // entries kept after a snapshot; default 10240
 	ApplyTimeout      time.Duration // bound on one write when ctx has none; default 10s
+	// CatchUpHold bounds how long a node restarted without a clean stop
+	// keeps out of elections while no leader contacts it (catchup.go);
+	// default five election timeouts.
+	CatchUpHold time.Duration
 	// StuckTransferAfter is how long Raft may refuse writes as "leadership
 	// transfer in progress" on this leader before the node counts as
 	// wedged (transferguard.go); default two election timeouts plus 50s.
@@ -206,6 +210,13 @@ func (c *Config) setDefaults() {
 	}
 	if c.ApplyTimeout == 0 {
 		c.ApplyTimeout = 10 * time.Second
+	}
+	if c.CatchUpHold <= 0 {
+		et := c.ElectionTimeout
+		if et <= 0 {
+			et = raft.DefaultConfig().ElectionTimeout
+		}
+		c.CatchUpHold = defaultCatchUpHolds * et
 	}
 	if c.MaxValueSize <= 0 {
 		c.MaxValueSize = DefaultMaxValueSize
@@ -327,6 +338,9 @@ type Node struct {
 	registered      atomic.Bool   // the cluster registered this data directory: it may vote (votegate.go)
 	leadRefusals    atomic.Uint64 // transfers to this node it refused, not registered yet (votegate.go)
 	existing        bool          // Raft state existed when the node started
+	catchingUp      atomic.Bool   // restarted without a clean stop, not caught up: no vote (catchup.go)
+	intact          atomic.Bool   // never held, or caught up since: a clean stop may say so (catchup.go)
+	heldRefusals    atomic.Uint64 // votes and pre-votes refused while catching up (catchup.go)
 	// bootstrapped: this node bootstrapped its data directory (votegate.go).
 	bootstrapped  atomic.Bool
 	foreignWarned atomic.Bool
@@ -404,7 +418,7 @@ func New(cfg Config) (*Node, error) {
 	n.hub = newHub(n.fsm.AppliedIndex)
 	n.fsm.OnChange(n.hub.feed)
 	if err := n.open(newIncarnation); err != nil {
-		n.closeStores()
+		n.closeStores(false)
 		return nil, err
 	}
 	n.reads = newReadIndex(n)
@@ -417,7 +431,7 @@ func New(cfg Config) (*Node, error) {
 		}
 		return false
 	}))
-	n.wg.Add(15)
+	n.wg.Add(16)
 	go n.blocks.run()
 	go n.progressLoop()
 	go func() { defer n.wg.Done(); n.hub.Run(n.closing) }()
@@ -433,6 +447,7 @@ func New(cfg Config) (*Node, error) {
 	go n.writePeers()
 	go n.watchTransfer()
 	go n.keepWatermark()
+	go n.watchCatchUp()
 	return n, nil
 }
 
@@ -467,6 +482,14 @@ func (n *Node) open(newIncarnation bool) error {
 		return fmt.Errorf("node: inspect state: %w", err)
 	}
 	n.existing = existing
+	// A start after anything but a clean stop votes only once caught up
+	// (catchup.go).
+	clean, err := readCleanStop(n.cfg.DataDir, n.store)
+	if err != nil {
+		return fmt.Errorf("node: clean-stop record: %w", err)
+	}
+	n.catchingUp.Store(existing && !clean)
+	n.intact.Store(!n.catchingUp.Load())
 	stream, err := newTCPStream(n.cfg.RaftAddr, n.cfg.RaftAdvertise, n.cfg.PeerTLS,
 		func() (string, string) { return n.ClusterID(), n.cfg.ID }, n.adoptFromPeer, n.logger.Named("stream"))
 	if err != nil {
@@ -496,6 +519,12 @@ func (n *Node) open(newIncarnation bool) error {
 		n.registered.Store(true)
 	default:
 		rc.HeartbeatTimeout, rc.ElectionTimeout = unregisteredTimeout, unregisteredTimeout
+	}
+	if n.catchingUp.Load() {
+		rc.HeartbeatTimeout, rc.ElectionTimeout = unregisteredTimeout, unregisteredTimeout
+	}
+	if err := dropCleanStop(n.cfg.DataDir); err != nil {
+		return fmt.Errorf("node: clean-stop record: %w", err)
 	}
 	n.raft, err = raft.NewRaft(rc, n.fsm, n.logs, n.store, snaps, newGateTransport(n, n.transport))
 	if err == nil {
@@ -541,12 +570,14 @@ func (n *Node) Close() error {
 			err = n.raft.Shutdown().Error()
 		}
 		n.wg.Wait()
-		n.closeStores()
+		n.closeStores(err == nil && n.raft != nil)
 	})
 	return err
 }
 
-func (n *Node) closeStores() {
+// closeStores releases the transport and the stores; clean records the
+// log's end for the next start (catchup.go), once nothing can append.
+func (n *Node) closeStores(clean bool) {
 	if n.transport != nil {
 		close(n.transportDone)
 		n.transport.Close()
@@ -557,6 +588,11 @@ func (n *Node) closeStores() {
 		time.Sleep(50 * time.Millisecond)
 	}
 	if n.store != nil {
+		if clean {
+			if err := n.writeCleanStop(); err != nil {
+				n.logger.Warn("recording a clean stop", "error", err)
+			}
+		}
 		n.store.Close()
 	}
 	if n.lock != nil {

@@ -162,6 +162,11 @@ func Recover(dataDir, id, raftAddr, hostname string, logger hclog.Logger) (Recov
 	case !errors.Is(err, os.ErrNotExist):
 		return res, fmt.Errorf("recover: remove %s: %w", watermarkFile, err)
 	}
+	// Nor does a hold after an unclean stop (catchup.go): there is no one
+	// left to catch up with.
+	if err := recordCleanStop(dataDir, store); err != nil {
+		return res, fmt.Errorf("recover: %w", err)
+	}
 	// The survivor votes from now on, even if it was a learner that had
 	// not been registered yet: it is the whole cluster.
 	inc, err := loadIncarnation(dataDir)

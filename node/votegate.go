@@ -57,14 +57,16 @@ func (n *Node) writeRegistered() {
 	}
 }
 
-// mayVote says whether this node may grant votes and campaign.
-func (n *Node) mayVote() bool { return n.registered.Load() }
+// mayVote says whether this node may grant votes and campaign: the
+// cluster registered its data directory, and it is not catching up after
+// a restart that was not clean (catchup.go).
+func (n *Node) mayVote() bool { return n.registered.Load() && !n.catchingUp.Load() }
 
 // watchRegistration waits until the cluster registered this node's
 // incarnation, then lets it vote.
 func (n *Node) watchRegistration() {
 	defer n.wg.Done()
-	if n.mayVote() {
+	if n.registered.Load() {
 		return
 	}
 	n.logger.Info("this data directory is not registered in the cluster yet: refusing to vote or to start elections until it is",
@@ -77,7 +79,7 @@ func (n *Node) watchRegistration() {
 			return
 		case <-t.C:
 		}
-		if n.mayVote() {
+		if n.registered.Load() {
 			return // Form registered it
 		}
 		if h := n.cfg.holdRegistration; h != nil && h.Load() {
@@ -100,12 +102,8 @@ func (n *Node) watchRegistration() {
 // markRegistered lets this node vote and campaign from now on.
 func (n *Node) markRegistered() {
 	n.writeRegistered()
-	rc := n.raft.ReloadableConfig()
-	rc.HeartbeatTimeout, rc.ElectionTimeout = n.heartbeat, n.election
-	if err := n.raft.ReloadConfig(rc); err != nil {
-		n.logger.Warn("restoring Raft timeouts", "error", err)
-	}
 	n.registered.Store(true)
+	n.voteTimeouts()
 }
 
 // bootstrappedFile marks a data directory on which this node bootstrapped
@@ -189,7 +187,6 @@ func (g *gateTransport) run() {
 			switch req := rpc.Command.(type) {
 			case *raft.AppendEntriesRequest:
 				leader = req.ID
-				g.n.leaderCommit.heard(req.Term, req.LeaderCommitIndex)
 			case *raft.InstallSnapshotRequest:
 				leader = req.ID
 			}
@@ -198,11 +195,24 @@ func (g *gateTransport) run() {
 				rpc.Respond(nil, errForeignLeader)
 				continue
 			}
+			if req, ok := rpc.Command.(*raft.AppendEntriesRequest); ok {
+				g.n.leaderCommit.heard(req.Term, req.LeaderCommitIndex)
+			}
 			if !g.n.mayVote() {
+				why, refusal := "this data directory is not registered yet", errUnregisteredTransfer
+				if g.n.registered.Load() {
+					why, refusal = "this node is catching up after a restart that was not clean", errCatchingUpTransfer
+				}
 				hdr := raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, ID: []byte(g.n.cfg.ID), Addr: []byte(g.n.cfg.RaftAddr)}
+				switch rpc.Command.(type) {
+				case *raft.RequestVoteRequest, *raft.RequestPreVoteRequest:
+					if g.n.registered.Load() {
+						g.n.heldRefusals.Add(1)
+					}
+				}
 				switch req := rpc.Command.(type) {
 				case *raft.RequestVoteRequest:
-					g.n.logger.Debug("refusing a vote: this data directory is not registered yet", "candidate", string(req.ID), "term", req.Term)
+					g.n.logger.Debug("refusing a vote: "+why, "candidate", string(req.ID), "term", req.Term)
 					rpc.Respond(&raft.RequestVoteResponse{RPCHeader: hdr, Term: req.Term, Granted: false}, nil)
 					continue
 				case *raft.RequestPreVoteRequest:
@@ -210,8 +220,8 @@ func (g *gateTransport) run() {
 					continue
 				case *raft.TimeoutNowRequest:
 					g.n.leadRefusals.Add(1)
-					g.n.logger.Info("refusing a leadership transfer: this data directory is not registered yet", "from", string(req.ID))
-					rpc.Respond(nil, errUnregisteredTransfer)
+					g.n.logger.Info("refusing a leadership transfer: "+why, "from", string(req.ID))
+					rpc.Respond(nil, refusal)
 					continue
 				}
 			}

@@ -41,7 +41,9 @@ import (
 // node refuses to start and says to wipe its data directory and rejoin
 // (the membership rules make that safe). A loss of only what came after
 // the mark is not seen: the last second of entries, the last quarter
-// second of a term, a vote cast in the current term.
+// second of a term, a vote cast in the current term. Such a node starts;
+// what keeps its vote from electing a leader without the entries it lost
+// is the hold after a start that was not clean (catchup.go).
 const watermarkFile = "log-watermark"
 
 // How often the mark is looked at, and how often it is written for its
