@@ -148,7 +148,7 @@ func TestKillNineUnderLoad(t *testing.T) {
 	defer stopWriters()
 
 	count := func() int { acks.mu.Lock(); defer acks.mu.Unlock(); return len(acks.acked) }
-	leaders := 0
+	leaders, caughtUp := 0, 0
 	for i := range kills {
 		// Some acknowledged writes before each kill, so every kill lands
 		// under load.
@@ -181,11 +181,35 @@ func TestKillNineUnderLoad(t *testing.T) {
 			t.Fatal(err)
 		}
 		c.WaitForIndex(victim, v.CommitIndex)
+		if strings.Contains(heldVote(t, victim), "caught up") {
+			caughtUp++
+		}
 	}
 	stopWriters()
 	checkAcked(t, c, acks.acked)
-	t.Logf("RESULT kills=%d leaders=%d followers=%d seed=%d acknowledged=%d ambiguous=%d lost=0 elapsed=%s",
-		kills, leaders, kills-leaders, seed, count(), acks.ambiguous.Load(), time.Since(start).Round(time.Second))
+	t.Logf("RESULT kills=%d leaders=%d followers=%d seed=%d acknowledged=%d ambiguous=%d lost=0 held-votes-until-caught-up=%d elapsed=%s",
+		kills, leaders, kills-leaders, seed, count(), acks.ambiguous.Load(), caughtUp, time.Since(start).Round(time.Second))
+}
+
+// heldVote waits until n, started again after a kill, votes again, and
+// returns why it does: it must have held its vote since its start
+// (node/catchup.go).
+func heldVote(t *testing.T, n *Node) string {
+	t.Helper()
+	var why string
+	Eventually(t, n.ID+" voting again", func() error {
+		log := fndLog(t, n)
+		if !strings.Contains(log, "did not stop cleanly") {
+			t.Fatalf("%s started after a kill without holding its vote:\n%s", n.ID, log)
+		}
+		i := strings.Index(log, "voting from now on")
+		if i < 0 {
+			return fmt.Errorf("still holding its vote")
+		}
+		why = strings.SplitN(log[i:], "\n", 2)[0]
+		return nil
+	})
+	return why
 }
 
 // newestWAL is the newest pebble WAL file of n's data directory.
@@ -386,20 +410,7 @@ func TestTruncatedWAL(t *testing.T) {
 		}
 		c.WaitReady(victim)
 		if !refused {
-			// Started after a kill: it held its vote until it caught up
-			// (or no leader came), and says which.
-			Eventually(t, victim.ID+" voting again", func() error {
-				log := fndLog(t, victim)
-				if !strings.Contains(log, "did not stop cleanly") {
-					t.Fatalf("%s started after a kill without holding its vote:\n%s", victim.ID, log)
-				}
-				i := strings.Index(log, "voting from now on")
-				if i < 0 {
-					return fmt.Errorf("still holding its vote")
-				}
-				t.Logf("%s: %s", victim.ID, strings.SplitN(log[i:], "\n", 2)[0])
-				return nil
-			})
+			t.Logf("%s: %s", victim.ID, heldVote(t, victim))
 		}
 		// A wiped node rejoins as a learner: it must be a voter again
 		// before the next round kills another, or two voters are left

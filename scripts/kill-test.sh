@@ -12,8 +12,11 @@
 #   STORE=        log store of the nodes (default: the default, pebble)
 #
 # It prints the test's RESULT line (kills, leaders, followers, seed,
-# acknowledged and ambiguous writes, lost, elapsed) and exits non-zero if
-# anything acknowledged was lost or the cluster did not recover.
+# acknowledged and ambiguous writes, lost, restarts that held their vote
+# until they had caught up with a leader (node/catchup.go; every restart
+# must hold, the rest ended their hold with no leader in sight), elapsed)
+# and exits non-zero if anything acknowledged was lost, a restart did not
+# hold its vote, or the cluster did not recover.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 KILLS=${KILLS:-100}
