@@ -121,7 +121,8 @@ func envInt(name string, def int) int {
 // crashArgs: small snapshots, so log compaction (DeleteRange) runs often
 // during the test, and the store under test.
 func crashArgs() []string {
-	args := []string{"--snapshot-threshold", "512", "--trailing-logs", "256", "--snapshot-interval", "500ms"}
+	args := []string{"--snapshot-threshold", "512", "--trailing-logs", "256", "--snapshot-interval", "500ms",
+		"--catch-up-hold", catchUpHold}
 	if s := os.Getenv("RAFTCACHE_KILL_STORE"); s != "" {
 		args = append(args, "--log-store", s)
 	}
@@ -191,6 +192,10 @@ func TestKillNineUnderLoad(t *testing.T) {
 		kills, leaders, kills-leaders, seed, count(), acks.ambiguous.Load(), caughtUp, time.Since(start).Round(time.Second))
 }
 
+// catchUpHold is the crash tests' --catch-up-hold: longer than the
+// default, so that no held node's hold runs out while the others elect.
+const catchUpHold = "10s"
+
 // heldVote waits until n, started again after a kill, votes again, and
 // returns why it does: it must have held its vote since its start
 // (node/catchup.go).
@@ -199,8 +204,8 @@ func heldVote(t *testing.T, n *Node) string {
 	var why string
 	Eventually(t, n.ID+" voting again", func() error {
 		log := fndLog(t, n)
-		if !strings.Contains(log, "did not stop cleanly") {
-			t.Fatalf("%s started after a kill without holding its vote:\n%s", n.ID, log)
+		if !strings.Contains(log, "did not stop cleanly") || !strings.Contains(log, "or_after="+catchUpHold) {
+			t.Fatalf("%s started after a kill without holding its vote for up to --catch-up-hold %s:\n%s", n.ID, catchUpHold, log)
 		}
 		i := strings.Index(log, "voting from now on")
 		if i < 0 {
