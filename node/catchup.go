@@ -49,7 +49,10 @@ import (
 //     outvoting it. It does not help when the member holding X restarted
 //     without a clean stop too and is itself held: whichever hold ends
 //     first may decide. A damaged log and a second unclean restart within
-//     the hold are two failures at once.
+//     the hold are two failures at once. Freed this way, the node votes
+//     but keeps watching: it calls its log intact (for the clean-stop
+//     record below) only once it has caught up, or leads and has
+//     committed an entry of its own term.
 //
 // A clean stop (Close) of a node that has caught up (or never held)
 // records the log's last entry in DataDir/clean-stop; a start that finds
@@ -188,32 +191,44 @@ func (n *Node) watchCatchUp() {
 	t := time.NewTicker(catchUpTick)
 	defer t.Stop()
 	var target uint64 // a leader's commit index, announced in the current term
+	held := true
 	for {
 		select {
 		case <-n.closing:
 			return
 		case <-t.C:
 		}
+		term := n.raft.CurrentTerm()
 		if target == 0 {
-			if c, term := n.LeaderCommit(); c > 0 && term == n.raft.CurrentTerm() {
+			if c, at := n.LeaderCommit(); c > 0 && at == term {
 				target = c
 			}
 		}
-		if target > 0 {
-			term := n.raft.CurrentTerm()
-			if commit := n.raft.CommitIndex(); commit >= target && n.entryTerm(commit) == term {
-				n.intact.Store(true)
+		commit := n.raft.CommitIndex()
+		// Caught up: at or past the leader's announced commit index, on
+		// an entry of its term. A node that leads (it was elected once
+		// the hold ran out) hears no leader, and its own commit index on
+		// an entry of its term says the same of its log.
+		leads := n.raft.State() == raft.Leader
+		if (leads || target > 0 && commit >= target) && commit > 0 && n.entryTerm(commit) == term {
+			n.intact.Store(true)
+			if held {
 				n.endCatchUp(fmt.Sprintf("caught up with the leader of term %d: commit index %d", term, commit))
-				return
 			}
+			return
+		}
+		if !held {
+			continue // voting already; still waiting to call its log intact
 		}
 		heard := start
 		if c := n.raft.LastContact(); c.After(heard) {
 			heard = c
 		}
 		if time.Since(heard) >= n.cfg.CatchUpHold {
+			// Votes from now on, but its log is not vouched for until it
+			// catches up: until then a clean stop records nothing.
 			n.endCatchUp(fmt.Sprintf("no leader for %v: the cluster may need this vote", n.cfg.CatchUpHold))
-			return
+			held = false
 		}
 	}
 }
@@ -226,15 +241,17 @@ func (n *Node) endCatchUp(why string) {
 
 // entryTerm is the term of the entry at index, from the log or else the
 // newest snapshot; 0 if neither has it.
+// The snapshot comes first: after installing one, a follower may keep a
+// divergent entry of its own at the snapshot's index.
 func (n *Node) entryTerm(index uint64) uint64 {
-	var l raft.Log
-	if err := n.logs.GetLog(index, &l); err == nil {
-		return l.Term
-	}
 	st := n.raft.Stats()
 	if st["last_snapshot_index"] == strconv.FormatUint(index, 10) {
 		t, _ := strconv.ParseUint(st["last_snapshot_term"], 10, 64)
 		return t
+	}
+	var l raft.Log
+	if err := n.logs.GetLog(index, &l); err == nil {
+		return l.Term
 	}
 	return 0
 }

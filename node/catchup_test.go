@@ -198,3 +198,57 @@ func TestHeldStopRecordsNothing(t *testing.T) {
 		t.Fatalf("stopped while holding, it left %s: %v", cleanStopFile, err)
 	}
 }
+
+// TestWholeClusterHardRestart: every member restarted after a kill holds
+// its vote, nobody leads until the holds run out, then they elect a
+// leader; once caught up (the leader on its own term's entry) each calls
+// its log intact again, so the next clean stop records it and the start
+// after it does not hold.
+func TestWholeClusterHardRestart(t *testing.T) {
+	cfgs := map[string]Config{}
+	nodes := newCluster(t, 3, func(c *Config) {
+		c.CatchUpHold = time.Second
+		cfgs[c.ID] = *c
+	})
+	mustSet(t, waitForLeader(t, nodes...), "k", "v")
+	for _, n := range nodes {
+		if err := n.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Remove(filepath.Join(cfgs[n.ID()].DataDir, cleanStopFile)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, n := range nodes {
+		nodes[i] = restart(t, n, cfgs[n.ID()])
+		if !nodes[i].CatchingUp() {
+			t.Fatalf("%s votes at once after a kill", n.ID())
+		}
+	}
+	leader := waitForLeader(t, nodes...)
+	if res, err := strongGet(t, nodes, "k"); err != nil || string(res.Value) != "v" {
+		t.Fatalf("k = %q, %v", res.Value, err)
+	}
+	waitFor(t, "every member's log vouched for again", func() bool {
+		for _, n := range nodes {
+			if !n.intact.Load() {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("%s leads after the holds ran out", leader.ID())
+	for i, n := range nodes {
+		if err := n.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(filepath.Join(cfgs[n.ID()].DataDir, cleanStopFile)); err != nil {
+			t.Fatalf("%s stopped cleanly after catching up, yet left no record: %v", n.ID(), err)
+		}
+		nodes[i] = restart(t, n, cfgs[n.ID()])
+		if nodes[i].CatchingUp() {
+			t.Fatalf("%s holds its vote after a clean stop", n.ID())
+		}
+	}
+	waitForLeader(t, nodes...)
+}

@@ -531,6 +531,12 @@ func (n *Node) open(newIncarnation bool) error {
 		n.gateRaft.Store(n.raft)
 	}
 	if err != nil {
+		if clean {
+			// NewRaft writes no log entry: the record still holds.
+			if rerr := recordCleanStop(n.cfg.DataDir, n.store); rerr != nil {
+				n.logger.Warn("restoring the clean-stop record", "error", rerr)
+			}
+		}
 		return fmt.Errorf("node: start raft: %w", err)
 	}
 	if n.cfg.Bootstrap && !existing && n.ClusterID() != "" {

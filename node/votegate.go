@@ -204,6 +204,14 @@ func (g *gateTransport) run() {
 					why, refusal = "this node is catching up after a restart that was not clean", errCatchingUpTransfer
 				}
 				hdr := raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, ID: []byte(g.n.cfg.ID), Addr: []byte(g.n.cfg.RaftAddr)}
+				// A refusal carries this node's term if it is higher, as
+				// Raft's own does, so that a candidate behind learns it.
+				term := func(asked uint64) uint64 {
+					if r := g.n.gateRaft.Load(); r != nil {
+						return max(asked, r.CurrentTerm())
+					}
+					return asked
+				}
 				switch rpc.Command.(type) {
 				case *raft.RequestVoteRequest, *raft.RequestPreVoteRequest:
 					if g.n.registered.Load() {
@@ -213,10 +221,10 @@ func (g *gateTransport) run() {
 				switch req := rpc.Command.(type) {
 				case *raft.RequestVoteRequest:
 					g.n.logger.Debug("refusing a vote: "+why, "candidate", string(req.ID), "term", req.Term)
-					rpc.Respond(&raft.RequestVoteResponse{RPCHeader: hdr, Term: req.Term, Granted: false}, nil)
+					rpc.Respond(&raft.RequestVoteResponse{RPCHeader: hdr, Term: term(req.Term), Granted: false}, nil)
 					continue
 				case *raft.RequestPreVoteRequest:
-					rpc.Respond(&raft.RequestPreVoteResponse{RPCHeader: hdr, Term: req.Term, Granted: false}, nil)
+					rpc.Respond(&raft.RequestPreVoteResponse{RPCHeader: hdr, Term: term(req.Term), Granted: false}, nil)
 					continue
 				case *raft.TimeoutNowRequest:
 					g.n.leadRefusals.Add(1)
