@@ -3,10 +3,8 @@ package node
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -97,61 +95,32 @@ func recordCleanStop(dir string, logs raft.LogStore) error {
 	if err != nil {
 		return err
 	}
-	var term uint64
-	if index > 0 {
-		var l raft.Log
-		if err := logs.GetLog(index, &l); err != nil {
-			return err
-		}
-		term = l.Term
+	term, err := termAt(logs, index)
+	if err != nil {
+		return err
 	}
 	return writeFileSynced(filepath.Join(dir, cleanStopFile), fmt.Appendf(nil, "%d %d\n", index, term))
 }
 
 // readCleanStop reports whether the log ends exactly where the last clean
-// stop left it. dropCleanStop then removes the record, so that it counts
-// for one start only.
+// stop left it (no record, or one it cannot read, says no). dropCleanStop
+// then removes the record, so that it counts for one start only.
 func readCleanStop(dir string, logs raft.LogStore) (bool, error) {
-	b, err := os.ReadFile(filepath.Join(dir, cleanStopFile))
-	if errors.Is(err, os.ErrNotExist) {
-		return false, nil
-	}
+	v, err := readUints(filepath.Join(dir, cleanStopFile), 2) // INDEX TERM
 	if err != nil {
-		return false, err
-	}
-	f := strings.Fields(string(b))
-	if len(f) != 2 {
-		return false, nil
-	}
-	index, err1 := strconv.ParseUint(f[0], 10, 64)
-	term, err2 := strconv.ParseUint(f[1], 10, 64)
-	if err1 != nil || err2 != nil {
-		return false, nil
+		return false, nil // none, or none to trust: hold
 	}
 	last, err := logs.LastIndex()
-	if err != nil || last != index {
+	if err != nil || last != v[0] {
 		return false, err
 	}
-	if index == 0 {
-		return true, nil
-	}
-	var l raft.Log
-	if err := logs.GetLog(index, &l); err != nil {
-		return false, nil
-	}
-	return l.Term == term, nil
+	term, err := termAt(logs, last)
+	return err == nil && term == v[1], nil
 }
 
 // dropCleanStop removes the clean-stop record, durably.
 func dropCleanStop(dir string) error {
-	err := os.Remove(filepath.Join(dir, cleanStopFile))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	return syncDir(dir)
+	return removeSynced(filepath.Join(dir, cleanStopFile))
 }
 
 // voteTimeouts applies the Raft timeouts that match mayVote: the
@@ -239,21 +208,18 @@ func (n *Node) endCatchUp(why string) {
 	n.logger.Info("voting from now on", "because", why)
 }
 
-// entryTerm is the term of the entry at index, from the log or else the
-// newest snapshot; 0 if neither has it.
-// The snapshot comes first: after installing one, a follower may keep a
-// divergent entry of its own at the snapshot's index.
+// entryTerm is the term of the entry at index, from the newest snapshot
+// if it ends there, else from the log; 0 if neither has it. The snapshot
+// comes first: after installing one, a follower may keep a divergent
+// entry of its own at the snapshot's index.
 func (n *Node) entryTerm(index uint64) uint64 {
 	st := n.raft.Stats()
 	if st["last_snapshot_index"] == strconv.FormatUint(index, 10) {
 		t, _ := strconv.ParseUint(st["last_snapshot_term"], 10, 64)
 		return t
 	}
-	var l raft.Log
-	if err := n.logs.GetLog(index, &l); err == nil {
-		return l.Term
-	}
-	return 0
+	t, _ := termAt(n.logs, index)
+	return t
 }
 
 // soleVoter says whether this node is the only voter its configuration

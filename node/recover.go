@@ -154,12 +154,7 @@ func Recover(dataDir, id, raftAddr, hostname string, logger hclog.Logger) (Recov
 	// Recovery takes what the survivor holds as the new cluster's whole
 	// history, even if its log store was damaged (watermark.go): the mark
 	// of the old history no longer applies.
-	switch err := os.Remove(filepath.Join(dataDir, watermarkFile)); {
-	case err == nil:
-		if err := syncDir(dataDir); err != nil {
-			return res, fmt.Errorf("recover: remove %s: %w", watermarkFile, err)
-		}
-	case !errors.Is(err, os.ErrNotExist):
+	if err := removeSynced(filepath.Join(dataDir, watermarkFile)); err != nil {
 		return res, fmt.Errorf("recover: remove %s: %w", watermarkFile, err)
 	}
 	// Nor does a hold after an unclean stop (catchup.go): there is no one

@@ -1,8 +1,12 @@
 package node
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 )
 
 // writeFileSynced replaces path with data: written and synced under a
@@ -42,4 +46,36 @@ func syncDir(dir string) error {
 		err = cerr
 	}
 	return err
+}
+
+// removeSynced removes path, durably; a path already gone is no error.
+func removeSynced(path string) error {
+	err := os.Remove(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// readUints reads a file of n unsigned integers separated by blanks (the
+// mark and the clean-stop record). A missing file is os.ErrNotExist.
+func readUints(path string, n int) ([]uint64, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	f := strings.Fields(string(b))
+	if len(f) != n {
+		return nil, fmt.Errorf("%s: want %d numbers, have %q", filepath.Base(path), n, b)
+	}
+	out := make([]uint64, n)
+	for i := range f {
+		if out[i], err = strconv.ParseUint(f[i], 10, 64); err != nil {
+			return nil, fmt.Errorf("%s: %w", filepath.Base(path), err)
+		}
+	}
+	return out, nil
 }

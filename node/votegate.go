@@ -184,9 +184,10 @@ func (g *gateTransport) run() {
 			return
 		case rpc := <-in:
 			var leader []byte
+			var ae *raft.AppendEntriesRequest
 			switch req := rpc.Command.(type) {
 			case *raft.AppendEntriesRequest:
-				leader = req.ID
+				leader, ae = req.ID, req
 			case *raft.InstallSnapshotRequest:
 				leader = req.ID
 			}
@@ -195,43 +196,11 @@ func (g *gateTransport) run() {
 				rpc.Respond(nil, errForeignLeader)
 				continue
 			}
-			if req, ok := rpc.Command.(*raft.AppendEntriesRequest); ok {
-				g.n.leaderCommit.heard(req.Term, req.LeaderCommitIndex)
+			if ae != nil {
+				g.n.leaderCommit.heard(ae.Term, ae.LeaderCommitIndex)
 			}
-			if !g.n.mayVote() {
-				why, refusal := "this data directory is not registered yet", errUnregisteredTransfer
-				if g.n.registered.Load() {
-					why, refusal = "this node is catching up after a restart that was not clean", errCatchingUpTransfer
-				}
-				hdr := raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, ID: []byte(g.n.cfg.ID), Addr: []byte(g.n.cfg.RaftAddr)}
-				// A refusal carries this node's term if it is higher, as
-				// Raft's own does, so that a candidate behind learns it.
-				term := func(asked uint64) uint64 {
-					if r := g.n.gateRaft.Load(); r != nil {
-						return max(asked, r.CurrentTerm())
-					}
-					return asked
-				}
-				switch rpc.Command.(type) {
-				case *raft.RequestVoteRequest, *raft.RequestPreVoteRequest:
-					if g.n.registered.Load() {
-						g.n.heldRefusals.Add(1)
-					}
-				}
-				switch req := rpc.Command.(type) {
-				case *raft.RequestVoteRequest:
-					g.n.logger.Debug("refusing a vote: "+why, "candidate", string(req.ID), "term", req.Term)
-					rpc.Respond(&raft.RequestVoteResponse{RPCHeader: hdr, Term: term(req.Term), Granted: false}, nil)
-					continue
-				case *raft.RequestPreVoteRequest:
-					rpc.Respond(&raft.RequestPreVoteResponse{RPCHeader: hdr, Term: term(req.Term), Granted: false}, nil)
-					continue
-				case *raft.TimeoutNowRequest:
-					g.n.leadRefusals.Add(1)
-					g.n.logger.Info("refusing a leadership transfer: "+why, "from", string(req.ID))
-					rpc.Respond(nil, refusal)
-					continue
-				}
+			if !g.n.mayVote() && g.refuse(rpc) {
+				continue
 			}
 			select {
 			case g.ch <- rpc:
@@ -240,4 +209,46 @@ func (g *gateTransport) run() {
 			}
 		}
 	}
+}
+
+// refuse answers rpc itself if it is a vote, a pre-vote or a leadership
+// transfer, which a node that may not vote refuses (unregistered, or
+// catching up after a start that was not clean); it reports whether it
+// did.
+func (g *gateTransport) refuse(rpc raft.RPC) bool {
+	n := g.n
+	why, refusal := "this data directory is not registered yet", errUnregisteredTransfer
+	catchingUp := n.registered.Load() // registered, so held for that
+	if catchingUp {
+		why, refusal = "this node is catching up after a restart that was not clean", errCatchingUpTransfer
+	}
+	hdr := raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, ID: []byte(n.cfg.ID), Addr: []byte(n.cfg.RaftAddr)}
+	// A refusal carries this node's term if it is higher, as Raft's own
+	// does, so that a candidate behind learns it.
+	term := func(asked uint64) uint64 {
+		if r := n.gateRaft.Load(); r != nil {
+			return max(asked, r.CurrentTerm())
+		}
+		return asked
+	}
+	switch req := rpc.Command.(type) {
+	case *raft.RequestVoteRequest:
+		if catchingUp {
+			n.heldRefusals.Add(1)
+		}
+		n.logger.Debug("refusing a vote: "+why, "candidate", string(req.ID), "term", req.Term)
+		rpc.Respond(&raft.RequestVoteResponse{RPCHeader: hdr, Term: term(req.Term), Granted: false}, nil)
+	case *raft.RequestPreVoteRequest:
+		if catchingUp {
+			n.heldRefusals.Add(1)
+		}
+		rpc.Respond(&raft.RequestPreVoteResponse{RPCHeader: hdr, Term: term(req.Term), Granted: false}, nil)
+	case *raft.TimeoutNowRequest:
+		n.leadRefusals.Add(1)
+		n.logger.Info("refusing a leadership transfer: "+why, "from", string(req.ID))
+		rpc.Respond(nil, refusal)
+	default:
+		return false
+	}
+	return true
 }

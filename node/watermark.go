@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -69,23 +67,14 @@ func (w watermark) String() string {
 // readWatermark returns dir's mark; ok is false when there is none (a new
 // data directory, or one from before marks).
 func readWatermark(dir string) (w watermark, ok bool, err error) {
-	b, err := os.ReadFile(filepath.Join(dir, watermarkFile))
+	v, err := readUints(filepath.Join(dir, watermarkFile), 3) // TERM INDEX ENTRY-TERM
 	if errors.Is(err, os.ErrNotExist) {
 		return w, false, nil
 	}
 	if err != nil {
 		return w, false, err
 	}
-	f := strings.Fields(string(b))
-	if len(f) != 3 {
-		return w, false, fmt.Errorf("%s: want \"TERM INDEX ENTRY-TERM\", have %q", watermarkFile, b)
-	}
-	for i, v := range []*uint64{&w.term, &w.index, &w.entryTerm} {
-		if *v, err = strconv.ParseUint(f[i], 10, 64); err != nil {
-			return w, false, fmt.Errorf("%s: %w", watermarkFile, err)
-		}
-	}
-	return w, true, nil
+	return watermark{term: v[0], index: v[1], entryTerm: v[2]}, true, nil
 }
 
 func writeWatermark(dir string, w watermark) error {
@@ -122,11 +111,10 @@ func checkWatermark(dir, kind string, logs raft.LogStore, stable raft.StableStor
 	case have.term < w.term || have.index < w.index:
 		lost = fmt.Sprintf("holds %s (log and snapshots), but this node had stored %s", have, w)
 	case snap < w.index && w.entryTerm != 0:
-		var l raft.Log
-		if err := logs.GetLog(w.index, &l); err != nil {
+		if t, err := termAt(logs, w.index); err != nil {
 			lost = fmt.Sprintf("has no entry at index %d (%v), which this node had stored and seen committed", w.index, err)
-		} else if l.Term != w.entryTerm {
-			lost = fmt.Sprintf("holds an entry of term %d at index %d, where this node had stored and seen committed one of term %d", l.Term, w.index, w.entryTerm)
+		} else if t != w.entryTerm {
+			lost = fmt.Sprintf("holds an entry of term %d at index %d, where this node had stored and seen committed one of term %d", t, w.index, w.entryTerm)
 		}
 	}
 	if lost == "" {
@@ -159,11 +147,20 @@ func (n *Node) committedEntry() (index, term uint64, err error) {
 	if index == 0 {
 		return 0, 0, nil
 	}
-	var l raft.Log
-	if err := n.store.GetLog(index, &l); err != nil {
-		return 0, 0, err
+	term, err = termAt(n.store, index)
+	return index, term, err
+}
+
+// termAt is the term of the log's entry at index, 0 for index 0.
+func termAt(logs raft.LogStore, index uint64) (uint64, error) {
+	if index == 0 {
+		return 0, nil
 	}
-	return index, l.Term, nil
+	var l raft.Log
+	if err := logs.GetLog(index, &l); err != nil {
+		return 0, err
+	}
+	return l.Term, nil
 }
 
 // keepWatermark keeps the mark up to date while the node runs: the term
