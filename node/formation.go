@@ -87,6 +87,16 @@ func (n *Node) Form(founders []Founder, levels map[string]uint32) error {
 	// must find them.
 	n.rememberFounders(sorted, levels)
 	if err := n.raft.BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil {
+		if errors.Is(err, raft.ErrCantBootstrap) && n.ClusterID() == cid {
+			// A founder that formed first and leads already replicated
+			// to this one between HasState above and here. Its cluster
+			// id is the founders' (a peer of another cluster is refused
+			// at the handshake), so this is the configuration formed
+			// with this data directory: follow it, and vote.
+			n.logger.Info("the founders' cluster reached this node before it bootstrapped its part: following it", "cluster_id", cid)
+			n.markRegistered()
+			return nil
+		}
 		n.founders.set(nil, nil)
 		return fmt.Errorf("node: bootstrap: %w", err)
 	}
