@@ -109,6 +109,25 @@ type formationJSON struct {
 	// FeatureLevel is the member's binary's level; absent (0) from a
 	// binary that does not report one, which counts as level 1.
 	FeatureLevel uint32 `json:"feature_level,omitempty"`
+	// Founders is the list the member formed the cluster with, if this
+	// process of it did (absent from older binaries).
+	Founders []struct {
+		ID           string `json:"id"`
+		RaftAddr     string `json:"raft_addr"`
+		Incarnation  string `json:"incarnation"`
+		FeatureLevel uint32 `json:"feature_level"`
+	} `json:"founders"`
+}
+
+// info is the answer as the node reads it.
+func (f *formationJSON) info() node.FormationInfo {
+	out := node.FormationInfo{ID: f.ID, RaftAddr: f.RaftAddr, Incarnation: f.Incarnation, HasState: f.HasState,
+		ClusterID: f.ClusterID, Level: f.FeatureLevel}
+	for _, m := range f.Founders {
+		out.Founders = append(out.Founders, node.FounderAt{
+			Founder: node.Founder{ID: m.ID, RaftAddr: m.RaftAddr, Incarnation: m.Incarnation}, Level: m.FeatureLevel})
+	}
+	return out
 }
 
 // formCluster is --bootstrap-expect: it asks every listed member (this
@@ -116,22 +135,46 @@ type formationJSON struct {
 // bootstraps the configuration of all of them (none holds Raft state, or
 // the state they hold is this very cluster) or, when a member holds the
 // state of a cluster already formed without this data directory (a wiped
-// or replaced member), joins it learner first. Either way it then runs
-// joinCluster, which registers this node's addresses (a founder is a voter
-// already; the leader only records it).
+// or replaced member), joins it learner first. A member that formed sends
+// the founders list it formed with; a founder that list names as it is
+// forms its part from it at once, without waiting for the others' answers
+// (node.FormedList), so that a founder lost right after another formed
+// does not leave the rest without a quorum. Either way it then runs
+// joinCluster, which registers this node's addresses (a founder is a
+// voter already; the leader only records it).
+//
+// Every decision rests on answers of this round only: an earlier answer
+// cannot be checked again (the member may have been wiped and formed or
+// joined since), and forming on one could make a second cluster beside
+// one that holds acknowledged writes.
 func formCluster(ctx context.Context, logger hclog.Logger, n *node.Node, urls []string, cfg client.Config, self client.Member, nonVoter bool) {
 	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg.TLS},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	defer hc.CloseIdleConnections()
 	var fatal error
 	formed := false
+	own := n.Formation()
+	me := node.Founder{ID: own.ID, RaftAddr: own.RaftAddr, Incarnation: own.Incarnation}
 	ok := retry(ctx, logger, "forming the cluster (waiting for every --join member to answer)", func() error {
 		if n.HasState() {
 			return nil // joined meanwhile: nothing to form
 		}
-		infos, err := fetchFormation(ctx, hc, cfg.Token, urls)
+		fresh, err := fetchFormation(ctx, hc, cfg.Token, urls)
+		if fs, levels, from := listToForm(me, fresh, len(urls)); from != nil {
+			logger.Info("a listed member formed the cluster with this node among its founders: forming this node's part from its list",
+				"member", from.ID, "cluster_id", from.ClusterID)
+			if err := n.Form(fs, levels); err != nil && !errors.Is(err, node.ErrHasState) {
+				return err
+			}
+			formed = true
+			return nil
+		}
 		if err != nil {
 			return err
+		}
+		infos := make([]formationJSON, len(fresh))
+		for i, a := range fresh {
+			infos[i] = *a
 		}
 		founders, selfSeen, err := founders(infos, self)
 		if err != nil {
@@ -169,6 +212,30 @@ func formCluster(ctx context.Context, logger hclog.Logger, n *node.Node, urls []
 	joinCluster(ctx, logger, urls, cfg, self, nonVoter, n.Ready, n.AdoptClusterID)
 }
 
+// listToForm returns a founders list that founder me may form its part
+// from (node.FormedList), with its levels and the answer it came in; nil
+// from if none. No list is taken while an answer of the same round holds
+// the state of another cluster: the usual decision, which joins that
+// cluster, waits for every answer then.
+func listToForm(me node.Founder, answers []*formationJSON, want int) ([]node.Founder, map[string]uint32, *formationJSON) {
+	for _, a := range answers {
+		if a == nil {
+			continue
+		}
+		fs, levels, ok := node.FormedList(me, a.info(), want)
+		if !ok {
+			continue
+		}
+		for _, b := range answers {
+			if b != nil && b.HasState && b.ClusterID != a.ClusterID {
+				return nil, nil, nil
+			}
+		}
+		return fs, levels, a
+	}
+	return nil, nil, nil
+}
+
 // founders turns every member's answer into the founders list, refusing
 // a list in which two members share an id; selfSeen says whether this
 // node (its id and incarnation) answered.
@@ -197,16 +264,20 @@ func founderLevels(infos []formationJSON) map[string]uint32 {
 	return out
 }
 
-// fetchFormation asks every URL, in parallel; all must answer.
-func fetchFormation(ctx context.Context, hc *http.Client, token string, urls []string) ([]formationJSON, error) {
-	out := make([]formationJSON, len(urls))
+// fetchFormation asks every URL, in parallel: the answers, nil where a
+// member did not answer, and an error naming those.
+func fetchFormation(ctx context.Context, hc *http.Client, token string, urls []string) ([]*formationJSON, error) {
+	out := make([]*formationJSON, len(urls))
 	errs := make([]error, len(urls))
 	var wg sync.WaitGroup
 	for i, u := range urls {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = getFormation(ctx, hc, token, strings.TrimRight(u, "/"), &out[i])
+			var a formationJSON
+			if errs[i] = getFormation(ctx, hc, token, strings.TrimRight(u, "/"), &a); errs[i] == nil {
+				out[i] = &a
+			}
 		}()
 	}
 	wg.Wait()
@@ -217,7 +288,7 @@ func fetchFormation(ctx context.Context, hc *http.Client, token string, urls []s
 		}
 	}
 	if len(missing) > 0 {
-		return nil, fmt.Errorf("%d of %d members did not answer: %s", len(missing), len(urls), strings.Join(missing, "; "))
+		return out, fmt.Errorf("%d of %d members did not answer: %s", len(missing), len(urls), strings.Join(missing, "; "))
 	}
 	return out, nil
 }

@@ -276,6 +276,12 @@ func TestDeployRecoverLostQuorum(t *testing.T) {
 		t.Fatalf("recover on a running node's data directory: %v, %s; want refused (in use)", err, out)
 	}
 	n1.Stop()
+	// A founders list, as a --bootstrap-expect formation leaves in the
+	// data directory (node/formation.go): it names the old configuration.
+	founders := filepath.Join(n1.DataDir, "founders")
+	if err := os.WriteFile(founders, []byte(`[{"ID":"n1","RaftAddr":"`+n1.RaftAddr+`","Incarnation":"x"}]`), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	out, err := recoverCmd(t, "--data-dir", n1.DataDir) // finds n1 by its incarnation
 	if err != nil {
 		t.Fatalf("recover: %v: %s", err, out)
@@ -293,9 +299,13 @@ func TestDeployRecoverLostQuorum(t *testing.T) {
 		t.Fatalf("recover: %+v, cluster id before %q", res, before.ClusterID)
 	}
 
-	// The mark of the old history goes with it (node/watermark.go).
+	// The mark of the old history goes with it (node/watermark.go), and
+	// so does the founders list.
 	if _, err := os.Stat(mark); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("recover left the high-water mark: %v", err)
+	}
+	if _, err := os.Stat(founders); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("recover left the founders list: %v", err)
 	}
 
 	// The survivor starts alone with its data, under the new cluster id.

@@ -95,15 +95,25 @@ func (n *Node) ClusterID() string {
 	return ""
 }
 
-// setClusterID records id in the data directory and in memory.
-func (n *Node) setClusterID(id string) error {
+// claimClusterID records id in the data directory and in memory unless
+// the node already holds another one, which it returns with
+// ErrOtherCluster. The check and the write are one step under cidMu, so
+// that an id a peer's handshake adopted meanwhile (adoptFromPeer) is
+// never overwritten by a bootstrap or a formation that checked before it.
+func (n *Node) claimClusterID(id string) (string, error) {
 	n.cidMu.Lock()
 	defer n.cidMu.Unlock()
+	switch cur := n.ClusterID(); {
+	case cur == id:
+		return cur, nil
+	case cur != "":
+		return cur, ErrOtherCluster
+	}
 	if err := WriteClusterID(n.cfg.DataDir, id); err != nil {
-		return fmt.Errorf("node: cluster id: %w", err)
+		return "", fmt.Errorf("node: cluster id: %w", err)
 	}
 	n.clusterID.Store(&id)
-	return nil
+	return id, nil
 }
 
 // AdoptClusterID takes the id of the cluster this node is joining: a
@@ -111,16 +121,18 @@ func (n *Node) setClusterID(id string) error {
 // (ErrOtherCluster). An empty id (a cluster from before cluster ids)
 // changes nothing.
 func (n *Node) AdoptClusterID(id string) error {
-	cur := n.ClusterID()
-	switch {
-	case id == "" || id == cur:
+	if id == "" || id == n.ClusterID() {
 		return nil
-	case cur != "":
+	}
+	cur, err := n.claimClusterID(id)
+	if errors.Is(err, ErrOtherCluster) {
 		return fmt.Errorf("%w: this node's data directory belongs to cluster %s, the cluster it was asked to join is %s; empty the data directory to move the node to that cluster",
 			ErrOtherCluster, cur, id)
 	}
-	n.logger.Info("joining a cluster: adopting its cluster id", "cluster_id", id)
-	return n.setClusterID(id)
+	if err == nil {
+		n.logger.Info("joining a cluster: adopting its cluster id", "cluster_id", id)
+	}
+	return err
 }
 
 // adoptFromPeer is the stream's answer to a peer with a cluster id

@@ -1,9 +1,14 @@
 package node
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
+	"sync"
+	"time"
 
 	"github.com/hashicorp/raft"
 )
@@ -16,8 +21,13 @@ import (
 // A member that reports state means the cluster exists: the others join
 // it (learner first) instead, unless that state is the very cluster this
 // node would form (same derived cluster id: a founder that was slower
-// than the others), in which case it bootstraps its part too. The cli
-// runs that loop (cli/formation.go); this file holds what the node knows.
+// than the others), in which case it bootstraps its part too. A node
+// that formed answers with the founders list it formed with (kept in the
+// data directory), and a founder named there exactly as it is forms its
+// part from that list alone (FormedList), so that a founder lost right
+// after another formed does not leave the others without a quorum. The
+// cli runs that loop (cli/formation.go); this file holds what the node
+// knows.
 
 // ErrHasState: Form was asked of a node whose data directory already
 // holds Raft state; nothing was done.
@@ -33,12 +43,122 @@ type FormationInfo struct {
 	// Level is its binary's feature level; 0 from a binary that reports
 	// none (level 1). Founders pass each other's to Form (founders.go).
 	Level uint32
+	// Founders is the list this process bootstrapped with (Form), each
+	// with the level it reported; nil if it did not form. A founder that
+	// never had every answer forms its part from it (FormedList).
+	Founders []FounderAt
+}
+
+// FounderAt is a founder with the feature level it reported at
+// formation (0: none reported, level 1).
+type FounderAt struct {
+	Founder
+	Level uint32
+}
+
+// foundersFile holds, in a data directory that formed a cluster with
+// --bootstrap-expect, the founders list it formed with (JSON), so that
+// the node's formation answers carry it after a restart too.
+const foundersFile = "founders"
+
+// formedList is what Form bootstrapped with, as this process formed it
+// (with the founders' levels, for formedLevelsFor) or as read back from
+// foundersFile (without: levels reported long ago prove nothing about
+// the binaries running now, founders.go).
+type formedList struct {
+	mu   sync.Mutex
+	list []FounderAt
+	at   time.Time // when this process formed; zero: read from the file
+}
+
+// formedLevelsFor is how long after forming a node still sends the
+// founders' levels with its list: the credit they give rests on their
+// having been reported moments earlier (founders.go).
+const formedLevelsFor = time.Minute
+
+func (f *formedList) set(list []FounderAt) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.list, f.at = list, time.Now()
+}
+
+// get returns the list, reading foundersFile from dir the first time
+// this process has none; nil if there is none (a node that joined, or
+// formed before the file existed).
+func (f *formedList) get(dir string) []FounderAt {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.list == nil {
+		b, err := os.ReadFile(filepath.Join(dir, foundersFile))
+		var fs []Founder
+		if err != nil || json.Unmarshal(b, &fs) != nil {
+			return nil
+		}
+		f.list = withLevels(fs, nil)
+	}
+	out := append([]FounderAt(nil), f.list...)
+	if f.at.IsZero() || time.Since(f.at) > formedLevelsFor {
+		for i := range out {
+			out[i].Level = 0
+		}
+	}
+	return out
 }
 
 // Formation returns this node's FormationInfo.
 func (n *Node) Formation() FormationInfo {
 	return FormationInfo{ID: n.cfg.ID, RaftAddr: n.cfg.RaftAddr, HTTPAddr: n.cfg.HTTPAddr, Incarnation: n.cfg.Incarnation,
-		HasState: n.HasState(), ClusterID: n.ClusterID(), Level: n.FeatureLevel()}
+		HasState: n.HasState(), ClusterID: n.ClusterID(), Level: n.FeatureLevel(), Founders: n.formedFounders()}
+}
+
+// formedFounders is the founders list this data directory formed with, if
+// it is the list of the cluster it is in.
+func (n *Node) formedFounders() []FounderAt {
+	list := n.formed.get(n.cfg.DataDir)
+	fs := make([]Founder, len(list))
+	for i, f := range list {
+		fs[i] = f.Founder
+	}
+	if len(fs) == 0 || FoundersClusterID(fs) != n.ClusterID() {
+		return nil // `raftcache recover` minted another id since
+	}
+	return list
+}
+
+// FormedList returns the founders list in a listed member's fresh
+// formation answer (info) if this node may form its part of that member's
+// cluster from it alone: the member holds state and formed with a list of
+// want founders that hashes to its cluster id, names the member as it
+// answered, and names this node as it is (id, incarnation and Raft
+// address). That is the configuration this node would have bootstrapped
+// had it heard every founder at once (the member formed from their
+// answers), so a founder need not wait for a founder that died after
+// another formed. The levels are the member's own, as it answered, and
+// those its list carries (only within formedLevelsFor of its forming,
+// founders.go); 0, no credit, for the rest.
+func (n *Node) FormedList(info FormationInfo, want int) ([]Founder, map[string]uint32, bool) {
+	return FormedList(Founder{ID: n.cfg.ID, RaftAddr: n.cfg.RaftAddr, Incarnation: n.cfg.Incarnation}, info, want)
+}
+
+// FormedList is Node.FormedList for the founder self.
+func FormedList(self Founder, info FormationInfo, want int) ([]Founder, map[string]uint32, bool) {
+	if !info.HasState || len(info.Founders) != want || info.ClusterID == "" {
+		return nil, nil, false
+	}
+	fs := make([]Founder, 0, want)
+	levels := make(map[string]uint32, want)
+	named, member := false, false
+	for _, f := range info.Founders {
+		fs = append(fs, f.Founder)
+		levels[f.ID] = f.Level
+		named = named || f.Founder == self
+		member = member || f.Founder == Founder{ID: info.ID, RaftAddr: info.RaftAddr, Incarnation: info.Incarnation}
+	}
+	if !named || !member || FoundersClusterID(fs) != info.ClusterID {
+		return nil, nil, false
+	}
+	levels[info.ID] = info.Level
+	return fs, levels, true
 }
 
 // HasState says whether this node holds Raft state: it did at start, or
@@ -76,11 +196,17 @@ func (n *Node) Form(founders []Founder, levels map[string]uint32) error {
 		return fmt.Errorf("node: formation: this node (%s, incarnation %s) is not among the founders", n.cfg.ID, n.cfg.Incarnation)
 	}
 	cid := FoundersClusterID(sorted)
-	if cur := n.ClusterID(); cur != "" && cur != cid {
+	if cur, err := n.claimClusterID(cid); errors.Is(err, ErrOtherCluster) {
 		return fmt.Errorf("%w: this data directory belongs to cluster %s; the founders' cluster is %s", ErrOtherCluster, cur, cid)
-	}
-	if err := n.setClusterID(cid); err != nil {
+	} else if err != nil {
 		return err
+	}
+	list, err := json.Marshal(sorted)
+	if err != nil {
+		return err
+	}
+	if err := writeFileSynced(filepath.Join(n.cfg.DataDir, foundersFile), list); err != nil {
+		return fmt.Errorf("node: formation: %w", err)
 	}
 	n.logger.Info("forming a new cluster with the expected members", "members", len(servers), "cluster_id", cid)
 	// Before bootstrapping: the first level round of this node as leader
@@ -90,11 +216,14 @@ func (n *Node) Form(founders []Founder, levels map[string]uint32) error {
 		if errors.Is(err, raft.ErrCantBootstrap) && n.ClusterID() == cid {
 			// A founder that formed first and leads already replicated
 			// to this one between HasState above and here. Its cluster
-			// id is the founders' (a peer of another cluster is refused
-			// at the handshake), so this is the configuration formed
-			// with this data directory: follow it, and vote.
+			// id is the founders': this node claimed cid before any
+			// peer of another cluster could have it adopted
+			// (claimClusterID), and such a peer is refused at the
+			// handshake since. So this is the configuration formed with
+			// this data directory: follow it, and vote.
 			n.logger.Info("the founders' cluster reached this node before it bootstrapped its part: following it", "cluster_id", cid)
 			n.markRegistered()
+			n.formed.set(withLevels(sorted, levels))
 			return nil
 		}
 		n.founders.set(nil, nil)
@@ -103,5 +232,15 @@ func (n *Node) Form(founders []Founder, levels map[string]uint32) error {
 	// A founder votes from the start: its data directory is the one the
 	// configuration was formed with.
 	n.markRegistered()
+	n.formed.set(withLevels(sorted, levels))
 	return nil
+}
+
+// withLevels pairs each founder with its level from levels.
+func withLevels(fs []Founder, levels map[string]uint32) []FounderAt {
+	out := make([]FounderAt, len(fs))
+	for i, f := range fs {
+		out[i] = FounderAt{Founder: f, Level: levels[f.ID]}
+	}
+	return out
 }

@@ -326,6 +326,7 @@ type Node struct {
 	joinMu    sync.Mutex
 	levels    levels        // members' levels as last asked, on the leader
 	founders  founderCredit // founders' formation-reported levels (founders.go)
+	formed    formedList    // the founders list this process formed with (formation.go)
 	levelKick chan struct{} // capacity 1: check the levels now
 
 	track   *tracker // the leader's memory of the members (membership.go)
@@ -545,7 +546,9 @@ func (n *Node) open(newIncarnation bool) error {
 	if n.cfg.Bootstrap && !existing {
 		cid := NewClusterID()
 		n.logger.Info("bootstrapping a new cluster", "id", n.cfg.ID, "raft_addr", n.cfg.RaftAddr, "cluster_id", cid)
-		if err := n.setClusterID(cid); err != nil {
+		if cur, err := n.claimClusterID(cid); errors.Is(err, ErrOtherCluster) {
+			return fmt.Errorf("node: will not bootstrap: a leader of cluster %s contacted this node as it started; start the node with --join", cur)
+		} else if err != nil {
 			return err
 		}
 		err := n.raft.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{

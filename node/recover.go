@@ -143,6 +143,12 @@ func Recover(dataDir, id, raftAddr, hostname string, logger hclog.Logger) (Recov
 	if res.OldCluster, err = ReadClusterID(dataDir); err != nil {
 		return res, fmt.Errorf("recover: %w", err)
 	}
+	// The founders list of a --bootstrap-expect formation (formation.go)
+	// describes the old configuration: gone before that is rewritten, so
+	// that no interrupted recovery leaves it served beside the new one.
+	if err := removeSynced(filepath.Join(dataDir, foundersFile)); err != nil {
+		return res, fmt.Errorf("recover: remove %s: %w", foundersFile, err)
+	}
 	rc.LocalID = raft.ServerID(res.ID)
 	newConf := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: raft.ServerID(res.ID), Address: raft.ServerAddress(res.RaftAddr)}}}
 	if err := raft.RecoverCluster(rc, fsm.New(hclog.NewNullLogger()), store, store, snaps, trans, newConf); err != nil {

@@ -86,6 +86,16 @@ type formationJSON struct {
 	ClusterID    string `json:"cluster_id"`
 	FeatureLevel uint32 `json:"feature_level"`
 	Version      string `json:"version"`
+	// Founders: the list this process formed the cluster with, if it did.
+	Founders []founderJSON `json:"founders,omitempty"`
+}
+
+// founderJSON is one founder of a formation answer's list.
+type founderJSON struct {
+	ID           string `json:"id"`
+	RaftAddr     string `json:"raft_addr"`
+	Incarnation  string `json:"incarnation"`
+	FeatureLevel uint32 `json:"feature_level,omitempty"`
 }
 
 type leaderJSON struct {
@@ -369,12 +379,17 @@ func (s *Server) handleNode(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleFormation answers a founder of a --bootstrap-expect cluster: this
-// node's id, Raft address, incarnation, whether it holds Raft state, and
-// its cluster id (cli/formation.go decides from every founder's answer).
+// node's id, Raft address, incarnation, whether it holds Raft state, its
+// cluster id, and the founders list it formed with if it did
+// (cli/formation.go decides from every founder's answer).
 func (s *Server) handleFormation(w http.ResponseWriter, r *http.Request) {
 	f := s.node.Formation()
-	writeJSON(w, http.StatusOK, formationJSON{ID: f.ID, RaftAddr: f.RaftAddr, HTTPAddr: f.HTTPAddr, Incarnation: f.Incarnation,
-		HasState: f.HasState, ClusterID: f.ClusterID, FeatureLevel: f.Level, Version: node.BuildInfo().String()})
+	out := formationJSON{ID: f.ID, RaftAddr: f.RaftAddr, HTTPAddr: f.HTTPAddr, Incarnation: f.Incarnation,
+		HasState: f.HasState, ClusterID: f.ClusterID, FeatureLevel: f.Level, Version: node.BuildInfo().String()}
+	for _, m := range f.Founders {
+		out.Founders = append(out.Founders, founderJSON{ID: m.ID, RaftAddr: m.RaftAddr, Incarnation: m.Incarnation, FeatureLevel: m.Level})
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // forceParam reads ?force=true|false (default false).
