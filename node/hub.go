@@ -201,8 +201,7 @@ type Sub struct {
 	err     error
 	mine    [numKinds]map[string]bool
 	track   *TrackOptions
-	trackAt uint64         // index at which tracking was turned on (BCAST)
-	writing map[string]int // NOLOOP: keys this subscriber is writing
+	trackAt uint64 // index at which tracking was turned on (BCAST)
 
 	ready chan struct{} // capacity 1: the queue is not empty
 	done  chan struct{} // closed when dropped or closed
@@ -519,19 +518,31 @@ type TrackOptions struct {
 	// none) is reported, whether or not it was read.
 	BCAST    bool
 	Prefixes []string
-	// NoLoop: changes of keys the subscriber is itself writing
-	// (Writing) are not reported to it.
+	// NoLoop is recorded (CLIENT TRACKINGINFO reports it) but changes
+	// nothing: every change of a tracked key is reported, the
+	// subscriber's own included. A node cannot tell the subscriber's
+	// write from another client's write of the same key applied in the
+	// same window (or the same entry), and hiding that one would leave
+	// the client's cache stale for good; an extra invalidation costs a
+	// refetch.
 	NoLoop bool
 	// Redirect, if set, receives the invalidations instead.
 	Redirect *Sub
 }
 
 // Track turns tracking on with opts (nil: off, forgetting every tracked
-// key).
+// key). Turned on again in the same mode (BCAST or not), it keeps the
+// keys already tracked and where its stream starts, as Redis keeps its
+// tracking table: the client's cache still holds them.
 func (s *Sub) Track(opts *TrackOptions) {
 	h := s.h
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if opts != nil && !s.closed && s.track != nil && s.track.BCAST == opts.BCAST {
+		o := *opts
+		s.track = &o
+		return
+	}
 	start := h.applied()
 	h.untrack(s)
 	if opts == nil || s.closed {
@@ -598,6 +609,35 @@ func (s *Sub) TrackKeys(keys [][]byte, index uint64) {
 	}
 }
 
+// InvalidateOwn reports, at once, the keys among keys that the
+// subscriber tracks: it has just been answered for a write of them. Redis
+// sends a client the invalidation of its own write before the reply of
+// its next command; the change itself is reported only when this node
+// applies it, which on a follower that relayed the write comes later
+// (its lag), and even on the leader after the reply. A client that
+// caches could read its own write's key from its cache stale in between.
+// The registrations are taken, so the change, when applied, is not
+// reported again for them.
+func (s *Sub) InvalidateOwn(keys [][]byte) {
+	h := s.h
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if s.track == nil || s.track.BCAST || s.closed {
+		return
+	}
+	var now []string
+	for _, kb := range keys {
+		k := string(kb)
+		if _, ok := h.tracked[k][s]; ok {
+			h.unsub(h.tracked, k, s)
+			now = append(now, k)
+		}
+	}
+	if len(now) > 0 {
+		h.sendInvalidate(s, now, h.dispatched)
+	}
+}
+
 // changedSince says whether a dispatched change above index may have
 // changed key (true when the ring no longer reaches back that far).
 func (h *Hub) changedSince(key string, index uint64) bool {
@@ -612,42 +652,9 @@ func (h *Hub) changedSince(key string, index uint64) bool {
 	return false
 }
 
-// Writing marks keys as being written by the subscriber (delta +1 before
-// proposing, -1 after the reply), for NOLOOP.
-func (s *Sub) Writing(keys [][]byte, delta int) {
-	h := s.h
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if s.track == nil || !s.track.NoLoop {
-		if delta > 0 || s.writing == nil {
-			return
-		}
-	}
-	if s.writing == nil {
-		s.writing = map[string]int{}
-	}
-	for _, k := range keys {
-		if s.writing[string(k)] += delta; s.writing[string(k)] <= 0 {
-			delete(s.writing, string(k))
-		}
-	}
-}
-
 // sendInvalidate queues an invalidation of keys (nil: all) for s, at its
 // redirect target if it has one.
 func (h *Hub) sendInvalidate(s *Sub, keys []string, index uint64) {
-	if s.track != nil && s.track.NoLoop && keys != nil && len(s.writing) > 0 {
-		kept := keys[:0:0]
-		for _, k := range keys {
-			if s.writing[k] == 0 {
-				kept = append(kept, k)
-			}
-		}
-		if len(kept) == 0 {
-			return
-		}
-		keys = kept
-	}
 	to := s
 	if s.track != nil && s.track.Redirect != nil {
 		to = s.track.Redirect

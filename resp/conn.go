@@ -688,9 +688,7 @@ func (s *Server) execTx(cl *client, tx *item, depth int) {
 	var index uint64 // the state the reads were answered from
 	switch {
 	case writes:
-		cl.writing(items, 1)
 		res, err := s.node.Exec(ctx, tx.unit(engine, tx.watch))
-		cl.writing(items, -1)
 		if err != nil {
 			s.txFailed(cl, tx, depth, err)
 			return
@@ -706,7 +704,11 @@ func (s *Server) execTx(cl *client, tx *item, depth int) {
 			cl.w.reply(fsm.Reply{Kind: fsm.KindNullArray})
 			return
 		}
-		replies, index = res[0].Replies, res[0].Index
+		// The reads saw the state partway through the entry: what comes
+		// after them in it (the transaction's own later writes, other
+		// clients' units packed after it) must invalidate them, so they
+		// are registered just below the entry.
+		replies, index = res[0].Replies, res[0].Index-1
 	default:
 		v := s.node.LocalView()
 		if reads {
@@ -737,6 +739,7 @@ func (s *Server) execTx(cl *client, tx *item, depth int) {
 			cl.w.reply(replies[0])
 		}
 		cl.trackKeys(it, index)
+		cl.invalidateOwn(it)
 		replies = replies[1:]
 	}
 }

@@ -685,9 +685,7 @@ func (s *Server) runWrites(cl *client, items []*item, depth int) {
 	for i, it := range items {
 		units[i] = it.unit([][][]byte{it.args}, nil)
 	}
-	cl.writing(items, 1)
 	results, err := s.node.Exec(ctx, units...)
-	cl.writing(items, -1)
 	if err != nil {
 		if canRelay(cl, err, depth) {
 			s.relayItems(cl, items, depth+1)
@@ -708,6 +706,7 @@ func (s *Server) runWrites(cl *client, items []*item, depth int) {
 			continue
 		}
 		cl.w.reply(res.Replies[0])
+		cl.invalidateOwn(items[i])
 	}
 }
 
@@ -793,8 +792,6 @@ func (s *Server) relayItems(cl *client, items []*item, depth int) {
 	// Tracked reads answered by the leader are registered at this node's
 	// index before the relay: lower than the leader's, so never late.
 	base := s.node.LocalView().Index()
-	cl.writing(items, 1)
-	defer cl.writing(items, -1)
 	sent := false // items were sent, and their replies lost
 	for {
 		addr, self, err := s.leaderAddr(ctx)
@@ -844,6 +841,7 @@ func (s *Server) relayItems(cl *client, items []*item, depth int) {
 			for _, q := range it.txn {
 				cl.trackKeys(q, base)
 			}
+			cl.invalidateOwn(it)
 		}
 		// A write under a request id that the leader answered TRYAGAIN or
 		// UNKNOWN is sent again (once.go), with what follows it, unless a

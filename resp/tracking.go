@@ -1,6 +1,7 @@
 package resp
 
 import (
+	"slices"
 	"strconv"
 
 	"github.com/raftcache/raftcache/fsm"
@@ -87,6 +88,11 @@ func cmdClientTracking(s *Server, cl *client, args [][]byte) {
 	case cl.track != nil && cl.track.bcast != t.bcast:
 		w.error("ERR You can't switch BCAST mode on/off before disabling tracking for this client, and then re-enabling it with a different mode.")
 		return
+	}
+	if cl.track != nil && t.bcast {
+		// On again in BCAST mode: Redis adds the prefixes to those it
+		// has (none stands for every key).
+		t.prefixes = mergePrefixes(cl.track.prefixes, t.prefixes)
 	}
 	opts := &node.TrackOptions{BCAST: t.bcast, Prefixes: t.prefixes, NoLoop: t.noloop}
 	if t.redirect != 0 && t.redirect != cl.id {
@@ -217,20 +223,36 @@ func (cl *client) trackKeys(it *item, index uint64) {
 	}
 }
 
-// writing marks (delta +1) or unmarks (-1) the keys of the write items as
-// written by cl, for NOLOOP.
-func (cl *client) writing(items []*item, delta int) {
-	if cl.track == nil || !cl.track.noloop {
+// invalidateOwn reports the keys of the write it (or of the writes
+// inside it, a transaction) that cl tracks, right after its reply
+// (node.Sub.InvalidateOwn).
+func (cl *client) invalidateOwn(it *item) {
+	if cl.track == nil || cl.track.bcast {
 		return
 	}
-	for _, it := range items {
-		for _, q := range append([]*item{it}, it.txn...) {
-			if q.kind != kindWrite {
-				continue
-			}
-			if spec := fsm.Lookup(q.args[0]); spec != nil {
-				cl.sub.Writing(spec.Keys(q.args), delta)
+	for _, q := range append([]*item{it}, it.txn...) {
+		if q.kind != kindWrite {
+			continue
+		}
+		if spec := fsm.Lookup(q.args[0]); spec != nil {
+			if keys := spec.Keys(q.args); len(keys) > 0 {
+				cl.sub.InvalidateOwn(keys)
 			}
 		}
 	}
+}
+
+// mergePrefixes is the BCAST prefixes of tracking turned on again: old
+// and added, each once; none (every key) if either is none.
+func mergePrefixes(old, added []string) []string {
+	if len(old) == 0 || len(added) == 0 {
+		return nil
+	}
+	out := append([]string(nil), old...)
+	for _, p := range added {
+		if !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out
 }

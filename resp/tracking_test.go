@@ -109,3 +109,54 @@ func TestTrackingFlushWhenCutOff(t *testing.T) {
 	fs[1].Stop()
 	r.expect(">2\r\n$10\r\ninvalidate\r\n_\r\n")
 }
+
+// TestTrackingTransactionWrites: a key read inside a transaction that also
+// writes is invalidated by what follows the read in the same entry: the
+// transaction's own later write of it (as Redis reports it), on the
+// leader and relayed by a follower. It was registered at the entry's own
+// index, which nothing in that entry is above, and stayed cached stale.
+func TestTrackingTransactionWrites(t *testing.T) {
+	c := startCluster(t, resp.Config{})
+	leader := c.leader(t)
+	for _, n := range []*testNode{leader, c.Followers(leader)[0]} {
+		t.Run(n.ID(), func(t *testing.T) {
+			k := n.ID() + ":tx"
+			r := dialRaw(t, n.RESPAddr())
+			r.flushOK = n != leader
+			r.hello3()
+			r.send(cmd("CLIENT", "TRACKING", "ON") + cmd("MULTI") + cmd("GET", k) + cmd("INCR", k) + cmd("EXEC"))
+			r.expect("+OK\r\n+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n_\r\n:1\r\n")
+			r.expect(">2\r\n$10\r\ninvalidate\r\n*1\r\n$" + strconv.Itoa(len(k)) + "\r\n" + k + "\r\n")
+		})
+	}
+}
+
+// TestTrackingOwnWriteFirst: a tracking client's own write of a key it
+// cached is invalidated before the reply of its next command, as Redis
+// does, on the leader and through a follower, which relays the write and
+// applies it only later: the client never reads its own write's key from
+// its cache stale.
+func TestTrackingOwnWriteFirst(t *testing.T) {
+	c := startCluster(t, resp.Config{})
+	leader := c.leader(t)
+	for _, n := range []*testNode{leader, c.Followers(leader)[0]} {
+		t.Run(n.ID(), func(t *testing.T) {
+			k := n.ID() + ":own"
+			inv := ">2\r\n$10\r\ninvalidate\r\n*1\r\n$" + strconv.Itoa(len(k)) + "\r\n" + k + "\r\n"
+			r := dialRaw(t, n.RESPAddr())
+			r.flushOK = n != leader
+			r.hello3()
+			r.send(cmd("CLIENT", "TRACKING", "ON") + cmd("GET", k))
+			r.expect("+OK\r\n_\r\n")
+			r.send(cmd("SET", k, "1"))
+			r.expect("+OK\r\n")
+			r.send(cmd("PING"))
+			r.expect(inv + "+PONG\r\n")
+			// Reported once: the change, applied, finds nothing left to
+			// report for this client.
+			caughtUp(t, n, leader)
+			r.send(cmd("PING"))
+			r.expect("+PONG\r\n")
+		})
+	}
+}
