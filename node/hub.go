@@ -582,18 +582,9 @@ func (h *Hub) untrack(s *Sub) {
 // index that was dispatched before the call reports them at once (the
 // write landed between the read and its registration).
 func (s *Sub) TrackKeys(keys [][]byte, index uint64) {
-	h := s.h
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if s.track == nil || s.track.BCAST || s.closed {
-		return
-	}
-	var now []string
-	for _, kb := range keys {
-		k := string(kb)
+	s.perKey(keys, func(h *Hub, k string) bool {
 		if index < h.dispatched && h.changedSince(k, index) {
-			now = append(now, k)
-			continue
+			return true
 		}
 		set := h.tracked[k]
 		if set == nil {
@@ -603,10 +594,8 @@ func (s *Sub) TrackKeys(keys [][]byte, index uint64) {
 		if old, ok := set[s]; !ok || index < old {
 			set[s] = index
 		}
-	}
-	if len(now) > 0 {
-		h.sendInvalidate(s, now, h.dispatched)
-	}
+		return false
+	})
 }
 
 // InvalidateOwn reports, at once, the keys among keys that the
@@ -619,6 +608,37 @@ func (s *Sub) TrackKeys(keys [][]byte, index uint64) {
 // The registrations are taken, so the change, when applied, is not
 // reported again for them.
 func (s *Sub) InvalidateOwn(keys [][]byte) {
+	s.perKey(keys, func(h *Hub, k string) bool {
+		if _, ok := h.tracked[k][s]; !ok {
+			return false
+		}
+		h.unsub(h.tracked, k, s)
+		return true
+	})
+}
+
+// InvalidateOwnAll is InvalidateOwn for a flush of the subscriber's own
+// (FLUSHDB, FLUSHALL): the flush-everything invalidation at once, and
+// its registrations forgotten.
+func (s *Sub) InvalidateOwnAll() {
+	h := s.h
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if s.track == nil || s.closed {
+		return
+	}
+	for k, set := range h.tracked {
+		if _, ok := set[s]; ok {
+			h.unsub(h.tracked, k, s)
+		}
+	}
+	h.sendInvalidate(s, nil, h.dispatched)
+}
+
+// perKey runs f on each key under the hub's lock, if s tracks the keys it
+// reads (tracking on, not BCAST), and sends s at once an invalidation of
+// the keys f said to report.
+func (s *Sub) perKey(keys [][]byte, f func(h *Hub, k string) (report bool)) {
 	h := s.h
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -627,9 +647,7 @@ func (s *Sub) InvalidateOwn(keys [][]byte) {
 	}
 	var now []string
 	for _, kb := range keys {
-		k := string(kb)
-		if _, ok := h.tracked[k][s]; ok {
-			h.unsub(h.tracked, k, s)
+		if k := string(kb); f(h, k) {
 			now = append(now, k)
 		}
 	}

@@ -171,6 +171,28 @@ func TestHubTracking(t *testing.T) {
 	if got := payloads(s.Take(nil)); got != "inv(k)" {
 		t.Fatalf("tracking on again: %q", got)
 	}
+	// The subscriber's own write: reported at once for what it tracks,
+	// and not again when the change is applied.
+	s.TrackKeys([][]byte{[]byte("k"), []byte("m")}, r.index)
+	s.InvalidateOwn([][]byte{[]byte("k"), []byte("x")})
+	if got := payloads(s.Take(nil)); got != "inv(k)" {
+		t.Fatalf("own write: %q", got)
+	}
+	r.exec("SET k 7")
+	r.h.drain()
+	if got := payloads(s.Take(nil)); got != "" {
+		t.Fatalf("own write, applied: %q", got)
+	}
+	// Its own flush: everything at once, and nothing tracked after it.
+	s.InvalidateOwnAll()
+	if got := payloads(s.Take(nil)); got != "inv(all)" {
+		t.Fatalf("own flush: %q", got)
+	}
+	r.exec("SET m 7")
+	r.h.drain()
+	if got := payloads(s.Take(nil)); got != "" {
+		t.Fatalf("after an own flush: %q", got)
+	}
 	// BCAST with a prefix, redirected to another subscriber.
 	to := r.h.NewSub(2, 0)
 	s.Track(&TrackOptions{BCAST: true, Prefixes: []string{"p:"}, Redirect: to})

@@ -91,6 +91,7 @@ type rawConn struct {
 	// flushOK: flush-everything invalidations may arrive at any moment
 	// from a follower (rawframes_test.go); expect matches frame by frame.
 	flushOK bool
+	flushes int // flush-everything invalidations met by expect or nextFrame
 }
 
 func dialRaw(t testing.TB, addr string) *rawConn {

@@ -105,6 +105,9 @@ func (c *rawConn) expectFrames(want string) {
 			if err != nil {
 				c.t.Fatalf("reading %q of %q: got %q, %v", w, want, got, err)
 			}
+			if isFlush(got) {
+				c.flushes++
+			}
 			if got == w || isFlush(got) && isKeyInvalidation(w) {
 				break
 			}
@@ -113,5 +116,21 @@ func (c *rawConn) expectFrames(want string) {
 			}
 			c.t.Fatalf("got %q, want %q (of %q)", got, w, want)
 		}
+	}
+}
+
+// nextFrame reads the next frame that is not a flush-everything
+// invalidation, counting those it skips (flushOK connections).
+func (c *rawConn) nextFrame() string {
+	c.t.Helper()
+	for {
+		got, err := readFrame(c.rd)
+		if err != nil {
+			c.t.Fatalf("reading a frame: got %q, %v", got, err)
+		}
+		if !isFlush(got) {
+			return got
+		}
+		c.flushes++
 	}
 }

@@ -508,6 +508,7 @@ func (s *Server) process(cl *client, cmds []redcon.Command) {
 		case it.cmd.blocking:
 			r.flush()
 			s.block(cl, it, nil)
+			cl.invalidateOwn(it)
 		case it.kind == kindConn:
 			r.flush()
 			it.cmd.conn(s, cl, it.args)

@@ -88,6 +88,9 @@ func cmdClientTracking(s *Server, cl *client, args [][]byte) {
 	case cl.track != nil && cl.track.bcast != t.bcast:
 		w.error("ERR You can't switch BCAST mode on/off before disabling tracking for this client, and then re-enabling it with a different mode.")
 		return
+	case cl.track != nil && (cl.track.optin != t.optin || cl.track.optout != t.optout):
+		w.error("ERR You can't switch OPTIN/OPTOUT mode before disabling tracking for this client, and then re-enabling it with a different mode.")
+		return
 	}
 	if cl.track != nil && t.bcast {
 		// On again in BCAST mode: Redis adds the prefixes to those it
@@ -227,11 +230,18 @@ func (cl *client) trackKeys(it *item, index uint64) {
 // inside it, a transaction) that cl tracks, right after its reply
 // (node.Sub.InvalidateOwn).
 func (cl *client) invalidateOwn(it *item) {
-	if cl.track == nil || cl.track.bcast {
+	if cl.track == nil {
 		return
 	}
 	for _, q := range append([]*item{it}, it.txn...) {
 		if q.kind != kindWrite {
+			continue
+		}
+		if q.name == "flushdb" || q.name == "flushall" {
+			cl.sub.InvalidateOwnAll()
+			continue
+		}
+		if cl.track.bcast {
 			continue
 		}
 		if spec := fsm.Lookup(q.args[0]); spec != nil {

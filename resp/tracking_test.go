@@ -122,7 +122,7 @@ func TestTrackingTransactionWrites(t *testing.T) {
 		t.Run(n.ID(), func(t *testing.T) {
 			k := n.ID() + ":tx"
 			r := dialRaw(t, n.RESPAddr())
-			r.flushOK = n != leader
+			r.flushOK = true // a flush push stands for the invalidation
 			r.hello3()
 			r.send(cmd("CLIENT", "TRACKING", "ON") + cmd("MULTI") + cmd("GET", k) + cmd("INCR", k) + cmd("EXEC"))
 			r.expect("+OK\r\n+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n_\r\n:1\r\n")
@@ -144,19 +144,63 @@ func TestTrackingOwnWriteFirst(t *testing.T) {
 			k := n.ID() + ":own"
 			inv := ">2\r\n$10\r\ninvalidate\r\n*1\r\n$" + strconv.Itoa(len(k)) + "\r\n" + k + "\r\n"
 			r := dialRaw(t, n.RESPAddr())
-			r.flushOK = n != leader
+			// A node that cannot vouch for its state for a moment (a
+			// follower, or a leader applying a tick behind) flushes its
+			// trackers: the registration is gone then, and the flush
+			// push told the client to drop everything.
+			r.flushOK = true
 			r.hello3()
 			r.send(cmd("CLIENT", "TRACKING", "ON") + cmd("GET", k))
 			r.expect("+OK\r\n_\r\n")
+			mark := r.flushes
 			r.send(cmd("SET", k, "1"))
 			r.expect("+OK\r\n")
 			r.send(cmd("PING"))
-			r.expect(inv + "+PONG\r\n")
+			f := r.nextFrame()
+			switch {
+			case f == inv:
+				f = r.nextFrame()
+			case r.flushes == mark:
+				t.Fatalf("the next command's reply %q came before the invalidation of the client's own write", f)
+			}
+			if f != "+PONG\r\n" {
+				t.Fatalf("got %q, want +PONG", f)
+			}
 			// Reported once: the change, applied, finds nothing left to
 			// report for this client.
 			caughtUp(t, n, leader)
 			r.send(cmd("PING"))
 			r.expect("+PONG\r\n")
+
+			// A blocking pop is a write of its key too.
+			q := n.ID() + ":q"
+			qinv := ">2\r\n$10\r\ninvalidate\r\n*1\r\n$" + strconv.Itoa(len(q)) + "\r\n" + q + "\r\n"
+			r.send(cmd("RPUSH", q, "a"))
+			r.expect(":1\r\n")
+			caughtUp(t, n, leader)
+			r.send(cmd("LRANGE", q, "0", "-1"))
+			r.expect("*1\r\n$1\r\na\r\n")
+			mark = r.flushes
+			r.send(cmd("BLPOP", q, "0"))
+			r.expect("*2\r\n$" + strconv.Itoa(len(q)) + "\r\n" + q + "\r\n$1\r\na\r\n")
+			r.send(cmd("PING"))
+			if f := r.nextFrame(); f != qinv && r.flushes == mark {
+				t.Fatalf("after BLPOP: got %q first, want the invalidation of %s", f, q)
+			} else if f == qinv {
+				r.expect("+PONG\r\n")
+			}
+
+			// So is the client's own flush: everything, at once.
+			caughtUp(t, n, leader)
+			r.send(cmd("GET", k))
+			r.expect("$1\r\n1\r\n")
+			mark = r.flushes
+			r.send(cmd("FLUSHDB"))
+			r.expect("+OK\r\n")
+			r.send(cmd("PING"))
+			if f := r.nextFrame(); f != "+PONG\r\n" || r.flushes == mark {
+				t.Fatalf("after FLUSHDB: got %q with %d flushes, want the flush first", f, r.flushes-mark)
+			}
 		})
 	}
 }
