@@ -126,21 +126,16 @@ func (n *Node) formedFounders() []FounderAt {
 }
 
 // FormedList returns the founders list in a listed member's fresh
-// formation answer (info) if this node may form its part of that member's
-// cluster from it alone: the member holds state and formed with a list of
-// want founders that hashes to its cluster id, names the member as it
-// answered, and names this node as it is (id, incarnation and Raft
-// address). That is the configuration this node would have bootstrapped
-// had it heard every founder at once (the member formed from their
-// answers), so a founder need not wait for a founder that died after
-// another formed. The levels are the member's own, as it answered, and
-// those its list carries (only within formedLevelsFor of its forming,
+// formation answer (info) if founder self may form its part of that
+// member's cluster from it alone: the member holds state and formed with
+// a list of want founders that hashes to its cluster id, names the
+// member as it answered, and names self exactly (id, incarnation and Raft
+// address). That is the configuration self would have bootstrapped had
+// it heard every founder at once (the member formed from their answers),
+// so a founder need not wait for a founder that died after another
+// formed. The levels are the member's own, as it answered, and those its
+// list carries (only within formedLevelsFor of its forming,
 // founders.go); 0, no credit, for the rest.
-func (n *Node) FormedList(info FormationInfo, want int) ([]Founder, map[string]uint32, bool) {
-	return FormedList(Founder{ID: n.cfg.ID, RaftAddr: n.cfg.RaftAddr, Incarnation: n.cfg.Incarnation}, info, want)
-}
-
-// FormedList is Node.FormedList for the founder self.
 func FormedList(self Founder, info FormationInfo, want int) ([]Founder, map[string]uint32, bool) {
 	if !info.HasState || len(info.Founders) != want || info.ClusterID == "" {
 		return nil, nil, false
@@ -213,7 +208,7 @@ func (n *Node) Form(founders []Founder, levels map[string]uint32) error {
 	// must find them.
 	n.rememberFounders(sorted, levels)
 	if err := n.raft.BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil {
-		if errors.Is(err, raft.ErrCantBootstrap) && n.ClusterID() == cid {
+		if errors.Is(err, raft.ErrCantBootstrap) {
 			// A founder that formed first and leads already replicated
 			// to this one between HasState above and here. Its cluster
 			// id is the founders': this node claimed cid before any

@@ -9,7 +9,7 @@ import "testing"
 // incarnation). The levels are those of the list, with the member's own
 // as it answered.
 func TestFormedList(t *testing.T) {
-	n := &Node{cfg: Config{ID: "b", RaftAddr: "10.0.0.2:7000", Incarnation: "ib"}}
+	self := Founder{ID: "b", RaftAddr: "10.0.0.2:7000", Incarnation: "ib"}
 	fs := []Founder{{"a", "10.0.0.1:7000", "ia"}, {"b", "10.0.0.2:7000", "ib"}, {"c", "10.0.0.3:7000", "ic"}}
 	answer := func(mut func(*FormationInfo)) FormationInfo {
 		info := FormationInfo{ID: "a", RaftAddr: "10.0.0.1:7000", Incarnation: "ia", HasState: true,
@@ -22,7 +22,7 @@ func TestFormedList(t *testing.T) {
 		}
 		return info
 	}
-	got, levels, ok := n.FormedList(answer(nil), 3)
+	got, levels, ok := FormedList(self, answer(nil), 3)
 	if !ok || FoundersClusterID(got) != FoundersClusterID(fs) {
 		t.Fatalf("a good list refused: %v %v", got, ok)
 	}
@@ -51,11 +51,11 @@ func TestFormedList(t *testing.T) {
 			}
 			info.ClusterID = FoundersClusterID(alt)
 		}
-		if _, _, ok := n.FormedList(info, 3); ok {
+		if _, _, ok := FormedList(self, info, 3); ok {
 			t.Errorf("%s: the list was taken", what)
 		}
 	}
-	if _, _, ok := n.FormedList(answer(nil), 4); ok {
+	if _, _, ok := FormedList(self, answer(nil), 4); ok {
 		t.Errorf("a list of 3 taken where 4 founders are expected")
 	}
 }

@@ -518,14 +518,12 @@ type TrackOptions struct {
 	// none) is reported, whether or not it was read.
 	BCAST    bool
 	Prefixes []string
-	// NoLoop is recorded (CLIENT TRACKINGINFO reports it) but changes
-	// nothing: every change of a tracked key is reported, the
+	// There is no NOLOOP: every change of a tracked key is reported, the
 	// subscriber's own included. A node cannot tell the subscriber's
 	// write from another client's write of the same key applied in the
 	// same window (or the same entry), and hiding that one would leave
 	// the client's cache stale for good; an extra invalidation costs a
 	// refetch.
-	NoLoop bool
 	// Redirect, if set, receives the invalidations instead.
 	Redirect *Sub
 }

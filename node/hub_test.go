@@ -152,10 +152,10 @@ func TestHubTracking(t *testing.T) {
 	if got := payloads(s.Take(nil)); got != "inv(all)" {
 		t.Fatalf("flush: %q", got)
 	}
-	// NOLOOP changes nothing: a write of the subscriber's cannot be told
-	// from another client's write of the same key, so both are reported
-	// (hiding the other's would leave its cache stale for good).
-	s.Track(&TrackOptions{NoLoop: true})
+	// A write of the subscriber's cannot be told from another client's
+	// write of the same key, so it is reported too (no NOLOOP: hiding the
+	// other's would leave its cache stale for good).
+	s.Track(&TrackOptions{})
 	s.TrackKeys([][]byte{[]byte("k"), []byte("m")}, r.index)
 	r.exec("MSET k 5 m 5")
 	r.h.drain()

@@ -97,7 +97,9 @@ func cmdClientTracking(s *Server, cl *client, args [][]byte) {
 		// has (none stands for every key).
 		t.prefixes = mergePrefixes(cl.track.prefixes, t.prefixes)
 	}
-	opts := &node.TrackOptions{BCAST: t.bcast, Prefixes: t.prefixes, NoLoop: t.noloop}
+	// NOLOOP is kept (TRACKINGINFO reports it) but not passed on: it
+	// hides nothing (node.TrackOptions).
+	opts := &node.TrackOptions{BCAST: t.bcast, Prefixes: t.prefixes}
 	if t.redirect != 0 && t.redirect != cl.id {
 		target, ok := s.node.Hub().Lookup(t.redirect)
 		if !ok {
@@ -237,14 +239,12 @@ func (cl *client) invalidateOwn(it *item) {
 		if q.kind != kindWrite {
 			continue
 		}
-		if q.name == "flushdb" || q.name == "flushall" {
+		spec := fsm.Lookup(q.args[0])
+		switch {
+		case spec == nil:
+		case spec.Flags&fsm.FlagAdmin != 0: // the whole keyspace (FLUSHDB)
 			cl.sub.InvalidateOwnAll()
-			continue
-		}
-		if cl.track.bcast {
-			continue
-		}
-		if spec := fsm.Lookup(q.args[0]); spec != nil {
+		case !cl.track.bcast:
 			if keys := spec.Keys(q.args); len(keys) > 0 {
 				cl.sub.InvalidateOwn(keys)
 			}
