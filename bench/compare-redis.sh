@@ -424,14 +424,14 @@ redis-server share this machine's 2 cores and its one disk.
   packs concurrent writes into it; what remains of a SET's latency is
   those fdatasyncs, the Raft hops between them, and the client's way
   back. Details and measurements: "Write path" above.
-- **GET is bound by the leadership round and CPU.** A strong GET waits
-  for the round in flight to end and then for its own (a hashicorp/raft
-  \`VerifyLeader\`: a heartbeat to both followers through the leader loop,
-  ~0.3 ms), about 0.9 ms of its latency in all; redis answers from memory.
-  Per GET the cluster spends roughly 3x redis-server's CPU (the leader's
-  RESP read/write syscalls are half of its share; the followers answer a
-  heartbeat per round). A leader lease would remove the round, and
-  docs/consistency.md rules it out; \`READONLY\` reads skip it.
+- **GET is bound by the front's syscalls and the leadership round.** A
+  strong GET waits for the round in flight to end and then for its own
+  (a read fence: a 16-byte request to each follower on a connection of
+  its own, answered with the follower's term; node/fence.go). Most of
+  the leader's CPU is the RESP read and write syscalls of each request
+  (the bare servers above show the front's own ceiling); the followers
+  answer one request per round. A leader lease would remove the round,
+  and docs/consistency.md rules it out; \`READONLY\` reads skip it.
 $CEILING_READING
 EOF
 	)

@@ -199,6 +199,8 @@ type Config struct {
 	// between the two, one registration poll in a real cluster).
 	levelInterval    time.Duration
 	holdRegistration *atomic.Bool
+	// For tests: serve no read fence, as a binary older than it (fence.go).
+	noFenceServer bool
 }
 
 func (c *Config) setDefaults() {
@@ -306,8 +308,11 @@ type Node struct {
 	store     raftStore
 	logs      raft.LogStore // store behind a cache, used for index gap checks
 	transport *raft.NetworkTransport
+	stream    *tcpStream
 
 	reads    *readIndex
+	fence    *fence       // a strong read's leadership round (fence.go)
+	fenceSrv *fenceServer // answers other leaders' rounds
 	proposer *proposer
 	hub      *Hub        // the change fan-out to local subscribers (hub.go)
 	notify   <-chan bool // Raft's leadership change notifications
@@ -418,6 +423,7 @@ func New(cfg Config) (*Node, error) {
 	n.clusterID.Store(&cid)
 	n.hub = newHub(n.fsm.AppliedIndex)
 	n.fsm.OnChange(n.hub.feed)
+	n.fence, n.fenceSrv = newFence(n), newFenceServer(n)
 	if err := n.open(newIncarnation); err != nil {
 		n.closeStores(false)
 		return nil, err
@@ -496,6 +502,10 @@ func (n *Node) open(newIncarnation bool) error {
 	if err != nil {
 		return fmt.Errorf("node: %w", err)
 	}
+	if !n.cfg.noFenceServer {
+		stream.fence = n.fenceSrv.serve
+	}
+	n.stream = stream
 	n.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  stream,
 		MaxPool: 5,
@@ -575,9 +585,11 @@ func (n *Node) Close() error {
 	var err error
 	n.closeOnce.Do(func() {
 		close(n.closing)
+		n.fence.close()
 		if n.raft != nil {
 			err = n.raft.Shutdown().Error()
 		}
+		n.fenceSrv.close()
 		n.wg.Wait()
 		n.closeStores(err == nil && n.raft != nil)
 	})

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -145,8 +146,8 @@ func (n *Node) waitApplied(ctx context.Context, idx uint64) error {
 
 // readIndex serves strong reads with shared leadership rounds, like etcd's
 // ReadIndex batching: every read that arrives while a round is running
-// joins the next round, and one round (one VerifyLeader, one heartbeat
-// to a quorum) confirms them all.
+// joins the next round, and one round (one read fence: a request to each
+// voter, answered by a quorum, fence.go) confirms them all.
 //
 // A read costs no allocation and no message of its own: it joins the
 // pending round under a mutex and waits for the round's done channel to
@@ -171,6 +172,7 @@ type readIndex struct {
 	wake   chan struct{} // capacity 1: a round is pending, or its readers are back
 	rounds atomic.Uint64
 	reads  atomic.Uint64
+	legacy atomic.Uint64 // rounds confirmed by VerifyLeader (fence.go)
 
 	mu      sync.Mutex
 	next    *readRound // the round new reads join; nil until one arrives
@@ -330,8 +332,16 @@ func (r *readIndex) confirm() (uint64, error) {
 		return 0, ErrNotLeader
 	}
 	idx := n.raft.CommitIndex()
-	if err := n.raft.VerifyLeader().Error(); err != nil {
-		return 0, fmt.Errorf("%w: %v", ErrNotLeader, err)
+	if err := n.fence.confirm(term, n.heartbeat); err != nil {
+		if !errors.Is(err, errFenceLegacy) {
+			return 0, err
+		}
+		// A member of an older binary is needed for a quorum: confirm
+		// through Raft's heartbeats, as before the fence (fence.go).
+		r.legacy.Add(1)
+		if err := n.raft.VerifyLeader().Error(); err != nil {
+			return 0, fmt.Errorf("%w: %v", ErrNotLeader, err)
+		}
 	}
 	if n.raft.CurrentTerm() != term {
 		return 0, fmt.Errorf("%w: term changed during read", ErrNotLeader)
@@ -342,9 +352,12 @@ func (r *readIndex) confirm() (uint64, error) {
 // ReadStats counts strong-read leadership rounds and the reads they served.
 type ReadStats struct {
 	Rounds, Reads uint64
+	// LegacyRounds were confirmed through Raft's heartbeats, because a
+	// quorum needed a member of a binary older than the read fence.
+	LegacyRounds uint64
 }
 
 // ReadStats returns the strong-read counters since start.
 func (n *Node) ReadStats() ReadStats {
-	return ReadStats{Rounds: n.reads.rounds.Load(), Reads: n.reads.reads.Load()}
+	return ReadStats{Rounds: n.reads.rounds.Load(), Reads: n.reads.reads.Load(), LegacyRounds: n.reads.legacy.Load()}
 }

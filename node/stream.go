@@ -39,7 +39,9 @@ type tcpStream struct {
 	// adopt is called when a peer with a cluster id dials a node without
 	// one; it returns the node's cluster id afterwards ("" if it did not
 	// take the peer's).
-	adopt  func(cluster string) string
+	adopt func(cluster string) string
+	// fence serves a read-fence connection (fence.go); nil: none.
+	fence  func(net.Conn)
 	logger hclog.Logger
 	warned sync.Map // peer -> time.Time of the last refusal logged
 }
@@ -179,10 +181,19 @@ type helloConn struct {
 	once   sync.Once
 	err    error
 	peeked []byte // bytes read while looking for a hello, not yet returned
+	fence  bool   // a read-fence connection, not Raft's
 }
 
+// Read runs the handshake on the first call. A read-fence connection is
+// served right there, on Raft's connection goroutine, and then reads as
+// a clean end, so Raft closes it without a word.
 func (c *helloConn) Read(p []byte) (int, error) {
 	c.once.Do(c.handshake)
+	if c.fence {
+		c.fence = false
+		c.s.fence(c.Conn)
+		c.err = io.EOF
+	}
 	if c.err != nil {
 		return 0, c.err
 	}
@@ -207,6 +218,10 @@ func (c *helloConn) handshake() {
 	if first[0] != helloMagic[0] {
 		// A peer without a cluster id: a data directory from before
 		// cluster ids, in a cluster that has none either.
+		if first[0] == fenceOpen && mine == "" && c.s.fence != nil {
+			c.fence = true
+			return
+		}
 		if mine != "" {
 			c.s.warn(remote, "refused a Raft connection without a cluster id (a node of a cluster formed before cluster ids, or a binary older than them): this node is of a cluster with an id",
 				"peer_addr", remote, "cluster_id", mine)
@@ -248,7 +263,23 @@ func (c *helloConn) handshake() {
 	}
 	if err != nil {
 		c.fail(err)
+		return
 	}
+	// The first byte after the hello tells a read-fence connection from
+	// Raft's. Raft's message mostly follows its hello at once, but a
+	// pipeline's first waits for an entry or a commit timeout: no
+	// deadline here, as before the fence.
+	c.Conn.SetReadDeadline(time.Time{})
+	next, err := byteReader{c.Conn}.ReadByte()
+	if err != nil {
+		c.fail(err)
+		return
+	}
+	if next == fenceOpen && c.s.fence != nil {
+		c.fence = true
+		return
+	}
+	c.peeked = []byte{next}
 }
 
 func (c *helloConn) fail(err error) {
