@@ -273,11 +273,16 @@ func (f *fence) confirm(term uint64, timeout time.Duration) error {
 // (under f.mu).
 func (f *fence) drop(p *fencePeer) {
 	if p.conn != nil {
-		p.conn.Close()
+		closeLater(p.conn)
 		p.conn = nil
 	}
 	p.retryAt = time.Now().Add(fenceRetry)
 }
+
+// closeLater closes c on a goroutine of its own: a TLS connection's Close
+// writes close_notify and may wait seconds for a peer that reads nothing,
+// which must not happen under f.mu.
+func closeLater(c net.Conn) { go c.Close() }
 
 // peer returns the peer for server s, replacing one at another address
 // (under f.mu).
@@ -285,7 +290,7 @@ func (f *fence) peer(s raft.Server) *fencePeer {
 	p := f.peers[s.ID]
 	if p != nil && p.addr != s.Address {
 		if p.conn != nil {
-			p.conn.Close()
+			closeLater(p.conn)
 		}
 		delete(f.peers, s.ID)
 		p = nil
@@ -309,7 +314,7 @@ func (f *fence) forget(voters []raft.Server) {
 	for id, p := range f.peers {
 		if !keep[id] {
 			if p.conn != nil {
-				p.conn.Close()
+				closeLater(p.conn)
 			}
 			delete(f.peers, id)
 		}
@@ -359,9 +364,14 @@ func (f *fence) dial(p *fencePeer) {
 	p.dialing = false
 	if err != nil || f.closed || f.peers[p.id] != p {
 		if c != nil {
-			c.Close()
+			closeLater(c)
 		}
-		legacy = legacy && !p.spoke
+		if legacy && p.spoke {
+			// It answered before: one such end is forgiven (a crash or a
+			// stop at the wrong moment), the next is an older binary (a
+			// downgrade).
+			p.spoke, legacy = false, false
+		}
 		p.legacy = legacy
 		retry := fenceRetry
 		if legacy {
@@ -450,7 +460,9 @@ func (f *fence) readAnswers(p *fencePeer, c net.Conn) {
 		counts := ans[16] == 1
 		f.mu.Lock()
 		if p.conn == c && seq > p.answered {
-			p.answered = seq
+			// Answering: the stall clock restarts for what is still
+			// outstanding (a voter a round behind is slow, not silent).
+			p.answered, p.sentAt = seq, time.Now()
 		}
 		rd := f.round
 		// Only this round's request proves anything about this round: an
@@ -476,7 +488,7 @@ func (f *fence) close() {
 	f.closed = true
 	for _, p := range f.peers {
 		if p.conn != nil {
-			p.conn.Close()
+			closeLater(p.conn)
 			p.conn = nil
 		}
 	}

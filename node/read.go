@@ -333,6 +333,10 @@ func (r *readIndex) confirm() (uint64, error) {
 	}
 	idx := n.raft.CommitIndex()
 	if err := n.fence.confirm(term, n.heartbeat); err != nil {
+		if !n.IsLeader() || n.raft.CurrentTerm() != term {
+			// Deposed meanwhile: the fronts redirect to the new leader.
+			return 0, fmt.Errorf("%w: %v", ErrNotLeader, err)
+		}
 		if !errors.Is(err, errFenceLegacy) {
 			return 0, err
 		}
