@@ -799,11 +799,7 @@ func (tc *trkConn) Close() {
 // before it are kept for the reader of pushes).
 func (tc *trkConn) do(argv ...string) (*reply, error) {
 	tc.c.SetWriteDeadline(time.Now().Add(trkReplyWait))
-	fmt.Fprintf(tc.w, "*%d\r\n", len(argv))
-	for _, a := range argv {
-		fmt.Fprintf(tc.w, "$%d\r\n%s\r\n", len(a), a)
-	}
-	if err := tc.w.Flush(); err != nil {
+	if err := writeCommand(tc.w, argv); err != nil {
 		return nil, err
 	}
 	timer := time.NewTimer(trkReplyWait)

@@ -136,14 +136,19 @@ func (c *respConn) Close() error { return c.c.Close() }
 // do sends one command and reads its reply.
 func (c *respConn) do(argv ...string) (*reply, error) {
 	c.c.SetDeadline(time.Now().Add(20 * time.Second))
-	fmt.Fprintf(c.w, "*%d\r\n", len(argv))
-	for _, a := range argv {
-		fmt.Fprintf(c.w, "$%d\r\n%s\r\n", len(a), a)
-	}
-	if err := c.w.Flush(); err != nil {
+	if err := writeCommand(c.w, argv); err != nil {
 		return nil, err
 	}
 	return readReply(c.r)
+}
+
+// writeCommand sends argv as a RESP array of bulk strings.
+func writeCommand(w *bufio.Writer, argv []string) error {
+	fmt.Fprintf(w, "*%d\r\n", len(argv))
+	for _, a := range argv {
+		fmt.Fprintf(w, "$%d\r\n%s\r\n", len(a), a)
+	}
+	return w.Flush()
 }
 
 func readLine(r *bufio.Reader) (string, error) {

@@ -201,7 +201,7 @@ func (f *fence) confirm(term uint64, timeout time.Duration) error {
 	rd := &fenceRound{seq: f.seq, term: term, need: need, waiting: make(map[*fencePeer]bool, len(others)),
 		done: make(chan struct{})}
 	f.round = rd
-	var send []*fencePeer
+	var send []fenceSend
 	now := time.Now()
 	for _, s := range others {
 		p := f.peer(s)
@@ -211,16 +211,16 @@ func (f *fence) confirm(term uint64, timeout time.Duration) error {
 		switch {
 		case p.conn != nil:
 			rd.waiting[p] = true
-			send = append(send, p)
+			send = append(send, fenceSend{p, p.conn})
 			if p.sent <= p.answered {
 				p.sentAt = now
 			}
 			p.sent = rd.seq
-		case p.legacy && time.Now().Before(p.retryAt):
+		case p.legacy && now.Before(p.retryAt):
 			rd.legacy = true
 		case p.dialing:
 			rd.waiting[p] = true // asked once connected
-		case time.Now().Before(p.retryAt):
+		case now.Before(p.retryAt):
 			// unreachable a moment ago: not asked this round
 		default:
 			p.dialing = true
@@ -234,11 +234,9 @@ func (f *fence) confirm(term uint64, timeout time.Duration) error {
 
 	t := time.NewTimer(timeout)
 	defer t.Stop()
-	var req [fenceReqLen]byte
-	binary.BigEndian.PutUint64(req[:8], rd.seq)
-	binary.BigEndian.PutUint64(req[8:], term)
-	for _, p := range send {
-		f.send(p, req[:])
+	req := fenceRequest(rd.seq, term)
+	for _, s := range send {
+		f.send(s.p, s.c, req[:])
 	}
 
 	select {
@@ -321,15 +319,23 @@ func (f *fence) forget(voters []raft.Server) {
 	}
 }
 
-// send writes a request to p; a failed write drops the connection.
-func (f *fence) send(p *fencePeer, req []byte) {
-	f.mu.Lock()
-	c := p.conn
-	f.mu.Unlock()
-	if c == nil {
-		f.lost(p, nil)
-		return
-	}
+// fenceSend is a request to write: the peer and the connection it was
+// asked on.
+type fenceSend struct {
+	p *fencePeer
+	c net.Conn
+}
+
+// fenceRequest encodes a round's request.
+func fenceRequest(seq, term uint64) [fenceReqLen]byte {
+	var req [fenceReqLen]byte
+	binary.BigEndian.PutUint64(req[:8], seq)
+	binary.BigEndian.PutUint64(req[8:], term)
+	return req
+}
+
+// send writes a request to p on c; a failed write drops the connection.
+func (f *fence) send(p *fencePeer, c net.Conn, req []byte) {
 	p.wmu.Lock()
 	c.SetWriteDeadline(time.Now().Add(fenceWriteTimeout))
 	_, err := c.Write(req)
@@ -339,17 +345,16 @@ func (f *fence) send(p *fencePeer, req []byte) {
 	}
 }
 
-// lost drops p's connection c and takes p out of the round in progress;
-// c nil: p had no connection when asked. A connection p no longer uses
-// changes nothing (p may be dialling, or asked on a new one).
+// lost drops p's connection c and takes p out of the round in progress,
+// unless p is on a newer connection or dialling one (it is asked there).
 func (f *fence) lost(p *fencePeer, c net.Conn) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if c != nil {
-		if p.conn != c {
-			return
-		}
+	switch {
+	case p.conn == c:
 		f.drop(p)
+	case p.conn != nil || p.dialing:
+		return
 	}
 	if rd := f.round; rd != nil && rd.waiting[p] {
 		delete(rd.waiting, p)
@@ -402,10 +407,8 @@ func (f *fence) dial(p *fencePeer) {
 	f.mu.Unlock()
 	go f.readAnswers(p, c)
 	if ask {
-		var req [fenceReqLen]byte
-		binary.BigEndian.PutUint64(req[:8], rd.seq)
-		binary.BigEndian.PutUint64(req[8:], rd.term)
-		f.send(p, req[:])
+		req := fenceRequest(rd.seq, rd.term)
+		f.send(p, c, req[:])
 	}
 }
 

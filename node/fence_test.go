@@ -66,11 +66,13 @@ func TestFenceServesStrongReads(t *testing.T) {
 	}
 }
 
-// fencePeerStub stands where a stopped member's Raft address was, and
-// answers the cluster handshake and the read fence as told: a member
-// whose answers the test controls, in front of the real leader's fence.
+// fencePeerStub stands where a stopped member's Raft address was, behind
+// the real stream layer (its cluster handshake, and the diversion of a
+// fence connection after it), and answers the read fence as told: a
+// member whose answers the test controls, in front of the real leader's
+// fence. Raft's own connections are closed once past the handshake.
 type fencePeerStub struct {
-	ln      net.Listener
+	st      *tcpStream
 	cluster string
 	id      string
 	// answer turns a request (its sequence number and term) into the
@@ -84,11 +86,12 @@ type fencePeerStub struct {
 
 func startFenceStub(t *testing.T, addr, cluster, id string, answer func(seq, term uint64) (uint64, uint64, byte)) *fencePeerStub {
 	t.Helper()
-	var ln net.Listener
+	s := &fencePeerStub{cluster: cluster, id: id, answer: answer, conns: make(map[net.Conn]bool)}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		var err error
-		if ln, err = net.Listen("tcp", addr); err == nil {
+		s.st, err = newTCPStream(addr, "", nil, func() (string, string) { return cluster, id }, nil, nil)
+		if err == nil {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -96,12 +99,12 @@ func startFenceStub(t *testing.T, addr, cluster, id string, answer func(seq, ter
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	s := &fencePeerStub{ln: ln, cluster: cluster, id: id, answer: answer, conns: make(map[net.Conn]bool)}
+	s.st.fence = s.serve
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
 		for {
-			c, err := ln.Accept()
+			c, err := s.st.Accept()
 			if err != nil {
 				return
 			}
@@ -109,11 +112,16 @@ func startFenceStub(t *testing.T, addr, cluster, id string, answer func(seq, ter
 			s.conns[c] = true
 			s.mu.Unlock()
 			s.wg.Add(1)
-			go func() { defer s.wg.Done(); s.serve(c) }()
+			go func() {
+				defer s.wg.Done()
+				defer c.Close()
+				// The handshake, and a fence connection served to its end.
+				c.Read(make([]byte, 1))
+			}()
 		}
 	}()
 	t.Cleanup(func() {
-		ln.Close()
+		s.st.Close()
 		s.mu.Lock()
 		for c := range s.conns {
 			c.Close()
@@ -124,26 +132,9 @@ func startFenceStub(t *testing.T, addr, cluster, id string, answer func(seq, ter
 	return s
 }
 
+// serve answers a fence connection past its fenceOpen byte.
 func (s *fencePeerStub) serve(c net.Conn) {
-	defer c.Close()
 	r := byteReader{c}
-	magic := make([]byte, len(helloMagic))
-	if _, err := io.ReadFull(r, magic); err != nil || string(magic) != string(helloMagic) {
-		return
-	}
-	if _, err := readStr(r); err != nil {
-		return
-	}
-	if _, err := readStr(r); err != nil {
-		return
-	}
-	if _, err := c.Write(appendStr(appendStr([]byte{helloOK}, s.cluster), s.id)); err != nil {
-		return
-	}
-	first, err := r.ReadByte()
-	if err != nil || first != fenceOpen {
-		return // Raft's own messages: this member is down
-	}
 	if _, err := readStr(r); err != nil {
 		return
 	}

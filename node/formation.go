@@ -115,11 +115,7 @@ func (n *Node) Formation() FormationInfo {
 // it is the list of the cluster it is in.
 func (n *Node) formedFounders() []FounderAt {
 	list := n.formed.get(n.cfg.DataDir)
-	fs := make([]Founder, len(list))
-	for i, f := range list {
-		fs[i] = f.Founder
-	}
-	if len(fs) == 0 || FoundersClusterID(fs) != n.ClusterID() {
+	if len(list) == 0 || FoundersClusterID(foundersOf(list)) != n.ClusterID() {
 		return nil // `raftcache recover` minted another id since
 	}
 	return list
@@ -140,11 +136,10 @@ func FormedList(self Founder, info FormationInfo, want int) ([]Founder, map[stri
 	if !info.HasState || len(info.Founders) != want || info.ClusterID == "" {
 		return nil, nil, false
 	}
-	fs := make([]Founder, 0, want)
+	fs := foundersOf(info.Founders)
 	levels := make(map[string]uint32, want)
 	named, member := false, false
 	for _, f := range info.Founders {
-		fs = append(fs, f.Founder)
 		levels[f.ID] = f.Level
 		named = named || f.Founder == self
 		member = member || f.Founder == Founder{ID: info.ID, RaftAddr: info.RaftAddr, Incarnation: info.Incarnation}
@@ -229,6 +224,15 @@ func (n *Node) Form(founders []Founder, levels map[string]uint32) error {
 	n.markRegistered()
 	n.formed.set(withLevels(sorted, levels))
 	return nil
+}
+
+// foundersOf is the founders of list, without their levels.
+func foundersOf(list []FounderAt) []Founder {
+	out := make([]Founder, len(list))
+	for i, f := range list {
+		out[i] = f.Founder
+	}
+	return out
 }
 
 // withLevels pairs each founder with its level from levels.

@@ -38,17 +38,11 @@ import (
 // founders' common level after formation: once the cluster is at that
 // level it is dropped.
 
-// founderLevel is a founder as formed, with the level it reported.
-type founderLevel struct {
-	Founder
-	Level uint32
-}
-
 // founderCredit holds the founders' formation-reported levels.
 type founderCredit struct {
 	mu     sync.Mutex
-	byID   map[string]founderLevel // nil: none, or spent
-	common uint32                  // the lowest founder level
+	byID   map[string]FounderAt // nil: none, or spent
+	common uint32               // the lowest founder level
 }
 
 // set records the founders Form bootstrapped with; levels maps an id to
@@ -60,10 +54,10 @@ func (c *founderCredit) set(founders []Founder, levels map[string]uint32) {
 	if len(founders) == 0 {
 		return
 	}
-	c.byID = make(map[string]founderLevel, len(founders))
+	c.byID = make(map[string]FounderAt, len(founders))
 	for _, f := range founders {
 		l := max(levels[f.ID], 1)
-		c.byID[f.ID] = founderLevel{Founder: f, Level: l}
+		c.byID[f.ID] = FounderAt{Founder: f, Level: l}
 		if c.common == 0 || l < c.common {
 			c.common = l
 		}
