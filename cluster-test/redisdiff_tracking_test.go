@@ -288,6 +288,39 @@ var trkScenarios = []*trkScenario{
 		want:  []string{"o2", "o4", "o5", "fence"},
 	},
 	{
+		// Tracking turned on again keeps what was read: in the same
+		// mode, and switched from the default mode to OPTIN (allowed);
+		// OPTIN straight to OPTOUT is refused. In OPTIN, k4, read
+		// without CLIENT CACHING YES, is not registered.
+		name: "on-again",
+		steps: []trkStep{
+			trkW("MSET", "@k1", "v", "@k2", "v", "@k3", "v", "@k4", "v"),
+			trkSync,
+			trkT("CLIENT", "TRACKING", "ON"),
+			trkT("GET", "@k1"),
+			trkT("CLIENT", "TRACKING", "ON"),
+			trkT("GET", "@k2"),
+			trkT("CLIENT", "TRACKING", "ON", "OPTIN"),
+			trkT("CLIENT", "TRACKING", "ON", "OPTOUT"),
+			trkT("CLIENT", "CACHING", "YES"), trkT("GET", "@k3"), trkT("GET", "@k4"),
+			trkW("SET", "@k1", "x"), trkW("SET", "@k2", "x"), trkW("SET", "@k3", "x"), trkW("SET", "@k4", "x"),
+		},
+		fence: [][]string{{"CLIENT", "CACHING", "YES"}, {"GET", "@fence"}},
+		want:  []string{"k1", "k2", "k3", "fence"},
+	},
+	{
+		// BCAST turned on again adds its prefixes to those it has.
+		name: "bcast-again",
+		steps: []trkStep{
+			trkT("CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "@a:"),
+			trkT("CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "@b:"),
+			trkW("SET", "@a:1", "x"), trkW("SET", "@b:1", "x"), trkW("SET", "@c:1", "x"),
+		},
+		fence:    [][]string{},
+		fenceKey: "a:fence",
+		want:     []string{"a:1", "b:1", "a:fence"},
+	},
+	{
 		// OPTOUT: every read registers but the one right after CLIENT
 		// CACHING NO.
 		name: "optout",

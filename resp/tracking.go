@@ -88,7 +88,9 @@ func cmdClientTracking(s *Server, cl *client, args [][]byte) {
 	case cl.track != nil && cl.track.bcast != t.bcast:
 		w.error("ERR You can't switch BCAST mode on/off before disabling tracking for this client, and then re-enabling it with a different mode.")
 		return
-	case cl.track != nil && (cl.track.optin != t.optin || cl.track.optout != t.optout):
+	case cl.track != nil && (cl.track.optin && t.optout || cl.track.optout && t.optin):
+		// From OPTIN straight to OPTOUT or back; to or from the default
+		// mode is allowed, as in Redis.
 		w.error("ERR You can't switch OPTIN/OPTOUT mode before disabling tracking for this client, and then re-enabling it with a different mode.")
 		return
 	}
