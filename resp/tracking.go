@@ -3,6 +3,7 @@ package resp
 import (
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/raftcache/raftcache/fsm"
 	"github.com/raftcache/raftcache/node"
@@ -94,10 +95,23 @@ func cmdClientTracking(s *Server, cl *client, args [][]byte) {
 		w.error("ERR You can't switch OPTIN/OPTOUT mode before disabling tracking for this client, and then re-enabling it with a different mode.")
 		return
 	}
-	if cl.track != nil && t.bcast {
-		// On again in BCAST mode: Redis adds the prefixes to those it
-		// has (none stands for every key).
-		t.prefixes = mergePrefixes(cl.track.prefixes, t.prefixes)
+	if t.bcast {
+		var had []string // the prefixes tracked already; "" for every key
+		if cl.track != nil {
+			had = cl.track.prefixes
+			if len(had) == 0 {
+				had = []string{""}
+			}
+		}
+		if msg := prefixOverlap(had, t.prefixes); msg != "" {
+			w.error(msg)
+			return
+		}
+		if cl.track != nil {
+			// On again in BCAST mode: Redis adds the prefixes to those
+			// it has (none stands for every key).
+			t.prefixes = mergePrefixes(cl.track.prefixes, t.prefixes)
+		}
 	}
 	// NOLOOP is kept (TRACKINGINFO reports it) but not passed on: it
 	// hides nothing (node.TrackOptions).
@@ -252,6 +266,28 @@ func (cl *client) invalidateOwn(it *item) {
 			}
 		}
 	}
+}
+
+// prefixOverlap is Redis's error for BCAST prefixes of one client that
+// overlap (one starts with the other): a new one against those it had
+// (in their sorted order, as Redis walks its tree), then the new ones
+// against each other; "" if none do.
+func prefixOverlap(had, added []string) string {
+	had = slices.Sorted(slices.Values(had))
+	overlap := func(a, b string) bool { return strings.HasPrefix(a, b) || strings.HasPrefix(b, a) }
+	for i, p := range added {
+		for _, h := range had {
+			if overlap(p, h) {
+				return "ERR Prefix '" + p + "' overlaps with an existing prefix '" + h + "'. Prefixes for a single client must not overlap."
+			}
+		}
+		for _, q := range added[i+1:] {
+			if overlap(p, q) {
+				return "ERR Prefix '" + p + "' overlaps with another provided prefix '" + q + "'. Prefixes for a single client must not overlap."
+			}
+		}
+	}
+	return ""
 }
 
 // mergePrefixes is the BCAST prefixes of tracking turned on again: old
