@@ -31,6 +31,7 @@ type pod struct {
 	prefix string
 	image  string
 	net    string
+	pinned bool // the network's bridge MAC is pinned (pinBridgeMAC)
 }
 
 func newPod(t *testing.T) *pod {
@@ -102,6 +103,9 @@ func (p *pod) start(m member, ip string, args []string) {
 	}
 	run = append(run, p.image, "node")
 	p.must(append(run, args...)...)
+	if !p.pinned {
+		p.pinBridgeMAC()
+	}
 	p.t.Cleanup(func() {
 		if p.t.Failed() {
 			out, _ := p.run("logs", "--tail", "60", m.container)
@@ -110,6 +114,37 @@ func (p *pod) start(m member, ip string, args []string) {
 		p.try("rm", "-f", "-t", "0", m.container)
 		p.try("volume", "rm", "-f", m.volume)
 	})
+}
+
+// pinBridgeMAC gives the network's bridge the MAC it has now, once its
+// first container is up. Netavark before 1.9 (Debian 12 has 1.4) leaves
+// the MAC unset, so the kernel gives the bridge the lowest MAC of its
+// ports: when a container with a lower MAC starts, or the one with the
+// lowest goes (the restarted leader), the bridge's MAC changes under the
+// other containers' ARP entries for the gateway, which is also the
+// network's DNS server. Their lookups of each other's names then time out
+// for up to a minute (seen in CI: "lookup rc1: i/o timeout" on both
+// survivors while the restarted rc1 could not be reached). Netavark 1.9
+// pins the MAC itself (containers/netavark#833); setting it explicitly is
+// what it does, and an explicitly set MAC stays.
+func (p *pod) pinBridgeMAC() {
+	p.t.Helper()
+	p.pinned = true
+	dev, err := p.run("network", "inspect", "-f", "{{.NetworkInterface}}", p.net)
+	if err != nil || dev == "" {
+		p.t.Logf("bridge MAC not pinned (no interface name: %v): container restarts may lose DNS for a while", err)
+		return
+	}
+	mac, err := os.ReadFile("/sys/class/net/" + dev + "/address")
+	if err != nil {
+		// Rootless podman keeps the bridge in its own namespace.
+		p.t.Logf("bridge MAC not pinned (%v): container restarts may lose DNS for a while", err)
+		return
+	}
+	out, err := exec.Command("ip", "link", "set", "dev", dev, "address", strings.TrimSpace(string(mac))).CombinedOutput()
+	if err != nil {
+		p.t.Logf("bridge MAC not pinned (ip link set: %v %s): container restarts may lose DNS for a while", err, out)
+	}
 }
 
 // remove kills m's container (its volume stays).
