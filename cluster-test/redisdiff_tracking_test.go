@@ -48,10 +48,6 @@ import (
 //     applied index, so a change its read already saw may be reported: the
 //     test waits until the tracking client's node has applied everything
 //     the leader committed before the tracked reads (a "sync" step).
-//   - A REDIRECT target that has not subscribed to anything gets its
-//     pushes from its next command on: scenario "redirect-resp3" (a RESP3
-//     target with no subscription) sends it a PING each polling round,
-//     on both servers alike.
 //
 // Run: go test ./cluster-test/ -run TestRedisDiffTracking -v
 func TestRedisDiffTracking(t *testing.T) {
@@ -153,9 +149,6 @@ func TestRedisDiffTracking(t *testing.T) {
 				if same {
 					t.Logf("invalidations %v from redis-server, %v from %s (%s); %v", trkSorted(want.got), trkSorted(got.got),
 						rcSide.name, rcSide.role(), time.Since(scStart).Round(time.Millisecond))
-					if got.pings > 0 || want.pings > 0 {
-						t.Logf("PINGs sent to the REDIRECT target while collecting: redis-server %d, raftcache %d", want.pings, got.pings)
-					}
 					for _, n := range got.notes {
 						t.Logf("note: %s", n)
 					}
@@ -206,8 +199,8 @@ type trkScenario struct {
 	onFollower bool // raftcache: the tracking client on a follower, the writer on the leader
 	resp2      bool // the tracking client stays in RESP2 (else HELLO 3)
 	// redirect: 0 none; 2 a RESP2 target subscribed to
-	// __redis__:invalidate; 3 a RESP3 target with no subscription (it
-	// is sent a PING each polling round: the documented caveat).
+	// __redis__:invalidate; 3 a RESP3 target with no subscription, which
+	// sends nothing while the invalidations are collected.
 	redirect int
 	steps    []trkStep
 	// fence registers @fenceKey for the tracking client (nil: GET
@@ -355,8 +348,8 @@ var trkScenarios = []*trkScenario{
 	},
 	{
 		// RESP2 with REDIRECT to a RESP3 connection that subscribed to
-		// nothing: Redis pushes to it at once; raftcache from its next
-		// command on (documented), so the test PINGs it while polling.
+		// nothing and stays idle: both push to it at once (raftcache
+		// wakes it in redcon's loop: resp/wake.go).
 		name:     "redirect-resp3",
 		resp2:    true,
 		redirect: 3,
@@ -500,7 +493,6 @@ type trkRun struct {
 	log             []string // what was received, in order
 	records         []trkRecord
 	strayFlush      bool
-	pings           int // PINGs sent to a RESP3 REDIRECT target while collecting
 	notes           []string
 }
 
@@ -717,24 +709,16 @@ func (r *trkRun) take(f *reply) {
 
 // collect polls the invalidations until done says so, a stray
 // flush-everything invalidation arrives (the run is then inconclusive),
-// or trkCollectWait passes. A RESP3 REDIRECT target with no subscription
-// is sent a PING each round (raftcache's documented caveat: it gets its
-// pushes from its next command on; Redis gets the same PINGs).
+// or trkCollectWait passes.
 func (r *trkRun) collect(done func() bool) error {
 	end := time.Now().Add(trkCollectWait)
-	for round := 0; ; round++ {
+	for {
 		r.drain(0)
 		if done() || r.strayFlush {
 			return nil
 		}
 		if !time.Now().Before(end) {
 			return fmt.Errorf("not within %v: received %v", trkCollectWait, trkSorted(r.got))
-		}
-		if r.sc.redirect == 3 {
-			if _, err := r.target.do("PING"); err != nil {
-				return fmt.Errorf("PING to the redirect target: %w", err)
-			}
-			r.pings++
 		}
 		r.drain(100 * time.Millisecond)
 	}
@@ -775,9 +759,6 @@ func (r *trkRun) transcript() string {
 	}
 	for _, l := range r.log {
 		fmt.Fprintf(&b, "  received: %s\n", l)
-	}
-	if r.pings > 0 {
-		fmt.Fprintf(&b, "  PINGs sent to the REDIRECT target while collecting: %d\n", r.pings)
 	}
 	for _, n := range r.notes {
 		fmt.Fprintf(&b, "  note: %s\n", n)

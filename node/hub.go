@@ -202,6 +202,7 @@ type Sub struct {
 	mine    [numKinds]map[string]bool
 	track   *TrackOptions
 	trackAt uint64 // index at which tracking was turned on (BCAST)
+	wake    func() // called when the queue stops being empty (SetWake)
 
 	ready chan struct{} // capacity 1: the queue is not empty
 	done  chan struct{} // closed when dropped or closed
@@ -228,6 +229,17 @@ func (h *Hub) NewSub(id int64, limit int) *Sub {
 	}
 	h.mu.Unlock()
 	return s
+}
+
+// SetWake sets f to be called, with the hub's lock held, each time the
+// queue stops being empty. It is for a subscriber whose owner does not
+// wait on Ready: the Redis front's connection that is another's REDIRECT
+// target and still in redcon's loop, which must be woken to leave it
+// and write its pushes (resp/limits.go). f must not block.
+func (s *Sub) SetWake(f func()) {
+	s.h.mu.Lock()
+	s.wake = f
+	s.h.mu.Unlock()
 }
 
 // Lookup finds the open subscriber registered with id.
@@ -453,6 +465,9 @@ func (h *Hub) push(s *Sub, e Event) {
 	select {
 	case s.ready <- struct{}{}:
 	default:
+	}
+	if len(s.q) == 1 && s.wake != nil {
+		s.wake()
 	}
 }
 

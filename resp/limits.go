@@ -107,6 +107,15 @@ type limitConn struct {
 	started  bool        // TLS handshake done
 	f        framing
 
+	// Waking (wake.go): wakeCmd is the server's wake command; wakeable is
+	// set after the first read and cleared when the connection leaves
+	// redcon's loop; poked says a wake is on its way.
+	wakeCmd  []byte
+	pending  func() bool // pushes wait for the connection
+	armed    bool
+	wakeable atomic.Bool
+	poked    atomic.Bool
+
 	buf  []byte // read from the client, not yet handed to redcon: buf[off:]
 	off  int
 	ends []int // offsets in buf where a scanned command ends, ascending
@@ -168,6 +177,9 @@ func (c *limitConn) Read(p []byte) (int, error) {
 				return 0, err
 			}
 		}
+	}
+	if !c.armed {
+		c.arm()
 	}
 	for {
 		if n := c.deliver(p); n > 0 {
@@ -232,6 +244,12 @@ func (c *limitConn) fill() error {
 	// clients, because RawConn.Read clears pending readiness before its
 	// first callback (docs/benchmarks.md, "what was tried").
 	n, err := c.Conn.Read(c.buf[start : start+readChunk])
+	if n == 0 && c.woken(err) {
+		if start != c.off || c.f.state != stStart {
+			return nil // inside a command: handling it will do
+		}
+		n, err = copy(c.buf[start:start+readChunk], c.wakeCmd), nil
+	}
 	c.buf = c.buf[:start+n]
 	if n > 0 {
 		maxArgs, maxCmd := c.lim.MaxArgs, c.lim.MaxCommandBytes

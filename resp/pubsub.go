@@ -28,7 +28,8 @@ import (
 // A connection that subscribes (or turns tracking on, or is the REDIRECT
 // target of one that did) leaves redcon's loop (Detach) for one of ours
 // (serveDetached), which writes its replies and its pushes in one order
-// from one goroutine. Its pushes wait in its hub queue; past the queue's
+// from one goroutine. A REDIRECT target idle in redcon's loop is woken to
+// leave it by its first push (wake.go). Its pushes wait in its hub queue; past the queue's
 // bound the hub drops it and the connection is closed, as Redis does past
 // client-output-buffer-limit pubsub. Such connections have no idle
 // deadline.

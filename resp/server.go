@@ -144,6 +144,9 @@ type Server struct {
 	// (INFO stats: how often exactly-once fell back to UNKNOWN).
 	resent, refusedResends atomic.Uint64
 
+	// wakeSecret and wakeCmd wake a connection in redcon's loop (wake.go).
+	wakeSecret, wakeCmd []byte
+
 	mu      sync.Mutex
 	clients map[*client]struct{}
 }
@@ -210,7 +213,10 @@ func New(n Node, cfg Config) *Server {
 		cfg.RelayConns = defaultRelayConns
 	}
 	cfg.Limits.setDefaults(n.MaxValueSize())
+	secret, wake := newWake()
 	return &Server{
+		wakeSecret:  secret,
+		wakeCmd:     wake,
 		node:        n,
 		cfg:         cfg,
 		logger:      cfg.Logger,
@@ -314,6 +320,10 @@ func (s *Server) accept(conn redcon.Conn) bool {
 		cl.w.out = lc
 	}
 	cl.sub = s.node.Hub().NewSub(cl.id, int(s.cfg.Limits.MaxPushBytes))
+	if lc != nil {
+		lc.wakeCmd, lc.pending = s.wakeCmd, cl.sub.Pending
+		cl.sub.SetWake(lc.poke)
+	}
 	conn.SetContext(cl)
 	s.connsTotal.Add(1)
 	s.mu.Lock()
@@ -356,6 +366,9 @@ func (s *Server) handle(conn redcon.Conn, cmd redcon.Command) {
 	}
 	if cl.needsDetach() {
 		cl.detached = true
+		if cl.limits != nil {
+			cl.limits.leaveLoop()
+		}
 		dc := conn.Detach()
 		s.mu.Lock()
 		cl.netConn = dc.NetConn()
@@ -455,6 +468,9 @@ func (s *Server) process(cl *client, cmds []redcon.Command) {
 	for _, c := range cmds {
 		if cl.quit {
 			break
+		}
+		if len(c.Args) == 2 && s.isWake(c.Args) {
+			continue // not the client's: no reply, no state
 		}
 		s.cmdsTotal.Add(1)
 		it := &item{raw: c.Raw, args: c.Args, name: commandName(c.Args[0])}

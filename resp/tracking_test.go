@@ -1,10 +1,17 @@
 package resp_test
 
 import (
+	"bufio"
+	"crypto/tls"
+	"io"
+	"net"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/raftcache/raftcache/internal/testcerts"
+	"github.com/raftcache/raftcache/internal/testtokens"
 	"github.com/raftcache/raftcache/resp"
 )
 
@@ -203,4 +210,109 @@ func TestTrackingOwnWriteFirst(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestTrackingRedirectIdleTarget: a RESP3 connection named as another's
+// REDIRECT target gets its invalidations at once while it sends nothing,
+// as in Redis, over plaintext and TLS. It waits in redcon's loop until a
+// push wakes it (wake.go); afterwards it is served as before, and a client
+// that sends the wake command's name without its secret gets the
+// unknown-command error.
+func TestTrackingRedirectIdleTarget(t *testing.T) {
+	serverCA, clientCA := testcerts.NewCA(t, "servers"), testcerts.NewCA(t, "clients")
+	dialTLS := func(t *testing.T, addr string) *rawConn {
+		nc, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, serverCA.ClientConfig(t, clientCA))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { nc.Close() })
+		_ = nc.SetDeadline(time.Now().Add(deadline))
+		return &rawConn{t: t, nc: nc, rd: bufio.NewReader(nc)}
+	}
+	for _, tc := range []struct {
+		name string
+		cfg  resp.Config
+		dial func(t *testing.T, addr string) *rawConn
+	}{
+		{"plaintext", resp.Config{}, func(t *testing.T, addr string) *rawConn { return dialRaw(t, addr) }},
+		{"tls", resp.Config{TLS: serverCA.ServerConfig(t, clientCA)}, dialTLS},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := startNode(t, "n1", true, tc.cfg)
+			waitFor(t, "n1 to lead", func() bool { return serves(n) })
+			target := tc.dial(t, n.RESPAddr())
+			target.hello3()
+			target.send(cmd("CLIENT", "ID"))
+			id := strings.TrimSpace(target.expectPrefix(":")[1:])
+			tr := tc.dial(t, n.RESPAddr())
+			for i, k := range []string{"idle:a", "idle:b"} {
+				tr.send(cmd("CLIENT", "TRACKING", "ON", "REDIRECT", id) + cmd("GET", k))
+				tr.expect("+OK\r\n$-1\r\n")
+				tr.send(cmd("SET", k, "v"))
+				tr.expect("+OK\r\n")
+				// The target sends nothing before the push (the second
+				// time it has left redcon's loop already).
+				target.expect(">2\r\n$10\r\ninvalidate\r\n*1\r\n$6\r\n" + k + "\r\n")
+				if i == 0 {
+					target.send(cmd("PING") + cmd("raftcache.wake", "not-the-secret"))
+					target.expect("+PONG\r\n")
+					target.expectPrefix("-ERR unknown command")
+				}
+			}
+		})
+	}
+}
+
+// TestTrackingRedirectTargetNotLoggedIn: a connection that has not
+// authenticated yet, named as a REDIRECT target (client ids are easy to
+// guess), is not woken by the pushes (serveDetached would cut it, as it
+// may not read them): it stays connected and logs in as usual.
+func TestTrackingRedirectTargetNotLoggedIn(t *testing.T) {
+	toks, _ := testtokens.File(t, "write "+writeTok)
+	n := startNode(t, "n1", true, resp.Config{Auth: toks})
+	waitFor(t, "n1 to lead", func() bool { return serves(n) })
+	idle := dialRaw(t, n.RESPAddr())
+	tr := dialRaw(t, n.RESPAddr())
+	tr.send(cmd("AUTH", writeTok) + cmd("CLIENT", "LIST"))
+	tr.expect("+OK\r\n")
+	list := tr.readBulk()
+	var id string
+	for _, line := range strings.Split(list, "\n") {
+		if strings.Contains(line, "addr="+idle.nc.LocalAddr().String()+" ") {
+			for _, f := range strings.Fields(line) {
+				if v, ok := strings.CutPrefix(f, "id="); ok {
+					id = v
+				}
+			}
+		}
+	}
+	if id == "" {
+		t.Fatalf("the idle connection is not in CLIENT LIST:\n%s", list)
+	}
+	tr.send(cmd("CLIENT", "TRACKING", "ON", "BCAST", "REDIRECT", id) + cmd("SET", "auth:k", "v"))
+	tr.expect("+OK\r\n+OK\r\n")
+	// A wake would cut it at once; it must still be listed a while later.
+	for end := time.Now().Add(time.Second); time.Now().Before(end); {
+		tr.send(cmd("CLIENT", "LIST"))
+		if l := tr.readBulk(); !strings.Contains(l, "id="+id+" ") {
+			t.Fatalf("the connection that had not logged in was cut after a push:\n%s", l)
+		}
+	}
+	idle.send(cmd("AUTH", writeTok) + cmd("PING"))
+	idle.expect("+OK\r\n+PONG\r\n")
+}
+
+// readBulk reads one bulk string reply.
+func (c *rawConn) readBulk() string {
+	c.t.Helper()
+	hdr := c.expectPrefix("$")
+	size, err := strconv.Atoi(strings.TrimSpace(hdr[1:]))
+	if err != nil || size < 0 {
+		c.t.Fatalf("bulk header %q", hdr)
+	}
+	b := make([]byte, size+2)
+	if _, err := io.ReadFull(c.rd, b); err != nil {
+		c.t.Fatal(err)
+	}
+	return string(b[:size])
 }
