@@ -260,7 +260,21 @@ func cmdReadonly(on bool) func(*Server, *client, [][]byte) {
 }
 
 func cmdForwarded(s *Server, cl *client, args [][]byte) {
+	if cl.detached || cl.track != nil || cl.sub.Subscribed() {
+		// Not a relay: relays send it before anything else (AUTH aside).
+		cl.w.error("ERR " + forwardedCmd + " must come before SUBSCRIBE and CLIENT TRACKING")
+		return
+	}
 	cl.forwarded = true
+	// A relay connection carries other clients' replies: a push written
+	// into it (another client's CLIENT TRACKING ... REDIRECT naming its
+	// id, which CLIENT LIST shows) would be taken by the follower for the
+	// next relayed reply. Its place in the hub is replaced by one without
+	// an id, which REDIRECT cannot name; a redirect made to the old one
+	// before this command (ids are easy to guess) reaches a closed one.
+	old := cl.sub
+	cl.sub = s.node.Hub().NewSub(0, int(s.cfg.Limits.MaxPushBytes))
+	old.Close()
 	cl.w.ok()
 }
 

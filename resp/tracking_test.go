@@ -316,3 +316,73 @@ func (c *rawConn) readBulk() string {
 	}
 	return string(b[:size])
 }
+
+// TestTrackingRedirectToRelayRefused: a follower's relay connection to the
+// leader carries other clients' replies, in RESP3 for RESP3 clients; a
+// client of the leader naming it as its REDIRECT target (its id is in
+// CLIENT LIST) would have invalidation pushes written into that stream,
+// where the follower would take one for the next relayed reply. Such a
+// target is refused as if it did not exist, and relayed replies stay
+// right after writes.
+func TestTrackingRedirectToRelayRefused(t *testing.T) {
+	c := startCluster(t, resp.Config{})
+	leader := c.leader(t)
+	f := c.Followers(leader)[0]
+	ctx := ctxT(t)
+	rc := client(t, f.RESPAddr(), 3) // relays through a RESP3 relay connection
+	if err := rc.Set(ctx, "relay:k", "v0", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.Get(ctx, "relay:k").Err(); err != nil {
+		t.Fatal(err)
+	}
+	lc := dialRaw(t, leader.RESPAddr())
+	lc.send(cmd("CLIENT", "LIST"))
+	list := lc.readBulk()
+	var relays []string // every connection but lc: the follower's relays
+	for _, line := range strings.Split(list, "\n") {
+		if strings.Contains(line, "addr=") && !strings.Contains(line, "addr="+lc.nc.LocalAddr().String()+" ") {
+			for _, fl := range strings.Fields(line) {
+				if v, ok := strings.CutPrefix(fl, "id="); ok {
+					relays = append(relays, v)
+				}
+			}
+		}
+	}
+	if len(relays) == 0 {
+		t.Fatalf("no relay connection on the leader:\n%s", list)
+	}
+	for _, id := range relays {
+		lc.send(cmd("CLIENT", "TRACKING", "ON", "BCAST", "REDIRECT", id))
+		lc.expect("-ERR The client ID you want redirect to does not exist\r\n")
+	}
+	for i := 1; i <= 20; i++ {
+		v := "v" + strconv.Itoa(i)
+		lc.send(cmd("SET", "relay:k", v))
+		lc.expect("+OK\r\n")
+		if got, err := rc.Get(ctx, "relay:k").Result(); err != nil || got != v {
+			t.Fatalf("relayed GET after SET %s: %q, %v", v, got, err)
+		}
+	}
+
+	// Named before it announced itself as a relay (a guessed id): it
+	// receives no push after that either.
+	early := dialRaw(t, leader.RESPAddr())
+	early.send(cmd("CLIENT", "ID"))
+	id := strings.TrimSpace(early.expectPrefix(":")[1:])
+	lc.send(cmd("CLIENT", "TRACKING", "OFF") + cmd("CLIENT", "TRACKING", "ON", "BCAST", "REDIRECT", id))
+	lc.expect("+OK\r\n+OK\r\n")
+	early.send(cmd("RAFTCACHE.FORWARDED", f.ID()) + cmd("HELLO", "3"))
+	early.expect("+OK\r\n")
+	for early.expectPrefix("") != "*0\r\n" { // HELLO's map, to its last field
+	}
+	// lc's own write is invalidated (queued for its target) before its
+	// reply; a push written to early would come before the first PONG or
+	// right after it, before the second.
+	lc.send(cmd("SET", "relay:k", "early"))
+	lc.expect("+OK\r\n")
+	for range 2 {
+		early.send(cmd("PING"))
+		early.expect("+PONG\r\n")
+	}
+}
