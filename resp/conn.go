@@ -259,6 +259,15 @@ func cmdReadonly(on bool) func(*Server, *client, [][]byte) {
 	}
 }
 
+// connStateCmds change or tell the state of the connection they are sent
+// on. A follower relays a transaction to the leader on a relay connection
+// that carries other clients' commands too: there they would act on that
+// connection (its protocol, login, tracking, READONLY) or answer with its
+// id, so a follower refuses them inside MULTI and the leader refuses them
+// inside a relayed transaction.
+var connStateCmds = map[string]bool{"auth": true, "client": true, "hello": true, "quit": true,
+	"readonly": true, "readwrite": true, "reset": true}
+
 func cmdForwarded(s *Server, cl *client, args [][]byte) {
 	if cl.detached || cl.track != nil || cl.sub.Subscribed() {
 		// Not a relay: relays send it before anything else (AUTH aside).
@@ -743,6 +752,10 @@ func (s *Server) execTx(cl *client, tx *item, depth int) {
 	}
 	cl.w.array(len(items))
 	for _, it := range items {
+		if it.kind == kindConn && cl.forwarded && connStateCmds[it.name] {
+			cl.w.error("ERR " + strings.ToUpper(it.name) + " cannot run in a transaction relayed by a follower")
+			continue
+		}
 		if it.kind == kindConn {
 			it.cmd.conn(s, cl, it.args)
 			continue

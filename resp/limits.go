@@ -108,11 +108,10 @@ type limitConn struct {
 	f        framing
 
 	// Waking (wake.go): wakeCmd is the server's wake command; wakeable is
-	// set after the first read and cleared when the connection leaves
-	// redcon's loop; poked says a wake is on its way.
+	// set after the connection's first command (arm) and cleared when it
+	// leaves redcon's loop; poked says a wake is on its way.
 	wakeCmd  []byte
 	pending  func() bool // pushes wait for the connection
-	armed    bool
 	wakeable atomic.Bool
 	poked    atomic.Bool
 
@@ -177,9 +176,6 @@ func (c *limitConn) Read(p []byte) (int, error) {
 				return 0, err
 			}
 		}
-	}
-	if !c.armed {
-		c.arm()
 	}
 	for {
 		if n := c.deliver(p); n > 0 {

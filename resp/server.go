@@ -364,17 +364,21 @@ func (s *Server) handle(conn redcon.Conn, cmd redcon.Command) {
 		conn.Close()
 		return
 	}
-	if cl.needsDetach() {
-		cl.detached = true
-		if cl.limits != nil {
-			cl.limits.leaveLoop()
+	if !cl.needsDetach() {
+		if cl.limits != nil && !cl.forwarded {
+			cl.limits.arm()
 		}
-		dc := conn.Detach()
-		s.mu.Lock()
-		cl.netConn = dc.NetConn()
-		s.mu.Unlock()
-		go s.serveDetached(dc, cl)
+		return
 	}
+	cl.detached = true
+	if cl.limits != nil {
+		cl.limits.leaveLoop()
+	}
+	dc := conn.Detach()
+	s.mu.Lock()
+	cl.netConn = dc.NetConn()
+	s.mu.Unlock()
+	go s.serveDetached(dc, cl)
 }
 
 // item is one parsed command, or (txn set) a transaction to relay whole.
@@ -575,6 +579,11 @@ func (s *Server) queue(cl *client, it *item) {
 	if pubsubCmds[it.name] {
 		cl.tx.dirty = true
 		cl.w.error("ERR " + strings.ToUpper(it.name) + " inside MULTI is not supported by raftcache")
+		return
+	}
+	if connStateCmds[it.name] && !cl.forwarded && !s.node.IsLeader() {
+		cl.tx.dirty = true
+		cl.w.error("ERR " + strings.ToUpper(it.name) + " inside MULTI is not supported through a follower (it relays the transaction to the leader): send it before MULTI")
 		return
 	}
 	if err := s.check(it); err != nil {

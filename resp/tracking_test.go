@@ -13,6 +13,7 @@ import (
 	"github.com/raftcache/raftcache/internal/testcerts"
 	"github.com/raftcache/raftcache/internal/testtokens"
 	"github.com/raftcache/raftcache/resp"
+	"github.com/redis/go-redis/v9"
 )
 
 // Client tracking on the wire (RESP3 pushes, RESP2 REDIRECT), against the
@@ -384,5 +385,58 @@ func TestTrackingRedirectToRelayRefused(t *testing.T) {
 	for range 2 {
 		early.send(cmd("PING"))
 		early.expect("+PONG\r\n")
+	}
+}
+
+// TestRelayedTransactionConnCommands: commands that change or tell the
+// state of their connection (CLIENT, HELLO, AUTH, READONLY, ...) inside
+// MULTI would act, once a follower relays the transaction, on the relay
+// connection that carries other clients' replies: a CLIENT TRACKING there
+// put invalidation pushes in their stream, a HELLO 3 gave RESP2 clients
+// RESP3 replies. A follower refuses them inside MULTI (EXECABORT); the
+// leader refuses them inside a relayed transaction; on the leader itself
+// they run as in Redis.
+func TestRelayedTransactionConnCommands(t *testing.T) {
+	c := startCluster(t, resp.Config{})
+	leader := c.leader(t)
+	f := c.Followers(leader)[0]
+	ctx := ctxT(t)
+	abort := "-EXECABORT Transaction discarded because of previous errors.\r\n"
+
+	r3 := dialRaw(t, f.RESPAddr())
+	r3.hello3()
+	r3.send(cmd("MULTI") + cmd("CLIENT", "TRACKING", "ON", "BCAST") + cmd("SET", "tx:a", "1") + cmd("EXEC"))
+	r3.expect("+OK\r\n")
+	r3.expectPrefix("-ERR CLIENT inside MULTI is not supported through a follower")
+	r3.expect("+QUEUED\r\n" + abort)
+	r2 := dialRaw(t, f.RESPAddr())
+	r2.send(cmd("MULTI") + cmd("HELLO", "3") + cmd("READONLY") + cmd("GET", "tx:a") + cmd("EXEC"))
+	r2.expect("+OK\r\n")
+	r2.expectPrefix("-ERR HELLO inside MULTI")
+	r2.expectPrefix("-ERR READONLY inside MULTI")
+	r2.expect("+QUEUED\r\n" + abort)
+
+	// The leader's side, as a relay connection would send it.
+	relay := dialRaw(t, leader.RESPAddr())
+	relay.send(cmd("RAFTCACHE.FORWARDED", f.ID()) + cmd("MULTI") + cmd("CLIENT", "ID") + cmd("HELLO", "3") +
+		cmd("SET", "tx:b", "1") + cmd("EXEC") + cmd("GET", "tx:nope"))
+	relay.expect("+OK\r\n+OK\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n*3\r\n")
+	relay.expectPrefix("-ERR CLIENT cannot run in a transaction relayed by a follower")
+	relay.expectPrefix("-ERR HELLO cannot run in a transaction relayed by a follower")
+	relay.expect("+OK\r\n$-1\r\n") // still RESP2
+
+	// On the leader itself, as in Redis.
+	own := dialRaw(t, leader.RESPAddr())
+	own.send(cmd("CLIENT", "ID"))
+	id := own.expectPrefix(":")
+	own.send(cmd("MULTI") + cmd("CLIENT", "ID") + cmd("EXEC"))
+	own.expect("+OK\r\n+QUEUED\r\n*1\r\n" + id)
+
+	// Relayed replies through the follower keep their protocol.
+	for _, proto := range []int{2, 3} {
+		rc := client(t, f.RESPAddr(), proto)
+		if err := rc.Get(ctx, "tx:nope").Err(); err != redis.Nil {
+			t.Fatalf("RESP%d relayed GET of a missing key: %v, want redis.Nil", proto, err)
+		}
 	}
 }

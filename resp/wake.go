@@ -60,12 +60,14 @@ func (c *limitConn) poke() {
 	}
 }
 
-// arm makes the connection wakeable at its first read (after the TLS
-// handshake, which a wake must not cut short), and wakes it at once if a
-// push came before: the hub wakes only when its queue stops being empty.
+// arm makes the connection wakeable once its first command has run and
+// left it in redcon's loop (so a wake never cuts a TLS handshake short,
+// nor comes before a relay's RAFTCACHE.FORWARDED, sent with its first
+// write), and wakes it at once if a push came meanwhile: the hub wakes
+// only when its queue stops being empty, and a push that saw it not yet
+// wakeable did not.
 func (c *limitConn) arm() {
-	c.armed = true
-	if c.wakeCmd == nil {
+	if c.wakeCmd == nil || c.wakeable.Load() {
 		return
 	}
 	c.wakeable.Store(true)
