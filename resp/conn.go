@@ -260,13 +260,16 @@ func cmdReadonly(on bool) func(*Server, *client, [][]byte) {
 }
 
 // connStateCmds change or tell the state of the connection they are sent
-// on. A follower relays a transaction to the leader on a relay connection
-// that carries other clients' commands too: there they would act on that
-// connection (its protocol, login, tracking, READONLY) or answer with its
-// id, so a follower refuses them inside MULTI and the leader refuses them
-// inside a relayed transaction.
-var connStateCmds = map[string]bool{"auth": true, "client": true, "hello": true, "quit": true,
-	"readonly": true, "readwrite": true, "reset": true}
+// on (QUIT and RESET are not queued: they run at once, as in Redis). A
+// follower relays a transaction that writes (or reads, without READONLY)
+// to the leader on a relay connection that carries other clients'
+// commands too: there they would act on that connection (its protocol,
+// login, tracking, READONLY) or answer with its id. So a follower refuses
+// such a transaction at EXEC, and the leader refuses them inside a relayed
+// transaction; a transaction the follower answers itself runs them on the
+// client's own connection.
+var connStateCmds = map[string]bool{"auth": true, "client": true, "hello": true,
+	"readonly": true, "readwrite": true}
 
 func cmdForwarded(s *Server, cl *client, args [][]byte) {
 	if cl.detached || cl.track != nil || cl.sub.Subscribed() {
@@ -702,6 +705,12 @@ func (s *Server) execTx(cl *client, tx *item, depth int) {
 		reads = reads || it.kind == kindRead
 	}
 	if (writes || reads && !cl.readonly) && !cl.forwarded && !s.node.IsLeader() {
+		for _, it := range items {
+			if connStateCmds[it.name] {
+				cl.w.error("EXECABORT Transaction discarded: " + strings.ToUpper(it.name) + " is not supported in a transaction a follower relays to the leader; send it before MULTI")
+				return
+			}
+		}
 		s.relayTx(cl, tx, depth)
 		return
 	}

@@ -581,11 +581,6 @@ func (s *Server) queue(cl *client, it *item) {
 		cl.w.error("ERR " + strings.ToUpper(it.name) + " inside MULTI is not supported by raftcache")
 		return
 	}
-	if connStateCmds[it.name] && !cl.forwarded && !s.node.IsLeader() {
-		cl.tx.dirty = true
-		cl.w.error("ERR " + strings.ToUpper(it.name) + " inside MULTI is not supported through a follower (it relays the transaction to the leader): send it before MULTI")
-		return
-	}
 	if err := s.check(it); err != nil {
 		cl.tx.dirty = true
 		cl.w.fail(err)
