@@ -761,12 +761,12 @@ func (s *Server) execTx(cl *client, tx *item, depth int) {
 	}
 	cl.w.array(len(items))
 	for _, it := range items {
-		if it.kind == kindConn && cl.forwarded && connStateCmds[it.name] {
-			cl.w.error("ERR " + strings.ToUpper(it.name) + " cannot run in a transaction relayed by a follower")
-			continue
-		}
 		if it.kind == kindConn {
-			it.cmd.conn(s, cl, it.args)
+			if cl.forwarded && connStateCmds[it.name] {
+				cl.w.error("ERR " + strings.ToUpper(it.name) + " cannot run in a transaction relayed by a follower")
+			} else {
+				it.cmd.conn(s, cl, it.args)
+			}
 			continue
 		}
 		if isPublish(it.name) {

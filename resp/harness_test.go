@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -100,9 +101,29 @@ func dialRaw(t testing.TB, addr string) *rawConn {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return newRaw(t, nc)
+}
+
+// newRaw wraps a connection already dialled (a TLS one, say).
+func newRaw(t testing.TB, nc net.Conn) *rawConn {
 	t.Cleanup(func() { nc.Close() })
 	_ = nc.SetDeadline(time.Now().Add(deadline))
 	return &rawConn{t: t, nc: nc, rd: bufio.NewReader(nc)}
+}
+
+// readBulk reads one bulk string reply.
+func (c *rawConn) readBulk() string {
+	c.t.Helper()
+	hdr := c.expectPrefix("$")
+	size, err := strconv.Atoi(strings.TrimSpace(hdr[1:]))
+	if err != nil || size < 0 {
+		c.t.Fatalf("bulk header %q", hdr)
+	}
+	b := make([]byte, size+2)
+	if _, err := io.ReadFull(c.rd, b); err != nil {
+		c.t.Fatal(err)
+	}
+	return string(b[:size])
 }
 
 func (c *rawConn) send(s string) {

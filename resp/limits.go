@@ -111,7 +111,6 @@ type limitConn struct {
 	// set after the connection's first command (arm) and cleared when it
 	// leaves redcon's loop; poked says a wake is on its way.
 	wakeCmd  []byte
-	pending  func() bool // pushes wait for the connection
 	wakeable atomic.Bool
 	poked    atomic.Bool
 

@@ -2,7 +2,6 @@ package resp_test
 
 import (
 	"errors"
-	"io"
 	"net"
 	"strconv"
 	"strings"
@@ -18,15 +17,7 @@ import (
 func (c *rawConn) info(section, want string) bool {
 	c.t.Helper()
 	c.send(cmd("INFO", section))
-	size, err := strconv.Atoi(strings.TrimSpace(c.expectPrefix("$")[1:]))
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	body := make([]byte, size+2)
-	if _, err := io.ReadFull(c.rd, body); err != nil {
-		c.t.Fatal(err)
-	}
-	return strings.Contains(string(body), want)
+	return strings.Contains(c.readBulk(), want)
 }
 
 // expectClosed checks that the server closed the connection.

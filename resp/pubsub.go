@@ -29,10 +29,10 @@ import (
 // target of one that did) leaves redcon's loop (Detach) for one of ours
 // (serveDetached), which writes its replies and its pushes in one order
 // from one goroutine. A REDIRECT target idle in redcon's loop is woken to
-// leave it by its first push (wake.go). Its pushes wait in its hub queue; past the queue's
-// bound the hub drops it and the connection is closed, as Redis does past
-// client-output-buffer-limit pubsub. Such connections have no idle
-// deadline.
+// leave it by its first push (wake.go). Its pushes wait in its hub queue;
+// past the queue's bound the hub drops it and the connection is closed,
+// as Redis does past client-output-buffer-limit pubsub. Such connections
+// have no idle deadline.
 
 const (
 	relayPublishCmd = "RAFTCACHE.PUBLISH" // reqid publish|spublish channel message [attempt (level 4)[:after (level 5, resends)]]

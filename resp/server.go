@@ -321,7 +321,7 @@ func (s *Server) accept(conn redcon.Conn) bool {
 	}
 	cl.sub = s.node.Hub().NewSub(cl.id, int(s.cfg.Limits.MaxPushBytes))
 	if lc != nil {
-		lc.wakeCmd, lc.pending = s.wakeCmd, cl.sub.Pending
+		lc.wakeCmd = s.wakeCmd
 		cl.sub.SetWake(lc.poke)
 	}
 	conn.SetContext(cl)
@@ -366,7 +366,7 @@ func (s *Server) handle(conn redcon.Conn, cmd redcon.Command) {
 	}
 	if !cl.needsDetach() {
 		if cl.limits != nil && !cl.forwarded {
-			cl.limits.arm()
+			cl.limits.arm(cl.sub.Pending)
 		}
 		return
 	}
@@ -473,7 +473,7 @@ func (s *Server) process(cl *client, cmds []redcon.Command) {
 		if cl.quit {
 			break
 		}
-		if len(c.Args) == 2 && s.isWake(c.Args) {
+		if s.isWake(c.Args) {
 			continue // not the client's: no reply, no state
 		}
 		s.cmdsTotal.Add(1)

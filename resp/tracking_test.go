@@ -1,9 +1,7 @@
 package resp_test
 
 import (
-	"bufio"
 	"crypto/tls"
-	"io"
 	"net"
 	"strconv"
 	"strings"
@@ -226,9 +224,7 @@ func TestTrackingRedirectIdleTarget(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { nc.Close() })
-		_ = nc.SetDeadline(time.Now().Add(deadline))
-		return &rawConn{t: t, nc: nc, rd: bufio.NewReader(nc)}
+		return newRaw(t, nc)
 	}
 	for _, tc := range []struct {
 		name string
@@ -301,21 +297,6 @@ func TestTrackingRedirectTargetNotLoggedIn(t *testing.T) {
 	}
 	idle.send(cmd("AUTH", writeTok) + cmd("PING"))
 	idle.expect("+OK\r\n+PONG\r\n")
-}
-
-// readBulk reads one bulk string reply.
-func (c *rawConn) readBulk() string {
-	c.t.Helper()
-	hdr := c.expectPrefix("$")
-	size, err := strconv.Atoi(strings.TrimSpace(hdr[1:]))
-	if err != nil || size < 0 {
-		c.t.Fatalf("bulk header %q", hdr)
-	}
-	b := make([]byte, size+2)
-	if _, err := io.ReadFull(c.rd, b); err != nil {
-		c.t.Fatal(err)
-	}
-	return string(b[:size])
 }
 
 // TestTrackingRedirectToRelayRefused: a follower's relay connection to the

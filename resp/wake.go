@@ -6,8 +6,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"os"
-	"strconv"
 	"time"
+
+	"github.com/tidwall/redcon"
 )
 
 // Waking a connection in redcon's loop. A connection that is the REDIRECT
@@ -39,7 +40,7 @@ func newWake() (secret, cmd []byte) {
 		panic("resp: no randomness for the wake secret: " + err.Error())
 	}
 	secret = []byte(hex.EncodeToString(b))
-	cmd = []byte("*2\r\n$" + strconv.Itoa(len(wakeName)) + "\r\n" + wakeName + "\r\n$" + strconv.Itoa(len(secret)) + "\r\n" + string(secret) + "\r\n")
+	cmd = redcon.AppendBulk(redcon.AppendBulkString(redcon.AppendArray(nil, 2), wakeName), secret)
 	return secret, cmd
 }
 
@@ -66,12 +67,12 @@ func (c *limitConn) poke() {
 // write), and wakes it at once if a push came meanwhile: the hub wakes
 // only when its queue stops being empty, and a push that saw it not yet
 // wakeable did not.
-func (c *limitConn) arm() {
+func (c *limitConn) arm(pending func() bool) {
 	if c.wakeCmd == nil || c.wakeable.Load() {
 		return
 	}
 	c.wakeable.Store(true)
-	if c.pending != nil && c.pending() {
+	if pending() {
 		c.poke()
 	}
 }
