@@ -314,6 +314,7 @@ type Node struct {
 	fence    *fence       // a strong read's leadership round (fence.go)
 	fenceSrv *fenceServer // answers other leaders' rounds
 	proposer *proposer
+	wstats   *writeStats // the write path's histograms (writestats.go)
 	hub      *Hub        // the change fan-out to local subscribers (hub.go)
 	notify   <-chan bool // Raft's leadership change notifications
 
@@ -411,6 +412,7 @@ func New(cfg Config) (*Node, error) {
 		transportDone: make(chan struct{}),
 		feed:          newFeed(cfg.FeedRing, cfg.MaxWatches),
 		lock:          lock,
+		wstats:        newWriteStats(),
 	}
 	n.blocks = newBlocker(n)
 	n.fsm.OnChange(n.blocks.changed)
@@ -465,7 +467,7 @@ func (n *Node) open(newIncarnation bool) error {
 		return fmt.Errorf("node: %w", err)
 	}
 	n.cfg.LogStore, _ = DetectLogStore(n.cfg.DataDir) // the kind opened
-	n.logs, err = raft.NewLogCache(1024, n.store)
+	n.logs, err = raft.NewLogCache(1024, timedLogs{n.store, n.wstats})
 	if err != nil {
 		return err
 	}

@@ -100,22 +100,28 @@ func coalescable(cmd *fsm.Command) bool {
 }
 
 func newProposal(cmd *fsm.Command) *proposal {
-	pr := &proposal{cmd: cmd, ops: 1, done: make(chan proposalResult, 1)}
-	if cmd.Op == fsm.OpExec {
-		pr.ops = 0
+	ops, size := measure(cmd)
+	return &proposal{cmd: cmd, ops: ops, size: size, done: make(chan proposalResult, 1)}
+}
+
+// measure returns the writes cmd carries and the bytes of their keys and
+// values.
+func measure(cmd *fsm.Command) (ops, size int) {
+	switch cmd.Op {
+	case fsm.OpExec:
 		for i := range cmd.Units {
-			pr.ops += len(cmd.Units[i].Cmds)
-			pr.size += cmd.Units[i].Size()
+			ops += len(cmd.Units[i].Cmds)
+			size += cmd.Units[i].Size()
 		}
-	} else if cmd.Op == fsm.OpBatch {
-		pr.ops = len(cmd.Cmds)
+	case fsm.OpBatch:
+		ops = len(cmd.Cmds)
 		for _, c := range cmd.Cmds {
-			pr.size += len(c.Key) + len(c.Value)
+			size += len(c.Key) + len(c.Value)
 		}
-	} else {
-		pr.size = len(cmd.Key) + len(cmd.Value)
+	default:
+		ops, size = 1, len(cmd.Key)+len(cmd.Value)
 	}
-	return pr
+	return ops, size
 }
 
 // submit queues cmd and waits for its result. After the queue accepted it,
@@ -321,8 +327,15 @@ func (p *proposer) propose(batch []*proposal) {
 	}
 	start := time.Now()
 	f := n.raft.Apply(cmd.Encode(nil), n.cfg.ApplyTimeout)
+	writes := 0
+	for _, pr := range batch {
+		writes += pr.ops
+	}
 	go func() {
 		err := f.Error()
+		if err == nil {
+			n.wstats.entry(start, writes)
+		}
 		var res *fsm.Result
 		if err == nil {
 			res, err = resultOf(f)

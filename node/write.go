@@ -110,6 +110,7 @@ func (n *Node) propose(ctx context.Context, cmd *fsm.Command) (*fsm.Result, erro
 	if coalescable(cmd) {
 		return n.proposer.submit(ctx, cmd)
 	}
+	start := time.Now()
 	f := n.raft.Apply(cmd.Encode(nil), n.timeout(ctx))
 	answered, err := n.await(ctx, f)
 	switch {
@@ -119,6 +120,8 @@ func (n *Node) propose(ctx context.Context, cmd *fsm.Command) (*fsm.Result, erro
 	case err != nil:
 		return nil, n.classify(err, true)
 	}
+	ops, _ := measure(cmd)
+	n.wstats.entry(start, ops)
 	return resultOf(f)
 }
 

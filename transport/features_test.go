@@ -1224,6 +1224,26 @@ func TestFeatMetrics(t *testing.T) {
 			t.Errorf("/metrics has no %s", name)
 		}
 	}
+	// The write path's histograms (node/writestats.go): the workload's
+	// writes went through the log, in entries of at least one write each.
+	hist := func(name string) *dto.Histogram {
+		t.Helper()
+		f, ok := fams[name]
+		if !ok || f.GetType() != dto.MetricType_HISTOGRAM || len(f.Metric) != 1 {
+			t.Fatalf("/metrics has no %s histogram", name)
+		}
+		return f.Metric[0].GetHistogram()
+	}
+	appends, entries, sizes := hist("raftcache_log_append_duration_seconds"), hist("raftcache_write_entry_duration_seconds"), hist("raftcache_write_entry_writes")
+	if appends.GetSampleCount() == 0 || appends.GetSampleSum() <= 0 || len(appends.GetBucket()) == 0 {
+		t.Errorf("raftcache_log_append_duration_seconds: %d appends, %v s", appends.GetSampleCount(), appends.GetSampleSum())
+	}
+	if n := entries.GetSampleCount(); n == 0 || sizes.GetSampleCount() != n || sizes.GetSampleSum() < float64(n) || sizes.GetSampleSum() < float64(st.Sets) {
+		t.Errorf("write entries: %d timed, %d sized, %v writes in all (%d sets)", n, sizes.GetSampleCount(), sizes.GetSampleSum(), st.Sets)
+	}
+	if v := value("raftcache_log_append_errors_total"); v != 0 {
+		t.Errorf("raftcache_log_append_errors_total = %v", v)
+	}
 
 	// Request latency by route template, method and code.
 	h, ok := fams["raftcache_http_request_duration_seconds"]

@@ -67,6 +67,7 @@ func (s *Server) newMetrics() *metrics {
 		counter("raftcache_http_connections_evicted_total", "Idle or header-sending connections closed to make room under --max-connections.", func() float64 { return float64(s.conns().Evicted) }),
 		counter("raftcache_http_connections_refused_total", "Connections refused with 503: every open one was inside a handler.", func() float64 { return float64(s.conns().Refused) }),
 		hubCollector{n.Hub()},
+		writeCollector{n},
 		prometheus.CollectorFunc(func(ch chan<- prometheus.Metric) {
 			cur := n.Status().State
 			for _, st := range []string{"Follower", "Candidate", "Leader", "Shutdown"} {
@@ -136,6 +137,42 @@ func (c cacheCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, d := range cacheDescs {
 		ch <- prometheus.MustNewConstMetric(d.desc, d.typ, d.value(&st))
 	}
+}
+
+// writeCollector reports the write path's histograms (node/writestats.go).
+type writeCollector struct{ n *node.Node }
+
+var (
+	logAppendDesc = prometheus.NewDesc("raftcache_log_append_duration_seconds",
+		"Appends of entries to the Raft log store, synced: on the leader before it replicates them, on a follower before it answers. Every write waits for one on the leader and one on a follower (as etcd_disk_wal_fsync_duration_seconds).", nil, nil)
+	logAppendErrDesc = prometheus.NewDesc("raftcache_log_append_errors_total",
+		"Appends the log store failed.", nil, nil)
+	entryDesc = prometheus.NewDesc("raftcache_write_entry_duration_seconds",
+		"On the leader: each Raft entry of writes (concurrent writes share one: group commit), from its proposal to its answer (the leader's append, a quorum's, commit and apply).", nil, nil)
+	entryWritesDesc = prometheus.NewDesc("raftcache_write_entry_writes",
+		"On the leader: the commands each of those entries carried (writes, and the reads of transactions that write).", nil, nil)
+)
+
+func (c writeCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- logAppendDesc
+	ch <- logAppendErrDesc
+	ch <- entryDesc
+	ch <- entryWritesDesc
+}
+
+func (c writeCollector) Collect(ch chan<- prometheus.Metric) {
+	ws := c.n.WriteStats()
+	hist := func(d *prometheus.Desc, h node.Histogram) prometheus.Metric {
+		buckets := make(map[float64]uint64, len(h.Bounds))
+		for i, b := range h.Bounds {
+			buckets[b] = h.Cumulative[i]
+		}
+		return prometheus.MustNewConstHistogram(d, h.Count, h.Sum, buckets)
+	}
+	ch <- hist(logAppendDesc, ws.LogAppends)
+	ch <- prometheus.MustNewConstMetric(logAppendErrDesc, prometheus.CounterValue, float64(ws.LogAppendErrors))
+	ch <- hist(entryDesc, ws.Entries)
+	ch <- hist(entryWritesDesc, ws.EntryWrites)
 }
 
 func (m *metrics) handler() http.Handler {
