@@ -94,7 +94,8 @@ func coalescable(cmd *fsm.Command) bool {
 	case fsm.OpExec:
 		// Units keep their own request ids and rollback scopes inside a
 		// shared entry.
-		return len(cmd.Units) > 0 && newProposal(cmd).ops <= maxEntryOps
+		ops, _ := measure(cmd)
+		return len(cmd.Units) > 0 && ops <= maxEntryOps
 	}
 	return false
 }

@@ -150,7 +150,7 @@ func (n *Node) watchTransfer() {
 			streak.observe(time.Now(), false, limit)
 			continue
 		}
-		answered, err := n.await(context.Background(), n.raft.Barrier(time.Second))
+		answered, err := n.await(context.Background(), n.raft.Barrier(time.Second), nil)
 		if !answered {
 			return // closing
 		}

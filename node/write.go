@@ -110,9 +110,12 @@ func (n *Node) propose(ctx context.Context, cmd *fsm.Command) (*fsm.Result, erro
 	if coalescable(cmd) {
 		return n.proposer.submit(ctx, cmd)
 	}
+	ops, _ := measure(cmd)
 	start := time.Now()
 	f := n.raft.Apply(cmd.Encode(nil), n.timeout(ctx))
-	answered, err := n.await(ctx, f)
+	// Recorded when Raft answers, even after the caller stopped waiting:
+	// the slowest entries are the ones the histogram is for.
+	answered, err := n.await(ctx, f, func() { n.wstats.entry(start, ops) })
 	switch {
 	case !answered:
 		// Proposed already: it may commit after we stop waiting.
@@ -120,18 +123,23 @@ func (n *Node) propose(ctx context.Context, cmd *fsm.Command) (*fsm.Result, erro
 	case err != nil:
 		return nil, n.classify(err, true)
 	}
-	ops, _ := measure(cmd)
-	n.wstats.entry(start, ops)
 	return resultOf(f)
 }
 
 // await waits for Raft's answer to f (answered, and f's error), or until
 // ctx ends or the node closes (not answered; ctx's error or ErrClosed).
 // Raft may never answer a future left in its apply buffer at shutdown
-// (see proposer.submit), so no wait on one may outlast the node.
-func (n *Node) await(ctx context.Context, f raft.Future) (answered bool, err error) {
+// (see proposer.submit), so no wait on one may outlast the node. applied,
+// if not nil, runs when f succeeds, whether or not the caller still waits.
+func (n *Node) await(ctx context.Context, f raft.Future, applied func()) (answered bool, err error) {
 	done := make(chan error, 1)
-	go func() { done <- f.Error() }()
+	go func() {
+		err := f.Error()
+		if err == nil && applied != nil {
+			applied()
+		}
+		done <- err
+	}()
 	select {
 	case err := <-done:
 		return true, err

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -77,9 +78,14 @@ var entrySizeBounds = []uint64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024}
 // writeStats are one node's histograms.
 type writeStats struct {
 	appends      *histogram // log store StoreLogs, ns
-	entries      *histogram // a write entry proposed to answered, ns (leader)
-	entryWrites  *histogram // writes per entry (leader)
 	appendErrors atomic.Uint64
+
+	// mu keeps the two entry histograms in step, so a snapshot has as
+	// many sizes as latencies (an entry is answered a few hundred times
+	// a second at most; appends, on every member, stay lock-free).
+	mu          sync.Mutex
+	entries     *histogram // a write entry proposed to answered, ns (leader)
+	entryWrites *histogram // commands per entry (leader)
 }
 
 func newWriteStats() *writeStats {
@@ -92,8 +98,11 @@ func newWriteStats() *writeStats {
 
 // entry records a write entry answered on the leader.
 func (w *writeStats) entry(start time.Time, writes int) {
-	w.entries.observe(uint64(time.Since(start)))
+	took := time.Since(start)
+	w.mu.Lock()
+	w.entries.observe(uint64(took))
 	w.entryWrites.observe(uint64(writes))
+	w.mu.Unlock()
 }
 
 // WriteStats is what WriteStats reports.
@@ -104,24 +113,25 @@ type WriteStats struct {
 	// LogAppendErrors: appends the store failed (Raft then stops or
 	// steps down).
 	LogAppendErrors uint64
-	// Entries: on the leader, each entry of writes (a group-commit entry,
-	// or a write that has one of its own: an atomic batch, a script...)
-	// from its proposal to its answer (the leader's append, a quorum's,
-	// commit and apply).
+	// Entries: on the leader, each entry of writes (a group-commit
+	// entry, or a write that has one of its own: an atomic batch, a
+	// script...) from its proposal to its answer (the leader's append, a
+	// quorum's, commit and apply). A former leader keeps what it counted.
 	Entries Histogram
-	// EntryWrites: on the leader, the writes each of those carried.
+	// EntryWrites: on the leader, the commands each of those carried
+	// (writes, and the reads of transactions that write).
 	EntryWrites Histogram
 }
 
 // WriteStats returns the write path's histograms since start.
 func (n *Node) WriteStats() WriteStats {
 	const ns = 1e-9
-	return WriteStats{
-		LogAppends:      n.wstats.appends.snapshot(ns),
-		LogAppendErrors: n.wstats.appendErrors.Load(),
-		Entries:         n.wstats.entries.snapshot(ns),
-		EntryWrites:     n.wstats.entryWrites.snapshot(1),
-	}
+	w := n.wstats
+	s := WriteStats{LogAppends: w.appends.snapshot(ns), LogAppendErrors: w.appendErrors.Load()}
+	w.mu.Lock()
+	s.Entries, s.EntryWrites = w.entries.snapshot(ns), w.entryWrites.snapshot(1)
+	w.mu.Unlock()
+	return s
 }
 
 // timedLogs times the appends of the log store Raft writes through. It

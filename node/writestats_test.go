@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/raft"
+
 	"github.com/raftcache/raftcache/fsm"
 )
 
@@ -47,7 +49,10 @@ func TestWriteStats(t *testing.T) {
 	}
 	before, fbefore := leader.WriteStats(), follower.WriteStats()
 
-	const writers, rounds, batch = 20, 5, 7
+	// The atomic batch is bigger than any entry the writers can share
+	// (20, with a few writes of the node's own), so its own entry shows
+	// in the (64, 128] bucket whatever else lands meanwhile.
+	const writers, rounds, batch = 20, 5, 100
 	var wg sync.WaitGroup
 	errs := make(chan error, writers+1)
 	for w := range writers {
@@ -82,6 +87,10 @@ func TestWriteStats(t *testing.T) {
 	if writes < total || writes > total+16 {
 		t.Fatalf("the leader counted %d writes in its entries, want %d (+ at most a few of its own)", writes, total)
 	}
+	in64to128 := func(h Histogram) uint64 { return h.Cumulative[7] - h.Cumulative[6] }
+	if h := after.EntryWrites; h.Bounds[6] != 64 || h.Bounds[7] != 128 || in64to128(h)-in64to128(before.EntryWrites) != 1 {
+		t.Fatalf("entries of 65 to 128 commands: %d before, %d after; want the atomic batch of %d alone", in64to128(before.EntryWrites), in64to128(h), batch)
+	}
 	if entries == 0 || entries > total || after.EntryWrites.Count-before.EntryWrites.Count != entries {
 		t.Fatalf("%d entries for %d writes (%d sizes recorded)", entries, total, after.EntryWrites.Count-before.EntryWrites.Count)
 	}
@@ -104,5 +113,26 @@ func TestWriteStats(t *testing.T) {
 	}
 	if f := follower.WriteStats(); f.Entries.Count != fbefore.Entries.Count {
 		t.Fatalf("the follower recorded %d entries of its own", f.Entries.Count-fbefore.Entries.Count)
+	}
+}
+
+// TestTimedLogsMonotonic: the wrapper passes on what Raft asks of the log
+// store behind it (raft-wal is monotonic: after installing a snapshot Raft
+// then removes all its old entries instead of compacting a range, which
+// raft-wal cannot do; pebble and bolt are not).
+func TestTimedLogsMonotonic(t *testing.T) {
+	for kind, want := range map[string]bool{LogStoreWAL: true, LogStorePebble: false, LogStoreBolt: false} {
+		s, err := openStore(kind, t.TempDir(), storeOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cache, err := raft.NewLogCache(16, timedLogs{s, newWriteStats()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cache.IsMonotonic(); got != want {
+			t.Errorf("%s behind timedLogs: monotonic %v, want %v", kind, got, want)
+		}
+		s.Close()
 	}
 }
