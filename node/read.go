@@ -173,6 +173,11 @@ type readIndex struct {
 	rounds atomic.Uint64
 	reads  atomic.Uint64
 	legacy atomic.Uint64 // rounds confirmed by VerifyLeader (fence.go)
+	// Confirmed rounds: how long each took and how many reads it served
+	// (the loop is their only writer; a snapshot may read them a round
+	// apart).
+	roundTimes *histogram // ns
+	roundReads *histogram
 
 	mu      sync.Mutex
 	next    *readRound // the round new reads join; nil until one arrives
@@ -190,7 +195,8 @@ type readRound struct {
 }
 
 func newReadIndex(n *Node) *readIndex {
-	return &readIndex{n: n, wake: make(chan struct{}, 1)}
+	return &readIndex{n: n, wake: make(chan struct{}, 1),
+		roundTimes: newHistogram(durationBounds), roundReads: newHistogram(entrySizeBounds)}
 }
 
 // wait returns once a strong read may be served from the local state.
@@ -270,6 +276,10 @@ func (r *readIndex) run() {
 		}
 		start := time.Now()
 		rd.index, rd.err = r.confirm()
+		if rd.err == nil {
+			r.roundTimes.observe(uint64(time.Since(start)))
+			r.roundReads.observe(reads)
+		}
 		r.rounds.Add(1)
 		r.reads.Add(reads)
 		if rd.err != nil || r.n.applied(rd.index) {
@@ -359,9 +369,16 @@ type ReadStats struct {
 	// LegacyRounds were confirmed through Raft's heartbeats, because a
 	// quorum needed a member of a binary older than the read fence.
 	LegacyRounds uint64
+	// RoundTimes: each confirmed round, from its start to its quorum's
+	// answers (a read also waits for the round in flight when it
+	// arrived, and for the state to apply the round's index).
+	RoundTimes Histogram
+	// RoundReads: the strong reads each confirmed round served.
+	RoundReads Histogram
 }
 
 // ReadStats returns the strong-read counters since start.
 func (n *Node) ReadStats() ReadStats {
-	return ReadStats{Rounds: n.reads.rounds.Load(), Reads: n.reads.reads.Load(), LegacyRounds: n.reads.legacy.Load()}
+	return ReadStats{Rounds: n.reads.rounds.Load(), Reads: n.reads.reads.Load(), LegacyRounds: n.reads.legacy.Load(),
+		RoundTimes: n.reads.roundTimes.snapshot(1e-9), RoundReads: n.reads.roundReads.snapshot(1)}
 }

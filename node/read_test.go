@@ -66,6 +66,15 @@ func TestStrongReads(t *testing.T) {
 	if reads != readers || rounds >= reads {
 		t.Fatalf("%d reads took %d rounds: want %d reads in fewer rounds", reads, rounds, readers)
 	}
+	// Every round here was confirmed: each one is in the histograms, with
+	// its reads (raftcache_strong_read_round_*).
+	if got := uint64(st.RoundReads.Sum - before.RoundReads.Sum); got != reads ||
+		st.RoundReads.Count-before.RoundReads.Count != rounds || st.RoundTimes.Count-before.RoundTimes.Count != rounds ||
+		st.RoundTimes.Sum <= before.RoundTimes.Sum {
+		t.Fatalf("round histograms: %d rounds timed (%v s), %d sized with %d reads; want %d rounds with %d reads",
+			st.RoundTimes.Count-before.RoundTimes.Count, st.RoundTimes.Sum-before.RoundTimes.Sum,
+			st.RoundReads.Count-before.RoundReads.Count, got, rounds, reads)
+	}
 }
 
 // TestStrongReadsWaitForOwnTermEntry: a leader serves strong reads only

@@ -72,7 +72,8 @@ var durationBounds = []uint64{
 	uint64(time.Second), uint64(2500 * time.Millisecond),
 }
 
-// entrySizeBounds: writes per entry, up to maxEntryOps.
+// entrySizeBounds: writes per entry, up to maxEntryOps (and reads per
+// strong-read round).
 var entrySizeBounds = []uint64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024}
 
 // writeStats are one node's histograms.

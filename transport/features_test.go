@@ -1244,6 +1244,14 @@ func TestFeatMetrics(t *testing.T) {
 	if v := value("raftcache_log_append_errors_total"); v != 0 {
 		t.Errorf("raftcache_log_append_errors_total = %v", v)
 	}
+	rounds, roundReads := hist("raftcache_strong_read_round_duration_seconds"), hist("raftcache_strong_read_round_reads")
+	// Only confirmed rounds are in the histograms (the counters also count
+	// a round that failed, as one can just after an election).
+	if n := rounds.GetSampleCount(); n == 0 || roundReads.GetSampleCount() != n || roundReads.GetSampleSum() < float64(n) ||
+		roundReads.GetSampleSum() > value("raftcache_strong_reads_total") {
+		t.Errorf("strong-read rounds: %d timed, %d sized with %v reads (raftcache_strong_reads_total %v)",
+			n, roundReads.GetSampleCount(), roundReads.GetSampleSum(), value("raftcache_strong_reads_total"))
+	}
 
 	// Request latency by route template, method and code.
 	h, ok := fams["raftcache_http_request_duration_seconds"]

@@ -139,7 +139,8 @@ func (c cacheCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// writeCollector reports the write path's histograms (node/writestats.go).
+// writeCollector reports the histograms of the write path
+// (node/writestats.go) and of strong reads' rounds (node/read.go).
 type writeCollector struct{ n *node.Node }
 
 var (
@@ -149,6 +150,10 @@ var (
 		"Appends the log store failed.", nil, nil)
 	entryDesc = prometheus.NewDesc("raftcache_write_entry_duration_seconds",
 		"On the leader: each Raft entry of writes (concurrent writes share one: group commit), from its proposal to its answer (the leader's append, a quorum's, commit and apply).", nil, nil)
+	roundDesc = prometheus.NewDesc("raftcache_strong_read_round_duration_seconds",
+		"On the leader: each confirmed leadership round of strong reads (a read fence: a request to every voter, answered by a quorum).", nil, nil)
+	roundReadsDesc = prometheus.NewDesc("raftcache_strong_read_round_reads",
+		"On the leader: the strong reads each confirmed round served.", nil, nil)
 	entryWritesDesc = prometheus.NewDesc("raftcache_write_entry_writes",
 		"On the leader: the commands each of those entries carried (writes, and the reads of transactions that write).", nil, nil)
 )
@@ -158,6 +163,8 @@ func (c writeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- logAppendErrDesc
 	ch <- entryDesc
 	ch <- entryWritesDesc
+	ch <- roundDesc
+	ch <- roundReadsDesc
 }
 
 func (c writeCollector) Collect(ch chan<- prometheus.Metric) {
@@ -173,6 +180,9 @@ func (c writeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(logAppendErrDesc, prometheus.CounterValue, float64(ws.LogAppendErrors))
 	ch <- hist(entryDesc, ws.Entries)
 	ch <- hist(entryWritesDesc, ws.EntryWrites)
+	rs := c.n.ReadStats()
+	ch <- hist(roundDesc, rs.RoundTimes)
+	ch <- hist(roundReadsDesc, rs.RoundReads)
 }
 
 func (m *metrics) handler() http.Handler {
