@@ -18,6 +18,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -207,23 +208,59 @@ func NewTransport(clients int) *http.Transport {
 // Discover asks each endpoint in turn for GET /v1/cluster and returns the
 // first answer that names a leader with its HTTP address. While none does
 // (an election, or a new leader whose address is not yet replicated), it
-// asks again every 100ms until ctx ends.
+// asks again every 100ms until ctx ends, unless every endpoint refused in
+// a way asking again cannot change (permanent): then it says so at once.
+// The error names, for each endpoint, its last answer that ctx did not
+// cut short, so a run ended by its deadline still says why.
 func Discover(ctx context.Context, hc *http.Client, endpoints []string) (*Cluster, error) {
+	last := make([]error, len(endpoints))
 	for {
-		var errs []error
-		for _, ep := range endpoints {
+		refused := 0
+		for i, ep := range endpoints {
 			cl, err := discoverOne(ctx, hc, ep)
 			if err == nil {
 				return cl, nil
 			}
-			errs = append(errs, fmt.Errorf("%s: %w", ep, err))
+			if ctx.Err() == nil || last[i] == nil {
+				last[i] = fmt.Errorf("%s: %w", ep, err)
+			}
+			if permanent(err) {
+				refused++
+			}
+		}
+		if refused == len(endpoints) {
+			return nil, fmt.Errorf("bench: no endpoint named a leader: %w", errors.Join(last...))
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("bench: no endpoint named a leader: %w", errors.Join(errs...))
+			return nil, fmt.Errorf("bench: no endpoint named a leader: %w", errors.Join(last...))
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// statusError is an answer other than 200.
+type statusError struct {
+	code int
+	msg  string
+}
+
+func (e *statusError) Error() string { return e.msg }
+
+// permanent reports the refusals that asking again will not change: a
+// certificate this client does not trust, or a token refused.
+func permanent(err error) bool {
+	var se *statusError
+	if errors.As(err, &se) {
+		return se.code == http.StatusUnauthorized || se.code == http.StatusForbidden
+	}
+	var (
+		cv *tls.CertificateVerificationError
+		ua x509.UnknownAuthorityError
+		he x509.HostnameError
+		ci x509.CertificateInvalidError
+	)
+	return errors.As(err, &cv) || errors.As(err, &ua) || errors.As(err, &he) || errors.As(err, &ci)
 }
 
 func discoverOne(ctx context.Context, hc *http.Client, endpoint string) (*Cluster, error) {
@@ -264,7 +301,7 @@ func getJSON(ctx context.Context, hc *http.Client, u string, v any) error {
 		return err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(body))
+		return &statusError{code: resp.StatusCode, msg: fmt.Sprintf("%s: %s", resp.Status, bytes.TrimSpace(body))}
 	}
 	return json.Unmarshal(body, v)
 }

@@ -100,3 +100,46 @@ func TestTokenTransport(t *testing.T) {
 		t.Errorf("the other host got Authorization %q (reached: %t)", v, ok)
 	}
 }
+
+// TestDiscoverRefusalIsFinal: a certificate the client does not trust, or
+// a refused token, ends discovery at once with that reason, where an
+// answer without a leader is asked again until the deadline.
+func TestDiscoverRefusalIsFinal(t *testing.T) {
+	untrusted := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer untrusted.Close()
+	refusing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, `{"error":"unauthorized"}`, http.StatusUnauthorized)
+	}))
+	defer refusing.Close()
+	leaderless := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`{"members":[]}`))
+	}))
+	defer leaderless.Close()
+
+	for _, c := range []struct {
+		name      string
+		endpoints []string
+		want      string
+		final     bool
+	}{
+		{"untrusted certificate", []string{untrusted.URL}, "certificate", true},
+		{"token refused", []string{refusing.URL}, "401", true},
+		{"both", []string{untrusted.URL, refusing.URL}, "certificate", true},
+		{"one may still name a leader", []string{refusing.URL, leaderless.URL}, "no leader", false},
+	} {
+		wait := time.Minute
+		if !c.final {
+			wait = 500 * time.Millisecond
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		_, err := Discover(ctx, &http.Client{}, c.endpoints)
+		ended := ctx.Err() != nil
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want an error mentioning %q", c.name, err, c.want)
+		}
+		if ended == c.final {
+			t.Errorf("%s: discovery ended with its deadline: %v, want %v", c.name, ended, !c.final)
+		}
+	}
+}
