@@ -44,6 +44,11 @@ func TestFormationCarriesLevels(t *testing.T) {
 	}
 	urls := c.URLs()
 	var logs testlog.Buffer
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the founders' formation logs:\n%s", logs.String())
+		}
+	})
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	defer wg.Wait()

@@ -82,6 +82,13 @@ func (f *formedList) set(list []FounderAt) {
 	f.list, f.at = list, time.Now()
 }
 
+// clear forgets a list this process set (a bootstrap that failed).
+func (f *formedList) clear() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.list, f.at = nil, time.Time{}
+}
+
 // get returns the list, reading foundersFile from dir the first time
 // this process has none; nil if there is none (a node that joined, or
 // formed before the file existed).
@@ -198,6 +205,12 @@ func (n *Node) Form(founders []Founder, levels map[string]uint32) error {
 	if err := writeFileSynced(filepath.Join(n.cfg.DataDir, foundersFile), list); err != nil {
 		return fmt.Errorf("node: formation: %w", err)
 	}
+	// The list with its levels before bootstrapping: once the node holds
+	// state, its formation answers are read as a formed list, and one
+	// built from the file alone would carry no levels (the other founders
+	// then credit everyone but this node at level 1, and the credit is
+	// spent at once: founders.go).
+	n.formed.set(withLevels(sorted, levels))
 	n.logger.Info("forming a new cluster with the expected members", "members", len(servers), "cluster_id", cid)
 	// Before bootstrapping: the first level round of this node as leader
 	// must find them.
@@ -213,16 +226,15 @@ func (n *Node) Form(founders []Founder, levels map[string]uint32) error {
 			// this data directory: follow it, and vote.
 			n.logger.Info("the founders' cluster reached this node before it bootstrapped its part: following it", "cluster_id", cid)
 			n.markRegistered()
-			n.formed.set(withLevels(sorted, levels))
 			return nil
 		}
 		n.founders.set(nil, nil)
+		n.formed.clear()
 		return fmt.Errorf("node: bootstrap: %w", err)
 	}
 	// A founder votes from the start: its data directory is the one the
 	// configuration was formed with.
 	n.markRegistered()
-	n.formed.set(withLevels(sorted, levels))
 	return nil
 }
 
