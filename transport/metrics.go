@@ -67,7 +67,7 @@ func (s *Server) newMetrics() *metrics {
 		counter("raftcache_http_connections_evicted_total", "Idle or header-sending connections closed to make room under --max-connections.", func() float64 { return float64(s.conns().Evicted) }),
 		counter("raftcache_http_connections_refused_total", "Connections refused with 503: every open one was inside a handler.", func() float64 { return float64(s.conns().Refused) }),
 		hubCollector{n.Hub()},
-		writeCollector{n},
+		pathCollector{n},
 		prometheus.CollectorFunc(func(ch chan<- prometheus.Metric) {
 			cur := n.Status().State
 			for _, st := range []string{"Follower", "Candidate", "Leader", "Shutdown"} {
@@ -139,9 +139,9 @@ func (c cacheCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// writeCollector reports the histograms of the write path
-// (node/writestats.go) and of strong reads' rounds (node/read.go).
-type writeCollector struct{ n *node.Node }
+// pathCollector reports the histograms of the request paths: writes
+// (node/writestats.go) and strong reads' leadership rounds (node/read.go).
+type pathCollector struct{ n *node.Node }
 
 var (
 	logAppendDesc = prometheus.NewDesc("raftcache_log_append_duration_seconds",
@@ -158,7 +158,7 @@ var (
 		"On the leader: the commands each of those entries carried (writes, and the reads of transactions that write).", nil, nil)
 )
 
-func (c writeCollector) Describe(ch chan<- *prometheus.Desc) {
+func (c pathCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- logAppendDesc
 	ch <- logAppendErrDesc
 	ch <- entryDesc
@@ -167,7 +167,7 @@ func (c writeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- roundReadsDesc
 }
 
-func (c writeCollector) Collect(ch chan<- prometheus.Metric) {
+func (c pathCollector) Collect(ch chan<- prometheus.Metric) {
 	ws := c.n.WriteStats()
 	hist := func(d *prometheus.Desc, h node.Histogram) prometheus.Metric {
 		buckets := make(map[float64]uint64, len(h.Bounds))
