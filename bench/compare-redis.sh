@@ -416,14 +416,17 @@ served $PER_ROUND GETs per leadership round.
 Reading the figures: all three raftcache nodes, redis-benchmark and
 redis-server share this machine's 2 cores and its one disk.
 
-- **SET is bound by the disk.** A raftcache SET is acknowledged after two
-  log appends in sequence, the leader's and then a follower's (one
-  fdatasync each with pebble, two with bolt), while the third node's
-  append competes for the same disk. redis-always does one fsync per
-  event-loop pass. The proposer therefore keeps one entry in flight and
-  packs concurrent writes into it; what remains of a SET's latency is
-  those fdatasyncs, the Raft hops between them, and the client's way
-  back. Details and measurements: "Write path" above.
+- **SET: one Raft entry per pass of the writers.** A raftcache SET is
+  acknowledged once a follower has its entry in its fsynced log, the
+  leader's own fdatasync (which runs in parallel with replication:
+  docs/consistency.md, "The leader's append overlaps replication") has
+  ended, and the leader has applied it; the third node's append competes
+  for the same disk. redis-always does one fsync per event-loop pass. The
+  proposer keeps one entry in flight and packs the writes that arrive
+  meanwhile into the next, so a cycle is one entry (about one fdatasync
+  and the Raft hops) and the writers' way back (the replies,
+  redis-benchmark answering its connections one after another, the next
+  SETs read). Details and measurements: "Write path" above.
 - **GET is bound by the front's syscalls and the leadership round.** A
   strong GET waits for the round in flight to end and then for its own
   (a read fence: a 16-byte request to each follower on a connection of

@@ -212,6 +212,17 @@ func (f *FSM) poisonAt(l *raft.Log, cause error) {
 	close(f.poisoned)
 }
 
+// Stop stops the FSM before the entry at index, as an entry it cannot
+// apply does: the node that runs it can no longer vouch for that entry
+// (its log failed to sync, or it is closing while waiting for that).
+// Raft must then be stopped by someone else, as after poisonAt.
+func (f *FSM) Stop(index uint64, cause error) {
+	err := fmt.Errorf("%w: stopped before entry %d: %w", ErrPoisoned, index, cause)
+	if f.poison.CompareAndSwap(nil, &err) {
+		close(f.poisoned)
+	}
+}
+
 // refuse answers every command entry of logs with the poison error.
 func (f *FSM) refuse(logs []*raft.Log, out []interface{}) {
 	err := f.Poisoned()

@@ -205,7 +205,7 @@ func (n *Node) SetVoter(ctx context.Context, id string, voter, force bool) error
 		pctx, cancel := context.WithTimeout(ctx, quorumProbeTimeout)
 		info, err := n.probe(pctx, m)
 		cancel()
-		if !n.promotable(probeResult{m: m, info: info, err: err}, n.raft.CommitIndex()) {
+		if !n.promotable(probeResult{m: m, info: info, err: err}, n.commitIndex()) {
 			n.logger.Info("a promotion was asked for a member not ready for it (caught up, answering, following, registered): it will be promoted once it is", "member", id)
 			n.track.setWant(id, true, n.fsm.AppliedIndex())
 			n.kickLevels()

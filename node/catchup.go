@@ -173,7 +173,7 @@ func (n *Node) watchCatchUp() {
 				target = c
 			}
 		}
-		commit := n.raft.CommitIndex()
+		commit := n.commitIndex()
 		// Caught up: at or past the leader's announced commit index, on
 		// an entry of its term. A node that leads (it was elected once
 		// the hold ran out) hears no leader, and its own commit index on

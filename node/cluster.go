@@ -177,7 +177,7 @@ func (n *Node) Status() Status {
 	s := Status{
 		State:        n.raft.State().String(),
 		Term:         n.raft.CurrentTerm(),
-		CommitIndex:  n.raft.CommitIndex(),
+		CommitIndex:  n.commitIndex(),
 		AppliedIndex: n.fsm.AppliedIndex(),
 	}
 	s.Leader, s.HasLeader = n.Leader()
@@ -207,7 +207,7 @@ func (n *Node) Ready() bool {
 	if _, ok := n.Leader(); !ok {
 		return false
 	}
-	return n.applied(n.raft.CommitIndex())
+	return n.applied(n.commitIndex())
 }
 
 // AddMember adds (or re-adds) a member and replicates its record. Every

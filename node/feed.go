@@ -311,7 +311,7 @@ func (n *Node) progressLoop() {
 		// Applying keeps up: everything known committed one tick ago is
 		// applied (a busy node is never judged at one instant).
 		ok = ok && applied >= lastCommit
-		lastCommit = n.raft.CommitIndex()
+		lastCommit = n.commitIndex()
 		if !ok {
 			// Tracking clients drop what they cached from this node, at
 			// once and then whatever they read while it stays cut off.

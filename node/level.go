@@ -78,8 +78,17 @@ func (n *Node) watchPoison() {
 		return
 	case <-n.fsm.PoisonedCh():
 	}
+	select {
+	case <-n.closing: // the FSM stops itself as the node closes (durable.go)
+		return
+	default:
+	}
 	if err := n.raft.Shutdown().Error(); err != nil {
-		n.logger.Warn("stopping raft after an entry it cannot apply", "error", err)
+		n.logger.Warn("stopping raft after the FSM stopped", "error", err)
+		return
+	}
+	if errors.Is(n.fsm.Poisoned(), errLogSync) {
+		n.logger.Info("raft stopped: this node is out of the cluster until it is restarted")
 		return
 	}
 	n.logger.Info("raft stopped: this node is out of the cluster until it runs a binary that knows the entry")

@@ -334,7 +334,7 @@ func (n *Node) wiped(m Member, info NodeInfo) bool {
 // wiped members, promote the members that asked for a vote once they are
 // caught up and stable. It holds joinMu (the caller does).
 func (n *Node) checkMembers(results []probeResult) {
-	commit := n.raft.CommitIndex()
+	commit := n.commitIndex()
 	now := time.Now()
 	inConfig := map[string]bool{}
 	for _, r := range results {

@@ -118,8 +118,12 @@ type Config struct {
 	Logger hclog.Logger     // nil discards
 	Clock  func() time.Time // nil = time.Now; the leader stamps commands with it
 
-	HeartbeatTimeout  time.Duration // default 1s (hashicorp/raft's)
-	CommitTimeout     time.Duration // default DefaultCommitTimeout (raftConfig explains)
+	HeartbeatTimeout time.Duration // default 1s (hashicorp/raft's)
+	CommitTimeout    time.Duration // default DefaultCommitTimeout (raftConfig explains)
+	// SyncLeaderAppends makes the leader sync each append before it
+	// replicates it, as hashicorp/raft does alone; by default a pebble
+	// store's leader syncs in parallel with replication (durable.go).
+	SyncLeaderAppends bool
 	ElectionTimeout   time.Duration // default 1s
 	SnapshotThreshold uint64        // entries between snapshots; default 8192
 	SnapshotInterval  time.Duration // how often to check the threshold; default 30s
@@ -201,6 +205,9 @@ type Config struct {
 	holdRegistration *atomic.Bool
 	// For tests: serve no read fence, as a binary older than it (fence.go).
 	noFenceServer bool
+	// For tests: called before the leader waits for each append's sync
+	// (durable.go); blocking in it holds the leader's copy unsynced.
+	leaderSyncHook func()
 }
 
 func (c *Config) setDefaults() {
@@ -352,6 +359,7 @@ type Node struct {
 	bootstrapped  atomic.Bool
 	foreignWarned atomic.Bool
 	gateRaft      atomic.Pointer[raft.Raft] // n.raft, for the transport's goroutine
+	dlogs         *durableLogs              // nil: the leader syncs each append before replicating it (durable.go)
 	// heartbeat and election are the Raft timeouts once registered.
 	heartbeat, election time.Duration
 	transportDone       chan struct{}
@@ -467,7 +475,23 @@ func (n *Node) open(newIncarnation bool) error {
 		return fmt.Errorf("node: %w", err)
 	}
 	n.cfg.LogStore, _ = DetectLogStore(n.cfg.DataDir) // the kind opened
-	n.logs, err = raft.NewLogCache(1024, timedLogs{n.store, n.wstats})
+	// Appends are timed to their sync: by durableLogs for the leader's
+	// appends that overlap replication, by timedLogs otherwise.
+	var logs raft.LogStore = timedLogs{n.store, n.wstats}
+	if a, ok := n.store.(asyncStore); ok && !n.cfg.SyncLeaderAppends {
+		// What a crash left in the WAL unsynced is replayed as the log:
+		// sync it, so the durable index can start at its end.
+		if err := a.Sync(); err != nil {
+			return fmt.Errorf("node: sync the log store: %w", err)
+		}
+		last, err := n.store.LastIndex()
+		if err != nil {
+			return fmt.Errorf("node: last log index: %w", err)
+		}
+		n.dlogs = newDurableLogs(n.store, n.leading, last, n.wstats, n.syncFailed, n.cfg.leaderSyncHook)
+		logs = n.dlogs
+	}
+	n.logs, err = raft.NewLogCache(1024, logs)
 	if err != nil {
 		return err
 	}
@@ -539,7 +563,11 @@ func (n *Node) open(newIncarnation bool) error {
 	if err := dropCleanStop(n.cfg.DataDir); err != nil {
 		return fmt.Errorf("node: clean-stop record: %w", err)
 	}
-	n.raft, err = raft.NewRaft(rc, n.fsm, n.logs, n.store, snaps, newGateTransport(n, n.transport))
+	var rfsm raft.FSM = n.fsm
+	if n.dlogs != nil {
+		rfsm = durableFSM{FSM: n.fsm, n: n}
+	}
+	n.raft, err = raft.NewRaft(rc, rfsm, n.logs, n.store, snaps, newGateTransport(n, n.transport))
 	if err == nil {
 		n.gateRaft.Store(n.raft)
 	}
@@ -609,6 +637,9 @@ func (n *Node) closeStores(clean bool) {
 		// check just before may still write the stable store. Give it a
 		// moment, or it panics on a closed store.
 		time.Sleep(50 * time.Millisecond)
+	}
+	if n.dlogs != nil {
+		n.dlogs.close()
 	}
 	if n.store != nil {
 		if clean {

@@ -11,19 +11,21 @@ import (
 // Group commit. Writes from concurrent clients (single-key writes, and
 // non-atomic batches without a request id, such as a Redis pipeline's run
 // of writes) are packed into one non-atomic OpBatch entry, so they share
-// one log append, one fsync pair on each node and one trip through Raft.
+// one log append, one fdatasync on each node and one trip through Raft.
 //
-// Every entry costs two bolt commits (two fdatasyncs each) in sequence,
-// the leader's and then a follower's, and the third node's commit competes
-// for the same disk; so what a write costs is mostly how many entries it
-// shares them with. The proposer therefore keeps one entry in flight and
+// Every entry costs a log append with its fdatasync on each node (with
+// pebble the leader's overlaps replication, durable.go; with bolt it
+// comes first and costs two), and on a small machine the nodes' syncs
+// compete for one disk; so what a write costs is mostly how many entries
+// it shares them with. The proposer therefore keeps one entry in flight and
 // gathers everything that arrives meanwhile into the next one. A second
 // entry (up to maxInflight) starts only when the one being gathered is
 // full: pipelining then adds throughput instead of fsyncs.
 //
 // When an entry completes, the writers it answered often write again at
 // once (a worker's next request). The next entry then waits for them, but
-// no longer than gatherWait(the entry's latency), and only while they keep
+// no longer than gatherWait (twice the entry's latency or the writers' way
+// back, whichever is longer), and only while they keep
 // arriving: once they are arriving, a gap of gatherGap without a new one
 // ends the wait. Without that wait, half of them miss the departure and
 // the clients split into groups that alternate, each paying a whole
@@ -38,19 +40,23 @@ const (
 )
 
 // gatherWait is how long the next entry may wait for the writers the last
-// one answered: twice that entry's latency, and at most maxGather. On this
-// 2-core test machine under load a writer's way back (reply, client, next
-// request) takes about an entry's latency: with half of it as the window
-// (as before), redis-benchmark's 50 writers split into two groups of about
-// 27 an entry; with twice, about 45 share each entry.
-func gatherWait(took time.Duration) time.Duration {
-	return min(2*took, maxGather)
+// one answered: twice the longer of that entry's latency and the writers'
+// last way back (returns.wayBack: from an entry's answer to the last of its
+// writers back), at most maxGather. The way back is mostly the clients'
+// own: a closed-loop load tool answers its connections one after another
+// (redis-benchmark, 50 connections: about 1 to 1.5 ms on the 2-core test
+// machine), and since the leader's append overlaps replication
+// (durable.go) an entry takes less than that; a window of twice the
+// entry alone let about 40 of the 50 share an entry, where the way back
+// keeps it at about 47.
+func gatherWait(took, back time.Duration) time.Duration {
+	return min(2*max(took, back), maxGather)
 }
 
 // gatherGap ends the wait early: once writers are coming back, this long
 // without another means the rest are not coming soon.
-func gatherGap(took time.Duration) time.Duration {
-	return min(max(took/4, 200*time.Microsecond), time.Millisecond)
+func gatherGap(took, back time.Duration) time.Duration {
+	return min(max(max(took, back)/4, 200*time.Microsecond), time.Millisecond)
 }
 
 type proposal struct {
@@ -196,6 +202,8 @@ type returns struct {
 	lastBack time.Time     // the last write that arrived within the window
 	back     int           // writes that arrived within it
 	likely   bool          // in the window before, at least half came back
+	from     time.Time     // the answer that opened the window
+	wayBack  time.Duration // from that answer to the last arrival, in the last window where most came back
 }
 
 // completed starts a new window after c, of the given length and gap (the
@@ -204,7 +212,11 @@ type returns struct {
 func (r *returns) completed(c completion, window, gap time.Duration) int {
 	if r.answered > 0 {
 		r.likely = 2*r.back >= r.answered
+		if r.likely && !r.lastBack.IsZero() {
+			r.wayBack = r.lastBack.Sub(r.from)
+		}
 	}
+	r.from = c.at
 	r.answered, r.until, r.back = c.answered, c.at.Add(window), 0
 	r.gap, r.lastBack = gap, time.Time{}
 	if r.likely {
@@ -282,7 +294,7 @@ func (p *proposer) run() {
 			}
 		case c := <-p.completed:
 			inflight--
-			expect = len(g.items) + ret.completed(c, gatherWait(c.took), gatherGap(c.took))
+			expect = len(g.items) + ret.completed(c, gatherWait(c.took, ret.wayBack), gatherGap(c.took, ret.wayBack))
 			timer.Stop()
 			timerSet = false
 		case <-wake:

@@ -307,7 +307,7 @@ func TestReturnsLearnt(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	entry := func(at time.Time, answered int) int {
 		c := completion{answered: answered, at: at, took: time.Millisecond}
-		return r.completed(c, gatherWait(c.took), gatherGap(c.took))
+		return r.completed(c, gatherWait(c.took, 0), gatherGap(c.took, 0))
 	}
 	if got := entry(t0, 10); got != 10 {
 		t.Fatalf("first entry: expect %d back, want 10", got)
@@ -326,7 +326,7 @@ func TestReturnsLearnt(t *testing.T) {
 	if got := entry(t2, 10); got != 0 {
 		t.Fatalf("1 of 10 came back within the window: expect %d, want 0 (do not wait)", got)
 	}
-	if w := gatherWait(time.Second); w != maxGather {
+	if w := gatherWait(time.Second, 0); w != maxGather {
 		t.Fatalf("gatherWait(1s) = %v, want the cap %v", w, maxGather)
 	}
 }
@@ -336,7 +336,7 @@ func TestReturnsLearnt(t *testing.T) {
 func TestReturnsGap(t *testing.T) {
 	r := returns{likely: true}
 	t0 := time.Unix(1000, 0)
-	r.completed(completion{answered: 10, at: t0, took: 2 * time.Millisecond}, gatherWait(2*time.Millisecond), gatherGap(2*time.Millisecond))
+	r.completed(completion{answered: 10, at: t0, took: 2 * time.Millisecond}, gatherWait(2*time.Millisecond, 0), gatherGap(2*time.Millisecond, 0))
 	if d := r.deadline(); !d.Equal(t0.Add(4 * time.Millisecond)) {
 		t.Fatalf("deadline before any came back = %v, want the window's end t0+4ms", d.Sub(t0))
 	}
@@ -348,7 +348,7 @@ func TestReturnsGap(t *testing.T) {
 	if d := r.deadline(); !d.Equal(t0.Add(4 * time.Millisecond)) {
 		t.Fatalf("deadline near the window's end = %v, want the window's end", d.Sub(t0))
 	}
-	r.completed(completion{answered: 10, at: t0.Add(10 * time.Millisecond), took: 2 * time.Millisecond}, gatherWait(2*time.Millisecond), gatherGap(2*time.Millisecond))
+	r.completed(completion{answered: 10, at: t0.Add(10 * time.Millisecond), took: 2 * time.Millisecond}, gatherWait(2*time.Millisecond, 0), gatherGap(2*time.Millisecond, 0))
 	if d := r.deadline(); !d.Equal(t0.Add(14 * time.Millisecond)) {
 		t.Fatalf("a new entry forgets the last arrival: deadline %v, want t0+14ms", d.Sub(t0))
 	}

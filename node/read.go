@@ -341,7 +341,7 @@ func (r *readIndex) confirm() (uint64, error) {
 		}
 		return 0, ErrNotLeader
 	}
-	idx := n.raft.CommitIndex()
+	idx := n.commitIndex()
 	if err := n.fence.confirm(term, n.heartbeat); err != nil {
 		if !n.IsLeader() || n.raft.CurrentTerm() != term {
 			// Deposed meanwhile: the fronts redirect to the new leader.

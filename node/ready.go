@@ -42,12 +42,14 @@ type leaderCommit struct {
 	mu     sync.Mutex
 	term   uint64
 	commit uint64
-	ready  bool // the follower's hysteresis state
+	ready  bool   // the follower's hysteresis state
+	count  uint64 // AppendEntries requests heard (tests)
 }
 
 // heard records an AppendEntries request's term and LeaderCommitIndex.
 func (c *leaderCommit) heard(term, commit uint64) {
 	c.mu.Lock()
+	c.count++
 	switch {
 	case term > c.term:
 		c.term, c.commit = term, commit

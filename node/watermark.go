@@ -143,7 +143,9 @@ func (n *Node) committedEntry() (index, term uint64, err error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	index = min(n.raft.CommitIndex(), last)
+	// commitIndex: the leader's newest entries may be stored but not yet
+	// synced (durable.go).
+	index = min(n.commitIndex(), last)
 	if index == 0 {
 		return 0, 0, nil
 	}

@@ -259,6 +259,47 @@ func (s *Store) StoreLogs(logs []*raft.Log) error {
 	return b.Commit(pebble.Sync)
 }
 
+// StoreLogsAsync stores entries as StoreLogs does, but returns once they
+// are in the WAL and readable (GetLog), before their fdatasync: wait
+// blocks until they are synced, and must be called exactly once, before
+// Close. Pebble syncs its WAL in order, so when wait returns every entry
+// stored before these is synced too.
+func (s *Store) StoreLogsAsync(logs []*raft.Log) (wait func() error, err error) {
+	if err := s.begin(); err != nil {
+		return nil, err
+	}
+	defer s.end()
+	b := s.db.NewBatch()
+	for _, l := range logs {
+		op := b.SetDeferred(9, encodedLen(l))
+		op.Key[0] = prefixLog
+		binary.BigEndian.PutUint64(op.Key[1:], l.Index)
+		encodeLog(op.Value[:0], l)
+		if err := op.Finish(); err != nil {
+			b.Close()
+			return nil, err
+		}
+	}
+	if err := s.db.ApplyNoSyncWait(b, pebble.Sync); err != nil {
+		b.Close()
+		return nil, err
+	}
+	return func() error {
+		err := b.SyncWait()
+		b.Close()
+		return err
+	}, nil
+}
+
+// Sync syncs everything written so far.
+func (s *Store) Sync() error {
+	if err := s.begin(); err != nil {
+		return err
+	}
+	defer s.end()
+	return s.db.LogData(nil, pebble.Sync)
+}
+
 // DeleteRange deletes the entries min..max, both included (hashicorp/raft's
 // contract; pebble's end key is exclusive, hence max+1), synced.
 func (s *Store) DeleteRange(min, max uint64) error {
