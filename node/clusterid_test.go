@@ -3,6 +3,10 @@ package node
 import (
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -120,4 +124,29 @@ func TestFoundersClusterID(t *testing.T) {
 	if FoundersClusterID(fs) == FoundersClusterID(wiped) {
 		t.Error("a re-formed cluster (a new incarnation) derives the same cluster id")
 	}
+}
+
+// A node refused at start after Raft started (here: a data directory that
+// joined a cluster but holds no Raft state, started with --bootstrap)
+// stops Raft before it closes its stores, and leaves the directory and
+// its lock free for the next start.
+func TestStartRefusedAfterRaftStarts(t *testing.T) {
+	cfg := testConfig(t, "n1", true)
+	if err := WriteClusterID(cfg.DataDir, "c0ffee"); err != nil {
+		t.Fatal(err)
+	}
+	before := runtime.NumGoroutine()
+	for range 3 {
+		_, err := New(cfg)
+		if err == nil || !strings.Contains(err.Error(), "will not bootstrap") {
+			t.Fatalf("New = %v, want a refusal to bootstrap", err)
+		}
+	}
+	// Raft's goroutines are gone (they would run on the closed stores).
+	waitFor(t, "Raft's goroutines to stop", func() bool { return runtime.NumGoroutine() <= before+5 })
+	if err := os.Remove(filepath.Join(cfg.DataDir, clusterIDFile)); err != nil {
+		t.Fatal(err)
+	}
+	n := startNode(t, cfg)
+	waitForLeader(t, n)
 }

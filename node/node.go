@@ -435,6 +435,13 @@ func New(cfg Config) (*Node, error) {
 	n.fsm.OnChange(n.hub.feed)
 	n.fence, n.fenceSrv = newFence(n), newFenceServer(n)
 	if err := n.open(newIncarnation); err != nil {
+		if n.raft != nil {
+			// A refusal after Raft started (the bootstrap checks): stop
+			// it before its stores close under it. Closing first releases
+			// a state machine waiting for a sync (durable.go).
+			close(n.closing)
+			_ = n.raft.Shutdown().Error()
+		}
 		n.closeStores(false)
 		return nil, err
 	}
