@@ -3,6 +3,7 @@ package node
 import (
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"time"
 
@@ -91,7 +92,7 @@ type durableLogs struct {
 
 	stats      *writeStats                   // appends, timed to their sync as timedLogs times them
 	failed     func(index uint64, err error) // a sync failed: stop the node
-	beforeWait func()                        // for tests: runs before each wait for a leader's sync
+	beforeWait func() error                  // for tests: runs before each wait for a leader's sync; an error fails the sync
 }
 
 type pendingSync struct {
@@ -104,7 +105,7 @@ type pendingSync struct {
 // newDurableLogs wraps logs; last is the log's last index, synced (the
 // caller syncs the store before). Appends are timed into stats (nil: not
 // timed). beforeWait is for tests (nil).
-func newDurableLogs(logs raft.LogStore, leading func() bool, last uint64, stats *writeStats, failed func(uint64, error), beforeWait func()) *durableLogs {
+func newDurableLogs(logs raft.LogStore, leading func() bool, last uint64, stats *writeStats, failed func(uint64, error), beforeWait func() error) *durableLogs {
 	d := &durableLogs{LogStore: logs, leading: leading, stored: last, durable: last, stats: stats, failed: failed, beforeWait: beforeWait,
 		moved: make(chan struct{}), pending: make(chan pendingSync, 64),
 		closed: make(chan struct{}), done: make(chan struct{})}
@@ -176,8 +177,7 @@ func (d *durableLogs) DeleteRange(lo, hi uint64) error {
 	if hi >= d.stored && lo <= d.stored {
 		d.gen++
 		d.stored = lo - 1
-		d.durable = lo - 1
-		return nil
+		d.set(lo - 1)
 	}
 	return nil
 }
@@ -198,12 +198,20 @@ func (d *durableLogs) IsMonotonic() bool {
 
 // raise moves the durable index up to i. d.mu is held.
 func (d *durableLogs) raise(i uint64) {
-	if i <= d.durable {
-		return
+	if i > d.durable {
+		d.set(i)
 	}
+}
+
+// set makes i the durable index, waking the waiters if it rose. d.mu is
+// held.
+func (d *durableLogs) set(i uint64) {
+	rose := i > d.durable
 	d.durable = i
-	close(d.moved)
-	d.moved = make(chan struct{})
+	if rose {
+		close(d.moved)
+		d.moved = make(chan struct{})
+	}
 }
 
 // run waits for the leader's appends to sync, in order.
@@ -227,10 +235,14 @@ func (d *durableLogs) run() {
 }
 
 func (d *durableLogs) complete(p pendingSync) {
+	var injected error
 	if d.beforeWait != nil {
-		d.beforeWait()
+		injected = d.beforeWait()
 	}
 	err := p.wait()
+	if err == nil {
+		err = injected
+	}
 	d.observe(p.start, err)
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -245,8 +257,19 @@ func (d *durableLogs) complete(p pendingSync) {
 		}
 		return
 	}
-	if p.gen == d.gen {
+	if p.gen == d.gen && d.err == nil {
 		d.raise(p.index)
+	}
+}
+
+// restored records a snapshot this node restored (at start, or installed
+// from its leader): the state up to index is durable here (the snapshot
+// store synced it), though the log may hold nothing up to there.
+func (d *durableLogs) restored(index uint64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.err == nil {
+		d.raise(index)
 	}
 }
 
@@ -347,6 +370,18 @@ func (n *Node) clampCommit(req *raft.AppendEntriesRequest) *raft.AppendEntriesRe
 type durableFSM struct {
 	*fsm.FSM
 	n *Node
+}
+
+// Restore restores a snapshot, which makes its index durable here: a
+// follower brought up to date by a snapshot has no log entry at its index,
+// and without this its commitIndex would stay at its old log's end until
+// the next append.
+func (f durableFSM) Restore(rc io.ReadCloser) error {
+	if err := f.FSM.Restore(rc); err != nil {
+		return err
+	}
+	f.n.dlogs.restored(f.FSM.AppliedIndex())
+	return nil
 }
 
 func (f durableFSM) Apply(l *raft.Log) interface{} {

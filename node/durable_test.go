@@ -11,10 +11,12 @@ import (
 	"github.com/raftcache/raftcache/internal/pebblestore"
 )
 
-func testLogs(from, to uint64) []*raft.Log {
+func testLogs(from, to uint64) []*raft.Log { return termLogs(from, to, 1) }
+
+func termLogs(from, to, term uint64) []*raft.Log {
 	var out []*raft.Log
 	for i := from; i <= to; i++ {
-		out = append(out, &raft.Log{Index: i, Term: 1, Type: raft.LogCommand, Data: []byte("x")})
+		out = append(out, &raft.Log{Index: i, Term: term, Type: raft.LogCommand, Data: []byte("x")})
 	}
 	return out
 }
@@ -31,12 +33,17 @@ func TestDurableLogs(t *testing.T) {
 	var leading atomic.Bool
 	hold := make(chan struct{})
 	var held atomic.Bool
-	d := newDurableLogs(s, leading.Load, 0, nil, nil, func() {
+	d := newDurableLogs(s, leading.Load, 0, nil, nil, func() error {
 		if held.Load() {
 			<-hold
 		}
+		return nil
 	})
 	defer d.close()
+	defer func() { // runs first: a failed check must not leave a sync parked
+		held.Store(false)
+		close(hold)
+	}()
 	wait := func(i uint64) error {
 		stop := make(chan struct{})
 		timer := time.AfterFunc(10*time.Second, func() { close(stop) })
@@ -143,7 +150,38 @@ func TestDurableLogs(t *testing.T) {
 	if got := d.Durable(); got != 12 {
 		t.Fatalf("durable after compacting 1-4 = %d, want 12", got)
 	}
-	held.Store(false)
+
+	// Leading again in a later term: that term's first append is synced
+	// too, whatever terms it led before.
+	leading.Store(false)
+	if err := d.StoreLogs(termLogs(13, 13, 2)); err != nil {
+		t.Fatal(err)
+	}
+	leading.Store(true)
+	if err := d.StoreLogs(termLogs(14, 14, 3)); err != nil {
+		t.Fatal(err)
+	}
+	if got := d.Durable(); got != 14 {
+		t.Fatalf("durable after the leader's first append of term 3 = %d, want 14", got)
+	}
+	if err := d.StoreLogs(termLogs(15, 15, 3)); err != nil {
+		t.Fatal(err)
+	}
+	if got := d.Durable(); got != 14 {
+		t.Fatalf("durable with the sync of 15 held = %d, want 14", got)
+	}
+	hold <- struct{}{}
+	if err := wait(15); err != nil {
+		t.Fatal(err)
+	}
+
+	// A restored snapshot is durable up to its index, and wakes waiters.
+	woke := make(chan error, 1)
+	go func() { woke <- wait(100) }()
+	d.restored(100)
+	if err := <-woke; err != nil {
+		t.Fatal(err)
+	}
 }
 
 // A failed sync stops the log: waiters get the error, later appends fail.
@@ -206,10 +244,11 @@ func TestLeaderAppendOverlapsReplication(t *testing.T) {
 	var held atomic.Bool
 	hold := make(chan struct{})
 	nodes := newCluster(t, 3, func(c *Config) {
-		c.leaderSyncHook = func() {
+		c.leaderSyncHook = func() error {
 			if held.Load() {
 				<-hold
 			}
+			return nil
 		}
 	})
 	leader := waitForLeader(t, nodes...)
@@ -282,5 +321,46 @@ func TestLeaderAppendOverlapsReplication(t *testing.T) {
 	res, err := strongGet(t, nodes, "k")
 	if err != nil || string(res.Value) != "v" {
 		t.Fatalf("strong get k = %q, %v", res.Value, err)
+	}
+}
+
+// A leader whose log fails to sync an append stops: its pending write is
+// answered as of unknown outcome (never as not applied), it applies and
+// serves nothing more, and the others elect a leader and go on with every
+// acknowledged write.
+func TestLeaderSyncFailureStopsNode(t *testing.T) {
+	var failing atomic.Value // the id of the node whose syncs fail
+	failing.Store("")
+	nodes := newCluster(t, 3, func(c *Config) {
+		id := c.ID
+		c.leaderSyncHook = func() error {
+			if failing.Load() == id {
+				return errors.New("injected: fdatasync failed")
+			}
+			return nil
+		}
+	})
+	leader := waitForLeader(t, nodes...)
+	mustSet(t, leader, "acked", "1")
+
+	failing.Store(leader.cfg.ID)
+	_, err := leader.Set(ctxTimeout(t, 30*time.Second), []byte("k"), []byte("v"), 0)
+	if !errors.Is(err, ErrUnknownOutcome) {
+		t.Fatalf("a write whose leader sync failed = %v, want ErrUnknownOutcome", err)
+	}
+	if err := leader.Poisoned(); !errors.Is(err, errLogSync) {
+		t.Fatalf("the leader after a failed sync: Poisoned() = %v, want the sync failure", err)
+	}
+	rest := others(nodes, leader)
+	next := waitForLeader(t, rest...)
+	if next == leader {
+		t.Fatal("the node whose sync failed still leads")
+	}
+	mustSet(t, next, "after", "2")
+	for _, key := range []string{"acked", "after"} {
+		res, err := strongGet(t, rest, key)
+		if err != nil || len(res.Value) == 0 {
+			t.Fatalf("strong get %s after the failover = %q, %v", key, res.Value, err)
+		}
 	}
 }

@@ -206,8 +206,9 @@ type Config struct {
 	// For tests: serve no read fence, as a binary older than it (fence.go).
 	noFenceServer bool
 	// For tests: called before the leader waits for each append's sync
-	// (durable.go); blocking in it holds the leader's copy unsynced.
-	leaderSyncHook func()
+	// (durable.go); blocking in it holds the leader's copy unsynced, and
+	// an error it returns fails the sync.
+	leaderSyncHook func() error
 }
 
 func (c *Config) setDefaults() {
