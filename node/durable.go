@@ -65,6 +65,7 @@ import (
 // asyncStore is a log store that can return from an append before its
 // sync (pebblestore.Store).
 type asyncStore interface {
+	raft.LogStore
 	StoreLogsAsync(logs []*raft.Log) (wait func() error, err error)
 	Sync() error
 }
@@ -72,8 +73,7 @@ type asyncStore interface {
 // durableLogs wraps the log store Raft writes through and keeps the
 // durable index: every entry of the log at or below it is synced.
 type durableLogs struct {
-	raft.LogStore
-	async   asyncStore  // nil: every append is synced before it returns
+	asyncStore
 	leading func() bool // whether Raft is the leader
 
 	// leaderTerm is the term of the first append this node synced as
@@ -105,13 +105,10 @@ type pendingSync struct {
 // newDurableLogs wraps logs; last is the log's last index, synced (the
 // caller syncs the store before). Appends are timed into stats (nil: not
 // timed). beforeWait is for tests (nil).
-func newDurableLogs(logs raft.LogStore, leading func() bool, last uint64, stats *writeStats, failed func(uint64, error), beforeWait func() error) *durableLogs {
-	d := &durableLogs{LogStore: logs, leading: leading, stored: last, durable: last, stats: stats, failed: failed, beforeWait: beforeWait,
+func newDurableLogs(logs asyncStore, leading func() bool, last uint64, stats *writeStats, failed func(uint64, error), beforeWait func() error) *durableLogs {
+	d := &durableLogs{asyncStore: logs, leading: leading, stored: last, durable: last, stats: stats, failed: failed, beforeWait: beforeWait,
 		moved: make(chan struct{}), pending: make(chan pendingSync, 64),
 		closed: make(chan struct{}), done: make(chan struct{})}
-	if a, ok := logs.(asyncStore); ok {
-		d.async = a
-	}
 	go d.run()
 	return d
 }
@@ -130,13 +127,13 @@ func (d *durableLogs) StoreLogs(logs []*raft.Log) error {
 		return err
 	}
 	start := time.Now()
-	leading := d.async != nil && d.leading()
+	leading := d.leading()
 	first := leading && logs[0].Term > d.leaderTerm
 	if !leading || first || hasConfiguration(logs) {
 		// A follower's append, the first of a term as leader (Raft's
 		// no-op), or a configuration change: synced before it returns
 		// (see "Earlier terms" and "Configuration changes" above).
-		if err := d.LogStore.StoreLogs(logs); err != nil {
+		if err := d.asyncStore.StoreLogs(logs); err != nil {
 			d.observe(start, err)
 			return err
 		}
@@ -151,7 +148,7 @@ func (d *durableLogs) StoreLogs(logs []*raft.Log) error {
 		d.mu.Unlock()
 		return nil
 	}
-	wait, err := d.async.StoreLogsAsync(logs)
+	wait, err := d.StoreLogsAsync(logs)
 	if err != nil {
 		d.observe(start, err)
 		return err
@@ -169,7 +166,7 @@ func (d *durableLogs) StoreLogs(logs []*raft.Log) error {
 // entries it removed; the cut itself is synced, and with it everything
 // written before.
 func (d *durableLogs) DeleteRange(lo, hi uint64) error {
-	if err := d.LogStore.DeleteRange(lo, hi); err != nil {
+	if err := d.asyncStore.DeleteRange(lo, hi); err != nil {
 		return err
 	}
 	d.mu.Lock()
@@ -192,7 +189,7 @@ func hasConfiguration(logs []*raft.Log) bool {
 }
 
 func (d *durableLogs) IsMonotonic() bool {
-	m, ok := d.LogStore.(raft.MonotonicLogStore)
+	m, ok := d.asyncStore.(raft.MonotonicLogStore)
 	return ok && m.IsMonotonic()
 }
 
@@ -209,9 +206,14 @@ func (d *durableLogs) set(i uint64) {
 	rose := i > d.durable
 	d.durable = i
 	if rose {
-		close(d.moved)
-		d.moved = make(chan struct{})
+		d.wake()
 	}
+}
+
+// wake wakes the waiters (waitDurable) to look again. d.mu is held.
+func (d *durableLogs) wake() {
+	close(d.moved)
+	d.moved = make(chan struct{})
 }
 
 // run waits for the leader's appends to sync, in order.
@@ -249,8 +251,7 @@ func (d *durableLogs) complete(p pendingSync) {
 	if err != nil {
 		if d.err == nil {
 			d.err = fmt.Errorf("%w: %w", errLogSync, err)
-			close(d.moved) // wake the waiters to see it
-			d.moved = make(chan struct{})
+			d.wake()
 			if d.failed != nil {
 				d.failed(p.index, d.err)
 			}
@@ -389,7 +390,7 @@ func (f durableFSM) Apply(l *raft.Log) interface{} {
 }
 
 func (f durableFSM) ApplyBatch(logs []*raft.Log) []interface{} {
-	if len(logs) > 0 && f.n.dlogs != nil {
+	if len(logs) > 0 {
 		last := logs[len(logs)-1]
 		if err := f.n.dlogs.waitDurable(last.Index, f.n.closing); err != nil {
 			// Closing, or the log failed to sync (the node is stopping:

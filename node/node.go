@@ -496,7 +496,7 @@ func (n *Node) open(newIncarnation bool) error {
 		if err != nil {
 			return fmt.Errorf("node: last log index: %w", err)
 		}
-		n.dlogs = newDurableLogs(n.store, n.leading, last, n.wstats, n.syncFailed, n.cfg.leaderSyncHook)
+		n.dlogs = newDurableLogs(a, n.leading, last, n.wstats, n.syncFailed, n.cfg.leaderSyncHook)
 		logs = n.dlogs
 	}
 	n.logs, err = raft.NewLogCache(1024, logs)

@@ -245,17 +245,11 @@ func (s *Store) StoreLogs(logs []*raft.Log) error {
 		return err
 	}
 	defer s.end()
-	b := s.db.NewBatch()
-	defer b.Close()
-	for _, l := range logs {
-		op := b.SetDeferred(9, encodedLen(l))
-		op.Key[0] = prefixLog
-		binary.BigEndian.PutUint64(op.Key[1:], l.Index)
-		encodeLog(op.Value[:0], l)
-		if err := op.Finish(); err != nil {
-			return err
-		}
+	b, err := s.logBatch(logs)
+	if err != nil {
+		return err
 	}
+	defer b.Close()
 	return b.Commit(pebble.Sync)
 }
 
@@ -269,6 +263,23 @@ func (s *Store) StoreLogsAsync(logs []*raft.Log) (wait func() error, err error) 
 		return nil, err
 	}
 	defer s.end()
+	b, err := s.logBatch(logs)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.db.ApplyNoSyncWait(b, pebble.Sync); err != nil {
+		b.Close()
+		return nil, err
+	}
+	return func() error {
+		err := b.SyncWait()
+		b.Close()
+		return err
+	}, nil
+}
+
+// logBatch is a batch holding logs, encoded in place.
+func (s *Store) logBatch(logs []*raft.Log) (*pebble.Batch, error) {
 	b := s.db.NewBatch()
 	for _, l := range logs {
 		op := b.SetDeferred(9, encodedLen(l))
@@ -280,15 +291,7 @@ func (s *Store) StoreLogsAsync(logs []*raft.Log) (wait func() error, err error) 
 			return nil, err
 		}
 	}
-	if err := s.db.ApplyNoSyncWait(b, pebble.Sync); err != nil {
-		b.Close()
-		return nil, err
-	}
-	return func() error {
-		err := b.SyncWait()
-		b.Close()
-		return err
-	}, nil
+	return b, nil
 }
 
 // Sync syncs everything written so far.
