@@ -9,8 +9,9 @@ import (
 )
 
 // Where a write's time goes, as an operator can see it without a profile:
-// the log store's appends (the fsync every write waits for, on the leader
-// before it replicates and on a follower before it answers: etcd's
+// the log store's appends (the fsync every write waits for, on a follower
+// before it answers and on the leader before the write is applied, its
+// sync overlapping replication with pebble: durable.go; etcd's
 // wal_fsync_duration for the same reason), and on the leader each group
 // commit entry's latency and size. Finding these took a throwaway build
 // with an in-memory metrics sink in docs/benchmarks.md; a disk that got
@@ -108,8 +109,9 @@ func (w *writeStats) entry(start time.Time, writes int) {
 
 // WriteStats is what WriteStats reports.
 type WriteStats struct {
-	// LogAppends: each append of entries to the log store, synced (on the
-	// leader before it replicates them, on a follower before it answers).
+	// LogAppends: each append of entries to the log store, until it is
+	// synced (on a follower before it answers; on the leader before the
+	// entries are applied, overlapping replication with pebble).
 	LogAppends Histogram
 	// LogAppendErrors: appends the store failed (Raft then stops or
 	// steps down).

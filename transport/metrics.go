@@ -145,7 +145,7 @@ type pathCollector struct{ n *node.Node }
 
 var (
 	logAppendDesc = prometheus.NewDesc("raftcache_log_append_duration_seconds",
-		"Appends of entries to the Raft log store, synced: on the leader before it replicates them, on a follower before it answers. Every write waits for one on the leader and one on each of enough followers for a quorum (as etcd_disk_wal_fsync_duration_seconds).", nil, nil)
+		"Appends of entries to the Raft log store, each until it is synced: on a follower before it answers; on a leader with the pebble store while it replicates them (nothing is applied before the sync), with the others before. Every write waits for one on the leader and one on each of enough followers for a quorum (as etcd_disk_wal_fsync_duration_seconds).", nil, nil)
 	logAppendErrDesc = prometheus.NewDesc("raftcache_log_append_errors_total",
 		"Appends the log store failed.", nil, nil)
 	entryDesc = prometheus.NewDesc("raftcache_write_entry_duration_seconds",
