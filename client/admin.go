@@ -249,13 +249,21 @@ func (c *Client) Restore(ctx context.Context, r io.Reader) (*RestoreResult, erro
 	}
 	cl := &call{method: http.MethodPost, path: "/v1/restore", write: true,
 		header: http.Header{"Content-Type": {"application/octet-stream"}}}
+	var out RestoreResult
+	defer func() {
+		// Every key may have changed, up to out.Index (0 when the outcome
+		// is unknown: the events, when they come, drop what follows).
+		if c.near != nil {
+			c.near.invalidatePrefix("", out.Index)
+		}
+	}()
 	res, err := c.stream(ctx, cl, body, 0)
 	if err != nil {
 		return nil, err
 	}
 	defer res.Body.Close()
-	var out RestoreResult
 	if err := json.NewDecoder(io.LimitReader(res.Body, 1<<20)).Decode(&out); err != nil {
+		out.Index = 0
 		return nil, fmt.Errorf("client: decoding the %s answer: %w", cl.path, err)
 	}
 	return &out, nil

@@ -6,8 +6,10 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -268,7 +270,12 @@ func (n *nearCache) stream(ctx context.Context, m *member, lastID *string) (bool
 	for k, v := range n.c.header {
 		req.Header[k] = append([]string(nil), v...)
 	}
-	if *lastID != "" {
+	// A stream that does not resume starts at the node's newest event
+	// (the first id it sends), not at the index of any read in flight:
+	// the changes between such a read and that point never arrive as
+	// events, so no read below it may fill the cache (start).
+	fresh := *lastID == ""
+	if !fresh {
 		req.Header.Set("Last-Event-ID", *lastID)
 	}
 	res, err := n.c.hc.Do(req)
@@ -321,6 +328,14 @@ func (n *nearCache) stream(ctx context.Context, m *member, lastID *string) (bool
 			if event == "error" {
 				return true, nil
 			}
+			if fresh {
+				at, ok := eventIndex(id)
+				if !ok {
+					return true, fmt.Errorf("client: the watch stream's first event has no id (%q)", id)
+				}
+				n.start(at)
+				fresh = false
+			}
 			n.apply(event, data)
 			if id != "" {
 				*lastID = id
@@ -329,6 +344,23 @@ func (n *nearCache) stream(ctx context.Context, m *member, lastID *string) (bool
 		}
 	}
 	return true, sc.Err()
+}
+
+// start raises the floor to where a stream that did not resume begins:
+// the index of its first id (a progress notice's is the node's newest
+// event when the watch began; an event's is above it, so its index is
+// conservative). Called before the first message marks the cache healthy.
+func (n *nearCache) start(at uint64) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.floor = max(n.floor, at)
+}
+
+// eventIndex is the Raft index of a watch event id ("index.position").
+func eventIndex(id string) (uint64, bool) {
+	i, _, _ := strings.Cut(id, ".")
+	v, err := strconv.ParseUint(i, 10, 64)
+	return v, err == nil
 }
 
 // apply takes one stream event into the cache.

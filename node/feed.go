@@ -118,12 +118,17 @@ func (e WatchEvent) Progress() bool { return e.Op == "" }
 
 // feed is the node's ring and its watchers.
 type feed struct {
-	mu       sync.Mutex
-	ring     []WatchEvent // circular
-	head     int          // index of the oldest event in ring
-	n        int          // events in ring
-	floor    EventID      // every event after floor is in the ring
-	last     EventID      // the newest event or restore position
+	mu    sync.Mutex
+	ring  []WatchEvent // circular
+	head  int          // index of the oldest event in ring
+	n     int          // events in ring
+	floor EventID      // every event after floor is in the ring
+	last  EventID      // the newest event or restore position
+	// restored is the index of the last snapshot restore: its entry's
+	// own events were never recorded here, so a resume from inside it
+	// (S.1 and up, seen on another node) cannot be served; S.0, the
+	// position this node's own notices carry after it, can.
+	restored uint64
 	watchers map[*Watch]struct{}
 	max      int
 }
@@ -142,6 +147,7 @@ func (f *feed) apply(c fsm.Change) {
 		f.head, f.n = 0, 0
 		f.floor = EventID{Index: c.Index}
 		f.last = f.floor
+		f.restored = c.Index
 		for w := range f.watchers {
 			f.end(w, ErrCompacted)
 		}
@@ -266,6 +272,9 @@ func (n *Node) Watch(prefix string, after *EventID) (*Watch, error) {
 	if after != nil {
 		if after.Less(f.floor) {
 			return nil, fmt.Errorf("%w: resume from %s, this node keeps events after %s", ErrCompacted, after, f.floor)
+		}
+		if after.Index == f.restored && after.Pos > 0 {
+			return nil, fmt.Errorf("%w: resume from %s, inside the entry this node's state was restored at from a snapshot", ErrCompacted, after)
 		}
 		if f.last.Less(*after) && after.Index > n.fsm.AppliedIndex() {
 			// A position this node has not reached (another node's

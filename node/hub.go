@@ -619,8 +619,13 @@ func (s *Sub) TrackKeys(keys [][]byte, index uint64) {
 // (its lag), and even on the leader after the reply. A client that
 // caches could read its own write's key from its cache stale in between.
 // The registrations are taken, so the change, when applied, is not
-// reported again for them.
+// reported again for them. In BCAST mode (no registrations) the keys
+// under the client's prefixes are reported at once, as Redis does, and
+// again when the change is applied: one refetch more, never a stale hit.
 func (s *Sub) InvalidateOwn(keys [][]byte) {
+	if s.ownBroadcast(keys) {
+		return
+	}
 	s.perKey(keys, func(h *Hub, k string) bool {
 		if _, ok := h.tracked[k][s]; !ok {
 			return false
@@ -628,6 +633,30 @@ func (s *Sub) InvalidateOwn(keys [][]byte) {
 		h.unsub(h.tracked, k, s)
 		return true
 	})
+}
+
+// ownBroadcast is InvalidateOwn for a BCAST subscriber; it says whether
+// s is one.
+func (s *Sub) ownBroadcast(keys [][]byte) bool {
+	h := s.h
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if s.track == nil || !s.track.BCAST {
+		return false
+	}
+	if s.closed {
+		return true
+	}
+	var now []string
+	for _, kb := range keys {
+		if k := string(kb); underAny(k, s.track.Prefixes) {
+			now = append(now, k)
+		}
+	}
+	if len(now) > 0 {
+		h.sendInvalidate(s, now, h.dispatched)
+	}
+	return true
 }
 
 // InvalidateOwnAll is InvalidateOwn for a flush of the subscriber's own

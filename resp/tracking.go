@@ -260,7 +260,7 @@ func (cl *client) invalidateOwn(it *item) {
 		case spec == nil:
 		case spec.Flags&fsm.FlagAdmin != 0: // the whole keyspace (FLUSHDB)
 			cl.sub.InvalidateOwnAll()
-		case !cl.track.bcast:
+		default:
 			if keys := spec.Keys(q.args); len(keys) > 0 {
 				cl.sub.InvalidateOwn(keys)
 			}

@@ -137,6 +137,39 @@ func TestTrackingTransactionWrites(t *testing.T) {
 	}
 }
 
+// TestTrackingOwnWriteFirstBcast: in BCAST mode too, a client's own
+// write of a key under its prefixes is invalidated before the reply of
+// its next command (once skipped: the invalidation came only when the
+// node applied the write, on a follower its lag later).
+func TestTrackingOwnWriteFirstBcast(t *testing.T) {
+	c := startCluster(t, resp.Config{})
+	leader := c.leader(t)
+	for _, n := range []*testNode{leader, c.Followers(leader)[0]} {
+		t.Run(n.ID(), func(t *testing.T) {
+			for i := 0; i < 10; i++ {
+				p := n.ID() + ":b" + strconv.Itoa(i) + ":"
+				k := p + "x"
+				inv := ">2\r\n$10\r\ninvalidate\r\n*1\r\n$" + strconv.Itoa(len(k)) + "\r\n" + k + "\r\n"
+				r := dialRaw(t, n.RESPAddr())
+				r.flushOK = true // as in TestTrackingOwnWriteFirst
+				r.hello3()
+				r.send(cmd("CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", p) + cmd("GET", k))
+				r.expect("+OK\r\n_\r\n")
+				mark := r.flushes
+				r.send(cmd("SET", k, "1"))
+				r.expect("+OK\r\n")
+				r.send(cmd("PING"))
+				f := r.nextFrame()
+				switch {
+				case f == inv:
+				case r.flushes == mark:
+					t.Fatalf("after own SET %s: the next command's reply %q came before the invalidation", k, f)
+				}
+			}
+		})
+	}
+}
+
 // TestTrackingOwnWriteFirst: a tracking client's own write of a key it
 // cached is invalidated before the reply of its next command, as Redis
 // does, on the leader and through a follower, which relays the write and
