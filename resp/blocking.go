@@ -228,16 +228,19 @@ func (s *Server) blockRelayed(ctx context.Context, cl *client, id []byte, args [
 	}
 	if ctx.Err() != nil {
 		// The answer came, but the client has gone.
-		if reply[0] != '-' && !bytes.HasPrefix(reply, []byte("*-1")) && !bytes.HasPrefix(reply, []byte("$-1")) {
+		if reply[0] != '-' && reply[0] != '_' && !bytes.HasPrefix(reply, []byte("*-1")) && !bytes.HasPrefix(reply, []byte("$-1")) {
 			s.node.CountLostPop()
 		}
 		c.nc.Close()
 		s.clientGone(cl)
 		return false
 	}
+	// The reply lies in the connection's read buffer: take it before the
+	// connection goes back to the pool, where the next blocked command's
+	// reply would overwrite it (one client handed another's element).
+	cl.appendRelayed(reply)
 	_ = c.nc.SetDeadline(time.Now().Add(s.fwd.timeout))
 	s.fwd.put(c)
-	cl.appendRelayed(reply)
 	return false
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -288,6 +289,61 @@ func TestBlockingManyClientsLeaveTheRelayPool(t *testing.T) {
 			}
 		case <-time.After(20 * time.Second):
 			t.Fatalf("%d of %d blocked clients served", i, n)
+		}
+	}
+}
+
+// Blocked pops through a follower reuse its pooled relay connections one
+// after another: each client gets the element popped for it, every
+// element reaches exactly one client. (A blocked pop's reply was once
+// taken from the connection's buffer after the connection went back to
+// the pool, where the next blocked command's reply could overwrite it:
+// -race reports that, and without it an element came out twice.)
+func TestBlockingRepliesAreTheirOwn(t *testing.T) {
+	c := startCluster(t, resp.Config{ForwardIdle: 2})
+	leader := c.leader(t)
+	f := c.Followers(leader)[0]
+	ctx := ctxT(t)
+	w := client(t, leader.RESPAddr(), 2)
+	const clients, rounds = 16, 40
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		seen = map[string]int{}
+		errs []error
+	)
+	for i := 0; i < clients; i++ {
+		rdb := blockingClient(t, f.RESPAddr())
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := 0; r < rounds; r++ {
+				v, err := rdb.BLPop(ctx, 30*time.Second, "own").Result()
+				mu.Lock()
+				if err != nil {
+					errs = append(errs, err)
+				} else {
+					seen[v[1]]++
+				}
+				mu.Unlock()
+				if err != nil {
+					return
+				}
+			}
+		}()
+	}
+	for i := 0; i < clients*rounds; i++ {
+		if err := w.RPush(ctx, "own", fmt.Sprintf("v%04d", i)).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		t.Fatalf("%d blocked pops failed (an element lost?), first: %v", len(errs), errs[0])
+	}
+	for i := 0; i < clients*rounds; i++ {
+		if k := fmt.Sprintf("v%04d", i); seen[k] != 1 {
+			t.Errorf("%s delivered %d times", k, seen[k])
 		}
 	}
 }

@@ -155,6 +155,15 @@ func TestRelayedReplyBound(t *testing.T) {
 	r.expect("$6\r\nbefore\r\n")
 	r.expectPrefix("-ERR reply too large to relay through a follower")
 	r.expect("$-1\r\n$5\r\nafter\r\n")
+
+	// A transaction that wrote, then read that much, was applied: its
+	// error says so, not "send it to the leader" (which would apply the
+	// INCR twice).
+	r.send(cmd("MULTI") + cmd("INCR", "counted") + cmd("MGET", "big", "big") + cmd("EXEC"))
+	r.expect("+OK\r\n+QUEUED\r\n+QUEUED\r\n")
+	r.expectPrefix("-ERR applied, but its reply too large to relay through a follower")
+	r.send(cmd("GET", "counted"))
+	r.expect("$1\r\n1\r\n")
 }
 
 // TestClientThatDoesNotReadIsCut: an unauthenticated client that pipelines

@@ -433,7 +433,18 @@ func (it *item) unit(cmds [][][]byte, watch *fsm.Watch) fsm.Unit {
 // resendable says whether the item may be sent to the leader again after
 // its reply was lost: it changes nothing, or its request id makes a second
 // attempt answer the first one's replies.
-func (it *item) resendable() bool { return it.reqID != nil || !it.write() }
+func (it *item) resendable() bool { return it.reqID != nil || !it.effect() }
+
+// effect says whether running the item changes anything: a write, a
+// PUBLISH (a message delivered) or a relayed CONFIG SET (which, sent
+// again without an id, could undo a later one of another client).
+func (it *item) effect() bool {
+	return it.write() || it.txn == nil && (isPublish(it.name) || it.name == "config")
+}
+
+// mayHaveRun says whether the item may have been carried out on the
+// leader: it has an effect and an attempt sent it.
+func (it *item) mayHaveRun() bool { return it.effect() && it.sent > 0 }
 
 // frames are the raw commands that relay the item: a transaction is
 // MULTI, its commands and EXEC, whose reply alone is the client's.
@@ -829,7 +840,7 @@ func (s *Server) relayItems(cl *client, items []*item, depth int) {
 			}
 			for _, it := range items {
 				if sent {
-					cl.w.fail(relayError(err, it.write())) // sent once: UNKNOWN for a write
+					cl.w.fail(relayError(err, it.mayHaveRun())) // sent once: UNKNOWN for a write
 				} else {
 					cl.w.fail(err)
 				}
@@ -849,8 +860,8 @@ func (s *Server) relayItems(cl *client, items []*item, depth int) {
 		}
 		pass := func(i int, reply []byte, err error) {
 			it := owner[i]
-			if err != nil { // too large: the connection skipped it
-				cl.w.fail(relayError(err, false))
+			if err != nil { // too large: the leader ran it and answered
+				cl.w.fail(relayError(err, it.write()))
 				return
 			}
 			if it.reqID != nil && it.txn == nil && isPublish(it.name) && len(reply) > 0 && reply[0] == ':' {
@@ -937,7 +948,9 @@ func (s *Server) relayItems(cl *client, items []*item, depth int) {
 			continue
 		}
 		for _, it := range items {
-			cl.w.fail(relayError(err, it.write()))
+			// An attempt before this one may have sent it, even when this
+			// one could not (errNotSent): only never sent is "not applied".
+			cl.w.fail(relayError(err, it.mayHaveRun()))
 		}
 		return
 	}
@@ -958,12 +971,20 @@ func allResendable(items []*item) bool {
 	return true
 }
 
-// relayError is the answer for a relayed command that got no reply.
-func relayError(err error, write bool) error {
+// relayError is the answer for a relayed command that got no reply; ran
+// says whether it may have been carried out (sent, with an effect): then
+// UNKNOWN, never TRYAGAIN, which says "not applied" and which go-redis
+// retries by itself.
+func relayError(err error, ran bool) error {
 	if errors.Is(err, errReplyTooLarge) {
+		if ran {
+			// The leader ran it and answered: sending it again, as the
+			// read's advice says, would apply its writes twice.
+			return replyError("ERR applied, but its reply too large to relay through a follower: read what it changed from the leader, or with READONLY; do not send it again")
+		}
 		return replyError("ERR " + err.Error())
 	}
-	if errors.Is(err, errNotSent) || !write {
+	if !ran {
 		return replyError("TRYAGAIN cannot reach the leader: " + err.Error())
 	}
 	return replyError(msgUnknown + " (connection to the leader lost: " + err.Error() + ")")
