@@ -247,7 +247,12 @@ func (c *limitConn) fill() error {
 	}
 	c.buf = c.buf[:start+n]
 	if n > 0 {
-		maxArgs, maxCmd := c.lim.MaxArgs, c.lim.MaxCommandBytes
+		// Room for what a follower's relay adds to a client's command
+		// (RAFTCACHE.ONCE, its id and attempt): a command within the
+		// bounds on the follower must pass the leader's, or the leader's
+		// protocol error would cut the relay connection it shares with
+		// other clients and answer one of them.
+		maxArgs, maxCmd := c.lim.MaxArgs+relayArgRoom, c.lim.MaxCommandBytes+relayByteRoom
 		if c.needAuth && !c.authed.Load() {
 			maxArgs, maxCmd = c.lim.PreAuthArgs, c.lim.PreAuthBytes
 		}
@@ -262,6 +267,14 @@ func (c *limitConn) fill() error {
 	}
 	return err
 }
+
+// relayArgRoom and relayByteRoom: what a follower's relay may add to a
+// command (onceFrame: 3 arguments, an id and an attempt field of a few
+// dozen bytes; relayPublishFrame: 3 arguments more than PUBLISH).
+const (
+	relayArgRoom  = 8
+	relayByteRoom = 1 << 10
+)
 
 // framing follows the RESP request framing across reads: arrays of bulk
 // strings (what clients send), or inline lines. It checks sizes only;

@@ -58,3 +58,39 @@ func TestRelayConcurrentClientsShareConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRelayWrappedCommandAtTheBounds: a command at the argument bound,
+// accepted by the follower, still passes the leader once the relay wraps
+// it under a request id (3 arguments more); it once drew the leader's
+// protocol error, which cut the relay connection and answered another
+// client sharing it.
+func TestRelayWrappedCommandAtTheBounds(t *testing.T) {
+	c := startCluster(t, resp.Config{RelayConns: 1})
+	f := c.follower(t)
+	args := []any{"SADD", "bounds"}
+	for i := 0; len(args) < 1<<16; i++ {
+		args = append(args, "m"+strconv.Itoa(i))
+	}
+	rdb := client(t, f.RESPAddr(), 2)
+	n, err := rdb.Do(ctxT(t), args...).Int()
+	if err != nil || n != len(args)-2 {
+		t.Fatalf("SADD of %d members through the follower: %d %v", len(args)-2, n, err)
+	}
+	if got, err := rdb.SCard(ctxT(t), "bounds").Result(); err != nil || got != int64(len(args)-2) {
+		t.Fatalf("SCARD = %d %v, want %d", got, err, len(args)-2)
+	}
+}
+
+// TestRelayInternalCommandsRefusedInMulti: the relay's own commands
+// cannot be queued by a client: a relayed EXEC would run a RAFTCACHE.BLOCK
+// on the connection the follower shares among its clients, blocking
+// them all.
+func TestRelayInternalCommandsRefusedInMulti(t *testing.T) {
+	c := startCluster(t, resp.Config{RelayConns: 1})
+	for _, n := range []*testNode{c.leader(t), c.follower(t)} {
+		r := dialRaw(t, n.RESPAddr())
+		r.send(cmd("MULTI") + cmd("GET", "x") + cmd("RAFTCACHE.BLOCK", "someid", "BLPOP", "q", "0") + cmd("EXEC"))
+		r.expect("+OK\r\n+QUEUED\r\n-ERR RAFTCACHE.BLOCK inside MULTI is not allowed\r\n")
+		r.expectPrefix("-EXECABORT")
+	}
+}

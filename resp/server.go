@@ -592,6 +592,15 @@ func (s *Server) queue(cl *client, it *item) {
 		cl.w.error("ERR " + strings.ToUpper(it.name) + " inside MULTI is not supported by raftcache")
 		return
 	}
+	if strings.HasPrefix(it.name, "raftcache.") {
+		// The relay's own commands (a blocked pop's RAFTCACHE.BLOCK, a
+		// relayed PUBLISH) run on a relay connection only, never queued:
+		// run by a relayed EXEC they would block, or publish on, the
+		// connection the follower shares among its clients.
+		cl.tx.dirty = true
+		cl.w.error("ERR " + strings.ToUpper(it.name) + " inside MULTI is not allowed")
+		return
+	}
 	if err := s.check(it); err != nil {
 		cl.tx.dirty = true
 		cl.w.fail(err)
