@@ -584,6 +584,16 @@ func (s *Server) check(it *item) error {
 	return s.node.CheckCommand(it.args)
 }
 
+// relayOnly says whether name is one of the relay's own commands, which
+// a follower sends on a relay connection and never inside a transaction.
+func relayOnly(name string) bool {
+	switch name {
+	case blockName, relayPublishName, onceName, forwardedName:
+		return true
+	}
+	return false
+}
+
 // queue adds a command to the open transaction; a command refused here
 // makes EXEC answer EXECABORT, as in Redis.
 func (s *Server) queue(cl *client, it *item) {
@@ -592,7 +602,7 @@ func (s *Server) queue(cl *client, it *item) {
 		cl.w.error("ERR " + strings.ToUpper(it.name) + " inside MULTI is not supported by raftcache")
 		return
 	}
-	if strings.HasPrefix(it.name, "raftcache.") {
+	if relayOnly(it.name) {
 		// The relay's own commands (a blocked pop's RAFTCACHE.BLOCK, a
 		// relayed PUBLISH) run on a relay connection only, never queued:
 		// run by a relayed EXEC they would block, or publish on, the
