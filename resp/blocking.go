@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -149,7 +150,10 @@ func (s *Server) block(cl *client, it *item, id []byte) {
 // blockHere blocks the client on this node, the leader. It says whether
 // to try again (leadership lost, outcome unknown), with the same id.
 func (s *Server) blockHere(ctx context.Context, cl *client, id []byte, args [][]byte) (retry bool) {
+	stopPush := s.pushWhileBlocked(cl, args)
 	rep, err := s.node.Block(ctx, id, args)
+	held := stopPush()
+	defer cl.writeEvents(held) // after the reply: they may be of its own pop
 	switch {
 	case ctx.Err() != nil:
 		if err == nil && isElement(rep) {
@@ -212,7 +216,10 @@ func (s *Server) blockRelayed(ctx context.Context, cl *client, id []byte, args [
 			}
 		}
 	}()
+	stopPush := s.pushWhileBlocked(cl, args)
 	reply, err := c.readReply(s.fwd.maxReply)
+	held := stopPush()
+	defer cl.writeEvents(held) // after the reply: they may be of its own pop
 	close(done)
 	if err != nil {
 		c.nc.Close()
@@ -242,6 +249,118 @@ func (s *Server) blockRelayed(ctx context.Context, cl *client, id []byte, args [
 	_ = c.nc.SetDeadline(time.Now().Add(s.fwd.timeout))
 	s.fwd.put(c)
 	return false
+}
+
+// pushWhileBlocked writes the pushes queued for a RESP3 client (tracking
+// invalidations, pub/sub messages) while it waits in a blocking command,
+// as Redis does: held until the command's reply, they left a client that
+// caches reads and blocks on one connection serving stale values for as
+// long as it waited. The replies the client's pipeline got before the
+// blocking command go first, in either protocol. Invalidations of the
+// command's own keys are held and returned by stop, to be written after
+// its reply: the pop that ends the wait is the client's own write, whose
+// invalidation Redis sends after the reply. stop ends the writing (and waits for it)
+// before anything else touches the connection's writer; it runs on the
+// connection's own goroutine, which writes nothing while blocked.
+func (s *Server) pushWhileBlocked(cl *client, args [][]byte) (stop func() (held []node.Event)) {
+	none := func() []node.Event { return nil }
+	if cl.forwarded || cl.w.out == nil || cl.w.broken {
+		return none
+	}
+	if len(cl.w.b) > 0 { // as Redis, which writes them before the command blocks
+		if _, err := cl.w.out.Write(cl.w.b); err != nil {
+			cl.w.broken = true
+			return none
+		}
+		cl.w.b = cl.w.b[:0]
+	}
+	if cl.sub == nil || cl.w.proto != 3 {
+		return none // RESP2: pushes go to subscribed connections only, which cannot block
+	}
+	var own [][]byte
+	if spec := fsm.Lookup(args[0]); spec != nil {
+		own = spec.Keys(args)
+	}
+	quit, exited := make(chan struct{}), make(chan struct{})
+	var (
+		failed bool
+		held   []node.Event
+	)
+	go func() {
+		defer close(exited)
+		pw := writer{proto: cl.w.proto}
+		var evs []node.Event
+		for {
+			select {
+			case <-quit:
+				return
+			case <-cl.sub.Ready():
+			}
+			if s.cfg.Auth != nil && cl.sub.Pending() && s.authorize(cl, "subscribe", commands["subscribe"], kindConn) != "" {
+				return // its token was revoked: it hears nothing more (serveDetached ends it)
+			}
+			evs = cl.sub.Take(evs[:0])
+			for i := range evs {
+				if mine, others := splitOwn(&evs[i], own); mine != nil {
+					held = append(held, *mine)
+					if others != nil {
+						cl.writeEventTo(&pw, others)
+					}
+				} else {
+					cl.writeEventTo(&pw, &evs[i])
+				}
+				evs[i] = node.Event{}
+			}
+			if len(pw.b) == 0 {
+				continue
+			}
+			if _, err := cl.w.out.Write(pw.b); err != nil {
+				failed = true
+				return
+			}
+			pw.b = pw.b[:0]
+		}
+	}()
+	return func() []node.Event {
+		close(quit)
+		<-exited
+		cl.w.broken = cl.w.broken || failed
+		return held
+	}
+}
+
+// splitOwn splits an invalidation of some of keys: mine invalidates
+// those, others (nil if none) the rest; mine is nil if e is not one.
+func splitOwn(e *node.Event, keys [][]byte) (mine, others *node.Event) {
+	if e.Kind != node.EventInvalidate {
+		return nil, nil
+	}
+	var in, out []string
+	for _, k := range e.Keys {
+		if slices.ContainsFunc(keys, func(o []byte) bool { return string(o) == k }) {
+			in = append(in, k)
+		} else {
+			out = append(out, k)
+		}
+	}
+	if in == nil {
+		return nil, nil
+	}
+	m := *e
+	m.Keys = in
+	if out != nil {
+		o := *e
+		o.Keys = out
+		others = &o
+	}
+	return &m, others
+}
+
+// writeEvents encodes events for the connection, after what it holds.
+func (cl *client) writeEvents(evs []node.Event) {
+	for i := range evs {
+		cl.writeEvent(&evs[i])
+	}
 }
 
 // isElement says whether a blocking command's reply carries an element.

@@ -259,8 +259,10 @@ func (s *Server) refuseSubscribed(cl *client, it *item) bool {
 }
 
 // writeEvent encodes one hub event for the connection.
-func (cl *client) writeEvent(e *node.Event) {
-	w := &cl.w
+func (cl *client) writeEvent(e *node.Event) { cl.writeEventTo(&cl.w, e) }
+
+// writeEventTo encodes one hub event for the connection into w.
+func (cl *client) writeEventTo(w *writer, e *node.Event) {
 	switch e.Kind {
 	case node.EventMessage:
 		switch {

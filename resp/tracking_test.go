@@ -137,6 +137,40 @@ func TestTrackingTransactionWrites(t *testing.T) {
 	}
 }
 
+// TestTrackingPushWhileBlocked: a RESP3 tracking connection blocked in
+// BLPOP, on the leader and through a follower, gets the invalidation of
+// another client's write of a key it cached at once, as in Redis (it was
+// held until the BLPOP returned: stale hits from the client's cache for
+// as long as it waited), and then the BLPOP's own reply.
+func TestTrackingPushWhileBlocked(t *testing.T) {
+	c := startCluster(t, resp.Config{})
+	leader := c.leader(t)
+	writer := client(t, leader.RESPAddr(), 2)
+	for _, n := range []*testNode{leader, c.Followers(leader)[0]} {
+		t.Run(n.ID(), func(t *testing.T) {
+			k, q := n.ID()+":blk:k", n.ID()+":blk:q"
+			r := dialRaw(t, n.RESPAddr())
+			r.flushOK = true // as in TestTrackingOwnWriteFirst
+			r.hello3()
+			r.send(cmd("CLIENT", "TRACKING", "ON") + cmd("GET", k) + cmd("BLPOP", q, "30"))
+			r.expect("+OK\r\n_\r\n")
+			blockedOn(t, c, 1)
+			if err := writer.Set(ctxT(t), k, "1", 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+			inv := ">2\r\n$10\r\ninvalidate\r\n*1\r\n$" + strconv.Itoa(len(k)) + "\r\n" + k + "\r\n"
+			mark := r.flushes
+			if f := r.nextFrame(); f != inv && r.flushes == mark {
+				t.Fatalf("blocked in BLPOP, after another client's write of %s: got %q, want the invalidation", k, f)
+			}
+			if err := writer.RPush(ctxT(t), q, "e").Err(); err != nil {
+				t.Fatal(err)
+			}
+			r.expect("*2\r\n$" + strconv.Itoa(len(q)) + "\r\n" + q + "\r\n$1\r\ne\r\n")
+		})
+	}
+}
+
 // TestTrackingOwnWriteFirstBcast: in BCAST mode too, a client's own
 // write of a key under its prefixes is invalidated before the reply of
 // its next command (once skipped: the invalidation came only when the
