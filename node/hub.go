@@ -210,7 +210,15 @@ type Sub struct {
 	// Read without the hub's lock on every command of a connection.
 	nsubs   atomic.Int32 // subscriptions of every kind
 	pending atomic.Bool  // the queue is not empty
+	// readBcast: a BCAST tracker read (it registers no keys) since its
+	// last flush-everything invalidation (FlushTracking).
+	readBcast atomic.Bool
 }
+
+// NoteBroadcastRead records a read of a BCAST tracker: while this node
+// cannot vouch for its state, it is flushed again after such reads, as
+// other trackers are after theirs (FlushTracking).
+func (s *Sub) NoteBroadcastRead() { s.readBcast.Store(true) }
 
 // NewSub registers a subscriber. id names it for REDIRECT (a connection
 // id; 0: none); limit bounds its queue in bytes (0: DefaultSubQueueBytes).
@@ -852,7 +860,7 @@ func (h *Hub) FlushTracking(all bool) {
 	}
 	clear(h.tracked)
 	for s := range h.tracking {
-		if all || read[s] {
+		if bcast := s.readBcast.Swap(false); all || read[s] || bcast {
 			h.sendInvalidate(s, nil, h.dispatched)
 		}
 	}

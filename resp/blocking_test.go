@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -338,11 +339,12 @@ func TestBlockingRepliesAreTheirOwn(t *testing.T) {
 		}
 	}
 	wg.Wait()
+	left, _ := w.LRange(ctx, "own", 0, -1).Result()
 	if len(errs) > 0 {
-		t.Fatalf("%d blocked pops failed (an element lost?), first: %v", len(errs), errs[0])
+		t.Errorf("%d blocked pops failed, first: %v; left in the list: %q", len(errs), errs[0], left)
 	}
 	for i := 0; i < clients*rounds; i++ {
-		if k := fmt.Sprintf("v%04d", i); seen[k] != 1 {
+		if k := fmt.Sprintf("v%04d", i); seen[k] != 1 && !slices.Contains(left, k) {
 			t.Errorf("%s delivered %d times", k, seen[k])
 		}
 	}

@@ -118,10 +118,25 @@ func (f *forwarder) get(key poolKey) (*fconn, error) {
 	return f.dial(key)
 }
 
-// followLocked notes that addr is where commands are relayed now. When it
-// is a new address (the leader changed), it closes the idle dedicated
-// connections and retires the shared pools of every other address: only
-// then, not on every relayed command.
+// follow is followLocked for the server's leader watch (followLeader).
+func (f *forwarder) follow(addr string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.closed {
+		f.followLocked(addr)
+	}
+}
+
+// followLocked notes that addr is where commands are relayed now ("" when
+// this node leads). When it is a new address (the leader changed), it
+// closes the idle dedicated connections and retires the shared pools of
+// every other address, failing the calls still waiting on them: a deposed
+// leader commits nothing more, and one that died without closing its
+// connections (a partition, a power cut) would hold them until their
+// deadline, past the window in which a write under a request id is sent
+// again to the new leader (once.go). Failed, they are sent again at once
+// (or answered UNKNOWN if they may have run and cannot be). Done when the
+// leader watch sees the change, or on the first relay to the new address.
 func (f *forwarder) followLocked(addr string) {
 	if addr == f.leader {
 		return
@@ -137,7 +152,7 @@ func (f *forwarder) followLocked(addr string) {
 	}
 	for k, p := range f.pools {
 		if k.addr != addr {
-			p.retire(errRetired, false)
+			p.retire(errRetired, true)
 			delete(f.pools, k)
 		}
 	}

@@ -19,19 +19,21 @@ import (
 type followerNode struct {
 	f      *fsm.FSM
 	hub    *node.Hub
-	leader node.Member
+	leader atomic.Pointer[node.Member]
 }
 
 func newFollowerNode(leaderAddr string) *followerNode {
 	f := fsm.New(nil)
 	h := node.NewHub(f)
 	go h.Run(nil) // lives as long as the test binary
-	return &followerNode{f: f, hub: h, leader: node.Member{ID: "n1", RESPAddr: leaderAddr}}
+	n := &followerNode{f: f, hub: h}
+	n.leader.Store(&node.Member{ID: "n1", RESPAddr: leaderAddr})
+	return n
 }
 
 func (n *followerNode) ID() string                       { return "n2" }
 func (n *followerNode) IsLeader() bool                   { return false }
-func (n *followerNode) Leader() (node.Member, bool)      { return n.leader, true }
+func (n *followerNode) Leader() (node.Member, bool)      { return *n.leader.Load(), true }
 func (n *followerNode) Members() ([]node.Member, error)  { return nil, nil }
 func (n *followerNode) Status() node.Status              { return node.Status{State: "Follower", HasLeader: true} }
 func (n *followerNode) ReadStats() node.ReadStats        { return node.ReadStats{} }
@@ -77,7 +79,19 @@ func TestRelayedEffectWithoutAnswerIsUnknown(t *testing.T) {
 		fc.nc.Close() // read, maybe carried out, never answered
 		return nil
 	})
-	s := New(newFollowerNode(leader.addr()), Config{Timeout: time.Second, LeaderWait: time.Second})
+	ask := serveFollower(t, newFollowerNode(leader.addr()), Config{Timeout: time.Second, LeaderWait: time.Second})
+	if got := ask("*3\r\n$7\r\nPUBLISH\r\n$2\r\nch\r\n$1\r\nm\r\n"); !strings.HasPrefix(got, "-UNKNOWN") || publishes.Load() == 0 {
+		t.Fatalf("PUBLISH read by the leader, never answered: %q after %d sends; want -UNKNOWN", got, publishes.Load())
+	}
+	if got := ask("*4\r\n$6\r\nCONFIG\r\n$3\r\nSET\r\n$22\r\nnotify-keyspace-events\r\n$2\r\nKA\r\n"); !strings.HasPrefix(got, "-UNKNOWN") || configs.Load() != 1 {
+		t.Fatalf("CONFIG SET read by the leader, never answered: %q after %d sends; want -UNKNOWN after 1", got, configs.Load())
+	}
+}
+
+// serveFollower serves the Redis front of n and returns a function that
+// sends one frame on a client connection and reads a line of the answer.
+func serveFollower(t *testing.T, n Node, cfg Config) (ask func(frame string) string) {
+	s := New(n, cfg)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -88,9 +102,9 @@ func TestRelayedEffectWithoutAnswerIsUnknown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer nc.Close()
+	t.Cleanup(func() { nc.Close() })
 	rd := bufio.NewReader(nc)
-	ask := func(frame string) string {
+	return func(frame string) string {
 		t.Helper()
 		if _, err := nc.Write([]byte(frame)); err != nil {
 			t.Fatal(err)
@@ -102,10 +116,40 @@ func TestRelayedEffectWithoutAnswerIsUnknown(t *testing.T) {
 		}
 		return line
 	}
-	if got := ask("*3\r\n$7\r\nPUBLISH\r\n$2\r\nch\r\n$1\r\nm\r\n"); !strings.HasPrefix(got, "-UNKNOWN") || publishes.Load() == 0 {
-		t.Fatalf("PUBLISH read by the leader, never answered: %q after %d sends; want -UNKNOWN", got, publishes.Load())
-	}
-	if got := ask("*4\r\n$6\r\nCONFIG\r\n$3\r\nSET\r\n$22\r\nnotify-keyspace-events\r\n$2\r\nKA\r\n"); !strings.HasPrefix(got, "-UNKNOWN") || configs.Load() != 1 {
-		t.Fatalf("CONFIG SET read by the leader, never answered: %q after %d sends; want -UNKNOWN after 1", got, configs.Load())
+}
+
+// A leader that goes silent without closing its connections (a
+// partition, a power cut) with a write in flight; another leads a moment
+// later. The follower sends the write again, under its request id, to the
+// new leader at once, and the client gets its reply, as if nothing
+// happened (it waited for the old leader's connection until the call's
+// deadline, past the window for sending it again, and got UNKNOWN).
+func TestRelayResendsToNewLeaderWhenOldGoesSilent(t *testing.T) {
+	release := make(chan struct{})
+	silent := startFakeLeader(t, func(fc *fakeConn, args [][]byte) []byte {
+		if strings.EqualFold(string(args[0]), onceCmd) {
+			<-release // never answers while the test runs
+			return nil
+		}
+		return []byte("+OK\r\n")
+	})
+	t.Cleanup(func() { close(release) })
+	var resent atomic.Int32
+	good := startFakeLeader(t, func(fc *fakeConn, args [][]byte) []byte {
+		if strings.EqualFold(string(args[0]), onceCmd) {
+			resent.Add(1)
+		}
+		return []byte("+OK\r\n")
+	})
+	n := newFollowerNode(silent.addr())
+	// Timeout 5 s: the shared call's deadline is 10 s, past the 5 s window
+	// in which a write under a request id is sent again.
+	ask := serveFollower(t, n, Config{Timeout: 5 * time.Second, LeaderWait: time.Second})
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		n.leader.Store(&node.Member{ID: "n3", RESPAddr: good.addr()})
+	}()
+	if got := ask("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n"); got != "+OK\r\n" || resent.Load() == 0 {
+		t.Fatalf("SET with its leader gone silent and a new one known: %q, %d sends to the new leader; want +OK after one", got, resent.Load())
 	}
 }

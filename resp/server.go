@@ -246,7 +246,30 @@ func (s *Server) Serve(ln net.Listener) error {
 	rs := redcon.NewServer(ln.Addr().String(), s.handle, s.accept, s.closed)
 	s.mu.Unlock()
 	defer close(s.served)
+	stop := make(chan struct{})
+	defer close(stop)
+	go s.followLeader(stop)
 	return rs.Serve(s.ln)
+}
+
+// followLeader tells the forwarder of each change of leader as this node
+// learns it (forwarder.followLocked), so relayed calls waiting on a former
+// leader are sent again to the new one at once, not after their deadline.
+func (s *Server) followLeader(stop <-chan struct{}) {
+	t := time.NewTicker(blockPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		if s.node.IsLeader() {
+			s.fwd.follow("")
+		} else if m, ok := s.node.Leader(); ok && m.ID != s.node.ID() && m.RESPAddr != "" {
+			s.fwd.follow(m.RESPAddr)
+		}
+	}
 }
 
 // Shutdown stops accepting connections, lets the commands being served

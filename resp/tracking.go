@@ -234,6 +234,10 @@ func (cl *client) wantTrack() bool {
 
 // trackKeys registers the keys of a tracked read answered from index.
 func (cl *client) trackKeys(it *item, index uint64) {
+	if cl.track != nil && cl.track.bcast && it.kind == kindRead {
+		cl.sub.NoteBroadcastRead() // no keys to register: a flush covers it
+		return
+	}
 	if !it.track {
 		return
 	}

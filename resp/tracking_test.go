@@ -111,9 +111,21 @@ func TestTrackingFlushWhenCutOff(t *testing.T) {
 	r.hello3()
 	r.send(cmd("CLIENT", "TRACKING", "ON") + cmd("GET", "cut:k"))
 	r.expect("+OK\r\n_\r\n")
+	// A BCAST tracker registers no keys; it is flushed all the same, and
+	// again after each read it makes while the follower stays cut off
+	// (READONLY: served from the follower's state, however stale).
+	rb := dialRaw(t, fs[0].RESPAddr())
+	rb.hello3()
+	rb.send(cmd("CLIENT", "TRACKING", "ON", "BCAST") + cmd("READONLY") + cmd("GET", "cut:b"))
+	rb.expect("+OK\r\n+OK\r\n_\r\n")
 	leader.Stop()
 	fs[1].Stop()
-	r.expect(">2\r\n$10\r\ninvalidate\r\n_\r\n")
+	flush := ">2\r\n$10\r\ninvalidate\r\n_\r\n"
+	r.expect(flush)
+	rb.expect(flush)
+	rb.send(cmd("GET", "cut:b"))
+	rb.expect("_\r\n")
+	rb.expect(flush)
 }
 
 // TestTrackingTransactionWrites: a key read inside a transaction that also
