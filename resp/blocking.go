@@ -179,7 +179,13 @@ func (s *Server) blockRelayed(ctx context.Context, cl *client, id []byte, args [
 	if err != nil || self {
 		return ctx.Err() == nil // no leader yet, or this node just became it
 	}
-	leader, _ := s.node.Leader()
+	leader, ok := s.node.Leader()
+	if !ok || leader.RESPAddr != addr {
+		// It changed since leaderAddr: the watch below must compare with
+		// the leader the connection goes to, or a change back and forth
+		// would leave it waiting on a silent former leader for good.
+		return ctx.Err() == nil
+	}
 	c, err := s.fwd.get(poolKey{addr, cl.token, cl.w.proto})
 	if err != nil {
 		return true
