@@ -263,9 +263,10 @@ func (s *Server) blockRelayed(ctx context.Context, cl *client, id []byte, args [
 // caches reads and blocks on one connection serving stale values for as
 // long as it waited. The replies the client's pipeline got before the
 // blocking command go first, in either protocol. Invalidations of the
-// command's own keys are held and returned by stop, to be written after
-// its reply: the pop that ends the wait is the client's own write, whose
-// invalidation Redis sends after the reply. stop ends the writing (and waits for it)
+// command's own keys are held, for ownHold at most, and those still held
+// are returned by stop, to be written after its reply: the pop that ends
+// the wait is the client's own write, whose invalidation Redis sends
+// after the reply. stop ends the writing (and waits for it)
 // before anything else touches the connection's writer; it runs on the
 // connection's own goroutine, which writes nothing while blocked.
 func (s *Server) pushWhileBlocked(cl *client, args [][]byte) (stop func() (held []node.Event)) {
@@ -296,32 +297,51 @@ func (s *Server) pushWhileBlocked(cl *client, args [][]byte) (stop func() (held 
 		defer close(exited)
 		pw := writer{proto: cl.w.proto}
 		var evs []node.Event
+		// Held invalidations of the command's own keys go out after
+		// ownHold all the same: the client's own pop returns within it of
+		// being applied, and another client's change of those keys (a
+		// DEL of BLMOVE's destination) must not wait for the whole block.
+		hold := time.NewTimer(time.Hour)
+		hold.Stop()
+		defer hold.Stop()
 		for {
 			select {
 			case <-quit:
 				return
-			case <-cl.sub.Ready():
-			}
-			if s.cfg.Auth != nil && cl.sub.Pending() && s.authorize(cl, "subscribe", commands["subscribe"], kindConn) != "" {
-				return // its token was revoked: it hears nothing more (serveDetached ends it)
-			}
-			evs = cl.sub.Take(evs[:0])
-			for i := range evs {
-				if mine, others := splitOwn(&evs[i], own); mine != nil {
-					held = append(held, *mine)
-					if others != nil {
-						cl.writeEventTo(&pw, others)
-					}
-				} else {
-					cl.writeEventTo(&pw, &evs[i])
+			case <-hold.C:
+				for i := range held {
+					cl.writeEventTo(&pw, &held[i])
 				}
-				evs[i] = node.Event{}
+				held = held[:0]
+			case <-cl.sub.Ready():
+				if s.cfg.Auth != nil && cl.sub.Pending() && s.authorize(cl, "subscribe", commands["subscribe"], kindConn) != "" {
+					return // its token was revoked: it hears nothing more (serveDetached ends it)
+				}
+				evs = cl.sub.Take(evs[:0])
+				for i := range evs {
+					if mine, others := splitOwn(&evs[i], own); mine != nil {
+						if len(held) == 0 {
+							hold.Reset(ownHold)
+						}
+						held = append(held, *mine)
+						if others != nil {
+							cl.writeEventTo(&pw, others)
+						}
+					} else {
+						cl.writeEventTo(&pw, &evs[i])
+					}
+					evs[i] = node.Event{}
+				}
 			}
 			if len(pw.b) == 0 {
 				continue
 			}
 			if _, err := cl.w.out.Write(pw.b); err != nil {
+				// The client cannot be written to: close it, so the
+				// wait ends (watchClient) before an element is popped
+				// for a reply that could never be delivered.
 				failed = true
+				_ = cl.w.out.Close()
 				return
 			}
 			pw.b = pw.b[:0]
@@ -334,6 +354,11 @@ func (s *Server) pushWhileBlocked(cl *client, args [][]byte) (stop func() (held 
 		return held
 	}
 }
+
+// ownHold bounds how long pushWhileBlocked holds an invalidation of the
+// blocking command's own keys (to write it after the command's reply, if
+// it is of the command's own pop).
+const ownHold = blockPoll
 
 // splitOwn splits an invalidation of some of keys: mine invalidates
 // those, others (nil if none) the rest; mine is nil if e is not one.

@@ -278,6 +278,11 @@ func cmdForwarded(s *Server, cl *client, args [][]byte) {
 		return
 	}
 	cl.forwarded = true
+	if cl.limits != nil {
+		// The relay reads this reply before it sends a command: every
+		// command of the connection is scanned with the room (limits.go).
+		cl.limits.relay.Store(true)
+	}
 	// A relay connection carries other clients' replies: a push written
 	// into it (another client's CLIENT TRACKING ... REDIRECT naming its
 	// id, which CLIENT LIST shows) would be taken by the follower for the
@@ -785,7 +790,7 @@ func (s *Server) txFailed(cl *client, tx *item, depth int, err error) {
 		s.relayTx(cl, tx, depth+1)
 		return
 	}
-	cl.w.fail(err)
+	cl.failAttempted(tx, err)
 }
 
 // relayTx sends the transaction to the leader as one item: MULTI, the

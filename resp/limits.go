@@ -114,6 +114,10 @@ type limitConn struct {
 	wakeable atomic.Bool
 	poked    atomic.Bool
 
+	// relay: the peer said RAFTCACHE.FORWARDED (cmdForwarded): a member
+	// relaying its clients' commands, which get room for the wrapper.
+	relay atomic.Bool
+
 	buf  []byte // read from the client, not yet handed to redcon: buf[off:]
 	off  int
 	ends []int // offsets in buf where a scanned command ends, ascending
@@ -247,12 +251,17 @@ func (c *limitConn) fill() error {
 	}
 	c.buf = c.buf[:start+n]
 	if n > 0 {
-		// Room for what a follower's relay adds to a client's command
-		// (RAFTCACHE.ONCE, its id and attempt): a command within the
-		// bounds on the follower must pass the leader's, or the leader's
-		// protocol error would cut the relay connection it shares with
-		// other clients and answer one of them.
-		maxArgs, maxCmd := c.lim.MaxArgs+relayArgRoom, c.lim.MaxCommandBytes+relayByteRoom
+		maxArgs, maxCmd := c.lim.MaxArgs, c.lim.MaxCommandBytes
+		if c.relay.Load() {
+			// Room for what a follower's relay adds to a client's
+			// command (RAFTCACHE.ONCE, its id and attempt): a command
+			// within the bounds on the follower must pass the leader's,
+			// or the leader's protocol error would cut the relay
+			// connection it shares with other clients and answer one of
+			// them. Only relays get it: a client given it on a follower
+			// could send a command that, wrapped, passes the leader's.
+			maxArgs, maxCmd = maxArgs+relayArgRoom, maxCmd+relayByteRoom
+		}
 		if c.needAuth && !c.authed.Load() {
 			maxArgs, maxCmd = c.lim.PreAuthArgs, c.lim.PreAuthBytes
 		}

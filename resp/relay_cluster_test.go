@@ -94,3 +94,24 @@ func TestRelayInternalCommandsRefusedInMulti(t *testing.T) {
 		r.expectPrefix("-EXECABORT")
 	}
 }
+
+// TestRelayRoomIsForRelaysOnly: the room the leader's bounds leave for
+// the relay's wrapper is given to relay connections only: a client of a
+// follower is held to the plain bound there (given the room, its command
+// would pass the follower and, wrapped, not the leader, whose protocol
+// error cut the relay connection other clients share).
+func TestRelayRoomIsForRelaysOnly(t *testing.T) {
+	c := startCluster(t, resp.Config{RelayConns: 1})
+	f := c.follower(t)
+	args := []string{"RPUSH", "room"}
+	for i := 0; len(args) < 1<<16+1; i++ {
+		args = append(args, "m"+strconv.Itoa(i))
+	}
+	r := dialRaw(t, f.RESPAddr())
+	r.send(cmd(args...))
+	r.expectPrefix("-ERR Protocol error: invalid multibulk length")
+	other := client(t, f.RESPAddr(), 2)
+	if err := other.Set(ctxT(t), "room:other", "1", 0).Err(); err != nil {
+		t.Fatalf("another client's SET through the follower: %v", err)
+	}
+}

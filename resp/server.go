@@ -765,8 +765,8 @@ func (s *Server) runWrites(cl *client, items []*item, depth int) {
 			s.relayItems(cl, items, depth+1)
 			return
 		}
-		for range items {
-			cl.w.fail(err)
+		for _, it := range items {
+			cl.failAttempted(it, err)
 		}
 		return
 	}
@@ -881,11 +881,7 @@ func (s *Server) relayItems(cl *client, items []*item, depth int) {
 				continue // an election outlasting LeaderWait: writes under ids wait it out
 			}
 			for _, it := range items {
-				if sent {
-					cl.w.fail(relayError(err, it.mayHaveRun())) // sent once: UNKNOWN for a write
-				} else {
-					cl.w.fail(err)
-				}
+				cl.failAttempted(it, err) // sent once (here or at an earlier depth): UNKNOWN for a write
 			}
 			return
 		}
@@ -904,6 +900,11 @@ func (s *Server) relayItems(cl *client, items []*item, depth int) {
 			it := owner[i]
 			if err != nil { // too large: the leader ran it and answered
 				cl.w.fail(relayError(err, it.write()))
+				return
+			}
+			if refused(reply) && it.mayHaveRun() {
+				// This attempt was refused, an earlier one may have run.
+				cl.w.fail(replyError(msgUnknown + " (the leader answered " + firstLine(reply) + " to a resend)"))
 				return
 			}
 			if it.reqID != nil && it.txn == nil && isPublish(it.name) && len(reply) > 0 && reply[0] == ':' {
@@ -1011,6 +1012,17 @@ func allResendable(items []*item) bool {
 		}
 	}
 	return true
+}
+
+// failAttempted answers it with err, unless err says "not applied"
+// (TRYAGAIN, which go-redis retries by itself) while an earlier attempt,
+// relayed to a former leader, may have carried it out: then UNKNOWN.
+func (cl *client) failAttempted(it *item, err error) {
+	if it.mayHaveRun() && strings.HasPrefix(errorReply(err), "TRYAGAIN") {
+		cl.w.fail(replyError(msgUnknown + " (an earlier attempt may have been applied; now: " + errorReply(err) + ")"))
+		return
+	}
+	cl.w.fail(err)
 }
 
 // relayError is the answer for a relayed command that got no reply; ran

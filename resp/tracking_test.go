@@ -179,6 +179,39 @@ func TestTrackingPushWhileBlocked(t *testing.T) {
 				t.Fatal(err)
 			}
 			r.expect("*2\r\n$" + strconv.Itoa(len(q)) + "\r\n" + q + "\r\n$1\r\ne\r\n")
+
+			// Another client's change of a key the blocking command
+			// names (BLMOVE's destination) is not held for the wait
+			// either (only the invalidation of its own pop may wait
+			// for its reply, briefly).
+			src, dst := n.ID()+":blk:src", n.ID()+":blk:dst"
+			if err := writer.RPush(ctxT(t), dst, "x").Err(); err != nil {
+				t.Fatal(err)
+			}
+			caughtUp(t, n, leader)
+			r.send(cmd("LRANGE", dst, "0", "-1") + cmd("BLMOVE", src, dst, "LEFT", "RIGHT", "30"))
+			r.expect("*1\r\n$1\r\nx\r\n")
+			blockedOn(t, c, 1)
+			if err := writer.Del(ctxT(t), dst).Err(); err != nil {
+				t.Fatal(err)
+			}
+			dinv := ">2\r\n$10\r\ninvalidate\r\n*1\r\n$" + strconv.Itoa(len(dst)) + "\r\n" + dst + "\r\n"
+			mark = r.flushes
+			if f := r.nextFrame(); f != dinv && r.flushes == mark {
+				t.Fatalf("blocked in BLMOVE, after another client's DEL of its destination: got %q, want its invalidation", f)
+			}
+			if err := writer.RPush(ctxT(t), src, "m").Err(); err != nil {
+				t.Fatal(err)
+			}
+			for { // the move's reply; its own invalidations may come first on a busy machine
+				f := r.nextFrame()
+				if f == "$1\r\nm\r\n" {
+					break
+				}
+				if !strings.HasPrefix(f, ">2\r\n$10\r\ninvalidate") {
+					t.Fatalf("after BLMOVE was served: got %q, want its reply", f)
+				}
+			}
 		})
 	}
 }
