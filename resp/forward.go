@@ -99,7 +99,7 @@ func (f *forwarder) get(key poolKey) (*fconn, error) {
 		f.mu.Unlock()
 		return nil, errShuttingDown
 	}
-	f.followLocked(key.addr)
+	f.followLocked(key.addr, false)
 	for {
 		conns := f.idle[key]
 		if len(conns) == 0 {
@@ -123,21 +123,23 @@ func (f *forwarder) follow(addr string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if !f.closed {
-		f.followLocked(addr)
+		f.followLocked(addr, true)
 	}
 }
 
 // followLocked notes that addr is where commands are relayed now ("" when
 // this node leads). When it is a new address (the leader changed), it
 // closes the idle dedicated connections and retires the shared pools of
-// every other address, failing the calls still waiting on them: a deposed
-// leader commits nothing more, and one that died without closing its
-// connections (a partition, a power cut) would hold them until their
-// deadline, past the window in which a write under a request id is sent
-// again to the new leader (once.go). Failed, they are sent again at once
-// (or answered UNKNOWN if they may have run and cannot be). Done when the
-// leader watch sees the change, or on the first relay to the new address.
-func (f *forwarder) followLocked(addr string) {
+// every other address. The leader watch (now) fails the calls still
+// waiting on them: a deposed leader commits nothing more, and one that
+// died without closing its connections (a partition, a power cut) would
+// hold them until their deadline, past the window in which a write under
+// a request id is sent again to the new leader (once.go). Failed, they
+// are sent again at once (or answered UNKNOWN if they may have run and
+// cannot be). A relay to a new address retires the others once their
+// callers are answered: its caller may hold a leader address read a
+// moment before a change, and must not cut the current leader's calls.
+func (f *forwarder) followLocked(addr string, now bool) {
 	if addr == f.leader {
 		return
 	}
@@ -152,7 +154,7 @@ func (f *forwarder) followLocked(addr string) {
 	}
 	for k, p := range f.pools {
 		if k.addr != addr {
-			p.retire(errRetired, true)
+			p.retire(errRetired, now)
 			delete(f.pools, k)
 		}
 	}

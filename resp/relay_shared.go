@@ -160,7 +160,7 @@ func (f *forwarder) shared(key poolKey) (*rconn, error) {
 			f.mu.Unlock()
 			return nil, errShuttingDown
 		}
-		f.followLocked(key.addr)
+		f.followLocked(key.addr, false)
 		p := f.pools[key]
 		if p == nil {
 			p = &relayPool{slots: make([]*rconn, f.conns), dialing: make([]*dialing, f.conns)}

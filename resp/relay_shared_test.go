@@ -412,10 +412,11 @@ func TestSharedRelayTokenPerPoolKey(t *testing.T) {
 }
 
 // TestSharedRelayLeaderChange: a relay to a new leader retires the
-// connections to the old one at once: a caller still waiting there fails
-// with errRetired (relayItems sends it again to the new leader, or
-// answers UNKNOWN if it may have run and cannot be), rather than waiting
-// on a leader that may have died without closing its connections.
+// connections to the old one: a caller already waiting there gets its
+// reply (the relay's caller may have read the leader a moment before a
+// change: it must not cut the current leader's calls), and then the old
+// connection is closed. The leader watch (follow) fails such callers at
+// once instead (TestSharedRelayLeaderWatch).
 func TestSharedRelayLeaderChange(t *testing.T) {
 	release := make(chan struct{})
 	old := startFakeLeader(t, func(fc *fakeConn, args [][]byte) []byte {
@@ -451,10 +452,15 @@ func TestSharedRelayLeaderChange(t *testing.T) {
 	if got, err := relayOnce(f, next.addr(), "", frame("ECHO", "new")); err != nil || got[0] != "$3\r\nnew\r\n" {
 		t.Fatalf("relay to the new leader: %q %v", got, err)
 	}
-	if got := <-slow; len(got) != 1 || got[0] != errRetired.Error() {
-		t.Fatalf("the caller waiting on the old leader: %q, want %q", got, errRetired)
+	for _, c := range old.connections() {
+		if c.closed.Load() {
+			t.Fatal("a connection to the old leader closed while a caller waited on it")
+		}
 	}
 	close(release)
+	if got := <-slow; len(got) != 1 || got[0] != "+slow\r\n" {
+		t.Fatalf("the caller waiting on the old leader: %q", got)
+	}
 	waitUntil(t, "the connections to the old leader to close", func() bool {
 		for _, c := range old.connections() {
 			if !c.closed.Load() {
@@ -463,6 +469,51 @@ func TestSharedRelayLeaderChange(t *testing.T) {
 		}
 		return true
 	})
+}
+
+// TestSharedRelayLeaderWatch: when the server's leader watch learns of a
+// new leader (forwarder.follow), callers still waiting on the old one fail
+// at once with errRetired (relayItems sends them again to the new leader,
+// or answers UNKNOWN if they may have run and cannot be), rather than
+// waiting on a leader that may have died without closing its connections.
+func TestSharedRelayLeaderWatch(t *testing.T) {
+	release := make(chan struct{})
+	old := startFakeLeader(t, func(fc *fakeConn, args [][]byte) []byte {
+		if string(args[0]) == "SLOW" {
+			<-release
+			return []byte("+slow\r\n")
+		}
+		return echo(fc, args)
+	})
+	t.Cleanup(func() { close(release) })
+	next := startFakeLeader(t, echo)
+	f := testForwarder(t, 2, 20*time.Second, 1<<20)
+	slow := make(chan []string, 1)
+	go func() {
+		got, err := relayOnce(f, old.addr(), "", frame("SLOW"))
+		if err != nil {
+			got = append(got, err.Error())
+		}
+		slow <- got
+	}()
+	waitUntil(t, "the slow call to be queued", func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		p := f.pools[poolKey{old.addr(), "", 2}]
+		if p == nil {
+			return false
+		}
+		for _, c := range p.slots {
+			if c != nil && c.load.Load() > 0 {
+				return true
+			}
+		}
+		return false
+	})
+	f.follow(next.addr())
+	if got := <-slow; len(got) != 1 || got[0] != errRetired.Error() {
+		t.Fatalf("the caller waiting on the old leader: %q, want %q", got, errRetired)
+	}
 }
 
 func waitUntil(t *testing.T, what string, cond func() bool) {
