@@ -397,7 +397,7 @@ func (c *Client) stream(ctx context.Context, cl *call, body func() (io.Reader, i
 				if leaderAnswer(res.status) {
 					c.setLeader(served)
 				}
-				return nil, decodeError(res)
+				return nil, writeFailure(cl, ambiguous, decodeError(res))
 			}
 		}
 		if ctx.Err() != nil {

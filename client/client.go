@@ -34,9 +34,10 @@ const (
 const MaxRedirects = 3
 
 // KeyedRetryLimit bounds how long a write carrying an Idempotency-Key is
-// retried, measured from its first attempt: safely inside the server's
-// five-minute deduplication window, so a retry is never applied as a new
-// write because the server forgot the key.
+// retried, measured from its first attempt: inside the server's
+// five-minute deduplication window. The server also forgets the oldest
+// keys past 200,000 newer ones (docs/api.md, "Idempotency keys"): a retry
+// that outlives that many is applied as a new write.
 const KeyedRetryLimit = 4 * time.Minute
 
 const (
@@ -455,6 +456,35 @@ func (c *Client) do(ctx context.Context, cl *call) (*response, error) {
 	}
 }
 
+// writeFailure is the error of a call whose final answer was err. For a
+// write it is ErrUnknownOutcome (wrapping err) when the write may have been
+// applied all the same: an earlier attempt's answer was lost (ambiguous),
+// and this answer is only the retry's (a 507 once memory filled up, a 404
+// once the key expired: the first attempt may have gone through); or the
+// server said so itself (500 internal: outcome unknown; 409
+// result_unavailable: applied once, its result no longer held). Answers
+// that any attempt would have got (a malformed request, credentials) stay
+// as they are.
+func writeFailure(cl *call, ambiguous bool, err error) error {
+	var e *Error
+	if !cl.write || errors.Is(err, ErrUnknownOutcome) || !errors.As(err, &e) {
+		return err
+	}
+	switch {
+	case e.Code == "internal", e.Code == "result_unavailable":
+	case !ambiguous:
+		return err
+	case e.Status == http.StatusBadRequest, e.Status == http.StatusUnauthorized, e.Status == http.StatusForbidden:
+		return err
+	case cl.keyed && e.Status < 500 && e.Status != http.StatusRequestEntityTooLarge:
+		// A keyed retry is answered with the first attempt's result
+		// (a CAS conflict, a missing key) once the server holds it;
+		// what it checks before the key (memory, size) is the retry's.
+		return err
+	}
+	return fmt.Errorf("%w: the write may have been applied: %w", ErrUnknownOutcome, err)
+}
+
 // leaderAnswer: an answer a write or strong read gets only from the leader
 // (followers redirect those; 400s come before the leadership check).
 func leaderAnswer(status int) bool {
@@ -689,7 +719,7 @@ func (c *Client) doJSON(ctx context.Context, cl *call, out any) (*response, erro
 		return nil, err
 	}
 	if res.status/100 != 2 {
-		return res, decodeError(res)
+		return res, writeFailure(cl, res.ambiguous, decodeError(res))
 	}
 	if out != nil {
 		if err := json.Unmarshal(res.body, out); err != nil {

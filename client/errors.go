@@ -31,9 +31,14 @@ var (
 	// flight (503 overloaded) until the call gave up; nothing was applied.
 	ErrOverloaded = errors.New("raftcache: overloaded")
 	// ErrUnknownOutcome: a write may or may not have been applied. The
-	// client returns it only when the context ended while the outcome of
-	// some attempt was still unknown (a timeout, a reset connection, a 504
-	// unknown_outcome) and no later attempt got an answer.
+	// client returns it when the context ended while the outcome of some
+	// attempt was still unknown (a timeout, a reset connection, a 504
+	// unknown_outcome) and no later attempt got an answer; when a retry
+	// after such an attempt was refused for its own sake (a 507 once
+	// memory filled up, a 404 once the key expired), wrapping that answer;
+	// and when the server says so (500 internal; 409 result_unavailable:
+	// applied once, its result no longer held). Any other error is
+	// certain: the write was not applied.
 	ErrUnknownOutcome = errors.New("raftcache: write outcome unknown")
 	// ErrBadRequest: the server rejected the request as malformed.
 	ErrBadRequest = errors.New("raftcache: bad request")

@@ -50,11 +50,6 @@ func (n *Node) RestoreBackup(ctx context.Context, r io.Reader) (keys int, index 
 	if err != nil {
 		return 0, 0, err
 	}
-	res, err := n.propose(ctx, &fsm.Command{Op: fsm.OpDeletePrefix})
-	if err != nil {
-		return 0, 0, err
-	}
-	index = res.Index
 	var colls []fsm.BackupItem // collections: rc.restore (level 3)
 	strs := items[:0]
 	for _, it := range items {
@@ -65,10 +60,17 @@ func (n *Node) RestoreBackup(ctx context.Context, r io.Reader) (keys int, index 
 		}
 	}
 	items = strs
+	// Refused before anything is deleted: the refusal says nothing was
+	// done (it once came after the flush, which wiped every key).
 	if len(colls) > 0 && n.ClusterLevel() < fsm.LevelTypes {
 		return 0, 0, fmt.Errorf("%w: the backup holds %d hashes, sets or other collections; the cluster runs at level %d and needs level %d to restore them",
 			ErrFeatureLevel, len(colls), n.ClusterLevel(), fsm.LevelTypes)
 	}
+	res, err := n.propose(ctx, &fsm.Command{Op: fsm.OpDeletePrefix})
+	if err != nil {
+		return 0, 0, err
+	}
+	index = res.Index
 	for len(items) > 0 {
 		cmd := &fsm.Command{Op: fsm.OpBatch}
 		size := 0
