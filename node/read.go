@@ -33,7 +33,11 @@ type ReadOptions struct {
 	// index, so a caller that wrote at index I reads its own write here.
 	MinIndex uint64
 	// MaxStale (stale reads): fail with ErrTooStale if this follower has
-	// not heard from a leader for longer.
+	// not heard from a leader for longer; on the leader, confirm its
+	// leadership first (a strong read's round) if it has not for longer.
+	// It bounds the time since contact, not how far a follower catching
+	// up (after a restart, a snapshot install) has yet to apply: add
+	// MinIndex for that.
 	MaxStale time.Duration
 }
 
@@ -72,6 +76,14 @@ func (n *Node) prepareRead(ctx context.Context, opt ReadOptions, res *ReadResult
 		res.LastContact = n.lastContact()
 		if opt.MaxStale > 0 && res.LastContact > opt.MaxStale {
 			return ErrTooStale
+		}
+	} else if opt.MaxStale > 0 && time.Since(time.Unix(0, n.reads.confirmed.Load())) > opt.MaxStale {
+		// A leader knows it still leads only as of its last confirmed
+		// round: one paused (SIGSTOP, a GC, a frozen VM) and resumed
+		// still believes it leads while another has taken over. Past the
+		// bound, it confirms again (a strong read's round) before serving.
+		if err := n.reads.wait(ctx); err != nil {
+			return err
 		}
 	}
 	if opt.MinIndex > 0 {
@@ -173,6 +185,9 @@ type readIndex struct {
 	rounds atomic.Uint64
 	reads  atomic.Uint64
 	legacy atomic.Uint64 // rounds confirmed by VerifyLeader (fence.go)
+	// confirmed is when the last confirmed round started (Unix ns): this
+	// node was the leader then (prepareRead's bound for stale reads).
+	confirmed atomic.Int64
 	// Confirmed rounds: how long each took and how many reads it served
 	// (the loop is their only writer; a snapshot may read them a round
 	// apart).
@@ -279,6 +294,7 @@ func (r *readIndex) run() {
 		if rd.err == nil {
 			r.roundTimes.observe(uint64(time.Since(start)))
 			r.roundReads.observe(reads)
+			r.confirmed.Store(start.UnixNano())
 		}
 		r.rounds.Add(1)
 		r.reads.Add(reads)

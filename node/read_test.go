@@ -222,3 +222,29 @@ func TestTooStale(t *testing.T) {
 		t.Fatalf("unbounded stale read without a leader: %+v, %v", res, err)
 	}
 }
+
+// A bounded stale read on the leader: the leader knows it leads only as
+// of its last confirmed leadership round (a paused and resumed leader
+// still believes it leads), so past MaxStale since that round it confirms
+// again before serving; within it, it serves at once.
+func TestMaxStaleOnLeaderConfirms(t *testing.T) {
+	nodes := newCluster(t, 3, nil)
+	leader := waitForLeader(t, nodes...)
+	mustSet(t, leader, "k", "v")
+	opt := ReadOptions{Consistency: Stale, MaxStale: time.Minute}
+	leader.reads.confirmed.Store(0) // no round since forever
+	before := leader.ReadStats().Rounds
+	if _, err := leader.Get(ctxTimeout(t, 10*time.Second), []byte("k"), opt); err != nil {
+		t.Fatal(err)
+	}
+	after := leader.ReadStats().Rounds
+	if after == before {
+		t.Fatalf("a max_stale read on a leader with no round for longer than the bound ran none")
+	}
+	if _, err := leader.Get(ctxTimeout(t, 10*time.Second), []byte("k"), opt); err != nil {
+		t.Fatal(err)
+	}
+	if got := leader.ReadStats().Rounds; got != after {
+		t.Fatalf("a max_stale read within the bound of the last round ran one (%d rounds, was %d)", got, after)
+	}
+}
