@@ -165,8 +165,14 @@ func text(b []byte, plain, b64 **string) {
 // is never applied twice. Option: WithIdempotencyKey.
 func (c *Client) Batch(ctx context.Context, ops []BatchOp, opts ...Option) (*BatchResult, error) {
 	o := collect(opts)
-	res, err := c.batch(ctx, ops, &o)
-	if c.near != nil {
+	return c.batch(ctx, ops, &o)
+}
+
+func (c *Client) batch(ctx context.Context, ops []BatchOp, o *callOptions) (res *BatchResult, err error) {
+	defer func() { // the near cache drops what it wrote (kv.go, set)
+		if c.near == nil {
+			return
+		}
 		var idx uint64
 		if res != nil {
 			idx = res.Index
@@ -176,11 +182,7 @@ func (c *Client) Batch(ctx context.Context, ops []BatchOp, opts ...Option) (*Bat
 				c.nearWrote(op.key, idx)
 			}
 		}
-	}
-	return res, err
-}
-
-func (c *Client) batch(ctx context.Context, ops []BatchOp, o *callOptions) (*BatchResult, error) {
+	}()
 	req := struct {
 		Atomic bool          `json:"atomic"`
 		Ops    []batchOpJSON `json:"ops"`
@@ -223,7 +225,7 @@ func (c *Client) batch(ctx context.Context, ops []BatchOp, o *callOptions) (*Bat
 	if _, err := c.doJSON(ctx, cl, &out); err != nil {
 		return nil, err
 	}
-	res := &BatchResult{Index: out.Index, Results: make([]OpResult, len(out.Results))}
+	res = &BatchResult{Index: out.Index, Results: make([]OpResult, len(out.Results))}
 	for i, r := range out.Results {
 		res.Results[i].Version = r.Version
 		if r.Deleted != nil {

@@ -209,9 +209,7 @@ func ttlString(d time.Duration) string { return d.String() }
 // first attempt's result instead of failing its own condition.
 func (c *Client) Set(ctx context.Context, key string, value []byte, opts ...Option) (*WriteResult, error) {
 	o := collect(opts)
-	res, err := c.set(ctx, key, value, &o)
-	c.nearWrote(key, resIndex(res))
-	return res, err
+	return c.set(ctx, key, value, &o)
 }
 
 // resIndex is a write's index, 0 if it failed.
@@ -222,7 +220,11 @@ func resIndex(r *WriteResult) uint64 {
 	return r.Index
 }
 
-func (c *Client) set(ctx context.Context, key string, value []byte, o *callOptions) (*WriteResult, error) {
+// set, del, incr, batch and touch are the writes of Client and Session;
+// each drops what it wrote from the near cache (nearWrote), whatever its
+// outcome.
+func (c *Client) set(ctx context.Context, key string, value []byte, o *callOptions) (res *WriteResult, err error) {
+	defer func() { c.nearWrote(key, resIndex(res)) }()
 	q := url.Values{}
 	if o.ttl > 0 {
 		q.Set("ttl", ttlString(o.ttl))
@@ -250,16 +252,17 @@ func (c *Client) set(ctx context.Context, key string, value []byte, o *callOptio
 // matches a live key), WithIdempotencyKey.
 func (c *Client) Delete(ctx context.Context, key string, opts ...Option) (*DeleteResult, error) {
 	o := collect(opts)
-	res, err := c.del(ctx, key, &o)
-	if res != nil {
-		c.nearWrote(key, res.Index)
-	} else {
-		c.nearWrote(key, 0)
-	}
-	return res, err
+	return c.del(ctx, key, &o)
 }
 
-func (c *Client) del(ctx context.Context, key string, o *callOptions) (*DeleteResult, error) {
+func (c *Client) del(ctx context.Context, key string, o *callOptions) (res *DeleteResult, err error) {
+	defer func() {
+		var idx uint64
+		if res != nil {
+			idx = res.Index
+		}
+		c.nearWrote(key, idx)
+	}()
 	q := url.Values{}
 	if o.cas != nil {
 		q.Set("cas", strconv.FormatUint(*o.cas, 10))
@@ -283,12 +286,12 @@ func (c *Client) del(ctx context.Context, key string, o *callOptions) (*DeleteRe
 // fixed-window rate limiter is one Incr), WithIdempotencyKey.
 func (c *Client) Incr(ctx context.Context, key string, by int64, opts ...Option) (int64, error) {
 	o := collect(opts)
-	v, idx, err := c.incr(ctx, key, by, &o)
-	c.nearWrote(key, idx)
+	v, _, err := c.incr(ctx, key, by, &o)
 	return v, err
 }
 
-func (c *Client) incr(ctx context.Context, key string, by int64, o *callOptions) (int64, uint64, error) {
+func (c *Client) incr(ctx context.Context, key string, by int64, o *callOptions) (v int64, idx uint64, err error) {
+	defer func() { c.nearWrote(key, idx) }()
 	q := url.Values{"by": {strconv.FormatInt(by, 10)}}
 	if o.ttl > 0 {
 		q.Set("ttl", ttlString(o.ttl))

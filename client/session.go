@@ -83,7 +83,8 @@ func (s *Session) Keys(ctx context.Context, prefix string, opts ...Option) (*Key
 
 // Set is Client.Set; the session then reads at least this write.
 func (s *Session) Set(ctx context.Context, key string, value []byte, opts ...Option) (*WriteResult, error) {
-	res, err := s.c.Set(ctx, key, value, opts...) // through Client: its near cache drops the key
+	o := collect(opts)
+	res, err := s.c.set(ctx, key, value, &o)
 	if err == nil {
 		s.Observe(res.Index)
 	}
@@ -92,7 +93,8 @@ func (s *Session) Set(ctx context.Context, key string, value []byte, opts ...Opt
 
 // Delete is Client.Delete; the session then reads at least this write.
 func (s *Session) Delete(ctx context.Context, key string, opts ...Option) (*DeleteResult, error) {
-	res, err := s.c.Delete(ctx, key, opts...)
+	o := collect(opts)
+	res, err := s.c.del(ctx, key, &o)
 	if err == nil {
 		s.Observe(res.Index)
 	}
@@ -103,7 +105,6 @@ func (s *Session) Delete(ctx context.Context, key string, opts ...Option) (*Dele
 func (s *Session) Incr(ctx context.Context, key string, by int64, opts ...Option) (int64, error) {
 	o := collect(opts)
 	v, idx, err := s.c.incr(ctx, key, by, &o)
-	s.c.nearWrote(key, idx) // as Client.Incr, which does not return the index
 	if err == nil {
 		s.Observe(idx)
 	}
@@ -112,7 +113,8 @@ func (s *Session) Incr(ctx context.Context, key string, by int64, opts ...Option
 
 // Batch is Client.Batch; the session then reads at least this write.
 func (s *Session) Batch(ctx context.Context, ops []BatchOp, opts ...Option) (*BatchResult, error) {
-	res, err := s.c.Batch(ctx, ops, opts...)
+	o := collect(opts)
+	res, err := s.c.batch(ctx, ops, &o)
 	if err == nil {
 		s.Observe(res.Index)
 	}

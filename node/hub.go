@@ -604,6 +604,9 @@ func (h *Hub) untrack(s *Sub) {
 // write landed between the read and its registration).
 func (s *Sub) TrackKeys(keys [][]byte, index uint64) {
 	s.perKey(keys, func(h *Hub, k string) bool {
+		if s.track.BCAST {
+			return false // BCAST registers nothing: every change under its prefixes is reported
+		}
 		if index < h.dispatched && h.changedSince(k, index) {
 			return true
 		}
@@ -631,40 +634,16 @@ func (s *Sub) TrackKeys(keys [][]byte, index uint64) {
 // under the client's prefixes are reported at once, as Redis does, and
 // again when the change is applied: one refetch more, never a stale hit.
 func (s *Sub) InvalidateOwn(keys [][]byte) {
-	if s.ownBroadcast(keys) {
-		return
-	}
 	s.perKey(keys, func(h *Hub, k string) bool {
+		if s.track.BCAST {
+			return underAny(k, s.track.Prefixes)
+		}
 		if _, ok := h.tracked[k][s]; !ok {
 			return false
 		}
 		h.unsub(h.tracked, k, s)
 		return true
 	})
-}
-
-// ownBroadcast is InvalidateOwn for a BCAST subscriber; it says whether
-// s is one.
-func (s *Sub) ownBroadcast(keys [][]byte) bool {
-	h := s.h
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if s.track == nil || !s.track.BCAST {
-		return false
-	}
-	if s.closed {
-		return true
-	}
-	var now []string
-	for _, kb := range keys {
-		if k := string(kb); underAny(k, s.track.Prefixes) {
-			now = append(now, k)
-		}
-	}
-	if len(now) > 0 {
-		h.sendInvalidate(s, now, h.dispatched)
-	}
-	return true
 }
 
 // InvalidateOwnAll is InvalidateOwn for a flush of the subscriber's own
@@ -685,14 +664,13 @@ func (s *Sub) InvalidateOwnAll() {
 	h.sendInvalidate(s, nil, h.dispatched)
 }
 
-// perKey runs f on each key under the hub's lock, if s tracks the keys it
-// reads (tracking on, not BCAST), and sends s at once an invalidation of
-// the keys f said to report.
+// perKey runs f on each key under the hub's lock, if s tracks (in either
+// mode), and sends s at once an invalidation of the keys f said to report.
 func (s *Sub) perKey(keys [][]byte, f func(h *Hub, k string) (report bool)) {
 	h := s.h
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if s.track == nil || s.track.BCAST || s.closed {
+	if s.track == nil || s.closed {
 		return
 	}
 	var now []string

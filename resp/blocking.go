@@ -175,18 +175,14 @@ func (s *Server) blockHere(ctx context.Context, cl *client, id []byte, args [][]
 // blockRelayed relays the blocked command to the leader on a dedicated
 // connection and copies the answer. It says whether to try again.
 func (s *Server) blockRelayed(ctx context.Context, cl *client, id []byte, args [][]byte) (retry bool) {
-	addr, self, err := s.leaderAddr(ctx)
+	// One look at the leader: the watch below compares with the leader
+	// the connection goes to (two looks, a change between them could
+	// leave it waiting on a silent former leader for good).
+	leader, self, err := s.leaderMember(ctx)
 	if err != nil || self {
 		return ctx.Err() == nil // no leader yet, or this node just became it
 	}
-	leader, ok := s.node.Leader()
-	if !ok || leader.RESPAddr != addr {
-		// It changed since leaderAddr: the watch below must compare with
-		// the leader the connection goes to, or a change back and forth
-		// would leave it waiting on a silent former leader for good.
-		return ctx.Err() == nil
-	}
-	c, err := s.fwd.get(poolKey{addr, cl.token, cl.w.proto})
+	c, err := s.fwd.get(poolKey{leader.RESPAddr, cl.token, cl.w.proto})
 	if err != nil {
 		return true
 	}

@@ -431,24 +431,7 @@ func TestSharedRelayLeaderChange(t *testing.T) {
 	if _, err := relayOnce(f, old.addr(), "", frame("ECHO", "warm")); err != nil {
 		t.Fatal(err)
 	}
-	slow := make(chan []string, 1)
-	go func() {
-		got, err := relayOnce(f, old.addr(), "", frame("SLOW"))
-		if err != nil {
-			got = append(got, err.Error())
-		}
-		slow <- got
-	}()
-	waitUntil(t, "the slow call to be queued", func() bool {
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		for _, c := range f.pools[poolKey{old.addr(), "", 2}].slots {
-			if c != nil && c.load.Load() > 0 {
-				return true
-			}
-		}
-		return false
-	})
+	slow := slowCall(t, f, old.addr())
 	if got, err := relayOnce(f, next.addr(), "", frame("ECHO", "new")); err != nil || got[0] != "$3\r\nnew\r\n" {
 		t.Fatalf("relay to the new leader: %q %v", got, err)
 	}
@@ -488,28 +471,7 @@ func TestSharedRelayLeaderWatch(t *testing.T) {
 	t.Cleanup(func() { close(release) })
 	next := startFakeLeader(t, echo)
 	f := testForwarder(t, 2, 20*time.Second, 1<<20)
-	slow := make(chan []string, 1)
-	go func() {
-		got, err := relayOnce(f, old.addr(), "", frame("SLOW"))
-		if err != nil {
-			got = append(got, err.Error())
-		}
-		slow <- got
-	}()
-	waitUntil(t, "the slow call to be queued", func() bool {
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		p := f.pools[poolKey{old.addr(), "", 2}]
-		if p == nil {
-			return false
-		}
-		for _, c := range p.slots {
-			if c != nil && c.load.Load() > 0 {
-				return true
-			}
-		}
-		return false
-	})
+	slow := slowCall(t, f, old.addr())
 	f.follow(next.addr())
 	if got := <-slow; len(got) != 1 || got[0] != errRetired.Error() {
 		t.Fatalf("the caller waiting on the old leader: %q, want %q", got, errRetired)
@@ -577,4 +539,34 @@ func TestSharedRelaySpill(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
+}
+
+// slowCall relays SLOW to addr (a fake leader holding it) and returns
+// where its answer (or its error's text) will come, once the call is
+// queued on a shared connection.
+func slowCall(t *testing.T, f *forwarder, addr string) <-chan []string {
+	t.Helper()
+	slow := make(chan []string, 1)
+	go func() {
+		got, err := relayOnce(f, addr, "", frame("SLOW"))
+		if err != nil {
+			got = append(got, err.Error())
+		}
+		slow <- got
+	}()
+	waitUntil(t, "the slow call to be queued", func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		p := f.pools[poolKey{addr, "", 2}]
+		if p == nil {
+			return false
+		}
+		for _, c := range p.slots {
+			if c != nil && c.load.Load() > 0 {
+				return true
+			}
+		}
+		return false
+	})
+	return slow
 }

@@ -829,22 +829,29 @@ func (s *Server) view(ctx context.Context, cl *client) (*fsm.View, error) {
 // leaderAddr returns the leader's Redis-protocol address, waiting up to
 // LeaderWait for one to be known; self is true when this node leads.
 func (s *Server) leaderAddr(ctx context.Context) (addr string, self bool, err error) {
+	m, self, err := s.leaderMember(ctx)
+	return m.RESPAddr, self, err
+}
+
+// leaderMember is leaderAddr's leader, whole (its id too, read with the
+// address in one look).
+func (s *Server) leaderMember(ctx context.Context) (leader node.Member, self bool, err error) {
 	wctx, cancel := context.WithTimeout(ctx, s.cfg.LeaderWait)
 	defer cancel()
 	if s.node.WaitForLeader(wctx) != nil {
-		return "", false, replyError(msgNoLeader)
+		return node.Member{}, false, replyError(msgNoLeader)
 	}
 	if s.node.IsLeader() {
-		return "", true, nil
+		return node.Member{}, true, nil
 	}
 	m, ok := s.node.Leader()
 	switch {
 	case !ok || m.ID == s.node.ID():
-		return "", false, replyError(msgNoLeader)
+		return node.Member{}, false, replyError(msgNoLeader)
 	case m.RESPAddr == "":
-		return "", false, replyError("TRYAGAIN the leader " + m.ID + " has no Redis-protocol address registered yet (does it run with --resp-addr?)")
+		return node.Member{}, false, replyError("TRYAGAIN the leader " + m.ID + " has no Redis-protocol address registered yet (does it run with --resp-addr?)")
 	}
-	return m.RESPAddr, false, nil
+	return m, false, nil
 }
 
 // relayItems sends a run of commands (or a transaction, as one item) to
@@ -904,7 +911,7 @@ func (s *Server) relayItems(cl *client, items []*item, depth int) {
 			}
 			if refused(reply) && it.mayHaveRun() {
 				// This attempt was refused, an earlier one may have run.
-				cl.w.fail(replyError(msgUnknown + " (the leader answered " + firstLine(reply) + " to a resend)"))
+				cl.w.fail(unknownOutcome("the leader answered " + firstLine(reply) + " to a resend"))
 				return
 			}
 			if it.reqID != nil && it.txn == nil && isPublish(it.name) && len(reply) > 0 && reply[0] == ':' {
@@ -1019,7 +1026,7 @@ func allResendable(items []*item) bool {
 // relayed to a former leader, may have carried it out: then UNKNOWN.
 func (cl *client) failAttempted(it *item, err error) {
 	if it.mayHaveRun() && strings.HasPrefix(errorReply(err), "TRYAGAIN") {
-		cl.w.fail(replyError(msgUnknown + " (an earlier attempt may have been applied; now: " + errorReply(err) + ")"))
+		cl.w.fail(unknownOutcome("an earlier attempt may have been applied; now: " + errorReply(err)))
 		return
 	}
 	cl.w.fail(err)
@@ -1041,8 +1048,11 @@ func relayError(err error, ran bool) error {
 	if !ran {
 		return replyError("TRYAGAIN cannot reach the leader: " + err.Error())
 	}
-	return replyError(msgUnknown + " (connection to the leader lost: " + err.Error() + ")")
+	return unknownOutcome("connection to the leader lost: " + err.Error())
 }
+
+// unknownOutcome is the UNKNOWN reply, with why.
+func unknownOutcome(why string) error { return replyError(msgUnknown + " (" + why + ")") }
 
 // appendRelayed adds a reply relayed from the leader, which wrote it in
 // this client's protocol (poolKey).

@@ -36,7 +36,7 @@ func TestTrackingWire(t *testing.T) {
 			if err := writer.Set(ctx, k, "1", 0).Err(); err != nil {
 				t.Fatal(err)
 			}
-			r.expect(">2\r\n$10\r\ninvalidate\r\n*1\r\n$" + strconv.Itoa(len(k)) + "\r\n" + k + "\r\n")
+			r.expect(invalidation(k))
 			// Not read again: not invalidated again. Read again: it is.
 			// (A follower registers a relayed read at its own index,
 			// below the leader's: let it catch up first, or the SET
@@ -46,7 +46,7 @@ func TestTrackingWire(t *testing.T) {
 			r.send(cmd("GET", k))
 			r.expect("$1\r\n2\r\n")
 			writer.Incr(ctx, k)
-			r.expect(">2\r\n$10\r\ninvalidate\r\n*1\r\n$" + strconv.Itoa(len(k)) + "\r\n" + k + "\r\n")
+			r.expect(invalidation(k))
 
 			// OPTIN: only after CLIENT CACHING YES, which covers a whole
 			// transaction (CLIENT CACHING YES; MULTI; PTTL; GET; EXEC).
@@ -57,7 +57,7 @@ func TestTrackingWire(t *testing.T) {
 			r.expect("+OK\r\n+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n:-2\r\n_\r\n")
 			writer.MSet(ctx, k+"a", "x", k+"b", "y")
 			kb := k + "b"
-			r.expect(">2\r\n$10\r\ninvalidate\r\n*1\r\n$" + strconv.Itoa(len(kb)) + "\r\n" + kb + "\r\n")
+			r.expect(invalidation(kb))
 
 			// A flush invalidates everything: a null key list.
 			writer.FlushDB(ctx)
@@ -69,7 +69,7 @@ func TestTrackingWire(t *testing.T) {
 			r.expect("+OK\r\n+OK\r\n")
 			writer.Set(ctx, n.ID()+":q:1", "x", 0)
 			writer.Set(ctx, p+"1", "x", 0)
-			r.expect(">2\r\n$10\r\ninvalidate\r\n*1\r\n$" + strconv.Itoa(len(p)+1) + "\r\n" + p + "1\r\n")
+			r.expect(invalidation(p + "1"))
 			r.send(cmd("CLIENT", "TRACKING", "OFF") + cmd("PING"))
 			r.expect("+OK\r\n+PONG\r\n")
 		})
@@ -144,7 +144,7 @@ func TestTrackingTransactionWrites(t *testing.T) {
 			r.hello3()
 			r.send(cmd("CLIENT", "TRACKING", "ON") + cmd("MULTI") + cmd("GET", k) + cmd("INCR", k) + cmd("EXEC"))
 			r.expect("+OK\r\n+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n_\r\n:1\r\n")
-			r.expect(">2\r\n$10\r\ninvalidate\r\n*1\r\n$" + strconv.Itoa(len(k)) + "\r\n" + k + "\r\n")
+			r.expect(invalidation(k))
 		})
 	}
 }
@@ -170,7 +170,7 @@ func TestTrackingPushWhileBlocked(t *testing.T) {
 			if err := writer.Set(ctxT(t), k, "1", 0).Err(); err != nil {
 				t.Fatal(err)
 			}
-			inv := ">2\r\n$10\r\ninvalidate\r\n*1\r\n$" + strconv.Itoa(len(k)) + "\r\n" + k + "\r\n"
+			inv := invalidation(k)
 			mark := r.flushes
 			if f := r.nextFrame(); f != inv && r.flushes == mark {
 				t.Fatalf("blocked in BLPOP, after another client's write of %s: got %q, want the invalidation", k, f)
@@ -195,7 +195,7 @@ func TestTrackingPushWhileBlocked(t *testing.T) {
 			if err := writer.Del(ctxT(t), dst).Err(); err != nil {
 				t.Fatal(err)
 			}
-			dinv := ">2\r\n$10\r\ninvalidate\r\n*1\r\n$" + strconv.Itoa(len(dst)) + "\r\n" + dst + "\r\n"
+			dinv := invalidation(dst)
 			mark = r.flushes
 			if f := r.nextFrame(); f != dinv && r.flushes == mark {
 				t.Fatalf("blocked in BLMOVE, after another client's DEL of its destination: got %q, want its invalidation", f)
@@ -228,7 +228,7 @@ func TestTrackingOwnWriteFirstBcast(t *testing.T) {
 			for i := 0; i < 10; i++ {
 				p := n.ID() + ":b" + strconv.Itoa(i) + ":"
 				k := p + "x"
-				inv := ">2\r\n$10\r\ninvalidate\r\n*1\r\n$" + strconv.Itoa(len(k)) + "\r\n" + k + "\r\n"
+				inv := invalidation(k)
 				r := dialRaw(t, n.RESPAddr())
 				r.flushOK = true // as in TestTrackingOwnWriteFirst
 				r.hello3()
@@ -260,7 +260,7 @@ func TestTrackingOwnWriteFirst(t *testing.T) {
 	for _, n := range []*testNode{leader, c.Followers(leader)[0]} {
 		t.Run(n.ID(), func(t *testing.T) {
 			k := n.ID() + ":own"
-			inv := ">2\r\n$10\r\ninvalidate\r\n*1\r\n$" + strconv.Itoa(len(k)) + "\r\n" + k + "\r\n"
+			inv := invalidation(k)
 			r := dialRaw(t, n.RESPAddr())
 			// A node that cannot vouch for its state for a moment (a
 			// follower, or a leader applying a tick behind) flushes its
@@ -292,7 +292,7 @@ func TestTrackingOwnWriteFirst(t *testing.T) {
 
 			// A blocking pop is a write of its key too.
 			q := n.ID() + ":q"
-			qinv := ">2\r\n$10\r\ninvalidate\r\n*1\r\n$" + strconv.Itoa(len(q)) + "\r\n" + q + "\r\n"
+			qinv := invalidation(q)
 			r.send(cmd("RPUSH", q, "a"))
 			r.expect(":1\r\n")
 			caughtUp(t, n, leader)
@@ -536,4 +536,9 @@ func TestRelayedTransactionConnCommands(t *testing.T) {
 			t.Fatalf("RESP%d relayed GET of a missing key: %v, want redis.Nil", proto, err)
 		}
 	}
+}
+
+// invalidation is the RESP3 push invalidating key.
+func invalidation(key string) string {
+	return ">2\r\n$10\r\ninvalidate\r\n*1\r\n$" + strconv.Itoa(len(key)) + "\r\n" + key + "\r\n"
 }
