@@ -384,6 +384,24 @@ var trkScenarios = []*trkScenario{
 		want: []string{"w1", "w2", "fence"},
 	},
 	{
+		// BCAST: the client's own write under its prefix is reported to
+		// it (o:1), as another client's is (o:2). Deliberate difference
+		// (docs/api.md): raftcache reports the own write twice, once
+		// right after its reply (before the client's next command can
+		// read it from its cache, also on a follower that applies it
+		// later) and once when applied (BCAST registers nothing that the
+		// first could consume): one refetch more.
+		name: "bcast-own-write",
+		steps: []trkStep{
+			trkT("CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "@o:"),
+			trkT("SET", "@o:1", "x"), trkW("SET", "@o:2", "x"), trkW("SET", "@p:1", "x"),
+		},
+		fence:     [][]string{},
+		fenceKey:  "o:fence",
+		ownWrites: []string{"o:1"},
+		want:      []string{"o:1", "o:2", "o:fence"},
+	},
+	{
 		// NOLOOP: Redis hides the client's own write (n1). Deliberate
 		// difference (docs/api.md): raftcache reports it too, since it
 		// cannot tell it from another client's write of n1 applied in
