@@ -18,7 +18,7 @@ import (
 // garbage collector (a Go heap runs up to twice its live data between
 // collections unless GOMEMLIMIT makes it collect sooner), the request
 // buffers of in-flight values, the page cache the log store's fsyncs
-// want, and the request-id table (fsm.DedupMaxBytes at most, about 104
+// want, and the request-id table (fsm.DedupMaxBytes at most, about 107
 // MiB, outside the cache's accounted bytes: an id cannot be evicted).
 // The table is not taken off the cache's share: with GOMEMLIMIT at 90%
 // the live heap stays under the limit even with the table full (from a

@@ -303,6 +303,18 @@ func TestTypedErrors(t *testing.T) {
 	if _, err := c.Get(ctx, "b1"); !errors.Is(err, client.ErrNotFound) {
 		t.Errorf("an atomic batch that failed applied its first op: %v", err)
 	}
+	// A key given by the caller names one write (cluster level 6).
+	tc.WaitAgreed(t)
+	if _, err := c.Set(ctx, "ik", []byte("1"), client.WithIdempotencyKey("ik-1")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Set(ctx, "ik", []byte("2"), client.WithIdempotencyKey("ik-1")); !errors.Is(wrap(err), client.ErrIdempotencyKeyReused) ||
+		errors.Is(err, client.ErrUnknownOutcome) {
+		t.Errorf("a caller's key on another write: %v", err)
+	}
+	if it, err := c.Get(ctx, "ik"); err != nil || string(it.Value) != "1" {
+		t.Errorf("after a reused key: %v, %v", it, err)
+	}
 	for _, e := range []error{client.ErrNotFound, client.ErrCASConflict, client.ErrUnknownOutcome, client.ErrNoLeader} {
 		if errors.Is(fmt.Errorf("x: %w", client.ErrTooLarge), e) {
 			t.Errorf("ErrTooLarge matches %v", e)

@@ -70,6 +70,11 @@ var (
 	// answer would not be a majority afterwards. The *Error's Unreachable
 	// names the voters that did not answer. WithForce overrides.
 	ErrQuorumAtRisk = errors.New("raftcache: membership change would put the quorum at risk")
+	// ErrIdempotencyKeyReused: the key given with WithIdempotencyKey was
+	// used before on a different write (422 idempotency_key_reused,
+	// cluster feature level 6 on). Nothing was done; the first write's
+	// result is not given, for it answered another write.
+	ErrIdempotencyKeyReused = errors.New("raftcache: idempotency key used on a different write")
 )
 
 // Error is an error answer from the server.
@@ -119,6 +124,8 @@ func (e *Error) Is(target error) bool {
 		return e.Code == "feature_level"
 	case ErrQuorumAtRisk:
 		return e.Code == "quorum_at_risk"
+	case ErrIdempotencyKeyReused:
+		return e.Code == "idempotency_key_reused"
 	case ErrUnauthorized:
 		return e.Status == http.StatusUnauthorized
 	case ErrForbidden:

@@ -106,7 +106,9 @@ func NonAtomic() Option { return func(o *callOptions) { o.nonAtomic = true } }
 // Idempotency-Key instead of a fresh random one, so that the caller can
 // retry the same logical write across Client instances or processes. Any
 // write accepts it; plain Set, Delete and TTL writes then become
-// deduplicated too.
+// deduplicated too. A key names one write: the same key on a different
+// write fails with ErrIdempotencyKeyReused (cluster feature level 6 on)
+// and does nothing.
 func WithIdempotencyKey(key string) Option { return func(o *callOptions) { o.idemKey = key } }
 
 func collect(opts []Option) callOptions {

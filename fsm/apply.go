@@ -107,7 +107,7 @@ func (s *state) applyBatch(index uint64, c *Command) Result {
 	}
 	for i, sub := range c.Cmds {
 		sub.Now = c.Now
-		r.Results[i] = target.once(sub.ReqID, c.Now, func() Result {
+		r.Results[i] = target.once(sub.ReqID, index, c.Now, func() Result {
 			res := Result{Index: index}
 			target.applyKey(&res, index, sub)
 			return res

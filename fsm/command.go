@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -90,6 +91,13 @@ const formatV1 byte = 1
 
 // MaxReqID bounds a request id.
 const MaxReqID = 64
+
+// ValidRequestID says whether a front may send id, of 1 to MaxReqID
+// bytes, as a unit's request id: it holds no NUL, which from cluster
+// level 6 separates a key from its request's digest (TagRequestID).
+func ValidRequestID(id []byte) bool {
+	return len(id) > 0 && len(id) <= MaxReqID && bytes.IndexByte(id, 0) < 0
+}
 
 // MaxMemberAddrs bounds the named addresses of one member record.
 const MaxMemberAddrs = 32

@@ -3,10 +3,13 @@ package fsm
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/google/btree"
 )
@@ -46,12 +49,13 @@ const (
 	// a 26-byte id and a 16-byte result).
 	dedupEntryOverhead = 128
 	// DedupMaxBytes is the most memory the table holds from cluster level
-	// 5 (LevelStoredBudget) on, about 104 MiB: DedupMax ids of MaxReqID
-	// bytes with small results, plus the kept replies and error texts.
+	// 5 (LevelStoredBudget) on, about 107 MiB: DedupMax ids of MaxReqID
+	// bytes (and a tag from level 6: TagRequestID) with small results,
+	// plus the kept replies and error texts.
 	// It is outside the cache's accounted bytes (--max-memory bounds keys
 	// and values; an id cannot be evicted to make room for them): it
 	// lives in the headroom the default memory bound leaves (cli).
-	DedupMaxBytes = DedupMax*(dedupEntryOverhead+MaxReqID+16) + DedupMaxReplyBytes
+	DedupMaxBytes = DedupMax*(dedupEntryOverhead+MaxReqID+1+tagLen+16) + DedupMaxReplyBytes
 )
 
 // ErrResendForgotten (result): a unit sent again under its request id
@@ -60,6 +64,50 @@ const (
 // have been applied and its id evicted, so the unit was not applied
 // again. Its outcome is unknown.
 var ErrResendForgotten = errors.New("write outcome unknown: the request id of this retry may have been forgotten (more request ids than the table holds); read before retrying")
+
+// ErrRequestMismatch (result, cluster level 6 on): a tagged request id
+// (TagRequestID) whose key is known with another tag: the key was reused
+// on a different request. Nothing was applied and nothing remembered; the
+// first request's result is not given, for it answers another question.
+var ErrRequestMismatch = errors.New("this Idempotency-Key was used before on a different request; nothing was done")
+
+// TagRequestID is the request id the HTTP front sends from cluster level
+// 6 (LevelRequestDigest) for a unit keyed by the client (Idempotency-Key):
+// the key, a NUL (which no HTTP header value holds), and 16 hex digits of
+// a SHA-256 of the unit's mode and commands. A retry of the same request
+// builds the same unit, so the same id; a different request under the
+// same key gets another tag, which the state machine refuses
+// (dedupTable.find). Blocked pops' and relayed Redis writes' ids are
+// never tagged.
+func TagRequestID(key []byte, u *Unit) []byte {
+	h := sha256.New()
+	var n [binary.MaxVarintLen64]byte
+	h.Write(binary.AppendUvarint(n[:0], uint64(u.Mode)))
+	for _, c := range u.Cmds {
+		h.Write(binary.AppendUvarint(n[:0], uint64(len(c))))
+		for _, a := range c {
+			h.Write(binary.AppendUvarint(n[:0], uint64(len(a))))
+			h.Write(a)
+		}
+	}
+	sum := h.Sum(nil)
+	id := make([]byte, 0, len(key)+1+tagLen)
+	id = append(append(id, key...), 0)
+	return hex.AppendEncode(id, sum[:tagLen/2])
+}
+
+// tagLen is the length of a tagged id's tag, in hex digits.
+const tagLen = 16
+
+// untag splits a tagged id (TagRequestID) into its key; ok is false for
+// an id of any other form, which is compared whole.
+func untag(id string) (key string, ok bool) {
+	i := strings.IndexByte(id, 0)
+	if i < 0 || len(id)-i-1 != tagLen {
+		return "", false
+	}
+	return id[:i], true
+}
 
 // dedupEntry is never changed once inserted: published states share it
 // (the trees hold pointers, so a copy-on-write node copy moves 8 bytes an
@@ -271,17 +319,54 @@ func repliesSize(rs []Reply, level uint32) int64 {
 	return n
 }
 
-func (d dedupTable) lookup(id []byte) (*Result, bool) {
-	e, ok := d.byID.Get(&dedupEntry{id: string(id)})
-	if !ok {
+// find looks id up at cluster level level. Below level 6 an id is
+// compared whole. From level 6 (LevelRequestDigest) ids are grouped by
+// key: a tagged id's key (TagRequestID), or an untagged id itself. The
+// entry is id's own; else any of its key's (one scan of the key's range:
+// the key itself and key‖NUL‖...) when either id is untagged, for then
+// no digest can tell the requests apart: a key first stored untagged
+// (below level 6) and retried tagged after the raise, or stored tagged
+// and retried by a front that had not yet applied the raise. mismatch
+// says that the key is known only under another tag: it was reused on
+// a different request.
+func (d dedupTable) find(id []byte, level uint32) (e *dedupEntry, mismatch bool) {
+	if e, ok := d.byID.Get(&dedupEntry{id: string(id)}); ok || level < LevelRequestDigest {
+		return e, false
+	}
+	key, tagged := untag(string(id))
+	if !tagged {
+		key = string(id)
+	}
+	prefix := key + "\x00"
+	d.byID.AscendGreaterOrEqual(&dedupEntry{id: key}, func(o *dedupEntry) bool {
+		switch _, otagged := untag(o.id); {
+		case o.id == key: // the key stored untagged: sorts first
+			e = o
+		case !strings.HasPrefix(o.id, prefix):
+		case !otagged:
+			return true // not a tag (no front makes these): look further
+		case tagged:
+			mismatch = true
+		default:
+			e = o
+		}
+		return false
+	})
+	return e, mismatch
+}
+
+func (d dedupTable) lookup(id []byte, level uint32) (*Result, bool) {
+	e, _ := d.find(id, level)
+	if e == nil {
 		return nil, false
 	}
 	return decodeStored(e.enc), true
 }
 
-// known says whether id is in the table.
-func (d dedupTable) known(id []byte) bool {
-	return d.byID.Has(&dedupEntry{id: string(id)})
+// known says whether id is in the table at level (find).
+func (d dedupTable) known(id []byte, level uint32) bool {
+	e, _ := d.find(id, level)
+	return e != nil
 }
 
 // mayHaveForgotten says whether a resend whose id is unknown may have
@@ -359,15 +444,20 @@ func (d *dedupTable) resize(level uint32) {
 }
 
 // once runs apply unless id (if any) was already applied, in which case it
-// returns the first result again, marked Duplicate.
-func (s *state) once(id []byte, now int64, apply func() Result) Result {
+// returns the first result again, marked Duplicate, or its key was used on
+// another request (find: ErrRequestMismatch at index, nothing applied or
+// remembered).
+func (s *state) once(id []byte, index uint64, now int64, apply func() Result) Result {
 	if id == nil {
 		return apply()
 	}
-	if prev, ok := s.dedup.lookup(id); ok {
-		dup := *prev
+	level := s.clusterLevel()
+	if e, mismatch := s.dedup.find(id, level); e != nil {
+		dup := *decodeStored(e.enc)
 		dup.Duplicate = true
 		return dup
+	} else if mismatch {
+		return Result{Index: index, Err: ErrRequestMismatch}
 	}
 	res := apply()
 	if res.forget {
@@ -375,7 +465,6 @@ func (s *state) once(id []byte, now int64, apply func() Result) Result {
 	}
 	stored := res
 	stored.Prev, stored.PrevFound = nil, false
-	level := s.clusterLevel()
 	if level >= LevelReplyBudget && !readableReplies(stored.Replies, 0) {
 		stored.Replies = nil
 	}

@@ -103,7 +103,7 @@ func TestResendOfForgottenIDRefused(t *testing.T) {
 		t.Fatalf("a resend of an unknown id, nothing forgotten: %+v", r)
 	}
 	fillIDs(t, f, &b, t0+1e9) // past the table's count: ids are evicted for room
-	if f.root.Load().dedup.known([]byte("early")) {
+	if f.root.Load().dedup.known([]byte("early"), FeatureLevel) {
 		t.Fatal("setup: the first id was not evicted")
 	}
 	now := t0 + 2e9
@@ -143,10 +143,10 @@ func TestDedupBudgetBookkeeping(t *testing.T) {
 	if after.keptBytes > DedupMaxReplyBytes {
 		t.Fatalf("after the raise and one more id: %d bytes kept, over %d", after.keptBytes, DedupMaxReplyBytes)
 	}
-	if res, ok := before.dedup.lookup([]byte("r0")); !ok || len(res.Replies) != 1 || len(res.Replies[0].Bulk) != 1<<20 {
+	if res, ok := before.dedup.lookup([]byte("r0"), FeatureLevel); !ok || len(res.Replies) != 1 || len(res.Replies[0].Bulk) != 1<<20 {
 		t.Fatal("dropping a reply changed a published state")
 	}
-	if res, _ := after.lookup([]byte("r0")); len(res.Replies) != 0 {
+	if res, _ := after.lookup([]byte("r0"), FeatureLevel); len(res.Replies) != 0 {
 		t.Fatal("the oldest reply was not dropped")
 	}
 	// Past the window every id goes, and its bytes with it.
@@ -175,8 +175,8 @@ func TestUnreadableRepliesNotKept(t *testing.T) {
 	var s state
 	s.dedup = newDedup()
 	s.level = LevelReplyBudget
-	s.once([]byte("deep"), t0, func() Result { return *res })
-	if r, ok := s.dedup.lookup([]byte("deep")); !ok || len(r.Replies) != 0 {
+	s.once([]byte("deep"), 1, t0, func() Result { return *res })
+	if r, ok := s.dedup.lookup([]byte("deep"), FeatureLevel); !ok || len(r.Replies) != 0 {
 		t.Fatalf("level 4 kept an unreadable reply: %v %d", ok, len(r.Replies))
 	}
 	// One kept below level 4 is stored again without it when the cluster
@@ -184,7 +184,7 @@ func TestUnreadableRepliesNotKept(t *testing.T) {
 	var old state
 	old.dedup = newDedup()
 	old.level = LevelTypes
-	old.once([]byte("deep"), t0, func() Result { return *res })
+	old.once([]byte("deep"), 1, t0, func() Result { return *res })
 	e, _ := old.dedup.byID.Get(&dedupEntry{id: "deep"})
 	if _, err := readStored(bufio.NewReader(bytes.NewReader(e.enc))); err == nil {
 		t.Fatal("setup: level 3 did not keep the unreadable reply")
@@ -226,7 +226,7 @@ func TestRequestIDBytes(t *testing.T) {
 		t.Fatalf("past the window: %d ids, %d bytes", st.RequestIDs, st.RequestIDBytes)
 	}
 	if DedupMaxBytes > 128<<20 {
-		t.Fatalf("DedupMaxBytes %d: the docs say about 104 MiB", DedupMaxBytes)
+		t.Fatalf("DedupMaxBytes %d: the docs say about 107 MiB", DedupMaxBytes)
 	}
 }
 
@@ -262,7 +262,7 @@ func TestDedupErrorTextsBounded(t *testing.T) {
 	if st, d := f.Stats(), f.root.Load().dedup; d.keptBytes > DedupMaxReplyBytes || st.RequestIDBytes > DedupMaxReplyBytes+1<<20 || st.RequestIDs != n {
 		t.Fatalf("after the raise to level 5: %d bytes counted, %d held, %d ids", d.keptBytes, st.RequestIDBytes, st.RequestIDs)
 	}
-	if r, ok := f.root.Load().dedup.lookup([]byte("e0")); !ok || len(r.Replies) != 0 || r.Err != nil {
+	if r, ok := f.root.Load().dedup.lookup([]byte("e0"), FeatureLevel); !ok || len(r.Replies) != 0 || r.Err != nil {
 		t.Fatalf("the oldest error reply was not dropped: %v, %d replies, %v", ok, len(r.Replies), r.Err)
 	}
 	if r := eval(UnitAtomic, "failed"); r.Err == nil {
@@ -274,7 +274,7 @@ func TestDedupErrorTextsBounded(t *testing.T) {
 	if st, d := f.Stats(), f.root.Load().dedup; d.keptBytes > DedupMaxReplyBytes || st.RequestIDBytes > DedupMaxReplyBytes+1<<20 {
 		t.Fatalf("level 5: %d bytes counted, %d held", d.keptBytes, st.RequestIDBytes)
 	}
-	r, ok := f.root.Load().dedup.lookup([]byte("failed"))
+	r, ok := f.root.Load().dedup.lookup([]byte("failed"), FeatureLevel)
 	if !ok || len(r.Replies) != 0 || r.Err == nil || ErrorText(r.Err) != errReplyDropped.Msg {
 		t.Fatalf("a dropped failure: %v, %d replies, %v; want %q", ok, len(r.Replies), r.Err, errReplyDropped.Msg)
 	}
@@ -322,7 +322,7 @@ func TestResendRefusedByIndex(t *testing.T) {
 	fillFrom := b.index // the fill's ids apply above it
 	fillIDs(t, f, &b, t0+2e9)
 	d := f.root.Load().dedup
-	if d.known([]byte("after-raise")) || d.forgot <= fillFrom {
+	if d.known([]byte("after-raise"), FeatureLevel) || d.forgot <= fillFrom {
 		t.Fatalf("setup: the first ids were not evicted for room (mark %d, fill from %d)", d.forgot, fillFrom)
 	}
 	if r := incr("old", fillFrom); !errors.Is(r.Err, ErrResendForgotten) {

@@ -190,11 +190,11 @@ func (f *FSM) applyExec(s *state, index uint64, c *Command, ch *changeSet) Resul
 	for i := range c.Units {
 		u := &c.Units[i]
 		seed := index<<20 ^ uint64(i)<<8
-		if u.Resend && u.ReqID != nil && !s.dedup.known(u.ReqID) && s.dedup.mayHaveForgotten(c.Now, u.After, s.clusterLevel()) {
+		if u.Resend && u.ReqID != nil && !s.dedup.known(u.ReqID, s.clusterLevel()) && s.dedup.mayHaveForgotten(c.Now, u.After, s.clusterLevel()) {
 			r.Results[i] = Result{Index: index, Err: ErrResendForgotten}
 			continue
 		}
-		r.Results[i] = s.once(u.ReqID, c.Now, func() Result { return f.runUnit(s, index, c, u, ch, seed) })
+		r.Results[i] = s.once(u.ReqID, index, c.Now, func() Result { return f.runUnit(s, index, c, u, ch, seed) })
 	}
 	return r
 }

@@ -311,7 +311,7 @@ func (f *FSM) applyOnce(s *state, index uint64, cmd *Command, ch *changeSet) *Re
 		return &res
 	}
 	ch.legacy(cmd)
-	res := s.once(cmd.ReqID, cmd.Now, func() Result { return f.apply(s, index, cmd, ch) })
+	res := s.once(cmd.ReqID, index, cmd.Now, func() Result { return f.apply(s, index, cmd, ch) })
 	return &res
 }
 

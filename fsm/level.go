@@ -30,7 +30,12 @@ import (
 // by the relays as n:after; dedupTable.forgot) instead of the clock, and
 // adds snapshot format 5 (format 4 with dedupTable.forgot, under a
 // number level-4 binaries refuse).
-const FeatureLevel uint32 = 5
+// Level 6 ties an HTTP Idempotency-Key to its request: the HTTP front
+// sends the key with a digest of the unit (TagRequestID), and a key
+// reused on a different request is refused (ErrRequestMismatch) instead
+// of answered with the first request's result; snapshot format 6 is
+// format 5 under a number level-5 binaries refuse.
+const FeatureLevel uint32 = 6
 
 // LevelTypes is the level of typed values and snapshot format 3.
 const LevelTypes uint32 = 3
@@ -42,6 +47,11 @@ const LevelReplyBudget uint32 = 4
 // LevelStoredBudget is the level from which the bound on kept replies
 // counts error texts too (dedup.go, keptSize).
 const LevelStoredBudget uint32 = 5
+
+// LevelRequestDigest is the level from which a tagged request id
+// (TagRequestID) names one request: the same key with another tag is
+// refused (dedup.go, dedupTable.find).
+const LevelRequestDigest uint32 = 6
 
 // Names of a member's addresses. A new front registers its address under
 // a new name; no new entry type is needed.

@@ -39,6 +39,11 @@ const (
 	// 4, which would count the kept error texts of request ids by level
 	// 4's rule (dedup.go) and drift from the others.
 	snapshotV5 byte = 5
+	// snapshotV6 (level 6): format 5 unchanged. Its number keeps it from
+	// binaries of level 5, which would read a tagged request id
+	// (TagRequestID) as a plain one and apply a reused key's request that
+	// the others refuse.
+	snapshotV6 byte = 6
 )
 
 var snapshotMagic = [3]byte{'R', 'C', 'S'}
@@ -47,6 +52,8 @@ var snapshotMagic = [3]byte{'R', 'C', 'S'}
 // cluster level of clusterLevel.
 func snapshotFormat(level, clusterLevel uint32) byte {
 	switch l := min(level, clusterLevel); {
+	case l >= LevelRequestDigest:
+		return snapshotV6
 	case l >= LevelStoredBudget:
 		return snapshotV5
 	case l >= LevelReplyBudget:

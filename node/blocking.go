@@ -129,8 +129,8 @@ func (n *Node) Block(ctx context.Context, reqID []byte, args [][]byte) (fsm.Repl
 		return fsm.Reply{}, &fsm.Error{Code: fsm.ErrSyntax, Msg: "ERR " + string(args[0]) + " is not a blocking command"}
 	case err != nil:
 		return fsm.Reply{}, err
-	case len(reqID) == 0 || len(reqID) > fsm.MaxReqID:
-		return fsm.Reply{}, &fsm.Error{Code: fsm.ErrSyntax, Msg: fmt.Sprintf("ERR a blocking command needs a request id of 1 to %d bytes", fsm.MaxReqID)}
+	case !fsm.ValidRequestID(reqID):
+		return fsm.Reply{}, &fsm.Error{Code: fsm.ErrSyntax, Msg: fmt.Sprintf("ERR a blocking command needs a request id of 1 to %d bytes, without NUL", fsm.MaxReqID)}
 	case !n.IsLeader():
 		return fsm.Reply{}, ErrNotLeader
 	}

@@ -40,6 +40,7 @@ var errorReplies = []struct {
 	{node.ErrFeatureLevel, "ERR"},
 	{node.ErrReplyLost, "ERR"},
 	{fsm.ErrResendForgotten, "UNKNOWN"},
+	{fsm.ErrRequestMismatch, "ERR"},
 }
 
 // replyError is a problem found by the front itself; its text is the

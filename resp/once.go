@@ -123,7 +123,7 @@ func unwrapOnce(cl *client, it *item) string {
 		return "ERR " + onceCmd + " is for relays between members"
 	case cl.tx != nil:
 		return "ERR " + onceCmd + " inside MULTI is not allowed (" + txIDCmd + " names a transaction)"
-	case len(it.args) < 4 || len(it.args[1]) == 0 || len(it.args[1]) > fsm.MaxReqID:
+	case len(it.args) < 4 || !fsm.ValidRequestID(it.args[1]):
 		return "ERR syntax error"
 	}
 	n, after, ok := parseAttempt(it.args[2])
@@ -147,7 +147,7 @@ func cmdTxID(s *Server, cl *client, args [][]byte) {
 		return
 	}
 	n, after, ok := parseAttempt(args[2])
-	if len(args[1]) == 0 || len(args[1]) > fsm.MaxReqID || !ok {
+	if !fsm.ValidRequestID(args[1]) || !ok {
 		cl.tx.dirty = true
 		cl.w.error("ERR syntax error")
 		return
@@ -159,10 +159,15 @@ func cmdTxID(s *Server, cl *client, args [][]byte) {
 // unitFailure is the error to answer instead of a unit's replies, or nil:
 // a resend refused because its id may have been forgotten, or a retry
 // whose first attempt ran but whose replies are no longer kept.
+// ErrRequestMismatch needs an id no Redis-protocol input accepts
+// (fsm.ValidRequestID); it is answered, should one slip through, rather
+// than read as replies the unit never had.
 func (s *Server) unitFailure(res *fsm.Result) error {
 	switch {
 	case errors.Is(res.Err, fsm.ErrResendForgotten):
 		s.refusedResends.Add(1)
+		return res.Err
+	case errors.Is(res.Err, fsm.ErrRequestMismatch):
 		return res.Err
 	case res.RepliesDropped():
 		return node.ErrReplyLost

@@ -80,12 +80,18 @@ func TestRelayIDsRunOnce(t *testing.T) {
 		{cmd("RAFTCACHE.PUBLISH", "p", "publish", "ch", "m", "0"), "-ERR syntax error"},
 		{cmd("RAFTCACHE.PUBLISH", "p", "publish", "ch", "m", "1", "x"), "-ERR syntax error"},
 		{cmd("RAFTCACHE.TXID", "t2", "1"), "-ERR RAFTCACHE.TXID is for relays between members, inside MULTI"},
+		// A NUL marks a key's digest from level 6 (fsm.TagRequestID):
+		// no relay id holds one.
+		{cmd("RAFTCACHE.ONCE", "a\x000123456789abcdef", "1", "INCR", "k"), "-ERR syntax error"},
+		{cmd("RAFTCACHE.PUBLISH", "p\x000123456789abcdef", "publish", "ch", "m", "1"), "-ERR syntax error"},
 	} {
 		c.send(bad.cmd)
 		if got := c.line(); got != bad.want {
 			t.Fatalf("%q: %q, want %q", bad.cmd, got, bad.want)
 		}
 	}
+	c.send(cmd("MULTI") + cmd("RAFTCACHE.TXID", "t\x000123456789abcdef", "1") + cmd("DISCARD"))
+	c.expect("+OK\r\n-ERR syntax error\r\n+OK\r\n")
 	c.send(cmd("MULTI") + cmd("RAFTCACHE.ONCE", "e", "1", "INCR", "k"))
 	c.expect("+OK\r\n")
 	if got := c.line(); !strings.HasPrefix(got, "-ERR RAFTCACHE.ONCE inside MULTI is not allowed") {

@@ -203,7 +203,7 @@ func cmdRelayPublish(s *Server, cl *client, args [][]byte) {
 	if len(args) == 6 {
 		attempt, after, ok = parseAttempt(args[5])
 	}
-	if !ok || !isPublish(name) || len(args[1]) > fsm.MaxReqID {
+	if !ok || !isPublish(name) || len(args[1]) > 0 && !fsm.ValidRequestID(args[1]) {
 		cl.w.error("ERR syntax error")
 		return
 	}

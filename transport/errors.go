@@ -48,6 +48,7 @@ var errorStatus = []struct {
 	{fsm.ErrWrongType, http.StatusConflict, "wrong_type"},
 	{fsm.ErrNewerLevel, http.StatusConflict, "feature_level"},
 	{errResultLost, http.StatusConflict, "result_unavailable"},
+	{fsm.ErrRequestMismatch, http.StatusUnprocessableEntity, "idempotency_key_reused"},
 	{node.ErrCompacted, http.StatusGone, "compacted"},
 	{node.ErrBadEventID, http.StatusBadRequest, "bad_event_id"},
 	{node.ErrWatchLimit, http.StatusServiceUnavailable, "too_many_watches"},

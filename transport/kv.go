@@ -308,15 +308,27 @@ func (s *Server) write(w http.ResponseWriter, r *http.Request, args [][]byte, bo
 // its commands (an atomic unit that failed: up to the failed one). On
 // failure it has answered already: a redirect when this node is not the
 // leader (nothing was applied), else the mapped error.
+//
+// A unit keyed by the client (Idempotency-Key) goes with the key tagged
+// by a digest of the unit from cluster level 6 (fsm.TagRequestID): the
+// key then names this request, and the same key on a different request
+// is refused (422) rather than answered with another request's result.
 func (s *Server) exec(w http.ResponseWriter, r *http.Request, u fsm.Unit) (*fsm.Result, bool) {
 	ctx := s.within(r, defaultWriteTimeout)
 	defer ctx.Release()
+	if u.ReqID != nil && s.node.ClusterLevel() >= fsm.LevelRequestDigest {
+		u.ReqID = fsm.TagRequestID(u.ReqID, &u)
+	}
 	results, err := s.node.Exec(ctx, u)
 	if err != nil {
 		s.writeFailed(w, r, err)
 		return nil, false
 	}
 	res := &results[0]
+	if errors.Is(res.Err, fsm.ErrRequestMismatch) {
+		writeError(w, res.Err)
+		return nil, false
+	}
 	if res.Duplicate {
 		w.Header().Set("Idempotent-Replayed", "true")
 	}
@@ -380,11 +392,11 @@ func parseCond(r *http.Request, q query) (cond, error) {
 // same key is answered with the first attempt's result, not applied again.
 func requestID(r *http.Request) ([]byte, error) {
 	v := r.Header.Get("Idempotency-Key")
-	if len(v) > fsm.MaxReqID {
-		return nil, badRequest("bad_idempotency_key", "Idempotency-Key is longer than "+strconv.Itoa(fsm.MaxReqID)+" bytes")
-	}
 	if v == "" {
 		return nil, nil
+	}
+	if !fsm.ValidRequestID([]byte(v)) {
+		return nil, badRequest("bad_idempotency_key", "Idempotency-Key must be 1 to "+strconv.Itoa(fsm.MaxReqID)+" bytes, without NUL")
 	}
 	return []byte(v), nil
 }

@@ -122,7 +122,7 @@ var cacheDescs = []struct {
 		prometheus.GaugeValue, func(s *fsm.Stats) float64 { return float64(s.Bytes) }},
 	{prometheus.NewDesc("raftcache_request_ids", "Request ids remembered for exactly-once retries (not in raftcache_cache_keys).", nil, nil),
 		prometheus.GaugeValue, func(s *fsm.Stats) float64 { return float64(s.RequestIDs) }},
-	{prometheus.NewDesc("raftcache_request_ids_bytes", "Memory the request-id table holds with its kept replies: outside raftcache_cache_bytes and --max-memory; at most about 104 MiB from cluster feature level 5.", nil, nil),
+	{prometheus.NewDesc("raftcache_request_ids_bytes", "Memory the request-id table holds with its kept replies: outside raftcache_cache_bytes and --max-memory; at most about 107 MiB from cluster feature level 5.", nil, nil),
 		prometheus.GaugeValue, func(s *fsm.Stats) float64 { return float64(s.RequestIDBytes) }},
 }
 
