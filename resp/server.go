@@ -426,6 +426,9 @@ type item struct {
 	// counted: a PUBLISH's relay frame carries its attempt count (the
 	// cluster was at level 4 when the id was made).
 	counted bool
+	// loaded: a relayed SCRIPT LOAD the leader answered with its sha,
+	// which this node then waits to apply (awaitScripts).
+	loaded bool
 }
 
 // write says whether the item may change keys: when its outcome is
@@ -710,10 +713,12 @@ func (r *runner) flush() {
 // until this node has applied them: redis-py answers NOSCRIPT with
 // SCRIPT LOAD and then EVALSHA, which a READONLY connection may run
 // here. A load that does not arrive in time leaves the reply as it is
-// (EVALSHA then answers NOSCRIPT, and the client loads again).
+// (EVALSHA then answers NOSCRIPT, and the client loads again). A load
+// the leader refused (a script that does not compile) is never applied:
+// its error is answered at once.
 func (s *Server) awaitScripts(items []*item) {
 	for _, it := range items {
-		if it.name == "script" && len(it.args) == 3 && strings.EqualFold(string(it.args[1]), "load") {
+		if it.loaded {
 			ctx, cancel := s.context()
 			_ = s.node.WaitScript(ctx, fsm.ScriptSHA(it.args[2]))
 			cancel()
@@ -919,6 +924,8 @@ func (s *Server) relayItems(cl *client, items []*item, depth int) {
 			} else {
 				cl.appendRelayed(reply)
 			}
+			it.loaded = len(reply) > 0 && reply[0] == '$' && it.name == "script" && len(it.args) == 3 &&
+				strings.EqualFold(string(it.args[1]), "load")
 			cl.trackKeys(it, base)
 			for _, q := range it.txn {
 				cl.trackKeys(q, base)
