@@ -476,10 +476,12 @@ func writeFailure(cl *call, ambiguous bool, err error) error {
 		return err
 	case e.Status == http.StatusBadRequest, e.Status == http.StatusUnauthorized, e.Status == http.StatusForbidden:
 		return err
-	case cl.keyed && e.Status < 500 && e.Status != http.StatusRequestEntityTooLarge:
+	case cl.keyed && e.Status < 500 && e.Status != http.StatusRequestEntityTooLarge && e.Code != "idempotency_key_reused":
 		// A keyed retry is answered with the first attempt's result
 		// (a CAS conflict, a missing key) once the server holds it;
 		// what it checks before the key (memory, size) is the retry's.
+		// A reused key after a lost answer is not certain: a leader of
+		// another version may have tagged the same request otherwise.
 		return err
 	}
 	return fmt.Errorf("%w: the write may have been applied: %w", ErrUnknownOutcome, err)
@@ -489,7 +491,7 @@ func writeFailure(cl *call, ambiguous bool, err error) error {
 // (followers redirect those; 400s come before the leadership check).
 func leaderAnswer(status int) bool {
 	switch status {
-	case http.StatusOK, http.StatusNotFound, http.StatusConflict, http.StatusPreconditionFailed:
+	case http.StatusOK, http.StatusNotFound, http.StatusConflict, http.StatusPreconditionFailed, http.StatusUnprocessableEntity:
 		return true
 	}
 	return false

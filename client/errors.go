@@ -73,7 +73,10 @@ var (
 	// ErrIdempotencyKeyReused: the key given with WithIdempotencyKey was
 	// used before on a different write (422 idempotency_key_reused,
 	// cluster feature level 6 on). Nothing was done; the first write's
-	// result is not given, for it answered another write.
+	// result is not given, for it answered another write. A retry after
+	// an attempt whose answer was lost reports ErrUnknownOutcome instead
+	// (wrapping this): during an upgrade, a leader of another version may
+	// have recorded the same write otherwise.
 	ErrIdempotencyKeyReused = errors.New("raftcache: idempotency key used on a different write")
 )
 

@@ -18,6 +18,7 @@ func TestWriteFailure(t *testing.T) {
 	bad := &Error{Status: http.StatusBadRequest, Code: "bad_request"}
 	internal := &Error{Status: http.StatusInternalServerError, Code: "internal"}
 	gone := &Error{Status: http.StatusConflict, Code: "result_unavailable"}
+	reused := &Error{Status: http.StatusUnprocessableEntity, Code: "idempotency_key_reused"}
 	write, keyed, read := &call{write: true}, &call{write: true, keyed: true}, &call{}
 	for _, tc := range []struct {
 		name      string
@@ -34,6 +35,8 @@ func TestWriteFailure(t *testing.T) {
 		{"malformed on any attempt", write, true, bad, false},
 		{"server: outcome unknown", write, false, internal, true},
 		{"server: applied once, result no longer held", keyed, false, gone, true},
+		{"a caller's key used on another write", keyed, false, reused, false},
+		{"a keyed retry told its key was used on another write", keyed, true, reused, true},
 		{"a read", read, true, oom, false},
 	} {
 		err := writeFailure(tc.cl, tc.ambiguous, tc.err)

@@ -33,7 +33,12 @@ func init() {
 	)
 }
 
-// Internal command arguments, built by the HTTP front.
+// Internal command arguments, built by the HTTP front. What they build
+// for a request must not change between versions: a keyed request's id
+// carries a digest of its commands from cluster level 6 (TagRequestID),
+// so a retry through a binary that built other arguments would be
+// refused as another request. TestTagRequestIDStable pins them; a new
+// argument is a new command (or builder) used from a new feature level.
 
 // RCGet is rc.get's arguments.
 func RCGet(key []byte) [][]byte { return [][]byte{[]byte("rc.get"), key} }

@@ -80,6 +80,17 @@ func TestTaggedRequestIDs(t *testing.T) {
 	if r := incr("k\x00short", "w", false); r.Err != nil || r.Duplicate {
 		t.Fatalf("an untagged id with a NUL: %+v", r)
 	}
+	// A legacy id with a NUL that is not a tag sorts among the key's tags
+	// ("m\x00!" before "m\x00<hex>"): it is looked past.
+	if r := incr("m\x00!", "v", false); r.Err != nil || r.Duplicate {
+		t.Fatalf("a legacy id with a NUL: %+v", r)
+	}
+	if r := incr("m", "v", true); r.Err != nil || r.Duplicate {
+		t.Fatalf("a key after a legacy id: %+v", r)
+	}
+	if r := incr("m", "w", true); !errors.Is(r.Err, ErrRequestMismatch) {
+		t.Fatalf("a key reused behind a legacy id: %+v, want ErrRequestMismatch", r)
+	}
 	// A non-atomic batch's sub-command and an atomic unit say alike.
 	u := Unit{Mode: UnitAtomic, Cmds: [][][]byte{argv("INCR x"), argv("INCR y")}}
 	u.ReqID = TagRequestID([]byte("k"), &u)
@@ -201,5 +212,28 @@ func TestTaggedRequestIDsDeterminism(t *testing.T) {
 	}
 	if refused == 0 {
 		t.Fatal("setup: no reuse was refused; the test proves nothing")
+	}
+}
+
+// The ids HTTP requests are tagged with must be the same in every
+// version (cmd_internal.go): a retry may reach a leader running another
+// binary. If this fails, a builder or the digest changed: restore it, and
+// put the change behind a new command and feature level.
+func TestTagRequestIDStable(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		u    Unit
+		want string
+	}{
+		{"set", Unit{Cmds: [][][]byte{RCSet([]byte("k"), []byte("v"), 60e9, CondVersion, 7, 0)}}, "b083b771da22f742"},
+		{"del", Unit{Cmds: [][][]byte{RCDel([]byte("k"), CondNone, 0)}}, "174ad8f4a6f5c15b"},
+		{"incr", Unit{Cmds: [][][]byte{RCIncr([]byte("k"), -3, 0)}}, "55e99241a6394014"},
+		{"touch", Unit{Cmds: [][][]byte{RCTouch([]byte("k"), 1e9)}}, "23922d8cda51a1d3"},
+		{"batch", Unit{Mode: UnitAtomic, Cmds: [][][]byte{RCSet([]byte("a"), []byte("1"), 0, CondAbsent, 0, 0), RCIncr([]byte("b"), 1, 0)}}, "6ab8e47d9677e2fc"},
+	} {
+		id := TagRequestID([]byte("key"), &c.u)
+		if got := string(id[len("key")+1:]); got != c.want {
+			t.Errorf("%s: tag %s, want %s", c.name, got, c.want)
+		}
 	}
 }
