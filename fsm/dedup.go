@@ -330,20 +330,25 @@ func repliesSize(rs []Reply, level uint32) int64 {
 // says that the key is known only under another tag: it was reused on
 // a different request.
 func (d dedupTable) find(id []byte, level uint32) (e *dedupEntry, mismatch bool) {
-	if e, ok := d.byID.Get(&dedupEntry{id: string(id)}); ok || level < LevelRequestDigest {
+	probe := &dedupEntry{id: string(id)}
+	if e, ok := d.byID.Get(probe); ok || level < LevelRequestDigest {
 		return e, false
 	}
-	key, tagged := untag(string(id))
-	if !tagged {
-		key = string(id)
+	key, tagged := untag(probe.id)
+	if tagged {
+		probe = &dedupEntry{id: key}
+	} else {
+		key = probe.id
 	}
-	prefix := key + "\x00"
-	d.byID.AscendGreaterOrEqual(&dedupEntry{id: key}, func(o *dedupEntry) bool {
-		switch _, otagged := untag(o.id); {
+	// Every id applied relayed through a follower looks here once, when
+	// it is new: no allocation past the probe.
+	d.byID.AscendGreaterOrEqual(probe, func(o *dedupEntry) bool {
+		switch {
 		case o.id == key: // the key stored untagged: sorts first
 			e = o
-		case !strings.HasPrefix(o.id, prefix):
-		case !otagged:
+		case len(o.id) <= len(key) || o.id[len(key)] != 0 || o.id[:len(key)] != key:
+			// past the key's ids
+		case !isTagged(o.id):
 			return true // not a tag (no front makes these): look further
 		case tagged:
 			mismatch = true
@@ -353,6 +358,11 @@ func (d dedupTable) find(id []byte, level uint32) (e *dedupEntry, mismatch bool)
 		return false
 	})
 	return e, mismatch
+}
+
+func isTagged(id string) bool {
+	_, ok := untag(id)
+	return ok
 }
 
 func (d dedupTable) lookup(id []byte, level uint32) (*Result, bool) {
