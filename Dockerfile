@@ -20,4 +20,7 @@ WORKDIR /data
 EXPOSE 7070 7071 6379
 VOLUME ["/data"]
 ENTRYPOINT ["/raftcache"]
-CMD ["node", "--data-dir", "/data", "--http-addr", "0.0.0.0:7070", "--raft-addr", "0.0.0.0:7071", "--resp-addr", "0.0.0.0:6379"]
+# Alone (no arguments): a one-node cluster. --bootstrap says so: on a
+# non-loopback address a node given neither --bootstrap nor --join will
+# not form a cluster on an empty data directory (README, "CLI").
+CMD ["node", "--data-dir", "/data", "--http-addr", "0.0.0.0:7070", "--raft-addr", "0.0.0.0:7071", "--resp-addr", "0.0.0.0:6379", "--bootstrap"]

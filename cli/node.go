@@ -34,7 +34,10 @@ with data in ./data, bootstrapping a one-node cluster.
 
 A node given --join asks the listed members to add it, retrying until one
 does, and never bootstraps; a node given neither --join nor --bootstrap
-bootstraps when its data directory is empty. With --bootstrap-expect N and
+bootstraps when its data directory is empty if its Raft address is on
+loopback, and elsewhere refuses to start on an empty data directory (a
+member restarted without --join on a wiped disk would otherwise form a
+second cluster). With --bootstrap-expect N and
 --join listing all N members, identical flags on every member form one
 cluster (a member whose data directory was lost joins the others' instead).
 A node restarted on its data directory rejoins with the same flags. Bound
@@ -146,6 +149,11 @@ func runNode(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	// Without --bootstrap, --join or --bootstrap-expect a node forms a
+	// cluster of one by itself only on a loopback Raft address (the
+	// no-flags try-out); elsewhere it needs state of its own (node.ErrNoState).
+	implicit := !c.Bool("bootstrap") && len(join) == 0 && expect == 0
+	local := loopbackAddr(c.String("raft-addr"))
 
 	sec, err := loadSecurity(c, logger)
 	if err != nil {
@@ -206,7 +214,8 @@ func runNode(c *cli.Context) error {
 		LogStore:          c.String("log-store"),
 		SyncLeaderAppends: c.Bool("sync-leader-appends"),
 		WALSegmentSize:    int(c.Int64("wal-segment-size")),
-		Bootstrap:         c.Bool("bootstrap") || (len(join) == 0 && expect == 0),
+		Bootstrap:         c.Bool("bootstrap") || implicit && local,
+		NeedState:         implicit && !local,
 		Logger:            logger,
 		HeartbeatTimeout:  c.Duration("raft-heartbeat-timeout"),
 		ElectionTimeout:   c.Duration("raft-election-timeout"),
@@ -228,6 +237,9 @@ func runNode(c *cli.Context) error {
 		srv.Close()
 		if respLn != nil {
 			respLn.Close()
+		}
+		if errors.Is(err, node.ErrNoState) {
+			return usageError{err} // a missing flag: exit status 2
 		}
 		return err
 	}
@@ -647,4 +659,18 @@ func exitOf(n *node.Node) (int, string) {
 		return ExitWedged, "wedged"
 	}
 	return 0, ""
+}
+
+// loopbackAddr says whether addr (host:port) is on a loopback interface:
+// 127.0.0.0/8, ::1 or localhost.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -171,3 +171,21 @@ func TestNodeJoinCA(t *testing.T) {
 		t.Errorf("node --join-ca with a missing file: %+v", r)
 	}
 }
+
+// A node on a non-loopback Raft address given neither --bootstrap,
+// --join nor --bootstrap-expect refuses an empty data directory (a member
+// restarted so on a wiped disk would form a second cluster): a usage
+// error naming the flags, before it listens for Raft.
+func TestNodeWithoutFormationFlagsOffLoopback(t *testing.T) {
+	r := runCLI(t, "", "node", "--id", "n9", "--http-addr", "127.0.0.1:0", "--resp-addr", "127.0.0.1:0", "--raft-addr", "0.0.0.0:0",
+		"--data-dir", t.TempDir())
+	if r.code != ExitUsage || !strings.Contains(r.stderr, "--bootstrap") || !strings.Contains(r.stderr, "--join") {
+		t.Errorf("node on 0.0.0.0 without --bootstrap or --join: %+v", r)
+	}
+	for addr, want := range map[string]bool{"127.0.0.1:7071": true, "127.9.0.1:1": true, "[::1]:7071": true, "localhost:7071": true,
+		"0.0.0.0:7071": false, "10.0.0.1:7071": false, ":7071": false, "rc1:7071": false} {
+		if got := loopbackAddr(addr); got != want {
+			t.Errorf("loopbackAddr(%q) = %v", addr, got)
+		}
+	}
+}

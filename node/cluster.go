@@ -187,16 +187,6 @@ func (n *Node) Status() Status {
 	return s
 }
 
-// lastContact is the time since this follower last heard from a leader;
-// very large if it never has.
-func (n *Node) lastContact() time.Duration {
-	t := n.raft.LastContact()
-	if t.IsZero() {
-		return time.Duration(1<<63 - 1)
-	}
-	return time.Since(t)
-}
-
 // Ready reports whether the node can serve: a leader is known and the
 // local cache has applied everything this node knows to be committed
 // (never, once poisoned).

@@ -70,6 +70,8 @@ var (
 	// request (an entry type not every member knows yet), or a joining
 	// member's binary is older than the cluster's level. Nothing was done.
 	ErrFeatureLevel = errors.New("feature level too low")
+	// ErrNoState: Open refused an empty data directory (Config.NeedState).
+	ErrNoState = errors.New("this data directory holds no Raft state, and the node was given neither --bootstrap, --join nor --bootstrap-expect: on a non-loopback address it does not form a cluster by itself (a member restarted so on a wiped disk would form one beside the real cluster); pass --join URL to join a cluster, or --bootstrap to start a new one")
 	// ErrPoisoned: this node met a log entry it cannot apply (written by
 	// a newer binary) and stopped; it serves nothing until it runs a
 	// binary that knows the entry. Nothing was done.
@@ -114,6 +116,13 @@ type Config struct {
 	// DataDir holds no Raft state. Without it a new node waits to be
 	// added, or to Form a cluster with others.
 	Bootstrap bool
+	// NeedState makes Open refuse a DataDir without Raft state
+	// (ErrNoState): the CLI sets it for a node on a non-loopback address
+	// given neither --bootstrap, --join nor --bootstrap-expect, which
+	// neither forms a cluster nor asks to be added; a member started so
+	// on a wiped disk would otherwise form a cluster of its own beside
+	// the real one and take writes there.
+	NeedState bool
 
 	Logger hclog.Logger     // nil discards
 	Clock  func() time.Time // nil = time.Now; the leader stamps commands with it
@@ -319,6 +328,7 @@ type Node struct {
 	stream    *tcpStream
 
 	reads    *readIndex
+	contact  contactState // a former leader's contact (contact.go)
 	fence    *fence       // a strong read's leadership round (fence.go)
 	fenceSrv *fenceServer // answers other leaders' rounds
 	proposer *proposer
@@ -450,12 +460,17 @@ func New(cfg Config) (*Node, error) {
 	n.proposer = newProposer(n)
 	obs := make(chan raft.Observation, 64)
 	n.raft.RegisterObserver(raft.NewObserver(obs, false, func(o *raft.Observation) bool {
-		switch o.Data.(type) {
+		switch d := o.Data.(type) {
 		case raft.FailedHeartbeatObservation, raft.ResumedHeartbeatObservation:
 			return true
+		case raft.RaftState:
+			n.noteRaftState(d) // here, on Raft's goroutine: contact.go
 		}
 		return false
 	}))
+	if n.raft.State() == raft.Leader { // led before the observer was there
+		n.noteRaftState(raft.Leader)
+	}
 	n.wg.Add(16)
 	go n.blocks.run()
 	go n.progressLoop()
@@ -523,6 +538,9 @@ func (n *Node) open(newIncarnation bool) error {
 		return fmt.Errorf("node: inspect state: %w", err)
 	}
 	n.existing = existing
+	if n.cfg.NeedState && !existing {
+		return fmt.Errorf("node: %w", ErrNoState)
+	}
 	// A start after anything but a clean stop votes only once caught up
 	// (catchup.go).
 	clean, err := readCleanStop(n.cfg.DataDir, n.store)

@@ -248,3 +248,56 @@ func TestMaxStaleOnLeaderConfirms(t *testing.T) {
 		t.Fatalf("a max_stale read within the bound of the last round ran one (%d rounds, was %d)", got, after)
 	}
 }
+
+// A leader that loses its quorum steps down, and Raft then resets its
+// last-contact time to "now": a max_stale read there must still be judged
+// by what it last knew (its last confirmed round), not served as fresh.
+// (A leader paused while another was elected and took writes steps down
+// when it resumes; its state is as old as the pause.) Once a leader
+// contacts it, its contact is Raft's again.
+func TestMaxStaleAfterStepDown(t *testing.T) {
+	nodes := newCluster(t, 3, nil)
+	leader := waitForLeader(t, nodes...)
+	mustSet(t, leader, "k", "v1")
+	if _, err := leader.Get(ctxTimeout(t, 10*time.Second), []byte("k"), ReadOptions{Consistency: Strong}); err != nil {
+		t.Fatal(err)
+	}
+	known := time.Now() // its last confirmed round started before this
+	for _, f := range others(nodes, leader) {
+		f.Close()
+	}
+	waitFor(t, "the leader to step down without its quorum", func() bool { return !leader.IsLeader() })
+	// Raft's reset says it heard from a leader just now; it last knew its
+	// state current before known, at least a leader lease ago.
+	bound := time.Since(known) / 2
+	res, err := leader.Get(ctxTimeout(t, 10*time.Second), []byte("k"), ReadOptions{Consistency: Stale, MaxStale: bound})
+	if !errors.Is(err, ErrTooStale) {
+		t.Fatalf("max_stale %v on a former leader that last knew its state %v ago: %v (last contact %v), want ErrTooStale",
+			bound, time.Since(known), err, res.LastContact)
+	}
+	since := time.Since(known)
+	if c := leader.LastContact(); c < since {
+		t.Fatalf("a former leader reports contact %v ago; it last knew its state %v ago", c, since)
+	}
+}
+
+// A former leader's contact is Raft's again once the new leader contacts
+// it: after a leadership transfer it serves bounded stale reads as any
+// follower, though it ran no strong read as leader.
+func TestContactAfterStepDownIsTheNewLeaders(t *testing.T) {
+	nodes := newCluster(t, 3, nil)
+	old := waitForLeader(t, nodes...)
+	mustSet(t, old, "k", "v1")
+	target := others(nodes, old)[0]
+	waitForCaughtUp(t, old, target)
+	if err := old.TransferLeadership(target.cfg.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the former leader to hear from the new one", func() bool {
+		m, ok := old.Leader()
+		return ok && m.ID == target.cfg.ID && !old.IsLeader() && old.LastContact() < time.Second
+	})
+	if _, err := old.Get(ctxTimeout(t, 10*time.Second), []byte("k"), ReadOptions{Consistency: Stale, MaxStale: 5 * time.Second}); err != nil {
+		t.Fatalf("a bounded stale read on the former leader after the transfer: %v", err)
+	}
+}

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -225,5 +226,29 @@ func TestDetectLogStoreRefusesTwo(t *testing.T) {
 	}
 	if kind, err := DetectLogStore(t.TempDir()); kind != "" || err != nil {
 		t.Fatalf("empty dir: %q, %v", kind, err)
+	}
+}
+
+// NeedState (a node on a non-loopback address given no way to form or
+// join a cluster) refuses an empty data directory, and starts as usual
+// on its own state.
+func TestNeedState(t *testing.T) {
+	cfg := testConfig(t, "n1", false)
+	cfg.NeedState = true
+	if n, err := New(cfg); !errors.Is(err, ErrNoState) {
+		if err == nil {
+			n.Close()
+		}
+		t.Fatalf("an empty data directory with NeedState: %v, want ErrNoState", err)
+	}
+	cfg = testConfig(t, "n1", true)
+	n := startNode(t, cfg)
+	waitForLeader(t, n)
+	mustSet(t, n, "k", "v")
+	cfg.Bootstrap, cfg.NeedState = false, true
+	n = restart(t, n, cfg)
+	waitForLeader(t, n)
+	if res, err := n.Get(ctxTimeout(t, 10*time.Second), []byte("k"), ReadOptions{Consistency: Strong}); err != nil || string(res.Value) != "v" {
+		t.Fatalf("restarted on its state with NeedState: %q, %v", res.Value, err)
 	}
 }
