@@ -709,6 +709,10 @@ func (s *Server) execTx(cl *client, tx *item, depth int) {
 		writes = writes || it.kind == kindWrite
 		reads = reads || it.kind == kindRead
 	}
+	// A watch is a read: judged on this node's state as it stands, a
+	// follower that has not applied a change of a watched key would let
+	// a transaction of PINGs pass that the leader stops.
+	reads = reads || tx.watch != nil
 	if (writes || reads && !cl.readonly) && !cl.forwarded && !s.node.IsLeader() {
 		for _, it := range items {
 			if connStateCmds[it.name] {

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -165,5 +166,31 @@ func TestScriptRoles(t *testing.T) {
 		if err := ro.Do(ctx, "SCRIPT", "EXISTS", "abc").Err(); err != nil {
 			t.Fatalf("SCRIPT EXISTS with a read token: %v", err)
 		}
+	}
+}
+
+// A transaction with a watch and no key command (MULTI; PING; EXEC) on a
+// follower is judged by the leader, as any read: the follower's own state
+// may not have applied a change of the watched key yet. With no leader to
+// ask, EXEC fails rather than answer from that state.
+func TestWatchOnlyTransactionOnFollower(t *testing.T) {
+	c := startCluster(t, resp.Config{LeaderWait: time.Second})
+	leader := c.leader(t)
+	f := c.Followers(leader)[0]
+	// Watches are judged from the first engine entry on (until then any
+	// watch is taken as broken): write once, and let f apply it.
+	ctx := ctxT(t)
+	check(t, "SET", client(t, leader.RESPAddr(), 2).Set(ctx, "x", "1", 0).Err())
+	waitFor(t, "the follower to apply the write", func() bool { return f.LocalView().Index() >= leader.LocalView().Index() })
+	conn := dialRaw(t, f.RESPAddr())
+	conn.send(cmd("WATCH", "k") + cmd("MULTI") + cmd("PING") + cmd("EXEC"))
+	conn.expect("+OK\r\n+OK\r\n+QUEUED\r\n*1\r\n+PONG\r\n")
+	for _, n := range c.Followers(f) { // the leader and the other follower
+		n.Stop()
+	}
+	conn.send(cmd("WATCH", "k") + cmd("MULTI") + cmd("PING") + cmd("EXEC"))
+	conn.expect("+OK\r\n+OK\r\n+QUEUED\r\n")
+	if got := conn.line(); !strings.HasPrefix(got, "-") {
+		t.Fatalf("EXEC of a watched transaction on a follower with no leader: %q, want an error", got)
 	}
 }
