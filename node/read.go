@@ -116,8 +116,10 @@ func (n *Node) applied(idx uint64) bool {
 	}
 	for i := idx; i > f; i-- {
 		var l raft.Log
-		if err := n.logs.GetLog(i, &l); err != nil {
+		if err := n.logs.GetLog(i, &l); errors.Is(err, raft.ErrLogNotFound) {
 			continue // compacted into a snapshot, so already processed
+		} else if err != nil {
+			return false // a store closing under it: nothing is known
 		}
 		if l.Type == raft.LogCommand || l.Type == raft.LogConfiguration {
 			return false
