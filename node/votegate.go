@@ -87,8 +87,14 @@ func (n *Node) watchRegistration() {
 		}
 		rec, ok := n.fsm.Member(n.cfg.ID)
 		reg := ok && rec.Incarnation == n.cfg.Incarnation
-		if !reg && ok && n.ClusterLevel() < 2 && rec.Incarnation == "" && n.Ready() {
-			reg = true // a level-1 cluster records no incarnations
+		if !reg && ok && n.ClusterLevel() < 2 && rec.Incarnation == "" && n.caughtUpWithLeader() {
+			// A level-1 cluster records no incarnations, so a wiped
+			// member is not told apart: it votes once it holds what the
+			// leader has committed (not Ready(): a follower's commit
+			// index is capped at its own log, so a member that just got
+			// its first entries looks caught up, and its vote could elect
+			// a candidate missing acknowledged writes).
+			reg = true
 		}
 		if !reg {
 			continue
@@ -251,4 +257,11 @@ func (g *gateTransport) refuse(rpc raft.RPC) bool {
 		return false
 	}
 	return true
+}
+
+// caughtUpWithLeader says whether this follower has applied the commit
+// index the leader of the current term last announced to it.
+func (n *Node) caughtUpWithLeader() bool {
+	c, at := n.LeaderCommit()
+	return c > 0 && at == n.raft.CurrentTerm() && n.applied(c)
 }
