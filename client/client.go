@@ -37,7 +37,9 @@ const MaxRedirects = 3
 // retried, measured from its first attempt: inside the server's
 // five-minute deduplication window. The server also forgets the oldest
 // keys past 200,000 newer ones (docs/api.md, "Idempotency keys"): a retry
-// that outlives that many is applied as a new write.
+// after a lost answer says so (Raftcache-Resend), and one that outlives
+// that many is answered ErrUnknownOutcome (cluster feature level 5 on)
+// rather than applied as a new write.
 const KeyedRetryLimit = 4 * time.Minute
 
 const (
@@ -136,6 +138,11 @@ type Client struct {
 	closed      bool
 
 	near *nearCache // nil without Config.NearCache
+
+	// seen is the highest X-Raft-Index any answer carried: an index
+	// committed before a call that starts now, so its entry can only be
+	// applied above it (the Raftcache-Resend header).
+	seen atomic.Uint64
 
 	bg     context.Context // canceled by Close
 	stopBg context.CancelFunc
@@ -399,12 +406,20 @@ func (c *Client) do(ctx context.Context, cl *call) (*response, error) {
 		ambiguous bool
 		avoid     *member
 		tlsFails  int
+		after     = c.seen.Load() // the first attempt applies above it
 	)
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
 			if !sleep(ctx, backoff(attempt)) {
 				return nil, giveUp(ctx, cl, lastErr, ambiguous)
 			}
+		}
+		if ambiguous && cl.keyed && after > 0 { // 0: nothing seen, nothing to name
+			// An earlier attempt may have been applied: if the server no
+			// longer knows the key while keys applied above after were
+			// forgotten, it answers unknown_outcome rather than apply the
+			// write a second time (docs/api.md, "Idempotency keys").
+			cl.header.Set("Raftcache-Resend", strconv.FormatUint(after, 10))
 		}
 		m := c.pick(cl.route, avoid)
 		res, served, out, err := c.attempt(ctx, cl, m)
@@ -462,7 +477,8 @@ func (c *Client) do(ctx context.Context, cl *call) (*response, error) {
 // and this answer is only the retry's (a 507 once memory filled up, a 404
 // once the key expired: the first attempt may have gone through); or the
 // server said so itself (500 internal: outcome unknown; 409
-// result_unavailable: applied once, its result no longer held). Answers
+// result_unavailable: applied once, its result no longer held; 409
+// key_forgotten: a retry whose key may have been applied and forgotten). Answers
 // that any attempt would have got (a malformed request, credentials) stay
 // as they are.
 func writeFailure(cl *call, ambiguous bool, err error) error {
@@ -471,7 +487,7 @@ func writeFailure(cl *call, ambiguous bool, err error) error {
 		return err
 	}
 	switch {
-	case e.Code == "internal", e.Code == "result_unavailable":
+	case e.Code == "internal", e.Code == "result_unavailable", e.Code == "key_forgotten":
 	case !ambiguous:
 		return err
 	case e.Status == http.StatusBadRequest, e.Status == http.StatusUnauthorized, e.Status == http.StatusForbidden:
@@ -624,6 +640,9 @@ func (c *Client) attempt(ctx context.Context, cl *call, m *member) (*response, *
 			return nil, m, uncertain, err
 		}
 		c.markUp(m)
+		if idx := res.index(); idx > 0 {
+			c.noteIndex(idx)
+		}
 		if res.status != http.StatusTemporaryRedirect && res.status != http.StatusPermanentRedirect {
 			return res, m, answered, nil
 		}
@@ -637,6 +656,16 @@ func (c *Client) attempt(ctx context.Context, cl *call, m *member) (*response, *
 		}
 		c.setLeader(next) // a redirect names the leader
 		m = next
+	}
+}
+
+// noteIndex raises seen to idx.
+func (c *Client) noteIndex(idx uint64) {
+	for {
+		cur := c.seen.Load()
+		if idx <= cur || c.seen.CompareAndSwap(cur, idx) {
+			return
+		}
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -637,4 +638,67 @@ func TestListingBatchesAdmin(t *testing.T) {
 		m, err := tc.leader().Members()
 		return err == nil && len(m) == 3
 	})
+}
+
+// A keyed write retried after a lost answer says which index its first
+// attempt applies above (Raftcache-Resend, the highest X-Raft-Index the
+// client had seen before the call), so a server that has forgotten the
+// key answers unknown outcome rather than apply it twice; the first
+// attempt carries nothing.
+func TestKeyedRetryNamesItsIndex(t *testing.T) {
+	tc := newTestCluster(t, 3)
+	c := newClient(t, client.Config{Endpoints: tc.urls()})
+	ctx := callCtx(t)
+	w, err := c.Set(ctx, "before", []byte("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu      sync.Mutex
+		resends []string
+		lost    atomic.Bool
+	)
+	loseFirst := applyThenAnswer(func(w http.ResponseWriter) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusGatewayTimeout)
+		_, _ = w.Write([]byte(`{"error":"write outcome unknown","code":"unknown_outcome"}` + "\n"))
+	})
+	for _, tn := range tc.nodes() {
+		tn.setHook(func(w http.ResponseWriter, r *http.Request, api http.Handler) {
+			if !strings.HasPrefix(r.URL.Path, "/v1/incr/") {
+				api.ServeHTTP(w, r)
+				return
+			}
+			mu.Lock()
+			resends = append(resends, r.Header.Get("Raftcache-Resend"))
+			mu.Unlock()
+			if lost.CompareAndSwap(false, true) {
+				loseFirst(w, r, api)
+				return
+			}
+			api.ServeHTTP(w, r)
+		})
+	}
+	v, err := c.Incr(ctx, "ctr", 5)
+	if err != nil || v != 5 {
+		t.Fatalf("Incr = %d, %v; want 5, applied once", v, err)
+	}
+	for _, tn := range tc.nodes() {
+		tn.setHook(nil)
+	}
+	it, err := c.Get(ctx, "ctr") // a state at or after the Incr
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(resends) < 2 || resends[0] != "" {
+		t.Fatalf("Raftcache-Resend per attempt: %q, want none on the first, then the index", resends)
+	}
+	for _, v := range resends[1:] {
+		after, err := strconv.ParseUint(v, 10, 64)
+		if err != nil || after < w.Index || after >= it.Index {
+			t.Fatalf("a retry named index %q; the client had seen %d before the call, which applied by %d", v, w.Index, it.Index)
+		}
+	}
 }

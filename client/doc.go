@@ -64,8 +64,11 @@
 // forgotten first). The Client stops retrying a keyed write KeyedRetryLimit
 // (4 minutes) after its first attempt. Under a sustained rate of more than
 // about 650 keyed writes per second across all clients, keys are forgotten
-// sooner than 5 minutes, and a retry arriving later than that could be
-// applied again; ordinary retries arrive within seconds.
+// sooner than 5 minutes. A retry after a lost answer tells the server the
+// highest Raft index the Client had seen before the call
+// (Raftcache-Resend), so one arriving after its key was forgotten is
+// answered ErrUnknownOutcome, not applied again (cluster feature level 5
+// on; docs/api.md, "Idempotency keys").
 //
 // Transport failures, 503s and 504s are never returned while the context
 // lasts; answers that settle the call (success, 404, a CAS conflict, 400,

@@ -19,6 +19,7 @@ func TestWriteFailure(t *testing.T) {
 	internal := &Error{Status: http.StatusInternalServerError, Code: "internal"}
 	gone := &Error{Status: http.StatusConflict, Code: "result_unavailable"}
 	reused := &Error{Status: http.StatusUnprocessableEntity, Code: "idempotency_key_reused"}
+	forgotten := &Error{Status: http.StatusConflict, Code: "key_forgotten"}
 	write, keyed, read := &call{write: true}, &call{write: true, keyed: true}, &call{}
 	for _, tc := range []struct {
 		name      string
@@ -37,6 +38,7 @@ func TestWriteFailure(t *testing.T) {
 		{"server: applied once, result no longer held", keyed, false, gone, true},
 		{"a caller's key used on another write", keyed, false, reused, false},
 		{"a keyed retry told its key was used on another write", keyed, true, reused, true},
+		{"server: a retry whose key may have been applied and forgotten", keyed, true, forgotten, true},
 		{"a read", read, true, oom, false},
 	} {
 		err := writeFailure(tc.cl, tc.ambiguous, tc.err)

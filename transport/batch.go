@@ -85,6 +85,10 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	if err := resendOf(r, &unit); err != nil {
+		writeError(w, err)
+		return
+	}
 	res, ok := s.exec(w, r, unit)
 	if !ok {
 		return

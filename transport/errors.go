@@ -48,6 +48,7 @@ var errorStatus = []struct {
 	{fsm.ErrWrongType, http.StatusConflict, "wrong_type"},
 	{fsm.ErrNewerLevel, http.StatusConflict, "feature_level"},
 	{errResultLost, http.StatusConflict, "result_unavailable"},
+	{fsm.ErrResendForgotten, http.StatusConflict, "key_forgotten"}, // settled: sending it again cannot tell more
 	{fsm.ErrRequestMismatch, http.StatusUnprocessableEntity, "idempotency_key_reused"},
 	{node.ErrCompacted, http.StatusGone, "compacted"},
 	{node.ErrBadEventID, http.StatusBadRequest, "bad_event_id"},

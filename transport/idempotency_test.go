@@ -2,6 +2,7 @@ package transport_test
 
 import (
 	"net/http"
+	"strconv"
 	"testing"
 
 	"github.com/raftcache/raftcache/fsm"
@@ -90,4 +91,37 @@ func TestIdempotencyKeyReusedBelowLevel6(t *testing.T) {
 	if _, v, _ := s.get("a"); v != "v1" {
 		t.Fatalf("a = %q, want v1", v)
 	}
+}
+
+// Raftcache-Resend: a keyed retry after a lost answer names the index its
+// first attempt applies above. A key the server does not know while keys
+// applied above that index were forgotten may have been applied and
+// forgotten: 409 key_forgotten (outcome unknown, not worth sending
+// again), nothing applied. (The raise to level 5
+// counts everything before it as possibly forgotten, so index 0 is such a
+// retry on any cluster.) A retry whose key is known is answered as ever;
+// one whose first attempt could only apply after everything forgotten is
+// applied.
+func TestResendHeader(t *testing.T) {
+	s := featStart(t, 0)
+	h := func(key, after string) map[string]string {
+		return map[string]string{"Idempotency-Key": key, "Raftcache-Resend": after}
+	}
+	featCode(t, s.must(http.StatusConflict, http.MethodPut, "/v1/kv/a", []byte("1"), h("r1", "0")), "key_forgotten")
+	featCode(t, s.batch(http.StatusConflict, `{"ops":[{"op":"incr","key":"n"}]}`, h("r2", "0")), "key_forgotten")
+	if ok, _, _ := s.get("a"); ok {
+		t.Fatal("a refused resend wrote a")
+	}
+	if ok, _, _ := s.get("n"); ok {
+		t.Fatal("a refused resend wrote n")
+	}
+	now := strconv.FormatUint(s.n.LocalView().Index(), 10)
+	first := s.must(http.StatusOK, http.MethodPut, "/v1/kv/a", []byte("1"), h("r3", now))
+	again := s.must(http.StatusOK, http.MethodPut, "/v1/kv/a", []byte("1"), h("r3", "0"))
+	if featVersion(t, again) != featVersion(t, first) || again.header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("a resend of a known key: %s, first %s", again, first)
+	}
+	featCode(t, s.must(http.StatusBadRequest, http.MethodPut, "/v1/kv/a", []byte("1"), h("r4", "x")), "bad_resend")
+	// Without a key it means nothing.
+	s.must(http.StatusOK, http.MethodPut, "/v1/kv/b", []byte("1"), map[string]string{"Raftcache-Resend": "0"})
 }

@@ -286,7 +286,12 @@ func (s *Server) write(w http.ResponseWriter, r *http.Request, args [][]byte, bo
 		writeError(w, err)
 		return
 	}
-	res, ok := s.exec(w, r, fsm.Unit{ReqID: reqID, Mode: fsm.UnitPlain, Cmds: [][][]byte{args}})
+	u := fsm.Unit{ReqID: reqID, Mode: fsm.UnitPlain, Cmds: [][][]byte{args}}
+	if err := resendOf(r, &u); err != nil {
+		writeError(w, err)
+		return
+	}
+	res, ok := s.exec(w, r, u)
 	if !ok {
 		return
 	}
@@ -325,7 +330,7 @@ func (s *Server) exec(w http.ResponseWriter, r *http.Request, u fsm.Unit) (*fsm.
 		return nil, false
 	}
 	res := &results[0]
-	if errors.Is(res.Err, fsm.ErrRequestMismatch) {
+	if errors.Is(res.Err, fsm.ErrRequestMismatch) || errors.Is(res.Err, fsm.ErrResendForgotten) {
 		writeError(w, res.Err)
 		return nil, false
 	}
@@ -399,6 +404,27 @@ func requestID(r *http.Request) ([]byte, error) {
 		return nil, badRequest("bad_idempotency_key", "Idempotency-Key must be 1 to "+strconv.Itoa(fsm.MaxReqID)+" bytes, without NUL")
 	}
 	return []byte(v), nil
+}
+
+// resendOf reads Raftcache-Resend: a retry of a keyed write whose
+// earlier attempt's answer was lost names the highest X-Raft-Index its
+// client had seen before the first attempt, which that attempt can only
+// have been applied above. If the key is unknown while keys applied above
+// it were forgotten, the first attempt may have been applied and its key
+// forgotten: the state machine refuses it (fsm.ErrResendForgotten, 504
+// unknown_outcome) instead of applying it again. Without a key it means
+// nothing.
+func resendOf(r *http.Request, u *fsm.Unit) error {
+	v := r.Header.Get("Raftcache-Resend")
+	if v == "" || u.ReqID == nil {
+		return nil
+	}
+	after, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return badRequest("bad_resend", "Raftcache-Resend must be a log index: "+strconv.Quote(v))
+	}
+	u.Resend, u.After = true, after
+	return nil
 }
 
 func etag(version uint64) string { return `"` + strconv.FormatUint(version, 10) + `"` }
