@@ -135,6 +135,8 @@ var diffFixedHashes = [][][]string{
 		{"HRANDFIELD", "k1", "-5"}, {"HRANDFIELD", "k1", "-5", "WITHVALUES"}, {"HRANDFIELD", "k1", "2"}, {"HRANDFIELD", "k1", "0"},
 		{"HRANDFIELD", "k1", "abc"}, {"HRANDFIELD", "k1", "1", "FOO"}, {"HRANDFIELD", "nope"}, {"HRANDFIELD", "nope", "3"},
 		{"HRANDFIELD", "k1", "-9223372036854775808"}, {"HRANDFIELD", "k1", "-9223372036854775807", "WITHVALUES"},
+		{"HRANDFIELD", "k1", "9223372036854775807", "WITHVALUES"}, {"HRANDFIELD", "nope", "9223372036854775807", "WITHVALUES"},
+		{"HRANDFIELD", "k1", "4611686018427387904", "WITHVALUES"}, {"HRANDFIELD", "k1", "4611686018427387903"},
 		{"HSCAN", "k1", "0"}, {"HSCAN", "k1", "0", "MATCH", "a*"}, {"HSCAN", "k1", "0", "COUNT", "1"}, {"HSCAN", "nope", "0"},
 		{"HSCAN", "k1", "x"}, {"HSCAN", "k1", "0", "COUNT", "0"}, {"HSCAN", "k1", "0", "MATCH"},
 	},

@@ -139,6 +139,19 @@ var diffFixedKeys2 = [][][]string{
 		{"GET", "k1"}, {"SETRANGE", "k2", "3", "z"}, {"GET", "k2"}, {"SETRANGE", "k3", "3", ""}, {"EXISTS", "k3"}, {"SETRANGE", "k1", "-1", "x"},
 		{"SETRANGE", "k1", "536870912", "x"}, {"SETRANGE", "k1", "0", ""}, {"HSET", "n1", "f", "v"}, {"APPEND", "n1", "x"},
 		{"GETRANGE", "n1", "0", "1"}, {"SETRANGE", "n1", "0", "x"}, {"STRLEN", "k2"},
+		// offset + length past int64 (once a panic that every replica met)
+		{"SETRANGE", "k1", "9223372036854775807", "x"}, {"SETRANGE", "k4", "9223372036854775800", "0123456789"}, {"EXISTS", "k4"},
+	},
+	{
+		// Expiries at millisecond resolution, EXPIRETIME rounding (Redis: (ms+500)/1000).
+		{"SET", "e1", "v", "PXAT", "4102444800999"}, {"EXPIRETIME", "e1"}, {"PEXPIRETIME", "e1"},
+		{"SET", "e2", "v", "PXAT", "4102444800499"}, {"EXPIRETIME", "e2"}, {"PEXPIRETIME", "e2"},
+		{"SET", "e3", "v", "PXAT", "4102444800500"}, {"EXPIRETIME", "e3"},
+		// LT against an expiry set the same way just before: never
+		// earlier (Redis: 0). Not GT: Redis 7.0's clock runs on inside
+		// MULTI, so across a millisecond GT answers 1 now and then.
+		{"MULTI"}, {"SET", "m", "v", "PX", "100000"}, {"PEXPIRE", "m", "100000", "LT"}, {"EXEC"},
+		{"MULTI"}, {"SET", "m2", "v", "EX", "100"}, {"EXPIRE", "m2", "100", "LT"}, {"EXEC"},
 	},
 	{
 		{"SET", "k1", "v"}, {"GETEX", "k1"}, {"GETEX", "k1", "EX", "100"}, {"TTL", "k1"}, {"GETEX", "k1", "PX", "200000"}, {"PTTL", "k1"},

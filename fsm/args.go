@@ -37,6 +37,17 @@ func ParseInt(b []byte) (int64, bool) {
 	return n, err == nil
 }
 
+// expiryNow is the time a relative expiry counts from: from level 6
+// (LevelRedisFixes) the entry's time cut to the millisecond, as Redis
+// keeps expiries in milliseconds (EXPIRE ... LT against an expiry set in
+// the same millisecond then compares equal, as in Redis).
+func (t *Tx) expiryNow() int64 {
+	if t.s.clusterLevel() >= LevelRedisFixes {
+		return t.now - t.now%int64(time.Millisecond)
+	}
+	return t.now
+}
+
 // expireIn parses an expiry argument in unit (relative to now, or
 // absolute) into absolute Unix ns, answering Redis's errors for name.
 // Redis refuses a time that is not positive; a time in the past (an

@@ -301,7 +301,7 @@ func cmdHRandField(t *Tx, a [][]byte) Reply {
 		return bulkReply([]byte(randomPick(h.t, r, key, probe).f))
 	}
 	withValues := len(a) == 4
-	if count < -math.MaxInt64/2 && withValues {
+	if withValues && (count < -math.MaxInt64/2 || count > math.MaxInt64/2 && t.s.clusterLevel() >= LevelRedisFixes) {
 		return cmdErr(ErrSyntax, "ERR value is out of range")
 	}
 	if !found || count == 0 {

@@ -75,6 +75,8 @@ func cmdTTL(unit time.Duration, absolute bool) func(*Tx, [][]byte) Reply {
 			return intReply(-2)
 		case it.expireAt == 0:
 			return intReply(-1)
+		case absolute && t.s.clusterLevel() >= LevelRedisFixes && unit == time.Second:
+			return intReply((it.expireAt/int64(time.Millisecond) + 500) / 1000) // Redis rounds
 		case absolute:
 			return intReply(it.expireAt / int64(unit))
 		}

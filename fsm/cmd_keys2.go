@@ -203,7 +203,7 @@ func cmdSetRange(t *Tx, a [][]byte) Reply {
 		}
 		return intReply(0)
 	}
-	if off+int64(len(val)) > maxStringSize {
+	if off > maxStringSize-int64(len(val)) { // not off+len: that wraps past int64
 		return cmdErr(ErrValueTooLarge, "ERR string exceeds maximum allowed size (proto-max-bulk-len)")
 	}
 	n := int(off) + len(val)
@@ -261,7 +261,7 @@ func cmdGetEx(t *Tx, a [][]byte) Reply {
 	if expArg != nil {
 		var rep Reply
 		var ok bool
-		if at, rep, ok = expireIn(expArg, unit, abs, t.now, "getex"); !ok {
+		if at, rep, ok = expireIn(expArg, unit, abs, t.expiryNow(), "getex"); !ok {
 			return rep
 		}
 	}

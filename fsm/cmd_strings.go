@@ -106,7 +106,7 @@ func parseSet(t *Tx, a [][]byte) (setArgs, Reply, bool) {
 		}
 	}
 	if expArg != nil {
-		at, rep, ok := expireIn(expArg, unit, absolute, t.now, "set")
+		at, rep, ok := expireIn(expArg, unit, absolute, t.expiryNow(), "set")
 		if !ok {
 			return o, rep, false
 		}
@@ -176,7 +176,7 @@ func cmdSetNX(t *Tx, a [][]byte) Reply {
 
 func cmdSetEX(unit time.Duration, name string) func(*Tx, [][]byte) Reply {
 	return func(t *Tx, a [][]byte) Reply {
-		at, rep, ok := expireIn(a[2], unit, false, t.now, name)
+		at, rep, ok := expireIn(a[2], unit, false, t.expiryNow(), name)
 		if !ok {
 			return rep
 		}

@@ -34,7 +34,10 @@ import (
 // sends the key with a digest of the unit (TagRequestID), and a key
 // reused on a different request is refused (ErrRequestMismatch) instead
 // of answered with the first request's result; snapshot format 6 is
-// format 5 under a number level-5 binaries refuse.
+// format 5 under a number level-5 binaries refuse. It also corrects what
+// replicas must agree on to match Redis (LevelRedisFixes): expiries set
+// by Redis commands are stored at millisecond resolution, EXPIRETIME
+// rounds, HRANDFIELD refuses a count out of range.
 const FeatureLevel uint32 = 6
 
 // LevelTypes is the level of typed values and snapshot format 3.
@@ -52,6 +55,11 @@ const LevelStoredBudget uint32 = 5
 // (TagRequestID) names one request: the same key with another tag is
 // refused (dedup.go, dedupTable.find).
 const LevelRequestDigest uint32 = 6
+
+// LevelRedisFixes is the level from which command results that replicas
+// must agree on (stored expiries, replies a script may act on) follow
+// Redis where earlier levels did not (see FeatureLevel).
+const LevelRedisFixes uint32 = 6
 
 // Names of a member's addresses. A new front registers its address under
 // a new name; no new entry type is needed.
