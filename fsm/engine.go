@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"fmt"
+	"runtime/debug"
 	"sort"
 	"strings"
 )
@@ -163,6 +164,25 @@ func (t *Tx) exec(args [][]byte) Reply {
 	if spec.Write() && !t.write && t.s.writes(args) {
 		return errReply(ErrReadOnly)
 	}
+	return t.run(spec, args)
+}
+
+// run calls spec's handler. One that panics (a bug) answers an error
+// instead of ending the process: inside Apply the same panic would stop
+// every replica at the same entry, and again at every restart, for good.
+// The answer is the same on every replica (the same binary on the same
+// state), so they stay alike; what the handler changed before it panicked
+// stays changed (an atomic unit's clone is dropped, as for any error).
+func (t *Tx) run(spec *Spec, args [][]byte) (rep Reply) {
+	defer func() {
+		if p := recover(); p != nil {
+			if t.f != nil {
+				t.f.logger.Error("a command panicked (a bug): it was answered with an error", "command", spec.Name,
+					"index", t.index, "panic", p, "stack", string(debug.Stack()))
+			}
+			rep = cmdErr(ErrCommandFailed, "ERR internal error in '"+spec.Name+"' (a bug; the node's log has the details)")
+		}
+	}()
 	return spec.run(t, args)
 }
 

@@ -71,6 +71,10 @@ var (
 	// ErrNewerLevel: an entry this binary can parse but whose feature
 	// level is beyond its own (see FeatureLevel).
 	ErrNewerLevel = errors.New("entry of a newer feature level")
+	// ErrCommandFailed (reply): a command's implementation panicked (a
+	// bug). What it changed before that stays changed, alike on every
+	// replica (Tx.run).
+	ErrCommandFailed = errors.New("internal error in a command")
 )
 
 // EntryOverhead approximates the memory one cached key costs beyond its key

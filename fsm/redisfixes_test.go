@@ -1,7 +1,10 @@
 package fsm
 
 import (
+	"errors"
 	"testing"
+
+	"github.com/hashicorp/raft"
 )
 
 // Level 6 (LevelRedisFixes) corrects, for every replica at the same
@@ -57,5 +60,57 @@ func TestSetRangeOffsetOverflow(t *testing.T) {
 		if !r[0].IsError() || !r[1].IsError() || r[2].Int != 0 {
 			t.Fatalf("level %d: %v", level, r)
 		}
+	}
+}
+
+func init() {
+	// A command whose implementation panics after a write: the stand-in
+	// for a bug like SETRANGE's overflow (TestCommandPanicIsAnError).
+	register(&Spec{Name: "test.panic", Arity: 2, Flags: FlagInternal | FlagWrite, FirstKey: 1, LastKey: 1, Step: 1,
+		run: func(t *Tx, a [][]byte) Reply {
+			t.put(string(a[1]), []byte("partial"), 0)
+			var s []byte
+			_ = s[len(a)] // out of range
+			return replyOK
+		}})
+}
+
+// A command that panics inside Apply is answered with an error, the same
+// on every replica, instead of stopping them all at that entry for good;
+// an atomic unit that met it is dropped whole, and the next entries apply.
+func TestCommandPanicIsAnError(t *testing.T) {
+	a, c := New(nil), New(nil)
+	var b logBuilder
+	logs := []*raft.Log{
+		b.cmd(Command{Op: OpClusterLevel, Now: t0, Level: LevelRedisFixes}),
+		b.cmd(Command{Op: OpExec, Now: t0, Units: []Unit{
+			{Cmds: [][][]byte{argv("SET x 1"), argv("test.panic p"), argv("SET y 2")}},
+			{Mode: UnitAtomic, Cmds: [][][]byte{argv("SET z 3"), argv("test.panic q")}},
+		}}),
+		b.cmd(Command{Op: OpExec, Now: t0, Units: []Unit{{Cmds: [][][]byte{argv("SET w 4")}}}}),
+	}
+	var out []*Result
+	for _, l := range logs {
+		out = append(out, applyOne(t, a, l))
+		applyOne(t, c, l)
+	}
+	plain, atomic := out[1].Results[0], out[1].Results[1]
+	if len(plain.Replies) != 3 || !plain.Replies[1].IsError() || !errors.Is(plain.Replies[1].Err, ErrCommandFailed) ||
+		plain.Replies[0].IsError() || plain.Replies[2].IsError() {
+		t.Fatalf("a plain unit with a panicking command: %v", plain.Replies)
+	}
+	if atomic.Err == nil || !errors.Is(atomic.Err, ErrCommandFailed) {
+		t.Fatalf("an atomic unit with a panicking command: %+v", atomic)
+	}
+	v := a.View(t0)
+	for k, want := range map[string]string{"x": "1", "y": "2", "z": "", "q": "", "w": "4", "p": "partial"} {
+		if got := string(v.Exec(argv("GET " + k)).Bulk); got != want {
+			t.Errorf("%s = %q, want %q", k, got, want)
+		}
+	}
+	da, _ := a.Digest()
+	dc, _ := c.Digest()
+	if da != dc {
+		t.Fatalf("replicas differ after a panicking command: %s, %s", da, dc)
 	}
 }

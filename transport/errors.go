@@ -46,6 +46,7 @@ var errorStatus = []struct {
 	{fsm.ErrNotInteger, http.StatusConflict, "not_integer"},
 	{fsm.ErrOverflow, http.StatusConflict, "overflow"},
 	{fsm.ErrWrongType, http.StatusConflict, "wrong_type"},
+	{fsm.ErrCommandFailed, http.StatusInternalServerError, "internal"},
 	{fsm.ErrNewerLevel, http.StatusConflict, "feature_level"},
 	{errResultLost, http.StatusConflict, "result_unavailable"},
 	{fsm.ErrResendForgotten, http.StatusConflict, "key_forgotten"}, // settled: sending it again cannot tell more
