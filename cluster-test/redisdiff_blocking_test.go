@@ -73,6 +73,15 @@ var diffFixedBlocking = [][][]string{
 		{"MULTI"}, {"BLPOP", "k1", "0"}, {"RPUSH", "k1", "a"}, {"BRPOP", "k1", "0"}, {"BZPOPMIN", "z9", "0"},
 		{"BLMOVE", "k1", "k2", "LEFT", "LEFT", "0"}, {"BRPOPLPUSH", "k1", "k2", "0"}, {"BLPOP", "k1", "-1"}, {"EXEC"},
 	},
+	// Timeouts under a millisecond round up (Redis 7.0.8 on): a nil after
+	// the wait, not a wait for ever; long double forms (hex, tiny
+	// exponents); a negative one that rounds to 0 never times out (not
+	// sent outside MULTI); out of range.
+	{
+		{"BLPOP", "e0", "0.0001"}, {"BZPOPMIN", "e0", "0.0005"}, {"BLMOVE", "e0", "e1", "LEFT", "LEFT", "0.0009"},
+		{"BRPOPLPUSH", "e0", "e1", "1e-400"}, {"BLPOP", "e0", "1e-5000"}, {"BLPOP", "e0", "1e5000"},
+		{"MULTI"}, {"BLPOP", "e0", "0x10"}, {"BLPOP", "e0", "-0.0005"}, {"BLPOP", "e0", "-0.5"}, {"BLPOP", "e0", "inf"}, {"EXEC"},
+	},
 	// Scripts may not call them (Redis 7.0: noscript).
 	{
 		{"RPUSH", "k1", "a"}, {"EVAL", "return redis.call('blpop', KEYS[1], '0')", "1", "k1"},

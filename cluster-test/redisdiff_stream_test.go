@@ -247,6 +247,12 @@ func (g *diffGen) cmdStream() []string {
 }
 
 var diffFixedStreams = [][][]string{
+	// A trimming option given twice, of either kind, is refused (level 6).
+	{
+		{"XADD", "d1", "MAXLEN", "5", "MAXLEN", "1", "1-1", "f", "v"}, {"XADD", "d1", "MINID", "1", "MINID", "2", "2-1", "f", "v"},
+		{"XADD", "d1", "3-1", "f", "v"}, {"XTRIM", "d1", "MAXLEN", "5", "MAXLEN", "0"}, {"XTRIM", "d1", "MINID", "0", "MINID", "9"},
+		{"XLEN", "d1"},
+	},
 	// Explicit IDs, `<ms>-*`, ordering errors, the 0-0 and last-ID edges.
 	{
 		{"XADD", "k1", "1-1", "f", "v"}, {"XADD", "k1", "1-1", "f", "v"}, {"XADD", "k1", "1-0", "f", "v"}, {"XADD", "k1", "1-*", "g", "w"},

@@ -301,6 +301,12 @@ func diffZScan(argv []string, w, g *reply) (string, bool) {
 }
 
 var diffFixedZSet = [][][]string{
+	// REV once (level 6).
+	{
+		{"ZADD", "r1", "1", "a", "2", "b", "3", "c"}, {"ZRANGE", "r1", "0", "-1", "REV", "REV"},
+		{"ZRANGE", "r1", "(1", "5", "BYSCORE", "REV", "REV"}, {"ZRANGE", "r1", "0", "-1", "REV"},
+		{"ZRANGESTORE", "r2", "r1", "0", "-1", "REV", "REV"}, {"EXISTS", "r2"},
+	},
 	// Scores: edge values, printing, parse errors, NaN.
 	{
 		{"ZADD", "k1", "1", "a", "2.5", "b", "-inf", "c", "+inf", "d", "0.1", "e", "1e17", "f", "-0", "g", "123456789012345678", "h"},

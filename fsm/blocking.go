@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"math"
+	"math/big"
 	"strconv"
 	"strings"
 	"sync"
@@ -34,6 +35,7 @@ const FlagBlocking Flags = 1 << 12
 const (
 	msgTimeoutNotFloat = "ERR timeout is not a float or out of range"
 	msgTimeoutNegative = "ERR timeout is negative"
+	msgTimeoutRange    = "ERR timeout is out of range"
 )
 
 func init() {
@@ -50,10 +52,54 @@ func init() {
 	)
 }
 
-// BlockTimeout parses a blocking command's timeout argument (seconds, a
-// float) as Redis 7.0 does: 0 (or less than a millisecond) is no timeout;
-// a value whose milliseconds overflow is "negative", as Redis says.
+// BlockTimeout parses a blocking command's timeout argument (seconds) as
+// Redis 7.0.8 and later do: read as a long double (strtold: hexadecimal
+// forms, inf), times 1000, rounded up to whole milliseconds, so any
+// positive timeout waits at least a millisecond; 0 (also a negative one
+// that rounds to 0) is no timeout. A timeout past int64 milliseconds, or
+// one strtold finds out of range, is refused.
 func BlockTimeout(arg []byte) (time.Duration, error) {
+	f, ok := parseLongDouble(arg)
+	if !ok || ldOutOfRange(f) {
+		return 0, &Error{Code: ErrSyntax, Msg: msgTimeoutNotFloat}
+	}
+	if f.IsInf() {
+		if f.Sign() < 0 {
+			return 0, &Error{Code: ErrSyntax, Msg: msgTimeoutNegative}
+		}
+		return 0, &Error{Code: ErrSyntax, Msg: msgTimeoutRange}
+	}
+	ms := new(big.Float).SetPrec(ldPrec).SetMode(big.ToNearestEven).Mul(f, big.NewFloat(1000))
+	n, acc := ms.Int(nil) // toward zero
+	if acc == big.Below {
+		n.Add(n, big.NewInt(1)) // ceil of a positive fraction
+	}
+	switch {
+	case n.Sign() < 0:
+		return 0, &Error{Code: ErrSyntax, Msg: msgTimeoutNegative}
+	case !n.IsInt64():
+		return 0, &Error{Code: ErrSyntax, Msg: msgTimeoutRange}
+	case n.Int64() >= math.MaxInt64/int64(time.Millisecond):
+		return math.MaxInt64, nil // centuries: as good as none
+	}
+	return time.Duration(n.Int64()) * time.Millisecond, nil
+}
+
+// ldOutOfRange says whether strtold would find f out of a long double's
+// range (ERANGE): past its largest finite value, or a nonzero value
+// below its smallest subnormal.
+func ldOutOfRange(f *big.Float) bool {
+	if f.IsInf() || f.Sign() == 0 {
+		return false
+	}
+	exp := f.MantExp(nil) // |f| = mant × 2^exp, 0.5 <= mant < 1
+	return exp > 16384 || exp < -16444
+}
+
+// blockTimeoutLevel5 is BlockTimeout as clusters below level 6 decide it
+// inside MULTI (LevelRedisFixes): milliseconds rounded down, so a timeout
+// under one is none, and Go's float syntax.
+func blockTimeoutLevel5(arg []byte) (time.Duration, error) {
 	s := string(arg)
 	if s == "" || strings.TrimSpace(s) != s {
 		return 0, &Error{Code: ErrSyntax, Msg: msgTimeoutNotFloat}
@@ -67,9 +113,21 @@ func BlockTimeout(arg []byte) (time.Duration, error) {
 		return 0, &Error{Code: ErrSyntax, Msg: msgTimeoutNegative}
 	}
 	if ms >= float64(math.MaxInt64/int64(time.Millisecond)) {
-		return math.MaxInt64, nil // centuries: as good as none
+		return math.MaxInt64, nil
 	}
 	return time.Duration(int64(ms)) * time.Millisecond, nil
+}
+
+// blockTimeout checks a timeout inside the engine (MULTI, where nothing
+// blocks) by the rule of the cluster's level: replicas must agree on
+// which timeouts are refused.
+func (t *Tx) blockTimeout(arg []byte) error {
+	if t.s.clusterLevel() >= LevelRedisFixes {
+		_, err := BlockTimeout(arg)
+		return err
+	}
+	_, err := blockTimeoutLevel5(arg)
+	return err
 }
 
 func isRangeErr(err error) bool {
@@ -120,7 +178,7 @@ func isDirection(b []byte) bool {
 // met before that answers WRONGTYPE, as in Redis.
 func blockingPop(pop string, k ValueType) func(t *Tx, args [][]byte) Reply {
 	return func(t *Tx, args [][]byte) Reply {
-		if _, err := BlockTimeout(args[len(args)-1]); err != nil {
+		if err := t.blockTimeout(args[len(args)-1]); err != nil {
 			return errReply(err)
 		}
 		for _, key := range args[1 : len(args)-1] {
@@ -162,7 +220,7 @@ func cmdBRPopLPush(t *Tx, args [][]byte) Reply {
 }
 
 func blockingMove(t *Tx, src, dst, from, to, timeout []byte) Reply {
-	if _, err := BlockTimeout(timeout); err != nil {
+	if err := t.blockTimeout(timeout); err != nil {
 		return errReply(err)
 	}
 	_, found, wrong := t.typed(src, TypeList)

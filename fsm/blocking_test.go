@@ -7,20 +7,33 @@ import (
 )
 
 func TestBlockTimeout(t *testing.T) {
-	for arg, want := range map[string]string{
+	check := func(parse func([]byte) (time.Duration, error), cases map[string]string) {
+		t.Helper()
+		for arg, want := range cases {
+			d, err := parse([]byte(arg))
+			got := d.String()
+			if err != nil {
+				got = ErrorText(err)
+			}
+			if got != want {
+				t.Errorf("timeout %q: %s, want %s", arg, got, want)
+			}
+		}
+	}
+	// As Redis 7.0.8 on: a long double, milliseconds rounded up.
+	check(BlockTimeout, map[string]string{
+		"0": "0s", "1.5": "1.5s", "+2": "2s", "9.2e12": "2562047h47m16.854775807s",
+		"0.0001": "1ms", "0.0009": "1ms", "0.0015": "2ms", "0.001": "1ms", "1e-400": "1ms", "0x10": "16s", "-0.0005": "0s",
+		"abc": msgTimeoutNotFloat, "nan": msgTimeoutNotFloat, " 1": msgTimeoutNotFloat, "": msgTimeoutNotFloat,
+		"1e-5000": msgTimeoutNotFloat, "1e5000": msgTimeoutNotFloat,
+		"-1": msgTimeoutNegative, "-inf": msgTimeoutNegative, "inf": msgTimeoutRange, "1e20": msgTimeoutRange,
+	})
+	// Below level 6, inside MULTI: as before (rounded down).
+	check(blockTimeoutLevel5, map[string]string{
 		"0": "0s", "1.5": "1.5s", "0.0001": "0s", "+2": "2s", "9.2e12": "2562047h47m16.854775807s",
 		"abc": msgTimeoutNotFloat, "nan": msgTimeoutNotFloat, " 1": msgTimeoutNotFloat, "": msgTimeoutNotFloat,
 		"-1": msgTimeoutNegative, "inf": msgTimeoutNegative, "1e20": msgTimeoutNegative,
-	} {
-		d, err := BlockTimeout([]byte(arg))
-		got := d.String()
-		if err != nil {
-			got = ErrorText(err)
-		}
-		if got != want {
-			t.Errorf("timeout %q: %s, want %s", arg, got, want)
-		}
-	}
+	})
 }
 
 // The engine's side of blocking commands, on the strings-backed test

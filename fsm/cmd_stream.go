@@ -56,7 +56,11 @@ type xaddArgs struct {
 // parseAddTrim reads the options of XADD (xadd) or XTRIM from a[2:] in
 // Redis's order (streamParseAddOrTrimArgsOrReply): for XADD, up to and
 // including the ID.
-func parseAddTrim(a [][]byte, xadd bool) (x xaddArgs, rep Reply, ok bool) {
+//
+// once (cluster level 6 on, LevelRedisFixes) refuses a second MAXLEN or
+// MINID as Redis does; below, a second one of the same kind replaced the
+// first.
+func parseAddTrim(a [][]byte, xadd, once bool) (x xaddArgs, rep Reply, ok bool) {
 	limitGiven := false
 	i := 2
 	for ; i < len(a); i++ {
@@ -68,7 +72,7 @@ func parseAddTrim(a [][]byte, xadd bool) (x xaddArgs, rep Reply, ok bool) {
 			goto done
 		case (eq(opt, "maxlen") || eq(opt, "minid")) && more > 0:
 			maxLen := eq(opt, "maxlen")
-			if x.trim == trimMinID && maxLen || x.trim == trimMaxLen && !maxLen {
+			if x.trim == trimMinID && maxLen || x.trim == trimMaxLen && !maxLen || once && x.trim != trimNone {
 				return x, cmdErr(ErrSyntax, "ERR syntax error, MAXLEN and MINID options at the same time are not compatible"), false
 			}
 			x.approx = false
@@ -144,7 +148,7 @@ func (x *xaddArgs) trimStream(s *streamObj) int64 {
 }
 
 func cmdXAdd(t *Tx, a [][]byte) Reply {
-	x, rep, ok := parseAddTrim(a, true)
+	x, rep, ok := parseAddTrim(a, true, t.s.clusterLevel() >= LevelRedisFixes)
 	if !ok {
 		return rep
 	}
@@ -297,7 +301,7 @@ func cmdXRange(rev bool) func(t *Tx, a [][]byte) Reply {
 }
 
 func cmdXTrim(t *Tx, a [][]byte) Reply {
-	x, rep, ok := parseAddTrim(a, false)
+	x, rep, ok := parseAddTrim(a, false, t.s.clusterLevel() >= LevelRedisFixes)
 	if !ok {
 		return rep
 	}

@@ -371,7 +371,7 @@ func zrangeCmd(kind zrangeType, rev, fixed bool) func(*Tx, [][]byte) Reply {
 					return replyNotInteger
 				}
 				j += 2
-			case !fixed && eq(o, "rev"):
+			case !fixed && eq(o, "rev") && !(reverse && t.s.clusterLevel() >= LevelRedisFixes): // once, as Redis (level 6 on)
 				reverse = true
 			case rt == zrAuto && eq(o, "bylex"):
 				rt = zrLex
