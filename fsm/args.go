@@ -41,8 +41,11 @@ func ParseInt(b []byte) (int64, bool) {
 // (LevelRedisFixes) the entry's time cut to the millisecond, as Redis
 // keeps expiries in milliseconds (EXPIRE ... LT against an expiry set in
 // the same millisecond then compares equal, as in Redis).
+//
+// A Tx without a state lowers a command for a cluster below level 3
+// (lower.go): the old rule.
 func (t *Tx) expiryNow() int64 {
-	if t.s.clusterLevel() >= LevelRedisFixes {
+	if t.s != nil && t.s.clusterLevel() >= LevelRedisFixes {
 		return t.now - t.now%int64(time.Millisecond)
 	}
 	return t.now
