@@ -20,7 +20,8 @@ WORKDIR /data
 EXPOSE 7070 7071 6379
 VOLUME ["/data"]
 ENTRYPOINT ["/raftcache"]
-# Alone (no arguments): a one-node cluster. --bootstrap says so: on a
-# non-loopback address a node given neither --bootstrap nor --join will
-# not form a cluster on an empty data directory (README, "CLI").
-CMD ["node", "--data-dir", "/data", "--http-addr", "0.0.0.0:7070", "--raft-addr", "0.0.0.0:7071", "--resp-addr", "0.0.0.0:6379", "--bootstrap"]
+# Alone, a member needs --bootstrap (a new one-node cluster) or --join on
+# an empty volume: on a non-loopback address it forms no cluster by
+# itself (README, "CLI"), so a wiped member cannot start a second one.
+# Give the formation flags as arguments or RAFTCACHE_* variables.
+CMD ["node", "--data-dir", "/data", "--http-addr", "0.0.0.0:7070", "--raft-addr", "0.0.0.0:7071", "--resp-addr", "0.0.0.0:6379"]

@@ -139,10 +139,13 @@ type Client struct {
 
 	near *nearCache // nil without Config.NearCache
 
-	// seen is the highest X-Raft-Index any answer carried: an index
-	// committed before a call that starts now, so its entry can only be
-	// applied above it (the Raftcache-Resend header).
-	seen atomic.Uint64
+	// seen is the highest X-Raft-Index any answer carried, and seenAt
+	// when an answer last carried it: an index committed before a call
+	// that starts now, so its entry can only be applied above it (the
+	// Raftcache-Resend header).
+	seenMu sync.Mutex
+	seen   uint64
+	seenAt time.Time
 
 	bg     context.Context // canceled by Close
 	stopBg context.CancelFunc
@@ -406,7 +409,7 @@ func (c *Client) do(ctx context.Context, cl *call) (*response, error) {
 		ambiguous bool
 		avoid     *member
 		tlsFails  int
-		after     = c.seen.Load() // the first attempt applies above it
+		after     = c.resendAfter() // the first attempt applies above it; 0: none to name
 	)
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
@@ -661,12 +664,30 @@ func (c *Client) attempt(ctx context.Context, cl *call, m *member) (*response, *
 
 // noteIndex raises seen to idx.
 func (c *Client) noteIndex(idx uint64) {
-	for {
-		cur := c.seen.Load()
-		if idx <= cur || c.seen.CompareAndSwap(cur, idx) {
-			return
-		}
+	c.seenMu.Lock()
+	if idx >= c.seen {
+		c.seen, c.seenAt = idx, time.Now()
 	}
+	c.seenMu.Unlock()
+}
+
+// resendFresh bounds the age of the index a retry names: the server
+// forgets keys 5 minutes after they were applied, and a keyed call is
+// retried for up to KeyedRetryLimit (4), so an index seen longer ago than
+// the difference would have its successors' keys aged out by the time of
+// the retry, and a retry that should be applied would be refused. 30 s
+// leaves the rest for a follower's lag behind the leader.
+const resendFresh = 30 * time.Second
+
+// resendAfter is the index a call starting now names when it retries
+// after a lost answer (Raftcache-Resend), or 0 when none is fresh enough.
+func (c *Client) resendAfter() uint64 {
+	c.seenMu.Lock()
+	defer c.seenMu.Unlock()
+	if c.seen == 0 || time.Since(c.seenAt) > resendFresh {
+		return 0
+	}
+	return c.seen
 }
 
 // redirectTarget checks a redirect and returns the member it names. Only

@@ -65,8 +65,8 @@
 // (4 minutes) after its first attempt. Under a sustained rate of more than
 // about 650 keyed writes per second across all clients, keys are forgotten
 // sooner than 5 minutes. A retry after a lost answer tells the server the
-// highest Raft index the Client had seen before the call
-// (Raftcache-Resend), so one arriving after its key was forgotten is
+// highest Raft index the Client had seen before the call, if it saw it
+// within 30 s (Raftcache-Resend), so one arriving after its key was forgotten is
 // answered ErrUnknownOutcome, not applied again (cluster feature level 5
 // on; docs/api.md, "Idempotency keys").
 //

@@ -411,9 +411,11 @@ func requestID(r *http.Request) ([]byte, error) {
 // client had seen before the first attempt, which that attempt can only
 // have been applied above. If the key is unknown while keys applied above
 // it were forgotten, the first attempt may have been applied and its key
-// forgotten: the state machine refuses it (fsm.ErrResendForgotten, 504
-// unknown_outcome) instead of applying it again. Without a key it means
-// nothing.
+// forgotten: the state machine refuses it (fsm.ErrResendForgotten, 409
+// key_forgotten) instead of applying it again. Without a key it means
+// nothing. A client should name an index it saw recently: keys also
+// leave after 5 minutes, so an old index makes a retry that should be
+// applied look forgotten (the Go client names none older than 30 s).
 func resendOf(r *http.Request, u *fsm.Unit) error {
 	v := r.Header.Get("Raftcache-Resend")
 	if v == "" || u.ReqID == nil {
