@@ -238,8 +238,8 @@ func runNode(c *cli.Context) error {
 		if respLn != nil {
 			respLn.Close()
 		}
-		if errors.Is(err, node.ErrNoState) {
-			return usageError{err} // a missing flag: exit status 2
+		if errors.Is(err, node.ErrNoState) { // a missing flag: exit status 2
+			return usagef("%v: given neither --bootstrap, --join nor --bootstrap-expect, a node on a non-loopback Raft address does not form a cluster by itself (a member restarted so on a wiped disk would form one beside the real cluster); pass --join URL to join a cluster, or --bootstrap to start a new one", err)
 		}
 		return err
 	}

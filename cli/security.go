@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -81,11 +80,9 @@ func loadSecurity(c *cli.Context, logger hclog.Logger) (*security, error) {
 	case pc != "" || pk != "" || pca != "":
 		return nil, usagef("--peer-cert, --peer-key and --peer-ca go together")
 	default:
-		if host, _, err := net.SplitHostPort(c.String("raft-addr")); err == nil {
-			if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-				logger.Warn("the Raft port is plaintext and unauthenticated on a non-loopback address: anyone who reaches it can join, vote and append; keep it on a private interface or set --peer-cert/--peer-key/--peer-ca",
-					"raft_addr", c.String("raft-addr"))
-			}
+		if !loopbackAddr(c.String("raft-addr")) {
+			logger.Warn("the Raft port is plaintext and unauthenticated on a non-loopback address: anyone who reaches it can join, vote and append; keep it on a private interface or set --peer-cert/--peer-key/--peer-ca",
+				"raft_addr", c.String("raft-addr"))
 		}
 	}
 	if tf := c.String("token-file"); tf != "" {

@@ -420,8 +420,8 @@ func (c *Client) do(ctx context.Context, cl *call) (*response, error) {
 		if ambiguous && cl.keyed && after > 0 { // 0: nothing seen, nothing to name
 			// An earlier attempt may have been applied: if the server no
 			// longer knows the key while keys applied above after were
-			// forgotten, it answers unknown_outcome rather than apply the
-			// write a second time (docs/api.md, "Idempotency keys").
+			// forgotten, it answers 409 key_forgotten rather than apply
+			// the write a second time (docs/api.md, "Idempotency keys").
 			cl.header.Set("Raftcache-Resend", strconv.FormatUint(after, 10))
 		}
 		m := c.pick(cl.route, avoid)

@@ -71,7 +71,7 @@ var (
 	// member's binary is older than the cluster's level. Nothing was done.
 	ErrFeatureLevel = errors.New("feature level too low")
 	// ErrNoState: Open refused an empty data directory (Config.NeedState).
-	ErrNoState = errors.New("this data directory holds no Raft state, and the node was given neither --bootstrap, --join nor --bootstrap-expect: on a non-loopback address it does not form a cluster by itself (a member restarted so on a wiped disk would form one beside the real cluster); pass --join URL to join a cluster, or --bootstrap to start a new one")
+	ErrNoState = errors.New("this data directory holds no Raft state, and the node may neither form a cluster nor wait to be added")
 	// ErrPoisoned: this node met a log entry it cannot apply (written by
 	// a newer binary) and stopped; it serves nothing until it runs a
 	// binary that knows the entry. Nothing was done.

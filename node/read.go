@@ -77,7 +77,7 @@ func (n *Node) prepareRead(ctx context.Context, opt ReadOptions, res *ReadResult
 		if opt.MaxStale > 0 && res.LastContact > opt.MaxStale {
 			return ErrTooStale
 		}
-	} else if opt.MaxStale > 0 && time.Since(time.Unix(0, n.reads.confirmed.Load())) > opt.MaxStale {
+	} else if opt.MaxStale > 0 && time.Since(n.lastConfirmed()) > opt.MaxStale {
 		// A leader knows it still leads only as of its last confirmed
 		// round: one paused (SIGSTOP, a GC, a frozen VM) and resumed
 		// still believes it leads while another has taken over. Past the

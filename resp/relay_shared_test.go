@@ -418,14 +418,7 @@ func TestSharedRelayTokenPerPoolKey(t *testing.T) {
 // connection is closed. The leader watch (follow) fails such callers at
 // once instead (TestSharedRelayLeaderWatch).
 func TestSharedRelayLeaderChange(t *testing.T) {
-	release := make(chan struct{})
-	old := startFakeLeader(t, func(fc *fakeConn, args [][]byte) []byte {
-		if string(args[0]) == "SLOW" {
-			<-release
-			return []byte("+slow\r\n")
-		}
-		return echo(fc, args)
-	})
+	old, release := slowLeader(t)
 	next := startFakeLeader(t, echo)
 	f := testForwarder(t, 2, 20*time.Second, 1<<20)
 	if _, err := relayOnce(f, old.addr(), "", frame("ECHO", "warm")); err != nil {
@@ -440,7 +433,7 @@ func TestSharedRelayLeaderChange(t *testing.T) {
 			t.Fatal("a connection to the old leader closed while a caller waited on it")
 		}
 	}
-	close(release)
+	release()
 	if got := <-slow; len(got) != 1 || got[0] != "+slow\r\n" {
 		t.Fatalf("the caller waiting on the old leader: %q", got)
 	}
@@ -460,15 +453,8 @@ func TestSharedRelayLeaderChange(t *testing.T) {
 // or answers UNKNOWN if they may have run and cannot be), rather than
 // waiting on a leader that may have died without closing its connections.
 func TestSharedRelayLeaderWatch(t *testing.T) {
-	release := make(chan struct{})
-	old := startFakeLeader(t, func(fc *fakeConn, args [][]byte) []byte {
-		if string(args[0]) == "SLOW" {
-			<-release
-			return []byte("+slow\r\n")
-		}
-		return echo(fc, args)
-	})
-	t.Cleanup(func() { close(release) })
+	old, release := slowLeader(t)
+	t.Cleanup(release)
 	next := startFakeLeader(t, echo)
 	f := testForwarder(t, 2, 20*time.Second, 1<<20)
 	slow := slowCall(t, f, old.addr())
@@ -476,6 +462,20 @@ func TestSharedRelayLeaderWatch(t *testing.T) {
 	if got := <-slow; len(got) != 1 || got[0] != errRetired.Error() {
 		t.Fatalf("the caller waiting on the old leader: %q, want %q", got, errRetired)
 	}
+}
+
+// slowLeader is a fake leader that echoes, but answers SLOW (slowCall)
+// only once release is called.
+func slowLeader(t *testing.T) (l *fakeLeader, release func()) {
+	ch := make(chan struct{})
+	l = startFakeLeader(t, func(fc *fakeConn, args [][]byte) []byte {
+		if string(args[0]) == "SLOW" {
+			<-ch
+			return []byte("+slow\r\n")
+		}
+		return echo(fc, args)
+	})
+	return l, sync.OnceFunc(func() { close(ch) })
 }
 
 func waitUntil(t *testing.T, what string, cond func() bool) {

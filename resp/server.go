@@ -924,7 +924,7 @@ func (s *Server) relayItems(cl *client, items []*item, depth int) {
 			} else {
 				cl.appendRelayed(reply)
 			}
-			it.loaded = len(reply) > 0 && reply[0] == '$' && it.name == "script" && len(it.args) == 3 &&
+			it.loaded = it.name == "script" && len(reply) > 0 && reply[0] == '$' && len(it.args) == 3 &&
 				strings.EqualFold(string(it.args[1]), "load")
 			cl.trackKeys(it, base)
 			for _, q := range it.txn {
